@@ -1,0 +1,621 @@
+"""Grouping and combining tables with a memory budget: the two sides of a shuffle.
+
+Writer side (:class:`GroupTable`), one per grouping per task. It keeps a dict in memory:
+
+========  =====================  =====================================================
+mode      group key              value
+========  =====================  =====================================================
+gbk       key, or (key, window)  list of values
+combine   key, or (key, window)  accumulator (lifted CombineFn, or a fast-path number)
+merging   key                    list of (window, timestamp_us, value) (merging windows)
+========  =====================  =====================================================
+
+When the estimated size passes the budget, the table is *spilled*: items are split by a stable
+hash of the key into partitions (one per reading task) and, inside each partition, into
+``SUB_BUCKETS`` sub-buckets; each partition goes to one file whose index says where each
+sub-bucket's block is. ``close()`` returns one list of runs per partition: the in-memory table
+itself (:class:`MemoryRun`, single-process only) and/or :class:`FileRun` descriptors.
+
+Reader side (:func:`read_partition`): merges the runs of one partition. When everything fits the
+budget it merges in one dict; otherwise it merges sub-bucket by sub-bucket, splitting a
+sub-bucket again (with another hash salt) while it is still over budget. So a grouping over data
+several times the budget finishes with bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from headrace.exec.keys import stable_hash
+
+__all__ = ["FileRun", "GroupTable", "MemoryRun", "Merger", "read_partition"]
+
+SUB_BUCKETS = 16
+_MISSING = object()
+_PROTO = pickle.HIGHEST_PROTOCOL
+
+
+@dataclass
+class MemoryRun:
+    """A writer's table handed over in memory (only within one process)."""
+
+    table: dict[Any, Any]
+    ts: dict[Any, int] | None
+    nbytes: int
+
+
+@dataclass
+class FileRun:
+    """One partition of a spill: block offsets per sub-bucket in one file."""
+
+    path: str
+    index: dict[int, tuple[int, int]] = field(default_factory=dict)
+    salt: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(length for _, length in self.index.values())
+
+
+Run = MemoryRun | FileRun
+
+
+def _deep_size(obj: Any) -> int:
+    size = sys.getsizeof(obj)
+    if isinstance(obj, (tuple, list)):
+        size += sum(sys.getsizeof(o) for o in obj[:16]) * max(1, len(obj)) // max(1, min(16, len(obj)))
+    elif isinstance(obj, dict):
+        size += sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in list(obj.items())[:16])
+    return size
+
+
+class Merger:
+    """How values of one mode combine: adding inputs, merging runs, and the output value."""
+
+    def __init__(self, mode: str, combine: tuple[Any, tuple[Any, ...], dict[str, Any]] | None):
+        self.mode = mode
+        self.fn = None
+        self.fast = None
+        if combine is not None:
+            fn, self.args, self.kwargs = combine
+            self.fn = fn
+            self.fast = getattr(fn, "fast_path", None)
+
+    def setup(self) -> None:
+        if self.fn is not None:
+            self.fn.setup(*self.args, **self.kwargs)
+
+    def teardown(self) -> None:
+        if self.fn is not None:
+            self.fn.teardown(*self.args, **self.kwargs)
+
+    def merge_into(self, target: dict[Any, Any], items: Iterable[tuple[Any, Any]]) -> None:
+        """Merge run items (group key, value) into ``target``."""
+        if self.mode != "combine":
+            get = target.get
+            for k, vs in items:
+                cur = get(k)
+                if cur is None:
+                    target[k] = vs
+                else:
+                    cur.extend(vs)
+            return
+        fast = self.fast
+        get = target.get
+        if fast in ("sum", "count"):
+            for k, a in items:
+                target[k] = get(k, 0) + a
+        elif fast == "min":
+            for k, a in items:
+                cur = get(k, _MISSING)
+                if cur is _MISSING or a < cur:
+                    target[k] = a
+        elif fast == "max":
+            for k, a in items:
+                cur = get(k, _MISSING)
+                if cur is _MISSING or a > cur:
+                    target[k] = a
+        else:
+            fn, args, kwargs = self.fn, self.args, self.kwargs
+            assert fn is not None
+            for k, a in items:
+                cur = get(k, _MISSING)
+                target[k] = a if cur is _MISSING else fn.merge_accumulators([cur, a], *args, **kwargs)
+
+    def compact(self, table: dict[Any, Any]) -> None:
+        if self.mode == "combine" and self.fast is None and self.fn is not None:
+            fn, args, kwargs = self.fn, self.args, self.kwargs
+            if type(fn).compact is not _base_compact(fn):
+                for k, a in table.items():
+                    table[k] = fn.compact(a, *args, **kwargs)
+
+    def output(self, acc: Any) -> Any:
+        if self.fast is not None or self.fn is None:
+            return acc
+        return self.fn.extract_output(acc, *self.args, **self.kwargs)
+
+
+def _base_compact(fn: Any) -> Any:
+    for cls in type(fn).__mro__:
+        if cls.__name__ == "CombineFn":
+            return cls.__dict__.get("compact")
+    return None
+
+
+class GroupTable:
+    """The writer side of one grouping in one task. See the module docstring."""
+
+    def __init__(
+        self,
+        label: str,
+        mode: str,
+        merger: Merger,
+        num_partitions: int,
+        spill_dir: str,
+        budget_bytes: int,
+        windowed: bool,
+        track_ts: str | None = None,
+        in_memory_handoff: bool = True,
+    ) -> None:
+        self.label = label
+        self.mode = mode
+        self.merger = merger
+        self.num_partitions = num_partitions
+        self.spill_dir = spill_dir
+        self.budget = budget_bytes
+        self.windowed = windowed
+        self.track_ts = track_ts  # None, "min" or "max": OUTPUT_AT_EARLIEST / OUTPUT_AT_LATEST
+        self.in_memory_handoff = in_memory_handoff and num_partitions == 1
+        self.table: dict[Any, Any] = defaultdict(list) if mode != "combine" else {}
+        self.ts: dict[Any, int] | None = {} if track_ts else None
+        self.values = 0
+        self.per_value = 0
+        self.per_key = 0
+        self.runs: list[list[Run]] = [[] for _ in range(num_partitions)]
+        self.spills = 0
+        self.add: Callable[[list[Any]], None] = self._choose_add()
+
+    # -- adding ---------------------------------------------------------------------------------
+
+    def _choose_add(self) -> Callable[[list[Any]], None]:
+        if self.mode == "merging":
+            return self._add_merging
+        if self.windowed:
+            return self._add_windowed
+        if self.mode == "gbk":
+            return self._add_gbk
+        fast = self.merger.fast
+        if fast == "sum":
+            return self._add_sum
+        if fast == "count":
+            return self._add_count
+        if fast in ("min", "max"):
+            return self._add_minmax
+        return self._add_combine
+
+    def _sample(self, chunk: list[Any]) -> None:
+        sample = chunk[:32]
+        if self.windowed:
+            sample = [wv.value for wv in sample]
+        try:
+            keys = sum(sys.getsizeof(kv[0]) for kv in sample)
+            vals = sum(_deep_size(kv[1]) for kv in sample)
+        except (TypeError, IndexError):
+            return  # the add loop reports non-pairs with a clear message
+        n = max(1, len(sample))
+        self.per_value = vals // n + 8
+        self.per_key = keys // n + 120
+
+    def _after_add(self, n: int) -> None:
+        self.values += n
+        if not self.per_key:
+            return
+        if self.mode == "combine":
+            estimate = len(self.table) * (self.per_key + self.per_value)
+        else:
+            estimate = self.values * self.per_value + len(self.table) * self.per_key
+        if estimate > self.budget:
+            self.spill()
+
+    def _add_gbk(self, chunk: list[Any]) -> None:
+        if not self.per_key:
+            self._sample(chunk)
+        table = self.table
+        try:
+            for k, v in chunk:
+                table[k].append(v)
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair(chunk, e) from e
+        self._after_add(len(chunk))
+
+    def _add_sum(self, chunk: list[Any]) -> None:
+        if not self.per_key:
+            self._sample(chunk)
+        table = self.table
+        get = table.get
+        try:
+            for k, v in chunk:
+                table[k] = get(k, 0) + v
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair(chunk, e) from e
+        self._after_add(len(chunk))
+
+    def _add_count(self, chunk: list[Any]) -> None:
+        if not self.per_key:
+            self._sample(chunk)
+        table = self.table
+        get = table.get
+        try:
+            for k, _ in chunk:
+                table[k] = get(k, 0) + 1
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair(chunk, e) from e
+        self._after_add(len(chunk))
+
+    def _add_minmax(self, chunk: list[Any]) -> None:
+        if not self.per_key:
+            self._sample(chunk)
+        table = self.table
+        get = table.get
+        is_min = self.merger.fast == "min"
+        try:
+            for k, v in chunk:
+                cur = get(k, _MISSING)
+                if cur is _MISSING or (v < cur if is_min else v > cur):
+                    table[k] = v
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair(chunk, e) from e
+        self._after_add(len(chunk))
+
+    def _add_combine(self, chunk: list[Any]) -> None:
+        if not self.per_key:
+            self._sample(chunk)
+            self._sample_acc()
+        m = self.merger
+        fn, args, kwargs = m.fn, m.args, m.kwargs
+        assert fn is not None
+        table = self.table
+        get = table.get
+        try:
+            if _overrides(fn, "add_inputs"):
+                groups: dict[Any, list[Any]] = defaultdict(list)
+                for k, v in chunk:
+                    groups[k].append(v)
+                for k, vs in groups.items():
+                    acc = get(k, _MISSING)
+                    if acc is _MISSING:
+                        acc = fn.create_accumulator(*args, **kwargs)
+                    table[k] = fn.add_inputs(acc, vs, *args, **kwargs)
+            else:
+                add, create = fn.add_input, fn.create_accumulator
+                for k, v in chunk:
+                    acc = get(k, _MISSING)
+                    if acc is _MISSING:
+                        acc = create(*args, **kwargs)
+                    table[k] = add(acc, v, *args, **kwargs)
+        except (TypeError, ValueError) as e:
+            if _is_pair_problem(chunk):
+                raise self._bad_pair(chunk, e) from e
+            raise
+        self._after_add(len(chunk))
+
+    def _sample_acc(self) -> None:
+        if self.table:
+            acc = next(iter(self.table.values()))
+            self.per_value = max(self.per_value, _deep_size(acc) + 8)
+
+    def _add_windowed(self, chunk: list[Any]) -> None:
+        """Non-merging windows: the group key is (key, window)."""
+        if not self.per_key:
+            self._sample(chunk)
+        pairs = []
+        append = pairs.append
+        ts_table, track = self.ts, self.track_ts
+        try:
+            for wv in chunk:
+                k, v = wv.value
+                for w in wv.windows:
+                    gk = (k, w)
+                    append((gk, v))
+                    if ts_table is not None:
+                        t = wv.timestamp_us
+                        cur = ts_table.get(gk)
+                        if cur is None or (t < cur if track == "min" else t > cur):
+                            ts_table[gk] = t
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair([wv.value for wv in chunk], e) from e
+        n = self.values
+        if self.mode == "gbk":
+            table = self.table
+            for gk, v in pairs:
+                table[gk].append(v)
+        else:
+            saved, self.windowed = self.windowed, False
+            try:
+                self._choose_add_plain()(pairs)
+            finally:
+                self.windowed = saved
+            self.values = n
+        self._after_add(len(pairs))
+
+    def _choose_add_plain(self) -> Callable[[list[Any]], None]:
+        fast = self.merger.fast
+        if fast == "sum":
+            return self._add_sum_raw
+        if fast == "count":
+            return self._add_count_raw
+        if fast in ("min", "max"):
+            return self._add_minmax_raw
+        return self._add_combine_raw
+
+    def _add_sum_raw(self, pairs: list[Any]) -> None:
+        table = self.table
+        get = table.get
+        for k, v in pairs:
+            table[k] = get(k, 0) + v
+
+    def _add_count_raw(self, pairs: list[Any]) -> None:
+        table = self.table
+        get = table.get
+        for k, _ in pairs:
+            table[k] = get(k, 0) + 1
+
+    def _add_minmax_raw(self, pairs: list[Any]) -> None:
+        saved = self.per_key
+        self.per_key = 1
+        try:
+            self._add_minmax(pairs)
+        finally:
+            self.per_key = saved
+
+    def _add_combine_raw(self, pairs: list[Any]) -> None:
+        saved = self.per_key
+        self.per_key = 1
+        try:
+            self._add_combine(pairs)
+        finally:
+            self.per_key = saved
+
+    def _add_merging(self, chunk: list[Any]) -> None:
+        if not self.per_key:
+            self._sample(chunk)
+        table = self.table
+        try:
+            for wv in chunk:
+                k, v = wv.value
+                lst = table[k]
+                t = wv.timestamp_us
+                for w in wv.windows:
+                    lst.append((w, t, v))
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair([wv.value for wv in chunk], e) from e
+        self._after_add(len(chunk))
+
+    def _bad_pair(self, chunk: list[Any], cause: Exception) -> Exception:
+        for element in chunk:
+            if not (isinstance(element, (tuple, list)) and len(element) == 2):
+                return ValueError(
+                    f"{self.label!r} needs (key, value) pairs, got {_short(element)}; "
+                    "key the elements first, e.g. beam.Map(lambda x: (key_of(x), x))"
+                )
+            try:
+                hash(element[0])
+            except TypeError:
+                return TypeError(
+                    f"{self.label!r} got the unhashable key {_short(element[0])} of type "
+                    f"{type(element[0]).__name__}; keys must be hashable (use a tuple, not a list)"
+                )
+        return cause
+
+    # -- spilling and closing --------------------------------------------------------------------
+
+    def _group_key_hash(self, gk: Any, salt: int = 0) -> int:
+        key = gk[0] if self.windowed and self.mode != "merging" else gk
+        return stable_hash(key, salt)
+
+    def spill(self) -> None:
+        """Write the table to one file per partition and start a new, empty table."""
+        if not self.table:
+            return
+        self.merger.compact(self.table)
+        for p, run in enumerate(self._write_runs(self.table, self.ts)):
+            if run is not None:
+                self.runs[p].append(run)
+        self.spills += 1
+        self.table = defaultdict(list) if self.mode != "combine" else {}
+        if self.ts is not None:
+            self.ts = {}
+        self.values = 0
+
+    def _write_runs(self, table: dict[Any, Any], ts: dict[Any, int] | None) -> list[FileRun | None]:
+        nparts = self.num_partitions
+        buckets: list[list[list[Any]]] = [[[] for _ in range(SUB_BUCKETS)] for _ in range(nparts)]
+        for gk, v in table.items():
+            h = self._group_key_hash(gk)
+            item = (gk, v, ts.get(gk)) if ts is not None else (gk, v)
+            buckets[h % nparts][(h // nparts) % SUB_BUCKETS].append(item)
+        runs: list[FileRun | None] = []
+        for p in range(nparts):
+            if not any(buckets[p]):
+                runs.append(None)
+                continue
+            runs.append(write_file_run(self.spill_dir, buckets[p], salt=0))
+        return runs
+
+    def close(self) -> list[list[Run]]:
+        """Finish writing; one list of runs per partition."""
+        if self.table:
+            if self.in_memory_handoff:
+                self.runs[0].append(MemoryRun(dict(self.table), self.ts, self._estimate()))
+            else:
+                self.merger.compact(self.table)
+                for p, run in enumerate(self._write_runs(self.table, self.ts)):
+                    if run is not None:
+                        self.runs[p].append(run)
+            self.table = {}
+        return self.runs
+
+    def _estimate(self) -> int:
+        if self.mode == "combine":
+            return len(self.table) * (self.per_key + self.per_value)
+        return self.values * self.per_value + len(self.table) * self.per_key
+
+
+def _overrides(fn: Any, name: str) -> bool:
+    impl = getattr(type(fn), name, None)
+    for cls in type(fn).__mro__:
+        if cls.__name__ == "CombineFn" and name in cls.__dict__:
+            return impl is not cls.__dict__[name]
+    return False
+
+
+def _is_pair_problem(chunk: list[Any]) -> bool:
+    return any(not (isinstance(e, (tuple, list)) and len(e) == 2) for e in chunk)
+
+
+def _short(value: Any) -> str:
+    from headrace.exec.errors import truncated_repr
+
+    return truncated_repr(value)
+
+
+def write_file_run(spill_dir: str, sub_buckets: list[list[Any]], salt: int) -> FileRun:
+    path = os.path.join(spill_dir, f"run-{uuid.uuid4().hex}.bin")
+    index: dict[int, tuple[int, int]] = {}
+    with open(path, "wb") as f:
+        for s, items in enumerate(sub_buckets):
+            if not items:
+                continue
+            data = pickle.dumps(items, protocol=_PROTO)
+            index[s] = (f.tell(), len(data))
+            f.write(data)
+    return FileRun(path, index, salt)
+
+
+def _load_block(run: FileRun, s: int) -> list[Any]:
+    span = run.index.get(s)
+    if span is None:
+        return []
+    with open(run.path, "rb") as f:
+        f.seek(span[0])
+        return pickle.loads(f.read(span[1]))  # type: ignore[no-any-return]
+
+
+def read_partition(
+    runs: list[Run],
+    merger: Merger,
+    windowed: bool,
+    track_ts: str | None,
+    budget_bytes: int,
+    spill_dir: str,
+    mode: str,
+) -> Iterator[tuple[dict[Any, Any], dict[Any, int] | None]]:
+    """Yield merged (table, timestamps) pieces that together hold every group of the partition."""
+    if not runs:
+        return
+    if len(runs) == 1 and isinstance(runs[0], MemoryRun):
+        yield runs[0].table, runs[0].ts
+        return
+    total = sum(r.nbytes for r in runs)
+    if total <= budget_bytes:
+        yield _merge_all(runs, merger, track_ts, list(range(SUB_BUCKETS)), None, windowed, mode)
+        return
+    # Over budget: spill any in-memory run so that every run can be read sub-bucket by sub-bucket.
+    file_runs = [r for r in runs if isinstance(r, FileRun)]
+    for r in runs:
+        if isinstance(r, MemoryRun):
+            file_runs.append(_memory_to_file(r, spill_dir, windowed, mode))
+            r.table = {}
+    yield from _read_bucketed(file_runs, merger, windowed, track_ts, budget_bytes, spill_dir, mode, 0)
+
+
+def _gk_hash(gk: Any, windowed: bool, mode: str, salt: int) -> int:
+    key = gk[0] if windowed and mode != "merging" else gk
+    return stable_hash(key, salt)
+
+
+def _memory_to_file(run: MemoryRun, spill_dir: str, windowed: bool, mode: str) -> FileRun:
+    buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
+    ts = run.ts
+    for gk, v in run.table.items():
+        h = _gk_hash(gk, windowed, mode, 0)
+        # partition count is 1 whenever a MemoryRun exists, so the sub-bucket is h % SUB_BUCKETS
+        buckets[h % SUB_BUCKETS].append((gk, v, ts.get(gk)) if ts is not None else (gk, v))
+    return write_file_run(spill_dir, buckets, salt=0)
+
+
+def _read_bucketed(
+    runs: list[FileRun],
+    merger: Merger,
+    windowed: bool,
+    track_ts: str | None,
+    budget: int,
+    spill_dir: str,
+    mode: str,
+    depth: int,
+) -> Iterator[tuple[dict[Any, Any], dict[Any, int] | None]]:
+    for s in range(SUB_BUCKETS):
+        size = sum(r.index.get(s, (0, 0))[1] for r in runs)
+        if not size:
+            continue
+        if size <= budget or depth >= 4:
+            yield _merge_all(runs, merger, track_ts, [s], None, windowed, mode)
+            continue
+        # Still too big: split this sub-bucket again with another salt, one block at a time.
+        salt = depth + 1
+        sub_runs = []
+        for r in runs:
+            items = _load_block(r, s)
+            if not items:
+                continue
+            buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
+            for item in items:
+                buckets[_gk_hash(item[0], windowed, mode, salt) % SUB_BUCKETS].append(item)
+            del items
+            sub_runs.append(write_file_run(spill_dir, buckets, salt))
+        yield from _read_bucketed(sub_runs, merger, windowed, track_ts, budget, spill_dir, mode, depth + 1)
+        for r in sub_runs:
+            os.unlink(r.path)
+
+
+def _merge_all(
+    runs: list[Any],
+    merger: Merger,
+    track_ts: str | None,
+    sub_buckets: list[int],
+    _unused: Any,
+    windowed: bool,
+    mode: str,
+) -> tuple[dict[Any, Any], dict[Any, int] | None]:
+    target: dict[Any, Any] = {}
+    ts_target: dict[Any, int] | None = {} if track_ts else None
+    for r in runs:
+        if isinstance(r, MemoryRun):
+            merger.merge_into(target, r.table.items())
+            if ts_target is not None and r.ts:
+                _merge_ts(ts_target, r.ts.items(), track_ts)
+            continue
+        for s in sub_buckets:
+            items = _load_block(r, s)
+            if not items:
+                continue
+            if ts_target is not None:
+                merger.merge_into(target, ((gk, v) for gk, v, _ in items))
+                _merge_ts(ts_target, ((gk, t) for gk, _, t in items if t is not None), track_ts)
+            else:
+                merger.merge_into(target, items)
+    return target, ts_target
+
+
+def _merge_ts(target: dict[Any, int], items: Iterable[tuple[Any, int]], how: str | None) -> None:
+    for gk, t in items:
+        cur = target.get(gk)
+        if cur is None or (t < cur if how == "min" else t > cur):
+            target[gk] = t

@@ -1,0 +1,463 @@
+"""Fused operators: ParDo (with fast paths for Map/FlatMap/Filter), WindowInto and Flatten.
+
+Operators receive *chunks* (lists of elements) and push output chunks to their receivers, so a
+fused chain handles a whole chunk per call with no serialisation. In the plain representation a
+chunk holds bare values; in the windowed representation it holds
+:class:`~headrace.model.window.WindowedValue` objects. Which one each PCollection uses is decided
+by the planner (``ExecutionPlan.windowed``); an operator whose input is windowed but whose output
+is not strips the wrappers.
+
+Loop variables over input elements are always named ``x``: when user code raises,
+:mod:`headrace.exec.errors` reads the failing element from that frame instead of tracking it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from headrace.exec.errors import annotate, is_annotated
+from headrace.exec.sideinputs import SideInput
+from headrace.model.metrics import MetricsContainer, set_current_container
+from headrace.model.pvalue import TaggedOutput
+from headrace.model.timestamp import MIN_US, Timestamp
+from headrace.model.window import (
+    GLOBAL_WINDOWS_TUPLE,
+    PANE_INFO_UNKNOWN,
+    TimestampedValue,
+    WindowedValue,
+    WindowFn,
+)
+
+__all__ = ["FlattenOperator", "Operator", "ParDoOperator", "WindowIntoOperator"]
+
+Receiver = Callable[[list[Any]], None]
+_BAD_RETURN = (str, bytes, dict)
+FLUSH_AT = 16384  # general DoFns push partial output once it grows past this many elements
+
+
+class Operator:
+    """A node of a fused stage: takes chunks, pushes chunks to receivers."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.elements_in = 0
+        self.elements_out = 0
+
+    def setup(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def process(self, chunk: list[Any]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        pass
+
+    def teardown(self) -> None:
+        pass
+
+
+def _emit_to(receivers: list[Receiver]) -> Receiver:
+    if not receivers:
+        return lambda chunk: None
+    if len(receivers) == 1:
+        return receivers[0]
+
+    def fan_out(chunk: list[Any]) -> None:
+        for r in receivers:
+            r(chunk)
+
+    return fan_out
+
+
+def _unwrap_plain(out: list[Any]) -> list[Any]:
+    """Plain representation: TimestampedValue/WindowedValue outputs keep only their value."""
+    return [o.value if type(o) in (TimestampedValue, WindowedValue) else o for o in out]
+
+
+def _strip(chunk: list[Any]) -> list[Any]:
+    return [wv.value for wv in chunk]
+
+
+class FlattenOperator(Operator):
+    """Passes chunks through (a Flatten's inputs all push into the same receivers)."""
+
+    def __init__(self, label: str, receivers: list[Receiver], strip: bool) -> None:
+        super().__init__(label)
+        self.emit = _emit_to(receivers)
+        self.strip = strip
+
+    def process(self, chunk: list[Any]) -> None:
+        self.elements_in += len(chunk)
+        self.elements_out += len(chunk)
+        self.emit(_strip(chunk) if self.strip else chunk)
+
+
+class WindowIntoOperator(Operator):
+    """Assigns windows from each element's timestamp (and current window, for custom fns)."""
+
+    def __init__(
+        self, label: str, window_fn: Any, receivers: list[Receiver], in_windowed: bool,
+        out_windowed: bool,
+    ) -> None:
+        super().__init__(label)
+        self.window_fn = window_fn
+        self.emit = _emit_to(receivers)
+        self.in_windowed = in_windowed
+        self.out_windowed = out_windowed
+        self.fast = getattr(window_fn, "assign_us", None)
+        self._cache: dict[int, tuple[Any, ...]] = {}
+
+    def process(self, chunk: list[Any]) -> None:
+        self.elements_in += len(chunk)
+        if not self.out_windowed:
+            out = _strip(chunk) if self.in_windowed else chunk
+        elif not self.in_windowed:  # pragma: no cover - the planner makes such inputs windowed
+            out = [WindowedValue(x, MIN_US, self.window_fn.assign_us(MIN_US)) for x in chunk]
+        elif self.fast is not None:
+            assign, cache = self.fast, self._cache
+            out = []
+            append = out.append
+            for x in chunk:
+                t = x.timestamp_us
+                windows = cache.get(t)
+                if windows is None:
+                    windows = assign(t)
+                    if len(cache) < 65536:
+                        cache[t] = windows
+                append(WindowedValue(x.value, t, windows, x.pane))
+        else:
+            out = []
+            fn = self.window_fn
+            try:
+                for x in chunk:
+                    windows = []
+                    for w in x.windows:
+                        windows.extend(fn.assign(WindowFn.AssignContext(x.timestamp, x.value, w)))
+                    out.append(WindowedValue(x.value, x.timestamp_us, tuple(windows), x.pane))
+            except Exception as e:
+                raise annotate(e, self.label, what="assign()") from None
+        self.elements_out += len(out)
+        self.emit(out)
+
+
+class ParDoOperator(Operator):
+    """Runs a DoFn (or a Map-family function) over chunks.
+
+    Fast paths (plain representation, no special parameters, no per-window side inputs):
+    Map/Filter/MapTuple as list comprehensions, FlatMap as an ``extend`` loop. Everything else
+    goes through :meth:`_process_general`, which handles tagged outputs, timestamps, windows and
+    DoFn parameters.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        fn_kind: str,
+        dofn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        dofn_params: dict[str, str],
+        main_tag: str,
+        outputs: dict[str, list[Receiver]],
+        out_windowed: dict[str, bool],
+        in_windowed: bool,
+        side_inputs: list[tuple[str, SideInput]],
+        metrics: MetricsContainer,
+    ) -> None:
+        super().__init__(label)
+        self.fn_kind = fn_kind
+        self.dofn = dofn
+        self.args = list(args)
+        self.kwargs = dict(kwargs)
+        self.dofn_params = dofn_params
+        self.main_tag = main_tag
+        self.emitters = {tag: _emit_to(rs) for tag, rs in outputs.items()}
+        self.out_windowed = out_windowed
+        self.in_windowed = in_windowed
+        self.side_inputs = side_inputs
+        self.metrics = metrics
+        self.multi_output = len(outputs) > 1
+        self.window_sides = [(slot, s) for slot, s in side_inputs if not s.is_global]
+        for slot, side in side_inputs:
+            if side.is_global:
+                self._set_slot(self.args, self.kwargs, slot, side.global_value)
+        self.user_fn = getattr(dofn, "fn", None) if fn_kind != "dofn" else None
+        self.process_fn = self.user_fn if self.user_fn is not None else dofn.process
+        self.unwrap = False
+        self.process = self._choose()  # type: ignore[method-assign]
+
+    @staticmethod
+    def _set_slot(args: list[Any], kwargs: dict[str, Any], slot: str, value: Any) -> None:
+        if slot.startswith("kw:"):
+            kwargs[slot[3:]] = value
+        else:
+            args[int(slot)] = value
+
+    def _choose(self) -> Callable[[list[Any]], None]:
+        simple = (
+            not self.in_windowed
+            and not self.dofn_params
+            and not self.window_sides
+            and not self.multi_output
+            and not self.out_windowed[self.main_tag]
+        )
+        if simple and not self.kwargs:
+            if self.fn_kind == "map":
+                return self._map_args if self.args else self._map
+            if self.fn_kind == "flatmap":
+                return self._flatmap
+            if self.fn_kind == "filter":
+                return self._filter
+            if self.fn_kind == "maptuple":
+                return self._maptuple
+        return self._process_general
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _call(self, what: str, method: Callable[[], Any]) -> Any:
+        set_current_container(self.metrics)
+        try:
+            return method()
+        except Exception as e:
+            raise annotate(e, self.label, what=what) from None
+
+    def setup(self) -> None:
+        self._call("setup()", self.dofn.setup)
+
+    def start(self) -> None:
+        self._call("start_bundle()", self.dofn.start_bundle)
+
+    def finish(self) -> None:
+        results = self._call("finish_bundle()", self.dofn.finish_bundle)
+        if results is None:
+            return
+        outs: dict[str, list[Any]] = {}
+        for o in results:
+            tag = self.main_tag
+            if type(o) is TaggedOutput:
+                tag, o = o.tag, o.value
+            if tag not in self.emitters:
+                raise self._unknown_tag(tag)
+            if self.out_windowed[tag]:
+                if type(o) is not WindowedValue:
+                    if type(o) is TimestampedValue:
+                        o = WindowedValue(o.value, o.timestamp_us, GLOBAL_WINDOWS_TUPLE)
+                    else:
+                        o = WindowedValue(o, MIN_US, GLOBAL_WINDOWS_TUPLE)
+            elif type(o) in (WindowedValue, TimestampedValue):
+                o = o.value
+            outs.setdefault(tag, []).append(o)
+        for tag, out in outs.items():
+            self.elements_out += len(out)
+            self.emitters[tag](out)
+
+    def teardown(self) -> None:
+        self._call("teardown()", self.dofn.teardown)
+
+    def _fail(self, e: Exception) -> Exception:
+        if is_annotated(e):
+            return e
+        return annotate(e, self.label)
+
+    # -- fast paths ------------------------------------------------------------------------------
+
+    def _finish_plain(self, out: list[Any]) -> None:
+        if out and (self.unwrap or type(out[0]) in (TimestampedValue, WindowedValue)):
+            self.unwrap = True
+            out = _unwrap_plain(out)
+        self.elements_out += len(out)
+        self.emitters[self.main_tag](out)
+
+    def _map(self, chunk: list[Any]) -> None:
+        self.elements_in += len(chunk)
+        set_current_container(self.metrics)
+        fn = self.user_fn
+        try:
+            out = [fn(x) for x in chunk]
+        except Exception as e:
+            raise self._fail(e) from None
+        self._finish_plain(out)
+
+    def _map_args(self, chunk: list[Any]) -> None:
+        self.elements_in += len(chunk)
+        set_current_container(self.metrics)
+        fn, args = self.user_fn, self.args
+        try:
+            out = [fn(x, *args) for x in chunk]
+        except Exception as e:
+            raise self._fail(e) from None
+        self._finish_plain(out)
+
+    def _maptuple(self, chunk: list[Any]) -> None:
+        self.elements_in += len(chunk)
+        set_current_container(self.metrics)
+        fn, args = self.user_fn, self.args
+        try:
+            out = [fn(*x, *args) for x in chunk]
+        except Exception as e:
+            raise self._fail(e) from None
+        self._finish_plain(out)
+
+    def _filter(self, chunk: list[Any]) -> None:
+        self.elements_in += len(chunk)
+        set_current_container(self.metrics)
+        fn, args = self.user_fn, self.args
+        try:
+            out = [x for x in chunk if fn(x, *args)]
+        except Exception as e:
+            raise self._fail(e) from None
+        self._finish_plain(out)
+
+    def _flatmap(self, chunk: list[Any]) -> None:
+        self.elements_in += len(chunk)
+        set_current_container(self.metrics)
+        fn, args = self.user_fn, self.args
+        out: list[Any] = []
+        extend = out.extend
+        try:
+            for x in chunk:
+                r = fn(x, *args)
+                if r is not None:
+                    if type(r) in _BAD_RETURN:
+                        raise self._bad_return(r)
+                    extend(r)
+        except Exception as e:
+            raise self._fail(e) from None
+        self._finish_plain(out)
+
+    def _bad_return(self, r: Any) -> TypeError:
+        return TypeError(
+            f"{self.label!r} returned a {type(r).__name__} ({r!r:.60}) where an iterable of "
+            "outputs was expected; return [value] (or yield value) to emit one element"
+        )
+
+    def _unknown_tag(self, tag: str) -> ValueError:
+        declared = [t for t in self.emitters if t != self.main_tag]
+        return ValueError(
+            f"{self.label!r} emitted TaggedOutput({tag!r}, ...) but declares outputs "
+            f"{declared}; add it with .with_outputs({tag!r}, ...)"
+        )
+
+    # -- general path ----------------------------------------------------------------------------
+
+    def _param_kwargs(self, x: Any, window: Any) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        for name, kind in self.dofn_params.items():
+            if kind == "timestamp":
+                kw[name] = Timestamp(micros=x.timestamp_us) if self.in_windowed else Timestamp(
+                    micros=MIN_US
+                )
+            elif kind == "window":
+                kw[name] = window
+            elif kind == "pane":
+                kw[name] = x.pane if self.in_windowed else PANE_INFO_UNKNOWN
+            elif kind == "element":
+                kw[name] = x.value if self.in_windowed else x
+            elif kind == "key":
+                value = x.value if self.in_windowed else x
+                kw[name] = value[0]
+        return kw
+
+    def _call_process(self, value: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        kind = self.fn_kind
+        fn = self.process_fn
+        if kind == "dofn":
+            return fn(value, *args, **kwargs)
+        if kind == "map":
+            return (fn(value, *args, **kwargs),)
+        if kind == "flatmap":
+            return fn(value, *args, **kwargs)
+        if kind == "filter":
+            return (value,) if fn(value, *args, **kwargs) else ()
+        if kind == "maptuple":
+            return (fn(*value, *args, **kwargs),)
+        return fn(*value, *args, **kwargs)  # flatmaptuple
+
+    def _process_general(self, chunk: list[Any]) -> None:
+        self.elements_in += len(chunk)
+        set_current_container(self.metrics)
+        outs: dict[str, list[Any]] = {tag: [] for tag in self.emitters}
+        main = self.main_tag
+        in_windowed = self.in_windowed
+        per_window = bool(self.window_sides) or "window" in self.dofn_params.values()
+        has_params = bool(self.dofn_params)
+        out_windowed = self.out_windowed
+        emitters = self.emitters
+        pending = 0
+        try:
+            for x in chunk:
+                if in_windowed:
+                    windows = x.windows if per_window else (None,)
+                    for window in windows:
+                        args, kwargs = self.args, self.kwargs
+                        if self.window_sides:
+                            args, kwargs = list(args), dict(kwargs)
+                            for slot, side in self.window_sides:
+                                self._set_slot(args, kwargs, slot, side.value_for(window))
+                        if has_params:
+                            kwargs = {**kwargs, **self._param_kwargs(x, window)}
+                        r = self._call_process(x.value, args, kwargs)
+                        if r is None:
+                            continue
+                        if type(r) in _BAD_RETURN:
+                            raise self._bad_return(r)
+                        wins = (window,) if window is not None else x.windows
+                        for o in r:
+                            tag = main
+                            if type(o) is TaggedOutput:
+                                tag, o = o.tag, o.value
+                                if tag not in outs:
+                                    raise self._unknown_tag(tag)
+                            if out_windowed[tag]:
+                                if type(o) is TimestampedValue:
+                                    o = WindowedValue(o.value, o.timestamp_us, wins, x.pane)
+                                elif type(o) is WindowedValue:
+                                    pass
+                                else:
+                                    o = WindowedValue(o, x.timestamp_us, wins, x.pane)
+                            elif type(o) in (TimestampedValue, WindowedValue):
+                                o = o.value
+                            outs[tag].append(o)
+                            pending += 1
+                else:
+                    kwargs = self.kwargs
+                    if has_params:
+                        kwargs = {**kwargs, **self._param_kwargs(x, None)}
+                    r = self._call_process(x, self.args, kwargs)
+                    if r is None:
+                        continue
+                    if type(r) in _BAD_RETURN:
+                        raise self._bad_return(r)
+                    for o in r:
+                        tag = main
+                        if type(o) is TaggedOutput:
+                            tag, o = o.tag, o.value
+                            if tag not in outs:
+                                raise self._unknown_tag(tag)
+                        if out_windowed[tag]:
+                            if type(o) is TimestampedValue:
+                                o = WindowedValue(o.value, o.timestamp_us, GLOBAL_WINDOWS_TUPLE)
+                            elif type(o) is not WindowedValue:
+                                o = WindowedValue(o, MIN_US, GLOBAL_WINDOWS_TUPLE)
+                        elif type(o) in (TimestampedValue, WindowedValue):
+                            o = o.value
+                        outs[tag].append(o)
+                        pending += 1
+                if pending > FLUSH_AT:
+                    for tag, out in outs.items():
+                        if out:
+                            self.elements_out += len(out)
+                            emitters[tag](out)
+                            outs[tag] = []
+                    pending = 0
+                    set_current_container(self.metrics)
+        except Exception as e:
+            raise self._fail(e) from None
+        for tag, out in outs.items():
+            if out:
+                self.elements_out += len(out)
+                emitters[tag](out)

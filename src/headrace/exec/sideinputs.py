@@ -1,0 +1,113 @@
+"""Side-input views: turning a materialised PCollection into what a DoFn argument receives.
+
+Global-window side inputs give one value for the whole run. A windowed side input gives one
+value per side window; a main-input element in window ``w`` reads the side window that contains
+``w``'s last timestamp (Beam's default mapping for non-merging window functions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from headrace.model.window import WindowedValue
+
+__all__ = ["SideInput", "build_view"]
+
+_NO_DEFAULT = object()
+
+
+def build_view(kind: str, elements: list[Any], default: Any, label: str, side: str) -> Any:
+    """The value a DoFn receives for a view of ``kind`` over ``elements``."""
+    if kind == "singleton":
+        if len(elements) == 1:
+            return elements[0]
+        if not elements:
+            if default is not _NO_DEFAULT:
+                return default
+            raise ValueError(
+                f"{label!r}: side input AsSingleton({side}) is empty; give it a default with "
+                "AsSingleton(pcoll, default_value=...) or make sure it has one element"
+            )
+        raise ValueError(
+            f"{label!r}: side input AsSingleton({side}) has {len(elements)} elements but must "
+            "have exactly one; use AsList or AsIter to read several"
+        )
+    if kind in ("iter", "list"):
+        return elements
+    if kind == "dict":
+        try:
+            return dict(elements)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{label!r}: side input AsDict({side}) needs (key, value) pairs"
+            ) from None
+    if kind == "multimap":
+        out: dict[Any, list[Any]] = {}
+        try:
+            for k, v in elements:
+                out.setdefault(k, []).append(v)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{label!r}: side input AsMultiMap({side}) needs (key, value) pairs"
+            ) from None
+        return out
+    raise ValueError(f"unknown side input view {kind!r}")
+
+
+class SideInput:
+    """One side input of one operator, ready to be read per element window."""
+
+    def __init__(
+        self,
+        kind: str,
+        elements: Iterable[Any],
+        default: Any,
+        label: str,
+        side: str,
+        window_fn: Any,
+        windowed_elements: bool,
+    ) -> None:
+        self.kind = kind
+        self.label = label
+        self.side = side
+        self.default = default
+        self.window_fn = window_fn
+        if window_fn is None:
+            values = [e.value for e in elements] if windowed_elements else list(elements)
+            self.global_value = build_view(kind, values, default, label, side)
+            self.per_window: dict[Any, Any] | None = None
+        else:
+            groups: dict[Any, list[Any]] = {}
+            for wv in elements:
+                assert isinstance(wv, WindowedValue)
+                for w in wv.windows:
+                    groups.setdefault(w, []).append(wv.value)
+            self.per_window = groups
+            self.global_value = None
+            self._cache: dict[Any, Any] = {}
+
+    @property
+    def is_global(self) -> bool:
+        return self.window_fn is None
+
+    def value_for(self, main_window: Any) -> Any:
+        if self.per_window is None:
+            return self.global_value
+        side_windows = self.window_fn.assign_us(main_window.max_timestamp_us()) if hasattr(
+            self.window_fn, "assign_us"
+        ) else tuple(self.window_fn.assign(_ctx(main_window)))
+        side_window = side_windows[0]
+        cached = self._cache.get(side_window, _NO_DEFAULT)
+        if cached is _NO_DEFAULT:
+            cached = build_view(
+                self.kind, self.per_window.get(side_window, []), self.default, self.label, self.side
+            )
+            self._cache[side_window] = cached
+        return cached
+
+
+def _ctx(window: Any) -> Any:
+    from headrace.model.window import WindowFn
+
+    return WindowFn.AssignContext(window.max_timestamp())

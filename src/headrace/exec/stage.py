@@ -1,0 +1,421 @@
+"""Running one task of one fused stage: build the operators, feed the root, close the outputs.
+
+A *task* is one worker's share of a stage: some source splits, one partition of a grouping, or
+some runs of a materialised collection. It is also one *bundle* in Beam's sense: every DoFn sees
+``start_bundle`` once before the task's first element and ``finish_bundle`` once after its last.
+
+Lifecycle of a task: operators are built from the plan (receivers first), ``setup`` and
+``start_bundle`` run in topological order, the root pushes chunks, ``finish_bundle`` runs in
+topological order (so its outputs reach downstream operators before they finish), grouping tables
+and collectors are closed, and ``teardown`` runs on every operator whatever happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from headrace.exec.collect import CollectionRun, Collector, read_collection
+from headrace.exec.errors import annotate
+from headrace.exec.grouping import GroupTable, Merger, Run, read_partition
+from headrace.exec.operators import (
+    FlattenOperator,
+    Operator,
+    ParDoOperator,
+    Receiver,
+    WindowIntoOperator,
+    _strip,
+)
+from headrace.exec.sideinputs import SideInput
+from headrace.graph.nodes import Payload
+from headrace.model.metrics import MetricsContainer, MetricUpdates, set_current_container
+from headrace.model.timestamp import MIN_US
+from headrace.model.window import (
+    GLOBAL_WINDOWS_TUPLE,
+    PANE_ONLY_FIRING,
+    TimestampedValue,
+    WindowedValue,
+    WindowFn,
+)
+from headrace.plan.stages import ExecutionPlan, Grouping, Stage
+
+__all__ = ["Cancelled", "TaskContext", "TaskInput", "TaskResult", "run_stage_task"]
+
+_NO_DEFAULT = object()
+
+
+class Cancelled(Exception):
+    """Raised inside a task when its run was cancelled."""
+
+
+@dataclass
+class TaskInput:
+    """What one task reads: source splits, grouping runs of one partition, or collection runs."""
+
+    sources: list[Any] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    collection: list[CollectionRun] = field(default_factory=list)
+
+
+@dataclass
+class TaskContext:
+    """Settings shared by the tasks of a run."""
+
+    num_partitions: int
+    spill_dir: str
+    budget_bytes: int
+    bundle_size: int
+    in_memory_handoff: bool
+    side_data: dict[str, list[CollectionRun]]
+    cancelled: Callable[[], bool] | None = None  # set only in the coordinating process
+    on_chunk: Callable[[int], None] | None = None
+
+
+@dataclass
+class TaskResult:
+    """What a task wrote, small enough to send back to the coordinator."""
+
+    stage: int
+    groupings: dict[str, list[list[Run]]]
+    collections: dict[str, list[CollectionRun]]
+    metrics: MetricUpdates
+    elements_in: int
+    elements_out: int
+    seconds: float
+    spills: int = 0
+
+
+def _load_windowfn(payload: Payload | None) -> Any:
+    return payload.load() if payload is not None else None
+
+
+class _TaskBuilder:
+    def __init__(self, plan: ExecutionPlan, stage: Stage, ctx: TaskContext) -> None:
+        self.plan = plan
+        self.stage = stage
+        self.ctx = ctx
+        self.ops: dict[str, Operator] = {}
+        self.tables: dict[str, GroupTable] = {}
+        self.collectors: dict[str, Collector] = {}
+        self.containers: list[MetricsContainer] = []
+
+    def windowed(self, pid: str) -> bool:
+        return pid in self.plan.windowed
+
+    def receivers(self, pid: str) -> list[Receiver]:
+        out: list[Receiver] = []
+        for kind, dest in self.stage.edges.get(pid, ()):
+            if kind == "op":
+                op = self.ops[dest]
+                node = self.plan.leaves[dest]
+                if node.kind == "Flatten" and self.windowed(pid) and not self.windowed(
+                    node.outputs[0][1]
+                ):
+                    out.append(lambda chunk, p=op.process: p(_strip(chunk)))
+                else:
+                    out.append(op.process)
+            elif kind == "group":
+                out.append(self.table(dest).add)
+            else:
+                out.append(self.collector(dest).add)
+        return out
+
+    def table(self, gid: str) -> GroupTable:
+        t = self.tables.get(gid)
+        if t is None:
+            g = self.plan.groupings[gid]
+            t = GroupTable(
+                label=g.node.label,
+                mode=_mode(self.plan, g),
+                merger=_merger(g),
+                num_partitions=self.ctx.num_partitions,
+                spill_dir=self.ctx.spill_dir,
+                budget_bytes=self.ctx.budget_bytes,
+                windowed=self.windowed(g.input),
+                track_ts=_track_ts(self.plan, g),
+                in_memory_handoff=self.ctx.in_memory_handoff,
+            )
+            t.merger.setup()
+            self.tables[gid] = t
+        return t
+
+    def collector(self, pid: str) -> Collector:
+        c = self.collectors.get(pid)
+        if c is None:
+            c = Collector(self.ctx.spill_dir, self.ctx.budget_bytes, self.ctx.in_memory_handoff)
+            self.collectors[pid] = c
+        return c
+
+    def build(self) -> list[Operator]:
+        for tid in reversed(self.stage.operators):
+            node = self.plan.leaves[tid]
+            out_pids = [pid for _, pid in node.outputs]
+            if node.kind == "Flatten":
+                self.ops[tid] = FlattenOperator(node.label, self.receivers(out_pids[0]), strip=False)
+            elif node.kind == "WindowInto":
+                self.ops[tid] = WindowIntoOperator(
+                    node.label,
+                    node.payload.load() if node.payload else None,
+                    self.receivers(out_pids[0]),
+                    in_windowed=self.windowed(node.inputs[0]),
+                    out_windowed=self.windowed(out_pids[0]),
+                )
+            else:
+                self.ops[tid] = self._pardo(node)
+        return [self.ops[tid] for tid in self.stage.operators]
+
+    def _pardo(self, node: Any) -> ParDoOperator:
+        dofn, args, kwargs = node.payload.load()
+        container = MetricsContainer(node.label)
+        self.containers.append(container)
+        sides = []
+        for i, s in enumerate(node.side_inputs):
+            sides.append((s.slot, self._side_input(node.label, s, i)))
+        return ParDoOperator(
+            label=node.label,
+            fn_kind=node.params.get("fn_kind", "dofn"),
+            dofn=dofn,
+            args=tuple(args),
+            kwargs=dict(kwargs),
+            dofn_params=dict(node.params.get("dofn_params", {})),
+            main_tag=node.params.get("main_tag", "main"),
+            outputs={tag: self.receivers(pid) for tag, pid in node.outputs},
+            out_windowed={tag: self.windowed(pid) for tag, pid in node.outputs},
+            in_windowed=self.windowed(node.inputs[0]),
+            side_inputs=sides,
+            metrics=container,
+        )
+
+    def _side_input(self, label: str, s: Any, i: int) -> SideInput:
+        pc = self.plan.graph.pcollections[s.pcollection]
+        producer = self.plan.graph.transforms[pc.producer].label
+        elements = [e for chunk in read_collection(self.ctx.side_data.get(s.pcollection, [])) for e in chunk]
+        return SideInput(
+            kind=s.view,
+            elements=elements,
+            default=s.default.load() if s.default is not None else _NO_DEFAULT,
+            label=label,
+            side=producer,
+            window_fn=_load_windowfn(pc.windowing.window_fn),
+            windowed_elements=self.windowed(s.pcollection),
+        )
+
+
+def _mode(plan: ExecutionPlan, g: Grouping) -> str:
+    if g.kind == "combine":
+        return "combine"
+    return "merging" if plan.graph.pcollections[g.input].windowing.merging else "gbk"
+
+
+def _merger(g: Grouping) -> Merger:
+    if g.kind == "combine":
+        assert g.node.payload is not None
+        fn, args, kwargs = g.node.payload.load()
+        return Merger("combine", (fn, tuple(args), dict(kwargs)))
+    return Merger("gbk", None)
+
+
+def _track_ts(plan: ExecutionPlan, g: Grouping) -> str | None:
+    combiner = plan.graph.pcollections[g.input].windowing.timestamp_combiner
+    if combiner in ("OUTPUT_AT_EARLIEST", "OUTPUT_AT_EARLIEST_TRANSFORMED"):
+        return "min"
+    if combiner == "OUTPUT_AT_LATEST":
+        return "max"
+    return None
+
+
+def _chunks(items: Iterator[Any] | list[Any], n: int) -> Iterator[list[Any]]:
+    if isinstance(items, list):
+        for i in range(0, len(items), n):
+            yield items[i : i + n]
+        return
+    while True:
+        chunk = list(itertools.islice(items, n))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _source_chunks(source: Any, n: int, windowed: bool) -> Iterator[list[Any]]:
+    as_list = source.as_list()
+    chunks = _chunks(as_list if as_list is not None else iter(source.read()), n)
+    for chunk in chunks:
+        if windowed:
+            yield [
+                WindowedValue(x.value, x.timestamp_us, GLOBAL_WINDOWS_TUPLE)
+                if type(x) is TimestampedValue
+                else WindowedValue(x, MIN_US, GLOBAL_WINDOWS_TUPLE)
+                for x in chunk
+            ]
+        elif chunk and type(chunk[0]) is TimestampedValue:
+            yield [x.value if type(x) is TimestampedValue else x for x in chunk]
+        else:
+            yield chunk
+
+
+def _grouping_chunks(
+    plan: ExecutionPlan, g: Grouping, runs: list[Run], ctx: TaskContext
+) -> Iterator[list[Any]]:
+    mode = _mode(plan, g)
+    merger = _merger(g)
+    in_windowed = g.input in plan.windowed
+    out_windowed = g.output in plan.windowed
+    strategy = plan.graph.pcollections[g.input].windowing
+    track = _track_ts(plan, g)
+    window_fn = _load_windowfn(strategy.window_fn)
+    transformed = strategy.timestamp_combiner == "OUTPUT_AT_EARLIEST_TRANSFORMED"
+    n = ctx.bundle_size
+    merger.setup()
+    try:
+        for table, ts in read_partition(
+            runs, merger, in_windowed, track, ctx.budget_bytes, ctx.spill_dir, mode
+        ):
+            if mode == "merging":
+                yield from _chunks(_merged_windows(table, window_fn, track, out_windowed, transformed), n)
+                continue
+            if not in_windowed:
+                if mode == "gbk" or merger.fast is not None:
+                    items = list(table.items())
+                else:
+                    out = merger.output
+                    items = [(k, out(a)) for k, a in table.items()]
+                if out_windowed:
+                    items = [WindowedValue(kv, _global_end(), GLOBAL_WINDOWS_TUPLE, PANE_ONLY_FIRING) for kv in items]
+                yield from _chunks(items, n)
+                continue
+            out = merger.output if mode == "combine" else None
+            result = []
+            for (k, w), v in table.items():
+                value = (k, out(v) if out is not None else v)
+                if not out_windowed:
+                    result.append(value)
+                    continue
+                t = ts[(k, w)] if ts is not None else w.max_timestamp_us()
+                if transformed and window_fn is not None:
+                    t = _transformed(window_fn, w, t)
+                result.append(WindowedValue(value, t, (w,), PANE_ONLY_FIRING))
+            yield from _chunks(result, n)
+    finally:
+        merger.teardown()
+
+
+def _global_end() -> int:
+    from headrace.model.window import GLOBAL_WINDOW_MAX_US
+
+    return GLOBAL_WINDOW_MAX_US
+
+
+def _transformed(window_fn: Any, window: Any, t: int) -> int:
+    from headrace.model.timestamp import Timestamp, to_micros
+
+    return to_micros(window_fn.get_transformed_output_time(window, Timestamp(micros=t)))
+
+
+def _merged_windows(
+    table: dict[Any, list[Any]], window_fn: Any, track: str | None, out_windowed: bool,
+    transformed: bool,
+) -> Iterator[Any]:
+    for k, entries in table.items():
+        windows = {w for w, _, _ in entries}
+        ctx = WindowFn.MergeContext(windows)
+        window_fn.merge(ctx)
+        mapping = {}
+        for merged_from, result in ctx.merges:
+            for w in merged_from:
+                mapping[w] = result
+        groups: dict[Any, list[Any]] = {}
+        times: dict[Any, int] = {}
+        for w, t, v in entries:
+            mw = mapping.get(w, w)
+            groups.setdefault(mw, []).append(v)
+            cur = times.get(mw)
+            if cur is None or (t < cur if track == "min" else t > cur):
+                times[mw] = t
+        for mw in sorted(groups, key=lambda w: w.max_timestamp_us()):
+            value = (k, groups[mw])
+            if not out_windowed:
+                yield value
+                continue
+            t = times[mw] if track else mw.max_timestamp_us()
+            if transformed:
+                t = _transformed(window_fn, mw, t)
+            yield WindowedValue(value, t, (mw,), PANE_ONLY_FIRING)
+
+
+def root_chunks(
+    plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: TaskContext
+) -> Iterator[list[Any]]:
+    """The chunks a stage's root emits for one task."""
+    root = stage.root
+    if root.kind == "source":
+        node = plan.leaves[root.node]
+        windowed = root.pcoll in plan.windowed
+        for source in task.sources:
+            try:
+                yield from _source_chunks(source, ctx.bundle_size, windowed)
+            except Exception as e:
+                raise annotate(e, node.label, what="read()") from None
+    elif root.kind == "impulse":
+        if task.sources:
+            windowed = root.pcoll in plan.windowed
+            yield [WindowedValue(b"", MIN_US, GLOBAL_WINDOWS_TUPLE)] if windowed else [b""]
+    elif root.kind == "grouping":
+        yield from _grouping_chunks(plan, plan.groupings[root.node], task.runs, ctx)
+    elif root.kind == "collection":
+        yield from read_collection(task.collection)
+
+
+def run_stage_task(plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: TaskContext) -> TaskResult:
+    """Run one task of ``stage``; see the module docstring for the order of events."""
+    started = time.perf_counter()
+    b = _TaskBuilder(plan, stage, ctx)
+    ops: list[Operator] = []
+    failed = False
+    elements_in = 0
+    try:
+        ops = b.build()
+        emit = b.receivers(stage.root.pcoll if stage.root.kind != "collection" else stage.root.node)
+        for op in ops:
+            op.setup()
+        for op in ops:
+            op.start()
+        cancelled, on_chunk = ctx.cancelled, ctx.on_chunk
+        for chunk in root_chunks(plan, stage, task, ctx):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            elements_in += len(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+            for r in emit:
+                r(chunk)
+        for op in ops:
+            op.finish()
+        groupings = {gid: t.close() for gid, t in b.tables.items()}
+        collections = {pid: c.close() for pid, c in b.collectors.items()}
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        set_current_container(None)
+        for op in ops:
+            try:
+                op.teardown()
+            except Exception:
+                if not failed:
+                    raise
+        for t in b.tables.values():
+            t.merger.teardown()
+    metrics = MetricUpdates.merged(c.to_updates() for c in b.containers)
+    return TaskResult(
+        stage=stage.id,
+        groupings=groupings,
+        collections=collections,
+        metrics=metrics,
+        elements_in=elements_in,
+        elements_out=sum(len(ops) and op.elements_out for op in ops[-1:]),
+        seconds=time.perf_counter() - started,
+        spills=sum(t.spills for t in b.tables.values()),
+    )

@@ -1,0 +1,25 @@
+"""The portable pipeline graph: plain, frozen, serialisable data.
+
+Pipeline-building code only adds nodes; planners and runners only read them. User objects (DoFns,
+sources, window functions, ...) travel inside nodes as opaque cloudpickle payloads.
+"""
+
+from headrace.graph.nodes import (
+    PRIMITIVE_KINDS,
+    Payload,
+    PCollectionNode,
+    PipelineGraph,
+    SideInputNode,
+    TransformNode,
+    WindowingStrategy,
+)
+
+__all__ = [
+    "PRIMITIVE_KINDS",
+    "PCollectionNode",
+    "Payload",
+    "PipelineGraph",
+    "SideInputNode",
+    "TransformNode",
+    "WindowingStrategy",
+]

@@ -1,0 +1,331 @@
+"""Pipeline: records applied transforms as a graph and hands the graph to a runner.
+
+Building a pipeline only adds nodes to the graph (see :mod:`headrace.graph`). Each ``apply``
+pushes a scope, calls the transform's ``expand``, and records either the primitive node that
+``expand`` created through :meth:`Pipeline._apply_primitive`, or a composite node listing its parts.
+Labels are full paths (``Outer/Inner``) and must be unique.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from headrace.graph.nodes import (
+    Payload,
+    PCollectionNode,
+    PipelineGraph,
+    SideInputNode,
+    TransformNode,
+    WindowingStrategy,
+)
+from headrace.model.pvalue import (
+    AsSideInput,
+    DoOutputsTuple,
+    PBegin,
+    PCollection,
+    PDone,
+    PValue,
+)
+
+if TYPE_CHECKING:
+    from headrace.model.options import PipelineOptions
+    from headrace.model.result import PipelineResult
+    from headrace.model.transforms.ptransform import PTransform
+
+__all__ = ["Pipeline", "resolve_runner"]
+
+# Runners are looked up by name at run time so that the model never imports a runner.
+_RUNNERS = {
+    "directrunner": "headrace.runners.direct:DirectRunner",
+    "direct": "headrace.runners.direct:DirectRunner",
+    "bundlebaseddirectrunner": "headrace.runners.direct:DirectRunner",
+    "switchingdirectrunner": "headrace.runners.direct:DirectRunner",
+    "fnapirunner": "headrace.runners.direct:DirectRunner",
+    "prismrunner": "headrace.runners.direct:DirectRunner",
+}
+
+
+def resolve_runner(runner: Any) -> Any:
+    """A runner instance from a name such as ``"DirectRunner"``, or the object itself."""
+    if runner is None:
+        runner = "DirectRunner"
+    if not isinstance(runner, str):
+        if not hasattr(runner, "run_pipeline"):
+            raise TypeError(f"runner {runner!r} has no run_pipeline(pipeline, options) method")
+        return runner
+    target = _RUNNERS.get(runner.lower())
+    if target is None:
+        known = sorted({"DirectRunner", "BundleBasedDirectRunner", "FnApiRunner"})
+        raise ValueError(f"unknown runner {runner!r}; headrace knows {', '.join(known)}")
+    module_name, _, cls_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), cls_name)()
+
+
+@dataclass
+class _Scope:
+    id: str
+    label: str
+    parts: list[str] = field(default_factory=list)
+    primitive: bool = False
+
+
+class Pipeline:
+    """A graph of transforms; a context manager that runs itself on exit.
+
+    >>> from headrace.model.transforms.core import Create, Map
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     squares = p | Create([1, 2, 3]) | Map(lambda x: x * x)
+    ...     assert_that(squares, equal_to([1, 4, 9]))
+    """
+
+    def __init__(
+        self,
+        runner: Any = None,
+        options: PipelineOptions | None = None,
+        argv: Sequence[str] | None = None,
+    ) -> None:
+        from headrace.model.options import PipelineOptions
+
+        if options is None:
+            options = PipelineOptions(list(argv) if argv is not None else [])
+        elif not isinstance(options, PipelineOptions):
+            raise TypeError(f"options must be a PipelineOptions, got {type(options).__name__}")
+        self._options = options
+        self.runner = runner
+        self._transforms: dict[str, TransformNode] = {}
+        self._pcollections: dict[str, PCollectionNode] = {}
+        self._roots: list[str] = []
+        self._labels: set[str] = set()
+        self._scopes: list[_Scope] = []
+        self._next_id = 0
+        self.result: PipelineResult | None = None
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @property
+    def options(self) -> PipelineOptions:
+        return self._options
+
+    def _new_id(self, prefix: str) -> str:
+        self._next_id += 1
+        return f"{prefix}{self._next_id}"
+
+    def apply(self, transform: PTransform, pvalueish: Any = None, label: str | None = None) -> Any:
+        """Apply ``transform`` to ``pvalueish`` (this pipeline's begin when None)."""
+        from headrace.model.transforms.ptransform import PTransform
+
+        if not isinstance(transform, PTransform):
+            raise TypeError(
+                f"expected a PTransform, got {transform!r}; did you forget to call it, "
+                "e.g. beam.GroupByKey() instead of beam.GroupByKey?"
+            )
+        if label is not None:
+            transform = label >> transform
+        if pvalueish is None or pvalueish is self:
+            pvalueish = PBegin(self)
+        parent = self._scopes[-1] if self._scopes else None
+        full_label = f"{parent.label}/{transform.label}" if parent else transform.label
+        if full_label in self._labels:
+            raise ValueError(
+                f"a transform labelled {full_label!r} already exists in this pipeline; labels must "
+                f"be unique: write pcoll | 'NewLabel' >> {type(transform).__name__}(...)"
+            )
+        inputs = self._input_pcollections(pvalueish, full_label)
+        self._labels.add(full_label)
+        scope = _Scope(self._new_id("t"), full_label)
+        if parent:
+            parent.parts.append(scope.id)
+        else:
+            self._roots.append(scope.id)
+        self._scopes.append(scope)
+        try:
+            result = transform.expand(pvalueish)
+        finally:
+            self._scopes.pop()
+        if not scope.primitive:
+            kind, payload, params = getattr(transform, "_graph_composite", ("Composite", None, {}))
+            self._transforms[scope.id] = TransformNode(
+                id=scope.id,
+                label=full_label,
+                kind=kind,
+                inputs=tuple(pc.node_id for pc in inputs),
+                outputs=_output_ids(result),
+                payload=Payload.of(payload) if payload is not None else None,
+                parent=parent.id if parent else None,
+                parts=tuple(scope.parts),
+                params=dict(params),
+            )
+        return result
+
+    def _input_pcollections(self, pvalueish: Any, label: str) -> list[PCollection]:
+        if isinstance(pvalueish, PBegin):
+            items: list[Any] = []
+        elif isinstance(pvalueish, PValue):
+            items = [pvalueish]
+        elif isinstance(pvalueish, dict):
+            items = list(pvalueish.values())
+        elif isinstance(pvalueish, (list, tuple)):
+            items = list(pvalueish)
+        elif isinstance(pvalueish, DoOutputsTuple):
+            items = list(pvalueish)
+        else:
+            raise TypeError(f"{label!r} was applied to {pvalueish!r}, which is not a PCollection")
+        out = []
+        for item in items:
+            if not isinstance(item, PCollection):
+                raise TypeError(f"{label!r} was applied to {item!r}, which is not a PCollection")
+            self._check_owned(item, label)
+            out.append(item)
+        return out
+
+    def _check_owned(self, pcoll: PCollection, label: str) -> None:
+        if pcoll.pipeline is not self:
+            raise ValueError(
+                f"transform {label!r} was given {pcoll!r}, which belongs to another pipeline; "
+                "build every transform of a pipeline from that pipeline's own PCollections"
+            )
+
+    def _apply_primitive(
+        self,
+        transform: PTransform,
+        kind: str,
+        inputs: Sequence[PCollection],
+        payload: Any = None,
+        outputs: Sequence[str] | None = ("main",),
+        side_inputs: Sequence[tuple[AsSideInput, str]] = (),
+        params: dict[str, Any] | None = None,
+        windowing: WindowingStrategy | None = None,
+        element_type: Any = None,
+        bounded: bool | None = None,
+        multi_output: bool = False,
+    ) -> Any:
+        """Record the current scope as a primitive node; return its output(s)."""
+        scope = self._scopes[-1]
+        if scope.primitive:
+            raise RuntimeError(f"{scope.label!r} tried to record two primitive nodes")
+        scope.primitive = True
+        parent = self._scopes[-2] if len(self._scopes) > 1 else None
+        for pc in inputs:
+            self._check_owned(pc, scope.label)
+        side_nodes = []
+        for view, slot in side_inputs:
+            self._check_owned(view.pvalue, scope.label)
+            default = view.default
+            from headrace.model.pvalue import _NO_DEFAULT
+
+            side_nodes.append(
+                SideInputNode(
+                    pcollection=view.pvalue.node_id,
+                    view=view.view,
+                    default=None if default is _NO_DEFAULT else Payload.of(default),
+                    slot=slot,
+                )
+            )
+        if windowing is None:
+            windowing = inputs[0].windowing if inputs else WindowingStrategy()
+        if bounded is None:
+            bounded = all(pc.is_bounded for pc in inputs)
+        out_pcolls: dict[str, PCollection] = {}
+        for tag in outputs or ():
+            pid = self._new_id("pc")
+            self._pcollections[pid] = PCollectionNode(
+                id=pid,
+                producer=scope.id,
+                tag=tag,
+                windowing=windowing,
+                bounded=bounded,
+                element_type=_type_name(element_type),
+            )
+            out_pcolls[tag] = PCollection(
+                self, pid, scope.label, tag, windowing, element_type, bounded
+            )
+        self._transforms[scope.id] = TransformNode(
+            id=scope.id,
+            label=scope.label,
+            kind=kind,
+            inputs=tuple(pc.node_id for pc in inputs),
+            outputs=tuple((tag, pc.node_id) for tag, pc in out_pcolls.items()),
+            payload=payload if isinstance(payload, Payload) or payload is None
+            else Payload.of(payload),
+            side_inputs=tuple(side_nodes),
+            parent=parent.id if parent else None,
+            params=dict(params or {}),
+        )
+        if outputs is None:
+            return PDone(self)
+        if multi_output:
+            return DoOutputsTuple(next(iter(out_pcolls)), out_pcolls)
+        return next(iter(out_pcolls.values()))
+
+    # -- graph ----------------------------------------------------------------------------------
+
+    def to_graph(self) -> PipelineGraph:
+        """The pipeline as plain frozen data."""
+        if self._scopes:
+            raise RuntimeError("to_graph() called while a transform is being expanded")
+        return PipelineGraph(
+            transforms=dict(self._transforms),
+            pcollections=dict(self._pcollections),
+            roots=tuple(self._roots),
+        )
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The whole graph as JSON; user functions travel as base64 cloudpickle payloads."""
+        return self.to_graph().to_json(indent=indent)
+
+    @classmethod
+    def from_json(
+        cls, text: str, runner: Any = None, options: PipelineOptions | None = None
+    ) -> Pipeline:
+        """Rebuild a runnable pipeline from :meth:`to_json` output."""
+        graph = PipelineGraph.from_json(text)
+        p = cls(runner=runner, options=options)
+        p._transforms = dict(graph.transforms)
+        p._pcollections = dict(graph.pcollections)
+        p._roots = list(graph.roots)
+        p._labels = {t.label for t in graph.transforms.values()}
+        numbers = [int(i.lstrip("tpc")) for i in [*graph.transforms, *graph.pcollections]]
+        p._next_id = max(numbers, default=0)
+        return p
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self) -> PipelineResult:
+        """Run the pipeline with its runner and return the result (it may still be running)."""
+        from headrace.model.options import StandardOptions
+
+        runner = resolve_runner(self.runner or self._options.view_as(StandardOptions).runner)
+        self.result = runner.run_pipeline(self, self._options)
+        return self.result
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.run().wait_until_finish()
+
+    def __repr__(self) -> str:
+        return f"<Pipeline with {len(self._transforms)} transforms>"
+
+
+def _output_ids(result: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(result, PCollection):
+        return (("main", result.node_id),)
+    if isinstance(result, DoOutputsTuple):
+        return tuple((tag, pc.node_id) for tag, pc in result._outputs.items())
+    if isinstance(result, dict):
+        return tuple((str(k), v.node_id) for k, v in result.items() if isinstance(v, PCollection))
+    if isinstance(result, (list, tuple)):
+        return tuple((str(i), v.node_id) for i, v in enumerate(result) if isinstance(v, PCollection))
+    return ()
+
+
+def _type_name(t: Any) -> str | None:
+    if t is None:
+        return None
+    return getattr(t, "__name__", None) or repr(t)

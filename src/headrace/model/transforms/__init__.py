@@ -1,0 +1,1 @@
+"""Transforms: the core primitives and the composites built from them."""

@@ -1,0 +1,716 @@
+"""The core transforms: ParDo and its Map family, GroupByKey, Combine, Create, Flatten, windows.
+
+Primitives record one graph node each (``Impulse``, ``Read``, ``ParDo``, ``GroupByKey``,
+``Flatten``, ``WindowInto``); ``CombinePerKey`` is a composite of GroupByKey and a combining ParDo
+that planners may lift into a pre-aggregating shuffle. Everything else composes these.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from headrace.graph.nodes import Payload, WindowingStrategy
+from headrace.model.pvalue import (
+    AsList,
+    AsSideInput,
+    AsSingleton,
+    DoOutputsTuple,
+    PBegin,
+    PCollection,
+    TaggedOutput,
+)
+from headrace.model.sources import BoundedSource
+from headrace.model.timestamp import to_micros
+from headrace.model.transforms.dofn import (
+    CallableWrapperCombineFn,
+    CombineFn,
+    DoFn,
+    describe_params,
+    state_and_timer_specs,
+)
+from headrace.model.transforms.ptransform import PTransform
+from headrace.model.window import GlobalWindows, TimestampCombiner, WindowFn
+
+__all__ = [
+    "CombineFn",
+    "CombineGlobally",
+    "CombinePerKey",
+    "CombineValues",
+    "Create",
+    "DoFn",
+    "FlatMap",
+    "FlatMapTuple",
+    "Filter",
+    "Flatten",
+    "GroupByKey",
+    "Impulse",
+    "Map",
+    "MapTuple",
+    "ParDo",
+    "Partition",
+    "PartitionFn",
+    "Read",
+    "WindowInto",
+]
+
+
+def _fn_label(fn: Any) -> str:
+    if isinstance(fn, DoFn):
+        return fn.default_label()
+    name = getattr(fn, "__name__", None)
+    if name == "<lambda>":
+        code = getattr(fn, "__code__", None)
+        if code is not None:
+            return f"<lambda at {code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno}>"
+    return name or type(fn).__name__
+
+
+def _scan_side_inputs(
+    args: Sequence[Any], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[AsSideInput, str]]]:
+    """Replace side-input views in args/kwargs by None and say where they were."""
+    sides: list[tuple[AsSideInput, str]] = []
+    new_args = list(args)
+    for i, a in enumerate(args):
+        if isinstance(a, PCollection):
+            raise TypeError(
+                f"a PCollection was passed as argument {i + 1}; pass it as a side input view, "
+                "e.g. beam.pvalue.AsList(pcoll) or AsSingleton(pcoll)"
+            )
+        if isinstance(a, AsSideInput):
+            sides.append((a, str(i)))
+            new_args[i] = None
+    new_kwargs = dict(kwargs)
+    for k, v in kwargs.items():
+        if isinstance(v, PCollection):
+            raise TypeError(f"a PCollection was passed as {k}=; pass AsList(pcoll) or similar")
+        if isinstance(v, AsSideInput):
+            sides.append((v, f"kw:{k}"))
+            new_kwargs[k] = None
+    return tuple(new_args), new_kwargs, sides
+
+
+class ParDo(PTransform):
+    """Apply a :class:`DoFn` to every element; extra args may include side-input views.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.pvalue import TaggedOutput
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> class Parity(DoFn):
+    ...     def process(self, x):
+    ...         yield x if x % 2 == 0 else TaggedOutput("odd", x)
+    >>> with Pipeline() as p:
+    ...     out = p | Create([1, 2, 3]) | ParDo(Parity()).with_outputs("odd", main="even")
+    ...     assert_that(out.even, equal_to([2]), label="CheckEven")
+    ...     assert_that(out["odd"], equal_to([1, 3]), label="CheckOdd")
+    """
+
+    _fn_kind = "dofn"
+
+    def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        if isinstance(fn, type) and issubclass(fn, DoFn):
+            raise TypeError(f"ParDo needs a DoFn instance, got the class {fn.__name__}; add ()")
+        if not isinstance(fn, DoFn):
+            raise TypeError(
+                f"ParDo needs a DoFn, got {fn!r}; use beam.Map or beam.FlatMap for plain functions"
+            )
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self._tags: tuple[str, ...] = ()
+        self._main_tag: str | None = None
+
+    def default_label(self) -> str:
+        return f"ParDo({_fn_label(self.fn)})"
+
+    def with_outputs(self, *tags: str, main: str | None = None, allow_unknown_tags: Any = None) -> ParDo:
+        """Declare additional outputs; the result is a DoOutputsTuple."""
+        for t in tags:
+            if not isinstance(t, str):
+                raise TypeError(f"output tags must be strings, got {t!r}")
+        self._tags = tuple(tags)
+        self._main_tag = main if main is not None else "main"
+        if self._main_tag in self._tags:
+            raise ValueError(f"main tag {self._main_tag!r} is also declared as an additional tag")
+        return self
+
+    def _process_callable(self) -> Callable[..., Any]:
+        return self.fn.process  # type: ignore[no-any-return]
+
+    def expand(self, pcoll: PCollection) -> Any:
+        if not isinstance(pcoll, PCollection):
+            raise TypeError(f"{self.label!r} must be applied to a PCollection, not {pcoll!r}")
+        args, kwargs, sides = _scan_side_inputs(self.args, self.kwargs)
+        process = self._process_callable()
+        params = describe_params(process, skip_first=0 if inspect.ismethod(process) else 1)
+        state = state_and_timer_specs(process)
+        if state and not _maybe_keyed(pcoll):
+            raise ValueError(
+                f"{self.label!r} uses state or timers, so its input must be (key, value) pairs; "
+                f"{pcoll!r} has elements of type {pcoll.element_type!r}"
+            )
+        outputs = (self._main_tag or "main", *self._tags)
+        return pcoll.pipeline._apply_primitive(
+            self,
+            "ParDo",
+            [pcoll],
+            payload=(self.fn, args, kwargs),
+            outputs=outputs,
+            side_inputs=sides,
+            params={
+                "fn_kind": self._fn_kind,
+                "main_tag": outputs[0],
+                "tags": list(outputs),
+                "dofn_params": params,
+                "stateful": bool(state),
+            },
+            multi_output=bool(self._tags) or self._main_tag is not None,
+        )
+
+
+def _maybe_keyed(pcoll: PCollection) -> bool:
+    t = pcoll.element_type
+    return t is None or t in (tuple, list, Any)
+
+
+class _CallableDoFn(DoFn):
+    """The DoFn behind Map, FlatMap, Filter, MapTuple and FlatMapTuple."""
+
+    def __init__(self, fn: Callable[..., Any], kind: str) -> None:
+        if not callable(fn):
+            raise TypeError(f"{kind} needs a callable, got {fn!r}")
+        self.fn = fn
+        self.kind = kind
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any] | None:
+        fn = self.fn
+        kind = self.kind
+        if kind == "map":
+            return (fn(element, *args, **kwargs),)
+        if kind == "flatmap":
+            return fn(element, *args, **kwargs)  # type: ignore[no-any-return]
+        if kind == "filter":
+            return (element,) if fn(element, *args, **kwargs) else ()
+        if kind == "maptuple":
+            return (fn(*element, *args, **kwargs),)
+        return fn(*element, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def default_label(self) -> str:
+        return _fn_label(self.fn)
+
+
+class _CallableParDo(ParDo):
+    _label_prefix = "Map"
+
+    def __init__(self, fn: Callable[..., Any], kind: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_CallableDoFn(fn, kind), *args, **kwargs)
+        self._fn_kind = kind
+        self._user_fn = fn
+
+    def default_label(self) -> str:
+        return f"{self._label_prefix}({_fn_label(self._user_fn)})"
+
+    def _process_callable(self) -> Callable[..., Any]:
+        return self._user_fn
+
+
+def _callable_transform(kind: str, prefix: str) -> Callable[..., ParDo]:
+    def make(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> ParDo:
+        if not callable(fn):
+            raise TypeError(f"{prefix} needs a callable, got {fn!r}")
+        t = _CallableParDo(fn, kind, *args, **kwargs)
+        t._label_prefix = prefix
+        return t
+
+    make.__name__ = prefix
+    return make
+
+
+Map = _callable_transform("map", "Map")
+Map.__doc__ = """Apply ``fn`` to each element, one output per input.
+
+>>> from headrace.model.pipeline import Pipeline
+>>> from headrace.testing.util import assert_that, equal_to
+>>> with Pipeline() as p:
+...     assert_that(p | Create([1, 2]) | Map(lambda x, n: x + n, 10), equal_to([11, 12]))
+"""
+FlatMap = _callable_transform("flatmap", "FlatMap")
+FlatMap.__doc__ = """Apply ``fn`` to each element and emit every item of the iterable it returns.
+
+>>> from headrace.model.pipeline import Pipeline
+>>> from headrace.testing.util import assert_that, equal_to
+>>> with Pipeline() as p:
+...     assert_that(p | Create(["a b", "c"]) | FlatMap(str.split), equal_to(["a", "b", "c"]))
+"""
+Filter = _callable_transform("filter", "Filter")
+Filter.__doc__ = """Keep the elements for which ``fn`` is true.
+
+>>> from headrace.model.pipeline import Pipeline
+>>> from headrace.testing.util import assert_that, equal_to
+>>> with Pipeline() as p:
+...     assert_that(p | Create([1, 2, 3, 4]) | Filter(lambda x: x % 2), equal_to([1, 3]))
+"""
+MapTuple = _callable_transform("maptuple", "MapTuple")
+MapTuple.__doc__ = """Like Map, with each (tuple) element unpacked into the arguments of ``fn``.
+
+>>> from headrace.model.pipeline import Pipeline
+>>> from headrace.testing.util import assert_that, equal_to
+>>> with Pipeline() as p:
+...     assert_that(p | Create([("a", 1)]) | MapTuple(lambda k, v: f"{k}={v}"), equal_to(["a=1"]))
+"""
+FlatMapTuple = _callable_transform("flatmaptuple", "FlatMapTuple")
+FlatMapTuple.__doc__ = """Like FlatMap, with each (tuple) element unpacked into the arguments.
+
+>>> from headrace.model.pipeline import Pipeline
+>>> from headrace.testing.util import assert_that, equal_to
+>>> with Pipeline() as p:
+...     out = p | Create([("a", 2)]) | FlatMapTuple(lambda k, n: [k] * n)
+...     assert_that(out, equal_to(["a", "a"]))
+"""
+
+
+class GroupByKey(PTransform):
+    """Group ``(key, value)`` pairs by key (and window): ``(key, [values])``.
+
+    Output elements of a window carry the window's end as timestamp (Beam's default).
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     grouped = p | Create([("a", 1), ("b", 2), ("a", 3)]) | GroupByKey()
+    ...     assert_that(grouped | MapTuple(lambda k, vs: (k, sorted(vs))),
+    ...                 equal_to([("a", [1, 3]), ("b", [2])]))
+    """
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        _check_keyed(pcoll, self.label)
+        return pcoll.pipeline._apply_primitive(self, "GroupByKey", [pcoll], element_type=tuple)  # type: ignore[no-any-return]
+
+
+def _check_keyed(pcoll: PCollection, label: str) -> None:
+    if not isinstance(pcoll, PCollection):
+        raise TypeError(f"{label!r} must be applied to a PCollection, not {pcoll!r}")
+    if not _maybe_keyed(pcoll):
+        raise ValueError(
+            f"{label!r} needs (key, value) pairs but its input {pcoll!r} has elements of type "
+            f"{getattr(pcoll.element_type, '__name__', pcoll.element_type)}; add a "
+            "beam.Map(lambda x: (key_of(x), x)) or beam.WithKeys(...) before it"
+        )
+
+
+class CombinePerKey(PTransform):
+    """Combine the values of each key with a CombineFn or a callable such as ``sum``.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     totals = p | Create([("a", 1), ("b", 2), ("a", 3)]) | CombinePerKey(sum)
+    ...     assert_that(totals, equal_to([("a", 4), ("b", 2)]))
+    """
+
+    def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.fn = CombineFn.maybe_from_callable(fn)
+        _no_side_inputs(args, kwargs, "CombinePerKey")
+        self.args = args
+        self.kwargs = kwargs
+
+    def default_label(self) -> str:
+        return f"CombinePerKey({self.fn.default_label()})"
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        _check_keyed(pcoll, self.label)
+        self._graph_composite = ("CombinePerKey", (self.fn, self.args, self.kwargs), {})
+        grouped = pcoll | "GroupByKey" >> GroupByKey()
+        return grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)  # type: ignore[no-any-return]
+
+
+def _no_side_inputs(args: Sequence[Any], kwargs: dict[str, Any], name: str) -> None:
+    for a in [*args, *kwargs.values()]:
+        if isinstance(a, (AsSideInput, PCollection)):
+            raise NotImplementedError(
+                f"{name} does not take side inputs yet; compute with a ParDo that reads the side "
+                "input instead"
+            )
+
+
+class _CombineValuesDoFn(DoFn):
+    def __init__(self, fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.combine_fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+    def setup(self) -> None:
+        self.combine_fn.setup(*self.args, **self.kwargs)
+
+    def process(self, element: Any) -> Iterable[Any]:
+        key, values = element
+        fn, a, kw = self.combine_fn, self.args, self.kwargs
+        acc = fn.add_inputs(fn.create_accumulator(*a, **kw), values, *a, **kw)
+        return ((key, fn.extract_output(acc, *a, **kw)),)
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown(*self.args, **self.kwargs)
+
+
+class CombineValues(PTransform):
+    """Combine the iterable value of each ``(key, values)`` element.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     out = p | Create([("a", [1, 2]), ("b", [5])]) | CombineValues(sum)
+    ...     assert_that(out, equal_to([("a", 3), ("b", 5)]))
+    """
+
+    def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.fn = CombineFn.maybe_from_callable(fn)
+        _no_side_inputs(args, kwargs, "CombineValues")
+        self.args = args
+        self.kwargs = kwargs
+
+    def default_label(self) -> str:
+        return f"CombineValues({self.fn.default_label()})"
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        return pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))  # type: ignore[no-any-return]
+
+
+class _InjectDefault(DoFn):
+    def __init__(self, fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def process(self, unused: Any, combined: list[Any]) -> Iterable[Any]:
+        if combined:
+            return combined
+        fn, a, kw = self.fn, self.args, self.kwargs
+        fn.setup(*a, **kw)
+        try:
+            return [fn.extract_output(fn.create_accumulator(*a, **kw), *a, **kw)]
+        finally:
+            fn.teardown(*a, **kw)
+
+
+class CombineGlobally(PTransform):
+    """Combine all elements into one; an empty input gives the CombineFn's empty result.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     assert_that(p | Create([1, 2, 3]) | CombineGlobally(sum), equal_to([6]))
+    """
+
+    def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.fn = CombineFn.maybe_from_callable(fn)
+        _no_side_inputs(args, kwargs, "CombineGlobally")
+        self.args = args
+        self.kwargs = kwargs
+        self.has_defaults = True
+        self.as_view = False
+
+    def default_label(self) -> str:
+        return f"CombineGlobally({self.fn.default_label()})"
+
+    def without_defaults(self) -> CombineGlobally:
+        """Emit nothing for an empty input (needed outside the global window)."""
+        self.has_defaults = False
+        return self
+
+    def with_defaults(self, has_defaults: bool = True) -> CombineGlobally:
+        self.has_defaults = has_defaults
+        return self
+
+    def as_singleton_view(self) -> CombineGlobally:
+        """Return an AsSingleton side-input view of the result instead of a PCollection."""
+        self.as_view = True
+        return self
+
+    def expand(self, pcoll: PCollection) -> Any:
+        if self.has_defaults and not pcoll.windowing.is_global:
+            raise ValueError(
+                f"{self.label!r}: default values for empty input exist only in the global window, "
+                f"but the input is windowed by {pcoll.windowing.window_fn_name}; use "
+                "CombineGlobally(fn).without_defaults()"
+            )
+        combined = (
+            pcoll
+            | "KeyWithVoid" >> Map(_key_with_none)
+            | "CombinePerKey" >> CombinePerKey(self.fn, *self.args, **self.kwargs)
+            | "UnKey" >> Map(_second)
+        )
+        if self.has_defaults:
+            combined = (
+                pcoll.pipeline
+                | "DoOnce" >> Impulse()
+                | "InjectDefault"
+                >> ParDo(_InjectDefault(self.fn, self.args, self.kwargs), AsList(combined))
+            )
+        return AsSingleton(combined) if self.as_view else combined
+
+
+def _key_with_none(v: Any) -> tuple[None, Any]:
+    return (None, v)
+
+
+def _second(kv: Any) -> Any:
+    return kv[1]
+
+
+class _CreateSource(BoundedSource):
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    def split(self, desired_num_splits: int) -> list[BoundedSource]:
+        n = len(self.values)
+        if n == 0 or desired_num_splits <= 1:
+            return [self]
+        size = -(-n // desired_num_splits)
+        return [_CreateSource(self.values[i : i + size]) for i in range(0, n, size)]
+
+    def read(self) -> Iterator[Any]:
+        return iter(self.values)
+
+    def as_list(self) -> list[Any]:
+        return self.values
+
+    def estimate_size(self) -> int:
+        return len(self.values)
+
+    def display_data(self) -> dict[str, Any]:
+        return {"elements": len(self.values)}
+
+
+class Create(PTransform):
+    """A PCollection of the given in-memory values (a dict gives its items).
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     assert_that(p | Create({"a": 1}), equal_to([("a", 1)]))
+    """
+
+    def __init__(self, values: Iterable[Any], reshuffle: bool = True) -> None:
+        super().__init__()
+        if isinstance(values, (str, bytes)):
+            raise TypeError(
+                f"Create needs an iterable of elements, not a {type(values).__name__}; "
+                f"wrap it in a list: Create([{values!r}])"
+            )
+        if isinstance(values, dict):
+            values = values.items()
+        self.values = list(values)
+
+    def default_label(self) -> str:
+        return "Create"
+
+    def expand(self, pbegin: PBegin) -> PCollection:
+        if not isinstance(pbegin, PBegin):
+            raise TypeError(f"{self.label!r} must be applied to a pipeline, not {pbegin!r}")
+        return pbegin.pipeline._apply_primitive(  # type: ignore[no-any-return]
+            self,
+            "Read",
+            [],
+            payload=_CreateSource(self.values),
+            element_type=_infer_type(self.values),
+        )
+
+
+def _infer_type(values: list[Any]) -> Any:
+    if not values:
+        return None
+    first = type(values[0])
+    if all(type(v) is first for v in values):
+        return first
+    return None
+
+
+class Impulse(PTransform):
+    """Emit a single empty-bytes element; the root of pipelines that generate their input."""
+
+    def expand(self, pbegin: PBegin) -> PCollection:
+        return pbegin.pipeline._apply_primitive(self, "Impulse", [], element_type=bytes)  # type: ignore[no-any-return]
+
+
+class Read(PTransform):
+    """Read a :class:`~headrace.model.sources.BoundedSource`.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.sources import BoundedSource
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> class Three(BoundedSource):
+    ...     def read(self):
+    ...         return iter([1, 2, 3])
+    >>> with Pipeline() as p:
+    ...     assert_that(p | Read(Three()), equal_to([1, 2, 3]))
+    """
+
+    def __init__(self, source: BoundedSource) -> None:
+        super().__init__()
+        if not isinstance(source, BoundedSource):
+            raise TypeError(f"Read needs a BoundedSource, got {source!r}")
+        self.source = source
+
+    def default_label(self) -> str:
+        return f"Read({self.source.default_label()})"
+
+    def expand(self, pbegin: PBegin) -> PCollection:
+        return pbegin.pipeline._apply_primitive(self, "Read", [], payload=self.source)  # type: ignore[no-any-return]
+
+
+class Flatten(PTransform):
+    """Merge several PCollections into one.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     a = p | "A" >> Create([1])
+    ...     b = p | "B" >> Create([2])
+    ...     assert_that((a, b) | Flatten(), equal_to([1, 2]))
+    """
+
+    def __init__(self, pipeline: Any = None, label: str | None = None) -> None:
+        super().__init__(label)
+        self.pipeline = pipeline
+
+    def expand(self, pcolls: Any) -> PCollection:
+        if isinstance(pcolls, PCollection):
+            pcolls = (pcolls,)
+        if isinstance(pcolls, dict):
+            pcolls = tuple(pcolls.values())
+        pcolls = tuple(pcolls)
+        if pcolls:
+            first = pcolls[0].windowing
+            for pc in pcolls[1:]:
+                if pc.windowing.window_fn != first.window_fn:
+                    raise ValueError(
+                        f"{self.label!r} merges PCollections with different windowing "
+                        f"({first.window_fn_name} and {pc.windowing.window_fn_name}); apply the "
+                        "same beam.WindowInto to every input first"
+                    )
+            pipeline = pcolls[0].pipeline
+        else:
+            pipeline = self.pipeline
+        return pipeline._apply_primitive(self, "Flatten", list(pcolls))  # type: ignore[no-any-return]
+
+
+class PartitionFn:
+    """Chooses a partition for each element: override ``partition_for``."""
+
+    def partition_for(self, element: Any, num_partitions: int, *args: Any, **kwargs: Any) -> int:
+        raise NotImplementedError
+
+    def default_label(self) -> str:
+        return type(self).__name__
+
+
+class _PartitionDoFn(DoFn):
+    def __init__(self, fn: Any, n: int) -> None:
+        self.fn = fn.partition_for if isinstance(fn, PartitionFn) else fn
+        self.n = n
+        self.tags = [str(i) for i in range(n)]
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        i = self.fn(element, self.n, *args, **kwargs)
+        if not isinstance(i, int) or not 0 <= i < self.n:
+            raise ValueError(
+                f"partition function returned {i!r} for {element!r}; it must return an int in "
+                f"[0, {self.n})"
+            )
+        return (element,) if i == 0 else (TaggedOutput(self.tags[i], element),)
+
+
+class Partition(PTransform):
+    """Split a PCollection into ``n`` by the index ``fn(element, n)`` returns.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     evens, odds = p | Create([1, 2, 3]) | Partition(lambda x, n: x % n, 2)
+    ...     assert_that(odds, equal_to([1, 3]))
+    """
+
+    def __init__(self, fn: Any, n: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"Partition needs a positive number of partitions, got {n!r}")
+        self.fn, self.n, self.args, self.kwargs = fn, n, args, kwargs
+
+    def default_label(self) -> str:
+        return f"Partition({_fn_label(self.fn)})"
+
+    def expand(self, pcoll: PCollection) -> DoOutputsTuple:
+        dofn = _PartitionDoFn(self.fn, self.n)
+        pardo = ParDo(dofn, *self.args, **self.kwargs).with_outputs(*dofn.tags[1:], main="0")
+        return pcoll | "ApplyPartitionFn" >> pardo  # type: ignore[no-any-return]
+
+
+class WindowInto(PTransform):
+    """Assign elements to windows (and set the trigger, lateness and accumulation mode).
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.window import FixedWindows, TimestampedValue
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     counts = (p | Create([1, 2, 65])
+    ...                 | Map(lambda t: TimestampedValue(("k", 1), t))
+    ...                 | WindowInto(FixedWindows(60))
+    ...                 | CombinePerKey(sum))
+    ...     assert_that(counts, equal_to([("k", 2), ("k", 1)]))
+    """
+
+    def __init__(
+        self,
+        windowfn: Any,
+        trigger: Any = None,
+        accumulation_mode: Any = None,
+        timestamp_combiner: Any = None,
+        allowed_lateness: Any = 0,
+    ) -> None:
+        super().__init__()
+        if isinstance(windowfn, type) and issubclass(windowfn, WindowFn):
+            raise TypeError(f"WindowInto needs a WindowFn instance, got the class {windowfn.__name__}")
+        if not isinstance(windowfn, WindowFn):
+            raise TypeError(f"WindowInto needs a WindowFn such as FixedWindows(60), got {windowfn!r}")
+        self.windowfn = windowfn
+        self.trigger = trigger
+        self.accumulation_mode = accumulation_mode
+        self.timestamp_combiner = timestamp_combiner
+        self.allowed_lateness_us = to_micros(allowed_lateness)
+
+    def default_label(self) -> str:
+        return f"WindowInto({self.windowfn!r})"
+
+    def _strategy(self) -> WindowingStrategy:
+        combiner = self.timestamp_combiner
+        if combiner is None:
+            combiner = TimestampCombiner.OUTPUT_AT_EOW
+        mode = self.accumulation_mode
+        mode_name = "DISCARDING" if mode is None else getattr(mode, "name", str(mode)).upper()
+        is_global = isinstance(self.windowfn, GlobalWindows)
+        return WindowingStrategy(
+            window_fn=None if is_global else Payload.of(self.windowfn),
+            merging=self.windowfn.is_merging(),
+            trigger=None if self.trigger is None else Payload.of(self.trigger),
+            accumulation_mode=mode_name,
+            allowed_lateness_us=self.allowed_lateness_us,
+            timestamp_combiner=getattr(combiner, "value", str(combiner)),
+            window_fn_name=repr(self.windowfn),
+        )
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        strategy = self._strategy()
+        return pcoll.pipeline._apply_primitive(  # type: ignore[no-any-return]
+            self,
+            "WindowInto",
+            [pcoll],
+            payload=self.windowfn,
+            windowing=strategy,
+            element_type=pcoll.element_type,
+        )
+
+

@@ -1,0 +1,504 @@
+"""Windows, window functions and the windowed-element representation.
+
+Timestamps inside headrace are ``int`` microseconds. :class:`WindowedValue` is the per-element
+wrapper (value, timestamp, windows, pane) used only where a windowing strategy needs it; in the
+global window with no timestamps in use, runners move plain values instead.
+
+Built-in window functions expose a fast ``assign_us(timestamp_us)`` used by the executors; custom
+window functions implement Beam's ``assign(context)`` / ``merge(context)`` interface.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Any
+
+from headrace.model.timestamp import (
+    MAX_TIMESTAMP,
+    MAX_US,
+    MIN_TIMESTAMP,
+    MIN_US,
+    Duration,
+    Timestamp,
+    to_micros,
+)
+
+__all__ = [
+    "MAX_TIMESTAMP",
+    "MIN_TIMESTAMP",
+    "BoundedWindow",
+    "Duration",
+    "FixedWindows",
+    "GlobalWindow",
+    "GlobalWindows",
+    "IntervalWindow",
+    "NonMergingWindowFn",
+    "PaneInfo",
+    "PaneInfoTiming",
+    "Sessions",
+    "SlidingWindows",
+    "Timestamp",
+    "TimestampCombiner",
+    "TimestampedValue",
+    "WindowFn",
+    "WindowedValue",
+]
+
+GLOBAL_WINDOW_MAX_US = MAX_US - 86_400_000_000  # the global window ends a day before the end of time
+
+
+class BoundedWindow:
+    """A window: a span of event time that elements are grouped by."""
+
+    __slots__ = ()
+
+    def max_timestamp(self) -> Timestamp:
+        raise NotImplementedError
+
+    @property
+    def end(self) -> Timestamp:
+        return Timestamp(micros=self.max_timestamp().micros + 1)
+
+    def max_timestamp_us(self) -> int:
+        return self.max_timestamp().micros
+
+
+class GlobalWindow(BoundedWindow):
+    """The single window that covers all of time (a singleton)."""
+
+    __slots__ = ()
+    _instance: GlobalWindow | None = None
+
+    def __new__(cls) -> GlobalWindow:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    @property
+    def start(self) -> Timestamp:
+        return MIN_TIMESTAMP
+
+    def max_timestamp(self) -> Timestamp:
+        return Timestamp(micros=GLOBAL_WINDOW_MAX_US)
+
+    def max_timestamp_us(self) -> int:
+        return GLOBAL_WINDOW_MAX_US
+
+    def __repr__(self) -> str:
+        return "GlobalWindow"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (GlobalWindow, ())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GlobalWindow)
+
+    def __hash__(self) -> int:
+        return 0x61A0B1
+
+
+GLOBAL_WINDOW = GlobalWindow()
+GLOBAL_WINDOWS_TUPLE: tuple[BoundedWindow, ...] = (GLOBAL_WINDOW,)
+
+
+class IntervalWindow(BoundedWindow):
+    """The half-open interval ``[start, end)`` of event time.
+
+    >>> w = IntervalWindow(60, 120)
+    >>> w.start, w.end, w.max_timestamp()
+    (Timestamp(60), Timestamp(120), Timestamp(119.999999))
+    >>> w.intersects(IntervalWindow(100, 200)), w.union(IntervalWindow(100, 200))
+    (True, IntervalWindow(60, 200))
+    """
+
+    __slots__ = ("_end", "_hash", "_start")
+
+    def __init__(self, start: Any, end: Any) -> None:
+        self._start = to_micros(start)
+        self._end = to_micros(end)
+        self._hash = hash((self._start, self._end))
+
+    @classmethod
+    def from_us(cls, start_us: int, end_us: int) -> IntervalWindow:
+        w = cls.__new__(cls)
+        w._start = start_us
+        w._end = end_us
+        w._hash = hash((start_us, end_us))
+        return w
+
+    @property
+    def start(self) -> Timestamp:
+        return Timestamp(micros=self._start)
+
+    @property
+    def end(self) -> Timestamp:
+        return Timestamp(micros=self._end)
+
+    @property
+    def start_us(self) -> int:
+        return self._start
+
+    @property
+    def end_us(self) -> int:
+        return self._end
+
+    def max_timestamp(self) -> Timestamp:
+        return Timestamp(micros=self._end - 1)
+
+    def max_timestamp_us(self) -> int:
+        return self._end - 1
+
+    def intersects(self, other: IntervalWindow) -> bool:
+        return self._start < other._end and other._start < self._end
+
+    def union(self, other: IntervalWindow) -> IntervalWindow:
+        return IntervalWindow.from_us(min(self._start, other._start), max(self._end, other._end))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, IntervalWindow)
+            and self._start == other._start
+            and self._end == other._end
+        )
+
+    def __lt__(self, other: IntervalWindow) -> bool:
+        return (self._end, self._start) < (other._end, other._start)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"IntervalWindow({_secs(self._start)}, {_secs(self._end)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (IntervalWindow.from_us, (self._start, self._end))
+
+
+def _secs(us: int) -> str:
+    s, frac = divmod(us, 1_000_000)
+    return str(s) if not frac else str(us / 1_000_000)
+
+
+class TimestampedValue:
+    """A value with an event timestamp; yield it from a DoFn to set the element's timestamp.
+
+    >>> TimestampedValue("click", 12.5).timestamp
+    Timestamp(12.5)
+    """
+
+    __slots__ = ("timestamp_us", "value")
+
+    def __init__(self, value: Any, timestamp: Any) -> None:
+        self.value = value
+        self.timestamp_us = to_micros(timestamp)
+
+    @property
+    def timestamp(self) -> Timestamp:
+        return Timestamp(micros=self.timestamp_us)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, TimestampedValue)
+            and self.value == other.value
+            and self.timestamp_us == other.timestamp_us
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.value, self.timestamp_us))
+
+    def __repr__(self) -> str:
+        return f"TimestampedValue({self.value!r}, {_secs(self.timestamp_us)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TimestampedValue, (self.value, Timestamp(micros=self.timestamp_us)))
+
+
+class PaneInfoTiming(enum.IntEnum):
+    """When a pane fired relative to the watermark."""
+
+    EARLY = 0
+    ON_TIME = 1
+    LATE = 2
+    UNKNOWN = 3
+
+
+class PaneInfo:
+    """Which firing of a window produced an element."""
+
+    __slots__ = ("index", "is_first", "is_last", "nonspeculative_index", "timing")
+
+    def __init__(
+        self,
+        is_first: bool,
+        is_last: bool,
+        timing: PaneInfoTiming,
+        index: int,
+        nonspeculative_index: int,
+    ) -> None:
+        self.is_first = is_first
+        self.is_last = is_last
+        self.timing = timing
+        self.index = index
+        self.nonspeculative_index = nonspeculative_index
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.is_first, self.is_last, self.timing, self.index, self.nonspeculative_index)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PaneInfo) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"PaneInfo(first: {self.is_first}, last: {self.is_last}, timing: {self.timing.name}, "
+            f"index: {self.index}, nonspeculative_index: {self.nonspeculative_index})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PaneInfo, self._key())
+
+
+PANE_INFO_UNKNOWN = PaneInfo(True, True, PaneInfoTiming.UNKNOWN, 0, 0)
+PANE_ONLY_FIRING = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
+
+
+class WindowedValue:
+    """An element with its timestamp (int microseconds), windows and pane."""
+
+    __slots__ = ("pane", "timestamp_us", "value", "windows")
+
+    def __init__(
+        self,
+        value: Any,
+        timestamp_us: int,
+        windows: tuple[BoundedWindow, ...],
+        pane: PaneInfo = PANE_INFO_UNKNOWN,
+    ) -> None:
+        self.value = value
+        self.timestamp_us = timestamp_us
+        self.windows = windows
+        self.pane = pane
+
+    @property
+    def timestamp(self) -> Timestamp:
+        return Timestamp(micros=self.timestamp_us)
+
+    def with_value(self, value: Any) -> WindowedValue:
+        return WindowedValue(value, self.timestamp_us, self.windows, self.pane)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, WindowedValue)
+            and self.value == other.value
+            and self.timestamp_us == other.timestamp_us
+            and self.windows == other.windows
+            and self.pane == other.pane
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.value, self.timestamp_us, self.windows))
+
+    def __repr__(self) -> str:
+        return f"WindowedValue({self.value!r}, {_secs(self.timestamp_us)}, {self.windows!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WindowedValue, (self.value, self.timestamp_us, self.windows, self.pane))
+
+
+class TimestampCombiner(enum.Enum):
+    """How the output timestamp of a grouping is chosen from its inputs' timestamps."""
+
+    OUTPUT_AT_EOW = "OUTPUT_AT_EOW"
+    OUTPUT_AT_EARLIEST = "OUTPUT_AT_EARLIEST"
+    OUTPUT_AT_LATEST = "OUTPUT_AT_LATEST"
+    OUTPUT_AT_EARLIEST_TRANSFORMED = "OUTPUT_AT_EARLIEST_TRANSFORMED"
+
+
+class WindowFn:
+    """Assigns windows to elements (Beam's interface).
+
+    Subclasses implement ``assign(context)`` returning windows for ``context.timestamp`` (and
+    ``context.element``); merging window functions also implement ``merge(context)``.
+    """
+
+    class AssignContext:
+        __slots__ = ("element", "timestamp", "window")
+
+        def __init__(self, timestamp: Any, element: Any = None, window: Any = None) -> None:
+            self.timestamp = Timestamp.of(timestamp)
+            self.element = element
+            self.window = window
+
+    class MergeContext:
+        """Given to ``merge``: the current windows and a way to merge some of them."""
+
+        def __init__(self, windows: Iterable[BoundedWindow]) -> None:
+            self.windows = list(windows)
+            self.merges: list[tuple[list[BoundedWindow], BoundedWindow]] = []
+
+        def merge(self, to_be_merged: Iterable[BoundedWindow], merge_result: BoundedWindow) -> None:
+            self.merges.append((list(to_be_merged), merge_result))
+
+    def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
+        raise NotImplementedError(f"{type(self).__name__} must implement assign(context)")
+
+    def merge(self, merge_context: WindowFn.MergeContext) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement merge(context)")
+
+    def is_merging(self) -> bool:
+        return True
+
+    def get_transformed_output_time(self, window: BoundedWindow, input_timestamp: Timestamp) -> Any:
+        return input_timestamp
+
+    def get_window_coder(self) -> Any:
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class NonMergingWindowFn(WindowFn):
+    """A window function whose windows never merge."""
+
+    def merge(self, merge_context: WindowFn.MergeContext) -> None:
+        pass
+
+    def is_merging(self) -> bool:
+        return False
+
+
+class GlobalWindows(NonMergingWindowFn):
+    """Everything in the one global window (the default)."""
+
+    def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
+        return GLOBAL_WINDOWS_TUPLE
+
+    def assign_us(self, timestamp_us: int) -> tuple[BoundedWindow, ...]:
+        return GLOBAL_WINDOWS_TUPLE
+
+    def __repr__(self) -> str:
+        return "GlobalWindows()"
+
+
+class FixedWindows(NonMergingWindowFn):
+    """Tumbling windows of ``size`` seconds, aligned to ``offset``.
+
+    >>> FixedWindows(60).assign(WindowFn.AssignContext(125))
+    (IntervalWindow(120, 180),)
+    """
+
+    def __init__(self, size: Any, offset: Any = 0) -> None:
+        self.size_us = to_micros(size)
+        if self.size_us <= 0:
+            raise ValueError(f"FixedWindows size must be positive, got {size!r}")
+        self.offset_us = to_micros(offset) % self.size_us
+
+    @property
+    def size(self) -> Duration:
+        return Duration(micros=self.size_us)
+
+    @property
+    def offset(self) -> Timestamp:
+        return Timestamp(micros=self.offset_us)
+
+    def assign_us(self, timestamp_us: int) -> tuple[BoundedWindow, ...]:
+        start = timestamp_us - (timestamp_us - self.offset_us) % self.size_us
+        return (IntervalWindow.from_us(start, start + self.size_us),)
+
+    def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
+        return self.assign_us(assign_context.timestamp.micros)
+
+    def __repr__(self) -> str:
+        return f"FixedWindows({_secs(self.size_us)})"
+
+
+class SlidingWindows(NonMergingWindowFn):
+    """Windows of ``size`` seconds starting every ``period`` seconds; an element is in several.
+
+    >>> SlidingWindows(60, 30).assign(WindowFn.AssignContext(45))
+    (IntervalWindow(30, 90), IntervalWindow(0, 60))
+    """
+
+    def __init__(self, size: Any, period: Any, offset: Any = 0) -> None:
+        self.size_us = to_micros(size)
+        self.period_us = to_micros(period)
+        if self.size_us <= 0 or self.period_us <= 0:
+            raise ValueError("SlidingWindows size and period must be positive")
+        self.offset_us = to_micros(offset) % self.period_us
+
+    @property
+    def size(self) -> Duration:
+        return Duration(micros=self.size_us)
+
+    @property
+    def period(self) -> Duration:
+        return Duration(micros=self.period_us)
+
+    def assign_us(self, timestamp_us: int) -> tuple[BoundedWindow, ...]:
+        last = timestamp_us - (timestamp_us - self.offset_us) % self.period_us
+        out = []
+        start = last
+        while start > timestamp_us - self.size_us:
+            out.append(IntervalWindow.from_us(start, start + self.size_us))
+            start -= self.period_us
+        return tuple(out)
+
+    def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
+        return self.assign_us(assign_context.timestamp.micros)
+
+    def __repr__(self) -> str:
+        return f"SlidingWindows({_secs(self.size_us)}, {_secs(self.period_us)})"
+
+
+class Sessions(WindowFn):
+    """Windows that merge while elements arrive less than ``gap_size`` seconds apart.
+
+    >>> ctx = WindowFn.MergeContext([IntervalWindow(0, 10), IntervalWindow(5, 15),
+    ...                              IntervalWindow(30, 40)])
+    >>> Sessions(10).merge(ctx)
+    >>> ctx.merges
+    [([IntervalWindow(0, 10), IntervalWindow(5, 15)], IntervalWindow(0, 15))]
+    """
+
+    def __init__(self, gap_size: Any) -> None:
+        self.gap_us = to_micros(gap_size)
+        if self.gap_us <= 0:
+            raise ValueError(f"Sessions gap_size must be positive, got {gap_size!r}")
+
+    @property
+    def gap_size(self) -> Duration:
+        return Duration(micros=self.gap_us)
+
+    def assign_us(self, timestamp_us: int) -> tuple[BoundedWindow, ...]:
+        return (IntervalWindow.from_us(timestamp_us, timestamp_us + self.gap_us),)
+
+    def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
+        return self.assign_us(assign_context.timestamp.micros)
+
+    def merge(self, merge_context: WindowFn.MergeContext) -> None:
+        windows = sorted(merge_context.windows, key=lambda w: (w.start_us, w.end_us))  # type: ignore[attr-defined]
+        run: list[Any] = []
+        run_end = MIN_US
+        for w in windows:
+            if run and w.start_us < run_end:
+                run.append(w)
+                run_end = max(run_end, w.end_us)
+                continue
+            if len(run) > 1:
+                merge_context.merge(run, IntervalWindow.from_us(run[0].start_us, run_end))
+            run, run_end = [w], w.end_us
+        if len(run) > 1:
+            merge_context.merge(run, IntervalWindow.from_us(run[0].start_us, run_end))
+
+    def is_merging(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"Sessions({_secs(self.gap_us)})"

@@ -1,0 +1,1 @@
+"""Runners: turning an execution plan into running work."""

@@ -1,0 +1,287 @@
+"""DirectRunner: runs an execution plan stage by stage, in this process or in worker processes.
+
+States of a run (:class:`DirectPipelineResult`): ``RUNNING`` from ``run()``; then ``DONE`` when
+every stage finished and every sink committed, ``FAILED`` when a task or a commit raised, or
+``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state.
+
+The coordinator walks the stages in plan order. For each it makes the tasks (source splits, one
+per partition of a grouping, or runs of a collection), runs them (inline, or in the worker pool),
+and keeps what they wrote: grouping runs per partition, collection runs, metric updates. After the
+last stage it hands each ``Finalize`` its records (``commit``); on failure it calls ``abort``
+instead, so no sink output becomes visible. Spill and shuffle files live in one temporary folder
+per run, removed at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from headrace.exec.collect import CollectionRun, read_collection
+from headrace.exec.errors import annotate
+from headrace.exec.grouping import Run
+from headrace.exec.stage import Cancelled, TaskContext, TaskInput, TaskResult, run_stage_task
+from headrace.graph.nodes import PipelineGraph
+from headrace.model.metrics import DirectMetricResults, MetricUpdates
+from headrace.model.result import PipelineResult, PipelineState
+from headrace.model.window import WindowedValue
+from headrace.plan.stages import ExecutionPlan, Stage, build_plan
+from headrace.runners.direct.workers import TaskFailure, WorkerPool
+
+__all__ = ["DirectPipelineResult", "DirectRunner", "StageProgress"]
+
+
+@dataclass
+class DirectSettings:
+    num_workers: int = 1
+    multi_process: bool = False
+    budget_mb: int = 256
+    bundle_size: int = 1024
+
+    @classmethod
+    def from_options(cls, options: Any) -> DirectSettings:
+        values = options.get_all_options() if options is not None else {}
+        workers = int(values.get("direct_num_workers") or 1)
+        mode = values.get("direct_running_mode") or "in_memory"
+        return cls(
+            num_workers=workers,
+            multi_process=mode == "multi_processing" and workers > 1,
+            budget_mb=int(values.get("direct_memory_budget_mb") or 256),
+            bundle_size=int(values.get("direct_bundle_size") or 1024),
+        )
+
+
+@dataclass
+class StageProgress:
+    """Live counts of one stage, for progress displays."""
+
+    name: str
+    state: str = "pending"
+    elements_in: int = 0
+    elements_out: int = 0
+    seconds: float = 0.0
+    tasks: int = 0
+    spills: int = 0
+
+
+@dataclass
+class _RunState:
+    groupings: dict[str, list[list[Run]]] = field(default_factory=dict)
+    collections: dict[str, list[CollectionRun]] = field(default_factory=dict)
+    metrics: MetricUpdates = field(default_factory=MetricUpdates)
+
+
+class DirectRunner:
+    """Runs pipelines on this machine; the default runner.
+
+    Options: ``direct_num_workers`` and ``direct_running_mode='multi_processing'`` for worker
+    processes, ``direct_memory_budget_mb`` for grouping memory per process before spilling,
+    ``direct_bundle_size`` for elements per chunk.
+    """
+
+    def run_pipeline(self, pipeline: Any, options: Any) -> DirectPipelineResult:
+        graph: PipelineGraph = pipeline.to_graph() if hasattr(pipeline, "to_graph") else pipeline
+        plan = build_plan(graph)
+        settings = DirectSettings.from_options(options)
+        result = DirectPipelineResult(plan, settings)
+        result._start()
+        return result
+
+
+class DirectPipelineResult(PipelineResult):
+    """The handle on a direct run. ``wait_until_finish`` re-raises a failure."""
+
+    def __init__(self, plan: ExecutionPlan, settings: DirectSettings) -> None:
+        super().__init__(PipelineState.RUNNING)
+        self.plan = plan
+        self.settings = settings
+        self.progress = [StageProgress(s.name) for s in plan.stages]
+        self._error: BaseException | None = None
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._pool: WorkerPool | None = None
+        self._metrics = MetricUpdates()
+        self._thread: threading.Thread | None = None
+        self.started = time.perf_counter()
+        self.finished: float | None = None
+
+    # -- Job API ---------------------------------------------------------------------------------
+
+    def wait_until_finish(self, duration: float | None = None) -> PipelineState:
+        deadline = None if duration is None else time.monotonic() + duration / 1000.0
+        try:
+            while not self._done.wait(0.05):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return self._state
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+        if self._state == PipelineState.FAILED and self._error is not None:
+            raise self._error
+        return self._state
+
+    def cancel(self) -> PipelineState:
+        if not self._done.is_set():
+            self._cancel.set()
+            if self._pool is not None:
+                self._pool.close(terminate=True)
+            self._done.wait()
+        return self._state
+
+    def metrics(self) -> DirectMetricResults:
+        return DirectMetricResults(self._metrics)
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    # -- coordinator -----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self.settings.multi_process:
+            self._pool = WorkerPool(self.settings.num_workers, self.plan)
+        self._thread = threading.Thread(target=self._run, name="headrace-direct", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        spill_dir = tempfile.mkdtemp(prefix="headrace-run-")
+        state = _RunState()
+        try:
+            for stage in self.plan.stages:
+                if self._cancel.is_set():
+                    raise Cancelled()
+                self._run_stage(stage, state, spill_dir)
+            self._metrics = state.metrics
+            self._commit(state)
+            self._state = PipelineState.DONE
+        except BaseException as e:
+            self._metrics = state.metrics
+            self._abort(state)
+            if isinstance(e, Cancelled) or self._cancel.is_set():
+                self._state = PipelineState.CANCELLED
+            else:
+                self._error = e
+                self._state = PipelineState.FAILED
+        finally:
+            if self._pool is not None and not self._cancel.is_set():
+                self._pool.close()
+            shutil.rmtree(spill_dir, ignore_errors=True)
+            self.finished = time.perf_counter()
+            self._done.set()
+
+    def _partitions(self) -> int:
+        return self.settings.num_workers if self.settings.multi_process else 1
+
+    def _tasks(self, stage: Stage, state: _RunState) -> list[TaskInput]:
+        root, n = stage.root, self._partitions()
+        if root.kind == "source":
+            node = self.plan.leaves[root.node]
+            assert node.payload is not None
+            source = node.payload.load()
+            try:
+                splits = source.split(n) if n > 1 else [source]
+            except Exception as e:
+                raise annotate(e, node.label, what="split()") from None
+            tasks = [TaskInput(sources=splits[i::n]) for i in range(min(n, len(splits)))]
+            return tasks
+        if root.kind == "impulse":
+            return [TaskInput(sources=[None])]
+        if root.kind == "grouping":
+            parts = state.groupings.get(root.node, [])
+            return [TaskInput(runs=runs) for runs in parts if runs]
+        if root.kind == "collection":
+            runs = state.collections.get(root.node, [])
+            return [TaskInput(collection=runs[i::n]) for i in range(min(n, len(runs)))]
+        return [TaskInput()]
+
+    def _context(self, state: _RunState, spill_dir: str, progress: StageProgress) -> TaskContext:
+        per_process = self.settings.budget_mb * 1024 * 1024
+
+        def on_chunk(n: int) -> None:
+            progress.elements_in += n
+
+        return TaskContext(
+            num_partitions=self._partitions(),
+            spill_dir=spill_dir,
+            budget_bytes=per_process,
+            bundle_size=self.settings.bundle_size,
+            in_memory_handoff=not self.settings.multi_process,
+            side_data={pid: state.collections.get(pid, []) for pid in self._side_inputs()},
+            cancelled=None if self.settings.multi_process else self._cancel.is_set,
+            on_chunk=None if self.settings.multi_process else on_chunk,
+        )
+
+    def _side_inputs(self) -> set[str]:
+        return {s.pcollection for n in self.plan.leaves.values() for s in n.side_inputs}
+
+    def _run_stage(self, stage: Stage, state: _RunState, spill_dir: str) -> None:
+        progress = self.progress[stage.id]
+        progress.state = "running"
+        started = time.perf_counter()
+        tasks = self._tasks(stage, state)
+        progress.tasks = len(tasks)
+        ctx = self._context(state, spill_dir, progress)
+        results: list[TaskResult] = []
+        if self._pool is None:
+            for task in tasks:
+                results.append(run_stage_task(self.plan, stage, task, ctx))
+        else:
+            pending = [self._pool.submit(stage.id, task, ctx) for task in tasks]
+            for handle in pending:
+                while not handle.ready():
+                    handle.wait(0.05)
+                    if self._cancel.is_set():
+                        raise Cancelled()
+                outcome = handle.get()
+                if isinstance(outcome, TaskFailure):
+                    raise outcome.rebuild()
+                results.append(outcome)
+                progress.elements_in += outcome.elements_in
+        for r in results:
+            for gid, parts in r.groupings.items():
+                target = state.groupings.setdefault(gid, [[] for _ in range(len(parts))])
+                for p, runs in enumerate(parts):
+                    target[p].extend(runs)
+            for pid, runs in r.collections.items():
+                state.collections.setdefault(pid, []).extend(runs)
+            state.metrics.merge(r.metrics)
+            progress.elements_out += r.elements_out
+            progress.spills += r.spills
+        progress.seconds = time.perf_counter() - started
+        progress.state = "done"
+
+    def _finalize_records(self, state: _RunState, pid: str) -> list[Any]:
+        records = []
+        for chunk in read_collection(state.collections.get(pid, [])):
+            records.extend(x.value if type(x) is WindowedValue else x for x in chunk)
+        return records
+
+    def _commit(self, state: _RunState) -> None:
+        for tid, pid in self.plan.finalizers:
+            node = self.plan.leaves[tid]
+            assert node.payload is not None
+            finalizer = node.payload.load()
+            try:
+                finalizer.commit(self._finalize_records(state, pid))
+            except Exception as e:
+                raise annotate(e, node.label, what="commit") from None
+
+    def _abort(self, state: _RunState) -> None:
+        for tid, pid in self.plan.finalizers:
+            node = self.plan.leaves[tid]
+            assert node.payload is not None
+            try:
+                records = self._finalize_records(state, pid)
+            except Exception:
+                records = []
+            try:
+                node.payload.load().abort(records)
+            except Exception as e:  # keep the original failure; report this one beside it
+                if self._error is not None:
+                    self._error.add_note(f"headrace: aborting {node.label!r} also failed: {e!r}")
+
+

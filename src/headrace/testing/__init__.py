@@ -1,0 +1,1 @@
+"""Testing utilities: assert_that, equal_to, is_empty, TestPipeline."""
