@@ -1,6 +1,7 @@
 """Operator executors shared by every runner.
 
-A runner hands :func:`headrace.exec.stage.run_stage_task` one fused stage of an execution plan and
-the input of one task; the executors here process it bundle-at-a-time (lists of elements), write
-grouping and materialisation outputs, and return small descriptors of what they wrote.
+Fused ParDo/WindowInto/Flatten operators (:mod:`~headrace.exec.operators`), grouping and combining
+tables with spilling (:mod:`~headrace.exec.grouping`), materialised collections
+(:mod:`~headrace.exec.collect`), side-input views, deterministic key hashing and error
+annotation. Runners assemble them into stage tasks (:mod:`headrace.runners.tasks`).
 """

@@ -48,7 +48,9 @@ def is_annotated(exc: BaseException) -> bool:
     return getattr(exc, "_headrace_label", None) is not None
 
 
-def annotate(exc: BaseException, label: str, element: Any = _MISSING, what: str = "") -> BaseException:
+def annotate(
+    exc: BaseException, label: str, element: Any = _MISSING, what: str = ""
+) -> BaseException:
     """Add a note naming ``label`` (and the element) to ``exc``, once."""
     if is_annotated(exc):
         return exc

@@ -28,7 +28,7 @@ import os
 import pickle
 import sys
 import uuid
-from collections import defaultdict
+from collections import _count_elements, defaultdict  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +70,9 @@ Run = MemoryRun | FileRun
 def _deep_size(obj: Any) -> int:
     size = sys.getsizeof(obj)
     if isinstance(obj, (tuple, list)):
-        size += sum(sys.getsizeof(o) for o in obj[:16]) * max(1, len(obj)) // max(1, min(16, len(obj)))
+        size += (
+            sum(sys.getsizeof(o) for o in obj[:16]) * max(1, len(obj)) // max(1, min(16, len(obj)))
+        )
     elif isinstance(obj, dict):
         size += sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in list(obj.items())[:16])
     return size
@@ -127,7 +129,9 @@ class Merger:
             assert fn is not None
             for k, a in items:
                 cur = get(k, _MISSING)
-                target[k] = a if cur is _MISSING else fn.merge_accumulators([cur, a], *args, **kwargs)
+                target[k] = (
+                    a if cur is _MISSING else fn.merge_accumulators([cur, a], *args, **kwargs)
+                )
 
     def compact(self, table: dict[Any, Any]) -> None:
         if self.mode == "combine" and self.fast is None and self.fn is not None:
@@ -163,8 +167,10 @@ class GroupTable:
         windowed: bool,
         track_ts: str | None = None,
         in_memory_handoff: bool = True,
+        elements_as_keys: bool = False,
     ) -> None:
         self.label = label
+        self.elements_as_keys = elements_as_keys
         self.mode = mode
         self.merger = merger
         self.num_partitions = num_partitions
@@ -204,6 +210,8 @@ class GroupTable:
         sample = chunk[:32]
         if self.windowed:
             sample = [wv.value for wv in sample]
+        if self.elements_as_keys:
+            sample = [(x, 0) for x in sample]
         try:
             keys = sum(sys.getsizeof(kv[0]) for kv in sample)
             vals = sum(_deep_size(kv[1]) for kv in sample)
@@ -252,6 +260,13 @@ class GroupTable:
             self._sample(chunk)
         table = self.table
         get = table.get
+        if self.elements_as_keys:
+            try:
+                _count_elements(table, chunk)
+            except TypeError as e:
+                raise self._bad_key(chunk, e) from e
+            self._after_add(len(chunk))
+            return
         try:
             for k, _ in chunk:
                 table[k] = get(k, 0) + 1
@@ -315,12 +330,16 @@ class GroupTable:
         """Non-merging windows: the group key is (key, window)."""
         if not self.per_key:
             self._sample(chunk)
-        pairs = []
+        pairs: list[tuple[Any, Any]] = []
         append = pairs.append
         ts_table, track = self.ts, self.track_ts
+        as_keys = self.elements_as_keys
         try:
             for wv in chunk:
-                k, v = wv.value
+                if as_keys:
+                    k, v = wv.value, None
+                else:
+                    k, v = wv.value
                 for w in wv.windows:
                     gk = (k, w)
                     append((gk, v))
@@ -398,7 +417,21 @@ class GroupTable:
             raise self._bad_pair([wv.value for wv in chunk], e) from e
         self._after_add(len(chunk))
 
+    def _bad_key(self, chunk: list[Any], cause: Exception) -> Exception:
+        for element in chunk:
+            try:
+                hash(element)
+            except TypeError:
+                return TypeError(
+                    f"{self.label!r} got the unhashable element {_short(element)} of type "
+                    f"{type(element).__name__}; elements counted or grouped as keys must be "
+                    "hashable (use a tuple, not a list)"
+                )
+        return cause
+
     def _bad_pair(self, chunk: list[Any], cause: Exception) -> Exception:
+        if self.elements_as_keys:
+            return self._bad_key(chunk, cause)
         for element in chunk:
             if not (isinstance(element, (tuple, list)) and len(element) == 2):
                 return ValueError(
@@ -505,7 +538,7 @@ def _load_block(run: FileRun, s: int) -> list[Any]:
         return []
     with open(run.path, "rb") as f:
         f.seek(span[0])
-        return pickle.loads(f.read(span[1]))  # type: ignore[no-any-return]
+        return pickle.loads(f.read(span[1]))
 
 
 def read_partition(
@@ -533,7 +566,9 @@ def read_partition(
         if isinstance(r, MemoryRun):
             file_runs.append(_memory_to_file(r, spill_dir, windowed, mode))
             r.table = {}
-    yield from _read_bucketed(file_runs, merger, windowed, track_ts, budget_bytes, spill_dir, mode, 0)
+    yield from _read_bucketed(
+        file_runs, merger, windowed, track_ts, budget_bytes, spill_dir, mode, 0
+    )
 
 
 def _gk_hash(gk: Any, windowed: bool, mode: str, salt: int) -> int:
@@ -580,7 +615,9 @@ def _read_bucketed(
                 buckets[_gk_hash(item[0], windowed, mode, salt) % SUB_BUCKETS].append(item)
             del items
             sub_runs.append(write_file_run(spill_dir, buckets, salt))
-        yield from _read_bucketed(sub_runs, merger, windowed, track_ts, budget, spill_dir, mode, depth + 1)
+        yield from _read_bucketed(
+            sub_runs, merger, windowed, track_ts, budget, spill_dir, mode, depth + 1
+        )
         for r in sub_runs:
             os.unlink(r.path)
 

@@ -100,7 +100,11 @@ class WindowIntoOperator(Operator):
     """Assigns windows from each element's timestamp (and current window, for custom fns)."""
 
     def __init__(
-        self, label: str, window_fn: Any, receivers: list[Receiver], in_windowed: bool,
+        self,
+        label: str,
+        window_fn: Any,
+        receivers: list[Receiver],
+        in_windowed: bool,
         out_windowed: bool,
     ) -> None:
         super().__init__(label)
@@ -134,10 +138,10 @@ class WindowIntoOperator(Operator):
             fn = self.window_fn
             try:
                 for x in chunk:
-                    windows = []
+                    assigned: list[Any] = []
                     for w in x.windows:
-                        windows.extend(fn.assign(WindowFn.AssignContext(x.timestamp, x.value, w)))
-                    out.append(WindowedValue(x.value, x.timestamp_us, tuple(windows), x.pane))
+                        assigned.extend(fn.assign(WindowFn.AssignContext(x.timestamp, x.value, w)))
+                    out.append(WindowedValue(x.value, x.timestamp_us, tuple(assigned), x.pane))
             except Exception as e:
                 raise annotate(e, self.label, what="assign()") from None
         self.elements_out += len(out)
@@ -185,10 +189,10 @@ class ParDoOperator(Operator):
         for slot, side in side_inputs:
             if side.is_global:
                 self._set_slot(self.args, self.kwargs, slot, side.global_value)
-        self.user_fn = getattr(dofn, "fn", None) if fn_kind != "dofn" else None
-        self.process_fn = self.user_fn if self.user_fn is not None else dofn.process
+        self.user_fn: Any = getattr(dofn, "fn", None) if fn_kind != "dofn" else None
+        self.process_fn: Any = self.user_fn if self.user_fn is not None else dofn.process
         self.unwrap = False
-        self.process = self._choose()  # type: ignore[method-assign]
+        self.process = self._choose()  # type: ignore[method-assign,assignment]
 
     @staticmethod
     def _set_slot(args: list[Any], kwargs: dict[str, Any], slot: str, value: Any) -> None:
@@ -258,7 +262,7 @@ class ParDoOperator(Operator):
     def teardown(self) -> None:
         self._call("teardown()", self.dofn.teardown)
 
-    def _fail(self, e: Exception) -> Exception:
+    def _fail(self, e: Exception) -> BaseException:
         if is_annotated(e):
             return e
         return annotate(e, self.label)
@@ -348,8 +352,10 @@ class ParDoOperator(Operator):
         kw: dict[str, Any] = {}
         for name, kind in self.dofn_params.items():
             if kind == "timestamp":
-                kw[name] = Timestamp(micros=x.timestamp_us) if self.in_windowed else Timestamp(
-                    micros=MIN_US
+                kw[name] = (
+                    Timestamp(micros=x.timestamp_us)
+                    if self.in_windowed
+                    else Timestamp(micros=MIN_US)
                 )
             elif kind == "window":
                 kw[name] = window

@@ -94,9 +94,11 @@ class SideInput:
     def value_for(self, main_window: Any) -> Any:
         if self.per_window is None:
             return self.global_value
-        side_windows = self.window_fn.assign_us(main_window.max_timestamp_us()) if hasattr(
-            self.window_fn, "assign_us"
-        ) else tuple(self.window_fn.assign(_ctx(main_window)))
+        side_windows = (
+            self.window_fn.assign_us(main_window.max_timestamp_us())
+            if hasattr(self.window_fn, "assign_us")
+            else tuple(self.window_fn.assign(_ctx(main_window)))
+        )
         side_window = side_windows[0]
         cached = self._cache.get(side_window, _NO_DEFAULT)
         if cached is _NO_DEFAULT:

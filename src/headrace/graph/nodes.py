@@ -255,7 +255,7 @@ class PipelineGraph:
 
         def visit(tid: str) -> None:
             node = self.transforms[tid]
-            if node.parts and not (node.kind == "CombinePerKey"):
+            if node.parts and node.kind != "CombinePerKey":
                 for part in node.parts:
                     visit(part)
             elif node.parts and node.kind == "CombinePerKey":

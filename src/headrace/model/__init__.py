@@ -1,1 +1,1 @@
-"""What users build pipelines with: Pipeline, PCollection, PTransform, DoFn, windows, metrics, options."""
+"""What users build pipelines with: Pipeline, PCollection, PTransform, DoFn, windows, metrics."""

@@ -168,9 +168,7 @@ class Pipeline:
             items = [pvalueish]
         elif isinstance(pvalueish, dict):
             items = list(pvalueish.values())
-        elif isinstance(pvalueish, (list, tuple)):
-            items = list(pvalueish)
-        elif isinstance(pvalueish, DoOutputsTuple):
+        elif isinstance(pvalueish, (list, tuple, DoOutputsTuple)):
             items = list(pvalueish)
         else:
             raise TypeError(f"{label!r} was applied to {pvalueish!r}, which is not a PCollection")
@@ -249,7 +247,8 @@ class Pipeline:
             kind=kind,
             inputs=tuple(pc.node_id for pc in inputs),
             outputs=tuple((tag, pc.node_id) for tag, pc in out_pcolls.items()),
-            payload=payload if isinstance(payload, Payload) or payload is None
+            payload=payload
+            if isinstance(payload, Payload) or payload is None
             else Payload.of(payload),
             side_inputs=tuple(side_nodes),
             parent=parent.id if parent else None,
@@ -321,7 +320,9 @@ def _output_ids(result: Any) -> tuple[tuple[str, str], ...]:
     if isinstance(result, dict):
         return tuple((str(k), v.node_id) for k, v in result.items() if isinstance(v, PCollection))
     if isinstance(result, (list, tuple)):
-        return tuple((str(i), v.node_id) for i, v in enumerate(result) if isinstance(v, PCollection))
+        return tuple(
+            (str(i), v.node_id) for i, v in enumerate(result) if isinstance(v, PCollection)
+        )
     return ()
 
 

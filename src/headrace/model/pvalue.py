@@ -86,8 +86,9 @@ class PCollection(PValue):
 
     def __reduce__(self) -> Any:
         raise TypeError(
-            f"{self!r} cannot be pickled: a PCollection is a construction-time handle. Pass it as a "
-            "side input (beam.pvalue.AsList(pcoll), ...) instead of capturing it in a function."
+            f"{self!r} cannot be pickled: a PCollection is a construction-time handle. "
+            "Pass it as a side input (beam.pvalue.AsList(pcoll), ...) instead of capturing it "
+            "in a function."
         )
 
     def windowing_strategy(self) -> WindowingStrategy:

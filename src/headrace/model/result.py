@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["PipelineResult", "PipelineState"]
 
 
-class PipelineState(str, enum.Enum):
+class PipelineState(enum.StrEnum):
     """Where a run is. Compare with ``result.state == PipelineState.DONE``."""
 
     STOPPED = "STOPPED"

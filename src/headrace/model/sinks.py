@@ -46,6 +46,6 @@ class FinalizeOnSuccess(PTransform):
         self.finalizer = finalizer
 
     def expand(self, pcoll: PCollection) -> PDone:
-        return pcoll.pipeline._apply_primitive(  # noqa: SLF001 - primitive recorded by the model
+        return pcoll.pipeline._apply_primitive(
             self, "Finalize", [pcoll], payload=self.finalizer, outputs=None
         )

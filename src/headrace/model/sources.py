@@ -1,8 +1,8 @@
 """Bounded sources: the interface every finite input implements.
 
-A source describes data to read; it does not hold open handles, so it pickles and travels to worker
-processes. A runner asks a source to ``split`` itself into roughly ``desired_num_splits`` parts, sends
-each part to a worker, and calls ``read`` there. ``read`` yields plain elements (or
+A source describes data to read; it does not hold open handles, so it pickles and travels to
+worker processes. A runner asks a source to ``split`` itself into roughly ``desired_num_splits``
+parts, sends each part to a worker, and calls ``read`` there. ``read`` yields plain elements (or
 :class:`~headrace.model.window.TimestampedValue` to give an element an event timestamp).
 """
 

@@ -21,7 +21,7 @@ __all__ = [
 
 MIN_US = -(2**63)
 MAX_US = 2**63 - 1
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 def to_micros(value: Any) -> int:

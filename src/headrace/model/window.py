@@ -45,7 +45,9 @@ __all__ = [
     "WindowedValue",
 ]
 
-GLOBAL_WINDOW_MAX_US = MAX_US - 86_400_000_000  # the global window ends a day before the end of time
+GLOBAL_WINDOW_MAX_US = (
+    MAX_US - 86_400_000_000
+)  # the global window ends a day before the end of time
 
 
 class BoundedWindow:
@@ -483,7 +485,7 @@ class Sessions(WindowFn):
         return self.assign_us(assign_context.timestamp.micros)
 
     def merge(self, merge_context: WindowFn.MergeContext) -> None:
-        windows = sorted(merge_context.windows, key=lambda w: (w.start_us, w.end_us))  # type: ignore[attr-defined]
+        windows: list[Any] = sorted(merge_context.windows, key=_interval_key)
         run: list[Any] = []
         run_end = MIN_US
         for w in windows:
@@ -502,3 +504,7 @@ class Sessions(WindowFn):
 
     def __repr__(self) -> str:
         return f"Sessions({_secs(self.gap_us)})"
+
+
+def _interval_key(w: Any) -> tuple[int, int]:
+    return (w.start_us, w.end_us)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
 from headrace.graph.nodes import PipelineGraph, TransformNode
 
 __all__ = ["ExecutionPlan", "Grouping", "Stage", "StageRoot", "build_plan"]
@@ -71,12 +72,17 @@ class Stage:
 
 @dataclass(frozen=True)
 class Grouping:
-    """A shuffle: ``kind`` is ``gbk`` or ``combine`` (lifted; ``node.payload`` is the CombineFn)."""
+    """A shuffle: ``kind`` is ``gbk`` or ``combine`` (lifted; ``node.payload`` is the CombineFn).
+
+    ``elements_as_keys``: the input elements themselves are the keys (e.g. ``Count.PerElement``),
+    so no ``(element, None)`` pairs are built before counting.
+    """
 
     node: TransformNode
     kind: str
     input: str
     output: str
+    elements_as_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,11 @@ class ExecutionPlan:
         """A readable listing of the stages, as ``headrace plan`` prints it."""
         lines = []
         for stage in self.stages:
-            deps = f"  (after {', '.join(f'S{d}' for d in stage.depends_on)})" if stage.depends_on else ""
+            deps = (
+                f"  (after {', '.join(f'S{d}' for d in stage.depends_on)})"
+                if stage.depends_on
+                else ""
+            )
             lines.append(f"S{stage.id}: {stage.name}{deps}")
             lines.append(f"    input:  {self._root_text(stage.root)}")
             for tid in stage.operators:
@@ -174,13 +184,12 @@ class _Builder:
                 kind="combine" if n.kind == "CombinePerKey" else "gbk",
                 input=n.inputs[0],
                 output=n.outputs[0][1],
+                elements_as_keys=bool(n.params.get("elements_as_keys")),
             )
             for tid, n in self.leaves.items()
             if n.kind in GROUPING_KINDS
         }
-        self.finalize_inputs = {
-            n.inputs[0] for n in self.leaves.values() if n.kind == "Finalize"
-        }
+        self.finalize_inputs = {n.inputs[0] for n in self.leaves.values() if n.kind == "Finalize"}
 
     def outputs(self, node: TransformNode) -> list[str]:
         return [pid for _, pid in node.outputs]
@@ -206,7 +215,7 @@ class _Builder:
             elif node.id in cuts and node.inputs[0] not in cut_inputs:
                 cut_inputs.add(node.inputs[0])
                 roots.append(StageRoot("collection", node.inputs[0], node.inputs[0]))
-        stages = []
+        stages: list[Stage] = []
         for root in roots:
             stages.append(self._grow(len(stages), root, cuts, collections))
         return stages
@@ -434,4 +443,3 @@ def build_plan(graph: PipelineGraph) -> ExecutionPlan:
         windowed=_windowed_pcollections(b),
         cuts=frozenset(cuts),
     )
-

@@ -8,7 +8,7 @@ every element of the PCollection (also when it is empty), and fails the run with
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from headrace.model.pvalue import AsList, PCollection, PDone
@@ -68,7 +68,9 @@ def _counts(items: Iterable[Any]) -> tuple[Counter[Any], list[Any]]:
     return hashable, other
 
 
-def _diff(expected: list[Any], actual: list[Any], equals_fn: Callable[[Any, Any], bool] | None):
+def _diff(
+    expected: list[Any], actual: list[Any], equals_fn: Callable[[Any, Any], bool] | None
+) -> tuple[list[Any], list[Any]]:
     if equals_fn is not None:
         remaining = list(actual)
         missing = []
@@ -96,14 +98,16 @@ def _diff(expected: list[Any], actual: list[Any], equals_fn: Callable[[Any, Any]
     return missing, unexpected
 
 
-def equal_to(expected: Iterable[Any], equals_fn: Callable[[Any, Any], bool] | None = None):
+def equal_to(
+    expected: Iterable[Any], equals_fn: Callable[[Any, Any], bool] | None = None
+) -> Callable[[Iterable[Any]], None]:
     """A matcher: the PCollection holds exactly ``expected``, in any order.
 
     >>> equal_to([1, 2])([2, 1])
-    >>> equal_to([1, 2])([1, 3])
+    >>> equal_to([1, 2])([1, 3])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    headrace.testing.util.BeamAssertException: Failed assert: [1, 2] == [1, 3], unexpected elements [3], missing elements [2]
+    headrace.testing.util.BeamAssertException: ... unexpected elements [3], missing elements [2]
     """
     expected_list = list(expected)
 
@@ -121,7 +125,7 @@ def equal_to(expected: Iterable[Any], equals_fn: Callable[[Any, Any], bool] | No
     return match
 
 
-def is_empty():
+def is_empty() -> Callable[[Iterable[Any]], None]:
     """A matcher: the PCollection is empty.
 
     >>> is_empty()([])
@@ -135,7 +139,7 @@ def is_empty():
     return match
 
 
-def is_not_empty():
+def is_not_empty() -> Callable[[Iterable[Any]], None]:
     """A matcher: the PCollection has at least one element."""
 
     def match(actual: Iterable[Any]) -> None:
@@ -145,7 +149,9 @@ def is_not_empty():
     return match
 
 
-def equal_to_per_window(expected_window_to_elements: dict[Any, Iterable[Any]]):
+def equal_to_per_window(
+    expected_window_to_elements: dict[Any, Iterable[Any]],
+) -> Callable[[Iterable[Any]], None]:
     """A matcher for ``reify_windows=True``: the elements of each window."""
 
     def match(actual: Iterable[Any]) -> None:
@@ -163,7 +169,9 @@ def equal_to_per_window(expected_window_to_elements: dict[Any, Iterable[Any]]):
 
 
 class _ReifyDoFn(DoFn):
-    def process(self, x: Any, t: Any = DoFn.TimestampParam, w: Any = DoFn.WindowParam):
+    def process(
+        self, x: Any, t: Any = DoFn.TimestampParam, w: Any = DoFn.WindowParam
+    ) -> Iterator[TestWindowedValue]:
         yield TestWindowedValue(x, t, [w])
 
 

@@ -24,7 +24,6 @@ from headrace.model.pvalue import (
 from headrace.model.sources import BoundedSource
 from headrace.model.timestamp import to_micros
 from headrace.model.transforms.dofn import (
-    CallableWrapperCombineFn,
     CombineFn,
     DoFn,
     describe_params,
@@ -40,9 +39,9 @@ __all__ = [
     "CombineValues",
     "Create",
     "DoFn",
+    "Filter",
     "FlatMap",
     "FlatMapTuple",
-    "Filter",
     "Flatten",
     "GroupByKey",
     "Impulse",
@@ -126,7 +125,9 @@ class ParDo(PTransform):
     def default_label(self) -> str:
         return f"ParDo({_fn_label(self.fn)})"
 
-    def with_outputs(self, *tags: str, main: str | None = None, allow_unknown_tags: Any = None) -> ParDo:
+    def with_outputs(
+        self, *tags: str, main: str | None = None, allow_unknown_tags: Any = None
+    ) -> ParDo:
         """Declare additional outputs; the result is a DoOutputsTuple."""
         for t in tags:
             if not isinstance(t, str):
@@ -138,7 +139,7 @@ class ParDo(PTransform):
         return self
 
     def _process_callable(self) -> Callable[..., Any]:
-        return self.fn.process  # type: ignore[no-any-return]
+        return self.fn.process
 
     def expand(self, pcoll: PCollection) -> Any:
         if not isinstance(pcoll, PCollection):
@@ -191,12 +192,12 @@ class _CallableDoFn(DoFn):
         if kind == "map":
             return (fn(element, *args, **kwargs),)
         if kind == "flatmap":
-            return fn(element, *args, **kwargs)  # type: ignore[no-any-return]
+            return fn(element, *args, **kwargs)
         if kind == "filter":
             return (element,) if fn(element, *args, **kwargs) else ()
         if kind == "maptuple":
             return (fn(*element, *args, **kwargs),)
-        return fn(*element, *args, **kwargs)  # type: ignore[no-any-return]
+        return fn(*element, *args, **kwargs)
 
     def default_label(self) -> str:
         return _fn_label(self.fn)
@@ -287,7 +288,7 @@ class GroupByKey(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
-        return pcoll.pipeline._apply_primitive(self, "GroupByKey", [pcoll], element_type=tuple)  # type: ignore[no-any-return]
+        return pcoll.pipeline._apply_primitive(self, "GroupByKey", [pcoll], element_type=tuple)
 
 
 def _check_keyed(pcoll: PCollection, label: str) -> None:
@@ -323,9 +324,13 @@ class CombinePerKey(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
-        self._graph_composite = ("CombinePerKey", (self.fn, self.args, self.kwargs), {})
+        self._graph_composite: tuple[str, Any, dict[str, Any]] = (
+            "CombinePerKey",
+            (self.fn, self.args, self.kwargs),
+            {},
+        )
         grouped = pcoll | "GroupByKey" >> GroupByKey()
-        return grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)  # type: ignore[no-any-return]
+        return grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)
 
 
 def _no_side_inputs(args: Sequence[Any], kwargs: dict[str, Any], name: str) -> None:
@@ -377,7 +382,7 @@ class CombineValues(PTransform):
         return f"CombineValues({self.fn.default_label()})"
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))  # type: ignore[no-any-return]
+        return pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))
 
 
 class _InjectDefault(DoFn):
@@ -511,7 +516,7 @@ class Create(PTransform):
     def expand(self, pbegin: PBegin) -> PCollection:
         if not isinstance(pbegin, PBegin):
             raise TypeError(f"{self.label!r} must be applied to a pipeline, not {pbegin!r}")
-        return pbegin.pipeline._apply_primitive(  # type: ignore[no-any-return]
+        return pbegin.pipeline._apply_primitive(
             self,
             "Read",
             [],
@@ -533,7 +538,7 @@ class Impulse(PTransform):
     """Emit a single empty-bytes element; the root of pipelines that generate their input."""
 
     def expand(self, pbegin: PBegin) -> PCollection:
-        return pbegin.pipeline._apply_primitive(self, "Impulse", [], element_type=bytes)  # type: ignore[no-any-return]
+        return pbegin.pipeline._apply_primitive(self, "Impulse", [], element_type=bytes)
 
 
 class Read(PTransform):
@@ -559,7 +564,7 @@ class Read(PTransform):
         return f"Read({self.source.default_label()})"
 
     def expand(self, pbegin: PBegin) -> PCollection:
-        return pbegin.pipeline._apply_primitive(self, "Read", [], payload=self.source)  # type: ignore[no-any-return]
+        return pbegin.pipeline._apply_primitive(self, "Read", [], payload=self.source)
 
 
 class Flatten(PTransform):
@@ -595,7 +600,7 @@ class Flatten(PTransform):
             pipeline = pcolls[0].pipeline
         else:
             pipeline = self.pipeline
-        return pipeline._apply_primitive(self, "Flatten", list(pcolls))  # type: ignore[no-any-return]
+        return pipeline._apply_primitive(self, "Flatten", list(pcolls))
 
 
 class PartitionFn:
@@ -646,7 +651,7 @@ class Partition(PTransform):
     def expand(self, pcoll: PCollection) -> DoOutputsTuple:
         dofn = _PartitionDoFn(self.fn, self.n)
         pardo = ParDo(dofn, *self.args, **self.kwargs).with_outputs(*dofn.tags[1:], main="0")
-        return pcoll | "ApplyPartitionFn" >> pardo  # type: ignore[no-any-return]
+        return pcoll | "ApplyPartitionFn" >> pardo
 
 
 class WindowInto(PTransform):
@@ -673,9 +678,13 @@ class WindowInto(PTransform):
     ) -> None:
         super().__init__()
         if isinstance(windowfn, type) and issubclass(windowfn, WindowFn):
-            raise TypeError(f"WindowInto needs a WindowFn instance, got the class {windowfn.__name__}")
+            raise TypeError(
+                f"WindowInto needs a WindowFn instance, got the class {windowfn.__name__}"
+            )
         if not isinstance(windowfn, WindowFn):
-            raise TypeError(f"WindowInto needs a WindowFn such as FixedWindows(60), got {windowfn!r}")
+            raise TypeError(
+                f"WindowInto needs a WindowFn such as FixedWindows(60), got {windowfn!r}"
+            )
         self.windowfn = windowfn
         self.trigger = trigger
         self.accumulation_mode = accumulation_mode
@@ -704,7 +713,7 @@ class WindowInto(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         strategy = self._strategy()
-        return pcoll.pipeline._apply_primitive(  # type: ignore[no-any-return]
+        return pcoll.pipeline._apply_primitive(
             self,
             "WindowInto",
             [pcoll],
@@ -712,5 +721,3 @@ class WindowInto(PTransform):
             windowing=strategy,
             element_type=pcoll.element_type,
         )
-
-

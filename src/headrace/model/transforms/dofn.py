@@ -67,11 +67,11 @@ class DoFn:
     WatermarkEstimatorParam = _DoFnParam("watermark_estimator")
 
     @staticmethod
-    def StateParam(spec: Any) -> _DoFnParam:  # noqa: N802 - Beam's public name
+    def StateParam(spec: Any) -> _DoFnParam:
         return _DoFnParam("state", spec)
 
     @staticmethod
-    def TimerParam(spec: Any) -> _DoFnParam:  # noqa: N802 - Beam's public name
+    def TimerParam(spec: Any) -> _DoFnParam:
         return _DoFnParam("timer", spec)
 
     def setup(self) -> None:
@@ -158,26 +158,28 @@ class CombineFn:
     def setup(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+    def create_accumulator(self, /, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement create_accumulator()")
 
-    def add_input(self, mutable_accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+    def add_input(
+        self, mutable_accumulator: Any, element: Any, /, *args: Any, **kwargs: Any
+    ) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement add_input()")
 
     def add_inputs(
-        self, mutable_accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any
+        self, mutable_accumulator: Any, elements: Iterable[Any], /, *args: Any, **kwargs: Any
     ) -> Any:
         for element in elements:
             mutable_accumulator = self.add_input(mutable_accumulator, element, *args, **kwargs)
         return mutable_accumulator
 
-    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+    def merge_accumulators(self, accumulators: Iterable[Any], /, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement merge_accumulators()")
 
-    def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+    def compact(self, accumulator: Any, /, *args: Any, **kwargs: Any) -> Any:
         return accumulator
 
-    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+    def extract_output(self, accumulator: Any, /, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement extract_output()")
 
     def teardown(self, *args: Any, **kwargs: Any) -> None:
@@ -235,13 +237,17 @@ class CallableWrapperCombineFn(CombineFn):
     def create_accumulator(self, *args: Any, **kwargs: Any) -> list[Any]:
         return []
 
-    def add_input(self, accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+    def add_input(self, mutable_accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        accumulator = mutable_accumulator
         accumulator.append(element)
         if len(accumulator) > self._buffer_size:
             accumulator[:] = [self._fn(accumulator, *args, **kwargs)]
         return accumulator
 
-    def add_inputs(self, accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+    def add_inputs(
+        self, mutable_accumulator: Any, elements: Iterable[Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        accumulator = mutable_accumulator
         accumulator.extend(elements)
         if len(accumulator) > self._buffer_size:
             accumulator[:] = [self._fn(accumulator, *args, **kwargs)]

@@ -104,7 +104,7 @@ def _find_pipeline(left: Any, transform: PTransform) -> Pipeline:
                 return item.pipeline
         pipeline = getattr(transform, "pipeline", None)
         if pipeline is not None:
-            return pipeline  # type: ignore[no-any-return]
+            return pipeline
         raise ValueError(
             f"cannot apply {transform.label!r} to an empty {type(left).__name__}; "
             "pass pipeline=p (e.g. beam.Flatten(pipeline=p)) to say which pipeline it belongs to"

@@ -24,13 +24,13 @@ from typing import Any
 from headrace.exec.collect import CollectionRun, read_collection
 from headrace.exec.errors import annotate
 from headrace.exec.grouping import Run
-from headrace.exec.stage import Cancelled, TaskContext, TaskInput, TaskResult, run_stage_task
 from headrace.graph.nodes import PipelineGraph
 from headrace.model.metrics import DirectMetricResults, MetricUpdates
 from headrace.model.result import PipelineResult, PipelineState
 from headrace.model.window import WindowedValue
 from headrace.plan.stages import ExecutionPlan, Stage, build_plan
 from headrace.runners.direct.workers import TaskFailure, WorkerPool
+from headrace.runners.tasks import Cancelled, TaskContext, TaskInput, TaskResult, run_stage_task
 
 __all__ = ["DirectPipelineResult", "DirectRunner", "StageProgress"]
 
@@ -246,8 +246,8 @@ class DirectPipelineResult(PipelineResult):
                 target = state.groupings.setdefault(gid, [[] for _ in range(len(parts))])
                 for p, runs in enumerate(parts):
                     target[p].extend(runs)
-            for pid, runs in r.collections.items():
-                state.collections.setdefault(pid, []).extend(runs)
+            for pid, coll_runs in r.collections.items():
+                state.collections.setdefault(pid, []).extend(coll_runs)
             state.metrics.merge(r.metrics)
             progress.elements_out += r.elements_out
             progress.spills += r.spills
@@ -255,7 +255,7 @@ class DirectPipelineResult(PipelineResult):
         progress.state = "done"
 
     def _finalize_records(self, state: _RunState, pid: str) -> list[Any]:
-        records = []
+        records: list[Any] = []
         for chunk in read_collection(state.collections.get(pid, [])):
             records.extend(x.value if type(x) is WindowedValue else x for x in chunk)
         return records
@@ -274,14 +274,13 @@ class DirectPipelineResult(PipelineResult):
         for tid, pid in self.plan.finalizers:
             node = self.plan.leaves[tid]
             assert node.payload is not None
+            records: list[Any] = []
             try:
                 records = self._finalize_records(state, pid)
             except Exception:
-                records = []
+                pass
             try:
                 node.payload.load().abort(records)
             except Exception as e:  # keep the original failure; report this one beside it
                 if self._error is not None:
                     self._error.add_note(f"headrace: aborting {node.label!r} also failed: {e!r}")
-
-

@@ -16,8 +16,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from headrace.exec.stage import TaskContext, TaskInput, TaskResult, run_stage_task
 from headrace.plan.stages import ExecutionPlan
+from headrace.runners.tasks import TaskContext, TaskInput, TaskResult, run_stage_task
 
 __all__ = ["TaskFailure", "WorkerPool"]
 
@@ -36,7 +36,7 @@ class TaskFailure:
         exc: BaseException | None = None
         if self.exception is not None:
             try:
-                exc = pickle.loads(self.exception)
+                exc = pickle.loads(bytes(self.exception))
             except Exception:
                 exc = None
         if exc is None:
@@ -57,7 +57,7 @@ def _run_task(stage_id: int, task: TaskInput, ctx: TaskContext) -> TaskResult | 
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         try:
             data: bytes | None = pickle.dumps(e)
-            pickle.loads(data)
+            pickle.loads(pickle.dumps(e))
         except Exception:
             data = None
         return TaskFailure(data, f"{type(e).__name__}: {e}", tb)

@@ -8,6 +8,9 @@ Lifecycle of a task: operators are built from the plan (receivers first), ``setu
 ``start_bundle`` run in topological order, the root pushes chunks, ``finish_bundle`` runs in
 topological order (so its outputs reach downstream operators before they finish), grouping tables
 and collectors are closed, and ``teardown`` runs on every operator whatever happened.
+
+This module is shared by every runner: a runner decides *where* tasks run (inline, in worker
+processes, as Ray tasks); what a task does is defined once, here, from ``headrace.exec``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from headrace.exec.collect import CollectionRun, Collector, read_collection
 from headrace.exec.errors import annotate
+from headrace.exec.gcpolicy import relaxed_gc
 from headrace.exec.grouping import GroupTable, Merger, Run, read_partition
 from headrace.exec.operators import (
     FlattenOperator,
@@ -111,10 +115,12 @@ class _TaskBuilder:
             if kind == "op":
                 op = self.ops[dest]
                 node = self.plan.leaves[dest]
-                if node.kind == "Flatten" and self.windowed(pid) and not self.windowed(
-                    node.outputs[0][1]
+                if (
+                    node.kind == "Flatten"
+                    and self.windowed(pid)
+                    and not self.windowed(node.outputs[0][1])
                 ):
-                    out.append(lambda chunk, p=op.process: p(_strip(chunk)))
+                    out.append(_stripping(op.process))
                 else:
                     out.append(op.process)
             elif kind == "group":
@@ -137,6 +143,7 @@ class _TaskBuilder:
                 windowed=self.windowed(g.input),
                 track_ts=_track_ts(self.plan, g),
                 in_memory_handoff=self.ctx.in_memory_handoff,
+                elements_as_keys=g.elements_as_keys,
             )
             t.merger.setup()
             self.tables[gid] = t
@@ -154,7 +161,9 @@ class _TaskBuilder:
             node = self.plan.leaves[tid]
             out_pids = [pid for _, pid in node.outputs]
             if node.kind == "Flatten":
-                self.ops[tid] = FlattenOperator(node.label, self.receivers(out_pids[0]), strip=False)
+                self.ops[tid] = FlattenOperator(
+                    node.label, self.receivers(out_pids[0]), strip=False
+                )
             elif node.kind == "WindowInto":
                 self.ops[tid] = WindowIntoOperator(
                     node.label,
@@ -192,7 +201,9 @@ class _TaskBuilder:
     def _side_input(self, label: str, s: Any, i: int) -> SideInput:
         pc = self.plan.graph.pcollections[s.pcollection]
         producer = self.plan.graph.transforms[pc.producer].label
-        elements = [e for chunk in read_collection(self.ctx.side_data.get(s.pcollection, [])) for e in chunk]
+        elements = [
+            e for chunk in read_collection(self.ctx.side_data.get(s.pcollection, [])) for e in chunk
+        ]
         return SideInput(
             kind=s.view,
             elements=elements,
@@ -202,6 +213,13 @@ class _TaskBuilder:
             window_fn=_load_windowfn(pc.windowing.window_fn),
             windowed_elements=self.windowed(s.pcollection),
         )
+
+
+def _stripping(receiver: Receiver) -> Receiver:
+    def strip_then(chunk: list[Any]) -> None:
+        receiver(_strip(chunk))
+
+    return strip_then
 
 
 def _mode(plan: ExecutionPlan, g: Grouping) -> str:
@@ -274,22 +292,28 @@ def _grouping_chunks(
             runs, merger, in_windowed, track, ctx.budget_bytes, ctx.spill_dir, mode
         ):
             if mode == "merging":
-                yield from _chunks(_merged_windows(table, window_fn, track, out_windowed, transformed), n)
+                yield from _chunks(
+                    _merged_windows(table, window_fn, track, out_windowed, transformed), n
+                )
                 continue
             if not in_windowed:
+                items: list[Any]
                 if mode == "gbk" or merger.fast is not None:
                     items = list(table.items())
                 else:
                     out = merger.output
                     items = [(k, out(a)) for k, a in table.items()]
                 if out_windowed:
-                    items = [WindowedValue(kv, _global_end(), GLOBAL_WINDOWS_TUPLE, PANE_ONLY_FIRING) for kv in items]
+                    items = [
+                        WindowedValue(kv, _global_end(), GLOBAL_WINDOWS_TUPLE, PANE_ONLY_FIRING)
+                        for kv in items
+                    ]
                 yield from _chunks(items, n)
                 continue
-            out = merger.output if mode == "combine" else None
-            result = []
+            extract = merger.output if mode == "combine" else None
+            result: list[Any] = []
             for (k, w), v in table.items():
-                value = (k, out(v) if out is not None else v)
+                value = (k, extract(v) if extract is not None else v)
                 if not out_windowed:
                     result.append(value)
                     continue
@@ -315,7 +339,10 @@ def _transformed(window_fn: Any, window: Any, t: int) -> int:
 
 
 def _merged_windows(
-    table: dict[Any, list[Any]], window_fn: Any, track: str | None, out_windowed: bool,
+    table: dict[Any, list[Any]],
+    window_fn: Any,
+    track: str | None,
+    out_windowed: bool,
     transformed: bool,
 ) -> Iterator[Any]:
     for k, entries in table.items():
@@ -368,8 +395,17 @@ def root_chunks(
         yield from read_collection(task.collection)
 
 
-def run_stage_task(plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: TaskContext) -> TaskResult:
+def run_stage_task(
+    plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: TaskContext
+) -> TaskResult:
     """Run one task of ``stage``; see the module docstring for the order of events."""
+    with relaxed_gc():
+        return _run_stage_task(plan, stage, task, ctx)
+
+
+def _run_stage_task(
+    plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: TaskContext
+) -> TaskResult:
     started = time.perf_counter()
     b = _TaskBuilder(plan, stage, ctx)
     ops: list[Operator] = []
@@ -377,7 +413,8 @@ def run_stage_task(plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: Task
     elements_in = 0
     try:
         ops = b.build()
-        emit = b.receivers(stage.root.pcoll if stage.root.kind != "collection" else stage.root.node)
+        root_pcoll = stage.root.node if stage.root.kind == "collection" else stage.root.pcoll
+        emit = b.receivers(root_pcoll) if root_pcoll is not None else []
         for op in ops:
             op.setup()
         for op in ops:
@@ -399,15 +436,17 @@ def run_stage_task(plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: Task
         failed = True
         raise
     finally:
-        set_current_container(None)
-        for op in ops:
-            try:
-                op.teardown()
-            except Exception:
-                if not failed:
-                    raise
-        for t in b.tables.values():
-            t.merger.teardown()
+        try:
+            for op in ops:
+                try:
+                    op.teardown()
+                except Exception:
+                    if not failed:
+                        raise
+            for t in b.tables.values():
+                t.merger.teardown()
+        finally:
+            set_current_container(None)
     metrics = MetricUpdates.merged(c.to_updates() for c in b.containers)
     return TaskResult(
         stage=stage.id,

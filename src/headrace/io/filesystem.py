@@ -1,0 +1,274 @@
+"""File-system helpers for the file sources and sinks, over fsspec.
+
+Every path is a local path or an fsspec URL (``memory://bucket/x``, ``s3://bucket/x``, ...); the
+matching backend must be installed. This module owns: expanding a file pattern into a sorted list of
+files (:func:`match_files`), opening a file for reading or writing with transparent compression
+(:class:`CompressionTypes`, :func:`open_for_read`, :func:`open_for_write`), renaming a file into
+place (:func:`rename`) and removing a directory tree (:func:`delete_recursive`).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import os
+import posixpath
+import zlib
+from collections.abc import Iterable
+from typing import IO, Any, NamedTuple, cast
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+__all__ = [
+    "CompressionTypes",
+    "CorruptFileError",
+    "FileMetadata",
+    "delete_files",
+    "delete_recursive",
+    "dirname",
+    "join",
+    "makedirs",
+    "match_files",
+    "open_for_read",
+    "open_for_write",
+    "rename",
+]
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+class CompressionTypes:
+    """How a file is compressed (Beam's ``apache_beam.io.filesystem.CompressionTypes``).
+
+    ``AUTO`` picks the compression from the file extension (``.gz``: gzip, ``.bz2``: bzip2,
+    anything else: uncompressed).
+
+    >>> CompressionTypes.detect_compression_type("logs/day-1.txt.gz")
+    'gzip'
+    >>> CompressionTypes.detect_compression_type("logs/day-1.txt")
+    'uncompressed'
+    """
+
+    AUTO = "auto"
+    UNCOMPRESSED = "uncompressed"
+    GZIP = "gzip"
+    BZIP2 = "bzip2"
+
+    _BY_EXTENSION = {".gz": GZIP, ".gzip": GZIP, ".bz2": BZIP2}
+
+    @classmethod
+    def is_valid_compression_type(cls, compression_type: object) -> bool:
+        """True when ``compression_type`` is one of the values of this class."""
+        return compression_type in (cls.AUTO, cls.UNCOMPRESSED, cls.GZIP, cls.BZIP2)
+
+    @classmethod
+    def detect_compression_type(cls, path: str) -> str:
+        """The compression implied by ``path``'s extension (never ``AUTO``)."""
+        _, ext = posixpath.splitext(path)
+        return cls._BY_EXTENSION.get(ext.lower(), cls.UNCOMPRESSED)
+
+    @classmethod
+    def resolve(cls, compression_type: str, path: str) -> str:
+        """``compression_type`` with ``AUTO`` replaced by what ``path`` implies."""
+        if not cls.is_valid_compression_type(compression_type):
+            raise ValueError(
+                f"unknown compression_type {compression_type!r}; use one of "
+                "CompressionTypes.AUTO, UNCOMPRESSED, GZIP or BZIP2"
+            )
+        if compression_type == cls.AUTO:
+            return cls.detect_compression_type(path)
+        return compression_type
+
+
+class CorruptFileError(OSError):
+    """A file could not be decoded (bad compression stream, bad Parquet or Avro data)."""
+
+
+class FileMetadata(NamedTuple):
+    """One matched file: its full path (URL for non-local file systems) and size in bytes."""
+
+    path: str
+    size_in_bytes: int
+
+
+def _fs_and_path(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def _qualify(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """Turn a protocol-less path of ``fs`` back into something :func:`_fs_and_path` accepts."""
+    if _is_local(fs):
+        return path
+    return cast(str, fs.unstrip_protocol(path))
+
+
+def match_files(pattern: str) -> list[FileMetadata]:
+    """Expand ``pattern`` (globs ``*``, ``?``, ``[...]``, ``**``) to files, sorted by path.
+
+    Raises :class:`FileNotFoundError` naming the pattern when nothing matches.
+    """
+    fs, path = _fs_and_path(pattern)
+    found: list[FileMetadata] = []
+    if _GLOB_CHARS.intersection(path):
+        for name, info in fs.glob(path, detail=True).items():
+            if info.get("type", "file") != "directory":
+                found.append(FileMetadata(_qualify(fs, name), int(info.get("size") or 0)))
+    else:
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            info = None
+        if info is not None and info.get("type", "file") != "directory":
+            found.append(FileMetadata(_qualify(fs, path), int(info.get("size") or 0)))
+    if not found:
+        raise FileNotFoundError(
+            f"No files found based on the file pattern {pattern!r}; check the path and that "
+            "the files exist (for non-local paths, that the fsspec backend is installed)"
+        )
+    found.sort()
+    return found
+
+
+class _LayeredFile(io.BufferedIOBase):
+    """A (de)compressing stream that also closes the raw file under it."""
+
+    def __init__(self, outer: Any, inner: IO[bytes], path: str, compression: str) -> None:
+        super().__init__()
+        self._outer = outer
+        self._inner = inner
+        self._path = path
+        self._compression = compression
+
+    def _corrupt(self, exc: Exception) -> CorruptFileError:
+        return CorruptFileError(f"corrupt {self._compression} file {self._path!r}: {exc}")
+
+    def readable(self) -> bool:
+        return cast(bool, self._outer.readable())
+
+    def writable(self) -> bool:
+        return cast(bool, self._outer.writable())
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return cast(bytes, self._outer.read(-1 if size is None else size))
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            raise self._corrupt(exc) from exc
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def write(self, data: Any) -> int:
+        return cast(int, self._outer.write(data))
+
+    def flush(self) -> None:
+        if not self.closed and not self._outer.closed and self._outer.writable():
+            self._outer.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._outer.close()
+        finally:
+            try:
+                self._inner.close()
+            finally:
+                super().close()
+
+
+def open_for_read(path: str, compression_type: str = CompressionTypes.AUTO) -> IO[bytes]:
+    """Open ``path`` for binary reading, decompressing according to ``compression_type``."""
+    compression = CompressionTypes.resolve(compression_type, path)
+    fs, fpath = _fs_and_path(path)
+    raw = cast(IO[bytes], fs.open(fpath, "rb"))
+    if compression == CompressionTypes.UNCOMPRESSED:
+        return raw
+    try:
+        if compression == CompressionTypes.GZIP:
+            outer: Any = gzip.GzipFile(fileobj=raw, mode="rb")
+        else:
+            outer = bz2.BZ2File(raw, mode="rb")
+    except Exception:
+        raw.close()
+        raise
+    return cast(IO[bytes], _LayeredFile(outer, raw, path, compression))
+
+
+def open_for_write(path: str, compression_type: str = CompressionTypes.AUTO) -> IO[bytes]:
+    """Create (or overwrite) ``path`` for binary writing, compressing per ``compression_type``.
+
+    Missing parent directories are created on local file systems.
+    """
+    compression = CompressionTypes.resolve(compression_type, path)
+    fs, fpath = _fs_and_path(path)
+    if _is_local(fs):
+        fs.makedirs(posixpath.dirname(fpath), exist_ok=True)
+    raw = cast(IO[bytes], fs.open(fpath, "wb"))
+    if compression == CompressionTypes.UNCOMPRESSED:
+        return raw
+    if compression == CompressionTypes.GZIP:
+        outer: Any = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+    else:
+        outer = bz2.BZ2File(raw, mode="wb")
+    return cast(IO[bytes], _LayeredFile(outer, raw, path, compression))
+
+
+def rename(src: str, dst: str) -> None:
+    """Move file ``src`` to ``dst`` (same file system), replacing ``dst`` if it exists.
+
+    Atomic on local file systems; a copy and delete on object stores.
+    """
+    fs, src_path = _fs_and_path(src)
+    _, dst_path = _fs_and_path(dst)
+    if _is_local(fs):
+        os.makedirs(posixpath.dirname(dst_path) or ".", exist_ok=True)
+        os.replace(src_path, dst_path)
+    else:
+        fs.mv(src_path, dst_path)
+
+
+def delete_recursive(path: str) -> None:
+    """Remove ``path`` and everything below it; do nothing if it does not exist."""
+    fs, fpath = _fs_and_path(path)
+    if fs.exists(fpath):
+        fs.rm(fpath, recursive=True)
+
+
+def delete_files(paths: Iterable[str]) -> None:
+    """Remove each file in ``paths`` that exists."""
+    for path in paths:
+        fs, fpath = _fs_and_path(path)
+        if fs.exists(fpath):
+            fs.rm(fpath)
+
+
+def makedirs(path: str) -> None:
+    """Create directory ``path`` and its parents (a no-op where directories are implicit)."""
+    fs, fpath = _fs_and_path(path)
+    if _is_local(fs):
+        fs.makedirs(fpath, exist_ok=True)
+
+
+def dirname(path: str) -> str:
+    """The directory part of a path or URL (``s3://b/out/part`` -> ``s3://b/out``)."""
+    protocol, sep, rest = path.partition("://")
+    if sep:
+        return protocol + sep + posixpath.dirname(rest.rstrip("/"))
+    return os.path.dirname(os.path.abspath(path))
+
+
+def join(directory: str, name: str) -> str:
+    """``directory`` + ``/`` + ``name`` for paths and URLs."""
+    return directory.rstrip("/") + "/" + name

@@ -1,0 +1,533 @@
+"""CSV and JSON records: sources that yield :class:`~headrace.model.row.Row` and their sinks.
+
+CSV field typing (one rule per value, so every split of a file types alike):
+
+* an empty field is ``None`` (``keep_default_na=False`` keeps it as ``''``);
+* a field of ASCII digits with an optional sign (``-12``, ``007``) is an ``int``;
+* a decimal or exponent literal (``1.5``, ``-.5``, ``3.``, ``1e-3``) is a ``float``;
+* anything else, including ``nan``, ``inf``, ``NA`` and numbers with spaces, stays a ``str``.
+
+Pass ``dtype`` (one callable for every column, or ``{column: callable}``) to override, e.g.
+``dtype={"zip": str}`` to keep leading zeros. A column may thus mix ``int`` and ``float`` when
+some values have a decimal point; ``dtype={"x": float}`` makes it uniform.
+
+JSON Lines records are parsed with :func:`json.loads`; each line must hold an object, which
+becomes a ``Row`` (nested objects stay ``dict``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, Any
+
+from headrace.io.filebasedsink import FileBasedSink, ShardWriter, describe_record
+from headrace.io.filebasedsource import FileBasedSource, FileRange
+from headrace.io.filesystem import CompressionTypes, open_for_read
+from headrace.io.lines import TextSource
+from headrace.model.row import Row
+
+__all__ = ["CsvSink", "CsvSource", "JsonSink", "JsonSource", "parse_csv_value", "record_to_dict"]
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z").match
+_NUMBER_START = frozenset("0123456789+-.")
+_FLOAT_MARKS = frozenset(".eE")
+
+
+def parse_csv_value(text: str) -> Any:
+    """Type one CSV field by the rule in the module docstring.
+
+    >>> [parse_csv_value(v) for v in ["12", "-0.5", "1e3", "", "nan", "x1"]]
+    [12, -0.5, 1000.0, None, 'nan', 'x1']
+    """
+    if not text:
+        return None
+    if text.isdigit() and text.isascii():
+        return int(text)
+    if text[0] in _NUMBER_START and _NUMBER(text):
+        return float(text) if _FLOAT_MARKS.intersection(text) else int(text)
+    return text
+
+
+def _dedupe(names: Sequence[Any]) -> list[str]:
+    """Column names as strings, duplicates renamed ``a.1``, ``a.2`` like pandas."""
+    seen: dict[str, int] = {}
+    out = []
+    for raw in names:
+        name = str(raw)
+        if name in seen:
+            seen[name] += 1
+            candidate = f"{name}.{seen[name]}"
+            while candidate in seen:
+                seen[name] += 1
+                candidate = f"{name}.{seen[name]}"
+            name = candidate
+        seen.setdefault(name, 0)
+        out.append(name)
+    return out
+
+
+def _open_text(path: str, compression_type: str, encoding: str) -> io.TextIOWrapper:
+    """``path`` opened for reading text (universal newlines off, as the csv module wants)."""
+    return io.TextIOWrapper(open_for_read(path, compression_type), encoding=encoding, newline="")
+
+
+def _new_row(fields: dict[str, Any]) -> Row:
+    """A Row owning ``fields`` (no copy): the hot path of the CSV and JSON readers."""
+    row = _new_object(Row)
+    row.__dict__ = fields
+    return row
+
+
+_new_object = object.__new__
+
+
+class _Decoder:
+    """A coder-like object decoding lines in a given text encoding (for ``TextSource``)."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+
+    def decode(self, data: bytes) -> str:
+        return data.decode(self.encoding)
+
+
+class CsvSource(FileBasedSource):
+    """Rows of CSV files; see :class:`headrace.io.ReadFromCsv` for the options.
+
+    >>> import fsspec
+    >>> with fsspec.open("memory://doc/people.csv", "wb") as f:
+    ...     _ = f.write(b"name,age\\nada,36\\nalan,41\\n")
+    >>> list(CsvSource("memory://doc/people.csv").read())
+    [Row(name='ada', age=36), Row(name='alan', age=41)]
+    """
+
+    def __init__(
+        self,
+        file_pattern: str,
+        *,
+        sep: str = ",",
+        header: int | None = 0,
+        names: Sequence[str] | None = None,
+        usecols: Sequence[str | int] | None = None,
+        dtype: Any = None,
+        quotechar: str = '"',
+        escapechar: str | None = None,
+        doublequote: bool = True,
+        skipinitialspace: bool = False,
+        skiprows: int = 0,
+        keep_default_na: bool = True,
+        encoding: str = "utf-8",
+        compression_type: str = CompressionTypes.AUTO,
+        splittable: bool = True,
+        min_bundle_size: int = 0,
+        validate: bool = True,
+    ) -> None:
+        if header not in (0, None):
+            raise NotImplementedError(
+                f"ReadFromCsv supports header=0 (first row names the columns) or header=None, "
+                f"got header={header!r}"
+            )
+        if header is None and names is None:
+            raise ValueError("ReadFromCsv with header=None needs names=[...] for the columns")
+        if not isinstance(skiprows, int) or skiprows < 0:
+            raise NotImplementedError(
+                f"ReadFromCsv supports skiprows as an int >= 0, got {skiprows!r}"
+            )
+        super().__init__(
+            file_pattern,
+            min_bundle_size=min_bundle_size,
+            compression_type=compression_type,
+            splittable=splittable,
+            validate=validate,
+        )
+        self.dialect: dict[str, Any] = {
+            "delimiter": sep,
+            "quotechar": quotechar,
+            "escapechar": escapechar,
+            "doublequote": doublequote,
+            "skipinitialspace": skipinitialspace,
+            "strict": False,
+        }
+        csv.reader([], **self.dialect)  # validate the dialect now, not on a worker
+        self.header = header
+        self.names = None if names is None else _dedupe(names)
+        self.usecols = None if usecols is None else list(usecols)
+        self.dtype = dtype
+        self.skiprows = skiprows
+        self.keep_default_na = keep_default_na
+        self.encoding = encoding
+        self._lines = TextSource(
+            file_pattern,
+            compression_type=compression_type,
+            coder=None if encoding.lower().replace("-", "") == "utf8" else _Decoder(encoding),
+            validate=False,
+            skip_header_lines=skiprows + (0 if header is None else 1),
+        )
+
+    def _column_names(self, path: str) -> list[str]:
+        if self.names is not None:
+            return self.names
+        with _open_text(path, self.compression_type, self.encoding) as text:
+            reader = csv.reader(text, **self.dialect)
+            for _ in range(self.skiprows):
+                next(reader, None)
+            first = next(reader, None)
+        if first is None:
+            return []
+        return _dedupe(first)
+
+    def _plan(self, path: str) -> tuple[list[str], list[int] | None, list[Callable[[str], Any]]]:
+        """Field names, selected column indices and per-column converters for one file."""
+        names = self._column_names(path)
+        picks: list[int] | None = None
+        if self.usecols is not None:
+            picks = []
+            for col in self.usecols:
+                if isinstance(col, int):
+                    index = col
+                elif col in names:
+                    index = names.index(col)
+                else:
+                    raise ValueError(
+                        f"ReadFromCsv: usecols names {col!r}, not a column of {path!r}"
+                    )
+                if not 0 <= index < len(names):
+                    raise ValueError(
+                        f"ReadFromCsv: usecols index {col!r} out of range for {path!r}"
+                    )
+                picks.append(index)
+            picks.sort()
+        out_names = names if picks is None else [names[i] for i in picks]
+        convert = [self._converter(name) for name in out_names]
+        return out_names, picks, convert
+
+    def _converter(self, name: str) -> Callable[[str], Any]:
+        dtype = self.dtype
+        fn = dtype.get(name) if isinstance(dtype, Mapping) else dtype
+        na = self.keep_default_na
+        if fn is None:
+            if na:
+                return parse_csv_value
+            return lambda s: parse_csv_value(s) if s else s
+        if na:
+            return lambda s: fn(s) if s else None
+        return fn
+
+    def _records(self, path: str, file_range: FileRange) -> Iterator[list[str]]:
+        if self.splittable:
+            for batch in self._lines.read_batches(file_range):
+                yield from csv.reader(batch, **self.dialect)
+            return
+        with _open_text(path, self.compression_type, self.encoding) as text:
+            reader = csv.reader(text, **self.dialect)
+            skip = self.skiprows + (0 if self.header is None else 1)
+            for _ in range(skip):
+                next(reader, None)
+            yield from reader
+
+    def read_range(self, file_range: FileRange) -> Iterator[Any]:
+        path = file_range.path
+        names, picks, convert = self._plan(path)
+        width = len(names) if picks is None else None
+        make = _new_row
+        uniform = all(f is parse_csv_value for f in convert)
+        try:
+            for fields in self._records(path, file_range):
+                if not fields:
+                    continue  # blank line
+                if picks is not None:
+                    fields = [fields[i] if i < len(fields) else "" for i in picks]
+                elif len(fields) != width:
+                    if len(fields) > len(names):
+                        raise ValueError(
+                            f"ReadFromCsv: a line of {path!r} has {len(fields)} fields but the "
+                            f"file has {len(names)} columns: {describe_record(fields)}"
+                        )
+                    fields = fields + [""] * (len(names) - len(fields))
+                if uniform:
+                    yield make(dict(zip(names, map(parse_csv_value, fields))))
+                else:
+                    yield make({n: f(v) for n, f, v in zip(names, convert, fields)})
+        except csv.Error as exc:
+            raise ValueError(f"ReadFromCsv: cannot parse {path!r}: {exc}") from exc
+
+    def display_data(self) -> dict[str, Any]:
+        data = super().display_data()
+        if self.dialect["delimiter"] != ",":
+            data["sep"] = self.dialect["delimiter"]
+        return data
+
+
+class JsonSource(FileBasedSource):
+    """Rows of JSON Lines files (``lines=True``) or of JSON arrays of objects (``lines=False``).
+
+    >>> import fsspec
+    >>> with fsspec.open("memory://doc/events.jsonl", "wb") as f:
+    ...     _ = f.write(b'{"id": 1, "tags": ["a"]}\\n{"id": 2, "tags": []}\\n')
+    >>> list(JsonSource("memory://doc/events.jsonl").read())
+    [Row(id=1, tags=['a']), Row(id=2, tags=[])]
+    """
+
+    def __init__(
+        self,
+        file_pattern: str,
+        *,
+        lines: bool = True,
+        encoding: str = "utf-8",
+        compression_type: str = CompressionTypes.AUTO,
+        min_bundle_size: int = 0,
+        validate: bool = True,
+    ) -> None:
+        super().__init__(
+            file_pattern,
+            min_bundle_size=min_bundle_size,
+            compression_type=compression_type,
+            splittable=lines,
+            validate=validate,
+        )
+        self.lines = lines
+        self.encoding = encoding
+        coder = None if encoding.lower().replace("-", "") == "utf8" else _Decoder(encoding)
+        self._text = TextSource(
+            file_pattern, compression_type=compression_type, coder=coder, validate=False
+        )
+
+    def read_range(self, file_range: FileRange) -> Iterator[Any]:
+        path = file_range.path
+        make = _new_row
+        loads = json.loads
+        if not self.lines:
+            with _open_text(path, self.compression_type, self.encoding) as text:
+                try:
+                    data = json.load(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"ReadFromJson: {path!r} is not valid JSON: {exc}") from exc
+            if not isinstance(data, list):
+                raise ValueError(
+                    f"ReadFromJson: {path!r} holds a JSON {type(data).__name__}; with lines=False "
+                    "the file must hold an array of objects (orient='records')"
+                )
+            for obj in data:
+                if not isinstance(obj, dict):
+                    raise ValueError(
+                        f"ReadFromJson: {path!r} has a non-object record {describe_record(obj)}"
+                    )
+                yield make(obj)
+            return
+        for batch in self._text.read_batches(file_range):
+            for line in batch:
+                try:
+                    obj = loads(line)
+                except json.JSONDecodeError as exc:
+                    if not line.strip():
+                        continue
+                    raise ValueError(
+                        f"ReadFromJson: bad JSON line in {path!r}: {exc}: {describe_record(line)}"
+                    ) from exc
+                if type(obj) is not dict:
+                    raise ValueError(
+                        f"ReadFromJson: a line of {path!r} is not a JSON object: "
+                        f"{describe_record(line)}"
+                    )
+                yield make(obj)
+
+
+def record_to_dict(value: Any) -> dict[str, Any]:
+    """A record as a dict: dicts as they are, ``Row`` and named tuples via ``_asdict()``."""
+    if type(value) is dict:
+        return value
+    if isinstance(value, Mapping):
+        return dict(value)
+    asdict = getattr(value, "_asdict", None)
+    if asdict is not None:
+        return asdict()
+    raise TypeError(f"expected a dict, Row or named tuple, got {type(value).__name__}")
+
+
+class _JsonShardWriter(ShardWriter):
+    _FLUSH_EVERY = 4096
+
+    def __init__(self, sink: JsonSink, f: IO[bytes]) -> None:
+        self._sink = sink
+        self._f = f
+        self._buf: list[str] = []
+        self._first = True
+        user_default = sink.default_handler
+
+        def default(obj: Any) -> Any:
+            if isinstance(obj, Row):
+                return obj._asdict()
+            if user_default is not None:
+                return user_default(obj)
+            raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+        self._encode = json.JSONEncoder(
+            ensure_ascii=sink.force_ascii, separators=(",", ":"), default=default
+        ).encode
+        if not sink.lines:
+            f.write(b"[")
+
+    def write(self, value: Any) -> None:
+        try:
+            text = self._encode(record_to_dict(value))
+        except (TypeError, ValueError) as exc:
+            raise self._sink.record_error(value, exc) from exc
+        self._buf.append(text)
+        if len(self._buf) >= self._FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf:
+            return
+        if self._sink.lines:
+            data = "\n".join(self._buf) + "\n"
+        else:
+            data = ("" if self._first else ",") + ",".join(self._buf)
+        self._first = False
+        self._buf = []
+        self._f.write(data.encode(self._sink.encoding))
+
+    def close(self) -> None:
+        try:
+            self._flush()
+            if not self._sink.lines:
+                self._f.write(b"]")
+        finally:
+            self._f.close()
+
+
+class JsonSink(FileBasedSink):
+    """Writes dicts / Rows as JSON Lines (or one JSON array per shard with ``lines=False``)."""
+
+    transform_name = "WriteToJson"
+
+    def __init__(
+        self,
+        file_path_prefix: str,
+        *,
+        lines: bool = True,
+        force_ascii: bool = True,
+        default_handler: Callable[[Any], Any] | None = None,
+        encoding: str = "utf-8",
+        file_name_suffix: str = "",
+        num_shards: int = 0,
+        shard_name_template: str | None = None,
+        compression_type: str = CompressionTypes.AUTO,
+    ) -> None:
+        super().__init__(
+            file_path_prefix,
+            file_name_suffix=file_name_suffix,
+            num_shards=num_shards,
+            shard_name_template=shard_name_template,
+            compression_type=compression_type,
+            mime_type="application/json",
+        )
+        self.lines = lines
+        self.force_ascii = force_ascii
+        self.default_handler = default_handler
+        self.encoding = encoding
+
+    def open_writer(self, path: str) -> ShardWriter:
+        return _JsonShardWriter(self, self.open_file(path))
+
+
+class _CsvShardWriter(ShardWriter):
+    _FLUSH_EVERY = 4096
+
+    def __init__(self, sink: CsvSink, f: IO[bytes]) -> None:
+        self._sink = sink
+        self._f = f
+        self._text = io.StringIO()
+        self._writer = csv.writer(self._text, **sink.dialect)
+        self._columns: list[str] | None = None
+        self._pending = 0
+        if sink.columns is not None:
+            self._start(list(sink.columns))
+
+    def _start(self, columns: list[str]) -> None:
+        self._columns = columns
+        if self._sink.header:
+            self._writer.writerow(columns)
+
+    def write(self, value: Any) -> None:
+        try:
+            record = record_to_dict(value)
+        except TypeError as exc:
+            raise self._sink.record_error(value, exc) from exc
+        columns = self._columns
+        if columns is None:
+            columns = list(record)
+            self._start(columns)
+        na = self._sink.na_rep
+        try:
+            row = [record[c] for c in columns]
+        except KeyError as exc:
+            raise self._sink.record_error(value, f"missing column {exc}") from exc
+        if na:
+            row = [na if v is None else v for v in row]
+        self._writer.writerow(row)
+        self._pending += 1
+        if self._pending >= self._FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        data = self._text.getvalue()
+        if data:
+            self._f.write(data.encode(self._sink.encoding))
+            self._text.seek(0)
+            self._text.truncate()
+        self._pending = 0
+
+    def close(self) -> None:
+        try:
+            self._flush()
+        finally:
+            self._f.close()
+
+
+class CsvSink(FileBasedSink):
+    """Writes dicts / Rows as CSV lines, with a header row naming the columns."""
+
+    transform_name = "WriteToCsv"
+
+    def __init__(
+        self,
+        file_path_prefix: str,
+        *,
+        sep: str = ",",
+        header: bool = True,
+        columns: Sequence[str] | None = None,
+        quotechar: str = '"',
+        lineterminator: str = "\n",
+        na_rep: str = "",
+        encoding: str = "utf-8",
+        file_name_suffix: str = "",
+        num_shards: int = 0,
+        shard_name_template: str | None = None,
+        compression_type: str = CompressionTypes.AUTO,
+    ) -> None:
+        super().__init__(
+            file_path_prefix,
+            file_name_suffix=file_name_suffix,
+            num_shards=num_shards,
+            shard_name_template=shard_name_template,
+            compression_type=compression_type,
+            mime_type="text/csv",
+        )
+        self.dialect: dict[str, Any] = {
+            "delimiter": sep,
+            "quotechar": quotechar,
+            "lineterminator": lineterminator,
+        }
+        csv.writer(io.StringIO(), **self.dialect)  # validate now
+        self.header = header
+        self.columns = None if columns is None else list(columns)
+        self.na_rep = na_rep
+        self.encoding = encoding
+
+    def open_writer(self, path: str) -> ShardWriter:
+        return _CsvShardWriter(self, self.open_file(path))

@@ -1,0 +1,124 @@
+"""fsspec helpers: matching, compressed open, rename, delete, URL path arithmetic."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import uuid
+
+import pytest
+
+from headrace.io.filesystem import (
+    CompressionTypes,
+    FileMetadata,
+    delete_recursive,
+    dirname,
+    join,
+    match_files,
+    open_for_read,
+    open_for_write,
+    rename,
+)
+
+
+def test_match_files_sorted_with_sizes_and_no_directories(tmp_path):
+    (tmp_path / "b.txt").write_bytes(b"12345")
+    (tmp_path / "a.txt").write_bytes(b"1")
+    (tmp_path / "dir.txt").mkdir()
+    got = match_files(str(tmp_path / "*.txt"))
+    assert got == [
+        FileMetadata(str(tmp_path / "a.txt"), 1),
+        FileMetadata(str(tmp_path / "b.txt"), 5),
+    ]
+    assert match_files(str(tmp_path / "b.txt")) == [FileMetadata(str(tmp_path / "b.txt"), 5)]
+
+
+def test_match_files_recursive_glob(tmp_path):
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    (tmp_path / "x" / "y" / "deep.csv").write_bytes(b"a")
+    (tmp_path / "top.csv").write_bytes(b"b")
+    got = [m.path for m in match_files(str(tmp_path / "**" / "*.csv"))]
+    assert str(tmp_path / "x" / "y" / "deep.csv") in got
+
+
+def test_match_nothing_names_the_pattern(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No files found .*missing-\*\.txt"):
+        match_files(str(tmp_path / "missing-*.txt"))
+    with pytest.raises(FileNotFoundError, match="plain.txt"):
+        match_files(str(tmp_path / "plain.txt"))
+    with pytest.raises(FileNotFoundError, match="a directory"):
+        (tmp_path / "a directory").mkdir()
+        match_files(str(tmp_path / "a directory"))
+
+
+def test_memory_urls_round_trip():
+    base = f"memory://fs-{uuid.uuid4().hex}"
+    with open_for_write(f"{base}/x/data.txt") as f:
+        f.write(b"hello")
+    [meta] = match_files(f"{base}/x/*.txt")
+    assert meta.path.startswith("memory://") and meta.size_in_bytes == 5
+    with open_for_read(meta.path) as f:
+        assert f.read() == b"hello"
+    rename(meta.path, f"{base}/y/moved.txt")
+    assert [m.path for m in match_files(f"{base}/**")] == [f"memory:///{base[9:]}/y/moved.txt"]
+    delete_recursive(f"{base}/y")
+    with pytest.raises(FileNotFoundError):
+        match_files(f"{base}/y/*")
+
+
+@pytest.mark.parametrize(
+    ("name", "decompress"),
+    [("a.gz", gzip.decompress), ("a.bz2", bz2.decompress), ("a.txt", lambda b: b)],
+)
+def test_write_compresses_by_extension(tmp_path, name, decompress):
+    path = str(tmp_path / "sub" / name)  # parent created on demand
+    with open_for_write(path) as f:
+        f.write(b"payload " * 100)
+    assert decompress((tmp_path / "sub" / name).read_bytes()) == b"payload " * 100
+    with open_for_read(path) as f:
+        assert f.read() == b"payload " * 100
+
+
+def test_explicit_compression_type(tmp_path):
+    path = str(tmp_path / "noext")
+    with open_for_write(path, CompressionTypes.GZIP) as f:
+        f.write(b"z")
+    assert gzip.decompress((tmp_path / "noext").read_bytes()) == b"z"
+    with open_for_read(path, CompressionTypes.GZIP) as f:
+        assert f.read() == b"z"
+
+
+def test_compression_types():
+    detect = CompressionTypes.detect_compression_type
+    assert detect("x.GZ") == CompressionTypes.GZIP
+    assert detect("x.bz2") == CompressionTypes.BZIP2
+    assert detect("x.csv") == CompressionTypes.UNCOMPRESSED
+    assert CompressionTypes.is_valid_compression_type("auto")
+    assert not CompressionTypes.is_valid_compression_type("zip")
+    with pytest.raises(ValueError, match="compression_type"):
+        CompressionTypes.resolve("zip", "x")
+
+
+def test_rename_replaces_existing(tmp_path):
+    (tmp_path / "a").write_bytes(b"new")
+    (tmp_path / "b").write_bytes(b"old")
+    rename(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert (tmp_path / "b").read_bytes() == b"new"
+    assert not (tmp_path / "a").exists()
+
+
+def test_delete_recursive_is_quiet_when_missing(tmp_path):
+    delete_recursive(str(tmp_path / "nope"))
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "d" / "e" / "f").write_bytes(b"x")
+    delete_recursive(str(tmp_path / "d"))
+    assert not (tmp_path / "d").exists()
+
+
+def test_dirname_and_join():
+    assert dirname("s3://bucket/out/part") == "s3://bucket/out"
+    assert dirname("memory://m/out/part") == "memory://m/out"
+    assert dirname("/tmp/out/part") == "/tmp/out"
+    assert join("s3://bucket/out/", "f") == "s3://bucket/out/f"
+    assert dirname("relative-prefix") == os.getcwd()
