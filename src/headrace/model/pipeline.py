@@ -154,7 +154,7 @@ class Pipeline:
                 kind=kind,
                 inputs=tuple(pc.node_id for pc in inputs),
                 outputs=_output_ids(result),
-                payload=Payload.of(payload) if payload is not None else None,
+                payload=_payload(payload, full_label),
                 parent=parent.id if parent else None,
                 parts=tuple(scope.parts),
                 params=dict(params),
@@ -247,9 +247,7 @@ class Pipeline:
             kind=kind,
             inputs=tuple(pc.node_id for pc in inputs),
             outputs=tuple((tag, pc.node_id) for tag, pc in out_pcolls.items()),
-            payload=payload
-            if isinstance(payload, Payload) or payload is None
-            else Payload.of(payload),
+            payload=_payload(payload, scope.label),
             side_inputs=tuple(side_nodes),
             parent=parent.id if parent else None,
             params=dict(params or {}),
@@ -324,6 +322,19 @@ def _output_ids(result: Any) -> tuple[tuple[str, str], ...]:
             (str(i), v.node_id) for i, v in enumerate(result) if isinstance(v, PCollection)
         )
     return ()
+
+
+def _payload(obj: Any, label: str) -> Payload | None:
+    if obj is None or isinstance(obj, Payload):
+        return obj
+    try:
+        return Payload.of(obj)
+    except Exception as e:
+        raise TypeError(
+            f"{label!r} holds something that cannot be pickled ({e}); user functions travel to "
+            "workers by pickling, so create locks, connections and clients in DoFn.setup() "
+            "instead of capturing them"
+        ) from e
 
 
 def _type_name(t: Any) -> str | None:

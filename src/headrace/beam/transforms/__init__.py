@@ -1,0 +1,20 @@
+"""``apache_beam.transforms``."""
+
+from headrace.beam.transforms import combiners, core, ptransform, util, window
+from headrace.beam.transforms.core import *  # noqa: F403
+from headrace.beam.transforms.core import __all__ as _core_all
+from headrace.beam.transforms.ptransform import PTransform, ptransform_fn
+from headrace.beam.transforms.util import *  # noqa: F403
+from headrace.beam.transforms.util import __all__ as _util_all
+
+__all__ = [
+    *_core_all,
+    *_util_all,
+    "PTransform",
+    "combiners",
+    "core",
+    "ptransform",
+    "ptransform_fn",
+    "util",
+    "window",
+]

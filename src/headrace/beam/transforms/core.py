@@ -1,0 +1,47 @@
+"""``apache_beam.transforms.core``."""
+
+from headrace.model.transforms.core import (
+    CombineFn,
+    CombineGlobally,
+    CombinePerKey,
+    CombineValues,
+    Create,
+    DoFn,
+    Filter,
+    FlatMap,
+    FlatMapTuple,
+    Flatten,
+    GroupByKey,
+    Impulse,
+    Map,
+    MapTuple,
+    ParDo,
+    Partition,
+    PartitionFn,
+    Read,
+    WindowInto,
+)
+from headrace.model.transforms.dofn import CallableWrapperCombineFn
+
+__all__ = [
+    "CallableWrapperCombineFn",
+    "CombineFn",
+    "CombineGlobally",
+    "CombinePerKey",
+    "CombineValues",
+    "Create",
+    "DoFn",
+    "Filter",
+    "FlatMap",
+    "FlatMapTuple",
+    "Flatten",
+    "GroupByKey",
+    "Impulse",
+    "Map",
+    "MapTuple",
+    "ParDo",
+    "Partition",
+    "PartitionFn",
+    "Read",
+    "WindowInto",
+]

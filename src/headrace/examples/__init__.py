@@ -1,0 +1,1 @@
+"""Runnable example pipelines (word count, ...) and the data generators they use."""
