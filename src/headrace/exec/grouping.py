@@ -198,10 +198,10 @@ class GroupTable:
         if self.mode == "gbk":
             return self._add_gbk
         fast = self.merger.fast
+        if fast == "count" or (fast == "sum" and self.elements_as_keys):
+            return self._add_count
         if fast == "sum":
             return self._add_sum
-        if fast == "count":
-            return self._add_count
         if fast in ("min", "max"):
             return self._add_minmax
         return self._add_combine
@@ -366,10 +366,10 @@ class GroupTable:
 
     def _choose_add_plain(self) -> Callable[[list[Any]], None]:
         fast = self.merger.fast
+        if fast == "count" or (fast == "sum" and self.elements_as_keys):
+            return self._add_count_raw
         if fast == "sum":
             return self._add_sum_raw
-        if fast == "count":
-            return self._add_count_raw
         if fast in ("min", "max"):
             return self._add_minmax_raw
         return self._add_combine_raw

@@ -258,7 +258,7 @@ class PipelineOptions:
     @classmethod
     def from_dictionary(cls: type[_ViewT], options: dict[str, Any]) -> _ViewT:
         """Build options from a ``{name: value}`` dict, as returned by :meth:`get_all_options`."""
-        return cls(**options)
+        return cls([], **options)
 
     # -- parsing -----------------------------------------------------------------------------
 

@@ -24,9 +24,10 @@ dependency graph is acyclic.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from headrace.graph.nodes import PipelineGraph, TransformNode
+from headrace.plan.udf import pairs_with_constant
 
 __all__ = ["ExecutionPlan", "Grouping", "Stage", "StageRoot", "build_plan"]
 
@@ -97,6 +98,7 @@ class ExecutionPlan:
     finalizers: tuple[tuple[str, str], ...]  # (finalize transform id, input pcollection id)
     windowed: frozenset[str]
     cuts: frozenset[str] = field(default_factory=frozenset)
+    rewrites: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """A readable listing of the stages, as ``headrace plan`` prints it."""
@@ -126,6 +128,7 @@ class ExecutionPlan:
                     lines.append(f"    output: materialise {self._pcoll_label(dest)}")
         for tid, pid in self.finalizers:
             lines.append(f"on success: {self.leaves[tid].label} commits {self._pcoll_label(pid)}")
+        lines.extend(f"rewrite: {text}" for text in self.rewrites)
         return "\n".join(lines)
 
     def _root_text(self, root: StageRoot) -> str:
@@ -190,6 +193,44 @@ class _Builder:
             if n.kind in GROUPING_KINDS
         }
         self.finalize_inputs = {n.inputs[0] for n in self.leaves.values() if n.kind == "Finalize"}
+        self.rewrites: list[str] = []
+        for gid in list(self.groupings):
+            self._count_pairs_directly(gid)
+
+    def _count_pairs_directly(self, gid: str) -> None:
+        """``Map(lambda x: (x, 1)) | CombinePerKey(sum)`` counts elements: skip the pairs."""
+        g = self.groupings[gid]
+        if g.kind != "combine" or g.elements_as_keys or g.node.payload is None:
+            return
+        fast = getattr(g.node.payload.load()[0], "fast_path", None)
+        mapper = self.leaves.get(self.graph.pcollections[g.input].producer)
+        if fast not in ("sum", "count") or mapper is None or mapper.payload is None:
+            return
+        if (
+            mapper.kind != "ParDo"
+            or mapper.params.get("fn_kind") != "map"
+            or mapper.side_inputs
+            or mapper.params.get("dofn_params")
+            or len(mapper.outputs) != 1
+            or self.consumers[g.input] != [gid]
+            or self.side_consumers[g.input]
+            or g.input in self.finalize_inputs
+        ):
+            return
+        dofn, args, kwargs = mapper.payload.load()
+        matched, const = pairs_with_constant(getattr(dofn, "fn", None))
+        if args or kwargs or not matched:
+            return
+        if fast == "sum" and (type(const) is not int or const != 1):
+            return
+        source = mapper.inputs[0]
+        self.consumers[source] = [gid if t == mapper.id else t for t in self.consumers[source]]
+        self.groupings[gid] = replace(g, input=source, elements_as_keys=True)
+        del self.leaves[mapper.id]
+        self.rewrites.append(
+            f"{mapper.label}: pairs every element with {const!r}; {g.node.label} counts the "
+            "elements directly instead"
+        )
 
     def outputs(self, node: TransformNode) -> list[str]:
         return [pid for _, pid in node.outputs]
@@ -442,4 +483,5 @@ def build_plan(graph: PipelineGraph) -> ExecutionPlan:
         finalizers=finalizers,
         windowed=_windowed_pcollections(b),
         cuts=frozenset(cuts),
+        rewrites=tuple(b.rewrites),
     )
