@@ -1,4 +1,4 @@
-"""headrace: Beam-model data pipelines, a fast direct runner, versioned repos and incremental stages.
+"""headrace: Beam-model pipelines, a fast direct runner, versioned repos, incremental stages.
 
 Build pipelines with :mod:`headrace.beam` (Apache Beam's names) or :mod:`headrace.model`.
 """

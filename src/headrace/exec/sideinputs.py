@@ -14,7 +14,8 @@ from headrace.model.window import WindowedValue
 
 __all__ = ["SideInput", "build_view"]
 
-_NO_DEFAULT = object()
+NO_DEFAULT = object()
+_NO_DEFAULT = NO_DEFAULT
 
 
 def build_view(kind: str, elements: list[Any], default: Any, label: str, side: str) -> Any:

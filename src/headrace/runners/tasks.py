@@ -33,7 +33,7 @@ from headrace.exec.operators import (
     WindowIntoOperator,
     _strip,
 )
-from headrace.exec.sideinputs import SideInput
+from headrace.exec.sideinputs import NO_DEFAULT, SideInput
 from headrace.graph.nodes import Payload
 from headrace.model.metrics import MetricsContainer, MetricUpdates, set_current_container
 from headrace.model.timestamp import MIN_US
@@ -47,8 +47,6 @@ from headrace.model.window import (
 from headrace.plan.stages import ExecutionPlan, Grouping, Stage
 
 __all__ = ["Cancelled", "TaskContext", "TaskInput", "TaskResult", "run_stage_task"]
-
-_NO_DEFAULT = object()
 
 
 class Cancelled(Exception):
@@ -207,7 +205,7 @@ class _TaskBuilder:
         return SideInput(
             kind=s.view,
             elements=elements,
-            default=s.default.load() if s.default is not None else _NO_DEFAULT,
+            default=s.default.load() if s.default is not None else NO_DEFAULT,
             label=label,
             side=producer,
             window_fn=_load_windowfn(pc.windowing.window_fn),
