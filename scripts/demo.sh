@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 PY=$(command -v python3.11 || command -v python3)
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e .
-.venv/bin/headrace run src/headrace/examples/wordcount.py --progress -- --output demo-output/counts "$@"
+.venv/bin/headrace run --progress src/headrace/examples/wordcount.py --output demo-output/counts "$@"
 echo "top words:"; sort -t: -k2 -n -r demo-output/counts-*.txt | head -5

@@ -210,6 +210,7 @@ PATHS: list[tuple[str, list[str]]] = [
     ),
     ("coders.coders", ["VarIntCoder", "StrUtf8Coder"]),
     ("utils.timestamp", ["Timestamp", "Duration", "MIN_TIMESTAMP", "MAX_TIMESTAMP"]),
+    ("typehints", ["with_input_types", "with_output_types", "Tuple", "KV", "Iterable", "Any"]),
 ]
 
 

@@ -4,7 +4,18 @@ Re-exports only, no logic. A Beam pipeline runs on headrace after changing its i
 ``apache_beam`` to ``headrace.beam``.
 """
 
-from headrace.beam import coders, io, metrics, options, pvalue, testing, transforms, utils, window
+from headrace.beam import (
+    coders,
+    io,
+    metrics,
+    options,
+    pvalue,
+    testing,
+    transforms,
+    typehints,
+    utils,
+    window,
+)
 from headrace.beam.transforms import combiners
 from headrace.model.pipeline import Pipeline
 from headrace.model.pvalue import PBegin, PCollection, PDone, TaggedOutput
@@ -94,6 +105,7 @@ __all__ = [
     "pvalue",
     "testing",
     "transforms",
+    "typehints",
     "utils",
     "window",
 ]

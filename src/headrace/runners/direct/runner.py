@@ -60,7 +60,8 @@ class StageProgress:
     """Live counts of one stage, for progress displays."""
 
     name: str
-    state: str = "pending"
+    state: str = "pending"  # pending -> running -> done | failed
+    started: float | None = None
     elements_in: int = 0
     elements_out: int = 0
     seconds: float = 0.0
@@ -221,7 +222,18 @@ class DirectPipelineResult(PipelineResult):
     def _run_stage(self, stage: Stage, state: _RunState, spill_dir: str) -> None:
         progress = self.progress[stage.id]
         progress.state = "running"
-        started = time.perf_counter()
+        started = progress.started = time.perf_counter()
+        try:
+            self._run_stage_tasks(stage, state, spill_dir, progress)
+        except BaseException:
+            progress.state = "failed"
+            raise
+        progress.seconds = time.perf_counter() - started
+        progress.state = "done"
+
+    def _run_stage_tasks(
+        self, stage: Stage, state: _RunState, spill_dir: str, progress: StageProgress
+    ) -> None:
         tasks = self._tasks(stage, state)
         progress.tasks = len(tasks)
         ctx = self._context(state, spill_dir, progress)
@@ -251,8 +263,6 @@ class DirectPipelineResult(PipelineResult):
             state.metrics.merge(r.metrics)
             progress.elements_out += r.elements_out
             progress.spills += r.spills
-        progress.seconds = time.perf_counter() - started
-        progress.state = "done"
 
     def _finalize_records(self, state: _RunState, pid: str) -> list[Any]:
         records: list[Any] = []

@@ -1,0 +1,315 @@
+"""The ``headrace`` command: ``run`` a pipeline script with live progress, ``plan`` it, ``version``.
+
+Exit status of every command: 0 on success, 1 when the script or a pipeline fails, 2 for a usage
+error (an unknown option, a missing file or module). ``headrace run`` passes on the status of a
+script that calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from contextlib import redirect_stdout
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+import headrace
+from headrace.cli.hooks import CapturedPipeline, capture_pipelines, observe_runs
+from headrace.cli.progress import RunMonitor
+from headrace.cli.script import (
+    Target,
+    TargetError,
+    describe_failure,
+    format_traceback,
+    run_target,
+)
+
+__all__ = ["app", "main"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="headrace",
+    help="Run Beam-model pipelines with headrace and inspect how they will execute.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Options of headrace go before the script; everything after it belongs to the script.
+_SCRIPT_CONTEXT = {"allow_interspersed_args": False}
+
+FileArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="FILE",
+        help="The pipeline script (a Python file), or with -m a module name.",
+        show_default=False,
+    ),
+]
+ArgsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="ARGS",
+        help="Arguments for the script: it sees sys.argv == [FILE, *ARGS].",
+        show_default=False,
+    ),
+]
+ModuleOpt = Annotated[
+    bool,
+    typer.Option(
+        "-m",
+        "--module",
+        help="FILE is a module name: run it as 'python -m FILE' would.",
+    ),
+]
+
+
+def _error_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(console: Console, message: str, code: int) -> NoReturn:
+    console.print(Text("Error: ", style="bold red") + Text(message), soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _report_failure(
+    console: Console, exc: BaseException, target: Target, show_traceback: bool
+) -> None:
+    if show_traceback:
+        sys.stderr.write(format_traceback(exc))
+        sys.stderr.flush()
+    first, *rest = describe_failure(exc, target)
+    console.print(Text("Error: ", style="bold red") + Text(first), soft_wrap=True)
+    for line in rest:
+        console.print(Text(f"  {line}"), soft_wrap=True)
+    if not show_traceback:
+        console.print(Text("  (run with --traceback to see the full traceback)", style="dim"))
+
+
+def _exit_status(exc: SystemExit, console: Console) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    console.print(Text(str(code)), soft_wrap=True)
+    return EXIT_FAILURE
+
+
+@app.command(
+    context_settings=_SCRIPT_CONTEXT,
+    help=(
+        "Run a pipeline script and show the progress of the pipelines it runs.\n\n"
+        "FILE runs as __main__ with sys.argv set to [FILE, *ARGS], so a script that reads "
+        "PipelineOptions(sys.argv) gets its options. Put headrace's options before FILE; "
+        "everything after FILE goes to the script.\n\n"
+        "While a pipeline runs, each stage's elements in and out, elements per second and "
+        "state are shown live on stderr when stderr is a terminal, and a summary table follows "
+        "when it ends. On failure the failing transform, element and line of your code are "
+        "printed and the exit status is 1."
+    ),
+)
+def run(
+    file: FileArg,
+    args: ArgsArg = None,
+    module: ModuleOpt = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help=(
+                "Show progress even when stderr is not a terminal (then only the summary "
+                "tables), or never.  [default: when stderr is a terminal]"
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("-q", "--quiet", help="Show no progress and no summary; errors still show."),
+    ] = False,
+    show_traceback: Annotated[
+        bool,
+        typer.Option("--traceback", help="On failure, also print the full Python traceback."),
+    ] = False,
+) -> None:
+    console = _error_console()
+    target = Target(file, module)
+    show = not quiet and (progress if progress is not None else console.is_terminal)
+    monitor = RunMonitor(console if show else None, live=show and console.is_terminal)
+    error: BaseException | None = None
+    status = 0
+    try:
+        with observe_runs(monitor):
+            try:
+                run_target(target, args or ())
+            except SystemExit as e:
+                status = _exit_status(e, console)
+            if status == 0:
+                # Pipelines the script started without waiting for them still finish.
+                error = monitor.wait_all()
+    except TargetError as e:
+        _fail(console, str(e), EXIT_USAGE)
+    except KeyboardInterrupt:
+        _cancel_all(monitor)
+        monitor.close()  # print the summaries before the message
+        console.print(Text("Interrupted; running pipelines were cancelled.", style="yellow"))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as e:
+        error = e
+        _cancel_all(monitor)
+    finally:
+        monitor.close()
+    if error is not None:
+        _report_failure(console, error, target, show_traceback)
+        raise typer.Exit(EXIT_FAILURE)
+    if status:
+        raise typer.Exit(status)
+
+
+def _cancel_all(monitor: RunMonitor) -> None:
+    for result in monitor.results:
+        if getattr(result, "finished", None) is None:
+            try:
+                result.cancel()
+            except Exception:  # cancelling is best effort while reporting another failure
+                pass
+
+
+@app.command(
+    context_settings=_SCRIPT_CONTEXT,
+    help=(
+        "Show how the pipelines of a script would execute, without running them.\n\n"
+        "FILE runs as __main__ with sys.argv set to [FILE, *ARGS] (its own output goes to "
+        "stderr), but each pipeline it runs is planned instead of run: headrace prints the "
+        "fused stages, what each reads and where it shuffles (group by key or lifted combine). "
+        "Code that reads what a pipeline wrote will find nothing."
+    ),
+)
+def plan(
+    file: FileArg,
+    args: ArgsArg = None,
+    module: ModuleOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help=(
+                "Print the pipeline graph as JSON (what a runner receives) instead of the "
+                "stages; several pipelines give a JSON list."
+            ),
+        ),
+    ] = False,
+    number: Annotated[
+        int | None,
+        typer.Option(
+            "--pipeline",
+            metavar="N",
+            min=1,
+            help="Show only the N-th pipeline the script runs (counting from 1).",
+            show_default=False,
+        ),
+    ] = None,
+    show_traceback: Annotated[
+        bool,
+        typer.Option("--traceback", help="On failure, also print the full Python traceback."),
+    ] = False,
+) -> None:
+    console = _error_console()
+    target = Target(file, module)
+    error: BaseException | None = None
+    status = 0
+    with capture_pipelines() as captured:
+        try:
+            with redirect_stdout(sys.stderr):
+                run_target(target, args or ())
+        except TargetError as e:
+            _fail(console, str(e), EXIT_USAGE)
+        except SystemExit as e:
+            status = _exit_status(e, console)
+        except Exception as e:
+            error = e
+    if not captured:
+        if error is not None:
+            _report_failure(console, error, target, show_traceback)
+            raise typer.Exit(EXIT_FAILURE)
+        if status:
+            raise typer.Exit(status)
+        _fail(
+            console,
+            f"{target.display} ran no pipeline; headrace plan sees a pipeline when the script "
+            "runs it (p.run(), or the end of a 'with Pipeline() as p:' block)",
+            EXIT_FAILURE,
+        )
+    if error is not None or status:
+        what = f"raised {type(error).__name__}: {error}" if error else f"exited with {status}"
+        console.print(
+            Text(
+                f"Warning: {target.display} {what} after running {len(captured)} pipeline(s); "
+                "showing those (nothing ran under headrace plan)",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
+    chosen = list(enumerate(captured, 1))
+    if number is not None:
+        if number > len(captured):
+            _fail(
+                console,
+                f"--pipeline {number}: {target.display} ran {len(captured)} pipeline(s)",
+                EXIT_USAGE,
+            )
+        chosen = [chosen[number - 1]]
+    if as_json:
+        _print_json([c for _, c in chosen])
+        return
+    failed = _print_plans(console, chosen, len(captured))
+    if failed:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _print_json(chosen: list[CapturedPipeline]) -> None:
+    if len(chosen) == 1:
+        typer.echo(chosen[0].graph.to_json(indent=2))
+    else:
+        typer.echo(json.dumps([c.graph.to_dict() for c in chosen], indent=2))
+
+
+def _print_plans(console: Console, chosen: list[tuple[int, CapturedPipeline]], total: int) -> bool:
+    failed = False
+    for position, (n, captured) in enumerate(chosen):
+        if total > 1:
+            if position:
+                typer.echo("")
+            typer.echo(f"Pipeline {n} of {total}")
+        if captured.plan is not None:
+            typer.echo(captured.plan.describe())
+        else:
+            failed = True
+            err = captured.error
+            console.print(
+                Text("Error: ", style="bold red")
+                + Text(f"pipeline {n} cannot be planned: {type(err).__name__}: {err}"),
+                soft_wrap=True,
+            )
+    return failed
+
+
+@app.command(help="Print the versions of headrace and Python.")
+def version() -> None:
+    typer.echo(f"headrace {headrace.__version__} (Python {platform.python_version()})")
+
+
+def main() -> None:
+    """Entry point of the ``headrace`` console script."""
+    app(prog_name="headrace")
