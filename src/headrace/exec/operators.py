@@ -209,15 +209,8 @@ class ParDoOperator(Operator):
             and not self.multi_output
             and not self.out_windowed[self.main_tag]
         )
-        if simple and not self.kwargs:
-            if self.fn_kind == "map":
-                return self._map_args if self.args else self._map
-            if self.fn_kind == "flatmap":
-                return self._flatmap
-            if self.fn_kind == "filter":
-                return self._filter
-            if self.fn_kind == "maptuple":
-                return self._maptuple
+        if simple and not self.kwargs and self.fn_kind in ("map", "flatmap", "filter", "maptuple"):
+            return self._fast(self._fast_body())
         return self._process_general
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -276,62 +269,44 @@ class ParDoOperator(Operator):
         self.elements_out += len(out)
         self.emitters[self.main_tag](out)
 
-    def _map(self, chunk: list[Any]) -> None:
-        self.elements_in += len(chunk)
-        set_current_container(self.metrics)
-        fn = self.user_fn
-        try:
-            out = [fn(x) for x in chunk]
-        except Exception as e:
-            raise self._fail(e) from None
-        self._finish_plain(out)
+    def _fast(self, body: Callable[[list[Any]], list[Any]]) -> Callable[[list[Any]], None]:
+        """Wrap a whole-chunk loop with counting, metrics scope and error annotation."""
 
-    def _map_args(self, chunk: list[Any]) -> None:
-        self.elements_in += len(chunk)
-        set_current_container(self.metrics)
-        fn, args = self.user_fn, self.args
-        try:
-            out = [fn(x, *args) for x in chunk]
-        except Exception as e:
-            raise self._fail(e) from None
-        self._finish_plain(out)
+        def process(chunk: list[Any]) -> None:
+            self.elements_in += len(chunk)
+            set_current_container(self.metrics)
+            try:
+                out = body(chunk)
+            except Exception as e:
+                raise self._fail(e) from None
+            self._finish_plain(out)
 
-    def _maptuple(self, chunk: list[Any]) -> None:
-        self.elements_in += len(chunk)
-        set_current_container(self.metrics)
-        fn, args = self.user_fn, self.args
-        try:
-            out = [fn(*x, *args) for x in chunk]
-        except Exception as e:
-            raise self._fail(e) from None
-        self._finish_plain(out)
+        return process
 
-    def _filter(self, chunk: list[Any]) -> None:
-        self.elements_in += len(chunk)
-        set_current_container(self.metrics)
-        fn, args = self.user_fn, self.args
-        try:
-            out = [x for x in chunk if fn(x, *args)]
-        except Exception as e:
-            raise self._fail(e) from None
-        self._finish_plain(out)
+    def _fast_body(self) -> Callable[[list[Any]], list[Any]]:
+        fn, args, kind = self.user_fn, self.args, self.fn_kind
+        bad_return = self._bad_return
+        if kind == "map" and not args:
+            return lambda chunk: [fn(x) for x in chunk]
+        if kind == "map":
+            return lambda chunk: [fn(x, *args) for x in chunk]
+        if kind == "maptuple":
+            return lambda chunk: [fn(*x, *args) for x in chunk]
+        if kind == "filter":
+            return lambda chunk: [x for x in chunk if fn(x, *args)]
 
-    def _flatmap(self, chunk: list[Any]) -> None:
-        self.elements_in += len(chunk)
-        set_current_container(self.metrics)
-        fn, args = self.user_fn, self.args
-        out: list[Any] = []
-        extend = out.extend
-        try:
+        def flatmap(chunk: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            extend = out.extend
             for x in chunk:
                 r = fn(x, *args)
                 if r is not None:
                     if type(r) in _BAD_RETURN:
-                        raise self._bad_return(r)
+                        raise bad_return(r)
                     extend(r)
-        except Exception as e:
-            raise self._fail(e) from None
-        self._finish_plain(out)
+            return out
+
+        return flatmap
 
     def _bad_return(self, r: Any) -> TypeError:
         return TypeError(
