@@ -1,6 +1,6 @@
 """User metrics (counters, distributions, gauges) and the containers runners fill with them.
 
-This module owns both sides of Beam's metrics API:
+This module owns the user and runner sides of Beam's metrics API:
 
 * **User side.** ``Metrics.counter/distribution/gauge(namespace, name)`` return small metric
   objects that a DoFn creates in ``__init__`` (or at module level) and updates while processing.
@@ -11,8 +11,14 @@ This module owns both sides of Beam's metrics API:
   ``container.to_updates()`` turns the cells into a :class:`MetricUpdates` of plain tuples that
   crosses processes; updates from several workers and steps merge with
   :meth:`MetricUpdates.merge`.
-* **Query side.** :class:`MetricsFilter`, :class:`MetricResult` and :class:`MetricResults`
-  (``PipelineResult.metrics()``), with :class:`DirectMetricResults` built from merged updates.
+
+Two modules below this one hold the rest, and every public name of both is re-exported here, so
+``headrace.model.metrics`` stays the one place to import metrics from:
+
+* :mod:`headrace.model.metricdata`: names, keys, result values and :class:`MetricUpdates`.
+* :mod:`headrace.model.metricquery`: the query side, :class:`MetricsFilter`,
+  :class:`MetricResult` and :class:`MetricResults` (``PipelineResult.metrics()``), with
+  :class:`DirectMetricResults` built from merged updates.
 
 State and who moves it: the module global ``_current`` holds the container of the step whose
 user code is running, or ``None``. Only the executor moves it. It is a plain global, not a
@@ -43,10 +49,28 @@ DistributionResult(sum=6, count=3, min=1, max=3, mean=2.0)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from time import time as _now
 from typing import Any, ClassVar
+
+from headrace.model.metricdata import (
+    DistributionData,
+    DistributionResult,
+    DistTuple,
+    GaugeData,
+    GaugeResult,
+    MetricKey,
+    MetricName,
+    MetricUpdates,
+    Number,
+    UpdateKey,
+    namespace_of,
+)
+from headrace.model.metricquery import (
+    DirectMetricResults,
+    MetricResult,
+    MetricResults,
+    MetricsFilter,
+)
 
 __all__ = [
     "Counter",
@@ -72,178 +96,6 @@ __all__ = [
     "scoped_container",
     "set_current_container",
 ]
-
-Number = int | float
-# (step, namespace, name): the key of one metric in MetricUpdates.
-UpdateKey = tuple[str, str, str]
-
-
-# --------------------------------------------------------------------------------------------
-# Names and keys
-
-
-@dataclass(frozen=True, slots=True)
-class MetricName:
-    """The namespace and name of a user metric; hashable and picklable."""
-
-    namespace: str
-    name: str
-
-    def __post_init__(self) -> None:
-        if not self.namespace or not isinstance(self.namespace, str):
-            raise ValueError(
-                f"Metric namespace must be a non-empty string, got {self.namespace!r} "
-                f"(metric name {self.name!r}); pass a string or a class to Metrics.counter/"
-                "distribution/gauge"
-            )
-        if not self.name or not isinstance(self.name, str):
-            raise ValueError(
-                f"Metric name must be a non-empty string, got {self.name!r} "
-                f"(namespace {self.namespace!r})"
-            )
-
-
-class MetricKey:
-    """Identifies one metric of one step: ``.step`` (full step label), ``.metric``, ``.labels``."""
-
-    __slots__ = ("labels", "metric", "step")
-
-    def __init__(self, step: str, metric: MetricName, labels: dict[str, str] | None = None):
-        self.step = step
-        self.metric = metric
-        self.labels: dict[str, str] = dict(labels) if labels else {}
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetricKey):
-            return NotImplemented
-        return (
-            self.step == other.step and self.metric == other.metric and self.labels == other.labels
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.step, self.metric, frozenset(self.labels.items())))
-
-    def __repr__(self) -> str:
-        return f"MetricKey(step={self.step!r}, metric={self.metric!r}, labels={self.labels!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return MetricKey, (self.step, self.metric, self.labels)
-
-
-# --------------------------------------------------------------------------------------------
-# Result values
-
-
-@dataclass(frozen=True, slots=True)
-class DistributionData:
-    """Sum, count, min and max of the values a distribution received (Beam's argument order).
-
-    ``min`` and ``max`` are ``None`` while ``count`` is 0.
-    """
-
-    sum: Number
-    count: int
-    min: Number | None
-    max: Number | None
-
-    def __post_init__(self) -> None:
-        if not self.count:
-            object.__setattr__(self, "min", None)
-            object.__setattr__(self, "max", None)
-
-    @property
-    def mean(self) -> float | None:
-        """``sum / count``, or ``None`` for an empty distribution."""
-        return self.sum / self.count if self.count else None
-
-    def combine(self, other: DistributionData) -> DistributionData:
-        """The data of both distributions together."""
-        mine = (self.sum, self.count, self.min, self.max)
-        return DistributionData(
-            *_combine_distribution(mine, (other.sum, other.count, other.min, other.max))
-        )
-
-    def get_result(self) -> DistributionResult:
-        """Wrap this data as the value a query returns."""
-        return DistributionResult(self)
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class DistributionResult:
-    """What a query returns for a distribution: ``.count .sum .min .max .mean``."""
-
-    data: DistributionData
-
-    @property
-    def count(self) -> int:
-        """Number of values received."""
-        return self.data.count
-
-    @property
-    def sum(self) -> Number:
-        """Sum of the values received."""
-        return self.data.sum
-
-    @property
-    def min(self) -> Number | None:
-        """Smallest value received, ``None`` if none was."""
-        return self.data.min
-
-    @property
-    def max(self) -> Number | None:
-        """Largest value received, ``None`` if none was."""
-        return self.data.max
-
-    @property
-    def mean(self) -> float | None:
-        """Mean of the values received, ``None`` if none was."""
-        return self.data.mean
-
-    def __repr__(self) -> str:
-        return (
-            f"DistributionResult(sum={self.sum}, count={self.count}, min={self.min}, "
-            f"max={self.max}, mean={self.mean})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class GaugeData:
-    """The last value a gauge was set to and when (seconds since the epoch; 0 if unknown)."""
-
-    value: Any
-    timestamp: float = 0
-
-    def __post_init__(self) -> None:
-        if self.timestamp is None:  # Beam accepts GaugeData(value, None)
-            object.__setattr__(self, "timestamp", 0)
-
-    def combine(self, other: GaugeData) -> GaugeData:
-        """The later of the two (``self`` on a tie)."""
-        return other if other.timestamp > self.timestamp else self
-
-    def get_result(self) -> GaugeResult:
-        """Wrap this data as the value a query returns."""
-        return GaugeResult(self)
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class GaugeResult:
-    """What a query returns for a gauge: ``.value`` and ``.timestamp``."""
-
-    data: GaugeData
-
-    @property
-    def value(self) -> Any:
-        """The last value set."""
-        return self.data.value
-
-    @property
-    def timestamp(self) -> float:
-        """When the last value was set (seconds since the epoch)."""
-        return self.data.timestamp
-
-    def __repr__(self) -> str:
-        return f"GaugeResult(value={self.value!r}, timestamp={self.timestamp})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +195,7 @@ class GaugeCell:
 
 
 # --------------------------------------------------------------------------------------------
-# Containers and updates
+# Containers
 
 
 class MetricsContainer:
@@ -420,97 +272,6 @@ class MetricsContainer:
             f"MetricsContainer for step {self.step!r} cannot be pickled: it belongs to the "
             "process that runs the step; send container.to_updates() to other processes instead"
         )
-
-
-DistTuple = tuple[Number, int, Number | None, Number | None]  # (sum, count, min, max)
-GaugeTuple = tuple[Any, float]  # (value, timestamp)
-
-
-def _combine_distribution(a: DistTuple, b: DistTuple) -> DistTuple:
-    if not b[1]:
-        return a
-    if not a[1]:
-        return b
-    a_min, b_min, a_max, b_max = a[2], b[2], a[3], b[3]
-    assert a_min is not None and b_min is not None and a_max is not None and b_max is not None
-    return (a[0] + b[0], a[1] + b[1], min(a_min, b_min), max(a_max, b_max))
-
-
-class MetricUpdates:
-    """Metric values keyed by ``(step, namespace, name)``, as plain tuples that cross processes.
-
-    ``counters`` maps to a number, ``distributions`` to ``(sum, count, min, max)`` and ``gauges``
-    to ``(value, timestamp)``. Merging adds counters, combines distributions and keeps the gauge
-    with the later timestamp (the one already held on a tie).
-
-    >>> a = MetricUpdates(counters={("s", "ns", "n"): 2}, gauges={("s", "ns", "g"): (1, 10.0)})
-    >>> b = MetricUpdates(counters={("s", "ns", "n"): 3}, gauges={("s", "ns", "g"): (7, 5.0)})
-    >>> merged = MetricUpdates.merged([a, b])
-    >>> merged.counters, merged.gauges
-    ({('s', 'ns', 'n'): 5}, {('s', 'ns', 'g'): (1, 10.0)})
-    """
-
-    __slots__ = ("counters", "distributions", "gauges")
-
-    def __init__(
-        self,
-        counters: dict[UpdateKey, Number] | None = None,
-        distributions: dict[UpdateKey, DistTuple] | None = None,
-        gauges: dict[UpdateKey, GaugeTuple] | None = None,
-    ) -> None:
-        self.counters: dict[UpdateKey, Number] = counters if counters is not None else {}
-        self.distributions: dict[UpdateKey, DistTuple] = (
-            distributions if distributions is not None else {}
-        )
-        self.gauges: dict[UpdateKey, GaugeTuple] = gauges if gauges is not None else {}
-
-    def merge(self, other: MetricUpdates) -> MetricUpdates:
-        """Fold ``other`` into this object (in place) and return this object."""
-        counters = self.counters
-        for key, value in other.counters.items():
-            counters[key] = counters[key] + value if key in counters else value
-        distributions = self.distributions
-        for key, dist in other.distributions.items():
-            old = distributions.get(key)
-            distributions[key] = dist if old is None else _combine_distribution(old, dist)
-        gauges = self.gauges
-        for key, gauge in other.gauges.items():
-            held = gauges.get(key)
-            if held is None or gauge[1] > held[1]:
-                gauges[key] = gauge
-        return self
-
-    @classmethod
-    def merged(cls, updates: Iterable[MetricUpdates]) -> MetricUpdates:
-        """A new object holding all ``updates`` merged (the inputs are not changed)."""
-        result = cls()
-        for update in updates:
-            result.merge(update)
-        return result
-
-    def is_empty(self) -> bool:
-        """True if no metric is recorded."""
-        return not (self.counters or self.distributions or self.gauges)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetricUpdates):
-            return NotImplemented
-        return (
-            self.counters == other.counters
-            and self.distributions == other.distributions
-            and self.gauges == other.gauges
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        return (
-            f"MetricUpdates(counters={self.counters!r}, distributions={self.distributions!r}, "
-            f"gauges={self.gauges!r})"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return MetricUpdates, (self.counters, self.distributions, self.gauges)
 
 
 # --------------------------------------------------------------------------------------------
@@ -675,14 +436,7 @@ class Metrics:
     @staticmethod
     def get_namespace(namespace: type | str) -> str:
         """The namespace string for a class or a string."""
-        if isinstance(namespace, str):
-            return namespace
-        if isinstance(namespace, type):
-            return f"{namespace.__module__}.{namespace.__name__}"
-        raise ValueError(
-            f"Metric namespace must be a string or a class, got {namespace!r} "
-            f"({type(namespace).__name__})"
-        )
+        return namespace_of(namespace)
 
     @staticmethod
     def counter(namespace: type | str, name: str) -> Counter:
@@ -698,202 +452,3 @@ class Metrics:
     def gauge(namespace: type | str, name: str) -> Gauge:
         """A gauge named ``name`` in ``namespace``."""
         return Gauge(MetricName(Metrics.get_namespace(namespace), name))
-
-
-# --------------------------------------------------------------------------------------------
-# Query side
-
-
-@dataclass(frozen=True, slots=True)
-class MetricResult:
-    """One metric's value for one step: ``.key``, ``.committed``, ``.attempted``."""
-
-    key: MetricKey
-    committed: Any
-    attempted: Any
-
-    @property
-    def result(self) -> Any:
-        """``committed`` if the runner reported it, else ``attempted``."""
-        return self.committed if self.committed else self.attempted
-
-
-def _no_bare_string(values: Iterable[Any], what: str, single: str) -> None:
-    if isinstance(values, str):
-        raise ValueError(
-            f"MetricsFilter.with_{what}s() takes a collection of {what}s, not the string "
-            f"{values!r}; use with_{single}({values!r}) for one {what}"
-        )
-
-
-class MetricsFilter:
-    """Selects metrics by names, namespaces and steps; empty criteria match everything.
-
-    A step criterion matches a metric whose full step label, split on ``/``, contains the
-    criterion's ``/``-separated parts as a contiguous run: ``"ParDo"`` and ``"Outer/ParDo"``
-    match ``"Outer/ParDo"``, ``"Par"`` does not.
-
-    >>> f = MetricsFilter().with_name("rows").with_step("Parse")
-    >>> sorted(f.names), sorted(f.steps)
-    (['rows'], ['Parse'])
-    """
-
-    __slots__ = ("_names", "_namespaces", "_steps")
-
-    def __init__(self) -> None:
-        self._names: set[str] = set()
-        self._namespaces: set[str] = set()
-        self._steps: set[str] = set()
-
-    @property
-    def names(self) -> frozenset[str]:
-        """Metric names to match (empty: any)."""
-        return frozenset(self._names)
-
-    @property
-    def namespaces(self) -> frozenset[str]:
-        """Namespaces to match (empty: any)."""
-        return frozenset(self._namespaces)
-
-    @property
-    def steps(self) -> frozenset[str]:
-        """Step labels or sub-paths to match (empty: any)."""
-        return frozenset(self._steps)
-
-    def with_name(self, name: str) -> MetricsFilter:
-        """Also match metrics named ``name``."""
-        return self.with_names([name])
-
-    def with_names(self, names: Iterable[str]) -> MetricsFilter:
-        """Also match metrics with any of ``names``."""
-        _no_bare_string(names, "name", "name")
-        self._names.update(names)
-        return self
-
-    def with_namespace(self, namespace: type | str) -> MetricsFilter:
-        """Also match metrics in ``namespace`` (a string or a class)."""
-        return self.with_namespaces([namespace])
-
-    def with_namespaces(self, namespaces: Iterable[type | str]) -> MetricsFilter:
-        """Also match metrics in any of ``namespaces``."""
-        _no_bare_string(namespaces, "namespace", "namespace")
-        self._namespaces.update(Metrics.get_namespace(ns) for ns in namespaces)
-        return self
-
-    def with_step(self, step: str) -> MetricsFilter:
-        """Also match metrics of steps that ``step`` names (see the class docstring)."""
-        return self.with_steps([step])
-
-    def with_steps(self, steps: Iterable[str]) -> MetricsFilter:
-        """Also match metrics of any of ``steps``."""
-        _no_bare_string(steps, "step", "step")
-        self._steps.update(steps)
-        return self
-
-    def with_metric(self, metric: Counter | Distribution | Gauge) -> MetricsFilter:
-        """Also match ``metric``'s name and namespace."""
-        return self.with_name(metric.metric_name.name).with_namespace(metric.metric_name.namespace)
-
-    def __repr__(self) -> str:
-        return (
-            f"MetricsFilter(names={sorted(self._names)}, namespaces={sorted(self._namespaces)}, "
-            f"steps={sorted(self._steps)})"
-        )
-
-
-def _step_matches(full_step: str, wanted: str) -> bool:
-    """True if ``wanted``'s ``/``-parts occur as a contiguous run in ``full_step``'s parts."""
-    if not full_step:
-        return False
-    if full_step == wanted:
-        return True
-    haystack = full_step.split("/")
-    needle = wanted.split("/")
-    width = len(needle)
-    return any(haystack[i : i + width] == needle for i in range(len(haystack) - width + 1))
-
-
-class MetricResults:
-    """Base of ``PipelineResult.metrics()``: :meth:`query` returns lists of MetricResult."""
-
-    COUNTERS: ClassVar[str] = "counters"
-    DISTRIBUTIONS: ClassVar[str] = "distributions"
-    GAUGES: ClassVar[str] = "gauges"
-
-    @staticmethod
-    def matches(filter: MetricsFilter | None, key: MetricKey) -> bool:
-        """True if ``key`` passes ``filter`` (``None`` passes everything)."""
-        if filter is None:
-            return True
-        if filter._names and key.metric.name not in filter._names:
-            return False
-        if filter._namespaces and key.metric.namespace not in filter._namespaces:
-            return False
-        if filter._steps:
-            return any(_step_matches(key.step, step) for step in filter._steps)
-        return True
-
-    def query(self, filter: MetricsFilter | None = None) -> dict[str, list[MetricResult]]:
-        """``{"counters": [...], "distributions": [...], "gauges": [...]}`` matching ``filter``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement query()")
-
-
-def _iter_updates(
-    updates: MetricUpdates | Mapping[str, MetricUpdates] | Iterable[MetricUpdates],
-) -> Iterator[MetricUpdates]:
-    if isinstance(updates, MetricUpdates):
-        yield updates
-    elif isinstance(updates, Mapping):
-        yield from updates.values()
-    else:
-        for update in updates:
-            if not isinstance(update, MetricUpdates):
-                raise TypeError(
-                    "DirectMetricResults takes MetricUpdates (from MetricsContainer.to_updates()), "
-                    f"a mapping of step to MetricUpdates, or an iterable of them; got {update!r}"
-                )
-            yield update
-
-
-class DirectMetricResults(MetricResults):
-    """Metric results of a run, built from the runner's merged :class:`MetricUpdates`.
-
-    ``committed`` equals ``attempted``: the direct runner keeps only the updates of bundles that
-    succeeded, and every such attempt is committed. Accepts one ``MetricUpdates``, a mapping of
-    step to ``MetricUpdates``, or an iterable of them (all merged). Results are sorted by step,
-    namespace and name.
-    """
-
-    def __init__(
-        self,
-        updates: MetricUpdates | Mapping[str, MetricUpdates] | Iterable[MetricUpdates],
-    ) -> None:
-        self._updates = MetricUpdates.merged(_iter_updates(updates))
-
-    def query(self, filter: MetricsFilter | None = None) -> dict[str, list[MetricResult]]:
-        """``{"counters": [...], "distributions": [...], "gauges": [...]}`` matching ``filter``."""
-        matches = self.matches
-        counters: list[MetricResult] = []
-        for (step, namespace, name), value in sorted(
-            self._updates.counters.items(), key=lambda item: item[0]
-        ):
-            key = MetricKey(step, MetricName(namespace, name))
-            if matches(filter, key):
-                counters.append(MetricResult(key, value, value))
-        distributions: list[MetricResult] = []
-        for (step, namespace, name), dist in sorted(
-            self._updates.distributions.items(), key=lambda item: item[0]
-        ):
-            key = MetricKey(step, MetricName(namespace, name))
-            if matches(filter, key):
-                result = DistributionResult(DistributionData(*dist))
-                distributions.append(MetricResult(key, result, result))
-        gauges: list[MetricResult] = []
-        for (step, namespace, name), (value, timestamp) in sorted(
-            self._updates.gauges.items(), key=lambda item: item[0]
-        ):
-            key = MetricKey(step, MetricName(namespace, name))
-            if matches(filter, key):
-                gauge = GaugeResult(GaugeData(value, timestamp))
-                gauges.append(MetricResult(key, gauge, gauge))
-        return {self.COUNTERS: counters, self.DISTRIBUTIONS: distributions, self.GAUGES: gauges}
