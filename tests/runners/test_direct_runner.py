@@ -332,3 +332,20 @@ def test_plans_and_user_objects_pickle():
     ]:
         copy = pickle.loads(pickle.dumps(obj))
         assert type(copy) is type(obj)
+
+
+def test_reshuffle_spreads_one_worker_output_over_all_workers():
+    p = beam.Pipeline(options=PipelineOptions(**MULTI, direct_bundle_size=10))
+    pids = (
+        p
+        | beam.Create([1000])
+        | beam.FlatMap(range)
+        | beam.Reshuffle()
+        | beam.Map(lambda _: os.getpid())
+        | beam.Distinct()
+        | beam.combiners.Count.Globally()
+    )
+    assert_that(pids, equal_to([2]))
+    p.run().wait_until_finish()
+    plan = build_plan(p.to_graph())
+    assert "Reshuffle [redistributed" in plan.describe()

@@ -28,6 +28,7 @@ class MemoryCollection:
 class FileCollection:
     path: str
     count: int
+    offsets: list[int]
 
 
 CollectionRun = MemoryCollection | FileCollection
@@ -36,7 +37,10 @@ CollectionRun = MemoryCollection | FileCollection
 class Collector:
     """Writer side of a materialised PCollection for one task."""
 
-    def __init__(self, spill_dir: str, budget_bytes: int, in_memory_handoff: bool) -> None:
+    def __init__(
+        self, spill_dir: str, budget_bytes: int, in_memory_handoff: bool, chunk_size: int = 1024
+    ) -> None:
+        self.chunk_size = chunk_size
         self.spill_dir = spill_dir
         self.budget = budget_bytes
         self.in_memory = in_memory_handoff
@@ -47,9 +51,15 @@ class Collector:
         self._file: Any = None
         self._path = ""
         self._file_count = 0
+        self._offsets: list[int] = []
 
     def add(self, chunk: list[Any]) -> None:
         if not chunk:
+            return
+        n = self.chunk_size
+        if len(chunk) > n:  # keep chunks small so readers can share them out evenly
+            for i in range(0, len(chunk), n):
+                self.add(chunk[i : i + n])
             return
         self.chunks.append(chunk)
         self.count += len(chunk)
@@ -65,6 +75,7 @@ class Collector:
             self._path = os.path.join(self.spill_dir, f"coll-{uuid.uuid4().hex}.bin")
             self._file = open(self._path, "wb")  # noqa: SIM115 - closed in close()
         for chunk in self.chunks:
+            self._offsets.append(self._file.tell())
             pickle.dump(chunk, self._file, protocol=_PROTO)
             self._file_count += len(chunk)
         self.chunks = []
@@ -75,21 +86,23 @@ class Collector:
             self._flush()
             if self._file is not None:
                 self._file.close()
-                self.runs.append(FileCollection(self._path, self._file_count))
+                self.runs.append(FileCollection(self._path, self._file_count, self._offsets))
         if self.chunks:
             self.runs.append(MemoryCollection(self.chunks, sum(len(c) for c in self.chunks)))
             self.chunks = []
         return self.runs
 
 
-def read_collection(runs: list[CollectionRun]) -> Iterator[list[Any]]:
+def read_collection(
+    runs: list[CollectionRun], part: tuple[int, int] = (0, 1)
+) -> Iterator[list[Any]]:
+    """The chunks of ``runs``; with ``part=(i, n)`` only every n-th chunk, starting at the i-th."""
+    i, n = part
     for run in runs:
         if isinstance(run, MemoryCollection):
-            yield from run.chunks
+            yield from run.chunks[i::n]
             continue
         with open(run.path, "rb") as f:
-            while True:
-                try:
-                    yield pickle.load(f)
-                except EOFError:
-                    break
+            for offset in run.offsets[i::n]:
+                f.seek(offset)
+                yield pickle.load(f)

@@ -137,6 +137,13 @@ class ExecutionPlan:
         if root.kind == "grouping":
             g = self.groupings[root.node]
             return f"{g.node.label} [{'combined' if g.kind == 'combine' else 'grouped'} output]"
+        if root.kind == "collection" and root.pcoll and root.pcoll != root.node:
+            label = next(
+                n.label
+                for n in self.leaves.values()
+                if n.kind == "Reshuffle" and n.outputs[0][1] == root.pcoll
+            )
+            return f"{label} [redistributed {self._pcoll_label(root.node)}]"
         if root.kind == "collection":
             return f"materialised {self._pcoll_label(root.node)}"
         return "nothing (empty Flatten)"
@@ -157,7 +164,7 @@ def leaves_of(graph: PipelineGraph) -> Iterator[TransformNode]:
 
     def visit(tid: str) -> Iterator[TransformNode]:
         node = graph.transforms[tid]
-        if node.kind == "CombinePerKey" and _liftable(graph, node):
+        if (node.kind == "CombinePerKey" and _liftable(graph, node)) or node.kind == "Reshuffle":
             yield node
         elif node.parts:
             for part in node.parts:
@@ -242,6 +249,9 @@ class _Builder:
                 collections.add(pid)
         for tid in cuts:
             collections.add(self.leaves[tid].inputs[0])
+        for node in self.leaves.values():
+            if node.kind == "Reshuffle":
+                collections.add(node.inputs[0])
         roots: list[StageRoot] = []
         cut_inputs: set[str] = set()
         for node in self.leaves.values():
@@ -251,6 +261,8 @@ class _Builder:
                 roots.append(StageRoot("impulse", node.id, node.outputs[0][1]))
             elif node.kind in GROUPING_KINDS:
                 roots.append(StageRoot("grouping", node.id, node.outputs[0][1]))
+            elif node.kind == "Reshuffle":
+                roots.append(StageRoot("collection", node.inputs[0], node.outputs[0][1]))
             elif node.kind == "Flatten" and not node.inputs:
                 roots.append(StageRoot("empty", node.id, node.outputs[0][1]))
             elif node.id in cuts and node.inputs[0] not in cut_inputs:
@@ -265,8 +277,10 @@ class _Builder:
         edges: dict[str, list[tuple[str, str]]] = {}
         ops: set[str] = set()
         sides: set[str] = set()
-        if root.kind == "collection":
-            start = [root.node]
+        start: list[str]
+        if root.kind == "collection" and root.pcoll != root.node:  # a Reshuffle's output
+            start = [root.pcoll] if root.pcoll else []
+        elif root.kind == "collection":
             # the cut ParDo itself is this stage's first operator
             cut_ops = [t for t in cuts if self.leaves[t].inputs[0] == root.node]
             edges[root.node] = [("op", t) for t in sorted(cut_ops, key=self.order.__getitem__)]
@@ -290,8 +304,8 @@ class _Builder:
                 node = self.leaves[tid]
                 if node.kind in GROUPING_KINDS:
                     dests.append(("group", tid))
-                elif node.kind == "Finalize":
-                    continue
+                elif node.kind in ("Finalize", "Reshuffle"):
+                    continue  # reads the materialised collection
                 elif tid in cuts:
                     continue  # reads the materialised collection in its own stage
                 elif node.kind in OPERATOR_KINDS:
@@ -313,8 +327,17 @@ class _Builder:
             name=name,
         )
 
+    def _reshuffle_label(self, pcoll: str | None) -> str:
+        return next(
+            n.label
+            for n in self.leaves.values()
+            if n.kind == "Reshuffle" and n.outputs[0][1] == pcoll
+        )
+
     def _stage_name(self, root: StageRoot, operators: tuple[str, ...]) -> str:
-        if root.kind == "collection":
+        if root.kind == "collection" and root.pcoll != root.node:
+            first = self._reshuffle_label(root.pcoll)
+        elif root.kind == "collection":
             first = self.leaves[operators[0]].label if operators else root.node
         elif root.kind == "empty":
             first = self.leaves[root.node].label
@@ -407,7 +430,8 @@ def _windowed_pcollections(b: _Builder) -> frozenset[str]:
     while changed:
         changed = False
         for node in reversed(list(b.leaves.values())):
-            if node.kind in OPERATOR_KINDS and any(pid in windowed for _, pid in node.outputs):
+            passes_time = node.kind in OPERATOR_KINDS or node.kind == "Reshuffle"
+            if passes_time and any(pid in windowed for _, pid in node.outputs):
                 for pid in node.inputs:
                     if pid not in windowed:
                         windowed.add(pid)

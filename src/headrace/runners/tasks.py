@@ -60,6 +60,7 @@ class TaskInput:
     sources: list[Any] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
     collection: list[CollectionRun] = field(default_factory=list)
+    part: tuple[int, int] = (0, 1)  # (i, n): read every n-th chunk of the collection from the i-th
 
 
 @dataclass
@@ -150,7 +151,12 @@ class _TaskBuilder:
     def collector(self, pid: str) -> Collector:
         c = self.collectors.get(pid)
         if c is None:
-            c = Collector(self.ctx.spill_dir, self.ctx.budget_bytes, self.ctx.in_memory_handoff)
+            c = Collector(
+                self.ctx.spill_dir,
+                self.ctx.budget_bytes,
+                self.ctx.in_memory_handoff,
+                self.ctx.bundle_size,
+            )
             self.collectors[pid] = c
         return c
 
@@ -390,7 +396,9 @@ def root_chunks(
     elif root.kind == "grouping":
         yield from _grouping_chunks(plan, plan.groupings[root.node], task.runs, ctx)
     elif root.kind == "collection":
-        yield from read_collection(task.collection)
+        strip = root.node in plan.windowed and root.pcoll not in plan.windowed
+        for chunk in read_collection(task.collection, task.part):
+            yield _strip(chunk) if strip else chunk
 
 
 def run_stage_task(
@@ -411,7 +419,7 @@ def _run_stage_task(
     elements_in = 0
     try:
         ops = b.build()
-        root_pcoll = stage.root.node if stage.root.kind == "collection" else stage.root.pcoll
+        root_pcoll = stage.root.pcoll
         emit = b.receivers(root_pcoll) if root_pcoll is not None else []
         for op in ops:
             op.setup()

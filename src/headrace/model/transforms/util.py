@@ -396,11 +396,11 @@ class Reshuffle(PTransform):
     """Pass elements through a shuffle under random keys: same elements, redistributed.
 
     Use it to break fusion (spread the output of a small source over all workers) or to
-    checkpoint. Each element keeps its value, timestamp and window; an element in several windows
-    (sliding windows) comes out once per window, and elements in merging windows (sessions) keep
-    their unmerged windows, as in Beam. The pane information is not kept. ``num_buckets`` limits
-    the number of distinct random keys. Reading timestamps makes the steps fused before it carry
-    timestamps too, which costs a little per element.
+    checkpoint. Each element keeps its value, timestamp and window. The direct runner executes it
+    as one step that materialises its input and spreads it over the workers, keeping every element
+    exactly as it was (pane included); the recorded parts (random keys, GroupByKey) describe the
+    same thing for runners without that step, where an element in several windows comes out once
+    per window and the pane is not kept. ``num_buckets`` limits the number of random keys.
 
     >>> from headrace.model.pipeline import Pipeline
     >>> from headrace.model.transforms.core import Create
@@ -420,6 +420,9 @@ class Reshuffle(PTransform):
     def expand(self, pcoll: PCollection) -> PCollection:
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"{self.label!r} must be applied to a PCollection, not {pcoll!r}")
+        # Runners may execute this composite as one "Reshuffle" step: a materialisation that keeps
+        # every element exactly as it is (value, timestamp, windows, pane) and redistributes it.
+        self._graph_composite: tuple[str, Any, dict[str, Any]] = ("Reshuffle", None, {})
         saved = pcoll.windowing
         if saved.is_global:
             return (

@@ -196,7 +196,7 @@ class DirectPipelineResult(PipelineResult):
             return [TaskInput(runs=runs) for runs in parts if runs]
         if root.kind == "collection":
             runs = state.collections.get(root.node, [])
-            return [TaskInput(collection=runs[i::n]) for i in range(min(n, len(runs)))]
+            return [TaskInput(collection=runs, part=(i, n)) for i in range(n)] if runs else []
         return [TaskInput()]
 
     def _context(self, state: _RunState, spill_dir: str, progress: StageProgress) -> TaskContext:
