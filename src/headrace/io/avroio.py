@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import fastavro
 
-from headrace.io.filebasedsink import FileBasedSink, ShardWriter, WriteFiles
+from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, WriteFiles
 from headrace.io.filebasedsource import FileBasedSource, FileRange
 from headrace.io.filesystem import CompressionTypes, CorruptFileError, open_for_read
 from headrace.io.tabular import record_to_dict
@@ -85,10 +85,10 @@ class ReadFromAvro(PTransform):
         return pbegin | Read(self._source)
 
 
-class _AvroShardWriter(ShardWriter):
+class _AvroShardWriter(FileShardWriter):
     def __init__(self, sink: _AvroSink, f: IO[bytes]) -> None:
+        super().__init__(f)
         self._sink = sink
-        self._f = f
         self._writer = fastavro.write.Writer(f, fastavro.parse_schema(sink.schema), sink.codec)
 
     def write(self, value: Any) -> None:
@@ -97,11 +97,8 @@ class _AvroShardWriter(ShardWriter):
         except Exception as exc:  # fastavro reports schema mismatches with many types
             raise self._sink.record_error(value, exc) from exc
 
-    def close(self) -> None:
-        try:
-            self._writer.flush()
-        finally:
-            self._f.close()
+    def finish(self) -> None:
+        self._writer.flush()
 
 
 class _AvroSink(FileBasedSink):

@@ -18,7 +18,8 @@ How a write runs (:class:`WriteFiles`):
    file appears.
 
 A format plugs in by subclassing :class:`FileBasedSink` and implementing
-:meth:`FileBasedSink.open_writer`, which returns a :class:`ShardWriter`.
+:meth:`FileBasedSink.open_writer`, which returns a :class:`ShardWriter` (usually a
+:class:`FileShardWriter` over :meth:`FileBasedSink.open_file`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_SHARD_NAME_TEMPLATE",
     "FileBasedSink",
     "FileFinalizer",
+    "FileShardWriter",
     "ShardWriter",
     "WriteFiles",
     "shard_name",
@@ -108,6 +110,27 @@ class ShardWriter:
     def close(self) -> None:
         """Finish the file (footer, flush) and close it."""
         raise NotImplementedError
+
+
+class FileShardWriter(ShardWriter):
+    """A :class:`ShardWriter` over one open byte stream ``f``, which :meth:`close` always closes.
+
+    Subclasses implement :meth:`write` and, when they buffer or end with a footer, :meth:`finish`.
+    """
+
+    __slots__ = ("_f",)
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+
+    def finish(self) -> None:
+        """Write what is still buffered and any footer; ``close`` then closes the stream."""
+
+    def close(self) -> None:
+        try:
+            self.finish()
+        finally:
+            self._f.close()
 
 
 class FileBasedSink:

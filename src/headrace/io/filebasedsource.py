@@ -15,7 +15,12 @@ import math
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from headrace.io.filesystem import CompressionTypes, FileMetadata, match_files
+from headrace.io.filesystem import (
+    CompressionTypes,
+    FileMetadata,
+    check_compression_type,
+    match_files,
+)
 from headrace.model.sources import BoundedSource
 
 __all__ = ["FileBasedSource", "FileRange"]
@@ -52,11 +57,7 @@ class FileBasedSource(BoundedSource):
     ) -> None:
         if not isinstance(file_pattern, str) or not file_pattern:
             raise ValueError(f"file_pattern must be a non-empty string, got {file_pattern!r}")
-        if not CompressionTypes.is_valid_compression_type(compression_type):
-            raise ValueError(
-                f"unknown compression_type {compression_type!r}; use CompressionTypes.AUTO, "
-                "UNCOMPRESSED, GZIP or BZIP2"
-            )
+        check_compression_type(compression_type)
         if not isinstance(min_bundle_size, int) or min_bundle_size < 0:
             raise ValueError(f"min_bundle_size must be an int >= 0, got {min_bundle_size!r}")
         self.file_pattern = file_pattern

@@ -10,6 +10,7 @@ place (:func:`rename`) and removing a directory tree (:func:`delete_recursive`).
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import os
@@ -25,6 +26,7 @@ __all__ = [
     "CompressionTypes",
     "CorruptFileError",
     "FileMetadata",
+    "check_compression_type",
     "delete_files",
     "delete_recursive",
     "dirname",
@@ -72,14 +74,19 @@ class CompressionTypes:
     @classmethod
     def resolve(cls, compression_type: str, path: str) -> str:
         """``compression_type`` with ``AUTO`` replaced by what ``path`` implies."""
-        if not cls.is_valid_compression_type(compression_type):
-            raise ValueError(
-                f"unknown compression_type {compression_type!r}; use one of "
-                "CompressionTypes.AUTO, UNCOMPRESSED, GZIP or BZIP2"
-            )
+        check_compression_type(compression_type)
         if compression_type == cls.AUTO:
             return cls.detect_compression_type(path)
         return compression_type
+
+
+def check_compression_type(compression_type: object) -> None:
+    """Raise :class:`ValueError` unless ``compression_type`` is one of :class:`CompressionTypes`."""
+    if not CompressionTypes.is_valid_compression_type(compression_type):
+        raise ValueError(
+            f"unknown compression_type {compression_type!r}; use one of "
+            "CompressionTypes.AUTO, UNCOMPRESSED, GZIP or BZIP2"
+        )
 
 
 class CorruptFileError(OSError):
@@ -115,18 +122,17 @@ def match_files(pattern: str) -> list[FileMetadata]:
     Raises :class:`FileNotFoundError` naming the pattern when nothing matches.
     """
     fs, path = _fs_and_path(pattern)
-    found: list[FileMetadata] = []
+    infos: dict[str, dict[str, Any]] = {}
     if _GLOB_CHARS.intersection(path):
-        for name, info in fs.glob(path, detail=True).items():
-            if info.get("type", "file") != "directory":
-                found.append(FileMetadata(_qualify(fs, name), int(info.get("size") or 0)))
+        infos = fs.glob(path, detail=True)
     else:
-        try:
-            info = fs.info(path)
-        except FileNotFoundError:
-            info = None
-        if info is not None and info.get("type", "file") != "directory":
-            found.append(FileMetadata(_qualify(fs, path), int(info.get("size") or 0)))
+        with contextlib.suppress(FileNotFoundError):
+            infos = {path: fs.info(path)}
+    found = [
+        FileMetadata(_qualify(fs, name), int(info.get("size") or 0))
+        for name, info in infos.items()
+        if info.get("type", "file") != "directory"
+    ]
     if not found:
         raise FileNotFoundError(
             f"No files found based on the file pattern {pattern!r}; check the path and that "

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from headrace.io.filebasedsink import FileBasedSink, ShardWriter
+from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter
 from headrace.io.filebasedsource import FileBasedSource, FileRange
 from headrace.io.filesystem import CompressionTypes, open_for_read
 from headrace.model.coders import StrUtf8Coder
@@ -38,26 +38,9 @@ def iter_chunks(
     buf = b""
     pos = start  # file offset of buf[0]
     if start > 0:
-        seek_to = start if aligned else max(0, start - dlen)
-        f.seek(seek_to)
-        pos = seek_to
         if not aligned:
-            while True:
-                found = buf.find(delimiter)
-                if found >= 0:
-                    buf = buf[found + dlen :]
-                    pos += found + dlen
-                    break
-                block = f.read(_MIN_READ)
-                if not block:
-                    return
-                if dlen > 1 and buf:
-                    keep = buf[-(dlen - 1) :]
-                    pos += len(buf) - len(keep)
-                    buf = keep + block
-                else:
-                    pos += len(buf)
-                    buf = block
+            pos = _offset_after(f, max(0, start - dlen), 1, delimiter)
+        f.seek(pos)
     while stop is None or pos < stop:
         cut = buf.rfind(delimiter)
         if cut >= 0:
@@ -83,9 +66,13 @@ def iter_chunks(
 
 def header_end(f: IO[bytes], num_records: int, delimiter: bytes) -> int:
     """Byte offset just after the first ``num_records`` records (file size if there are fewer)."""
-    f.seek(0)
-    offset = 0
-    left = num_records
+    return _offset_after(f, 0, num_records, delimiter)
+
+
+def _offset_after(f: IO[bytes], offset: int, count: int, delimiter: bytes) -> int:
+    """The offset just after the ``count``-th delimiter at or after ``offset`` (else file size)."""
+    f.seek(offset)
+    left = count
     tail = b""
     dlen = len(delimiter)
     while left > 0:
@@ -265,13 +252,13 @@ def to_bytes(value: Any) -> bytes:
     return str(value).encode("utf-8")
 
 
-class _TextShardWriter(ShardWriter):
-    __slots__ = ("_buf", "_coder", "_f", "_footer", "_newline")
+class _TextShardWriter(FileShardWriter):
+    __slots__ = ("_buf", "_coder", "_footer", "_newline")
 
     _FLUSH_EVERY = 8192
 
     def __init__(self, f: IO[bytes], coder: Any, newline: bytes, header: Any, footer: Any) -> None:
-        self._f = f
+        super().__init__(f)
         self._coder = coder
         self._newline = newline
         self._footer = footer
@@ -301,13 +288,10 @@ class _TextShardWriter(ShardWriter):
                 data = newline.join([to_bytes(v) for v in buf])
         self._f.write(data + newline)
 
-    def close(self) -> None:
-        try:
-            self._flush()
-            if self._footer is not None:
-                self._f.write(to_bytes(self._footer) + self._newline)
-        finally:
-            self._f.close()
+    def finish(self) -> None:
+        self._flush()
+        if self._footer is not None:
+            self._f.write(to_bytes(self._footer) + self._newline)
 
 
 class TextSink(FileBasedSink):

@@ -19,7 +19,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from headrace.io.filebasedsink import FileBasedSink, ShardWriter, WriteFiles
+from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, WriteFiles
 from headrace.io.filebasedsource import FileBasedSource, FileRange
 from headrace.io.filesystem import (
     CompressionTypes,
@@ -112,7 +112,37 @@ class _ParquetSource(FileBasedSource):
         return data
 
 
-class ReadFromParquet(PTransform):
+class _ReadParquetFiles(PTransform):
+    """What the two Parquet read transforms share: one :class:`_ParquetSource`, read."""
+
+    def __init__(
+        self,
+        file_pattern: str | None,
+        min_bundle_size: int,
+        validate: bool,
+        columns: list[str] | None,
+        label: str | None,
+        *,
+        as_rows: bool = False,
+        batched: bool = False,
+    ) -> None:
+        super().__init__(label)
+        if file_pattern is None:
+            raise ValueError(f"{type(self).__name__} needs a file_pattern")
+        self._source = _ParquetSource(
+            file_pattern,
+            min_bundle_size=min_bundle_size,
+            validate=validate,
+            columns=columns,
+            as_rows=as_rows,
+            batched=batched,
+        )
+
+    def expand(self, pbegin: Any) -> Any:
+        return pbegin | Read(self._source)
+
+
+class ReadFromParquet(_ReadParquetFiles):
     """Read Parquet files as dicts (``as_rows=True``: Rows), one per record.
 
     ``columns`` selects columns (a name may be a prefix of nested fields).
@@ -136,22 +166,10 @@ class ReadFromParquet(PTransform):
         as_rows: bool = False,
         label: str | None = None,
     ) -> None:
-        super().__init__(label)
-        if file_pattern is None:
-            raise ValueError(f"{type(self).__name__} needs a file_pattern")
-        self._source = _ParquetSource(
-            file_pattern,
-            min_bundle_size=min_bundle_size,
-            validate=validate,
-            columns=columns,
-            as_rows=as_rows,
-        )
-
-    def expand(self, pbegin: Any) -> Any:
-        return pbegin | Read(self._source)
+        super().__init__(file_pattern, min_bundle_size, validate, columns, label, as_rows=as_rows)
 
 
-class ReadFromParquetBatched(PTransform):
+class ReadFromParquetBatched(_ReadParquetFiles):
     """Read Parquet files as ``pyarrow.Table`` objects, one per row group.
 
     >>> import pyarrow as pa, pyarrow.parquet as pq, fsspec
@@ -173,25 +191,13 @@ class ReadFromParquetBatched(PTransform):
         columns: list[str] | None = None,
         label: str | None = None,
     ) -> None:
-        super().__init__(label)
-        if file_pattern is None:
-            raise ValueError(f"{type(self).__name__} needs a file_pattern")
-        self._source = _ParquetSource(
-            file_pattern,
-            min_bundle_size=min_bundle_size,
-            validate=validate,
-            columns=columns,
-            batched=True,
-        )
-
-    def expand(self, pbegin: Any) -> Any:
-        return pbegin | Read(self._source)
+        super().__init__(file_pattern, min_bundle_size, validate, columns, label, batched=True)
 
 
-class _ParquetShardWriter(ShardWriter):
+class _ParquetShardWriter(FileShardWriter):
     def __init__(self, sink: _ParquetSink, f: IO[bytes]) -> None:
+        super().__init__(f)
         self._sink = sink
-        self._f = f
         self._schema: pa.Schema | None = sink.schema
         self._writer: pq.ParquetWriter | None = None
         self._records: list[Any] = []
@@ -244,15 +250,12 @@ class _ParquetShardWriter(ShardWriter):
         self._buffered_bytes = 0
         self._parquet_writer().write_table(table, row_group_size=max(1, table.num_rows))
 
-    def close(self) -> None:
-        try:
-            if self._records:
-                self._make_batch()
-            if self._batches:
-                self._write_row_group()
-            self._parquet_writer().close()
-        finally:
-            self._f.close()
+    def finish(self) -> None:
+        if self._records:
+            self._make_batch()
+        if self._batches:
+            self._write_row_group()
+        self._parquet_writer().close()
 
 
 class _ParquetSink(FileBasedSink):

@@ -17,14 +17,15 @@ becomes a ``Row`` (nested objects stay ``dict``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import IO, Any
 
-from headrace.io.filebasedsink import FileBasedSink, ShardWriter, describe_record
+from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, describe_record
 from headrace.io.filebasedsource import FileBasedSource, FileRange
 from headrace.io.filesystem import CompressionTypes, open_for_read
 from headrace.io.lines import TextSource
@@ -95,6 +96,19 @@ class _Decoder:
         return data.decode(self.encoding)
 
 
+def _line_source(
+    file_pattern: str, compression_type: str, encoding: str, skip_header_lines: int = 0
+) -> TextSource:
+    """The line reader under a CSV or JSON Lines source (the outer source validates the pattern)."""
+    return TextSource(
+        file_pattern,
+        compression_type=compression_type,
+        coder=None if encoding.lower().replace("-", "") == "utf8" else _Decoder(encoding),
+        validate=False,
+        skip_header_lines=skip_header_lines,
+    )
+
+
 class CsvSource(FileBasedSource):
     """Rows of CSV files; see :class:`headrace.io.ReadFromCsv` for the options.
 
@@ -160,22 +174,23 @@ class CsvSource(FileBasedSource):
         self.skiprows = skiprows
         self.keep_default_na = keep_default_na
         self.encoding = encoding
-        self._lines = TextSource(
-            file_pattern,
-            compression_type=compression_type,
-            coder=None if encoding.lower().replace("-", "") == "utf8" else _Decoder(encoding),
-            validate=False,
-            skip_header_lines=skiprows + (0 if header is None else 1),
+        self._lines = _line_source(
+            file_pattern, compression_type, encoding, skiprows + (0 if header is None else 1)
         )
+
+    def _whole_file_records(self, path: str, skip: int) -> Generator[list[str], None, None]:
+        """The CSV records of all of ``path`` after the first ``skip`` (quoted newlines allowed)."""
+        with _open_text(path, self.compression_type, self.encoding) as text:
+            reader = csv.reader(text, **self.dialect)
+            for _ in range(skip):
+                next(reader, None)
+            yield from reader
 
     def _column_names(self, path: str) -> list[str]:
         if self.names is not None:
             return self.names
-        with _open_text(path, self.compression_type, self.encoding) as text:
-            reader = csv.reader(text, **self.dialect)
-            for _ in range(self.skiprows):
-                next(reader, None)
-            first = next(reader, None)
+        with contextlib.closing(self._whole_file_records(path, self.skiprows)) as records:
+            first = next(records, None)
         if first is None:
             return []
         return _dedupe(first)
@@ -222,12 +237,7 @@ class CsvSource(FileBasedSource):
             for batch in self._lines.read_batches(file_range):
                 yield from csv.reader(batch, **self.dialect)
             return
-        with _open_text(path, self.compression_type, self.encoding) as text:
-            reader = csv.reader(text, **self.dialect)
-            skip = self.skiprows + (0 if self.header is None else 1)
-            for _ in range(skip):
-                next(reader, None)
-            yield from reader
+        yield from self._whole_file_records(path, self.skiprows + (0 if self.header is None else 1))
 
     def read_range(self, file_range: FileRange) -> Iterator[Any]:
         path = file_range.path
@@ -291,10 +301,7 @@ class JsonSource(FileBasedSource):
         )
         self.lines = lines
         self.encoding = encoding
-        coder = None if encoding.lower().replace("-", "") == "utf8" else _Decoder(encoding)
-        self._text = TextSource(
-            file_pattern, compression_type=compression_type, coder=coder, validate=False
-        )
+        self._text = _line_source(file_pattern, compression_type, encoding)
 
     def read_range(self, file_range: FileRange) -> Iterator[Any]:
         path = file_range.path
@@ -348,12 +355,12 @@ def record_to_dict(value: Any) -> dict[str, Any]:
     raise TypeError(f"expected a dict, Row or named tuple, got {type(value).__name__}")
 
 
-class _JsonShardWriter(ShardWriter):
+class _JsonShardWriter(FileShardWriter):
     _FLUSH_EVERY = 4096
 
     def __init__(self, sink: JsonSink, f: IO[bytes]) -> None:
+        super().__init__(f)
         self._sink = sink
-        self._f = f
         self._buf: list[str] = []
         self._first = True
         user_default = sink.default_handler
@@ -391,13 +398,10 @@ class _JsonShardWriter(ShardWriter):
         self._buf = []
         self._f.write(data.encode(self._sink.encoding))
 
-    def close(self) -> None:
-        try:
-            self._flush()
-            if not self._sink.lines:
-                self._f.write(b"]")
-        finally:
-            self._f.close()
+    def finish(self) -> None:
+        self._flush()
+        if not self._sink.lines:
+            self._f.write(b"]")
 
 
 class JsonSink(FileBasedSink):
@@ -435,12 +439,12 @@ class JsonSink(FileBasedSink):
         return _JsonShardWriter(self, self.open_file(path))
 
 
-class _CsvShardWriter(ShardWriter):
+class _CsvShardWriter(FileShardWriter):
     _FLUSH_EVERY = 4096
 
     def __init__(self, sink: CsvSink, f: IO[bytes]) -> None:
+        super().__init__(f)
         self._sink = sink
-        self._f = f
         self._text = io.StringIO()
         self._writer = csv.writer(self._text, **sink.dialect)
         self._columns: list[str] | None = None
@@ -482,11 +486,7 @@ class _CsvShardWriter(ShardWriter):
             self._text.truncate()
         self._pending = 0
 
-    def close(self) -> None:
-        try:
-            self._flush()
-        finally:
-            self._f.close()
+    finish = _flush
 
 
 class CsvSink(FileBasedSink):
