@@ -204,7 +204,7 @@ def test_unhashable_key_error_names_label():
 
 SPILL_SCRIPT = textwrap.dedent(
     """
-    import resource, sys
+    import sys
     import headrace.beam as beam
     from headrace.beam.options.pipeline_options import PipelineOptions
     from headrace.model.sources import BoundedSource
@@ -233,7 +233,11 @@ SPILL_SCRIPT = textwrap.dedent(
         (p | beam.io.Read(Pairs()) | beam.GroupByKey() | beam.Map(check)
            | beam.CombineGlobally(sum) | beam.Map(lambda n: print("groups", n)))
     print("spills", sum(s.spills for s in p.result.progress))
-    print("maxrss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    # VmHWM, not ru_maxrss: ru_maxrss survives fork+exec, so a child of a big pytest process
+    # would report the parent's peak.
+    with open("/proc/self/status") as f:
+        hwm = next(line for line in f if line.startswith("VmHWM:"))
+    print("maxrss_mb", int(hwm.split()[1]) / 1024)
     """
 )
 
