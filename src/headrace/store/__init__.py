@@ -1,0 +1,26 @@
+"""The versioned data store: repos, branches, immutable commits, content-addressed files.
+
+Design (one concern per module; the store imports nothing of headrace but itself):
+
+``errors``    the error classes; every message names what it is about.
+``refs``      names, references (``repo@branch^2:/path``) and path normalisation.
+``objects``   :class:`ObjectStore`: content-addressed blobs (blake3) in any fsspec location,
+              verified on every read, optionally zstd-compressed, written atomically.
+``content``   how one file's bytes become objects: small files are packed together into pack
+              objects, large files are cut into content-defined chunks (FastCDC), so unchanged
+              chunks are stored once. A file's :class:`Content` (its blake3 hash, size and layout of
+              segments) is what trees refer to; equal content is stored once.
+``trees``     a commit's file tree: a content-addressed, history-independent search tree over
+              sorted paths (node boundaries chosen by hashing, so an edit rewrites only the nodes
+              on its path and two trees share every unchanged node). Lookup, paginated listing,
+              glob and diff (which skips shared nodes) cost what they touch, not the repo's size.
+``metadata``  SQL metadata through SQLAlchemy (SQLite in WAL mode by default, PostgreSQL by
+              URL): repos, branches, commits, staged changes of open commits, provenance, file
+              contents, tree nodes; versioned schema; every mutation one transaction.
+``store``     :class:`Store`, the Python API tying them together (commits as context managers,
+              file operations, diff, merge, provenance, fsck, gc).
+
+Write order makes crashes harmless: object bytes are written (idempotently, under their hash)
+before the metadata transaction that references them; a crash leaves at most unreferenced
+objects, which ``gc`` removes, and never a half-visible commit.
+"""

@@ -1,0 +1,240 @@
+"""Merging branches, checking the store (``fsck``) and collecting garbage (``gc``).
+
+Merge: if the target branch's head is an ancestor of the source head, the target fast-forwards;
+otherwise a three-way, file-level merge against their nearest common ancestor makes a new commit on
+the target, or fails with :class:`~headrace.store.errors.MergeConflict` listing every path
+changed differently on both sides (nothing is written then). A merge commit records its source in
+the provenance table, so later merges find the right common ancestor.
+
+gc keeps: every tree node reachable from a commit's root, every content referenced by those trees
+or by an open commit's staged changes, and every object those contents use. Objects younger than
+the grace period are never deleted, so a writer that stored objects but has not yet committed the
+metadata that refers to them is safe.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from headrace.store import trees
+from headrace.store.content import Content, object_keys
+from headrace.store.errors import Conflict, MergeConflict, StoreError
+from headrace.store.metadata import OPEN
+from headrace.store.records import CommitInfo, OverlayNodes
+from headrace.store.refs import parse_ref
+
+if TYPE_CHECKING:
+    from headrace.store.store import Store
+
+__all__ = ["FsckReport", "GcReport", "MergeResult", "fsck", "gc", "merge"]
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """``kind``: ``up-to-date``, ``fast-forward`` or ``merge``; ``commit``: the new head."""
+
+    kind: str
+    commit: CommitInfo
+
+
+def _lineage(store: Store, conn: Any, commit_id: str) -> list[str]:
+    """``commit_id`` and everything it descends from (parents and merge sources), nearest first."""
+    seen: dict[str, None] = {}
+    queue = deque([commit_id])
+    while queue:
+        cid = queue.popleft()
+        if cid in seen:
+            continue
+        seen[cid] = None
+        chain = [cid, *(c.id for c in store.meta.ancestors(conn, cid))]
+        for c in chain:
+            seen.setdefault(c, None)
+            for source in store.meta.provenance(conn, c):
+                if source.repo == store.meta.get_commit(conn, c).repo and source.id not in seen:
+                    queue.append(source.id)
+    return list(seen)
+
+
+def merge(store: Store, source: str, target: str, message: str = "") -> MergeResult:
+    """Merge branch ``source`` into branch ``target`` (same repo)."""
+    s_ref, t_ref = parse_ref(source), parse_ref(target)
+    if s_ref.repo != t_ref.repo:
+        raise StoreError(f"merge works within one repo; {source} and {target} differ")
+    with store.meta.transaction() as conn:
+        src = store._resolve(conn, s_ref)
+        if src.state == OPEN:
+            raise Conflict(f"{source} has an open commit {src.id}; finish it before merging")
+        branch = store.meta.get_branch(conn, t_ref.repo, t_ref.ref, for_update=True)
+        head = branch.head_commit
+        if head is None:
+            store.meta.set_head(conn, t_ref.repo, t_ref.ref, None, src.id)
+            return MergeResult("fast-forward", CommitInfo.of(src))
+        dst = store.meta.get_commit(conn, head)
+        if dst.state == OPEN:
+            raise Conflict(f"{target} has an open commit {dst.id}; finish it before merging")
+        src_line = _lineage(store, conn, src.id)
+        if dst.id in src_line:
+            store.meta.set_head(conn, t_ref.repo, t_ref.ref, dst.id, src.id)
+            return MergeResult("fast-forward", CommitInfo.of(src))
+        dst_line = _lineage(store, conn, dst.id)
+        if src.id in dst_line:
+            return MergeResult("up-to-date", CommitInfo.of(dst))
+        in_src = set(src_line)
+        base_id = next((c for c in dst_line if c in in_src), None)
+        nodes = OverlayNodes(store.meta.tree_nodes(conn))
+        base_root = store._root_of(conn, base_id, nodes)
+        theirs = {
+            p: new for p, _, new in trees.diff(nodes, base_root, src.root_tree or trees.EMPTY_ROOT)
+        }
+        ours = {
+            p: new for p, _, new in trees.diff(nodes, base_root, dst.root_tree or trees.EMPTY_ROOT)
+        }
+        conflicts = sorted(p for p in theirs.keys() & ours.keys() if theirs[p] != ours[p])
+        if conflicts:
+            shown = ", ".join(conflicts[:10]) + (" ..." if len(conflicts) > 10 else "")
+            raise MergeConflict(
+                f"merging {source} into {target}: {len(conflicts)} path(s) changed on both "
+                f"sides: {shown}; resolve them on one branch and merge again",
+                conflicts,
+            )
+        changes = [
+            (p, e.hash if e else None, e.size if e else None)
+            for p, e in theirs.items()
+            if p not in ours
+        ]
+        text = message or f"merge {source} into {target}"
+        commit = store._start(conn, t_ref, text, "USER", None)
+        store.meta.stage_changes(conn, commit.id, changes)
+        store.meta.add_provenance(conn, commit.id, [src.id])
+        finished = store._finish(conn, commit, None)
+        return MergeResult("merge", CommitInfo.of(finished))
+
+
+@dataclass
+class FsckReport:
+    """What ``fsck`` checked and every problem found (empty when the store is sound)."""
+
+    commits: int = 0
+    trees: int = 0
+    contents: int = 0
+    objects: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
+    """Check every reference: commits → tree nodes → contents → objects (and their hashes)."""
+    report = FsckReport()
+    meta = store.meta
+    content_hashes: dict[str, str] = {}  # hash -> where it was referenced
+    with meta.read() as conn:
+        nodes = meta.tree_nodes(conn)
+        seen_roots: set[str] = set()
+        for repo in meta.list_repos(conn):
+            for commit in meta.list_commits(conn, repo.name):
+                report.commits += 1
+                where = f"commit {commit.id} of {repo.name}"
+                if commit.state == OPEN:
+                    for s in meta.staged_changes(conn, commit.id):
+                        if s.content_hash is not None:
+                            content_hashes.setdefault(s.content_hash, f"{where}:{s.path} (staged)")
+                    continue
+                root = commit.root_tree or trees.EMPTY_ROOT
+                if root in seen_roots:
+                    continue
+                seen_roots.add(root)
+                report.trees += 1
+                try:
+                    for entry in trees.iter_entries(nodes, root, "/"):
+                        content_hashes.setdefault(entry.hash, f"{where}:{entry.path}")
+                except Exception as e:
+                    report.problems.append(f"{where}: its file tree cannot be read: {e}")
+        records = meta.get_contents(conn, content_hashes)
+    keys: dict[str, str] = {}
+    for digest, where in content_hashes.items():
+        report.contents += 1
+        record = records.get(digest)
+        if record is None:
+            report.problems.append(f"{where}: content {digest} is not recorded in the metadata")
+            continue
+        for key in object_keys(Content.from_json(record.layout)):
+            keys.setdefault(key, where)
+    for key, where in keys.items():
+        report.objects += 1
+        good = store.objects.verify(key) if verify_objects else store.objects.exists(key)
+        if not good:
+            state = "missing" if not store.objects.exists(key) else "corrupt (hash mismatch)"
+            report.problems.append(
+                f"{where}: object {key} is {state} at {store.objects.location(key)}"
+            )
+    return report
+
+
+@dataclass
+class GcReport:
+    objects_deleted: int = 0
+    bytes_freed: int = 0
+    contents_deleted: int = 0
+    nodes_deleted: int = 0
+    dry_run: bool = False
+
+
+def gc(store: Store, dry_run: bool = False, grace_seconds: float = 3600.0) -> GcReport:
+    """Delete what nothing references (see the module docstring for what is kept)."""
+    meta = store.meta
+    report = GcReport(dry_run=dry_run)
+    with meta.transaction() as conn:
+        nodes = meta.tree_nodes(conn)
+        live_nodes: set[str] = set()
+        live_contents: set[str] = set(meta.staged_content_hashes(conn))
+        for root in meta.root_trees(conn):
+            for key in trees.reachable_nodes(nodes, root):
+                live_nodes.add(key)
+            live_contents.update(e.hash for e in trees.iter_entries(nodes, root, "/"))
+        dead_nodes = meta.all_tree_node_keys(conn) - live_nodes
+        all_contents = meta.all_content_hashes(conn)
+        records = meta.get_contents(conn, all_contents)
+        live_objects: set[str] = set()
+        dead_contents = []
+        for digest, record in records.items():
+            keys = object_keys(Content.from_json(record.layout))
+            if digest in live_contents:
+                live_objects |= keys
+            else:
+                dead_contents.append(digest)
+        if not dry_run:
+            report.nodes_deleted = meta.delete_tree_nodes(conn, dead_nodes)
+            report.contents_deleted = meta.delete_contents(conn, dead_contents)
+        else:
+            report.nodes_deleted, report.contents_deleted = len(dead_nodes), len(dead_contents)
+    cutoff = time.time() - grace_seconds
+    for key in list(store.objects.keys()):
+        if key in live_objects or not _older_than(store, key, cutoff):
+            continue
+        size = store.objects.size(key)
+        if dry_run or store.objects.delete(key):
+            report.objects_deleted += 1
+            report.bytes_freed += size
+    return report
+
+
+def _older_than(store: Store, key: str, cutoff: float) -> bool:
+    location = store.objects.location(key)
+    try:
+        if "://" not in location:
+            return os.stat(location).st_mtime < cutoff
+        info = store.objects._fs.info(location)
+    except FileNotFoundError:
+        return False
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if mtime is None:
+        return True
+    stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
+    return stamp < cutoff

@@ -1,0 +1,1121 @@
+"""SQL metadata of the versioned store: one database (SQLite or PostgreSQL) through SQLAlchemy Core.
+
+:class:`Metadata` owns the schema, its versioning and every query; the store facade composes
+its operations inside :meth:`Metadata.transaction`, so one logical change is one transaction and
+a crash at any instant leaves no half-visible commit. Operations take the connection as their
+first argument and never commit on their own.
+
+URLs: ``sqlite:////abs/path/metadata.db`` (the default home of a local store; see
+:func:`sqlite_url`), ``sqlite://`` (in memory, on one shared connection: for examples only;
+no concurrent or overlapping transactions) or
+``postgresql+psycopg://user@host:5432/db`` (``postgresql://`` is accepted and means psycopg).
+
+Tables (times are seconds since the epoch as floating point numbers; hashes and keys are text):
+
+``schema_version``  ``version`` (PK, int), ``applied_at``: one row per applied migration.
+``repos``           ``name`` (PK), ``description``, ``created_at``.
+``branches``        ``repo`` (→ repos, cascade), ``name``, ``head_commit`` (→ commits, NULL for an
+                    empty branch), ``created_at``; PK (repo, name).
+``commits``         ``id`` (PK, 32 hex digits), ``seq`` (unique, increasing with insertion: the
+                    "newest first" order), ``repo`` (→ repos, cascade), ``branch`` (the branch it
+                    was made on, NULL if none; a name, not a reference, so history survives
+                    deleting the branch), ``parent`` (→ commits, NULL for a first commit),
+                    ``origin`` ('USER' | 'AUTO'), ``state`` ('OPEN' | 'FINISHED'),
+                    ``started_at``, ``finished_at`` (NULL while open), ``message``,
+                    ``size_bytes`` and ``file_count`` (NULL while open), ``root_tree`` (key of
+                    the root tree node; may be set while open, fixed once finished).
+``staged``          ``commit_id`` (→ commits, cascade), ``path``, ``content_hash`` (NULL means
+                    "delete this path"), ``size``; PK (commit_id, path). Pending changes of an
+                    open commit; the last change to a path wins.
+``provenance``      ``commit_id`` (→ commits, cascade), ``source_commit_id`` (→ commits,
+                    cascade); PK (commit_id, source_commit_id): the commit was made from the source.
+``contents``        ``hash`` (PK), ``size``, ``layout`` (JSON text: how the bytes are stored).
+``tree_nodes``      ``key`` (PK), ``data`` (bytes): content-addressed, immutable tree nodes.
+
+A commit's states: ``insert_commit`` creates it OPEN; ``stage_changes`` adds pending changes
+while it is open; ``finish_commit`` moves it to FINISHED (fixing its tree, size and file count
+and dropping its staged changes); a FINISHED commit never changes again, except that
+``delete_commit`` may remove it. Branch heads move only through ``set_head``, a compare-and-set:
+of two writers that read the same head, exactly one moves it and the other gets
+:class:`~headrace.store.errors.Conflict`.
+
+Concurrency: on SQLite (WAL mode) :meth:`Metadata.transaction` starts with ``BEGIN IMMEDIATE``,
+so writers are serialised and readers never block; on PostgreSQL writers run at READ
+COMMITTED, ``set_head``/``finish_commit`` are conditional updates, and ``for_update=True`` on
+``get_branch``/``get_commit`` takes a row lock for read-then-write sequences.
+
+Schema versions: ``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1`` (version 1
+is the initial schema). Opening a database applies the missing ones in one transaction;
+a database newer than this code is refused. To change the schema, append a migration and
+update the current table definitions; never edit an applied migration.
+
+>>> meta = Metadata("sqlite://")
+>>> with meta.transaction() as conn:
+...     meta.create_repo(conn, "sales").name
+...     c = meta.insert_commit(conn, "sales", branch="master")
+...     meta.create_branch(conn, "sales", "master", head_commit=c.id).head_commit == c.id
+'sales'
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from headrace.store.errors import (
+    BranchNotFound,
+    CommitFinished,
+    CommitNotFound,
+    Conflict,
+    ObjectNotFound,
+    RepoExists,
+    RepoNotFound,
+    StoreError,
+)
+from headrace.store.refs import validate_name
+
+__all__ = [
+    "AUTO",
+    "FINISHED",
+    "MIGRATIONS",
+    "OPEN",
+    "SCHEMA_VERSION",
+    "USER",
+    "BranchRecord",
+    "CommitRecord",
+    "ContentRecord",
+    "Metadata",
+    "RepoRecord",
+    "StagedChange",
+    "TreeNodes",
+    "sqlite_url",
+]
+
+USER, AUTO = "USER", "AUTO"
+OPEN, FINISHED = "OPEN", "FINISHED"
+# Keys per query: SQLite binds each key of IN (...) (staying below its historical limit of 999
+# parameters); PostgreSQL binds one array per query, so its batches only bound memory.
+_BATCH = {"sqlite": 900, "postgresql": 50_000}
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRecord:
+    """One row of ``repos``."""
+
+    name: str
+    description: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BranchRecord:
+    """One row of ``branches``; ``head_commit`` is None for an empty branch."""
+
+    repo: str
+    name: str
+    head_commit: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRecord:
+    """One row of ``commits`` (see the module docstring for the columns)."""
+
+    id: str
+    repo: str
+    branch: str | None
+    parent: str | None
+    origin: str
+    state: str
+    started_at: float
+    finished_at: float | None
+    message: str
+    size_bytes: int | None
+    file_count: int | None
+    root_tree: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state == FINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class StagedChange:
+    """A pending change of an open commit; ``content_hash`` None means the path is deleted."""
+
+    path: str
+    content_hash: str | None
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRecord:
+    """One row of ``contents``: a file content's hash, size and storage layout (JSON text)."""
+
+    hash: str
+    size: int
+    layout: str
+
+    def layout_json(self) -> Any:
+        return json.loads(self.layout)
+
+
+# ---------------------------------------------------------------- schema
+
+
+def _v1_tables(meta: sa.MetaData) -> None:
+    """Declare the version-1 schema on ``meta``. Frozen: migration 1 creates exactly this."""
+    sa.Sequence("commit_seq", metadata=meta)
+    sa.Table(
+        "repos",
+        meta,
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("description", sa.Text, nullable=False, server_default=""),
+        sa.Column("created_at", sa.Double, nullable=False),
+    )
+    sa.Table(
+        "commits",
+        meta,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("seq", sa.BigInteger, nullable=False, unique=True),
+        sa.Column(
+            "repo", sa.String(100), sa.ForeignKey("repos.name", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("branch", sa.String(100)),
+        sa.Column("parent", sa.String(32), sa.ForeignKey("commits.id")),
+        sa.Column("origin", sa.String(8), nullable=False),
+        sa.Column("state", sa.String(8), nullable=False),
+        sa.Column("started_at", sa.Double, nullable=False),
+        sa.Column("finished_at", sa.Double),
+        sa.Column("message", sa.Text, nullable=False, server_default=""),
+        sa.Column("size_bytes", sa.BigInteger),
+        sa.Column("file_count", sa.BigInteger),
+        sa.Column("root_tree", sa.String),
+        sa.CheckConstraint("origin IN ('USER', 'AUTO')", name="commit_origin"),
+        sa.CheckConstraint("state IN ('OPEN', 'FINISHED')", name="commit_state"),
+        sa.Index("commits_repo_seq", "repo", "seq"),
+        sa.Index("commits_repo_branch_seq", "repo", "branch", "seq"),
+        sa.Index("commits_parent", "parent"),
+    )
+    sa.Table(
+        "branches",
+        meta,
+        sa.Column(
+            "repo",
+            sa.String(100),
+            sa.ForeignKey("repos.name", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("head_commit", sa.String(32), sa.ForeignKey("commits.id")),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Index("branches_head", "head_commit"),
+    )
+    sa.Table(
+        "staged",
+        meta,
+        sa.Column(
+            "commit_id",
+            sa.String(32),
+            sa.ForeignKey("commits.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("path", sa.String, primary_key=True),
+        sa.Column("content_hash", sa.String),
+        sa.Column("size", sa.BigInteger),
+    )
+    sa.Table(
+        "provenance",
+        meta,
+        sa.Column(
+            "commit_id",
+            sa.String(32),
+            sa.ForeignKey("commits.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column(
+            "source_commit_id",
+            sa.String(32),
+            sa.ForeignKey("commits.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Index("provenance_source", "source_commit_id"),
+    )
+    sa.Table(
+        "contents",
+        meta,
+        sa.Column("hash", sa.String, primary_key=True),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("layout", sa.Text, nullable=False),
+    )
+    sa.Table(
+        "tree_nodes",
+        meta,
+        sa.Column("key", sa.String, primary_key=True),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+    )
+
+
+def _migrate_v1(conn: Connection) -> None:
+    meta = sa.MetaData()
+    _v1_tables(meta)
+    meta.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_v1]
+"""``MIGRATIONS[i]`` upgrades a database from version ``i`` to ``i + 1``."""
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# The current schema (the same as version 1 until a migration changes it).
+_META = sa.MetaData()
+_v1_tables(_META)
+_SCHEMA_VERSION_TABLE = sa.Table(
+    "schema_version",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.Double, nullable=False),
+)
+_COMMIT_SEQ = sa.Sequence("commit_seq")
+_repos = _META.tables["repos"]
+_branches = _META.tables["branches"]
+_commits = _META.tables["commits"]
+_staged = _META.tables["staged"]
+_provenance = _META.tables["provenance"]
+_contents = _META.tables["contents"]
+_tree_nodes = _META.tables["tree_nodes"]
+_COMMIT_COLUMNS = [c for c in _commits.c if c.name != "seq"]
+
+# A fixed key for pg_advisory_xact_lock: serialises concurrent migrations of one database.
+_MIGRATION_LOCK = 0x68656164726163  # "headrac"
+
+
+# ---------------------------------------------------------------- engine
+
+
+def sqlite_url(path: str | os.PathLike[str]) -> str:
+    """The metadata URL of an SQLite file (the default for a store in a local folder).
+
+    >>> sqlite_url("/data/store/metadata.db")
+    'sqlite:////data/store/metadata.db'
+    """
+    return "sqlite:///" + str(Path(path).absolute())
+
+
+def _normalise_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except Exception as e:
+        raise StoreError(
+            f"invalid metadata URL {url!r}: {e}; use sqlite:////path/metadata.db or "
+            "postgresql+psycopg://user@host:5432/database"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        return parsed
+    raise StoreError(
+        f"unsupported metadata URL {parsed.render_as_string(hide_password=True)!r}: "
+        "use sqlite:////path/metadata.db or postgresql+psycopg://user@host:5432/database"
+    )
+
+
+_OPEN_ENGINES: weakref.WeakSet[Metadata] = weakref.WeakSet()
+
+
+def _dispose_after_fork() -> None:
+    # Pooled connections belong to the parent process; the child opens its own.
+    for meta in list(_OPEN_ENGINES):
+        meta._engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_dispose_after_fork)
+
+
+class Metadata:
+    """The store's SQL metadata at ``url``; creates or upgrades its schema when opened.
+
+    ``busy_timeout`` (seconds, SQLite only) is how long a writer waits for another writer
+    before failing with "database is locked". Pickles as its URL (reopened on unpickling).
+    """
+
+    def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
+        self.url = url
+        self.busy_timeout = busy_timeout
+        parsed = _normalise_url(url)
+        self.dialect = "sqlite" if parsed.drivername.startswith("sqlite") else "postgresql"
+        self._shown_url = parsed.render_as_string(hide_password=True)
+        self._compiled: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
+        self._local = threading.local()  # .writing: this thread is inside transaction()
+        self._engine = self._create_engine(parsed)
+        _OPEN_ENGINES.add(self)
+        try:
+            self._migrate()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # ---- lifecycle
+
+    def _create_engine(self, url: URL) -> Engine:
+        if self.dialect == "postgresql":
+            return sa.create_engine(url, pool_pre_ping=True)
+        database = url.database or ""
+        if database in ("", ":memory:"):
+            engine = sa.create_engine(
+                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout})
+        timeout_ms = int(self.busy_timeout * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control from the sqlite3 module: _on_begin issues BEGIN.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if database not in ("", ":memory:"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("headrace_begin", "IMMEDIATE")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    def close(self) -> None:
+        """Close every pooled connection; the object can still be used (it reconnects)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Metadata:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Metadata({self._shown_url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "busy_timeout": self.busy_timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], busy_timeout=state["busy_timeout"])  # type: ignore[misc]
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # ---- transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: commits when the block ends, rolls back if it raises.
+
+        On SQLite it begins with ``BEGIN IMMEDIATE`` (one writer at a time; others wait up to
+        ``busy_timeout``). Transactions do not nest: pass the open one's connection instead.
+        """
+        if getattr(self._local, "writing", False):
+            raise StoreError(
+                f"a write transaction on {self._shown_url} is already open in this thread; "
+                "pass its connection on instead of opening another (the two would wait for "
+                "each other)"
+            )
+        self._local.writing = True
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            self._local.writing = False
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction seeing one consistent snapshot; never blocks writers."""
+        with self._engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(headrace_begin="DEFERRED")
+            else:
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            conn.begin()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    # ---- schema versions
+
+    def _migrate(self) -> None:
+        with self.read() as conn:
+            if self._current_version(conn) == len(MIGRATIONS):
+                return
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            _SCHEMA_VERSION_TABLE.create(conn, checkfirst=True)
+            current = self._current_version(conn)
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                MIGRATIONS[version - 1](conn)
+                conn.execute(
+                    _SCHEMA_VERSION_TABLE.insert().values(version=version, applied_at=time.time())
+                )
+
+    def _current_version(self, conn: Connection) -> int:
+        if not sa.inspect(conn).has_table("schema_version"):
+            return 0
+        version = conn.scalar(sa.select(sa.func.max(_SCHEMA_VERSION_TABLE.c.version))) or 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the metadata database {self._shown_url} has schema version {version}, but "
+                f"this headrace knows versions up to {len(MIGRATIONS)}: it was written by a "
+                "newer headrace; upgrade headrace to open it"
+            )
+        return int(version)
+
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        with self.read() as conn:
+            return self._current_version(conn)
+
+    # ---- repos
+
+    def create_repo(
+        self,
+        conn: Connection,
+        name: str,
+        description: str = "",
+        created_at: float | None = None,
+    ) -> RepoRecord:
+        """Insert a repo; :class:`RepoExists` if the name is taken."""
+        validate_name(name, "repo")
+        record = RepoRecord(name, description, time.time() if created_at is None else created_at)
+        if conn.scalar(sa.select(_repos.c.name).where(_repos.c.name == name)) is not None:
+            raise RepoExists(f"repo {name!r} already exists; pick another name or delete it first")
+        try:
+            conn.execute(
+                _repos.insert().values(
+                    name=name, description=description, created_at=record.created_at
+                )
+            )
+        except IntegrityError:
+            raise RepoExists(f"repo {name!r} was just created by another writer") from None
+        return record
+
+    def get_repo(self, conn: Connection, name: str) -> RepoRecord:
+        row = conn.execute(sa.select(_repos).where(_repos.c.name == name)).first()
+        if row is None:
+            raise RepoNotFound(f"repo {name!r} not found; create it first")
+        return RepoRecord(*row)
+
+    def list_repos(self, conn: Connection) -> list[RepoRecord]:
+        """Every repo, by name."""
+        return [RepoRecord(*row) for row in conn.execute(sa.select(_repos).order_by(_repos.c.name))]
+
+    def delete_repo(self, conn: Connection, name: str) -> None:
+        """Delete a repo with its branches, commits, staged changes and provenance links
+        (including links from other repos' commits to its commits)."""
+        self.get_repo(conn, name)
+        in_repo = sa.select(_commits.c.id).where(_commits.c.repo == name)
+        conn.execute(_staged.delete().where(_staged.c.commit_id.in_(in_repo)))
+        conn.execute(
+            _provenance.delete().where(
+                _provenance.c.commit_id.in_(in_repo) | _provenance.c.source_commit_id.in_(in_repo)
+            )
+        )
+        conn.execute(_branches.delete().where(_branches.c.repo == name))
+        conn.execute(_commits.delete().where(_commits.c.repo == name))
+        conn.execute(_repos.delete().where(_repos.c.name == name))
+
+    # ---- branches
+
+    def create_branch(
+        self,
+        conn: Connection,
+        repo: str,
+        name: str,
+        head_commit: str | None = None,
+        created_at: float | None = None,
+    ) -> BranchRecord:
+        """Insert a branch (empty, or at ``head_commit``); StoreError if it exists."""
+        validate_name(name, "branch")
+        self.get_repo(conn, repo)
+        if head_commit is not None:
+            self._check_commit_in_repo(conn, head_commit, repo)
+        exists = conn.scalar(
+            sa.select(_branches.c.name).where(_branches.c.repo == repo, _branches.c.name == name)
+        )
+        if exists is not None:
+            raise StoreError(
+                f"branch {repo}@{name} already exists; move it with set_head or delete it first"
+            )
+        record = BranchRecord(
+            repo, name, head_commit, time.time() if created_at is None else created_at
+        )
+        try:
+            conn.execute(
+                _branches.insert().values(
+                    repo=repo, name=name, head_commit=head_commit, created_at=record.created_at
+                )
+            )
+        except IntegrityError:
+            raise Conflict(f"branch {repo}@{name} was just created by another writer") from None
+        return record
+
+    def get_branch(
+        self, conn: Connection, repo: str, name: str, *, for_update: bool = False
+    ) -> BranchRecord:
+        """The branch; ``for_update`` locks its row until the transaction ends (PostgreSQL)."""
+        query = sa.select(_branches).where(_branches.c.repo == repo, _branches.c.name == name)
+        if for_update:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            self.get_repo(conn, repo)
+            raise BranchNotFound(f"branch {name!r} not found in repo {repo!r}")
+        return BranchRecord(*row)
+
+    def list_branches(self, conn: Connection, repo: str) -> list[BranchRecord]:
+        """The repo's branches, by name."""
+        rows = conn.execute(
+            sa.select(_branches).where(_branches.c.repo == repo).order_by(_branches.c.name)
+        ).all()
+        if not rows:
+            self.get_repo(conn, repo)
+        return [BranchRecord(*row) for row in rows]
+
+    def delete_branch(self, conn: Connection, repo: str, name: str) -> None:
+        """Delete a branch; its commits stay (they still name it in ``branch``)."""
+        result = conn.execute(
+            _branches.delete().where(_branches.c.repo == repo, _branches.c.name == name)
+        )
+        if result.rowcount == 0:
+            self.get_branch(conn, repo, name)  # raises the right NotFound
+
+    def set_head(
+        self,
+        conn: Connection,
+        repo: str,
+        branch: str,
+        expected_old: str | None,
+        new: str | None,
+    ) -> None:
+        """Move ``repo@branch`` from ``expected_old`` to ``new`` (compare-and-set).
+
+        :class:`Conflict` if the head is no longer ``expected_old`` (another writer moved it).
+        """
+        if new is not None:
+            self._check_commit_in_repo(conn, new, repo)
+        where = [_branches.c.repo == repo, _branches.c.name == branch]
+        if expected_old is None:
+            where.append(_branches.c.head_commit.is_(None))
+        else:
+            where.append(_branches.c.head_commit == expected_old)
+        result = conn.execute(_branches.update().where(*where).values(head_commit=new))
+        if result.rowcount == 1:
+            return
+        current = self.get_branch(conn, repo, branch)
+        raise Conflict(
+            f"branch {repo}@{branch} moved to {current.head_commit or 'no commit'} while this "
+            f"writer expected {expected_old or 'no commit'}; re-read the branch and retry"
+        )
+
+    # ---- commits
+
+    def insert_commit(
+        self,
+        conn: Connection,
+        repo: str,
+        *,
+        branch: str | None = None,
+        parent: str | None = None,
+        origin: str = USER,
+        message: str = "",
+        commit_id: str | None = None,
+        started_at: float | None = None,
+        root_tree: str | None = None,
+    ) -> CommitRecord:
+        """Insert a new OPEN commit (id generated unless given) and return it."""
+        if origin not in (USER, AUTO):
+            raise ValueError(f"commit origin must be {USER!r} or {AUTO!r}, got {origin!r}")
+        self.get_repo(conn, repo)
+        if parent is not None:
+            self._check_commit_in_repo(conn, parent, repo)
+        record = CommitRecord(
+            id=commit_id or uuid.uuid4().hex,
+            repo=repo,
+            branch=branch,
+            parent=parent,
+            origin=origin,
+            state=OPEN,
+            started_at=time.time() if started_at is None else started_at,
+            finished_at=None,
+            message=message,
+            size_bytes=None,
+            file_count=None,
+            root_tree=root_tree,
+        )
+        values = {c.name: getattr(record, c.name) for c in _COMMIT_COLUMNS}
+        try:
+            conn.execute(_commits.insert().values(seq=self._next_seq(), **values))
+        except IntegrityError:
+            raise StoreError(f"commit id {record.id} already exists; use a new id") from None
+        return record
+
+    def _next_seq(self) -> sa.ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return _COMMIT_SEQ.next_value()
+        # SQLite writers are serialised (BEGIN IMMEDIATE), so max + 1 is unique.
+        return sa.select(sa.func.coalesce(sa.func.max(_commits.c.seq), 0) + 1).scalar_subquery()
+
+    def _check_commit_in_repo(self, conn: Connection, commit_id: str, repo: str) -> None:
+        owner = conn.scalar(sa.select(_commits.c.repo).where(_commits.c.id == commit_id))
+        if owner != repo:
+            where = "" if owner is None else f" (it belongs to repo {owner!r})"
+            raise CommitNotFound(f"commit {commit_id} not found in repo {repo!r}{where}")
+
+    def get_commit(
+        self, conn: Connection, commit_id: str, *, repo: str | None = None, for_update: bool = False
+    ) -> CommitRecord:
+        """The commit (of ``repo``, if given); ``for_update`` locks its row (PostgreSQL)."""
+        query = sa.select(*_COMMIT_COLUMNS).where(_commits.c.id == commit_id)
+        if for_update:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None or (repo is not None and row.repo != repo):
+            where = "" if repo is None else f" in repo {repo!r}"
+            raise CommitNotFound(f"commit {commit_id} not found{where}")
+        return CommitRecord(*row)
+
+    def list_commits(
+        self,
+        conn: Connection,
+        repo: str,
+        branch: str | None = None,
+        limit: int | None = None,
+        state: str | None = None,
+    ) -> list[CommitRecord]:
+        """The repo's commits, newest first; only those made on ``branch`` / in ``state``."""
+        query = sa.select(*_COMMIT_COLUMNS).where(_commits.c.repo == repo)
+        if branch is not None:
+            query = query.where(_commits.c.branch == branch)
+        if state is not None:
+            query = query.where(_commits.c.state == state)
+        query = query.order_by(_commits.c.seq.desc()).limit(limit)
+        rows = conn.execute(query).all()
+        if not rows:
+            self.get_repo(conn, repo)
+        return [CommitRecord(*row) for row in rows]
+
+    def finish_commit(
+        self,
+        conn: Connection,
+        commit_id: str,
+        root_tree: str | None,
+        size_bytes: int,
+        file_count: int,
+        *,
+        message: str | None = None,
+        finished_at: float | None = None,
+    ) -> CommitRecord:
+        """Make an OPEN commit FINISHED with its tree and totals; drops its staged changes.
+
+        :class:`CommitFinished` if it was already finished.
+        """
+        values: dict[str, Any] = {
+            "state": FINISHED,
+            "root_tree": root_tree,
+            "size_bytes": size_bytes,
+            "file_count": file_count,
+            "finished_at": time.time() if finished_at is None else finished_at,
+        }
+        if message is not None:
+            values["message"] = message
+        result = conn.execute(
+            _commits.update()
+            .where(_commits.c.id == commit_id, _commits.c.state == OPEN)
+            .values(**values)
+        )
+        if result.rowcount == 0:
+            self.get_commit(conn, commit_id)
+            raise CommitFinished(f"commit {commit_id} is already finished; start a new commit")
+        conn.execute(_staged.delete().where(_staged.c.commit_id == commit_id))
+        return self.get_commit(conn, commit_id)
+
+    def delete_commit(self, conn: Connection, commit_id: str) -> CommitRecord:
+        """Delete a commit, keeping history connected: its children are re-parented onto its
+        parent and branch heads at it move to its parent. Returns the deleted commit."""
+        record = self.get_commit(conn, commit_id)
+        conn.execute(
+            _commits.update().where(_commits.c.parent == commit_id).values(parent=record.parent)
+        )
+        conn.execute(
+            _branches.update()
+            .where(_branches.c.head_commit == commit_id)
+            .values(head_commit=record.parent)
+        )
+        conn.execute(_staged.delete().where(_staged.c.commit_id == commit_id))
+        conn.execute(
+            _provenance.delete().where(
+                (_provenance.c.commit_id == commit_id)
+                | (_provenance.c.source_commit_id == commit_id)
+            )
+        )
+        conn.execute(_commits.delete().where(_commits.c.id == commit_id))
+        return record
+
+    def children(self, conn: Connection, commit_id: str) -> list[CommitRecord]:
+        """The commits whose parent is ``commit_id``, oldest first."""
+        rows = conn.execute(
+            sa.select(*_COMMIT_COLUMNS)
+            .where(_commits.c.parent == commit_id)
+            .order_by(_commits.c.seq)
+        )
+        return [CommitRecord(*row) for row in rows]
+
+    def ancestors(
+        self, conn: Connection, commit_id: str, n: int | None = None
+    ) -> list[CommitRecord]:
+        """The commit's parent, grandparent, ... (at most ``n``), nearest first; one query."""
+        self.get_commit(conn, commit_id)
+        if n is not None and n <= 0:
+            return []
+        one = sa.literal_column("1", sa.Integer)
+        walk = (
+            sa.select(_commits.c.parent.label("id"), one.label("depth"))
+            .where(_commits.c.id == commit_id)
+            .cte("ancestry", recursive=True)
+        )
+        step = sa.select(_commits.c.parent, walk.c.depth + one).join(
+            walk, _commits.c.id == walk.c.id
+        )
+        if n is not None:
+            step = step.where(walk.c.depth < n)
+        walk = walk.union_all(step)
+        rows = conn.execute(
+            sa.select(*_COMMIT_COLUMNS)
+            .join(walk, _commits.c.id == walk.c.id)
+            .order_by(walk.c.depth)
+        )
+        return [CommitRecord(*row) for row in rows]
+
+    # ---- staged changes
+
+    def stage_change(
+        self,
+        conn: Connection,
+        commit_id: str,
+        path: str,
+        content_hash: str | None,
+        size: int | None,
+    ) -> None:
+        """Stage one change (``content_hash`` None deletes ``path``); see :meth:`stage_changes`."""
+        self.stage_changes(conn, commit_id, [(path, content_hash, size)])
+
+    def stage_changes(
+        self,
+        conn: Connection,
+        commit_id: str,
+        changes: Iterable[tuple[str, str | None, int | None]],
+    ) -> int:
+        """Stage ``(path, content_hash or None, size)`` changes on an OPEN commit; the last
+        change to a path wins. Returns how many paths were staged.
+
+        :class:`CommitFinished` if the commit is finished (its row is share-locked on
+        PostgreSQL, so it cannot finish meanwhile).
+        """
+        query = sa.select(_commits.c.state).where(_commits.c.id == commit_id)
+        state = conn.scalar(query.with_for_update(read=True))
+        if state is None:
+            raise CommitNotFound(f"commit {commit_id} not found")
+        if state != OPEN:
+            raise CommitFinished(
+                f"commit {commit_id} is finished and cannot change; start a new commit"
+            )
+        latest = {path: (content_hash, size) for path, content_hash, size in changes}
+        paths = list(latest)
+        values = list(latest.values())
+        self._bulk_insert(
+            conn,
+            _staged,
+            {
+                "commit_id": [commit_id] * len(paths),
+                "path": paths,
+                "content_hash": [v[0] for v in values],
+                "size": [v[1] for v in values],
+            },
+            update=("content_hash", "size"),
+        )
+        return len(paths)
+
+    def staged_changes(self, conn: Connection, commit_id: str) -> list[StagedChange]:
+        """The commit's staged changes, by path."""
+        rows = conn.execute(
+            sa.select(_staged.c.path, _staged.c.content_hash, _staged.c.size)
+            .where(_staged.c.commit_id == commit_id)
+            .order_by(_staged.c.path)
+        )
+        return [StagedChange(*row) for row in rows]
+
+    def clear_staged(self, conn: Connection, commit_id: str) -> int:
+        """Drop the commit's staged changes; returns how many there were."""
+        return conn.execute(_staged.delete().where(_staged.c.commit_id == commit_id)).rowcount
+
+    # ---- provenance
+
+    def add_provenance(self, conn: Connection, commit_id: str, sources: Iterable[str]) -> None:
+        """Record that ``commit_id`` was made from each of ``sources`` (duplicates ignored)."""
+        unique = list(dict.fromkeys(sources))
+        if not unique:
+            return
+        self.get_commit(conn, commit_id)
+        missing = sorted(set(unique) - self._existing(conn, _commits.c.id, unique))
+        if missing:
+            raise CommitNotFound(f"provenance of {commit_id}: commit {missing[0]} not found")
+        self._bulk_insert(
+            conn,
+            _provenance,
+            {"commit_id": [commit_id] * len(unique), "source_commit_id": unique},
+        )
+
+    def provenance(
+        self, conn: Connection, commit_id: str, *, transitive: bool = False
+    ) -> list[CommitRecord]:
+        """The commits ``commit_id`` was made from (all of them upstream if ``transitive``)."""
+        return self._linked(
+            conn, commit_id, _provenance.c.commit_id, _provenance.c.source_commit_id, transitive
+        )
+
+    def subvenance(
+        self, conn: Connection, commit_id: str, *, transitive: bool = False
+    ) -> list[CommitRecord]:
+        """The commits made from ``commit_id`` (all of them downstream if ``transitive``)."""
+        return self._linked(
+            conn, commit_id, _provenance.c.source_commit_id, _provenance.c.commit_id, transitive
+        )
+
+    def _linked(
+        self,
+        conn: Connection,
+        commit_id: str,
+        this: sa.Column[Any],
+        other: sa.Column[Any],
+        transitive: bool,
+    ) -> list[CommitRecord]:
+        self.get_commit(conn, commit_id)
+        direct = sa.select(other.label("id")).where(this == commit_id)
+        ids: sa.CTE | sa.Subquery
+        if transitive:
+            walk = direct.cte("linked", recursive=True)
+            ids = walk.union(sa.select(other).join(walk, this == walk.c.id))
+        else:
+            ids = direct.subquery()
+        rows = conn.execute(
+            sa.select(*_COMMIT_COLUMNS)
+            .join(ids, _commits.c.id == ids.c.id)
+            .order_by(_commits.c.repo, _commits.c.seq)
+        )
+        return [CommitRecord(*row) for row in rows]
+
+    # ---- contents
+
+    def put_contents(self, conn: Connection, items: Iterable[tuple[str, int, str]]) -> None:
+        """Insert ``(hash, size, layout_json)`` rows; hashes already present are kept as is."""
+        unique = {h: (size, layout) for h, size, layout in items}
+        values = list(unique.values())
+        self._bulk_insert(
+            conn,
+            _contents,
+            {
+                "hash": list(unique),
+                "size": [v[0] for v in values],
+                "layout": [v[1] for v in values],
+            },
+        )
+
+    def get_content(self, conn: Connection, content_hash: str) -> ContentRecord:
+        """The content with this hash; :class:`ObjectNotFound` if it is unknown."""
+        row = conn.execute(sa.select(_contents).where(_contents.c.hash == content_hash)).first()
+        if row is None:
+            raise ObjectNotFound(f"content {content_hash} is not in the metadata; run fsck")
+        return ContentRecord(*row)
+
+    def get_contents(self, conn: Connection, hashes: Iterable[str]) -> dict[str, ContentRecord]:
+        """The known contents among ``hashes``, by hash (unknown ones are left out)."""
+        out: dict[str, ContentRecord] = {}
+        for batch in self._batches(hashes):
+            query = sa.select(_contents).where(self._among(_contents.c.hash, batch))
+            out.update((row.hash, ContentRecord(*row)) for row in conn.execute(query))
+        return out
+
+    def contents_exist(self, conn: Connection, hashes: Iterable[str]) -> set[str]:
+        """Which of ``hashes`` are known contents."""
+        return self._existing(conn, _contents.c.hash, hashes)
+
+    def all_content_hashes(self, conn: Connection) -> set[str]:
+        """Every content hash (for gc)."""
+        return set(conn.scalars(sa.select(_contents.c.hash)))
+
+    def staged_content_hashes(self, conn: Connection) -> set[str]:
+        """Every content hash referenced by a staged change (for gc: keep these)."""
+        query = sa.select(_staged.c.content_hash).where(_staged.c.content_hash.is_not(None))
+        return set(conn.scalars(query.distinct()))
+
+    def delete_contents(self, conn: Connection, hashes: Iterable[str]) -> int:
+        """Delete content rows (for gc); returns how many were deleted."""
+        return sum(
+            conn.execute(_contents.delete().where(self._among(_contents.c.hash, batch))).rowcount
+            for batch in self._batches(hashes)
+        )
+
+    # ---- tree nodes
+
+    def put_tree_nodes(self, conn: Connection, nodes: Mapping[str, bytes]) -> None:
+        """Insert tree nodes by key; keys already present are kept (nodes are immutable)."""
+        self._bulk_insert(conn, _tree_nodes, {"key": list(nodes), "data": list(nodes.values())})
+
+    def get_tree_node(self, conn: Connection, key: str) -> bytes:
+        """The node's bytes; :class:`ObjectNotFound` if there is no such node."""
+        data = conn.scalar(sa.select(_tree_nodes.c.data).where(_tree_nodes.c.key == key))
+        if data is None:
+            raise ObjectNotFound(f"tree node {key} is not in the metadata; run fsck")
+        return bytes(data)
+
+    def all_tree_node_keys(self, conn: Connection) -> set[str]:
+        """Every tree node key (for gc)."""
+        return set(conn.scalars(sa.select(_tree_nodes.c.key)))
+
+    def root_trees(self, conn: Connection) -> set[str]:
+        """The root tree key of every commit that has one (for gc: the roots to keep)."""
+        query = sa.select(_commits.c.root_tree).where(_commits.c.root_tree.is_not(None))
+        return set(conn.scalars(query.distinct()))
+
+    def delete_tree_nodes(self, conn: Connection, keys: Iterable[str]) -> int:
+        """Delete tree nodes (for gc); returns how many were deleted."""
+        return sum(
+            conn.execute(_tree_nodes.delete().where(self._among(_tree_nodes.c.key, batch))).rowcount
+            for batch in self._batches(keys)
+        )
+
+    def tree_nodes(self, conn: Connection) -> TreeNodes:
+        """A node store (``get_node``/``put_nodes``) bound to ``conn``, for the trees module."""
+        return TreeNodes(self, conn)
+
+    # ---- helpers
+
+    def _bulk_insert(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        columns: dict[str, list[Any]],
+        update: tuple[str, ...] = (),
+    ) -> None:
+        """Insert rows given column by column; on a primary key already present, overwrite the
+        ``update`` columns (or keep the row if there are none). Rows must have distinct keys.
+
+        SQLite: one prepared statement run over all rows (executemany). PostgreSQL: one
+        ``INSERT ... SELECT FROM unnest(arrays)`` per batch, a single round trip.
+        """
+        names = list(columns)
+        total = len(columns[names[0]])
+        batch = _BATCH[self.dialect]
+        if self.dialect == "postgresql":
+            arrays = [
+                sa.bindparam(name, type_=pg_dialect.ARRAY(table.c[name].type)) for name in names
+            ]
+            rows = sa.select(sa.func.unnest(*arrays).table_valued(*names).render_derived())
+            statement = self._on_conflict(pg_dialect.insert(table).from_select(names, rows), update)
+            for start in range(0, total, batch):
+                conn.execute(
+                    statement, {name: columns[name][start : start + batch] for name in names}
+                )
+        elif total:
+            # Compiled once; rows go to the driver as tuples, skipping per-row bind processing
+            # (none is needed for these column types on SQLite).
+            key = (table.name, tuple(names), update)
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                statement = self._on_conflict(sqlite_dialect.insert(table), update)
+                done = statement.compile(dialect=self._engine.dialect, column_keys=names)
+                compiled = self._compiled[key] = (done.string, tuple(done.positiontup or ()))
+            sql, order = compiled
+            conn.exec_driver_sql(sql, list(zip(*(columns[name] for name in order))))
+
+    @staticmethod
+    def _on_conflict(insert: Any, update: tuple[str, ...]) -> Any:
+        if not update:
+            return insert.on_conflict_do_nothing()
+        return insert.on_conflict_do_update(
+            index_elements=list(insert.table.primary_key.columns),
+            set_={name: insert.excluded[name] for name in update},
+        )
+
+    def _batches(self, keys: Iterable[str]) -> Iterator[list[str]]:
+        size = _BATCH[self.dialect]
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), size):
+            yield unique[start : start + size]
+
+    def _among(self, column: sa.Column[Any], keys: list[str]) -> sa.ColumnElement[bool]:
+        if self.dialect == "postgresql":
+            return column == sa.any_(sa.bindparam("keys", keys, type_=pg_dialect.ARRAY(sa.String)))
+        return column.in_(keys)
+
+    def _existing(self, conn: Connection, column: sa.Column[Any], keys: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for batch in self._batches(keys):
+            found.update(conn.scalars(sa.select(column).where(self._among(column, batch))))
+        return found
+
+
+class TreeNodes:
+    """The tree nodes of one :class:`Metadata`, read and written in the transaction ``conn``.
+
+    Nodes are immutable, so reads are cached (up to ``CACHE_SIZE`` nodes at a time).
+    """
+
+    __slots__ = ("_cache", "conn", "metadata")
+    CACHE_SIZE = 20_000
+
+    def __init__(self, metadata: Metadata, conn: Connection) -> None:
+        self.metadata = metadata
+        self.conn = conn
+        self._cache: dict[str, bytes] = {}
+
+    def get_node(self, key: str) -> bytes:
+        """The node's bytes; :class:`ObjectNotFound` if it does not exist."""
+        data = self._cache.get(key)
+        if data is None:
+            data = self.metadata.get_tree_node(self.conn, key)
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = data
+        return data
+
+    def put_nodes(self, nodes: Mapping[str, bytes]) -> None:
+        """Store nodes by key (existing keys are kept)."""
+        self.metadata.put_tree_nodes(self.conn, nodes)

@@ -1,0 +1,280 @@
+"""The Store API, run over {SQLite + folder, PostgreSQL + folder, SQLite + memory://}."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from headrace.store.errors import (
+    CommitFinished,
+    CommitNotFound,
+    Conflict,
+    CorruptObject,
+    FileNotFound,
+    InvalidName,
+    InvalidPath,
+    InvalidReference,
+    MergeConflict,
+    RepoExists,
+    RepoNotFound,
+)
+from headrace.store.metadata import Metadata
+from headrace.store.objects import ObjectStore
+from headrace.store.store import Store
+
+CONFIGS = ["sqlite+folder", "postgresql+folder", "sqlite+memory"]
+
+
+@pytest.fixture(params=CONFIGS)
+def store(request, tmp_path):
+    db, objects = request.param.split("+")
+    url = request.getfixturevalue(f"{db}_metadata_url")
+    location = str(tmp_path / "objects") if objects == "folder" else f"memory://{uuid.uuid4().hex}"
+    s = Store(Metadata(url), ObjectStore(location))
+    yield s
+    s.close()
+
+
+def object_count(store: Store) -> int:
+    return sum(1 for _ in store.objects.keys())
+
+
+def test_repos(store):
+    store.create_repo("sales", "monthly sales")
+    store.create_repo("users")
+    assert [r.name for r in store.list_repos()] == ["sales", "users"]
+    assert store.inspect_repo("sales").description == "monthly sales"
+    with pytest.raises(RepoExists):
+        store.create_repo("sales")
+    for bad in ["", "has space", "../up", "a/b", "-x"]:
+        with pytest.raises(InvalidName):
+            store.create_repo(bad)
+    store.delete_repo("users")
+    with pytest.raises(RepoNotFound):
+        store.inspect_repo("users")
+
+
+def test_commit_context_puts_and_reads(store):
+    store.create_repo("sales")
+    with store.commit("sales@master", message="jan") as c:
+        c.put_file("/2024/jan.csv", b"a,b\n1,2\n")
+        c.put_file("2024/feb.csv", b"a,b\n3,4\n")
+        c.put_file("/readme.txt", b"hello")
+    info = store.inspect_commit("sales@master")
+    assert info.finished and info.file_count == 3 and info.message == "jan"
+    assert info.size_bytes == len(b"a,b\n1,2\n") * 2 + 5
+    assert store.get_file("sales@master:/2024/feb.csv") == b"a,b\n3,4\n"
+    top = store.list_files("sales@master")
+    assert [(f.path, f.type) for f in top] == [("/2024", "dir"), ("/readme.txt", "file")]
+    assert top[0].size == 16
+    assert [f.path for f in store.list_files("sales@master:/", recursive=True)] == [
+        "/2024/feb.csv",
+        "/2024/jan.csv",
+        "/readme.txt",
+    ]
+    assert [f.path for f in store.glob_files("sales@master:/**/*.csv")] == [
+        "/2024/feb.csv",
+        "/2024/jan.csv",
+    ]
+    assert store.inspect_file("sales@master:/2024").type == "dir"
+    with pytest.raises(FileNotFound):
+        store.get_file("sales@master:/nope.csv")
+
+
+def test_failed_commit_block_leaves_nothing_visible(store):
+    store.create_repo("sales")
+    store.put_file("sales@master:/a.txt", b"one")
+    before = store.inspect_commit("sales@master")
+    with pytest.raises(RuntimeError):
+        with store.commit("sales@master") as c:
+            c.put_file("/b.txt", b"two")
+            raise RuntimeError("boom")
+    assert store.inspect_commit("sales@master").id == before.id
+    assert [f.path for f in store.list_files("sales@master")] == ["/a.txt"]
+
+
+def test_references_and_ancestry(store):
+    store.create_repo("r")
+    ids = [store.put_file(f"r@master:/f{i}.txt", str(i).encode()).id for i in range(4)]
+    assert store.inspect_commit("r@master").id == ids[-1]
+    assert store.inspect_commit("r@master^").id == ids[-2]
+    assert store.inspect_commit("r@master^3").id == ids[0]
+    assert store.inspect_commit("r@master~2").id == ids[1]
+    assert store.inspect_commit(f"r@{ids[1]}").id == ids[1]
+    assert store.get_file(f"r@{ids[0]}:/f0.txt") == b"0"
+    with pytest.raises(FileNotFound):
+        store.get_file(f"r@{ids[0]}:/f1.txt")
+    with pytest.raises(CommitNotFound):
+        store.inspect_commit("r@master^9")
+    for bad in ["r@", "r@master:/../etc", "@master", "r@bad name"]:
+        with pytest.raises((InvalidReference, InvalidPath)):
+            store.inspect_commit(bad)
+
+
+def test_open_commits_serialise_writers_and_finished_commits_are_immutable(store):
+    store.create_repo("r")
+    open_commit = store.start_commit("r@master", message="wip")
+    store.put_file(f"r@{open_commit.id}:/a.txt", b"A")
+    store.put_file("r@master:/b.txt", b"B")  # goes into the open commit too
+    assert {f.path for f in store.list_files("r@master")} == {"/a.txt", "/b.txt"}
+    with pytest.raises(Conflict):
+        store.start_commit("r@master")
+    done = store.finish_commit("r@master")
+    assert done.finished and done.file_count == 2
+    with pytest.raises(CommitFinished):
+        store.put_file(f"r@{done.id}:/c.txt", b"C")
+    with pytest.raises(CommitFinished):
+        store.finish_commit(f"r@{done.id}")
+
+
+def test_delete_copy_and_diff(store):
+    store.create_repo("r")
+    store.create_repo("other")
+    with store.commit("r@master") as c:
+        c.put_file("/d/a.txt", b"a")
+        c.put_file("/d/b.txt", b"b")
+        c.put_file("/keep.txt", b"k")
+    objects_before = object_count(store)
+    store.copy_file("r@master:/d", "other@master:/copied")
+    assert object_count(store) == objects_before  # no bytes copied
+    assert store.get_file("other@master:/copied/b.txt") == b"b"
+    with store.commit("r@master") as c:
+        c.put_file("/d/a.txt", b"A changed")
+        c.put_file("/new.txt", b"n")
+        c.delete_file("/keep.txt")
+    changes = {(d.path, d.kind) for d in store.diff("r@master")}
+    assert changes == {("/d/a.txt", "modified"), ("/new.txt", "added"), ("/keep.txt", "deleted")}
+    store.delete_file("r@master:/d")
+    assert [f.path for f in store.list_files("r@master", recursive=True)] == ["/new.txt"]
+    assert {d.kind for d in store.diff("r@master", "r@master^2")} == {"added", "deleted"}
+
+
+def test_unchanged_content_is_stored_once(store):
+    store.create_repo("r")
+    data = bytes(range(256)) * 4000  # ~1 MB: chunked, not packed
+    store.put_file("r@master:/big.bin", data)
+    n = object_count(store)
+    store.put_file("r@master:/same.bin", data)
+    store.put_file("r@master:/big.bin", data)
+    assert object_count(store) == n
+    assert store.get_file("r@master:/same.bin") == data
+
+
+def test_branches_and_merges(store):
+    store.create_repo("r")
+    store.put_file("r@master:/a.txt", b"1")
+    store.create_branch("r@dev", head="r@master")
+    store.put_file("r@dev:/b.txt", b"2")
+    result = store.merge("r@dev", "r@master")
+    assert result.kind == "fast-forward"
+    assert store.get_file("r@master:/b.txt") == b"2"
+    # diverge without conflict
+    store.put_file("r@dev:/c.txt", b"dev")
+    store.put_file("r@master:/d.txt", b"master")
+    result = store.merge("r@dev", "r@master")
+    assert result.kind == "merge"
+    assert {f.path for f in store.list_files("r@master")} == {
+        "/a.txt",
+        "/b.txt",
+        "/c.txt",
+        "/d.txt",
+    }
+    assert store.merge("r@dev", "r@master").kind == "up-to-date"
+    # conflict: both change a.txt differently
+    store.put_file("r@dev:/a.txt", b"dev-version")
+    store.put_file("r@master:/a.txt", b"master-version")
+    head = store.inspect_commit("r@master").id
+    with pytest.raises(MergeConflict) as info:
+        store.merge("r@dev", "r@master")
+    assert info.value.paths == ["/a.txt"]
+    assert store.inspect_commit("r@master").id == head
+    assert [b.name for b in store.list_branches("r")] == ["dev", "master"]
+    store.delete_branch("r@dev")
+    assert [b.name for b in store.list_branches("r")] == ["master"]
+
+
+def test_provenance_and_subvenance(store):
+    store.create_repo("raw")
+    store.create_repo("clean")
+    src = store.put_file("raw@master:/x.csv", b"x")
+    with store.commit("clean@master", provenance=["raw@master"]) as c:
+        c.put_file("/x.csv", b"X")
+    out = store.inspect_commit("clean@master")
+    assert [c.id for c in store.provenance("clean@master")] == [src.id]
+    assert [c.id for c in store.subvenance(f"raw@{src.id}")] == [out.id]
+
+
+def test_squash_and_delete_commits(store):
+    store.create_repo("r")
+    first = store.put_file("r@master:/a.txt", b"1")
+    middle = store.put_file("r@master:/b.txt", b"2")
+    last = store.put_file("r@master:/c.txt", b"3")
+    store.squash_commit(f"r@{middle.id}")
+    assert store.inspect_commit("r@master^").id == first.id
+    assert store.get_file("r@master:/b.txt") == b"2"  # its change is still in the child
+    store.delete_commit("r@master")
+    assert store.inspect_commit("r@master").id == first.id
+    with pytest.raises(CommitNotFound):
+        store.inspect_commit(f"r@{last.id}")
+
+
+def test_corruption_is_detected_and_named(store, tmp_path):
+    store.create_repo("r")
+    store.put_file("r@master:/a.txt", b"precious data")
+    assert store.fsck().ok
+    (key,) = list(store.objects.keys())
+    location = store.objects.location(key)
+    fs = store.objects._fs
+    raw = bytearray(fs.cat_file(location))
+    raw[-1] ^= 0xFF
+    fs.pipe_file(location, bytes(raw))
+    store.objects._cache.discard(key)
+    with pytest.raises(CorruptObject, match=key):
+        store.get_file("r@master:/a.txt")
+    report = store.fsck()
+    assert not report.ok
+    assert key in report.problems[0] and "corrupt" in report.problems[0]
+
+
+def test_gc_removes_only_unreferenced_objects(store):
+    store.create_repo("keep")
+    store.create_repo("drop")
+    store.put_file("keep@master:/k.txt", b"keep me")
+    store.put_file("drop@master:/d.txt", b"drop me")
+    open_commit = store.start_commit("keep@wip")
+    store.put_file(f"keep@{open_commit.id}:/w.txt", b"work in progress")
+    store.delete_repo("drop")
+    report = store.gc(grace_seconds=0)
+    assert report.objects_deleted >= 1
+    assert store.get_file("keep@master:/k.txt") == b"keep me"
+    assert store.get_file(f"keep@{open_commit.id}:/w.txt") == b"work in progress"
+    assert store.fsck().ok
+    assert store.gc(grace_seconds=0).objects_deleted == 0
+
+
+def test_concurrent_writers_lose_no_update(store):
+    store.create_repo("r")
+    errors = []
+
+    def writer(n):
+        for i in range(8):
+            for attempt in range(50):
+                try:
+                    store.put_file(f"r@master:/w{n}/f{i}.txt", f"{n}-{i}".encode())
+                    break
+                except Conflict:
+                    continue
+            else:
+                errors.append((n, i))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    files = store.list_files("r@master", recursive=True)
+    assert len(files) == 24
+    assert store.get_file("r@master:/w2/f7.txt") == b"2-7"
