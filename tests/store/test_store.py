@@ -278,3 +278,38 @@ def test_concurrent_writers_lose_no_update(store):
     files = store.list_files("r@master", recursive=True)
     assert len(files) == 24
     assert store.get_file("r@master:/w2/f7.txt") == b"2-7"
+
+
+def test_record_files_makes_one_commit_from_stored_contents(store):
+    from headrace.store.errors import StoreError
+
+    store.create_repo("src")
+    store.create_repo("out")
+    src = store.put_file("src@master:/in.txt", b"input")
+    store.put_file("out@master:/keep.txt", b"keep")
+    writer = store.writer()
+    added = [
+        ("a.txt", writer.add_bytes(b"alpha")),
+        ("sub/b.bin", writer.add_bytes(b"b" * 300_000)),
+        ("/empty", writer.add_bytes(b"")),
+    ]
+    writer.flush()
+    files = [(path, writer.resolve(c)) for path, c in added]
+    pending = store.writer().add_bytes(b"not flushed")
+    with pytest.raises(StoreError, match="pending"):
+        store.record_files("out@master", [("p", pending)])
+    with pytest.raises(InvalidPath, match="path /d/a is given twice"):
+        store.record_files("out@master:/d", [("a", files[0][1]), ("/a", files[0][1])])
+    with pytest.raises(InvalidReference, match="repo@branch"):
+        store.record_files(f"out@{src.id}", files)
+    assert len(store.list_commits("out")) == 1  # the refused calls recorded nothing
+    info = store.record_files("out@master:/d", files, message="recorded", provenance=["src@master"])
+    assert info.finished and info.message == "recorded" and info.file_count == 4
+    assert store.get_file("out@master:/d/sub/b.bin") == b"b" * 300_000
+    assert store.get_file("out@master:/d/a.txt") == b"alpha"
+    assert store.get_file("out@master:/keep.txt") == b"keep"  # the parent's files stay
+    assert [c.id for c in store.provenance("out@master")] == [src.id]
+    assert store.fsck().ok
+    store.start_commit("out@master")
+    with pytest.raises(Conflict, match="open commit"):
+        store.record_files("out@master", files)

@@ -27,6 +27,7 @@ from headrace.cli.script import (
     format_traceback,
     run_target,
 )
+from headrace.cli.store_commands import register as register_store_commands
 
 __all__ = ["app", "main"]
 
@@ -308,6 +309,9 @@ def _print_plans(console: Console, chosen: list[tuple[int, CapturedPipeline]], t
 @app.command(help="Print the versions of headrace and Python.")
 def version() -> None:
     typer.echo(f"headrace {headrace.__version__} (Python {platform.python_version()})")
+
+
+register_store_commands(app)
 
 
 def main() -> None:

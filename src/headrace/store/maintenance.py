@@ -74,6 +74,8 @@ def merge(store: Store, source: str, target: str, message: str = "") -> MergeRes
             store.meta.set_head(conn, t_ref.repo, t_ref.ref, None, src.id)
             return MergeResult("fast-forward", CommitInfo.of(src))
         dst = store.meta.get_commit(conn, head)
+        if dst.id == src.id:
+            return MergeResult("up-to-date", CommitInfo.of(dst))
         if dst.state == OPEN:
             raise Conflict(f"{target} has an open commit {dst.id}; finish it before merging")
         src_line = _lineage(store, conn, src.id)

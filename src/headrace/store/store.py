@@ -177,7 +177,13 @@ class Store:
             commit = self.meta.get_commit(conn, r.ref, repo=r.repo)
         else:
             self.meta.get_repo(conn, r.repo)
-            branch = self.meta.get_branch(conn, r.repo, r.ref)
+            try:
+                branch = self.meta.get_branch(conn, r.repo, r.ref)
+            except BranchNotFound:
+                raise BranchNotFound(
+                    f"branch {r.repo}@{r.ref} does not exist yet; a branch is created by its "
+                    "first commit (or headrace branch create)"
+                ) from None
             if branch.head_commit is None:
                 raise CommitNotFound(f"branch {r.repo}@{r.ref} has no commits yet")
             commit = self.meta.get_commit(conn, branch.head_commit)
@@ -416,7 +422,7 @@ class Store:
     def put_files(
         self,
         ref: str,
-        files: Iterable[tuple[str, bytes | str | os.PathLike[str]]],
+        files: Iterable[tuple[str, bytes | str | os.PathLike[str] | IO[bytes]]],
         message: str = "",
         progress: Callable[[int], None] | None = None,
     ) -> CommitInfo:
@@ -436,6 +442,45 @@ class Store:
         return self._record(
             str(Ref(r.repo, r.ref, r.ancestry)), changes, [*created, *finals], message
         )
+
+    def record_files(
+        self,
+        ref: str,
+        files: Iterable[tuple[str, Content]],
+        message: str = "",
+        provenance: Iterable[str] = (),
+    ) -> CommitInfo:
+        """Make one finished commit on branch ``ref`` holding ``files``, already-stored contents.
+
+        ``files`` are ``(path, Content)`` pairs (paths relative to ``ref``'s path) whose objects
+        are already written, e.g. the Contents a :meth:`writer` returned after its ``flush``.
+        The contents, the commit (parent: the branch head, so files not named are kept), its
+        files and its ``provenance`` (references of the commits it was made from) are recorded
+        in one transaction: the commit appears whole or not at all. A path given twice is an
+        error; so is an open commit on the branch (:class:`Conflict`).
+        """
+        r = parse_ref(ref)
+        if r.is_commit or r.ancestry:
+            raise InvalidReference(f"record_files() needs repo@branch, got {ref!r}")
+        base = (r.path or "/").rstrip("/")
+        staged: dict[str, Content] = {}
+        for rel, content in files:
+            path = normalize_path(base + "/" + rel.lstrip("/"), allow_root=False)
+            if path in staged:
+                raise InvalidPath(f"record_files() on {ref}: path {path} is given twice")
+            staged[path] = content
+        rows = [(c.hash, c.size, c.to_json()) for c in staged.values()]  # refuses pending ones
+        with self.meta.transaction() as conn:
+            if rows:
+                self.meta.put_contents(conn, rows)
+            commit = self._start(conn, Ref(r.repo, r.ref), message, "USER", None)
+            if staged:
+                changes = [(p, c.hash, c.size) for p, c in staged.items()]
+                self.meta.stage_changes(conn, commit.id, changes)
+            ids = [self._resolve(conn, parse_ref(p)).id for p in provenance]
+            if ids:
+                self.meta.add_provenance(conn, commit.id, ids)
+            return CommitInfo.of(self._finish(conn, commit, None))
 
     def put_dir(
         self,
