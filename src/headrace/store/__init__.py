@@ -24,3 +24,17 @@ Write order makes crashes harmless: object bytes are written (idempotently, unde
 before the metadata transaction that references them; a crash leaves at most unreferenced
 objects, which ``gc`` removes, and never a half-visible commit.
 """
+
+from typing import Any
+
+__all__ = ["Store"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that importing a light module of this package (refs, errors) does not load
+    # SQLAlchemy and the object store.
+    if name == "Store":
+        from headrace.store.store import Store
+
+        return Store
+    raise AttributeError(f"module 'headrace.store' has no attribute {name!r}")
