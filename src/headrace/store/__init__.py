@@ -14,9 +14,12 @@ Design (one concern per module; the store imports nothing of headrace but itself
               sorted paths (node boundaries chosen by hashing, so an edit rewrites only the nodes
               on its path and two trees share every unchanged node). Lookup, paginated listing,
               glob and diff (which skips shared nodes) cost what they touch, not the repo's size.
+              ``treenodes`` holds the node encoding and reading, ``treequery`` glob and diff.
 ``metadata``  SQL metadata through SQLAlchemy (SQLite in WAL mode by default, PostgreSQL by
               URL): repos, branches, commits, staged changes of open commits, provenance, file
-              contents, tree nodes; versioned schema; every mutation one transaction.
+              contents, tree nodes; every mutation one transaction. ``schema`` holds the tables
+              and migrations, ``sql`` engines and dialect helpers.
+``records``   the plain records the API returns; ``maintenance`` merge, fsck and gc.
 ``store``     :class:`Store`, the Python API tying them together (commits as context managers,
               file operations, diff, merge, provenance, fsck, gc).
 

@@ -1,36 +1,11 @@
 """SQL metadata of the versioned store: one database (SQLite or PostgreSQL) through SQLAlchemy Core.
 
-:class:`Metadata` owns the schema, its versioning and every query; the store facade composes
+:class:`Metadata` owns the schema's versioning and every query; the store facade composes
 its operations inside :meth:`Metadata.transaction`, so one logical change is one transaction and
 a crash at any instant leaves no half-visible commit. Operations take the connection as their
-first argument and never commit on their own.
-
-URLs: ``sqlite:////abs/path/metadata.db`` (the default home of a local store; see
-:func:`sqlite_url`), ``sqlite://`` (in memory, on one shared connection: for examples only;
-no concurrent or overlapping transactions) or
-``postgresql+psycopg://user@host:5432/db`` (``postgresql://`` is accepted and means psycopg).
-
-Tables (times are seconds since the epoch as floating point numbers; hashes and keys are text):
-
-``schema_version``  ``version`` (PK, int), ``applied_at``: one row per applied migration.
-``repos``           ``name`` (PK), ``description``, ``created_at``.
-``branches``        ``repo`` (→ repos, cascade), ``name``, ``head_commit`` (→ commits, NULL for an
-                    empty branch), ``created_at``; PK (repo, name).
-``commits``         ``id`` (PK, 32 hex digits), ``seq`` (unique, increasing with insertion: the
-                    "newest first" order), ``repo`` (→ repos, cascade), ``branch`` (the branch it
-                    was made on, NULL if none; a name, not a reference, so history survives
-                    deleting the branch), ``parent`` (→ commits, NULL for a first commit),
-                    ``origin`` ('USER' | 'AUTO'), ``state`` ('OPEN' | 'FINISHED'),
-                    ``started_at``, ``finished_at`` (NULL while open), ``message``,
-                    ``size_bytes`` and ``file_count`` (NULL while open), ``root_tree`` (key of
-                    the root tree node; may be set while open, fixed once finished).
-``staged``          ``commit_id`` (→ commits, cascade), ``path``, ``content_hash`` (NULL means
-                    "delete this path"), ``size``; PK (commit_id, path). Pending changes of an
-                    open commit; the last change to a path wins.
-``provenance``      ``commit_id`` (→ commits, cascade), ``source_commit_id`` (→ commits,
-                    cascade); PK (commit_id, source_commit_id): the commit was made from the source.
-``contents``        ``hash`` (PK), ``size``, ``layout`` (JSON text: how the bytes are stored).
-``tree_nodes``      ``key`` (PK), ``data`` (bytes): content-addressed, immutable tree nodes.
+first argument and never commit on their own. Below it, and re-exported here:
+:mod:`headrace.store.schema` (tables, record types, migrations) and :mod:`headrace.store.sql`
+(URLs such as :func:`sqlite_url`, engines, transactions, dialect differences).
 
 A commit's states: ``insert_commit`` creates it OPEN; ``stage_changes`` adds pending changes
 while it is open; ``finish_commit`` moves it to FINISHED (fixing its tree, size and file count
@@ -39,15 +14,12 @@ and dropping its staged changes); a FINISHED commit never changes again, except 
 of two writers that read the same head, exactly one moves it and the other gets
 :class:`~headrace.store.errors.Conflict`.
 
-Concurrency: on SQLite (WAL mode) :meth:`Metadata.transaction` starts with ``BEGIN IMMEDIATE``,
-so writers are serialised and readers never block; on PostgreSQL writers run at READ
-COMMITTED, ``set_head``/``finish_commit`` are conditional updates, and ``for_update=True`` on
-``get_branch``/``get_commit`` takes a row lock for read-then-write sequences.
-
-Schema versions: ``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1`` (version 1
-is the initial schema). Opening a database applies the missing ones in one transaction;
-a database newer than this code is refused. To change the schema, append a migration and
-update the current table definitions; never edit an applied migration.
+Concurrency: on SQLite writers are serialised (``BEGIN IMMEDIATE``); on PostgreSQL writers run
+at READ COMMITTED, ``set_head``/``finish_commit`` are conditional updates, and
+``for_update=True`` on ``get_branch``/``get_commit`` takes a row lock for read-then-write
+sequences. Opening a database applies the migrations it lacks in one transaction, reading the
+version again after taking the write lock (an advisory lock on PostgreSQL), so concurrent first
+opens migrate once; a database newer than this code is refused.
 
 >>> meta = Metadata("sqlite://")
 >>> with meta.transaction() as conn:
@@ -60,25 +32,14 @@ True
 
 from __future__ import annotations
 
-import json
-import os
-import threading
 import time
 import uuid
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, event
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 
 from headrace.store.errors import (
     BranchNotFound,
@@ -91,6 +52,31 @@ from headrace.store.errors import (
     StoreError,
 )
 from headrace.store.refs import validate_name
+from headrace.store.schema import (
+    _COMMIT_COLUMNS,
+    _COMMIT_SEQ,
+    _MIGRATION_LOCK,
+    _SCHEMA_VERSION_TABLE,
+    AUTO,
+    FINISHED,
+    MIGRATIONS,
+    OPEN,
+    SCHEMA_VERSION,
+    USER,
+    BranchRecord,
+    CommitRecord,
+    ContentRecord,
+    RepoRecord,
+    StagedChange,
+    _branches,
+    _commits,
+    _contents,
+    _provenance,
+    _repos,
+    _staged,
+    _tree_nodes,
+)
+from headrace.store.sql import SQLDatabase, sqlite_url
 
 __all__ = [
     "AUTO",
@@ -109,364 +95,22 @@ __all__ = [
     "sqlite_url",
 ]
 
-USER, AUTO = "USER", "AUTO"
-OPEN, FINISHED = "OPEN", "FINISHED"
-# Keys per query: SQLite binds each key of IN (...) (staying below its historical limit of 999
-# parameters); PostgreSQL binds one array per query, so its batches only bound memory.
-_BATCH = {"sqlite": 900, "postgresql": 50_000}
 
-
-# ---------------------------------------------------------------- records
-
-
-@dataclass(frozen=True, slots=True)
-class RepoRecord:
-    """One row of ``repos``."""
-
-    name: str
-    description: str
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class BranchRecord:
-    """One row of ``branches``; ``head_commit`` is None for an empty branch."""
-
-    repo: str
-    name: str
-    head_commit: str | None
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class CommitRecord:
-    """One row of ``commits`` (see the module docstring for the columns)."""
-
-    id: str
-    repo: str
-    branch: str | None
-    parent: str | None
-    origin: str
-    state: str
-    started_at: float
-    finished_at: float | None
-    message: str
-    size_bytes: int | None
-    file_count: int | None
-    root_tree: str | None
-
-    @property
-    def finished(self) -> bool:
-        return self.state == FINISHED
-
-
-@dataclass(frozen=True, slots=True)
-class StagedChange:
-    """A pending change of an open commit; ``content_hash`` None means the path is deleted."""
-
-    path: str
-    content_hash: str | None
-    size: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ContentRecord:
-    """One row of ``contents``: a file content's hash, size and storage layout (JSON text)."""
-
-    hash: str
-    size: int
-    layout: str
-
-    def layout_json(self) -> Any:
-        return json.loads(self.layout)
-
-
-# ---------------------------------------------------------------- schema
-
-
-def _v1_tables(meta: sa.MetaData) -> None:
-    """Declare the version-1 schema on ``meta``. Frozen: migration 1 creates exactly this."""
-    sa.Sequence("commit_seq", metadata=meta)
-    sa.Table(
-        "repos",
-        meta,
-        sa.Column("name", sa.String(100), primary_key=True),
-        sa.Column("description", sa.Text, nullable=False, server_default=""),
-        sa.Column("created_at", sa.Double, nullable=False),
-    )
-    sa.Table(
-        "commits",
-        meta,
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("seq", sa.BigInteger, nullable=False, unique=True),
-        sa.Column(
-            "repo", sa.String(100), sa.ForeignKey("repos.name", ondelete="CASCADE"), nullable=False
-        ),
-        sa.Column("branch", sa.String(100)),
-        sa.Column("parent", sa.String(32), sa.ForeignKey("commits.id")),
-        sa.Column("origin", sa.String(8), nullable=False),
-        sa.Column("state", sa.String(8), nullable=False),
-        sa.Column("started_at", sa.Double, nullable=False),
-        sa.Column("finished_at", sa.Double),
-        sa.Column("message", sa.Text, nullable=False, server_default=""),
-        sa.Column("size_bytes", sa.BigInteger),
-        sa.Column("file_count", sa.BigInteger),
-        sa.Column("root_tree", sa.String),
-        sa.CheckConstraint("origin IN ('USER', 'AUTO')", name="commit_origin"),
-        sa.CheckConstraint("state IN ('OPEN', 'FINISHED')", name="commit_state"),
-        sa.Index("commits_repo_seq", "repo", "seq"),
-        sa.Index("commits_repo_branch_seq", "repo", "branch", "seq"),
-        sa.Index("commits_parent", "parent"),
-    )
-    sa.Table(
-        "branches",
-        meta,
-        sa.Column(
-            "repo",
-            sa.String(100),
-            sa.ForeignKey("repos.name", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        sa.Column("name", sa.String(100), primary_key=True),
-        sa.Column("head_commit", sa.String(32), sa.ForeignKey("commits.id")),
-        sa.Column("created_at", sa.Double, nullable=False),
-        sa.Index("branches_head", "head_commit"),
-    )
-    sa.Table(
-        "staged",
-        meta,
-        sa.Column(
-            "commit_id",
-            sa.String(32),
-            sa.ForeignKey("commits.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        sa.Column("path", sa.String, primary_key=True),
-        sa.Column("content_hash", sa.String),
-        sa.Column("size", sa.BigInteger),
-    )
-    sa.Table(
-        "provenance",
-        meta,
-        sa.Column(
-            "commit_id",
-            sa.String(32),
-            sa.ForeignKey("commits.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        sa.Column(
-            "source_commit_id",
-            sa.String(32),
-            sa.ForeignKey("commits.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        sa.Index("provenance_source", "source_commit_id"),
-    )
-    sa.Table(
-        "contents",
-        meta,
-        sa.Column("hash", sa.String, primary_key=True),
-        sa.Column("size", sa.BigInteger, nullable=False),
-        sa.Column("layout", sa.Text, nullable=False),
-    )
-    sa.Table(
-        "tree_nodes",
-        meta,
-        sa.Column("key", sa.String, primary_key=True),
-        sa.Column("data", sa.LargeBinary, nullable=False),
-    )
-
-
-def _migrate_v1(conn: Connection) -> None:
-    meta = sa.MetaData()
-    _v1_tables(meta)
-    meta.create_all(conn)
-
-
-MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_v1]
-"""``MIGRATIONS[i]`` upgrades a database from version ``i`` to ``i + 1``."""
-SCHEMA_VERSION = len(MIGRATIONS)
-
-# The current schema (the same as version 1 until a migration changes it).
-_META = sa.MetaData()
-_v1_tables(_META)
-_SCHEMA_VERSION_TABLE = sa.Table(
-    "schema_version",
-    sa.MetaData(),
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("applied_at", sa.Double, nullable=False),
-)
-_COMMIT_SEQ = sa.Sequence("commit_seq")
-_repos = _META.tables["repos"]
-_branches = _META.tables["branches"]
-_commits = _META.tables["commits"]
-_staged = _META.tables["staged"]
-_provenance = _META.tables["provenance"]
-_contents = _META.tables["contents"]
-_tree_nodes = _META.tables["tree_nodes"]
-_COMMIT_COLUMNS = [c for c in _commits.c if c.name != "seq"]
-
-# A fixed key for pg_advisory_xact_lock: serialises concurrent migrations of one database.
-_MIGRATION_LOCK = 0x68656164726163  # "headrac"
-
-
-# ---------------------------------------------------------------- engine
-
-
-def sqlite_url(path: str | os.PathLike[str]) -> str:
-    """The metadata URL of an SQLite file (the default for a store in a local folder).
-
-    >>> sqlite_url("/data/store/metadata.db")
-    'sqlite:////data/store/metadata.db'
-    """
-    return "sqlite:///" + str(Path(path).absolute())
-
-
-def _normalise_url(url: str) -> URL:
-    try:
-        parsed = make_url(url)
-    except Exception as e:
-        raise StoreError(
-            f"invalid metadata URL {url!r}: {e}; use sqlite:////path/metadata.db or "
-            "postgresql+psycopg://user@host:5432/database"
-        ) from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.drivername in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
-        return parsed
-    raise StoreError(
-        f"unsupported metadata URL {parsed.render_as_string(hide_password=True)!r}: "
-        "use sqlite:////path/metadata.db or postgresql+psycopg://user@host:5432/database"
-    )
-
-
-_OPEN_ENGINES: weakref.WeakSet[Metadata] = weakref.WeakSet()
-
-
-def _dispose_after_fork() -> None:
-    # Pooled connections belong to the parent process; the child opens its own.
-    for meta in list(_OPEN_ENGINES):
-        meta._engine.dispose(close=False)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_dispose_after_fork)
-
-
-class Metadata:
+class Metadata(SQLDatabase):
     """The store's SQL metadata at ``url``; creates or upgrades its schema when opened.
 
     ``busy_timeout`` (seconds, SQLite only) is how long a writer waits for another writer
     before failing with "database is locked". Pickles as its URL (reopened on unpickling).
+    Transactions, ``close`` and pickling are those of :class:`~headrace.store.sql.SQLDatabase`.
     """
 
     def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
-        self.url = url
-        self.busy_timeout = busy_timeout
-        parsed = _normalise_url(url)
-        self.dialect = "sqlite" if parsed.drivername.startswith("sqlite") else "postgresql"
-        self._shown_url = parsed.render_as_string(hide_password=True)
-        self._compiled: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
-        self._local = threading.local()  # .writing: this thread is inside transaction()
-        self._engine = self._create_engine(parsed)
-        _OPEN_ENGINES.add(self)
+        super().__init__(url, busy_timeout=busy_timeout)
         try:
             self._migrate()
         except BaseException:
             self._engine.dispose()
             raise
-
-    # ---- lifecycle
-
-    def _create_engine(self, url: URL) -> Engine:
-        if self.dialect == "postgresql":
-            return sa.create_engine(url, pool_pre_ping=True)
-        database = url.database or ""
-        if database in ("", ":memory:"):
-            engine = sa.create_engine(
-                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
-            )
-        else:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(url, connect_args={"timeout": self.busy_timeout})
-        timeout_ms = int(self.busy_timeout * 1000)
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Take transaction control from the sqlite3 module: _on_begin issues BEGIN.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            if database not in ("", ":memory:"):
-                cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            mode = conn.get_execution_options().get("headrace_begin", "IMMEDIATE")
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
-        return engine
-
-    def close(self) -> None:
-        """Close every pooled connection; the object can still be used (it reconnects)."""
-        self._engine.dispose()
-
-    def __enter__(self) -> Metadata:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"Metadata({self._shown_url!r})"
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "busy_timeout": self.busy_timeout}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], busy_timeout=state["busy_timeout"])  # type: ignore[misc]
-
-    @property
-    def engine(self) -> Engine:
-        return self._engine
-
-    # ---- transactions
-
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A write transaction: commits when the block ends, rolls back if it raises.
-
-        On SQLite it begins with ``BEGIN IMMEDIATE`` (one writer at a time; others wait up to
-        ``busy_timeout``). Transactions do not nest: pass the open one's connection instead.
-        """
-        if getattr(self._local, "writing", False):
-            raise StoreError(
-                f"a write transaction on {self._shown_url} is already open in this thread; "
-                "pass its connection on instead of opening another (the two would wait for "
-                "each other)"
-            )
-        self._local.writing = True
-        try:
-            with self._engine.connect() as conn, conn.begin():
-                yield conn
-        finally:
-            self._local.writing = False
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A read-only transaction seeing one consistent snapshot; never blocks writers."""
-        with self._engine.connect() as conn:
-            if self.dialect == "sqlite":
-                conn.execution_options(headrace_begin="DEFERRED")
-            else:
-                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            conn.begin()
-            try:
-                yield conn
-            finally:
-                conn.rollback()
 
     # ---- schema versions
 
@@ -859,7 +503,7 @@ class Metadata:
         latest = {path: (content_hash, size) for path, content_hash, size in changes}
         paths = list(latest)
         values = list(latest.values())
-        self._bulk_insert(
+        self._ops.bulk_insert(
             conn,
             _staged,
             {
@@ -893,10 +537,10 @@ class Metadata:
         if not unique:
             return
         self.get_commit(conn, commit_id)
-        missing = sorted(set(unique) - self._existing(conn, _commits.c.id, unique))
+        missing = sorted(set(unique) - self._ops.existing(conn, _commits.c.id, unique))
         if missing:
             raise CommitNotFound(f"provenance of {commit_id}: commit {missing[0]} not found")
-        self._bulk_insert(
+        self._ops.bulk_insert(
             conn,
             _provenance,
             {"commit_id": [commit_id] * len(unique), "source_commit_id": unique},
@@ -947,7 +591,7 @@ class Metadata:
         """Insert ``(hash, size, layout_json)`` rows; hashes already present are kept as is."""
         unique = {h: (size, layout) for h, size, layout in items}
         values = list(unique.values())
-        self._bulk_insert(
+        self._ops.bulk_insert(
             conn,
             _contents,
             {
@@ -967,14 +611,14 @@ class Metadata:
     def get_contents(self, conn: Connection, hashes: Iterable[str]) -> dict[str, ContentRecord]:
         """The known contents among ``hashes``, by hash (unknown ones are left out)."""
         out: dict[str, ContentRecord] = {}
-        for batch in self._batches(hashes):
-            query = sa.select(_contents).where(self._among(_contents.c.hash, batch))
+        for batch in self._ops.batches(hashes):
+            query = sa.select(_contents).where(self._ops.among(_contents.c.hash, batch))
             out.update((row.hash, ContentRecord(*row)) for row in conn.execute(query))
         return out
 
     def contents_exist(self, conn: Connection, hashes: Iterable[str]) -> set[str]:
         """Which of ``hashes`` are known contents."""
-        return self._existing(conn, _contents.c.hash, hashes)
+        return self._ops.existing(conn, _contents.c.hash, hashes)
 
     def all_content_hashes(self, conn: Connection) -> set[str]:
         """Every content hash (for gc)."""
@@ -988,15 +632,17 @@ class Metadata:
     def delete_contents(self, conn: Connection, hashes: Iterable[str]) -> int:
         """Delete content rows (for gc); returns how many were deleted."""
         return sum(
-            conn.execute(_contents.delete().where(self._among(_contents.c.hash, batch))).rowcount
-            for batch in self._batches(hashes)
+            conn.execute(
+                _contents.delete().where(self._ops.among(_contents.c.hash, batch))
+            ).rowcount
+            for batch in self._ops.batches(hashes)
         )
 
     # ---- tree nodes
 
     def put_tree_nodes(self, conn: Connection, nodes: Mapping[str, bytes]) -> None:
         """Insert tree nodes by key; keys already present are kept (nodes are immutable)."""
-        self._bulk_insert(conn, _tree_nodes, {"key": list(nodes), "data": list(nodes.values())})
+        self._ops.bulk_insert(conn, _tree_nodes, {"key": list(nodes), "data": list(nodes.values())})
 
     def get_tree_node(self, conn: Connection, key: str) -> bytes:
         """The node's bytes; :class:`ObjectNotFound` if there is no such node."""
@@ -1017,79 +663,15 @@ class Metadata:
     def delete_tree_nodes(self, conn: Connection, keys: Iterable[str]) -> int:
         """Delete tree nodes (for gc); returns how many were deleted."""
         return sum(
-            conn.execute(_tree_nodes.delete().where(self._among(_tree_nodes.c.key, batch))).rowcount
-            for batch in self._batches(keys)
+            conn.execute(
+                _tree_nodes.delete().where(self._ops.among(_tree_nodes.c.key, batch))
+            ).rowcount
+            for batch in self._ops.batches(keys)
         )
 
     def tree_nodes(self, conn: Connection) -> TreeNodes:
         """A node store (``get_node``/``put_nodes``) bound to ``conn``, for the trees module."""
         return TreeNodes(self, conn)
-
-    # ---- helpers
-
-    def _bulk_insert(
-        self,
-        conn: Connection,
-        table: sa.Table,
-        columns: dict[str, list[Any]],
-        update: tuple[str, ...] = (),
-    ) -> None:
-        """Insert rows given column by column; on a primary key already present, overwrite the
-        ``update`` columns (or keep the row if there are none). Rows must have distinct keys.
-
-        SQLite: one prepared statement run over all rows (executemany). PostgreSQL: one
-        ``INSERT ... SELECT FROM unnest(arrays)`` per batch, a single round trip.
-        """
-        names = list(columns)
-        total = len(columns[names[0]])
-        batch = _BATCH[self.dialect]
-        if self.dialect == "postgresql":
-            arrays = [
-                sa.bindparam(name, type_=pg_dialect.ARRAY(table.c[name].type)) for name in names
-            ]
-            rows = sa.select(sa.func.unnest(*arrays).table_valued(*names).render_derived())
-            statement = self._on_conflict(pg_dialect.insert(table).from_select(names, rows), update)
-            for start in range(0, total, batch):
-                conn.execute(
-                    statement, {name: columns[name][start : start + batch] for name in names}
-                )
-        elif total:
-            # Compiled once; rows go to the driver as tuples, skipping per-row bind processing
-            # (none is needed for these column types on SQLite).
-            key = (table.name, tuple(names), update)
-            compiled = self._compiled.get(key)
-            if compiled is None:
-                statement = self._on_conflict(sqlite_dialect.insert(table), update)
-                done = statement.compile(dialect=self._engine.dialect, column_keys=names)
-                compiled = self._compiled[key] = (done.string, tuple(done.positiontup or ()))
-            sql, order = compiled
-            conn.exec_driver_sql(sql, list(zip(*(columns[name] for name in order))))
-
-    @staticmethod
-    def _on_conflict(insert: Any, update: tuple[str, ...]) -> Any:
-        if not update:
-            return insert.on_conflict_do_nothing()
-        return insert.on_conflict_do_update(
-            index_elements=list(insert.table.primary_key.columns),
-            set_={name: insert.excluded[name] for name in update},
-        )
-
-    def _batches(self, keys: Iterable[str]) -> Iterator[list[str]]:
-        size = _BATCH[self.dialect]
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), size):
-            yield unique[start : start + size]
-
-    def _among(self, column: sa.Column[Any], keys: list[str]) -> sa.ColumnElement[bool]:
-        if self.dialect == "postgresql":
-            return column == sa.any_(sa.bindparam("keys", keys, type_=pg_dialect.ARRAY(sa.String)))
-        return column.in_(keys)
-
-    def _existing(self, conn: Connection, column: sa.Column[Any], keys: Iterable[str]) -> set[str]:
-        found: set[str] = set()
-        for batch in self._batches(keys):
-            found.update(conn.scalars(sa.select(column).where(self._among(column, batch))))
-        return found
 
 
 class TreeNodes:
