@@ -16,6 +16,8 @@ MODEL_VALUE_TYPES = {
     "headrace.model.metrics",
     "headrace.model.pvalue",
     "headrace.model.result",
+    "headrace.model.trigger",
+    "headrace.model.userstate",
 }
 
 ALLOWED: dict[str, set[str]] = {

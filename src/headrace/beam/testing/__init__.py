@@ -1,5 +1,5 @@
 """``apache_beam.testing``."""
 
-from headrace.beam.testing import test_pipeline, util
+from headrace.beam.testing import test_pipeline, test_stream, util
 
-__all__ = ["test_pipeline", "util"]
+__all__ = ["test_pipeline", "test_stream", "util"]

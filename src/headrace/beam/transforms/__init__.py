@@ -1,6 +1,6 @@
 """``apache_beam.transforms``."""
 
-from headrace.beam.transforms import combiners, core, ptransform, util, window
+from headrace.beam.transforms import combiners, core, ptransform, trigger, userstate, util, window
 from headrace.beam.transforms.core import *  # noqa: F403
 from headrace.beam.transforms.core import __all__ as _core_all
 from headrace.beam.transforms.ptransform import PTransform, ptransform_fn
@@ -15,6 +15,8 @@ __all__ = [
     "core",
     "ptransform",
     "ptransform_fn",
+    "trigger",
+    "userstate",
     "util",
     "window",
 ]

@@ -29,6 +29,7 @@ from headrace.model.metrics import DirectMetricResults, MetricUpdates
 from headrace.model.result import PipelineResult, PipelineState
 from headrace.model.window import WindowedValue
 from headrace.plan.stages import ExecutionPlan, Stage, build_plan
+from headrace.runners.direct.streaming import StreamingRun
 from headrace.runners.direct.workers import TaskFailure, WorkerPool
 from headrace.runners.tasks import Cancelled, TaskContext, TaskInput, TaskResult, run_stage_task
 
@@ -41,6 +42,7 @@ class DirectSettings:
     multi_process: bool = False
     budget_mb: int = 256
     bundle_size: int = 1024
+    streaming: bool = False
 
     @classmethod
     def from_options(cls, options: Any) -> DirectSettings:
@@ -52,6 +54,7 @@ class DirectSettings:
             multi_process=mode == "multi_processing" and workers > 1,
             budget_mb=int(values.get("direct_memory_budget_mb") or 256),
             bundle_size=int(values.get("direct_bundle_size") or 1024),
+            streaming=bool(values.get("streaming")),
         )
 
 
@@ -86,9 +89,17 @@ class DirectRunner:
 
     def run_pipeline(self, pipeline: Any, options: Any) -> DirectPipelineResult:
         graph: PipelineGraph = pipeline.to_graph() if hasattr(pipeline, "to_graph") else pipeline
-        plan = build_plan(graph)
         settings = DirectSettings.from_options(options)
-        result = DirectPipelineResult(plan, settings)
+        unbounded = any(not pc.bounded for pc in graph.pcollections.values())
+        triggered = any(pc.windowing.trigger is not None for pc in graph.pcollections.values())
+        if settings.streaming or unbounded or triggered:
+            # TestStream and unbounded sources run in streaming mode, as Beam's direct runner
+            # does; so do bounded pipelines with custom triggers (batch is streaming with the
+            # watermark jumping to the end of time), in one process.
+            streaming = StreamingRun(graph, threading.Event())
+            result = DirectPipelineResult(None, settings, streaming)
+        else:
+            result = DirectPipelineResult(build_plan(graph), settings)
         result._start()
         return result
 
@@ -96,11 +107,17 @@ class DirectRunner:
 class DirectPipelineResult(PipelineResult):
     """The handle on a direct run. ``wait_until_finish`` re-raises a failure."""
 
-    def __init__(self, plan: ExecutionPlan, settings: DirectSettings) -> None:
+    def __init__(
+        self,
+        plan: ExecutionPlan | None,
+        settings: DirectSettings,
+        streaming: StreamingRun | None = None,
+    ) -> None:
         super().__init__(PipelineState.RUNNING)
         self.plan = plan
         self.settings = settings
-        self.progress = [StageProgress(s.name) for s in plan.stages]
+        self.streaming = streaming
+        self.progress = [StageProgress(s.name) for s in plan.stages] if plan else []
         self._error: BaseException | None = None
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -130,6 +147,9 @@ class DirectPipelineResult(PipelineResult):
             self._cancel.set()
             if self._pool is not None:
                 self._pool.close(terminate=True)
+        if self.streaming is not None:
+            self.streaming.cancelled.set()
+        if not self._done.is_set():
             self._done.wait()
         return self._state
 
@@ -142,17 +162,26 @@ class DirectPipelineResult(PipelineResult):
 
     # -- coordinator -----------------------------------------------------------------------------
 
+    @property
+    def batch_plan(self) -> ExecutionPlan:
+        assert self.plan is not None, "a streaming run has no batch plan"
+        return self.plan
+
     def _start(self) -> None:
-        if self.settings.multi_process:
-            self._pool = WorkerPool(self.settings.num_workers, self.plan)
-        self._thread = threading.Thread(target=self._run, name="headrace-direct", daemon=True)
+        if self.streaming is not None:
+            target = self._run_streaming
+        else:
+            target = self._run
+        if self.settings.multi_process and self.streaming is None:
+            self._pool = WorkerPool(self.settings.num_workers, self.batch_plan)
+        self._thread = threading.Thread(target=target, name="headrace-direct", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         spill_dir = tempfile.mkdtemp(prefix="headrace-run-")
         state = _RunState()
         try:
-            for stage in self.plan.stages:
+            for stage in self.batch_plan.stages:
                 if self._cancel.is_set():
                     raise Cancelled()
                 self._run_stage(stage, state, spill_dir)
@@ -174,13 +203,52 @@ class DirectPipelineResult(PipelineResult):
             self.finished = time.perf_counter()
             self._done.set()
 
+    def _run_streaming(self) -> None:
+        run = self.streaming
+        assert run is not None
+        try:
+            run.run()
+            self._metrics = run.metric_updates()
+            if run.cancelled.is_set():
+                self._abort_streaming(run)
+                self._state = PipelineState.CANCELLED
+                return
+            for tid, records in run.finalize_records.items():
+                node = run.graph.transforms[tid]
+                assert node.payload is not None
+                try:
+                    node.payload.load().commit(records)
+                except Exception as e:
+                    raise annotate(e, node.label, what="commit") from None
+            self._state = PipelineState.DONE
+        except BaseException as e:
+            self._metrics = run.metric_updates()
+            self._error = e
+            self._abort_streaming(run)
+            self._state = (
+                PipelineState.CANCELLED if run.cancelled.is_set() else PipelineState.FAILED
+            )
+        finally:
+            self.finished = time.perf_counter()
+            self._done.set()
+
+    def _abort_streaming(self, run: StreamingRun) -> None:
+        for tid, records in run.finalize_records.items():
+            node = run.graph.transforms[tid]
+            if node.payload is not None:
+                try:
+                    node.payload.load().abort(records)
+                except Exception as e:
+                    if self._error is not None:
+                        self._error.add_note(f"headrace: aborting {node.label!r} failed: {e!r}")
+
     def _partitions(self) -> int:
         return self.settings.num_workers if self.settings.multi_process else 1
 
     def _tasks(self, stage: Stage, state: _RunState) -> list[TaskInput]:
         root, n = stage.root, self._partitions()
         if root.kind == "source":
-            node = self.plan.leaves[root.node]
+            node = self.batch_plan.leaves[root.node]
             assert node.payload is not None
             source = node.payload.load()
             try:
@@ -217,7 +285,7 @@ class DirectPipelineResult(PipelineResult):
         )
 
     def _side_inputs(self) -> set[str]:
-        return {s.pcollection for n in self.plan.leaves.values() for s in n.side_inputs}
+        return {s.pcollection for n in self.batch_plan.leaves.values() for s in n.side_inputs}
 
     def _run_stage(self, stage: Stage, state: _RunState, spill_dir: str) -> None:
         progress = self.progress[stage.id]
@@ -240,7 +308,7 @@ class DirectPipelineResult(PipelineResult):
         results: list[TaskResult] = []
         if self._pool is None:
             for task in tasks:
-                results.append(run_stage_task(self.plan, stage, task, ctx))
+                results.append(run_stage_task(self.batch_plan, stage, task, ctx))
         else:
             pending = [self._pool.submit(stage.id, task, ctx) for task in tasks]
             for handle in pending:
@@ -271,8 +339,8 @@ class DirectPipelineResult(PipelineResult):
         return records
 
     def _commit(self, state: _RunState) -> None:
-        for tid, pid in self.plan.finalizers:
-            node = self.plan.leaves[tid]
+        for tid, pid in self.batch_plan.finalizers:
+            node = self.batch_plan.leaves[tid]
             assert node.payload is not None
             finalizer = node.payload.load()
             try:
@@ -281,8 +349,8 @@ class DirectPipelineResult(PipelineResult):
                 raise annotate(e, node.label, what="commit") from None
 
     def _abort(self, state: _RunState) -> None:
-        for tid, pid in self.plan.finalizers:
-            node = self.plan.leaves[tid]
+        for tid, pid in self.batch_plan.finalizers:
+            node = self.batch_plan.leaves[tid]
             assert node.payload is not None
             records: list[Any] = []
             try:

@@ -1,0 +1,454 @@
+"""Streaming execution in the direct runner: one event loop drives every operator.
+
+The batch path runs fused stages one after another; a streaming run cannot wait for a stage to
+finish, so every primitive becomes one operator in a single push network (the same ParDo,
+WindowInto and Flatten operators of :mod:`headrace.exec`), and groupings become pane engines that
+fire according to their triggers.
+
+State of a run, and who moves it:
+
+``watermarks``   the watermark (int microseconds) of every PCollection. Sources set theirs;
+                 every other operator's output watermark is the minimum of its inputs', and a
+                 grouping's is further held back by the earliest pane it may still emit.
+                 Recomputed in topological order by ``StreamingRun._propagate`` after every event.
+``clock``        processing time: the real clock, or the TestStream's clock when the pipeline has a
+                 TestStream (then only ``advance_processing_time`` events move it).
+``sources``      one driver per Read/Impulse: a TestStream replays its events one at a time
+                 (the pipeline is quiescent between events because pushes are synchronous); an
+                 unbounded reader is polled; a bounded source is read whole, then its watermark
+                 jumps to the end.
+
+The run ends when every source is done: their watermarks jump to +infinity, every grouping fires
+what it holds, ``finish_bundle`` runs, and sinks commit. Batch is the same machinery with the
+watermark jumping once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from headrace.exec.errors import annotate
+from headrace.exec.operators import FlattenOperator, Operator, ParDoOperator, WindowIntoOperator
+from headrace.exec.panes import PaneEngine
+from headrace.exec.sideinputs import NO_DEFAULT, SideInput
+from headrace.graph.nodes import PipelineGraph, TransformNode
+from headrace.model.metrics import Metrics, MetricsContainer, MetricUpdates, set_current_container
+from headrace.model.timestamp import MAX_US, MIN_US, to_micros
+from headrace.model.window import GLOBAL_WINDOWS_TUPLE, TimestampedValue, WindowedValue
+
+__all__ = ["StreamingRun", "streaming_leaves"]
+
+Receiver = Callable[[list[Any]], None]
+# Elements later than their window's allowed lateness (or reaching a finished trigger) are dropped
+# and counted here, under the grouping's step.
+DROPPED = Metrics.counter("headrace", "droppedDueToLateness")
+
+
+def streaming_leaves(graph: PipelineGraph) -> Iterator[TransformNode]:
+    """Primitives in topological order; composites (CombinePerKey, Reshuffle) run as their parts."""
+
+    def visit(tid: str) -> Iterator[TransformNode]:
+        node = graph.transforms[tid]
+        if node.parts:
+            for part in node.parts:
+                yield from visit(part)
+        elif node.kind != "Composite":
+            yield node
+
+    for root in graph.roots:
+        yield from visit(root)
+
+
+class Clock:
+    """Processing time in microseconds: real, or moved only by a TestStream."""
+
+    def __init__(self, controlled: bool) -> None:
+        self.controlled = controlled
+        self._now = 0 if controlled else time.time_ns() // 1000
+
+    def now_us(self) -> int:
+        return self._now if self.controlled else time.time_ns() // 1000
+
+    def advance_us(self, delta: int) -> None:
+        self._now += delta
+
+
+def _wrap(x: Any) -> WindowedValue:
+    if type(x) is WindowedValue:
+        return x
+    if type(x) is TimestampedValue:
+        return WindowedValue(x.value, x.timestamp_us, GLOBAL_WINDOWS_TUPLE)
+    return WindowedValue(x, MIN_US, GLOBAL_WINDOWS_TUPLE)
+
+
+@dataclass
+class _Source:
+    node: TransformNode
+    kind: str  # "test_stream", "unbounded", "bounded", "impulse"
+    obj: Any
+    watermark: int = MIN_US
+    done: bool = False
+    events: Any = None
+    reader: Any = None
+
+
+@dataclass
+class _Grouping:
+    node: TransformNode
+    engine: PaneEngine
+    emit: Receiver
+    metrics: MetricsContainer
+    dropped_reported: int = 0
+
+
+@dataclass
+class StreamingRun:
+    """One streaming run of ``graph``; :meth:`run` blocks until the end or cancellation."""
+
+    graph: PipelineGraph
+    cancelled: threading.Event
+    poll_interval_s: float = 0.05
+    max_poll: int = 1024
+    ops: dict[str, Operator] = field(default_factory=dict)
+    order: list[TransformNode] = field(default_factory=list)
+    watermarks: dict[str, int] = field(default_factory=dict)
+    sources: list[_Source] = field(default_factory=list)
+    groupings: dict[str, _Grouping] = field(default_factory=dict)
+    finalize_records: dict[str, list[Any]] = field(default_factory=dict)
+    containers: list[MetricsContainer] = field(default_factory=list)
+    receivers: dict[str, list[Receiver]] = field(default_factory=dict)
+    gates: dict[str, _SideInputGate] = field(default_factory=dict)
+    side_data: dict[str, list[WindowedValue]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.order = list(streaming_leaves(self.graph))
+        controlled = any(
+            n.kind == "Read" and n.payload is not None and _is_test_stream(n.payload.load())
+            for n in self.order
+        )
+        self.clock = Clock(controlled)
+        self.watermarks = dict.fromkeys(self.graph.pcollections, MIN_US)
+        self._build()
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _consumers(self) -> dict[str, list[TransformNode]]:
+        out: dict[str, list[TransformNode]] = {pid: [] for pid in self.graph.pcollections}
+        for node in self.order:
+            for pid in node.inputs:
+                out[pid].append(node)
+        return out
+
+    def _receiver_list(self, pid: str) -> list[Receiver]:
+        return self.receivers.setdefault(pid, [])
+
+    def _emitter(self, pid: str) -> Receiver:
+        targets = self._receiver_list(pid)
+
+        def emit(chunk: list[Any]) -> None:
+            for r in targets:
+                r(chunk)
+
+        return emit
+
+    def _build(self) -> None:
+        consumers = self._consumers()
+        for node in self.order:
+            outs = [pid for _, pid in node.outputs]
+            if node.kind in ("Read", "Impulse"):
+                self.sources.append(self._source(node))
+            elif node.kind == "ParDo" and node.side_inputs:
+                self.gates[node.id] = _SideInputGate(node, self)
+                for side in node.side_inputs:
+                    collected = self.side_data.setdefault(side.pcollection, [])
+                    self._receiver_list(side.pcollection).append(collected.extend)
+            elif node.kind == "ParDo":
+                if node.params.get("stateful"):
+                    raise NotImplementedError(
+                        f"{node.label!r}: stateful DoFns are not supported in streaming runs yet"
+                    )
+                self.ops[node.id] = self.pardo(node, [])
+            elif node.kind == "WindowInto":
+                self.ops[node.id] = WindowIntoOperator(
+                    node.label,
+                    node.payload.load() if node.payload else None,
+                    [self._emitter(outs[0])],
+                    in_windowed=True,
+                    out_windowed=True,
+                )
+            elif node.kind == "Flatten":
+                self.ops[node.id] = FlattenOperator(node.label, [self._emitter(outs[0])], False)
+            elif node.kind == "GroupByKey":
+                strategy = self.graph.pcollections[node.inputs[0]].windowing
+                container = MetricsContainer(node.label)
+                self.containers.append(container)
+                engine = PaneEngine.from_strategy(strategy)
+                self.groupings[node.id] = _Grouping(node, engine, self._emitter(outs[0]), container)
+            elif node.kind == "Finalize":
+                self.finalize_records[node.id] = []
+            else:
+                raise NotImplementedError(f"{node.label!r}: {node.kind} in a streaming run")
+            for pid in node.inputs:
+                self._receiver_list(pid).append(self._input_of(node))
+        del consumers
+
+    def pardo(self, node: TransformNode, side_inputs: list[tuple[str, SideInput]]) -> ParDoOperator:
+        dofn, args, kwargs = node.payload.load() if node.payload else (None, (), {})
+        container = MetricsContainer(node.label)
+        self.containers.append(container)
+        return ParDoOperator(
+            label=node.label,
+            fn_kind=node.params.get("fn_kind", "dofn"),
+            dofn=dofn,
+            args=tuple(args),
+            kwargs=dict(kwargs),
+            dofn_params=dict(node.params.get("dofn_params", {})),
+            main_tag=node.params.get("main_tag", "main"),
+            outputs={tag: [self._emitter(pid)] for tag, pid in node.outputs},
+            out_windowed=dict.fromkeys((tag for tag, _ in node.outputs), True),
+            in_windowed=True,
+            side_inputs=side_inputs,
+            metrics=container,
+        )
+
+    def _input_of(self, node: TransformNode) -> Receiver:
+        if node.id in self.gates:
+            return self.gates[node.id].buffer.extend
+        if node.id in self.ops:
+            return self.ops[node.id].process
+        if node.id in self.groupings:
+            g = self.groupings[node.id]
+            return lambda chunk: self._group_add(g, chunk)
+        if node.id in self.finalize_records:
+            records = self.finalize_records[node.id]
+            return lambda chunk: records.extend(x.value for x in chunk)
+        raise AssertionError(node.kind)
+
+    def _source(self, node: TransformNode) -> _Source:
+        if node.kind == "Impulse":
+            return _Source(node, "impulse", None)
+        assert node.payload is not None, f"{node.label!r} has no source"
+        source = node.payload.load()
+        if _is_test_stream(source):
+            return _Source(node, "test_stream", source, events=iter(source.events()))
+        if hasattr(source, "create_reader"):
+            return _Source(node, "unbounded", source, reader=source.create_reader(None))
+        return _Source(node, "bounded", source)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _group_add(self, g: _Grouping, chunk: list[Any]) -> None:
+        set_current_container(g.metrics)
+        try:
+            outputs = g.engine.process(chunk)
+        except (TypeError, ValueError) as e:
+            raise annotate(e, g.node.label) from None
+        self._emit_panes(g, outputs)
+
+    def _emit_panes(self, g: _Grouping, outputs: list[Any]) -> None:
+        if outputs:
+            g.emit(outputs)
+
+    def _push_source(self, src: _Source, elements: list[Any], tag: str | None = None) -> None:
+        if not elements:
+            return
+        chunk = [_wrap(x) for x in elements]
+        out_pid = dict(src.node.outputs)[tag] if tag is not None else src.node.outputs[0][1]
+        for r in self._receiver_list(out_pid):
+            r(chunk)
+
+    def _step_sources(self) -> bool:
+        """Advance every source once; return whether anything happened."""
+        busy = False
+        for src in self.sources:
+            if src.done:
+                continue
+            if src.kind == "impulse":
+                self._push_source(src, [b""])
+                src.done, src.watermark, busy = True, MAX_US, True
+            elif src.kind == "bounded":
+                as_list = src.obj.as_list()
+                items = as_list if as_list is not None else src.obj.read()
+                batch: list[Any] = []
+                for x in items:
+                    batch.append(x)
+                    if len(batch) >= self.max_poll:
+                        self._push_source(src, batch)
+                        batch = []
+                self._push_source(src, batch)
+                src.done, src.watermark, busy = True, MAX_US, True
+            elif src.kind == "test_stream":
+                busy = self._test_stream_event(src) or busy
+                break  # one TestStream event at a time, then let watermarks settle
+            else:
+                elements = src.reader.poll(self.max_poll, 0.0)
+                self._push_source(src, elements)
+                src.watermark = max(src.watermark, src.reader.watermark_us())
+                if src.reader.is_done():
+                    src.done, src.watermark = True, MAX_US
+                busy = busy or bool(elements)
+        return busy
+
+    def _test_stream_event(self, src: _Source) -> bool:
+        event = next(src.events, None)
+        if event is None:
+            src.done, src.watermark = True, MAX_US
+            return True
+        kind = type(event).__name__
+        if kind == "ElementEvent":
+            self._push_source(src, list(event.timestamped_values), _tag_of(src, event.tag))
+        elif kind == "WatermarkEvent":
+            src.watermark = max(src.watermark, _us(event.new_watermark))
+        elif kind == "ProcessingTimeEvent":
+            self.clock.advance_us(_us(event.advance_by))
+        return True
+
+    def _propagate(self) -> None:
+        wm = self.watermarks
+        for src in self.sources:
+            for _, pid in src.node.outputs:
+                wm[pid] = src.watermark
+        now = self.clock.now_us()
+        for node in self.order:
+            if node.kind in ("Read", "Impulse") or not node.outputs:
+                continue
+            in_wm = min((wm[p] for p in node.inputs), default=MAX_US)
+            gate = self.gates.get(node.id)
+            g = self.groupings.get(node.id)
+            if gate is not None:
+                out_wm = min(in_wm, gate.release(wm))
+            elif g is not None:
+                set_current_container(g.metrics)
+                self._emit_panes(g, g.engine.advance_watermark(in_wm))
+                self._emit_panes(g, g.engine.advance_processing_time(now))
+                self._report_dropped(g)
+                out_wm = min(in_wm, g.engine.hold())
+            else:
+                out_wm = in_wm
+            for _, pid in node.outputs:
+                wm[pid] = max(wm[pid], out_wm)
+
+    def _report_dropped(self, g: _Grouping) -> None:
+        dropped = g.engine.dropped_late + g.engine.dropped_closed
+        if dropped > g.dropped_reported:
+            DROPPED.inc(dropped - g.dropped_reported)
+            g.dropped_reported = dropped
+
+    def _next_wakeup_s(self) -> float:
+        deadlines = [
+            d for g in self.groupings.values() if (d := g.engine.next_deadline()) is not None
+        ]
+        if not deadlines or self.clock.controlled:
+            return self.poll_interval_s
+        wait = (min(deadlines) - self.clock.now_us()) / 1_000_000
+        return max(0.0, min(self.poll_interval_s, wait))
+
+    def run(self) -> None:
+        """Run until every source is done (or the run is cancelled)."""
+        try:
+            self._run()
+        finally:
+            for gate in self.gates.values():
+                if gate.op is not None:
+                    gate.op.teardown()
+
+    def _run(self) -> None:
+        ops = [self.ops[n.id] for n in self.order if n.id in self.ops]
+        for op in ops:
+            op.setup()
+        try:
+            for op in ops:
+                op.start()
+            while not self.cancelled.is_set():
+                busy = self._step_sources()
+                self._propagate()
+                if all(s.done for s in self.sources):
+                    break
+                if not busy:
+                    time.sleep(self._next_wakeup_s())
+            if self.cancelled.is_set():
+                return
+            self._propagate()
+            for node in self.order:
+                if node.id in self.ops:
+                    self.ops[node.id].finish()
+                elif node.id in self.gates and self.gates[node.id].op is not None:
+                    self.gates[node.id].op.finish()  # type: ignore[union-attr]
+        finally:
+            try:
+                for op in ops:
+                    op.teardown()
+            finally:
+                for src in self.sources:
+                    if src.reader is not None:
+                        src.reader.close()
+                set_current_container(None)
+
+    def metric_updates(self) -> MetricUpdates:
+        return MetricUpdates.merged(c.to_updates() for c in self.containers)
+
+
+class _SideInputGate:
+    """A ParDo with side inputs: main-input elements wait here until the side inputs are ready
+    for their window (the side input's watermark passed the window's end; for the global window,
+    the side input is complete). The ParDo itself is built at the first release, over the side
+    input data collected so far."""
+
+    def __init__(self, node: TransformNode, run: StreamingRun) -> None:
+        self.node = node
+        self.run = run
+        self.buffer: list[WindowedValue] = []
+        self.op: ParDoOperator | None = None
+
+    def _ready(self, wv: WindowedValue, side_wm: int) -> bool:
+        return side_wm == MAX_US or all(w.max_timestamp_us() < side_wm for w in wv.windows)
+
+    def release(self, watermarks: dict[str, int]) -> int:
+        """Process the elements whose side inputs are ready; return the hold on the output."""
+        side_wm = min(watermarks[s.pcollection] for s in self.node.side_inputs)
+        if not self.buffer:
+            return MAX_US
+        ready = [wv for wv in self.buffer if self._ready(wv, side_wm)]
+        if ready:
+            self.buffer = [wv for wv in self.buffer if not self._ready(wv, side_wm)]
+            if self.op is None:
+                self.op = self._build(side_wm)
+            self.op.process(ready)
+        return min((wv.timestamp_us for wv in self.buffer), default=MAX_US)
+
+    def _build(self, side_wm: int) -> ParDoOperator:
+        graph = self.run.graph
+        sides = []
+        for s in self.node.side_inputs:
+            pc = graph.pcollections[s.pcollection]
+            view = SideInput(
+                kind=s.view,
+                elements=self.run.side_data.get(s.pcollection, []),
+                default=s.default.load() if s.default is not None else NO_DEFAULT,
+                label=self.node.label,
+                side=graph.transforms[pc.producer].label,
+                window_fn=pc.windowing.window_fn.load() if pc.windowing.window_fn else None,
+                windowed_elements=True,
+            )
+            sides.append((s.slot, view))
+        op = self.run.pardo(self.node, sides)
+        op.setup()
+        op.start()
+        return op
+
+
+def _us(value: Any) -> int:
+    return to_micros(value)
+
+
+def _tag_of(src: _Source, tag: Any) -> str | None:
+    tags = getattr(src.obj, "output_tags", None)
+    return tags.get(tag) if tags else None
+
+
+def _is_test_stream(obj: Any) -> bool:
+    return obj is not None and hasattr(obj, "events") and type(obj).__name__ == "TestStreamSource"

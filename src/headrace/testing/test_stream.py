@@ -1,0 +1,420 @@
+"""TestStream: a scripted unbounded source for testing streaming pipelines.
+
+A :class:`TestStream` is built as a list of events, in order: elements arrive
+(:class:`ElementEvent`), the watermark advances (:class:`WatermarkEvent`) and the processing-time
+clock advances (:class:`ProcessingTimeEvent`). Applied to a pipeline it records a ``Read`` node
+whose payload is a :class:`TestStreamSource` and whose output is unbounded; a streaming runner
+replays the events in order, so a test controls exactly when each element, watermark and clock
+move happens relative to the others. :class:`TestStreamSource` is an
+:class:`~headrace.model.sources.UnboundedSource`; its :class:`TestStreamReader` replays one
+output's events through the unbounded-reader contract (see :mod:`headrace.model.sources`).
+
+As in Beam: an element given without a timestamp gets the current watermark of its output tag
+(``MIN_TIMESTAMP`` before the first advance) or ``event_timestamp`` when given; the watermark of
+each tag must move strictly forward; processing time advances by positive amounts. Several output
+tags make several outputs: applying the stream then gives a dict from tag to PCollection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from headrace.model.coders import Coder
+from headrace.model.pvalue import PBegin, PCollection
+from headrace.model.sources import UnboundedReader, UnboundedSource
+from headrace.model.timestamp import MAX_US, MIN_US, Duration, Timestamp, to_micros
+from headrace.model.transforms.ptransform import PTransform
+from headrace.model.window import TimestampedValue, WindowedValue
+
+__all__ = [
+    "ElementEvent",
+    "Event",
+    "ProcessingTimeEvent",
+    "TestStream",
+    "TestStreamReader",
+    "TestStreamSource",
+    "WatermarkEvent",
+]
+
+# The graph tag of the default (None) output.
+MAIN_TAG = "main"
+
+
+class Event:
+    """One step of a :class:`TestStream`."""
+
+    __slots__ = ()
+
+
+class ElementEvent(Event):
+    """Elements arriving on output ``tag`` (None: the main output), as TimestampedValues."""
+
+    __slots__ = ("tag", "timestamped_values")
+
+    def __init__(self, timestamped_values: Iterable[TimestampedValue], tag: Any = None) -> None:
+        self.timestamped_values = list(timestamped_values)
+        self.tag = tag
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ElementEvent)
+            and self.timestamped_values == other.timestamped_values
+            and self.tag == other.tag
+        )
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.timestamped_values), self.tag))
+
+    def __repr__(self) -> str:
+        tag = "" if self.tag is None else f", tag={self.tag!r}"
+        return f"ElementEvent({self.timestamped_values!r}{tag})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ElementEvent, (self.timestamped_values, self.tag))
+
+
+class WatermarkEvent(Event):
+    """The watermark of output ``tag`` advancing to ``new_watermark``."""
+
+    __slots__ = ("new_watermark", "tag")
+
+    def __init__(self, new_watermark: Any, tag: Any = None) -> None:
+        self.new_watermark = Timestamp.of(new_watermark)
+        self.tag = tag
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, WatermarkEvent)
+            and self.new_watermark == other.new_watermark
+            and self.tag == other.tag
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.new_watermark.micros, self.tag))
+
+    def __repr__(self) -> str:
+        tag = "" if self.tag is None else f", tag={self.tag!r}"
+        return f"WatermarkEvent({self.new_watermark!r}{tag})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WatermarkEvent, (self.new_watermark, self.tag))
+
+
+class ProcessingTimeEvent(Event):
+    """The processing-time clock advancing by ``advance_by`` (a Duration)."""
+
+    __slots__ = ("advance_by",)
+
+    def __init__(self, advance_by: Any) -> None:
+        self.advance_by = Duration.of(advance_by)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProcessingTimeEvent) and self.advance_by == other.advance_by
+
+    def __hash__(self) -> int:
+        return hash(self.advance_by.micros)
+
+    def __repr__(self) -> str:
+        return f"ProcessingTimeEvent({self.advance_by!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ProcessingTimeEvent, (self.advance_by,))
+
+
+class TestStreamSource(UnboundedSource):
+    """The payload of a TestStream's ``Read`` node: its events and output tags.
+
+    ``output_tags`` maps each user tag (None for the main output) to its graph output tag. A
+    runner may replay :meth:`events` itself (it then also drives its processing-time clock with
+    the :class:`ProcessingTimeEvent` s), or read a single output through the
+    :class:`~headrace.model.sources.UnboundedSource` contract: ``create_reader`` (on a stream with
+    one output, or on ``for_tag(tag)``) gives a :class:`TestStreamReader`.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, events: Iterable[Event], output_tags: dict[Any, str]) -> None:
+        self._events = tuple(events)
+        self.output_tags = dict(output_tags)
+
+    def events(self) -> tuple[Event, ...]:
+        """The events, in the order they happen."""
+        return self._events
+
+    def is_bounded(self) -> bool:
+        """A TestStream is unbounded."""
+        return False
+
+    def for_tag(self, tag: Any) -> TestStreamSource:
+        """The events of one output: its elements and watermarks, and every clock move."""
+        if tag not in self.output_tags:
+            raise KeyError(f"TestStream has no output tagged {tag!r}; it has {self._tag_list()}")
+        events = [
+            e
+            for e in self._events
+            if isinstance(e, ProcessingTimeEvent) or getattr(e, "tag", None) == tag
+        ]
+        return TestStreamSource(events, {tag: self.output_tags[tag]})
+
+    def create_reader(self, checkpoint: Any = None) -> TestStreamReader:
+        """A reader replaying the events from ``checkpoint`` (the start when None)."""
+        if len(self.output_tags) > 1:
+            raise ValueError(
+                f"this TestStream has outputs {self._tag_list()}; a reader reads one output: "
+                "use source.for_tag(tag).create_reader()"
+            )
+        return TestStreamReader(self._events, checkpoint)
+
+    def _tag_list(self) -> list[Any]:
+        return sorted(self.output_tags, key=lambda t: (t is not None, str(t)))
+
+    def default_label(self) -> str:
+        return "TestStream"
+
+    def display_data(self) -> dict[str, Any]:
+        return {"events": len(self._events), "tags": sorted(map(str, self.output_tags))}
+
+    def __repr__(self) -> str:
+        return f"TestStreamSource(events={len(self._events)}, tags={self._tag_list()})"
+
+
+class TestStreamReader(UnboundedReader):
+    """Replays the events of a one-output TestStream through the unbounded-reader contract.
+
+    ``poll`` returns the elements up to the next watermark or clock move; a watermark or clock
+    move is consumed by a poll of its own that returns ``[]``, so the runner sees each one between
+    element batches (through :meth:`watermark_us` and :meth:`processing_time_advance_us`). After
+    the last event the stream is done and its watermark is the end of time, as in Beam. The
+    checkpoint is ``(event index, elements of that event already returned)``.
+
+    >>> stream = TestStream().add_elements([1, 2]).advance_watermark_to(10).add_elements([3])
+    >>> reader = TestStreamSource(stream.events(), {None: "main"}).create_reader()
+    >>> [tv.value for tv in reader.poll(100, 0)], reader.watermark_us() < 0
+    ([1, 2], True)
+    >>> reader.poll(100, 0), reader.watermark_us()
+    ([], 10000000)
+    >>> [tv.value for tv in reader.poll(100, 0)], reader.is_done(), reader.watermark_us() == MAX_US
+    ([3], True, True)
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, events: tuple[Event, ...], checkpoint: Any = None) -> None:
+        self._events = events
+        pos, offset = checkpoint if checkpoint is not None else (0, 0)
+        self._pos = int(pos)
+        self._offset = int(offset)
+        self._watermark_us = MIN_US
+        self._clock_us = 0
+        for event in events[: self._pos]:
+            self._apply(event)
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, WatermarkEvent):
+            self._watermark_us = event.new_watermark.micros
+        elif isinstance(event, ProcessingTimeEvent):
+            self._clock_us += event.advance_by.micros
+
+    def poll(self, max_elements: int, timeout_s: float) -> list[Any]:
+        """The next elements, up to the next watermark or clock move (never waits)."""
+        out: list[Any] = []
+        events = self._events
+        while self._pos < len(events) and len(out) < max_elements:
+            event = events[self._pos]
+            if isinstance(event, ElementEvent):
+                values = event.timestamped_values
+                stop = self._offset + max_elements - len(out)
+                out.extend(values[self._offset : stop])
+                if stop >= len(values):
+                    self._pos += 1
+                    self._offset = 0
+                else:
+                    self._offset = stop
+                continue
+            if not out:
+                self._apply(event)
+                self._pos += 1
+            break
+        return out
+
+    def watermark_us(self) -> int:
+        """The last watermark replayed; the end of time once every event is replayed."""
+        return MAX_US if self._pos >= len(self._events) else self._watermark_us
+
+    def processing_time_advance_us(self) -> int:
+        """How far the replayed clock moves have advanced processing time, in microseconds."""
+        return self._clock_us
+
+    def checkpoint(self) -> tuple[int, int]:
+        return (self._pos, self._offset)
+
+    def is_done(self) -> bool:
+        return self._pos >= len(self._events)
+
+
+class TestStream(PTransform):
+    """A scripted unbounded input: elements, watermark moves and clock moves, in order.
+
+    Builder methods return the stream, so calls chain.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.window import TimestampedValue
+    >>> stream = (
+    ...     TestStream()
+    ...     .add_elements(["a"], event_timestamp=5)
+    ...     .advance_watermark_to(10)
+    ...     .add_elements([TimestampedValue("b", 12), "c"])
+    ...     .advance_processing_time(5)
+    ...     .advance_watermark_to_infinity()
+    ... )
+    >>> for event in stream.events():
+    ...     print(event)
+    ElementEvent([TimestampedValue('a', 5)])
+    WatermarkEvent(Timestamp(10))
+    ElementEvent([TimestampedValue('b', 12), TimestampedValue('c', 10)])
+    ProcessingTimeEvent(Duration(5))
+    WatermarkEvent(Timestamp(inf))
+    >>> events = Pipeline() | stream
+    >>> events.is_bounded
+    False
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        coder: Coder | None = None,
+        events: Iterable[Event] | None = None,
+        output_tags: Iterable[Any] | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        super().__init__()
+        if coder is not None and not isinstance(coder, Coder):
+            raise TypeError(f"TestStream(coder=...) needs a Coder or None, got {coder!r}")
+        if endpoint:
+            raise NotImplementedError(
+                "TestStream(endpoint=...) (a remote TestStreamService) is not supported; "
+                "script the events with add_elements / advance_watermark_to instead"
+            )
+        self.coder = coder
+        self.watermarks: dict[Any, Timestamp] = {None: Timestamp(micros=MIN_US)}
+        self.output_tags: set[Any] = set(output_tags) if output_tags else set()
+        self._events: list[Event] = []
+        for event in events or ():
+            if isinstance(event, (ElementEvent, WatermarkEvent)):
+                self.output_tags.add(event.tag)
+            self._add(event)
+
+    def _add(self, event: Event) -> None:
+        if isinstance(event, ElementEvent):
+            for tv in event.timestamped_values:
+                if tv.timestamp_us >= MAX_US:
+                    raise ValueError(
+                        f"TestStream: element {tv.value!r} has timestamp {tv.timestamp!r}; element "
+                        "timestamps must be before MAX_TIMESTAMP (after advance_watermark_to_"
+                        "infinity, give late elements explicit TimestampedValue timestamps)"
+                    )
+        elif isinstance(event, WatermarkEvent):
+            current = self.watermarks.setdefault(event.tag, Timestamp(micros=MIN_US))
+            if event.new_watermark.micros <= current.micros:
+                tag = "" if event.tag is None else f" of output {event.tag!r}"
+                raise ValueError(
+                    f"TestStream: advance_watermark_to({event.new_watermark!r}) does not move the "
+                    f"watermark{tag} forward from {current!r}; watermarks must strictly increase, "
+                    "so pass a later time"
+                )
+            self.watermarks[event.tag] = event.new_watermark
+        elif isinstance(event, ProcessingTimeEvent):
+            if event.advance_by.micros <= 0:
+                raise ValueError(
+                    f"TestStream: advance_processing_time({event.advance_by!r}) must advance the "
+                    "clock by a positive duration"
+                )
+        else:
+            raise TypeError(
+                f"TestStream: {event!r} is not an ElementEvent, WatermarkEvent or "
+                "ProcessingTimeEvent"
+            )
+        self._events.append(event)
+
+    def add_elements(
+        self, elements: Iterable[Any], tag: Any = None, event_timestamp: Any = None
+    ) -> TestStream:
+        """Elements arriving on output ``tag``.
+
+        Each may be a bare value, a ``TimestampedValue`` or a ``WindowedValue`` (its windows are
+        ignored). Bare values get ``event_timestamp`` if given, else the tag's current watermark.
+        """
+        if isinstance(elements, (str, bytes)):
+            raise TypeError(
+                f"TestStream.add_elements needs an iterable of elements, not a "
+                f"{type(elements).__name__}; wrap it in a list: add_elements([{elements!r}])"
+            )
+        self.output_tags.add(tag)
+        current = self.watermarks.setdefault(tag, Timestamp(micros=MIN_US))
+        default_us = current.micros if event_timestamp is None else to_micros(event_timestamp)
+        values: list[TimestampedValue] = []
+        append = values.append
+        for element in elements:
+            if isinstance(element, TimestampedValue):
+                append(element)
+            elif isinstance(element, WindowedValue):
+                append(TimestampedValue(element.value, Timestamp(micros=element.timestamp_us)))
+            else:
+                append(TimestampedValue(element, Timestamp(micros=default_us)))
+        self._add(ElementEvent(values, tag))
+        return self
+
+    def advance_watermark_to(self, new_watermark: Any, tag: Any = None) -> TestStream:
+        """Move the watermark of output ``tag`` to ``new_watermark`` (a Timestamp or seconds)."""
+        self.output_tags.add(tag)
+        self._add(WatermarkEvent(new_watermark, tag))
+        return self
+
+    def advance_watermark_to_infinity(self, tag: Any = None) -> TestStream:
+        """Move the watermark of output ``tag`` to the end of time: that output is complete."""
+        return self.advance_watermark_to(Timestamp(micros=MAX_US), tag)
+
+    def advance_processing_time(self, advance_by: Any) -> TestStream:
+        """Advance the processing-time clock by ``advance_by`` (a Duration or seconds)."""
+        self._add(ProcessingTimeEvent(advance_by))
+        return self
+
+    def events(self) -> list[Event]:
+        """The events so far, in order (a copy)."""
+        return list(self._events)
+
+    def _graph_tags(self) -> dict[Any, str]:
+        tags = self.output_tags or {None}
+        out: dict[Any, str] = {}
+        for tag in sorted(tags, key=lambda t: (t is not None, str(t))):
+            if tag is not None and not isinstance(tag, str):
+                raise TypeError(f"TestStream output tags must be strings or None, got {tag!r}")
+            if tag == MAIN_TAG and None in tags:
+                raise ValueError(
+                    f"TestStream uses both tag None and tag {MAIN_TAG!r}, which name the same "
+                    "output; rename the tag"
+                )
+            out[tag] = MAIN_TAG if tag is None else tag
+        return out
+
+    def expand(self, pbegin: PBegin) -> Any:
+        if not isinstance(pbegin, PBegin):
+            raise TypeError(f"{self.label!r} must be applied to a pipeline, not {pbegin!r}")
+        tags = self._graph_tags()
+        source = TestStreamSource(self._events, tags)
+        multi = list(tags) != [None]
+        result = pbegin.pipeline._apply_primitive(
+            self,
+            "Read",
+            [],
+            payload=source,
+            outputs=tuple(tags.values()),
+            bounded=False,
+            multi_output=multi,
+        )
+        if not multi:
+            return result
+        outputs: dict[Any, PCollection] = {tag: result[graph] for tag, graph in tags.items()}
+        return outputs

@@ -1,0 +1,220 @@
+"""Streaming runs of the direct runner, driven by TestStream: panes, lateness, triggers, holds."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import headrace.beam as beam
+from headrace.beam import window
+from headrace.beam.options.pipeline_options import PipelineOptions
+from headrace.beam.testing.test_stream import TestStream
+from headrace.beam.testing.util import assert_that, equal_to
+from headrace.beam.transforms.trigger import (
+    AccumulationMode,
+    AfterCount,
+    AfterProcessingTime,
+    AfterWatermark,
+    Repeatedly,
+)
+from headrace.model.result import PipelineState
+from headrace.model.sources import UnboundedReader, UnboundedSource
+from headrace.model.transforms.unbounded import ReadUnbounded
+
+TV = window.TimestampedValue
+
+
+class Panes(beam.DoFn):
+    """(key, sorted values, window start, pane timing, pane index) of each grouped element."""
+
+    def process(self, kv, w=beam.DoFn.WindowParam, p=beam.DoFn.PaneInfoParam):
+        yield (kv[0], sorted(kv[1]), float(w.start), p.timing.name, p.index)
+
+
+def test_default_trigger_fires_each_window_once_the_watermark_passes_it():
+    stream = (
+        TestStream()
+        .add_elements([TV(("k", 1), 1), TV(("k", 2), 5), TV(("k", 3), 12)])
+        .advance_watermark_to(10)
+        .add_elements([TV(("k", 4), 14)])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline() as p:
+        out = p | stream | beam.WindowInto(window.FixedWindows(10)) | beam.GroupByKey()
+        assert_that(
+            out | beam.ParDo(Panes()),
+            equal_to([("k", [1, 2], 0.0, "ON_TIME", 0), ("k", [3, 4], 10.0, "ON_TIME", 0)]),
+        )
+
+
+def test_late_data_is_dropped_and_counted():
+    stream = (
+        TestStream()
+        .add_elements([TV(("k", 1), 1)])
+        .advance_watermark_to(20)
+        .add_elements([TV(("k", 9), 5)])  # window [0, 10) has expired: dropped
+        .advance_watermark_to_infinity()
+    )
+    p = beam.Pipeline()
+    out = p | stream | beam.WindowInto(window.FixedWindows(10)) | "Group" >> beam.GroupByKey()
+    assert_that(out | beam.ParDo(Panes()), equal_to([("k", [1], 0.0, "ON_TIME", 0)]))
+    result = p.run()
+    assert result.wait_until_finish() == PipelineState.DONE
+    dropped = result.metrics().query(
+        beam.metrics.MetricsFilter().with_name("droppedDueToLateness")
+    )["counters"]
+    assert [(m.key.step, m.committed) for m in dropped] == [("Group", 1)]
+
+
+def test_allowed_lateness_gives_late_panes():
+    stream = (
+        TestStream()
+        .add_elements([TV(("k", 1), 1)])
+        .advance_watermark_to(15)
+        .add_elements([TV(("k", 2), 3)])  # late but within 10 s of allowed lateness
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | stream
+            | beam.WindowInto(
+                window.FixedWindows(10),
+                trigger=AfterWatermark(late=AfterCount(1)),
+                accumulation_mode=AccumulationMode.ACCUMULATING,
+                allowed_lateness=10,
+            )
+            | beam.GroupByKey()
+        )
+        assert_that(
+            out | beam.ParDo(Panes()),
+            equal_to([("k", [1], 0.0, "ON_TIME", 0), ("k", [1, 2], 0.0, "LATE", 1)]),
+        )
+
+
+def test_early_count_firings_discarding():
+    stream = (
+        TestStream()
+        .add_elements([TV(("k", i), i) for i in range(5)])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | stream
+            | beam.WindowInto(
+                window.GlobalWindows(),
+                trigger=Repeatedly(AfterCount(2)),
+                accumulation_mode=AccumulationMode.DISCARDING,
+            )
+            | beam.GroupByKey()
+            | beam.MapTuple(lambda k, vs: sorted(vs))
+        )
+        assert_that(out, equal_to([[0, 1], [2, 3], [4]]))
+
+
+def test_processing_time_trigger_follows_the_test_clock():
+    stream = (
+        TestStream()
+        .add_elements([TV(("k", 1), 1), TV(("k", 2), 2)])
+        .advance_processing_time(30)
+        .add_elements([TV(("k", 3), 3)])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | stream
+            | beam.WindowInto(
+                window.GlobalWindows(),
+                trigger=Repeatedly(AfterProcessingTime(10)),
+                accumulation_mode=AccumulationMode.DISCARDING,
+            )
+            | beam.GroupByKey()
+            | beam.MapTuple(lambda k, vs: sorted(vs))
+        )
+        assert_that(out, equal_to([[1, 2], [3]]))
+
+
+def test_windowed_sums_through_two_groupings_and_a_side_input():
+    stream = TestStream()
+    for minute in range(3):
+        stream = stream.add_elements([TV(("a", minute + 1), minute * 60 + s) for s in (1, 2)])
+        stream = stream.advance_watermark_to((minute + 1) * 60)
+    stream = stream.advance_watermark_to_infinity()
+    with beam.Pipeline() as p:
+        per_minute = (
+            p
+            | stream
+            | beam.WindowInto(window.FixedWindows(60))
+            | "PerMinute" >> beam.CombinePerKey(sum)
+        )
+        total = (
+            per_minute
+            | beam.WindowInto(window.GlobalWindows())
+            | beam.Values()
+            | beam.CombineGlobally(sum)
+        )
+        assert_that(per_minute, equal_to([("a", 2), ("a", 4), ("a", 6)]), label="minutes")
+        assert_that(total, equal_to([12]), label="total")
+
+
+def test_batch_pipeline_with_a_trigger_runs_through_the_same_pane_engine():
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | beam.Create([("k", i) for i in range(4)])
+            | beam.WindowInto(
+                window.GlobalWindows(),
+                trigger=Repeatedly(AfterCount(2)),
+                accumulation_mode=AccumulationMode.DISCARDING,
+            )
+            | beam.GroupByKey()
+            | beam.MapTuple(lambda k, vs: len(vs))
+        )
+        assert_that(out, equal_to([2, 2]))
+
+
+class _Endless(UnboundedSource):
+    def create_reader(self, checkpoint=None):
+        return _EndlessReader()
+
+
+class _EndlessReader(UnboundedReader):
+    def __init__(self):
+        self.n = 0
+
+    def poll(self, max_elements, timeout_s):
+        self.n += 1
+        return [self.n]
+
+    def watermark_us(self):
+        return self.n * 1_000_000
+
+    def checkpoint(self):
+        return self.n
+
+    def commit(self, checkpoint):
+        pass
+
+    def is_done(self):
+        return False
+
+
+def test_cancel_stops_an_endless_streaming_run():
+    p = beam.Pipeline(options=PipelineOptions(streaming=True))
+    _ = p | ReadUnbounded(_Endless()) | beam.Map(lambda x: x * 2)
+    result = p.run()
+    time.sleep(0.2)
+    assert result.state == PipelineState.RUNNING
+    assert result.cancel() == PipelineState.CANCELLED
+
+
+def test_user_error_in_streaming_names_the_transform():
+    stream = TestStream().add_elements([1, 0]).advance_watermark_to_infinity()
+    p = beam.Pipeline()
+    _ = p | stream | "Invert" >> beam.Map(lambda x: 1 / x)
+    with pytest.raises(ZeroDivisionError) as info:
+        p.run().wait_until_finish()
+    assert "transform 'Invert' failed on element 0" in "\n".join(info.value.__notes__)
