@@ -21,6 +21,13 @@ from headrace.beam.transforms.trigger import (
 from headrace.model.result import PipelineState
 from headrace.model.sources import UnboundedReader, UnboundedSource
 from headrace.model.transforms.unbounded import ReadUnbounded
+from headrace.model.userstate import (
+    BagStateSpec,
+    CombiningValueStateSpec,
+    TimeDomain,
+    TimerSpec,
+    on_timer,
+)
 
 TV = window.TimestampedValue
 
@@ -218,3 +225,61 @@ def test_user_error_in_streaming_names_the_transform():
     with pytest.raises(ZeroDivisionError) as info:
         p.run().wait_until_finish()
     assert "transform 'Invert' failed on element 0" in "\n".join(info.value.__notes__)
+
+
+class _BufferUntilWindowEnd(beam.DoFn):
+    """Per key: buffer values in a bag, emit their sum when the window's end timer fires."""
+
+    BUFFER = BagStateSpec("buffer")
+    COUNT = CombiningValueStateSpec("count", sum)
+    FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
+
+    def process(
+        self,
+        kv,
+        w=beam.DoFn.WindowParam,
+        buffer=beam.DoFn.StateParam(BUFFER),
+        count=beam.DoFn.StateParam(COUNT),
+        flush=beam.DoFn.TimerParam(FLUSH),
+    ):
+        buffer.add(kv[1])
+        count.add(1)
+        flush.set(w.max_timestamp())
+
+    @on_timer(FLUSH)
+    def on_flush(
+        self,
+        key=beam.DoFn.KeyParam,
+        buffer=beam.DoFn.StateParam(BUFFER),
+        count=beam.DoFn.StateParam(COUNT),
+    ):
+        yield (key, sum(buffer.read()), count.read())
+        buffer.clear()
+        count.clear()
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_stateful_dofn_with_bag_state_and_event_time_timer(streaming):
+    events = [TV(("a", 1), 1), TV(("b", 5), 2), TV(("a", 2), 8), TV(("a", 10), 12)]
+    with beam.Pipeline() as p:
+        if streaming:
+            source = (
+                p
+                | TestStream()
+                .add_elements(events[:3])
+                .advance_watermark_to(10)
+                .add_elements(events[3:])
+                .advance_watermark_to_infinity()
+            )
+        else:
+            source = p | beam.Create(events) | beam.Map(lambda tv: tv)
+        out = (
+            source | beam.WindowInto(window.FixedWindows(10)) | beam.ParDo(_BufferUntilWindowEnd())
+        )
+        assert_that(out, equal_to([("a", 3, 2), ("b", 5, 1), ("a", 10, 1)]))
+
+
+def test_stateful_dofn_on_unkeyed_input_is_refused_at_construction():
+    p = beam.Pipeline()
+    with pytest.raises(ValueError, match="state or timers"):
+        _ = p | beam.Create([1, 2]) | beam.ParDo(_BufferUntilWindowEnd())

@@ -92,7 +92,8 @@ class DirectRunner:
         settings = DirectSettings.from_options(options)
         unbounded = any(not pc.bounded for pc in graph.pcollections.values())
         triggered = any(pc.windowing.trigger is not None for pc in graph.pcollections.values())
-        if settings.streaming or unbounded or triggered:
+        stateful = any(t.params.get("stateful") for t in graph.transforms.values())
+        if settings.streaming or unbounded or triggered or stateful:
             # TestStream and unbounded sources run in streaming mode, as Beam's direct runner
             # does; so do bounded pipelines with custom triggers (batch is streaming with the
             # watermark jumping to the end of time), in one process.

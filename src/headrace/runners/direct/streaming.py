@@ -39,6 +39,7 @@ from headrace.graph.nodes import PipelineGraph, TransformNode
 from headrace.model.metrics import Metrics, MetricsContainer, MetricUpdates, set_current_container
 from headrace.model.timestamp import MAX_US, MIN_US, to_micros
 from headrace.model.window import GLOBAL_WINDOWS_TUPLE, TimestampedValue, WindowedValue
+from headrace.runners.direct.stateful import StatefulParDo
 
 __all__ = ["StreamingRun", "streaming_leaves"]
 
@@ -122,6 +123,7 @@ class StreamingRun:
     containers: list[MetricsContainer] = field(default_factory=list)
     receivers: dict[str, list[Receiver]] = field(default_factory=dict)
     gates: dict[str, _SideInputGate] = field(default_factory=dict)
+    stateful: dict[str, StatefulParDo] = field(default_factory=dict)
     side_data: dict[str, list[WindowedValue]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -166,11 +168,17 @@ class StreamingRun:
                 for side in node.side_inputs:
                     collected = self.side_data.setdefault(side.pcollection, [])
                     self._receiver_list(side.pcollection).append(collected.extend)
+            elif node.kind == "ParDo" and node.params.get("stateful"):
+                strategy = self.graph.pcollections[node.inputs[0]].windowing
+                container = MetricsContainer(node.label)
+                self.containers.append(container)
+                self.stateful[node.id] = StatefulParDo(
+                    node,
+                    strategy,
+                    {tag: self._emitter(pid) for tag, pid in node.outputs},
+                    container,
+                )
             elif node.kind == "ParDo":
-                if node.params.get("stateful"):
-                    raise NotImplementedError(
-                        f"{node.label!r}: stateful DoFns are not supported in streaming runs yet"
-                    )
                 self.ops[node.id] = self.pardo(node, [])
             elif node.kind == "WindowInto":
                 self.ops[node.id] = WindowIntoOperator(
@@ -216,6 +224,8 @@ class StreamingRun:
         )
 
     def _input_of(self, node: TransformNode) -> Receiver:
+        if node.id in self.stateful:
+            return self.stateful[node.id].process
         if node.id in self.gates:
             return self.gates[node.id].buffer.extend
         if node.id in self.ops:
@@ -319,7 +329,10 @@ class StreamingRun:
             in_wm = min((wm[p] for p in node.inputs), default=MAX_US)
             gate = self.gates.get(node.id)
             g = self.groupings.get(node.id)
-            if gate is not None:
+            sp = self.stateful.get(node.id)
+            if sp is not None:
+                out_wm = min(in_wm, sp.advance(in_wm, now))
+            elif gate is not None:
                 out_wm = min(in_wm, gate.release(wm))
             elif g is not None:
                 set_current_container(g.metrics)
@@ -349,12 +362,16 @@ class StreamingRun:
 
     def run(self) -> None:
         """Run until every source is done (or the run is cancelled)."""
+        for sp in self.stateful.values():
+            sp.setup()
         try:
             self._run()
         finally:
             for gate in self.gates.values():
                 if gate.op is not None:
                     gate.op.teardown()
+            for sp in self.stateful.values():
+                sp.teardown()
 
     def _run(self) -> None:
         ops = [self.ops[n.id] for n in self.order if n.id in self.ops]
@@ -376,6 +393,8 @@ class StreamingRun:
             for node in self.order:
                 if node.id in self.ops:
                     self.ops[node.id].finish()
+                elif node.id in self.stateful:
+                    self.stateful[node.id].finish()
                 elif node.id in self.gates and self.gates[node.id].op is not None:
                     self.gates[node.id].op.finish()  # type: ignore[union-attr]
         finally:
