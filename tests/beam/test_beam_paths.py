@@ -211,6 +211,39 @@ PATHS: list[tuple[str, list[str]]] = [
     ("coders.coders", ["VarIntCoder", "StrUtf8Coder"]),
     ("utils.timestamp", ["Timestamp", "Duration", "MIN_TIMESTAMP", "MAX_TIMESTAMP"]),
     ("typehints", ["with_input_types", "with_output_types", "Tuple", "KV", "Iterable", "Any"]),
+    (
+        "transforms.trigger",
+        [
+            "AfterWatermark",
+            "AfterProcessingTime",
+            "AfterCount",
+            "Repeatedly",
+            "AfterAny",
+            "AfterAll",
+            "AfterEach",
+            "OrFinally",
+            "Always",
+            "DefaultTrigger",
+            "AccumulationMode",
+        ],
+    ),
+    (
+        "transforms.userstate",
+        [
+            "ReadModifyWriteStateSpec",
+            "BagStateSpec",
+            "CombiningValueStateSpec",
+            "SetStateSpec",
+            "TimerSpec",
+            "TimeDomain",
+            "on_timer",
+        ],
+    ),
+    (
+        "testing.test_stream",
+        ["TestStream", "ElementEvent", "WatermarkEvent", "ProcessingTimeEvent"],
+    ),
+    ("window", ["TimestampCombiner", "IntervalWindow", "GlobalWindow", "WindowFn"]),
 ]
 
 

@@ -452,8 +452,6 @@ class TriggerMachine:
 
     def merge(self, states: Sequence[State], ctx: TriggerContext) -> State:
         """The state of a window merged from windows with ``states`` (``ctx``: the new window)."""
-        if len(states) == 1:
-            return list(states[0])
         st = list(self._initial)
         self._root.merge(st, states, ctx, self._initial)
         return st
