@@ -440,18 +440,20 @@ def _windowed_pcollections(b: _Builder) -> frozenset[str]:
 
 
 def _check_supported(b: _Builder) -> None:
+    """Custom triggers and user state run in the direct runner's streaming mode (one push
+    network driven by watermarks); they have no fused batch plan."""
     for node in b.leaves.values():
         for _, pid in node.outputs:
             strategy = b.graph.pcollections[pid].windowing
             if strategy.trigger is not None and node.kind in GROUPING_KINDS:
                 raise NotImplementedError(
-                    f"{node.label!r} groups with a non-default trigger; this version of headrace "
-                    "runs the default trigger only (custom triggers arrive with streaming support)"
+                    f"{node.label!r} groups with a custom trigger; such pipelines run in streaming "
+                    "mode (one push network driven by watermarks), which has no batch stage plan"
                 )
         if node.kind == "ParDo" and node.params.get("stateful"):
             raise NotImplementedError(
-                f"{node.label!r} uses state or timers, which this version of headrace does not "
-                "execute yet (they arrive with streaming support)"
+                f"{node.label!r} uses state or timers; such pipelines run in streaming mode (one "
+                "push network driven by watermarks), which has no batch stage plan"
             )
 
 
