@@ -25,15 +25,20 @@ What the runner does, in order:
    the split that produced them. Splitting must be deterministic (the same source and ``n`` give
    the same splits), so a restarted job that splits again gets the same parts.
 2. **Open.** For each split, ``split.create_reader(checkpoint)`` with the split's last persisted
-   checkpoint, or ``None`` on a first start. A reader created from a checkpoint continues right
+   checkpoint, or ``None`` when there is none. A reader created from a checkpoint continues right
    after it: nothing the checkpoint covers is returned again, everything after it is.
    Creating a reader from a checkpoint also *commits* it (see 4): the previous reader may have
-   died between persisting the checkpoint and committing it.
+   died between persisting the checkpoint and committing it. With ``None``, a reader of a system
+   that keeps positions itself (a Redis consumer group, a NATS durable consumer) resumes after
+   what was committed there; a reader of a source without one (a periodic impulse, a watched
+   folder) starts from the beginning.
 3. **Poll, in a loop.** ``reader.poll(max_elements, timeout_s)`` returns a list of at most
    ``max_elements`` elements, waiting at most about ``timeout_s`` seconds for the first one, and
-   ``[]`` when none arrived in that time (``timeout_s=0`` never waits). An element is a
-   :class:`~headrace.model.window.TimestampedValue` (its event timestamp) or a plain value, which
-   the runner stamps with the processing time of the poll. After each poll the runner reads
+   ``[]`` when none arrived in that time (``timeout_s=0`` never waits; a runner that reads
+   several splits from one thread passes small timeouts). An element is a
+   :class:`~headrace.model.window.TimestampedValue` (its event timestamp; :func:`timestamped_us`
+   builds one cheaply) or a plain value, which the runner stamps with the processing time of the
+   poll. After each poll the runner reads
    ``reader.watermark_us()``: a promise, in integer microseconds, that no element returned by a
    *later* poll has an earlier timestamp (``MIN_US`` when the reader cannot tell yet). It never
    goes backwards. An element that breaks the promise anyway is late data; the runner treats it
@@ -45,12 +50,12 @@ What the runner does, in order:
    the system behind the source (Redis ``XACK``, a NATS ack, a stored offset). ``commit`` is
    idempotent, takes checkpoints in the order they were made, and ignores one older than a
    checkpoint already committed. A runner without durable state may commit right after
-   processing. Data returned but not committed is delivered again to the next reader: delivery
-   is at least once, and exactly once for a runner that persists its outputs together with the
-   checkpoint.
+   processing. Data returned but not covered by the checkpoint the next reader starts from is
+   delivered again: delivery is at least once, and exactly once for a runner that persists its
+   outputs together with the checkpoint.
 5. **Finish.** ``reader.is_done()`` turns true when a source with a natural end (a stop time, a
-   number of files) will return nothing more; its watermark is then ``MAX_US``. The runner stops
-   polling that split.
+   number of files) will return nothing more; its watermark is then ``MAX_US`` and ``poll``
+   returns ``[]``. The runner stops polling that split.
 6. **Close.** ``reader.close()`` on finish, cancel or failure releases connections and threads.
    It does not commit. It is idempotent.
 
