@@ -244,6 +244,8 @@ PATHS: list[tuple[str, list[str]]] = [
         ["TestStream", "ElementEvent", "WatermarkEvent", "ProcessingTimeEvent"],
     ),
     ("window", ["TimestampCombiner", "IntervalWindow", "GlobalWindow", "WindowFn"]),
+    ("transforms.periodicsequence", ["PeriodicImpulse", "PeriodicSequence"]),
+    ("io.fileio", ["MatchContinuously"]),
 ]
 
 

@@ -1,6 +1,15 @@
 """``apache_beam.transforms``."""
 
-from headrace.beam.transforms import combiners, core, ptransform, trigger, userstate, util, window
+from headrace.beam.transforms import (
+    combiners,
+    core,
+    periodicsequence,
+    ptransform,
+    trigger,
+    userstate,
+    util,
+    window,
+)
 from headrace.beam.transforms.core import *  # noqa: F403
 from headrace.beam.transforms.core import __all__ as _core_all
 from headrace.beam.transforms.ptransform import PTransform, ptransform_fn
@@ -12,6 +21,7 @@ __all__ = [
     *_util_all,
     "PTransform",
     "combiners",
+    "periodicsequence",
     "core",
     "ptransform",
     "ptransform_fn",

@@ -1,0 +1,5 @@
+"""``apache_beam.transforms.periodicsequence``."""
+
+from headrace.io.streaming import PeriodicImpulse, PeriodicSequence
+
+__all__ = ["PeriodicImpulse", "PeriodicSequence"]
