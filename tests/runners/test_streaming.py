@@ -283,3 +283,51 @@ def test_stateful_dofn_on_unkeyed_input_is_refused_at_construction():
     p = beam.Pipeline()
     with pytest.raises(ValueError, match="state or timers"):
         _ = p | beam.Create([1, 2]) | beam.ParDo(_BufferUntilWindowEnd())
+
+
+class _Counting(UnboundedSource):
+    commits: list = []
+
+    def __init__(self, n):
+        self.n = n
+
+    def create_reader(self, checkpoint=None):
+        return _CountingReader(self.n)
+
+
+class _CountingReader(UnboundedReader):
+    def __init__(self, n):
+        self.n, self.i = n, 0
+
+    def poll(self, max_elements, timeout_s):
+        if self.i >= self.n:
+            return []
+        self.i += 1
+        return [TV(("k", self.i), self.i)]
+
+    def watermark_us(self):
+        return self.i * 1_000_000
+
+    def checkpoint(self):
+        return self.i
+
+    def commit(self, checkpoint):
+        _Counting.commits.append(checkpoint)
+
+    def is_done(self):
+        return self.i >= self.n
+
+
+def test_unbounded_source_commits_only_what_went_all_the_way_through():
+    _Counting.commits.clear()
+    with beam.Pipeline(options=PipelineOptions(streaming=True)) as p:
+        sums = (
+            p
+            | ReadUnbounded(_Counting(25))
+            | beam.WindowInto(window.FixedWindows(10))
+            | beam.CombinePerKey(sum)
+        )
+        assert_that(sums, equal_to([("k", 45), ("k", 145), ("k", 135)]))
+    assert _Counting.commits, "the source was never acknowledged"
+    assert _Counting.commits[-1] == 25
+    assert _Counting.commits == sorted(_Counting.commits)

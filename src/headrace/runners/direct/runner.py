@@ -221,6 +221,7 @@ class DirectPipelineResult(PipelineResult):
                     node.payload.load().commit(records)
                 except Exception as e:
                     raise annotate(e, node.label, what="commit") from None
+            run.commit_sources()
             self._state = PipelineState.DONE
         except BaseException as e:
             self._metrics = run.metric_updates()
@@ -230,6 +231,11 @@ class DirectPipelineResult(PipelineResult):
                 PipelineState.CANCELLED if run.cancelled.is_set() else PipelineState.FAILED
             )
         finally:
+            try:
+                run.close()
+            except Exception as e:  # closing must not hide the run's own outcome
+                if self._error is not None:
+                    self._error.add_note(f"headrace: closing the sources also failed: {e!r}")
             self.finished = time.perf_counter()
             self._done.set()
 

@@ -351,6 +351,32 @@ class StreamingRun:
             DROPPED.inc(dropped - g.dropped_reported)
             g.dropped_reported = dropped
 
+    def _commit_if_quiescent(self) -> None:
+        """Acknowledge what unbounded sources delivered once nothing of it is held in memory.
+
+        When no grouping, stateful step or side-input gate holds anything, every element read so
+        far has gone all the way through the pipeline; committing then means a restart resumes
+        after it without losing what was only buffered. Finalize-based sinks publish at the end
+        of the run, so with them sources commit only when the run ends.
+        """
+        readers = [s for s in self.sources if s.reader is not None]
+        if not readers or self.finalize_records:
+            return
+        if any(g.engine.hold() != MAX_US for g in self.groupings.values()):
+            return
+        if any(sp.timers for sp in self.stateful.values()):
+            return
+        if any(gate.buffer for gate in self.gates.values()):
+            return
+        for src in readers:
+            src.reader.commit(src.reader.checkpoint())
+
+    def commit_sources(self) -> None:
+        """Acknowledge everything every unbounded source delivered (after a successful run)."""
+        for src in self.sources:
+            if src.reader is not None:
+                src.reader.commit(src.reader.checkpoint())
+
     def _next_wakeup_s(self) -> float:
         deadlines = [
             d for g in self.groupings.values() if (d := g.engine.next_deadline()) is not None
@@ -383,6 +409,7 @@ class StreamingRun:
             while not self.cancelled.is_set():
                 busy = self._step_sources()
                 self._propagate()
+                self._commit_if_quiescent()
                 if all(s.done for s in self.sources):
                     break
                 if not busy:
@@ -402,10 +429,13 @@ class StreamingRun:
                 for op in ops:
                     op.teardown()
             finally:
-                for src in self.sources:
-                    if src.reader is not None:
-                        src.reader.close()
                 set_current_container(None)
+
+    def close(self) -> None:
+        """Close the source readers (after the sinks and sources have committed)."""
+        for src in self.sources:
+            if src.reader is not None:
+                src.reader.close()
 
     def metric_updates(self) -> MetricUpdates:
         return MetricUpdates.merged(c.to_updates() for c in self.containers)
