@@ -331,3 +331,15 @@ def test_unbounded_source_commits_only_what_went_all_the_way_through():
     assert _Counting.commits, "the source was never acknowledged"
     assert _Counting.commits[-1] == 25
     assert _Counting.commits == sorted(_Counting.commits)
+
+
+def test_a_finishing_trigger_is_allowed_with_a_warning():
+    from headrace.model.transforms.core import FinishingTriggerWarning
+
+    p = beam.Pipeline()
+    with pytest.warns(FinishingTriggerWarning, match="may finish"):
+        _ = (
+            p
+            | beam.Create([("k", 1)])
+            | "Once" >> beam.WindowInto(window.GlobalWindows(), trigger=AfterCount(2))
+        )

@@ -8,6 +8,7 @@ that planners may lift into a pre-aggregating shuffle. Everything else composes 
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "Create",
     "DoFn",
     "Filter",
+    "FinishingTriggerWarning",
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
@@ -654,6 +656,10 @@ class Partition(PTransform):
         return pcoll | "ApplyPartitionFn" >> pardo
 
 
+class FinishingTriggerWarning(UserWarning):
+    """A WindowInto uses a trigger that can finish (allowed, but later data is then dropped)."""
+
+
 class WindowInto(PTransform):
     """Assign elements to windows (and set the trigger, lateness and accumulation mode).
 
@@ -713,6 +719,15 @@ class WindowInto(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         strategy = self._strategy()
+        may_finish = getattr(self.trigger, "may_finish", None)
+        if may_finish is not None and may_finish(self.allowed_lateness_us / 1_000_000):
+            warnings.warn(
+                f"{self.label!r}: the trigger {self.trigger!r} may finish; once it has fired for "
+                "the last time, later elements of that window are dropped (and counted in the "
+                "droppedDueToLateness metric). Wrap it in Repeatedly(...) to keep firing.",
+                FinishingTriggerWarning,
+                stacklevel=4,
+            )
         return pcoll.pipeline._apply_primitive(
             self,
             "WindowInto",
