@@ -1,7 +1,9 @@
 """Text, CSV and JSON transforms under Beam's names (``apache_beam.io.textio``).
 
 Reads are splittable sources (see :mod:`headrace.io.lines`); writes go through
-:class:`~headrace.io.filebasedsink.WriteFiles`, so output files appear only when the run succeeds.
+:class:`~headrace.io.filebasedsink.WriteFiles`, so output files appear only when the run succeeds;
+on unbounded input they go through :class:`~headrace.io.windowedsink.WriteWindowedFiles`, one file
+per window and pane, each published as it fires.
 CSV and JSON reads yield :class:`~headrace.model.row.Row` objects; the CSV typing rule is in
 :mod:`headrace.io.tabular`. Parameters that Beam has and headrace does not implement are accepted
 at their default value and raise :class:`NotImplementedError` otherwise.
@@ -16,6 +18,7 @@ from headrace.io.filebasedsink import WriteFiles
 from headrace.io.filesystem import CompressionTypes
 from headrace.io.lines import TextSink, TextSource
 from headrace.io.tabular import CsvSink, CsvSource, JsonSink, JsonSource
+from headrace.io.windowedsink import WriteWindowedFiles
 from headrace.model.transforms.core import FlatMap, Read
 from headrace.model.transforms.ptransform import PTransform
 
@@ -46,6 +49,13 @@ def _unsupported(transform: str, **given: Any) -> None:
 def _pop_label(kwargs: dict[str, Any]) -> str | None:
     label = kwargs.pop("label", None)
     return label if isinstance(label, str) or label is None else str(label)
+
+
+def _windowed(windowed_writes: bool | None, pcoll: Any) -> bool:
+    """Whether a write expands to a windowed write: asked for, or by default on unbounded input."""
+    if windowed_writes is None:
+        return not getattr(pcoll, "is_bounded", True)
+    return bool(windowed_writes)
 
 
 def _reject_extra(transform: str, kwargs: dict[str, Any]) -> None:
@@ -193,6 +203,11 @@ class WriteToText(PTransform):
     A ``.gz``/``.bz2`` suffix compresses (``compression_type=AUTO``). Files appear only
     when the pipeline succeeds.
 
+    On an unbounded PCollection (or with ``windowed_writes=True``) each pane of each window
+    is written to its own file as soon as it fires, and the transform returns the paths written;
+    ``windowed_writes=False`` keeps the one-commit-at-the-end write. File names and guarantees:
+    :mod:`headrace.io.windowedsink`.
+
     >>> import fsspec
     >>> from headrace.model.pipeline import Pipeline
     >>> from headrace.model.transforms.core import Create
@@ -218,9 +233,11 @@ class WriteToText(PTransform):
         max_records_per_shard: int | None = None,
         max_bytes_per_shard: int | None = None,
         skip_if_empty: bool = False,
+        windowed_writes: bool | None = None,
         label: str | None = None,
     ) -> None:
         super().__init__(label)
+        self._windowed_writes = windowed_writes
         _unsupported(
             "WriteToText",
             max_records_per_shard=(max_records_per_shard, None),
@@ -240,6 +257,8 @@ class WriteToText(PTransform):
         self._sink.skip_if_empty = skip_if_empty
 
     def expand(self, pcoll: Any) -> Any:
+        if _windowed(self._windowed_writes, pcoll):
+            return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)
 
 
@@ -432,6 +451,7 @@ class WriteToJson(PTransform):
     Records are written compactly (``{"a":1}``), non-ASCII escaped unless ``force_ascii=False``;
     ``default_handler`` converts values ``json`` cannot. ``lines=False`` writes one JSON array
     per shard. Also accepts ``file_name_suffix``, ``shard_name_template``, ``compression``.
+    ``windowed_writes`` as in :class:`WriteToText` (unbounded input: one file per window and pane).
 
     >>> import fsspec
     >>> from headrace.model.pipeline import Pipeline
@@ -454,12 +474,16 @@ class WriteToJson(PTransform):
         file_naming: Any = None,
         orient: str = "records",
         lines: bool = True,
+        windowed_writes: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(_pop_label(kwargs))
         _unsupported("WriteToJson", orient=(orient, "records"))
         options = _write_options("WriteToJson", num_shards, file_naming, kwargs, self._ALLOWED)
         self._sink = JsonSink(path, lines=lines, **options)
+        self._windowed_writes = windowed_writes
 
     def expand(self, pcoll: Any) -> Any:
+        if _windowed(self._windowed_writes, pcoll):
+            return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)
