@@ -20,7 +20,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NAMES = ("wordcount", "grouping", "spill")
+NAMES = ("wordcount", "grouping", "spill", "streaming")
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,12 @@ class Sizes:
     spill_keys: int
     spill_digits: int  # characters of each string value: 50 makes 99-byte str objects
     spill_budget_mb: int
+    streaming_events: int = 1_000_000
+    streaming_keys: int = 1_000
 
 
 FULL = Sizes(10.0, 5_000_000, 100_000, 2_000_000, 50_000, 50, 64)
-QUICK = Sizes(2.0, 1_000_000, 20_000, 500_000, 20_000, 50, 16)
+QUICK = Sizes(2.0, 1_000_000, 20_000, 500_000, 20_000, 50, 16, streaming_events=200_000)
 
 
 def _ensure_headrace() -> None:
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE))
     from bench_grouping import run_grouping
     from bench_spill import run_spill
+    from bench_streaming import run_streaming
     from bench_wordcount import run_wordcount
     from harness import BenchmarkError, Row, format_table
 
@@ -159,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
                     log,
                 )
                 rows.extend(s_rows)
+            if "streaming" in selected:
+                events, keys = sizes.streaming_events, sizes.streaming_keys
+                log(f"streaming: {events:,} timestamped events over {keys:,} keys")
+                t_dir = tmp / "streaming"
+                t_dir.mkdir()
+                t_rows, facts["streaming"] = run_streaming(t_dir, events, keys, args.repeat, log)
+                rows.extend(t_rows)
     except BenchmarkError as e:
         log(f"\nBENCHMARK FAILED: {e}")
         return 1

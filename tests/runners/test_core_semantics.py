@@ -930,3 +930,27 @@ def test_run_result_state_and_context_manager(pipeline_options, tmp_path):
             _ = p2 | Create([1]) | ParDo(LifecycleRecorder(str(ran))).with_outputs("counts")
             raise KeyError("user code failed while building")
     assert not _logs(ran), "a pipeline whose construction raised must not run"
+
+
+def test_create_of_timestamped_pairs_can_be_grouped(pipeline_options):
+    from headrace.model.window import FixedWindows, TimestampedValue
+
+    p = Pipeline(options=pipeline_options)
+    out = (
+        p
+        | Create([TimestampedValue(("k", 1), 1), TimestampedValue(("k", 2), 70)])
+        | WindowInto(FixedWindows(60))
+        | CombinePerKey(sum)
+    )
+    assert_that(out, equal_to([("k", 1), ("k", 2)]))
+    p.run().wait_until_finish()
+
+
+def test_a_failed_apply_leaves_nothing_in_the_graph(pipeline_options):
+    p = Pipeline(options=pipeline_options)
+    nums = p | "Nums" >> Create([1, 2])
+    with pytest.raises(ValueError):
+        _ = nums | "Group" >> GroupByKey()
+    assert_that(nums | "Double" >> Map(lambda x: 2 * x), equal_to([2, 4]))
+    p.run().wait_until_finish()
+    _ = nums | "Group" >> Map(lambda x: x)  # the failed label is free again

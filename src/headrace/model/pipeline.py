@@ -142,8 +142,12 @@ class Pipeline:
         else:
             self._roots.append(scope.id)
         self._scopes.append(scope)
+        known = (set(self._transforms), set(self._pcollections))
         try:
             result = transform.expand(pvalueish)
+        except BaseException:
+            self._forget_since(scope, parent, known, full_label)
+            raise
         finally:
             self._scopes.pop()
         if not scope.primitive:
@@ -160,6 +164,23 @@ class Pipeline:
                 params=dict(params),
             )
         return result
+
+    def _forget_since(
+        self,
+        scope: _Scope,
+        parent: _Scope | None,
+        known: tuple[set[str], set[str]],
+        label: str,
+    ) -> None:
+        """Undo a failed apply: nothing of it may stay in the graph."""
+        (parent.parts if parent else self._roots).remove(scope.id)
+        for tid in set(self._transforms) - known[0]:
+            self._labels.discard(self._transforms.pop(tid).label)
+        for pid in set(self._pcollections) - known[1]:
+            del self._pcollections[pid]
+        self._labels = {
+            lbl for lbl in self._labels if lbl != label and not lbl.startswith(label + "/")
+        }
 
     def _input_pcollections(self, pvalueish: Any, label: str) -> list[PCollection]:
         if isinstance(pvalueish, PBegin):

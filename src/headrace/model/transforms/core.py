@@ -31,7 +31,7 @@ from headrace.model.transforms.dofn import (
     state_and_timer_specs,
 )
 from headrace.model.transforms.ptransform import PTransform
-from headrace.model.window import GlobalWindows, TimestampCombiner, WindowFn
+from headrace.model.window import GlobalWindows, TimestampCombiner, TimestampedValue, WindowFn
 
 __all__ = [
     "CombineFn",
@@ -438,6 +438,12 @@ class CombineGlobally(PTransform):
         return self
 
     def expand(self, pcoll: PCollection) -> Any:
+        if self.as_view and not pcoll.windowing.is_global:
+            # A singleton view of a windowed combine: each window's result, and the CombineFn's
+            # empty result for a window without data (the view's default).
+            fn, a, kw = self.fn, self.args, self.kwargs
+            combined = pcoll | CombineGlobally(fn, *a, **kw).without_defaults()
+            return AsSingleton(combined, default_value=_empty_result(fn, a, kw))
         if self.has_defaults and not pcoll.windowing.is_global:
             raise ValueError(
                 f"{self.label!r}: default values for empty input exist only in the global window, "
@@ -458,6 +464,14 @@ class CombineGlobally(PTransform):
                 >> ParDo(_InjectDefault(self.fn, self.args, self.kwargs), AsList(combined))
             )
         return AsSingleton(combined) if self.as_view else combined
+
+
+def _empty_result(fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    fn.setup(*args, **kwargs)
+    try:
+        return fn.extract_output(fn.create_accumulator(*args, **kwargs), *args, **kwargs)
+    finally:
+        fn.teardown(*args, **kwargs)
 
 
 def _key_with_none(v: Any) -> tuple[None, Any]:
@@ -530,6 +544,8 @@ class Create(PTransform):
 def _infer_type(values: list[Any]) -> Any:
     if not values:
         return None
+    if type(values[0]) is TimestampedValue:
+        values = [v.value if type(v) is TimestampedValue else v for v in values[:1000]]
     first = type(values[0])
     if all(type(v) is first for v in values):
         return first

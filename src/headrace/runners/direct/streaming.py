@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headrace.exec.errors import annotate
+from headrace.exec.gcpolicy import relaxed_gc
 from headrace.exec.operators import FlattenOperator, Operator, ParDoOperator, WindowIntoOperator
 from headrace.exec.panes import PaneEngine
 from headrace.exec.sideinputs import NO_DEFAULT, SideInput
@@ -128,13 +129,9 @@ class StreamingRun:
 
     def __post_init__(self) -> None:
         self.order = list(streaming_leaves(self.graph))
-        controlled = any(
-            n.kind == "Read" and n.payload is not None and _is_test_stream(n.payload.load())
-            for n in self.order
-        )
-        self.clock = Clock(controlled)
         self.watermarks = dict.fromkeys(self.graph.pcollections, MIN_US)
         self._build()
+        self.clock = Clock(controlled=any(s.kind == "test_stream" for s in self.sources))
 
     # -- building ------------------------------------------------------------------------------
 
@@ -388,6 +385,10 @@ class StreamingRun:
 
     def run(self) -> None:
         """Run until every source is done (or the run is cancelled)."""
+        with relaxed_gc():
+            self._run_all()
+
+    def _run_all(self) -> None:
         for sp in self.stateful.values():
             sp.setup()
         try:
@@ -463,13 +464,28 @@ class _SideInputGate:
             return MAX_US
         ready = [wv for wv in self.buffer if self._ready(wv, side_wm)]
         if ready:
-            self.buffer = [wv for wv in self.buffer if not self._ready(wv, side_wm)]
+            # in place: the upstream receiver holds a reference to this list
+            self.buffer[:] = [wv for wv in self.buffer if not self._ready(wv, side_wm)]
             if self.op is None:
                 self.op = self._build(side_wm)
+            else:
+                self._refresh_windowed_sides(self.op)
             self.op.process(ready)
         return min((wv.timestamp_us for wv in self.buffer), default=MAX_US)
 
+    def _refresh_windowed_sides(self, op: ParDoOperator) -> None:
+        """Windowed side inputs grow as their windows complete: rebuild their views."""
+        if op.window_sides:
+            fresh = dict(self._views())
+            op.window_sides = [(slot, fresh[slot]) for slot, _ in op.window_sides]
+
     def _build(self, side_wm: int) -> ParDoOperator:
+        op = self.run.pardo(self.node, self._views())
+        op.setup()
+        op.start()
+        return op
+
+    def _views(self) -> list[tuple[str, SideInput]]:
         graph = self.run.graph
         sides = []
         for s in self.node.side_inputs:
@@ -484,10 +500,7 @@ class _SideInputGate:
                 windowed_elements=True,
             )
             sides.append((s.slot, view))
-        op = self.run.pardo(self.node, sides)
-        op.setup()
-        op.start()
-        return op
+        return sides
 
 
 def _us(value: Any) -> int:
