@@ -24,6 +24,7 @@ from headrace.model.timestamp import MIN_US, Timestamp
 from headrace.model.window import (
     GLOBAL_WINDOWS_TUPLE,
     PANE_INFO_UNKNOWN,
+    FixedWindows,
     TimestampedValue,
     WindowedValue,
     WindowFn,
@@ -121,6 +122,22 @@ class WindowIntoOperator(Operator):
             out = _strip(chunk) if self.in_windowed else chunk
         elif not self.in_windowed:  # pragma: no cover - the planner makes such inputs windowed
             out = [WindowedValue(x, MIN_US, self.window_fn.assign_us(MIN_US)) for x in chunk]
+        elif type(self.window_fn) is FixedWindows:
+            # One shared window tuple per window start: no allocation per element, and equal
+            # windows are the same object (cheap to hash and compare when grouping).
+            size, offset, cache = self.window_fn.size_us, self.window_fn.offset_us, self._cache
+            out = []
+            append = out.append
+            for x in chunk:
+                t = x.timestamp_us
+                start = t - (t - offset) % size
+                windows = cache.get(start)
+                if windows is None:
+                    windows = self.window_fn.assign_us(t)
+                    if len(cache) >= 65536:
+                        cache.clear()
+                    cache[start] = windows
+                append(WindowedValue(x.value, t, windows, x.pane))
         elif self.fast is not None:
             assign, cache = self.fast, self._cache
             out = []
