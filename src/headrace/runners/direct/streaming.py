@@ -416,6 +416,9 @@ class StreamingRun:
                 if not busy:
                     time.sleep(self._next_wakeup_s())
             if self.cancelled.is_set():
+                # Pushes are synchronous: whatever was read has gone as far as it can. Keep
+                # the acknowledgement of what went all the way through.
+                self._commit_if_quiescent()
                 return
             self._propagate()
             for node in self.order:
