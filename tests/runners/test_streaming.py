@@ -343,3 +343,38 @@ def test_a_finishing_trigger_is_allowed_with_a_warning():
             | beam.Create([("k", 1)])
             | "Once" >> beam.WindowInto(window.GlobalWindows(), trigger=AfterCount(2))
         )
+
+
+class _SessionTotals(beam.DoFn):
+    """Per key and session: sum values in combining state, emit when the session ends."""
+
+    TOTAL = CombiningValueStateSpec("total", sum)
+    END = TimerSpec("end", TimeDomain.WATERMARK)
+
+    def process(
+        self,
+        kv,
+        w=beam.DoFn.WindowParam,
+        total=beam.DoFn.StateParam(TOTAL),
+        end=beam.DoFn.TimerParam(END),
+    ):
+        total.add(kv[1])
+        end.set(w.max_timestamp())
+
+    @on_timer(END)
+    def on_end(
+        self, key=beam.DoFn.KeyParam, w=beam.DoFn.WindowParam, total=beam.DoFn.StateParam(TOTAL)
+    ):
+        yield (key, float(w.start), float(w.end), total.read())
+
+
+def test_stateful_dofn_state_and_timers_merge_with_sessions():
+    events = [TV(("a", 1), 1), TV(("a", 2), 5), TV(("a", 4), 30), TV(("b", 7), 3)]
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | beam.Create(events)
+            | beam.WindowInto(window.Sessions(10))
+            | beam.ParDo(_SessionTotals())
+        )
+        assert_that(out, equal_to([("a", 1.0, 15.0, 3), ("a", 30.0, 40.0, 4), ("b", 3.0, 13.0, 7)]))

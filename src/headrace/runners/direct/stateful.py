@@ -26,8 +26,8 @@ from headrace.graph.nodes import TransformNode, WindowingStrategy
 from headrace.model.metrics import MetricsContainer, set_current_container
 from headrace.model.pvalue import TaggedOutput
 from headrace.model.timestamp import MAX_US, MIN_US, Timestamp
-from headrace.model.userstate import TimeDomain, describe_stateful_dofn
-from headrace.model.window import GLOBAL_WINDOWS_TUPLE, TimestampedValue, WindowedValue
+from headrace.model.userstate import TimeDomain, check_merging_windows, describe_stateful_dofn
+from headrace.model.window import GLOBAL_WINDOWS_TUPLE, TimestampedValue, WindowedValue, WindowFn
 
 __all__ = ["StatefulParDo"]
 
@@ -53,6 +53,12 @@ class StatefulParDo:
         self.emitters = emitters
         self.metrics = metrics
         self.lateness_us = strategy.allowed_lateness_us
+        self.window_fn = (
+            strategy.window_fn.load() if strategy.merging and strategy.window_fn else None
+        )
+        if self.window_fn is not None:
+            check_merging_windows(info.state_specs.values(), self.label)
+        self.active: dict[Any, set[Any]] = {}  # merging windows only: key -> live windows
         self.scope = StateScope()
         self.store = StateStore(info.state_specs, owner=self.label)
         self.timers = TimerQueue()
@@ -163,13 +169,32 @@ class StatefulParDo:
                         f"{self.label!r} uses state or timers, so its input must be "
                         f"(key, value) pairs; got {x.value!r}"
                     ) from None
-                for window in x.windows:
+                windows = self._merge(key, x.windows) if self.window_fn is not None else x.windows
+                for window in windows:
                     scope.key, scope.window = key, window
                     self._emit(
                         call(x.value, x.timestamp_us, x.pane), x.timestamp_us, window, x.pane
                     )
         except Exception as e:
             raise annotate(e, self.label) from None
+
+    def _merge(self, key: Any, new_windows: Any) -> list[Any]:
+        """Merging windows (Sessions): merge ``key``'s live windows with the new ones, moving
+        state and timers into the merged windows; return the windows the element now lives in."""
+        active = self.active.setdefault(key, set())
+        active.update(new_windows)
+        context = WindowFn.MergeContext(active)
+        window_fn: Any = self.window_fn
+        window_fn.merge(context)
+        mapping = {}
+        for olds, merged in context.merges:
+            self.store.merge_windows(key, olds, merged)
+            self.timers.merge_windows(key, olds, merged)
+            active.difference_update(olds)
+            active.add(merged)
+            for w in olds:
+                mapping[w] = merged
+        return list(dict.fromkeys(mapping.get(w, w) for w in new_windows))
 
     def advance(self, watermark_us: int, now_us: int | None) -> int:
         """Fire due timers and expire state; return the hold on the output watermark."""
@@ -202,6 +227,8 @@ class StatefulParDo:
                 for key in list(self.store.keys(window)):
                     self.store.clear_window(key, window)
                     self.timers.clear_window(key, window)
+                    if self.window_fn is not None and key in self.active:
+                        self.active[key].discard(window)
 
 
 _NO_ELEMENT = object()
