@@ -4,6 +4,7 @@ and ``memory://``."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import random
 import threading
@@ -479,3 +480,141 @@ def test_round_trip_any_bytes(root: str, files: list[bytes], compression: str | 
         assert read_content(objects, final) == data
         assert b"".join(iter_content(objects, final, block=97)) == data
         assert Content.from_json(final.to_json()) == final
+
+
+# -- batched look-ups (lookup_many) ---------------------------------------------------------
+
+
+class BatchTable(Table):
+    """A content table answering many hashes at once, counting calls and hashes asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def lookup_many(self, digests) -> dict[str, Content]:
+        digests = list(digests)
+        self.batches.append(len(digests))
+        return {d: Content.from_json(self.rows[d]) for d in digests if d in self.rows}
+
+
+def stored_bytes(objects: ObjectStore) -> int:
+    return sum(objects.size(k) for k in objects.keys())
+
+
+def test_small_files_are_looked_up_a_pack_at_a_time(objects: ObjectStore) -> None:
+    table = BatchTable()
+    files = [f"file {i}\n".encode() * 20 for i in range(50)]
+    first = ContentWriter(objects, table.lookup, pack_target=4000, lookup_many=table.lookup_many)
+    for data in files[:30]:
+        first.add_bytes(data)
+    table.record(first.flush())
+    assert table.asked == 0  # no small file was asked about on its own
+    assert sum(table.batches) == 30 and len(table.batches) < 30
+    before_keys, before_bytes = set(objects.keys()), stored_bytes(objects)
+
+    table.batches.clear()
+    second = ContentWriter(objects, table.lookup, pack_target=4000, lookup_many=table.lookup_many)
+    added = [second.add_bytes(data) for data in files]
+    assert all(c.pending for c in added)  # known or not, decided when the pack is written
+    created = second.flush()
+    assert table.asked == 0 and sum(table.batches) == 50
+    # Only the 20 new files were written: known ones were left out of the packs.
+    assert sorted(c.hash for c in created) == sorted(hash_bytes(d) for d in files[30:])
+    new_bytes = stored_bytes(objects) - before_bytes
+    assert sum(map(len, files[30:])) <= new_bytes < sum(map(len, files[30:])) + 200
+    assert before_keys <= set(objects.keys())
+    for data, content in zip(files, added):
+        final = second.resolve(content)
+        assert not final.pending
+        assert read_content(objects, final) == data
+    # Known ones resolve to the table's Content, with the first writer's layout.
+    assert second.resolve(added[0]) == Content.from_json(table.rows[hash_bytes(files[0])])
+
+
+def test_a_pack_of_known_files_writes_nothing(objects: ObjectStore) -> None:
+    table = BatchTable()
+    first = ContentWriter(objects, lookup_many=table.lookup_many)
+    first.add_bytes(b"one")
+    first.add_bytes(b"two")
+    table.record(first.flush())
+    keys = set(objects.keys())
+    second = ContentWriter(objects, lookup_many=table.lookup_many)
+    a, b = second.add_bytes(b"two"), second.add_bytes(b"one")
+    assert second.flush() == []
+    assert set(objects.keys()) == keys
+    assert read_content(objects, second.resolve(a)) == b"two"
+    assert read_content(objects, second.resolve(b)) == b"one"
+
+
+def test_large_files_are_looked_up_one_by_one(objects: ObjectStore) -> None:
+    table = BatchTable()
+    big = random_bytes(600_000, seed=3)
+    first = ContentWriter(objects, lookup_many=table.lookup_many)
+    table.record([first.add_bytes(big)])
+    keys = set(objects.keys())
+    # With both look-ups, a large file goes to lookup (one hash), not to lookup_many.
+    second = ContentWriter(objects, table.lookup, lookup_many=table.lookup_many)
+    table.batches.clear()
+    known = second.add_bytes(big)
+    assert table.asked == 1 and table.batches == []
+    assert not known.pending and second.flush() == []
+    # With lookup_many only, it is asked with the one hash.
+    third = ContentWriter(objects, lookup_many=table.lookup_many)
+    assert third.add_bytes(big) == known and table.batches == [1]
+    assert set(objects.keys()) == keys
+
+
+def test_batched_lookup_with_files_from_several_threads(objects: ObjectStore) -> None:
+    table = BatchTable()
+    seed = ContentWriter(objects, lookup_many=table.lookup_many)
+    for i in range(0, 400, 2):
+        seed.add_bytes(f"row {i}\n".encode())
+    table.record(seed.flush())
+    writer = ContentWriter(objects, pack_target=1000, lookup_many=table.lookup_many)
+    results: dict[int, Content] = {}
+
+    def work(start: int) -> None:
+        for i in range(start, 400, 4):
+            results[i] = writer.add_bytes(f"row {i}\n".encode())
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    created = writer.flush()
+    assert sorted(c.hash for c in created) == sorted(
+        hash_bytes(f"row {i}\n".encode()) for i in range(1, 400, 2)
+    )
+    for i, content in results.items():
+        assert read_content(objects, writer.resolve(content)) == f"row {i}\n".encode()
+
+
+def test_add_file_reads_small_and_growing_files(
+    objects: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = ContentWriter(objects, small_limit=1000)
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x" * 1000)
+    assert writer.add_file(path).size == 1000
+    path.write_bytes(b"")
+    assert writer.add_file(path).size == 0
+    # A file that grew after its size was taken, or shrank, is read to its end all the same.
+    import headrace.store.content as content_module
+
+    real_fstat = os.fstat
+    for told in (10, 5000):
+
+        def fstat(fd: int, told: int = told) -> os.stat_result:
+            st = real_fstat(fd)
+            return os.stat_result((*st[:6], told, *st[7:]))
+
+        monkeypatch.setattr(content_module.os, "fstat", fstat)
+        data = random_bytes(2010, seed=told) if told == 10 else b"y" * 700
+        path.write_bytes(data)
+        content = writer.add_file(path)
+        monkeypatch.undo()
+        writer.flush()
+        assert content.size == len(data)
+        assert read_content(objects, writer.resolve(content)) == data

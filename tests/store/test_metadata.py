@@ -771,3 +771,150 @@ def test_in_memory_sqlite() -> None:
             meta.create_repo(conn, "r")
         with meta.read() as conn:
             assert [r.name for r in meta.list_repos(conn)] == ["r"]
+
+
+# ---------------------------------------------------------------- the tree node cache
+
+
+def test_get_tree_nodes_reads_many_in_batches(metadata: Metadata) -> None:
+    nodes = {f"k{i:05d}": f"node {i}".encode() + b"\x00\xff" for i in range(2000)}
+    with metadata.transaction() as conn:
+        metadata.put_tree_nodes(conn, nodes)
+    wanted = [*list(nodes)[::2], "missing-1", "missing-2"]  # 1002 keys
+    with metadata.read() as conn, _count_statements(metadata) as seen:
+        found = metadata.get_tree_nodes(conn, wanted)
+    assert found == {k: nodes[k] for k in list(nodes)[::2]}
+    assert all(type(v) is bytes for v in found.values())
+    # One statement per batch: SQLite binds at most 900 keys, PostgreSQL one array.
+    assert len(seen) == (1 if metadata.dialect == "postgresql" else 2)
+    with metadata.read() as conn:
+        assert metadata.get_tree_nodes(conn, []) == {}
+        assert metadata.get_tree_node(conn, "k00007") == nodes["k00007"]
+
+
+def _delete_row(metadata: Metadata, key: str) -> None:
+    """Remove a node behind the metadata's back (as damage would)."""
+    with metadata.transaction() as conn:
+        conn.execute(sa.text("DELETE FROM tree_nodes WHERE key = :k"), {"k": key})
+
+
+def test_node_cache_is_shared_across_transactions(metadata: Metadata) -> None:
+    with metadata.transaction() as conn:
+        metadata.put_tree_nodes(conn, {"a": b"A", "b": b"B", "c": b"C"})
+    assert len(metadata.node_cache) == 0  # writes do not fill the cache
+    with metadata.read() as conn:
+        nodes = metadata.tree_nodes(conn)
+        assert nodes.get_node("a") == b"A"
+        assert nodes.get_nodes(["b", "c", "zz"]) == {"b": b"B", "c": b"C"}
+    assert sorted(metadata.node_cache.keys()) == ["a", "b", "c"]
+    _delete_row(metadata, "a")
+    with metadata.read() as conn, _count_statements(metadata) as seen:
+        assert metadata.tree_nodes(conn).get_node("a") == b"A"  # from the cache
+        assert metadata.tree_nodes(conn).get_nodes(["a", "b"]) == {"a": b"A", "b": b"B"}
+        assert not any("tree_nodes" in s for s in seen)
+        uncached = metadata.tree_nodes(conn, cached=False)
+        with pytest.raises(ObjectNotFound, match="tree node a"):
+            uncached.get_node("a")  # the database's view, as fsck needs
+        assert uncached.get_nodes(["a", "b"]) == {"b": b"B"}
+    assert uncached.cache is not metadata.node_cache
+
+
+def test_deleting_tree_nodes_evicts_them(metadata: Metadata) -> None:
+    with metadata.transaction() as conn:
+        metadata.put_tree_nodes(conn, {"a": b"A", "b": b"B"})
+    with metadata.read() as conn:
+        metadata.tree_nodes(conn).get_nodes(["a", "b"])
+    with metadata.transaction() as conn:
+        assert metadata.delete_tree_nodes(conn, ["a", "a", "x"]) == 1
+    assert metadata.node_cache.keys() == ["b"]
+    with metadata.read() as conn, pytest.raises(ObjectNotFound):
+        metadata.tree_nodes(conn).get_node("a")
+
+
+def test_node_cache_size_is_kept_when_pickled(metadata_url: str) -> None:
+    meta = Metadata(metadata_url, node_cache_bytes=12345)
+    try:
+        for dumps in (pickle.dumps, cloudpickle.dumps):
+            copy = pickle.loads(dumps(meta))
+            assert copy.node_cache.capacity == 12345 and len(copy.node_cache) == 0
+            copy.close()
+    finally:
+        meta.close()
+
+
+def test_branch_head_in_one_query(metadata: Metadata) -> None:
+    with metadata.transaction() as conn:
+        metadata.create_repo(conn, "r")
+        metadata.create_branch(conn, "r", "empty")
+        (c,) = _chain(metadata, conn, "r", 1)
+        metadata.create_branch(conn, "r", "master", head_commit=c.id)
+    with metadata.read() as conn:
+        with _count_statements(metadata) as seen:
+            assert metadata.branch_head(conn, "r", "master") == c
+        assert len(seen) == 1
+        assert metadata.branch_head(conn, "r", "empty") is None
+        assert metadata.branch_head(conn, "r", "nope") is None
+        assert metadata.branch_head(conn, "nope", "master") is None
+
+
+def test_node_cache_evicts_least_recently_used_by_bytes() -> None:
+    overhead = metadata_module.NodeCache(0)  # keeps nothing
+    overhead.put("k", b"x")
+    assert len(overhead) == 0 and overhead.get("k") is None
+    cache = metadata_module.NodeCache(3 * (1000 + 200))
+    for key in "abc":
+        cache.put(key, key.encode() * 1000)
+    assert cache.keys() == ["a", "b", "c"] and cache.nbytes == 3600
+    assert cache.get("a") == b"a" * 1000  # now the most recently used
+    cache.put("d", b"d" * 1000)
+    assert cache.keys() == ["c", "a", "d"]  # b, the least recently used, went
+    cache.put("huge", b"h" * 5000)  # larger than the whole cache: not kept
+    assert "huge" not in cache and cache.nbytes == 3600
+    assert cache.get_many(["c", "zz", "d"]) == {"c": b"c" * 1000, "d": b"d" * 1000}
+    cache.discard(["c", "zz"])
+    assert cache.keys() == ["a", "d"] and cache.nbytes == 2400
+    cache.clear()
+    assert len(cache) == 0 and cache.nbytes == 0
+    with pytest.raises(ValueError, match="capacity"):
+        metadata_module.NodeCache(-1)
+
+
+def test_node_cache_is_thread_safe() -> None:
+    cache = metadata_module.NodeCache(50 * 300)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(3000):
+                key = f"{(i * 7 + n) % 120}"
+                cache.put(key, key.encode() * 10)
+                got = cache.get(f"{(i + n) % 120}")
+                assert got is None or got == f"{(i + n) % 120}".encode() * 10
+                if i % 50 == 0:
+                    cache.discard([key])
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert cache.nbytes == sum(len(cache.get(k) or b"") + 200 for k in cache.keys())
+    assert cache.nbytes <= cache.capacity
+
+
+def test_forked_child_can_use_a_node_cache_locked_in_the_parent() -> None:
+    cache = metadata_module.NodeCache(10_000)
+    cache.put("k", b"v")
+    with cache._lock:  # as if another thread of the parent were using it at fork time
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if cache.get("k") == b"v" else 2
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

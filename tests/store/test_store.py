@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import uuid
 
 import pytest
 
+from headrace.store import trees
 from headrace.store.errors import (
     CommitFinished,
     CommitNotFound,
@@ -17,11 +19,13 @@ from headrace.store.errors import (
     InvalidPath,
     InvalidReference,
     MergeConflict,
+    ObjectNotFound,
     RepoExists,
     RepoNotFound,
 )
 from headrace.store.metadata import Metadata
 from headrace.store.objects import ObjectStore
+from headrace.store.records import FileInfo
 from headrace.store.store import Store
 
 CONFIGS = ["sqlite+folder", "postgresql+folder", "sqlite+memory"]
@@ -313,3 +317,188 @@ def test_record_files_makes_one_commit_from_stored_contents(store):
     store.start_commit("out@master")
     with pytest.raises(Conflict, match="open commit"):
         store.record_files("out@master", files)
+
+
+# ---------------------------------------------------------------- put_dir and batched look-ups
+
+
+def _content_queries(store: Store):
+    import sqlalchemy as sa
+
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        if "FROM contents" in statement:
+            seen.append(statement)
+
+    sa.event.listen(store.meta.engine, "before_cursor_execute", listener)
+    return seen, lambda: sa.event.remove(store.meta.engine, "before_cursor_execute", listener)
+
+
+def test_put_dir_looks_contents_up_a_pack_at_a_time_and_stores_nothing_twice(store, tmp_path):
+    store.create_repo("r")
+    src = tmp_path / "src"
+    for i in range(300):
+        (src / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 3}" / f"f{i:03d}.txt").write_bytes(f"line {i}\n".encode() * 10)
+    seen, stop = _content_queries(store)
+    try:
+        first = store.put_dir("r@master", src)
+        assert len(seen) <= 2  # one batch for the one pack, not one query per file
+    finally:
+        stop()
+    assert first.file_count == 300
+    objects = object_count(store)
+    stored = sum(store.objects.size(k) for k in store.objects.keys())
+    again = store.put_dir("r@other", src)  # the same files again: nothing new is stored
+    assert again.file_count == 300 and object_count(store) == objects
+    # Some known files and some new ones: only the new bytes are stored.
+    for i in range(0, 300, 30):
+        (src / f"d{i % 3}" / f"f{i:03d}.txt").write_bytes(f"changed {i}\n".encode())
+    third = store.put_dir("r@master", src)
+    grown = sum(store.objects.size(k) for k in store.objects.keys()) - stored
+    assert 0 < grown <= 10 * len(b"changed 000\n") + 100
+    assert store.get_file("r@master:/d0/f030.txt") == b"changed 30\n"
+    assert store.get_file(f"r@{third.id}:/d1/f001.txt") == b"line 1\n" * 10
+    assert [d.path for d in store.diff("r@master")] == [
+        f"/d{i % 3}/f{i:03d}.txt" for i in sorted(range(0, 300, 30), key=lambda i: (i % 3, i))
+    ]
+    assert store.fsck().ok
+
+
+def test_put_dir_walks_like_sorted_rglob(store, tmp_path):
+    from pathlib import Path
+
+    from headrace.store.store import _local_files
+
+    src = tmp_path / "src"
+    for rel in ["a-b", "a/b", "a/c/d.txt", ".hidden", "a.txt", "z/.x", "empty/"]:
+        target = src / rel
+        if rel.endswith("/"):
+            target.mkdir(parents=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(rel.encode())
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "o.txt").write_bytes(b"outside")
+    (src / "link-to-file").symlink_to(src / "a.txt")
+    (src / "link-to-dir").symlink_to(tmp_path / "outside")
+    expected = [
+        (p.relative_to(src).as_posix(), str(p)) for p in sorted(src.rglob("*")) if p.is_file()
+    ]
+    assert list(_local_files(str(src))) == expected
+    assert "link-to-file" in dict(expected) and "link-to-dir/o.txt" not in dict(expected)
+    store.create_repo("r")
+    info = store.put_dir("r@master:/in", Path(src))
+    assert info.file_count == len(expected)
+    assert store.get_file("r@master:/in/link-to-file") == b"a.txt"
+    with pytest.raises(FileNotFound, match="does not exist"):
+        store.put_file("r@master:/x", str(tmp_path / "missing.txt"))
+    with pytest.raises(FileNotFound, match="does not exist"):
+        store.put_file("r@master:/x", str(src / "a"))  # a directory
+    with pytest.raises(FileNotFound, match="not a local directory"):
+        store.put_dir("r@master", tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- walking and the node cache
+
+
+def _many_files(n: int) -> list[tuple[str, bytes]]:
+    return [(f"/d{i // 100:02d}/f{i:04d}.txt", f"{i % 7}\n".encode()) for i in range(n)]
+
+
+def test_walk_files_streams_every_file_in_order(store):
+    store.create_repo("r")
+    files = _many_files(1000)
+    store.put_files("r@master", files)
+    listed = store.list_files("r@master", recursive=True)
+    assert [f.path for f in listed] == [p for p, _ in files]
+    for batch in (1, 7, 250, 1000, 10_000):
+        assert list(store.walk_files("r@master", batch=batch)) == listed
+    assert list(store.walk_files("r@master:/d03")) == listed[300:400]
+    assert list(store.walk_files("r@master", prefix="/d03", batch=30)) == listed[300:400]
+    assert list(store.walk_files("r@master:/d03/f0301.txt")) == [listed[301]]
+    assert listed[5] == FileInfo("/d00/f0005.txt", "file", 2, listed[5].hash)
+    with pytest.raises(FileNotFound, match="no such file or directory"):
+        store.walk_files("r@master:/nope")
+    with pytest.raises(ValueError, match="batch"):
+        store.walk_files("r@master", batch=0)
+    store.create_repo("empty")
+    store.put_files("empty@master", [])
+    assert list(store.walk_files("empty@master")) == []
+
+
+def test_walk_files_resolves_the_reference_once(store):
+    store.create_repo("r")
+    first = store.put_files("r@master", _many_files(300))
+    walk = store.walk_files("r@master", batch=50)
+    head = [next(walk) for _ in range(60)]
+    store.delete_file("r@master:/d01")  # the branch moves on; the walk keeps its commit
+    store.put_file("r@master:/d00/zzz.txt", b"new")
+    rest = list(walk)
+    assert [f.path for f in head + rest] == [p for p, _ in _many_files(300)]
+    assert len(store.list_files("r@master", recursive=True)) == 201
+    assert list(store.walk_files(f"r@{first.id}", batch=64)) == head + rest
+
+
+def test_walk_files_of_an_open_commit_sees_its_staged_changes(store):
+    store.create_repo("r")
+    store.put_files("r@master", _many_files(200))
+    commit = store.start_commit("r@master")
+    store.put_file(f"r@{commit.id}:/d00/f0000.txt", b"changed")
+    store.put_file(f"r@{commit.id}:/e/new.txt", b"new")
+    store.delete_file(f"r@{commit.id}:/d01")
+    walked = list(store.walk_files(f"r@{commit.id}", batch=16))
+    assert walked == store.list_files(f"r@{commit.id}", recursive=True)
+    assert len(walked) == 101 and walked[-1].path == "/e/new.txt"
+    assert walked[0].size == len(b"changed")
+
+
+def test_gc_evicts_deleted_tree_nodes_from_the_cache(store):
+    store.create_repo("keep")
+    store.create_repo("drop")
+    store.put_files("keep@master", _many_files(50))
+    store.put_files("drop@master", [(p, b"other " + d) for p, d in _many_files(400)])
+    assert len(store.list_files("drop@master", recursive=True)) == 400  # fills the cache
+    with store.meta.read() as conn:
+        drop_root = store.meta.get_commit(conn, store.inspect_commit("drop@master").id).root_tree
+        dead = set(trees.reachable_nodes(store.meta.tree_nodes(conn), drop_root))
+    cache = store.meta.node_cache
+    assert dead & set(cache.keys())
+    store.delete_repo("drop")
+    report = store.gc(grace_seconds=0)
+    assert report.nodes_deleted == len(dead)
+    assert not dead & set(cache.keys())
+    assert len(store.list_files("keep@master", recursive=True)) == 50
+    assert store.fsck().ok
+
+
+def test_fsck_reads_past_the_node_cache(store):
+    import sqlalchemy as sa
+
+    store.create_repo("r")
+    store.put_files("r@master", _many_files(400))
+    listed = store.list_files("r@master", recursive=True)  # every node is now cached
+    with store.meta.read() as conn:
+        root = store.meta.get_commit(conn, store.inspect_commit("r@master").id).root_tree
+    with store.meta.transaction() as conn:  # damage: a node disappears from the database
+        conn.execute(sa.text("DELETE FROM tree_nodes WHERE key = :k"), {"k": root})
+    assert root in store.meta.node_cache
+    assert store.list_files("r@master", recursive=True) == listed  # served from the cache
+    report = store.fsck(verify_objects=False)
+    assert not report.ok
+    assert "cannot be read" in report.problems[0] and root in report.problems[0]
+    store.meta.node_cache.clear()
+    with pytest.raises(ObjectNotFound, match=root):
+        store.list_files("r@master", recursive=True)
+
+
+def test_file_info_is_an_immutable_record():
+    info = FileInfo("/a.csv", "file", 3, "ab")
+    assert (info.path, info.type, info.size, info.hash) == ("/a.csv", "file", 3, "ab")
+    assert FileInfo("/d", "dir", 0).hash is None
+    assert info == FileInfo("/a.csv", "file", 3, "ab") and len({info, info}) == 1
+    with pytest.raises(AttributeError):
+        info.size = 4  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(info)) == info
+    assert repr(info) == "FileInfo(path='/a.csv', type='file', size=3, hash='ab')"

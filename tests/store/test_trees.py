@@ -55,20 +55,43 @@ SHAPES = [
 
 
 class CountingStore(MemoryNodeStore):
-    """Counts node reads and writes."""
+    """Counts node reads (one per node, read alone or in a batch), batch calls and writes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.reads = 0
+        self.calls = 0  # get_node and get_nodes calls: the queries of a database
         self.written = 0
 
     def get_node(self, key: str) -> bytes:
         self.reads += 1
+        self.calls += 1
         return super().get_node(key)
+
+    def get_nodes(self, keys) -> dict[str, bytes]:
+        found = super().get_nodes(keys)
+        self.reads += len(found)
+        self.calls += 1
+        return found
 
     def put_nodes(self, nodes: dict[str, bytes]) -> None:
         self.written += len(nodes)
         super().put_nodes(nodes)
+
+
+class PlainStore:
+    """A node store without get_nodes: every node is read on its own."""
+
+    def __init__(self, nodes: dict[str, bytes]) -> None:
+        self.nodes = nodes
+        self.reads = 0
+
+    def get_node(self, key: str) -> bytes:
+        self.reads += 1
+        return self.nodes[key]
+
+    def put_nodes(self, nodes: dict[str, bytes]) -> None:
+        self.nodes.update(nodes)
 
 
 def ordered(model: dict[str, Entry]) -> list[Entry]:
@@ -702,3 +725,87 @@ def test_apply_with_many_changes_equals_a_rebuild() -> None:
             model[p] = e
     assert new == fresh_root(model)
     assert trees.list(store, new) == ordered(model)
+
+
+# --- batched reads (get_nodes) and runs -------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@settings(max_examples=40, deadline=None)
+@given(model=valid_models(), data=st.data())
+def test_iter_runs_agrees_with_the_model(shape, model, data) -> None:
+    with small_nodes(**shape):
+        store = MemoryNodeStore()
+        root = trees.build(store, ordered(model))
+    paths = sorted(model, key=sort_key)
+    prefix = data.draw(st.sampled_from(["/", *{p.rsplit("/", 1)[0] or "/" for p in paths}]))
+    start_after = data.draw(st.sampled_from([None, *paths]))
+    limit = data.draw(st.sampled_from([None, 0, 1, 2, 5, 100]))
+    expected = [e for e in under(model, prefix) if start_after is None or
+                sort_key(e.path) > sort_key(start_after)]  # fmt: skip
+    if limit is not None:
+        expected = expected[:limit]
+    got = [
+        Entry(*row)
+        for paths_, hashes, sizes in trees.iter_runs(store, root, prefix, start_after, limit)
+        for row in zip(paths_, hashes, sizes)
+    ]
+    assert got == expected
+    plain = PlainStore(store.nodes)  # the same answers without get_nodes
+    assert trees.list(plain, root, prefix, start_after, limit) == expected
+
+
+def test_a_page_is_read_in_one_batch_per_parent() -> None:
+    store = CountingStore()
+    model = big_model(100_000)
+    root = trees.build(store, ordered(model))
+    plain = PlainStore(store.nodes)
+    after = "/data/042/part-042500.csv"
+    for limit in (10, 1000, 5000):
+        store.reads = store.calls = plain.reads = 0
+        page = trees.list(store, root, start_after=after, limit=limit)
+        assert page == trees.list(plain, root, start_after=after, limit=limit)
+        assert len(page) == limit
+        # Every node read is one the page needs, but for one child read ahead on each internal
+        # level (the page starts inside a child, whose count then overstates what is left)...
+        assert plain.reads <= store.reads <= plain.reads + 2
+        # ...and the nodes under one parent come in one call: the root, a batch of level-1
+        # nodes, a batch of leaves under each level-1 node the page spans (about 4000 files).
+        assert store.calls <= 3 + (limit + 3999) // 4000, (limit, store.calls)
+        assert plain.reads >= limit // 64  # against a call per node
+
+
+def test_a_full_walk_reads_each_node_once_in_few_calls() -> None:
+    store = CountingStore()
+    root = trees.build(store, ordered(big_model(100_000)))
+    store.reads = store.calls = 0
+    assert sum(1 for _ in trees.iter_entries(store, root)) == 100_000
+    assert store.reads == len(store.nodes) >= 1500
+    assert store.calls < store.reads / 10  # batches of up to 32 children
+
+
+def test_read_ahead_is_bounded_when_a_walk_jumps() -> None:
+    # A non-recursive listing jumps past every directory: it must not read ahead much.
+    store = CountingStore()
+    root = trees.build(store, ordered(big_model(100_000)))
+    plain = PlainStore(store.nodes)
+    store.reads = 0
+    listed = trees.list(store, root, "/data", recursive=False)
+    assert listed == trees.list(plain, root, "/data", recursive=False)
+    assert len(listed) == 100
+    assert store.reads <= plain.reads + 5
+
+
+def test_missing_node_in_a_batch_is_reported_when_reached() -> None:
+    with small_nodes():
+        store = MemoryNodeStore()
+        entries = [Entry(f"/f{i:03d}", "h", 1) for i in range(200)]
+        root = trees.build(store, entries)
+    leaves = [k for k in store.nodes if trees._decode(store.nodes[k], k).level == 0]
+    first_leaf_paths = trees._decode(store.nodes[leaves[0]], leaves[0]).paths
+    victim = next(k for k in leaves if trees._decode(store.nodes[k], k).paths[0] > "/f150")
+    del store.nodes[victim]
+    assert first_leaf_paths  # the start of the tree still lists
+    assert trees.list(store, root, limit=3) == entries[:3]
+    with pytest.raises(ObjectNotFound, match=victim):
+        trees.list(store, root)

@@ -13,14 +13,19 @@ chunks of about ``chunk_avg`` bytes whose boundaries depend on the bytes around 
 changes only the chunks it touches and a re-added file stores nothing new. A file stored in one
 piece (one chunk, or a pack of one file) is an ``("o", key)`` object whose key is the file's hash.
 
-Equal content is stored once: :class:`ContentWriter` asks ``lookup(hash)`` (the metadata table
-of known contents) and remembers what it wrote in this session before storing anything.
+Equal content is stored once: :class:`ContentWriter` remembers what it wrote in this session and
+asks the metadata table of known contents before storing anything. Large files are asked about
+one by one (``lookup(hash)``); small files, given ``lookup_many(hashes)``, a pack at a time, just
+before the pack is written: the files found are left out of it, so asking costs one query per
+pack rather than one per file.
 
 States of a content in a writer: a small file added with ``add_*`` is *pending* (its hash and
 size are known, its layout is empty) until its pack is written, which happens when the pack
-reaches ``pack_target`` or at :meth:`ContentWriter.flush`. ``flush`` returns every Content
-created since the previous flush, with its final layout: the caller records those in metadata,
-in one transaction, after the objects are written. Large files are final as soon as added.
+reaches ``pack_target`` or at :meth:`ContentWriter.flush`; then it becomes final, either as a
+slice of the new pack or, when ``lookup_many`` knows its hash, as the known Content. ``flush``
+returns every Content created since the previous flush, with its final layout: the caller
+records those in metadata, in one transaction, after the objects are written. Large files are
+final as soon as added.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
@@ -51,6 +56,7 @@ __all__ = [
 Segment = tuple[str, str] | tuple[str, str, int] | tuple[str, str, int, int]
 
 _SEGMENT_ARITY = {"o": 2, "c": 3, "p": 4}
+_to_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps's, built once
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +84,7 @@ class Content:
                 f"content {self.hash} is pending (its pack is not written): record the Contents "
                 "that ContentWriter.flush() returns, not those add_*() returned"
             )
-        return json.dumps({"h": self.hash, "s": self.size, "l": self.layout}, separators=(",", ":"))
+        return _to_json({"h": self.hash, "s": self.size, "l": self.layout})
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Content:
@@ -116,6 +122,7 @@ def object_keys(content: Content) -> set[str]:
 
 
 Lookup = Callable[[str], Content | None]
+LookupMany = Callable[[Collection[str]], Mapping[str, Content]]
 
 
 class _Readable(Protocol):
@@ -160,8 +167,12 @@ class ContentWriter:
     """Turns files into objects of ``objects``: packs small files, chunks large ones.
 
     ``lookup(hash)`` returns the already-known Content of a hash (or None); a known hash is
-    never stored again. Contents of small files are pending until :meth:`flush`, which returns
-    every Content created since the last flush. Safe to use from several threads.
+    never stored again. ``lookup_many(hashes)`` returns the known Contents among ``hashes`` by
+    hash: given it, small files are looked up a pack at a time when the pack is written (known
+    ones are left out of it) and ``lookup`` is used for large files only (``lookup_many`` with
+    one hash if ``lookup`` is None). Contents of small files are pending until :meth:`flush`,
+    which returns every Content created since the last flush (not the known ones). Safe to use
+    from several threads.
 
     >>> writer = ContentWriter(ObjectStore("memory://doctest-content"), lookup=None)
     >>> a = writer.add_bytes(b"first file")
@@ -181,6 +192,8 @@ class ContentWriter:
         pack_target: int = 8 * 1024 * 1024,
         small_limit: int = 256 * 1024,
         chunk_avg: int = 1024 * 1024,
+        *,
+        lookup_many: LookupMany | None = None,
     ) -> None:
         if not 256 <= chunk_avg <= 4 * 1024 * 1024:
             raise ValueError(
@@ -193,6 +206,7 @@ class ContentWriter:
             )
         self.objects = objects
         self.lookup = lookup
+        self.lookup_many = lookup_many
         self.pack_target = pack_target
         self.small_limit = small_limit
         self.chunk_avg = chunk_avg
@@ -207,8 +221,11 @@ class ContentWriter:
     def _known(self, digest: str) -> Content | None:
         with self._lock:
             found = self._session.get(digest)
-        if found is None and self.lookup is not None:
-            found = self.lookup(digest)
+        if found is None:
+            if self.lookup is not None:
+                found = self.lookup(digest)
+            elif self.lookup_many is not None:
+                found = self.lookup_many((digest,)).get(digest)
             if found is not None:
                 with self._lock:
                     found = self._session.setdefault(digest, found)
@@ -217,22 +234,38 @@ class ContentWriter:
     def add_bytes(self, data: Buffer) -> Content:
         """The Content of ``data``, storing it unless it is already known."""
         digest = hash_bytes(data)
+        size = len(data)
+        if size <= self.small_limit and self.lookup_many is not None:
+            return self._add_small(digest, bytes(data))  # looked up with its pack
         known = self._known(digest)
         if known is not None:
             return known
-        size = len(data)
         if size > self.small_limit:
             return self._add_large(self._chunker().cut_buf(data), digest)
         return self._add_small(digest, bytes(data))
 
     def add_file(self, path: str | os.PathLike[str]) -> Content:
         """The Content of the local file at ``path``, read in a stream (any size)."""
-        with open(path, "rb") as f:
-            return self.add_stream(f)
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > self.small_limit:
+                return self.add_stream(f)
+            # A small file is read in one call of its size (plus one byte, to notice growth);
+            # any other outcome (it grew or shrank meanwhile) continues as a stream.
+            head = f.read(size + 1)
+            if len(head) == size:
+                return self.add_bytes(head)
+            return self._add_head(head, f)
 
     def add_stream(self, fileobj: IO[bytes] | _Readable) -> Content:
         """The Content of everything ``fileobj`` yields (``read(n)``), read in a stream."""
-        head = _read_upto(fileobj, self.small_limit + 1)
+        return self._add_head(b"", fileobj)
+
+    def _add_head(self, head: bytes, fileobj: IO[bytes] | _Readable) -> Content:
+        """The Content of ``head`` followed by the rest of ``fileobj``."""
+        if len(head) <= self.small_limit:
+            rest = _read_upto(fileobj, self.small_limit + 1 - len(head))
+            head = head + rest if head else rest
         if len(head) <= self.small_limit:
             return self.add_bytes(head)
         reader = _Prefixed(head, fileobj)
@@ -289,18 +322,27 @@ class ContentWriter:
     # -- packs ------------------------------------------------------------------------------
 
     def _write_pack(self) -> None:
-        """Write the pending small files as one object (called with the lock held)."""
+        """Write the pending small files as one object (called with the lock held), leaving out
+        those ``lookup_many`` knows."""
         if not self._pack:
             return
         pending = self._pack
+        if self.lookup_many is not None:
+            known = self.lookup_many([digest for digest, _ in pending])
+            if known:
+                for digest, _ in pending:
+                    found = known.get(digest)
+                    if found is not None:
+                        self._session[digest] = found
+                pending = [item for item in pending if item[0] not in known]
+        finals: list[Content] = []
         if len(pending) == 1:
             digest, data = pending[0]
             self.objects.put(data, digest)
-            finals = [Content(digest, len(data), (("o", digest),))]
-        else:
+            finals.append(Content(digest, len(data), (("o", digest),)))
+        elif pending:
             blob = b"".join(data for _, data in pending)
             key = self.objects.put(blob)
-            finals = []
             offset = 0
             for digest, data in pending:
                 finals.append(Content(digest, len(data), (("p", key, offset, len(data)),)))

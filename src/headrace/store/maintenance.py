@@ -9,7 +9,10 @@ the provenance table, so later merges find the right common ancestor.
 gc keeps: every tree node reachable from a commit's root, every content referenced by those trees
 or by an open commit's staged changes, and every object those contents use. Objects younger than
 the grace period are never deleted, so a writer that stored objects but has not yet committed the
-metadata that refers to them is safe.
+metadata that refers to them is safe. The tree nodes it deletes leave the metadata's node cache.
+
+fsck reads tree nodes from the database, past the node cache, so a missing node is reported even
+while the cache still holds it.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
     meta = store.meta
     content_hashes: dict[str, str] = {}  # hash -> where it was referenced
     with meta.read() as conn:
-        nodes = meta.tree_nodes(conn)
+        nodes = meta.tree_nodes(conn, cached=False)  # what the database holds, not the cache
         seen_roots: set[str] = set()
         for repo in meta.list_repos(conn):
             for commit in meta.list_commits(conn, repo.name):
@@ -216,6 +219,10 @@ def gc(store: Store, dry_run: bool = False, grace_seconds: float = 3600.0) -> Gc
             report.contents_deleted = meta.delete_contents(conn, dead_contents)
         else:
             report.nodes_deleted, report.contents_deleted = len(dead_nodes), len(dead_contents)
+    if not dry_run:
+        # delete_tree_nodes evicted them; a reader of an older snapshot may have cached one
+        # again before this transaction committed.
+        meta.node_cache.discard(dead_nodes)
     cutoff = time.time() - grace_seconds
     for key in list(store.objects.keys()):
         if key in live_objects or not _older_than(store, key, cutoff):

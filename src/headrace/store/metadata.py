@@ -51,6 +51,7 @@ from headrace.store.errors import (
     RepoNotFound,
     StoreError,
 )
+from headrace.store.nodecache import DEFAULT_NODE_CACHE_BYTES, NodeCache, TreeNodes
 from headrace.store.refs import validate_name
 from headrace.store.schema import (
     _COMMIT_COLUMNS,
@@ -89,28 +90,55 @@ __all__ = [
     "CommitRecord",
     "ContentRecord",
     "Metadata",
+    "NodeCache",
     "RepoRecord",
     "StagedChange",
     "TreeNodes",
     "sqlite_url",
 ]
 
+# Built once: the statement is on the path of every read of a branch.
+_BRANCH_HEAD = (
+    sa.select(*_COMMIT_COLUMNS)
+    .join(_branches, _branches.c.head_commit == _commits.c.id)
+    .where(_branches.c.repo == sa.bindparam("repo"), _branches.c.name == sa.bindparam("name"))
+)
+
 
 class Metadata(SQLDatabase):
     """The store's SQL metadata at ``url``; creates or upgrades its schema when opened.
 
     ``busy_timeout`` (seconds, SQLite only) is how long a writer waits for another writer
-    before failing with "database is locked". Pickles as its URL (reopened on unpickling).
-    Transactions, ``close`` and pickling are those of :class:`~headrace.store.sql.SQLDatabase`.
+    before failing with "database is locked". ``node_cache_bytes``: the size of
+    :attr:`node_cache`, the tree nodes kept across transactions (see :meth:`tree_nodes`).
+    Pickles as its URL and settings (reopened on unpickling, with an empty cache).
+    Transactions and ``close`` are those of :class:`~headrace.store.sql.SQLDatabase`.
     """
 
-    def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout: float = 60.0,
+        node_cache_bytes: int = DEFAULT_NODE_CACHE_BYTES,
+    ) -> None:
         super().__init__(url, busy_timeout=busy_timeout)
+        self.node_cache = NodeCache(node_cache_bytes)
         try:
             self._migrate()
         except BaseException:
             self._engine.dispose()
             raise
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "node_cache_bytes": self.node_cache.capacity}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["url"],
+            busy_timeout=state["busy_timeout"],
+            node_cache_bytes=state.get("node_cache_bytes", DEFAULT_NODE_CACHE_BYTES),
+        )
 
     # ---- schema versions
 
@@ -242,6 +270,12 @@ class Metadata(SQLDatabase):
             self.get_repo(conn, repo)
             raise BranchNotFound(f"branch {name!r} not found in repo {repo!r}")
         return BranchRecord(*row)
+
+    def branch_head(self, conn: Connection, repo: str, name: str) -> CommitRecord | None:
+        """The head commit of ``repo@name`` in one query; None if the branch does not exist
+        or has no commit (ask :meth:`get_branch` which)."""
+        row = conn.execute(_BRANCH_HEAD, {"repo": repo, "name": name}).first()
+        return None if row is None else CommitRecord(*row)
 
     def list_branches(self, conn: Connection, repo: str) -> list[BranchRecord]:
         """The repo's branches, by name."""
@@ -645,11 +679,21 @@ class Metadata(SQLDatabase):
         self._ops.bulk_insert(conn, _tree_nodes, {"key": list(nodes), "data": list(nodes.values())})
 
     def get_tree_node(self, conn: Connection, key: str) -> bytes:
-        """The node's bytes; :class:`ObjectNotFound` if there is no such node."""
-        data = conn.scalar(sa.select(_tree_nodes.c.data).where(_tree_nodes.c.key == key))
+        """The node's bytes; :class:`ObjectNotFound` if there is no such node. Reads the
+        database, not the node cache (see :meth:`tree_nodes`)."""
+        data = self._ops.value_by_key(conn, _tree_nodes, "key", "data", key)
         if data is None:
             raise ObjectNotFound(f"tree node {key} is not in the metadata; run fsck")
-        return bytes(data)
+        return data if type(data) is bytes else bytes(data)
+
+    def get_tree_nodes(self, conn: Connection, keys: Iterable[str]) -> dict[str, bytes]:
+        """The nodes among ``keys`` that exist, by key: one query per batch of keys. Reads the
+        database, not the node cache."""
+        found = self._ops.values_by_key(conn, _tree_nodes, "key", "data", keys)
+        for key, data in found.items():
+            if type(data) is not bytes:
+                found[key] = bytes(data)
+        return found
 
     def all_tree_node_keys(self, conn: Connection) -> set[str]:
         """Every tree node key (for gc)."""
@@ -661,43 +705,20 @@ class Metadata(SQLDatabase):
         return set(conn.scalars(query.distinct()))
 
     def delete_tree_nodes(self, conn: Connection, keys: Iterable[str]) -> int:
-        """Delete tree nodes (for gc); returns how many were deleted."""
+        """Delete tree nodes (for gc), evicting them from the node cache; returns how many
+        were deleted."""
+        unique = list(dict.fromkeys(keys))
+        self.node_cache.discard(unique)
         return sum(
             conn.execute(
                 _tree_nodes.delete().where(self._ops.among(_tree_nodes.c.key, batch))
             ).rowcount
-            for batch in self._ops.batches(keys)
+            for batch in self._ops.batches(unique)
         )
 
-    def tree_nodes(self, conn: Connection) -> TreeNodes:
-        """A node store (``get_node``/``put_nodes``) bound to ``conn``, for the trees module."""
-        return TreeNodes(self, conn)
-
-
-class TreeNodes:
-    """The tree nodes of one :class:`Metadata`, read and written in the transaction ``conn``.
-
-    Nodes are immutable, so reads are cached (up to ``CACHE_SIZE`` nodes at a time).
-    """
-
-    __slots__ = ("_cache", "conn", "metadata")
-    CACHE_SIZE = 20_000
-
-    def __init__(self, metadata: Metadata, conn: Connection) -> None:
-        self.metadata = metadata
-        self.conn = conn
-        self._cache: dict[str, bytes] = {}
-
-    def get_node(self, key: str) -> bytes:
-        """The node's bytes; :class:`ObjectNotFound` if it does not exist."""
-        data = self._cache.get(key)
-        if data is None:
-            data = self.metadata.get_tree_node(self.conn, key)
-            if len(self._cache) >= self.CACHE_SIZE:
-                self._cache.clear()
-            self._cache[key] = data
-        return data
-
-    def put_nodes(self, nodes: Mapping[str, bytes]) -> None:
-        """Store nodes by key (existing keys are kept)."""
-        self.metadata.put_tree_nodes(self.conn, nodes)
+    def tree_nodes(self, conn: Connection, *, cached: bool = True) -> TreeNodes:
+        """A node store (``get_node``/``get_nodes``/``put_nodes``) bound to ``conn``, for the
+        trees module. Reads go through :attr:`node_cache`, shared by every transaction, unless
+        ``cached`` is False: then every node comes from the database as ``conn`` sees it (for
+        checks such as fsck, which must notice a missing node)."""
+        return TreeNodes(self, conn, self.node_cache if cached else None)

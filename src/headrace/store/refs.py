@@ -26,6 +26,7 @@ DEFAULT_BRANCH = "master"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _COMMIT_ID = re.compile(r"^[0-9a-f]{32}$")
 _ANCESTRY = re.compile(r"(\^+|\^\d+|~\d+)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]").search
 
 
 def validate_name(name: str, what: str = "repo") -> str:
@@ -58,7 +59,7 @@ def normalize_path(path: str, allow_root: bool = True) -> str:
     """
     if not isinstance(path, str):
         raise InvalidPath(f"a path must be a str, got {type(path).__name__}")
-    if any(ord(c) < 32 or c == "\x7f" for c in path):
+    if _CONTROL(path):
         raise InvalidPath(f"invalid path {path!r}: control characters and NUL are not allowed")
     if "\\" in path:
         raise InvalidPath(f"invalid path {path!r}: use '/' to separate directories")

@@ -19,7 +19,8 @@ one snapshot (``BEGIN DEFERRED`` in WAL mode; REPEATABLE READ, read only) and ne
 writers. A thread may hold one write transaction at a time: a second would wait for the first.
 
 :class:`DialectOps` holds the statements that differ between SQLite and PostgreSQL: bulk
-inserts and upserts, batches of keys and ``IN`` tests.
+inserts and upserts, batches of keys and ``IN`` tests, and look-ups by key run as plain driver
+statements (for the hot read paths, where compiling a statement per call would dominate).
 """
 
 from __future__ import annotations
@@ -163,11 +164,12 @@ def _enable_wal(cursor: sqlite3.Cursor, timeout: float) -> None:
 class DialectOps:
     """The statements of one dialect (``"sqlite"`` or ``"postgresql"``) that differ by dialect."""
 
-    __slots__ = ("_compiled", "name")
+    __slots__ = ("_compiled", "_sql", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._compiled: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
+        self._sql: dict[tuple[Any, ...], str] = {}
 
     def bulk_insert(
         self,
@@ -180,20 +182,30 @@ class DialectOps:
         ``update`` columns (or keep the row if there are none). Rows must have distinct keys.
 
         SQLite: one prepared statement run over all rows (executemany). PostgreSQL: one
-        ``INSERT ... SELECT FROM unnest(arrays)`` per batch, a single round trip.
+        ``INSERT ... SELECT FROM unnest(arrays)`` per batch, a single round trip, the arrays sent
+        in binary (psycopg's ``%b``: no per-element quoting in Python).
         """
         names = list(columns)
         total = len(columns[names[0]])
         batch = _BATCH[self.name]
         if self.name == "postgresql":
-            arrays = [
-                sa.bindparam(name, type_=pg_dialect.ARRAY(table.c[name].type)) for name in names
-            ]
-            rows = sa.select(sa.func.unnest(*arrays).table_valued(*names).render_derived())
-            statement = self._on_conflict(pg_dialect.insert(table).from_select(names, rows), update)
+            key = (table.name, tuple(names), update)
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                arrays = [
+                    sa.bindparam(name, type_=pg_dialect.ARRAY(table.c[name].type)) for name in names
+                ]
+                rows = sa.select(sa.func.unnest(*arrays).table_valued(*names).render_derived())
+                insert = pg_dialect.insert(table).from_select(names, rows)
+                sql = self._on_conflict(insert, update).compile(dialect=conn.dialect).string
+                for name in names:
+                    if f"%({name})s" not in sql:
+                        raise StoreError(f"unexpected bulk insert for {table.name}: {sql}")
+                    sql = sql.replace(f"%({name})s", f"%({name})b")
+                compiled = self._compiled[key] = (sql, tuple(names))
             for start in range(0, total, batch):
-                conn.execute(
-                    statement, {name: columns[name][start : start + batch] for name in names}
+                conn.exec_driver_sql(
+                    compiled[0], {name: columns[name][start : start + batch] for name in names}
                 )
         elif total:
             # Compiled once; rows go to the driver as tuples, skipping per-row bind processing
@@ -228,6 +240,43 @@ class DialectOps:
         if self.name == "postgresql":
             return column == sa.any_(sa.bindparam("keys", keys, type_=pg_dialect.ARRAY(sa.String)))
         return column.in_(keys)
+
+    def _lookup_sql(self, conn: Connection, table: sa.Table, key: str, value: str, n: int) -> str:
+        """``SELECT key, value FROM table WHERE key IN <n keys>`` in the driver's own syntax
+        (``n`` 0: one key, selecting only ``value``)."""
+        cache_key = (table.name, key, value, n if self.name == "sqlite" else min(n, 1))
+        sql = self._sql.get(cache_key)
+        if sql is None:
+            prep = conn.dialect.identifier_preparer
+            name, k, v = prep.format_table(table), prep.quote(key), prep.quote(value)
+            mark = "?" if self.name == "sqlite" else "%b"  # (psycopg: sent in binary)
+            if n == 0:
+                sql = f"SELECT {v} FROM {name} WHERE {k} = {mark}"
+            elif self.name == "sqlite":
+                sql = f"SELECT {k}, {v} FROM {name} WHERE {k} IN ({', '.join([mark] * n)})"
+            else:
+                sql = f"SELECT {k}, {v} FROM {name} WHERE {k} = ANY({mark})"
+            self._sql[cache_key] = sql
+        return sql
+
+    def value_by_key(
+        self, conn: Connection, table: sa.Table, key: str, value: str, wanted: str
+    ) -> Any:
+        """The ``value`` column of the row whose ``key`` column is ``wanted`` (None if none)."""
+        sql = self._lookup_sql(conn, table, key, value, 0)
+        return conn.exec_driver_sql(sql, (wanted,)).scalar()
+
+    def values_by_key(
+        self, conn: Connection, table: sa.Table, key: str, value: str, wanted: Iterable[str]
+    ) -> dict[str, Any]:
+        """``{key: value}`` of the rows whose ``key`` column is among ``wanted``: one statement
+        per batch of keys."""
+        out: dict[str, Any] = {}
+        for batch in self.batches(wanted):
+            sql = self._lookup_sql(conn, table, key, value, len(batch))
+            params = tuple(batch) if self.name == "sqlite" else (batch,)
+            out.update(conn.exec_driver_sql(sql, params).all())
+        return out
 
     def existing(self, conn: Connection, column: sa.Column[Any], keys: Iterable[str]) -> set[str]:
         """Which of ``keys`` are values of ``column``."""

@@ -8,9 +8,16 @@ Commits move ``OPEN -> FINISHED``. A branch holds at most one open commit: start
 on the same branch is a :class:`~headrace.store.errors.Conflict`, so two writers never lose an
 update. An open commit is the branch head while it is open; reads of it see its parent's files
 plus its staged changes. Finishing builds its tree in the same transaction that marks it
-finished. One-shot operations (``put_file`` on a branch with no open commit) start, stage and
-finish in one transaction. Object bytes are always written before the transaction that refers to
-them, so a crash leaves only unreferenced objects (removed by :meth:`Store.gc`).
+finished. One-shot operations (``put_file`` on a branch with no open commit, ``with
+store.commit(...)``, ``record_files``) start and finish in one transaction, building the new
+commit's tree straight from their changes (nothing is staged). Object bytes are always written
+before the transaction that refers to them, so a crash leaves only unreferenced objects (removed
+by :meth:`Store.gc`).
+
+Reading: every call resolves its reference in its own read transaction. Tree nodes come through
+the metadata's node cache, shared by all calls (see :mod:`~headrace.store.nodecache`), and the
+leaves a listing needs are fetched together. :meth:`Store.walk_files` streams a large listing,
+resolving the reference once; :meth:`Store.list_files` returns one page.
 
 >>> import tempfile
 >>> store = Store.open(tempfile.mkdtemp())
@@ -28,7 +35,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
@@ -58,6 +65,7 @@ from headrace.store.records import (
     OverlayNodes,
     RepoInfo,
     file_info,
+    file_infos,
 )
 from headrace.store.refs import Ref, normalize_path, parse_ref, validate_name
 
@@ -176,17 +184,17 @@ class Store:
         if r.is_commit:
             commit = self.meta.get_commit(conn, r.ref, repo=r.repo)
         else:
-            self.meta.get_repo(conn, r.repo)
-            try:
-                branch = self.meta.get_branch(conn, r.repo, r.ref)
-            except BranchNotFound:
-                raise BranchNotFound(
-                    f"branch {r.repo}@{r.ref} does not exist yet; a branch is created by its "
-                    "first commit (or headrace branch create)"
-                ) from None
-            if branch.head_commit is None:
+            head = self.meta.branch_head(conn, r.repo, r.ref)
+            if head is None:  # say why
+                try:  # (RepoNotFound if the repo does not exist)
+                    self.meta.get_branch(conn, r.repo, r.ref)
+                except BranchNotFound:
+                    raise BranchNotFound(
+                        f"branch {r.repo}@{r.ref} does not exist yet; a branch is created by "
+                        "its first commit (or headrace branch create)"
+                    ) from None
                 raise CommitNotFound(f"branch {r.repo}@{r.ref} has no commits yet")
-            commit = self.meta.get_commit(conn, branch.head_commit)
+            commit = head
         if r.ancestry:
             chain = self.meta.ancestors(conn, commit.id, r.ancestry)
             if len(chain) < r.ancestry:
@@ -247,12 +255,12 @@ class Store:
         self.meta.set_head(conn, r.repo, r.ref, head, commit.id)
         return commit
 
-    def _root_of(self, conn: Any, commit_id: str | None, nodes: OverlayNodes) -> str:
-        """The tree root of a commit. An open commit's view is its base plus its staged
-        changes, built into ``nodes``' memory overlay (nothing is written)."""
-        if commit_id is None:
+    def _root_of(self, conn: Any, commit: str | CommitRecord | None, nodes: OverlayNodes) -> str:
+        """The tree root of a commit (an id or a record). An open commit's view is its base
+        plus its staged changes, built into ``nodes``' memory overlay (nothing is written)."""
+        if commit is None:
             return trees.EMPTY_ROOT
-        c = self.meta.get_commit(conn, commit_id)
+        c = self.meta.get_commit(conn, commit) if isinstance(commit, str) else commit
         base = c.root_tree or trees.EMPTY_ROOT
         if c.state != OPEN:
             return base
@@ -262,7 +270,7 @@ class Store:
     def _view(self, conn: Any, r: Ref) -> tuple[OverlayNodes, str]:
         """Tree nodes and root of the commit ``r`` names, open or finished."""
         nodes = OverlayNodes(self.meta.tree_nodes(conn))
-        return nodes, self._root_of(conn, self._resolve(conn, r).id, nodes)
+        return nodes, self._root_of(conn, self._resolve(conn, r), nodes)
 
     def start_commit(
         self, ref: str, message: str = "", parent: str | None = None, origin: str = "USER"
@@ -271,14 +279,24 @@ class Store:
         with self.meta.transaction() as conn:
             return CommitInfo.of(self._start(conn, parse_ref(ref), message, origin, parent))
 
-    def _finish(self, conn: Any, commit: CommitRecord, message: str | None) -> CommitRecord:
+    def _finish(
+        self,
+        conn: Any,
+        commit: CommitRecord,
+        message: str | None,
+        changes: Mapping[str, trees.Entry | None] | None = None,
+    ) -> CommitRecord:
+        """Finish ``commit`` with its staged changes, or with ``changes`` when given (for a
+        commit started in this transaction, which has nothing staged)."""
         if commit.state != OPEN:
             raise CommitFinished(f"commit {commit.id} of {commit.repo} is already finished")
-        staged = self.meta.staged_changes(conn, commit.id)
+        if changes is None:
+            staged = self.meta.staged_changes(conn, commit.id)
+            changes = _changes(staged) if staged else {}
         nodes = self.meta.tree_nodes(conn)
         root = commit.root_tree or trees.EMPTY_ROOT
-        if staged:
-            root = trees.apply(nodes, root, _changes(staged))
+        if changes:
+            root = trees.apply(nodes, root, changes)
         count, size = trees.count_and_size(nodes, root)
         return self.meta.finish_commit(conn, commit.id, root, size, count, message=message)
 
@@ -357,12 +375,20 @@ class Store:
     # -- writing files --------------------------------------------------------------------------
 
     def writer(self) -> ContentWriter:
-        return ContentWriter(self.objects, lookup=self._lookup_content)
+        """A :class:`ContentWriter` into this store's objects that stores no known content
+        again (small files are looked up in the metadata a pack at a time)."""
+        return ContentWriter(
+            self.objects, lookup=self._lookup_content, lookup_many=self._lookup_contents
+        )
 
     def _lookup_content(self, digest: str) -> Content | None:
+        return self._lookup_contents((digest,)).get(digest)
+
+    def _lookup_contents(self, digests: Collection[str]) -> dict[str, Content]:
+        """The known Contents among ``digests``: one read, one query per batch of keys."""
         with self.meta.read() as conn:
-            found = self.meta.get_contents(conn, [digest]).get(digest)
-        return Content.from_json(found.layout) if found is not None else None
+            found = self.meta.get_contents(conn, digests)
+        return {digest: Content.from_json(r.layout) for digest, r in found.items()}
 
     def _record(
         self,
@@ -378,11 +404,12 @@ class Store:
         r = parse_ref(ref)
         with self.meta.transaction() as conn:
             if contents:
-                self.meta.put_contents(conn, [(c.hash, c.size, c.to_json()) for c in contents])
+                self.meta.put_contents(conn, _content_rows(contents))
             target, one_shot = self._target(conn, r, message)
-            self.meta.stage_changes(conn, target.id, changes)
-            if one_shot:
-                target = self._finish(conn, target, None)
+            if one_shot:  # a new commit: build its tree from the changes, staging nothing
+                target = self._finish(conn, target, None, _entries(changes))
+            else:
+                self.meta.stage_changes(conn, target.id, changes)
             return CommitInfo.of(target)
 
     def _target(self, conn: Any, r: Ref, message: str) -> tuple[CommitRecord, bool]:
@@ -469,18 +496,16 @@ class Store:
             if path in staged:
                 raise InvalidPath(f"record_files() on {ref}: path {path} is given twice")
             staged[path] = content
-        rows = [(c.hash, c.size, c.to_json()) for c in staged.values()]  # refuses pending ones
+        rows = _content_rows(staged.values())  # refuses pending ones
         with self.meta.transaction() as conn:
             if rows:
                 self.meta.put_contents(conn, rows)
             commit = self._start(conn, Ref(r.repo, r.ref), message, "USER", None)
-            if staged:
-                changes = [(p, c.hash, c.size) for p, c in staged.items()]
-                self.meta.stage_changes(conn, commit.id, changes)
             ids = [self._resolve(conn, parse_ref(p)).id for p in provenance]
             if ids:
                 self.meta.add_provenance(conn, commit.id, ids)
-            return CommitInfo.of(self._finish(conn, commit, None))
+            changes = {p: trees.Entry(p, c.hash, c.size) for p, c in staged.items()}
+            return CommitInfo.of(self._finish(conn, commit, None, changes))
 
     def put_dir(
         self,
@@ -493,10 +518,7 @@ class Store:
         root = Path(local_dir)
         if not root.is_dir():
             raise FileNotFound(f"{root} is not a local directory")
-        files = (
-            (p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*")) if p.is_file()
-        )
-        return self.put_files(ref, files, message, progress)
+        return self.put_files(ref, _local_files(os.fspath(root)), message, progress)
 
     def put_url(self, ref: str, url: str, message: str = "") -> CommitInfo:
         """Write the file at an fsspec ``url`` (``s3://...``, ``https://...``, ``memory://...``)."""
@@ -626,19 +648,67 @@ class Store:
             single = trees.get(nodes, root, path) if path != "/" else None
             if single is not None:
                 return [file_info(single)]
-            items = trees.list(
-                nodes, root, prefix=path, start_after=start_after, limit=limit, recursive=recursive
-            )
-            out = []
-            for item in items:
-                if isinstance(item, trees.Entry):
-                    out.append(file_info(item))
-                else:
-                    _, size = trees.count_and_size(nodes, root, item.path)
-                    out.append(FileInfo(item.path, "dir", size))
+            out: list[FileInfo] = []
+            if recursive:
+                for paths, hashes, sizes in trees.iter_runs(nodes, root, path, start_after, limit):
+                    out.extend(file_infos(paths, hashes, sizes))
+            else:
+                items = trees.list(
+                    nodes, root, prefix=path, start_after=start_after, limit=limit, recursive=False
+                )
+                for item in items:
+                    if isinstance(item, trees.Entry):
+                        out.append(file_info(item))
+                    else:
+                        _, size = trees.count_and_size(nodes, root, item.path)
+                        out.append(FileInfo(item.path, "dir", size))
         if not out and path != "/" and start_after is None:
             raise FileNotFound(f"{ref}: no such file or directory")
         return out
+
+    def walk_files(self, ref: str, prefix: str = "/", batch: int = 10_000) -> Iterator[FileInfo]:
+        """Every file under ``repo@ref:/dir`` (or under ``prefix`` when ``ref`` names no path),
+        in path order, as a stream: the cheapest way to read a large listing.
+
+        The reference is resolved once, when called: the walk shows that commit even if the
+        branch moves meanwhile. Files are read ``batch`` at a time, each batch in a short read
+        transaction of its own, so a long or abandoned walk holds nothing open. (Should gc
+        remove the commit's tree meanwhile, because the commit was deleted, the walk fails with
+        ObjectNotFound.) A missing directory is :class:`FileNotFound`; a file path yields that
+        file.
+
+        >>> import tempfile
+        >>> store = Store.open(tempfile.mkdtemp())
+        >>> _ = store.create_repo("logs")
+        >>> _ = store.put_files("logs@master", [("/a/1.txt", b"1"), ("/a/2.txt", b"22")])
+        >>> [(f.path, f.size) for f in store.walk_files("logs@master:/a")]
+        [('/a/1.txt', 1), ('/a/2.txt', 2)]
+        """
+        if batch < 1:
+            raise ValueError(f"walk_files batch must be at least 1 file, got {batch}")
+        r = parse_ref(ref)
+        path = r.path if r.path not in (None, "/") else normalize_path(prefix)
+        with self.meta.read() as conn:
+            nodes, root = self._view(conn, Ref(r.repo, r.ref, r.ancestry))
+            first = list(trees.iter_runs(nodes, root, path, None, batch))
+        if not first and path != "/":
+            raise FileNotFound(f"{ref}: no such file or directory")
+        return self._walk(nodes, root, path, first, batch)
+
+    def _walk(
+        self, nodes: OverlayNodes, root: str, path: str, runs: list[_Run], batch: int
+    ) -> Iterator[FileInfo]:
+        # A page is kept as runs of the tree's own sequences, and each FileInfo is made as it
+        # is consumed: no object per file lives longer than the consumer keeps it.
+        while runs:
+            for paths, hashes, sizes in runs:
+                yield from file_infos(paths, hashes, sizes)
+            if sum(len(run[0]) for run in runs) < batch:
+                return
+            after = runs[-1][0][-1]
+            with self.meta.read() as conn:
+                nodes.base = self.meta.tree_nodes(conn)
+                runs = list(trees.iter_runs(nodes, root, path, after, batch))
 
     def glob_files(self, ref: str, pattern: str | None = None) -> list[FileInfo]:
         """Files and directories matching a glob such as ``repo@master:/**/*.csv``."""
@@ -694,6 +764,9 @@ class Store:
         return gc(self, dry_run, grace_seconds)
 
 
+_Run = tuple[Sequence[str], Sequence[str], Sequence[int]]  # paths, hashes, sizes
+
+
 def _changes(staged: Iterable[Any]) -> dict[str, trees.Entry | None]:
     return {
         s.path: None if s.content_hash is None else trees.Entry(s.path, s.content_hash, s.size or 0)
@@ -707,13 +780,46 @@ def _file_path(r: Ref, text: str) -> str:
     return r.path
 
 
+def _entries(
+    changes: Iterable[tuple[str, str | None, int | None]],
+) -> dict[str, trees.Entry | None]:
+    """Changes as :func:`trees.apply` takes them (the last change to a path wins)."""
+    return {
+        path: None if digest is None else trees.Entry(path, digest, size or 0)
+        for path, digest, size in changes
+    }
+
+
+def _content_rows(contents: Iterable[Content]) -> list[tuple[str, int, str]]:
+    """Rows for :meth:`Metadata.put_contents`, one per distinct hash."""
+    unique = {c.hash: c for c in contents}
+    return [(c.hash, c.size, c.to_json()) for c in unique.values()]
+
+
+def _local_files(top: str, rel: str = "") -> Iterator[tuple[str, str]]:
+    """``(relative posix path, local path)`` of every file under ``top``, in path order, as
+    ``sorted(Path(top).rglob("*"))`` orders them; symbolic links to files are followed, those
+    to directories are not."""
+    with os.scandir(top) as it:
+        found = sorted(it, key=lambda e: e.name)
+    for e in found:
+        name = rel + e.name
+        if e.is_dir(follow_symlinks=False):
+            yield from _local_files(e.path, name + "/")
+        elif e.is_file():
+            yield name, e.path
+
+
 def _add(writer: ContentWriter, data: Any) -> Content:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return writer.add_bytes(data)
     if isinstance(data, (str, os.PathLike)):
-        if not os.path.isfile(data):
-            raise FileNotFound(f"local file {os.fspath(data)!r} does not exist")
-        return writer.add_file(data)
+        try:
+            return writer.add_file(data)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            if e.filename != os.fspath(data):
+                raise  # not about opening the file itself
+            raise FileNotFound(f"local file {os.fspath(data)!r} does not exist") from None
     if hasattr(data, "read"):
         return writer.add_stream(data)
     raise TypeError(
@@ -735,10 +841,10 @@ class OpenCommit:
         self._changes[normalize_path(path, allow_root=False)] = _add(self.writer, data)
 
     def put_dir(self, path: str, local_dir: str | os.PathLike[str]) -> None:
-        root = Path(local_dir)
-        for p in sorted(root.rglob("*")):
-            if p.is_file():
-                self.put_file(path.rstrip("/") + "/" + p.relative_to(root).as_posix(), p)
+        if not os.path.isdir(local_dir):
+            raise FileNotFound(f"{os.fspath(local_dir)} is not a local directory")
+        for rel, local in _local_files(os.fspath(local_dir)):
+            self.put_file(path.rstrip("/") + "/" + rel, local)
 
     def delete_file(self, path: str) -> None:
         self._changes[normalize_path(path, allow_root=False)] = None
@@ -786,21 +892,20 @@ class _CommitContext(AbstractContextManager[OpenCommit]):
         if exc_type is not None:
             return  # nothing was recorded; written objects are unreferenced until gc
         created = handle.writer.flush()
-        created += [handle.writer.resolve(c) for c in handle._changes.values() if c is not None]
+        changes: dict[str, trees.Entry | None] = {}
+        for path, content in handle._changes.items():
+            if content is None:
+                changes[path] = None
+            else:
+                final = handle.writer.resolve(content)
+                created.append(final)
+                changes[path] = trees.Entry(path, final.hash, final.size)
         store = self.store
         with store.meta.transaction() as conn:
             if created:
-                store.meta.put_contents(conn, [(c.hash, c.size, c.to_json()) for c in created])
+                store.meta.put_contents(conn, _content_rows(created))
             commit = store._start(conn, self.ref, self.message, self.origin, None)
-            changes: list[tuple[str, str | None, int | None]] = []
-            for path, content in handle._changes.items():
-                if content is None:
-                    changes.append((path, None, None))
-                else:
-                    final = handle.writer.resolve(content)
-                    changes.append((path, final.hash, final.size))
-            store.meta.stage_changes(conn, commit.id, changes)
             if self.provenance:
                 ids = [store._resolve(conn, parse_ref(p)).id for p in self.provenance]
                 store.meta.add_provenance(conn, commit.id, ids)
-            handle.info = CommitInfo.of(store._finish(conn, commit, None))
+            handle.info = CommitInfo.of(store._finish(conn, commit, None, changes))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import NamedTuple, Protocol
 
 from blake3 import blake3
@@ -61,7 +61,12 @@ class DirEntry(NamedTuple):
 
 
 class NodeStore(Protocol):
-    """Where tree nodes live. ``put_nodes`` must accept nodes it already holds."""
+    """Where tree nodes live. ``put_nodes`` must accept nodes it already holds.
+
+    A store may also offer ``get_nodes(keys) -> Mapping[str, bytes]``: the nodes among ``keys``
+    that exist (missing ones left out, for ``get_node`` to report). Readers then fetch the
+    children of a node they are about to visit together, one call instead of one per child.
+    """
 
     def get_node(self, key: str) -> bytes: ...
 
@@ -81,6 +86,10 @@ class MemoryNodeStore:
             raise ObjectNotFound(
                 f"tree node {key} is missing from the node store (run fsck)"
             ) from None
+
+    def get_nodes(self, keys: Collection[str]) -> dict[str, bytes]:
+        nodes = self.nodes
+        return {key: nodes[key] for key in keys if key in nodes}
 
     def put_nodes(self, nodes: dict[str, bytes]) -> None:
         self.nodes.update(nodes)
@@ -174,26 +183,53 @@ EMPTY_ROOT: str = blake3(_encode(0, [], [], None, [])).hexdigest()
 _EMPTY_NODE = _Node(0, [], [], (), ())
 
 
-class _Reader:
-    """Fetches and decodes nodes, keeping recently used internal nodes."""
+# Children fetched together (with a store's get_nodes): at most _MAX_BATCH when the caller says
+# how many entries it wants; when it does not, the first batch is one child and each next one
+# doubles, up to _GROWN_BATCH (a walk that jumps away wastes at most that much).
+_MAX_BATCH = 256
+_GROWN_BATCH = 32
+_AHEAD_LIMIT = 4 * _MAX_BATCH  # fetched nodes not yet visited, at most (then forgotten)
 
-    __slots__ = ("cache", "store")
+
+class _Reader:
+    """Fetches and decodes nodes, keeping recently used internal nodes. ``prefetch`` reads
+    nodes that will be visited soon in one call of the store's ``get_nodes`` (kept in ``ahead``
+    until visited)."""
+
+    __slots__ = ("ahead", "batches", "cache", "fetch_many", "store")
 
     def __init__(self, store: NodeStore) -> None:
         self.store = store
         self.cache: dict[str, _Node] = {}
+        self.ahead: dict[str, bytes] = {}
+        self.batches: dict[int, int] = {}  # level -> size of the next batch of its children
+        self.fetch_many: Callable[[list[str]], Mapping[str, bytes]] | None = getattr(
+            store, "get_nodes", None
+        )
 
     def node(self, key: str) -> _Node:
         node = self.cache.get(key)
         if node is None:
             if key == EMPTY_ROOT:
                 return _EMPTY_NODE
-            node = _decode(self.store.get_node(key), key)
+            data = self.ahead.pop(key, None)
+            node = _decode(self.store.get_node(key) if data is None else data, key)
             if node.level:
                 if len(self.cache) >= 512:
                     self.cache.clear()
                 self.cache[key] = node
         return node
+
+    def prefetch(self, keys: list[str]) -> None:
+        """Fetch the nodes ``keys`` together, if the store can and two or more are not held."""
+        if self.fetch_many is None:
+            return
+        cache, ahead = self.cache, self.ahead
+        wanted = [k for k in keys if k not in cache and k not in ahead and k != EMPTY_ROOT]
+        if len(wanted) > 1:
+            if len(ahead) + len(wanted) > _AHEAD_LIMIT:
+                ahead.clear()  # fetched by a walk that then jumped elsewhere
+            ahead.update(self.fetch_many(wanted))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,9 +245,20 @@ def _prefix_range(prefix: str) -> tuple[str | None, str | None]:
 
 
 def _slices(
-    reader: _Reader, node: _Node, node_hi: str | None, lo: str | None, hi: str | None
+    reader: _Reader,
+    node: _Node,
+    node_hi: str | None,
+    lo: str | None,
+    hi: str | None,
+    want: int | None = None,
 ) -> Iterator[tuple[_Node, int, int]]:
-    """Leaves under ``node`` holding keys in [lo, hi), in order, each with its index range."""
+    """Leaves under ``node`` holding keys in [lo, hi), in order, each with its index range.
+
+    Children are fetched in batches (see :meth:`_Reader.prefetch`): with ``want``, the number of
+    entries the caller will take at most, a batch holds the children that cover it (by their
+    counts); without it, batches grow from one child (per level, over the reader's walk: reset
+    ``reader.batches`` to start again), so a walk that stops or jumps early reads little ahead.
+    """
     if node.level == 0:
         n = len(node.paths)
         a = 0 if lo is None else bisect_left(node.skeys(), lo)
@@ -221,12 +268,31 @@ def _slices(
         if a < z:
             yield node, a, z
         return
-    skeys, refs, n = node.skeys(), node.refs, len(node.refs)
+    skeys, refs, counts, n = node.skeys(), node.refs, node.counts, len(node.refs)
     i = 0 if lo is None else max(bisect_right(skeys, lo) - 1, 0)
-    while i < n and (hi is None or skeys[i] < hi):
+    end = n if hi is None else bisect_left(skeys, hi, i)  # children starting before hi
+    fetched = i  # children before this one were fetched in a batch (or need no fetching)
+    while i < end:
+        if i >= fetched:
+            if want is None:
+                batch = reader.batches.get(node.level, 1)
+                reader.batches[node.level] = min(2 * batch, _GROWN_BATCH)
+                j = min(end, i + batch)
+            else:
+                j, covered = i, 0
+                while j < end and covered < want and j - i < _MAX_BATCH:
+                    covered += counts[j]
+                    j += 1
+                if lo is not None and lo > skeys[i]:  # entered past its start: count it less
+                    j = min(end, j + 1)
+            reader.prefetch(refs[i:j])
+            fetched = j
         child_hi = skeys[i + 1] if i + 1 < n else node_hi
         child_lo = lo if lo is not None and lo > skeys[i] else None
-        yield from _slices(reader, reader.node(refs[i]), child_hi, child_lo, hi)
+        for item in _slices(reader, reader.node(refs[i]), child_hi, child_lo, hi, want):
+            yield item
+            if want is not None:
+                want -= item[2] - item[1]
         i += 1
 
 
@@ -240,6 +306,7 @@ class _Scanner:
     def __iter__(self) -> Iterator[Entry]:
         lo = self.lo
         while True:
+            self.reader.batches.clear()  # a jump: read ahead from one child again
             for node, a, z in _slices(self.reader, self.reader.node(self.root), None, lo, self.hi):
                 paths, hashes, sizes = node.paths, node.refs, node.sizes
                 i = a

@@ -52,7 +52,7 @@ import operator
 import re
 import zlib
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice, repeat
 from typing import Literal, overload
 
@@ -91,6 +91,7 @@ __all__ = [
     "get",
     "glob",
     "iter_entries",
+    "iter_runs",
     "list",
     "reachable_nodes",
     "sort_key",
@@ -427,15 +428,47 @@ def apply(store: NodeStore, root: str, changes: Mapping[str, Entry | None]) -> s
 # Listing and counting
 
 
+def iter_runs(
+    store: NodeStore,
+    root: str,
+    prefix: str = "/",
+    start_after: str | None = None,
+    limit: int | None = None,
+) -> Iterator[tuple[Sequence[str], Sequence[str], Sequence[int]]]:
+    """The files at or under ``prefix`` in tree order, after the path ``start_after`` and at
+    most ``limit`` of them, as runs of parallel sequences ``(paths, hashes, sizes)`` (one run
+    per leaf; do not modify them): the cheapest way to read many files, making no object per
+    file. The leaves are read in batches sized by ``limit`` (growing ones without it).
+
+    >>> store = MemoryNodeStore()
+    >>> root = build(store, [Entry("/a", "h1", 1), Entry("/b", "h2", 2), Entry("/c", "h3", 3)])
+    >>> [(paths[:], sizes[:]) for paths, _, sizes in iter_runs(store, root, start_after="/a")]
+    [(['/b', '/c'], (2, 3))]
+    """
+    lo, hi = _prefix_range(normalize_path(prefix))
+    if limit is not None and limit <= 0:
+        return
+    if start_after is not None:
+        after = start_after.replace("/", "\x00") + "\x00"
+        lo = after if lo is None or after > lo else lo
+    reader = _Reader(store)
+    left = limit
+    for node, a, z in _slices(reader, reader.node(root), None, lo, hi, limit):
+        if left is not None:
+            z = min(z, a + left)
+            left -= z - a
+        if a == 0 and z == len(node.paths):
+            yield node.paths, node.refs, node.sizes
+        else:
+            yield node.paths[a:z], node.refs[a:z], node.sizes[a:z]
+        if left == 0:
+            return
+
+
 def iter_entries(store: NodeStore, root: str, prefix: str = "/") -> Iterator[Entry]:
     """Every file at or under ``prefix`` (a directory or file path), in tree order."""
-    lo, hi = _prefix_range(normalize_path(prefix))
-    reader = _Reader(store)
-    for node, a, z in _slices(reader, reader.node(root), None, lo, hi):
-        if a == 0 and z == len(node.paths):
-            yield from map(Entry, node.paths, node.refs, node.sizes)
-        else:
-            yield from map(Entry, node.paths[a:z], node.refs[a:z], node.sizes[a:z])
+    for paths, hashes, sizes in iter_runs(store, root, prefix):
+        yield from map(Entry, paths, hashes, sizes)
 
 
 @overload
@@ -478,21 +511,18 @@ def list(
     file, the page holds just that file.
     """
     prefix = normalize_path(prefix)
+    if recursive:
+        out: builtins.list[Entry] = []
+        for paths, hashes, sizes in iter_runs(store, root, prefix, start_after, limit):
+            out.extend(map(Entry, paths, hashes, sizes))
+        return out
     lo, hi = _prefix_range(prefix)
     reader = _Reader(store)
     if limit is not None and limit <= 0:
         return []
     if start_after is not None:
-        after = start_after.replace("/", "\x00") + ("\x00" if recursive else "\x01")
+        after = start_after.replace("/", "\x00") + "\x01"
         lo = after if lo is None or after > lo else lo
-    if recursive:
-        out: builtins.list[Entry] = []
-        for node, a, z in _slices(reader, reader.node(root), None, lo, hi):
-            out.extend(map(Entry, node.paths[a:z], node.refs[a:z], node.sizes[a:z]))
-            if limit is not None and len(out) >= limit:
-                del out[limit:]
-                break
-        return out
     children: builtins.list[Entry | DirEntry] = []
     start = len(prefix) + 1 if prefix != "/" else 1
     scanner = _Scanner(reader, root, lo, hi)
