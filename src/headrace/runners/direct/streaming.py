@@ -51,10 +51,16 @@ DROPPED = Metrics.counter("headrace", "droppedDueToLateness")
 
 
 def streaming_leaves(graph: PipelineGraph) -> Iterator[TransformNode]:
-    """Primitives in topological order; composites (CombinePerKey, Reshuffle) run as their parts."""
+    """Primitives in topological order. A CombinePerKey without extra arguments is one step (its
+    pane engine combines values as they arrive); other composites run as their parts."""
 
     def visit(tid: str) -> Iterator[TransformNode]:
         node = graph.transforms[tid]
+        if node.kind == "CombinePerKey" and node.payload is not None:
+            _, args, kwargs = node.payload.load()
+            if not args and not kwargs:
+                yield node
+                return
         if node.parts:
             for part in node.parts:
                 yield from visit(part)
@@ -105,6 +111,7 @@ class _Grouping:
     emit: Receiver
     metrics: MetricsContainer
     dropped_reported: int = 0
+    combine_fn: Any = None
 
 
 @dataclass
@@ -187,12 +194,17 @@ class StreamingRun:
                 )
             elif node.kind == "Flatten":
                 self.ops[node.id] = FlattenOperator(node.label, [self._emitter(outs[0])], False)
-            elif node.kind == "GroupByKey":
+            elif node.kind in ("GroupByKey", "CombinePerKey"):
                 strategy = self.graph.pcollections[node.inputs[0]].windowing
                 container = MetricsContainer(node.label)
                 self.containers.append(container)
-                engine = PaneEngine.from_strategy(strategy)
-                self.groupings[node.id] = _Grouping(node, engine, self._emitter(outs[0]), container)
+                combine_fn = None
+                if node.kind == "CombinePerKey" and node.payload is not None:
+                    combine_fn = node.payload.load()[0]
+                engine = PaneEngine.from_strategy(strategy, combine_fn, node.label)
+                self.groupings[node.id] = _Grouping(
+                    node, engine, self._emitter(outs[0]), container, combine_fn=combine_fn
+                )
             elif node.kind == "Finalize":
                 self.finalize_records[node.id] = []
             else:
@@ -391,6 +403,9 @@ class StreamingRun:
     def _run_all(self) -> None:
         for sp in self.stateful.values():
             sp.setup()
+        combine_fns = [g.combine_fn for g in self.groupings.values() if g.combine_fn is not None]
+        for fn in combine_fns:
+            fn.setup()
         try:
             self._run()
         finally:
@@ -399,6 +414,8 @@ class StreamingRun:
                     gate.op.teardown()
             for sp in self.stateful.values():
                 sp.teardown()
+            for fn in combine_fns:
+                fn.teardown()
 
     def _run(self) -> None:
         ops = [self.ops[n.id] for n in self.order if n.id in self.ops]
