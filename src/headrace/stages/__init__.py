@@ -1,0 +1,1 @@
+"""Stages: commit-triggered, incremental pipelines over versioned repos (spec, datums, jobs)."""

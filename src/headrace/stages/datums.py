@@ -1,0 +1,587 @@
+"""Datums: how a stage's input splits into units of work, and each unit's id and hash.
+
+This module owns datum computation only. Inputs are described by the small frozen dataclasses
+here (:class:`PfsInput`, :class:`Cross`, :class:`Union`, :class:`Join`, :class:`Group`), kept
+independent of the spec parser: ``headrace.stages.spec`` maps a validated spec onto them.
+
+Semantics follow Pachyderm's:
+
+- a **pfs** input's datums are its glob's matches in one commit, in tree order: a matched file is
+  a datum holding that file, a matched directory a datum holding every file under it, and ``/``
+  one datum holding the whole commit. Parentheses in a glob are capture groups (numbered by
+  their opening parenthesis, nestable; ``\\(`` is a literal parenthesis); they do not change
+  what matches.
+- **cross**: the cartesian product of its inputs' datums (first input outermost);
+- **union**: its inputs' datums one after another (a datum produced twice is kept once);
+- **join**: pfs inputs whose ``join_on`` key (``$1``, ``$2``, ``${1}``... expanded from each
+  match's capture groups; literal text kept) is equal make one datum per combination of their
+  matches; a key missing from some input makes no datum, unless an input with ``outer_join``
+  has matches for it, which then make datums with the inputs that do have it;
+- **group**: every match of its pfs inputs with the same ``group_by`` key makes one datum.
+
+A :class:`Datum` holds one :class:`DatumInput` per match it is made of (its input's name, the
+matched path and the files). Its ``id`` comes from the input names and matched paths only, so it
+is the same in every commit; its ``hash`` also covers the files' paths and content hashes and
+the stage's ``salt`` and ``version``, so it changes exactly when what the datum would read
+changes: a datum whose hash succeeded before can be skipped.
+
+Cost: each pfs input is read with one glob (and, when directories match, one walk) of one
+resolved commit; nothing is read per file or per datum.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import itertools
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple, TypeAlias
+
+import blake3
+
+from headrace.store.records import FileInfo
+from headrace.store.store import Store
+
+__all__ = [
+    "Cross",
+    "Datum",
+    "DatumInput",
+    "Group",
+    "Input",
+    "Join",
+    "PfsInput",
+    "Union",
+    "compute_datums",
+    "input_names",
+    "resolve_commits",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Input descriptions
+
+
+@dataclass(frozen=True)
+class PfsInput:
+    """Files of ``repo`` at ``branch`` (a branch name or a commit id), split by ``glob``.
+
+    ``name`` defaults to the repo's name. ``join_on`` (inside a :class:`Join`) and ``group_by``
+    (inside a :class:`Group`) are keys made from the glob's capture groups, such as ``"$1"``.
+
+    >>> PfsInput("orders", glob="/(*).csv", join_on="$1").name
+    'orders'
+    """
+
+    repo: str
+    branch: str = "master"
+    glob: str = "/"
+    name: str = ""
+    join_on: str | None = None
+    outer_join: bool = False
+    group_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.repo)
+
+
+@dataclass(frozen=True)
+class Cross:
+    """Every combination of one datum from each input."""
+
+    inputs: tuple[Input, ...]
+
+
+@dataclass(frozen=True)
+class Union:
+    """The datums of each input, one input after another."""
+
+    inputs: tuple[Input, ...]
+
+
+@dataclass(frozen=True)
+class Join:
+    """Matches of pfs inputs whose ``join_on`` keys are equal, combined into datums."""
+
+    inputs: tuple[PfsInput, ...]
+
+
+@dataclass(frozen=True)
+class Group:
+    """All matches of pfs inputs with equal ``group_by`` keys, one datum per key."""
+
+    inputs: tuple[PfsInput, ...]
+
+
+Input: TypeAlias = PfsInput | Cross | Union | Join | Group
+
+
+# ---------------------------------------------------------------------------------------------
+# Datums
+
+
+class DatumInput(NamedTuple):
+    """One glob match in a datum: the input's ``name``, its ``files`` and the matched ``path``
+    (a file, or a directory whose files are all included)."""
+
+    name: str
+    files: tuple[FileInfo, ...]
+    path: str
+
+
+class Datum(NamedTuple):
+    """A unit of work: ``id`` (stable across commits), its ``inputs`` and its content ``hash``."""
+
+    id: str
+    inputs: tuple[DatumInput, ...]
+    hash: str
+
+
+def input_names(input: Input) -> list[str]:
+    """The names of the pfs inputs in ``input``, in order (a name shared in a union once).
+
+    >>> input_names(Cross((PfsInput("a"), PfsInput("b", name="bee"))))
+    ['a', 'bee']
+    """
+    return list(dict.fromkeys(p.name for p in _pfs_inputs(input)))
+
+
+def resolve_commits(
+    store: Store, input: Input, commits: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The commit id each pfs input of ``input`` reads, by input name.
+
+    ``commits`` overrides an input's branch: a value is a commit id or branch of its repo
+    (``"3f2a..."``, ``"dev"``) or a full reference (``"repo@dev^1"``).
+    """
+    _check(input)
+    commits = dict(commits or {})
+    unknown = sorted(set(commits) - set(input_names(input)))
+    if unknown:
+        raise ValueError(
+            f"compute_datums: commits names inputs {unknown} that are not in the stage's "
+            f"input (its inputs are {input_names(input)})"
+        )
+    out: dict[str, str] = {}
+    first: dict[str, PfsInput] = {}
+    for pfs in _pfs_inputs(input):
+        if pfs.name in out:
+            seen = first[pfs.name]
+            if (seen.repo, seen.branch) != (pfs.repo, pfs.branch):
+                raise ValueError(
+                    f"input name {pfs.name!r} is used for {seen.repo}@{seen.branch} and "
+                    f"{pfs.repo}@{pfs.branch}; give these inputs distinct names"
+                )
+            continue
+        first[pfs.name] = pfs
+        ref = commits.get(pfs.name, pfs.branch)
+        if "@" not in ref:
+            ref = f"{pfs.repo}@{ref}"
+        out[pfs.name] = store.inspect_commit(ref).id
+    return out
+
+
+def compute_datums(
+    store: Store,
+    input: Input,
+    commits: Mapping[str, str] | None = None,
+    salt: str = "",
+    version: str = "",
+) -> list[Datum]:
+    """The datums of ``input`` in ``store``, in a deterministic order.
+
+    ``commits`` maps input names to the commit (or branch, or reference) to read instead of
+    the input's own branch; see :func:`resolve_commits`. ``salt`` and ``version`` (the stage's)
+    enter every datum's hash, so changing either reruns every datum.
+
+    >>> import tempfile
+    >>> store = Store.open(tempfile.mkdtemp())
+    >>> _ = store.create_repo("logs")
+    >>> files = [("/a/1.txt", b"1"), ("/a/2.txt", b"2"), ("/b.txt", b"")]
+    >>> _ = store.put_files("logs@master", files)
+    >>> for d in compute_datums(store, PfsInput("logs", glob="/*")):
+    ...     print(d.inputs[0].path, [f.path for f in d.inputs[0].files])
+    /a ['/a/1.txt', '/a/2.txt']
+    /b.txt ['/b.txt']
+    """
+    resolved = resolve_commits(store, input, commits)
+    with _gc_paused():
+        datums = _make_datums(_combine(store, input, resolved), _hash_prefix(salt, version))
+    if not any(isinstance(i, Union) for i in _walk(input)):
+        return datums
+    seen: set[str] = set()  # a union of overlapping inputs can reach the same matches twice
+    unique = []
+    for d in datums:
+        if d.id not in seen:
+            seen.add(d.id)
+            unique.append(d)
+    return unique
+
+
+# ---------------------------------------------------------------------------------------------
+# Combining inputs
+
+_Parts = tuple[DatumInput, ...]
+
+
+def _pfs_inputs(input: Input) -> Iterable[PfsInput]:
+    if isinstance(input, PfsInput):
+        yield input
+    else:
+        for child in input.inputs:
+            yield from _pfs_inputs(child)
+
+
+def _walk(input: Input) -> Iterable[Input]:
+    yield input
+    if not isinstance(input, PfsInput):
+        for child in input.inputs:
+            yield from _walk(child)
+
+
+def _check(input: Input) -> None:
+    """Refuse input trees whose datums would be ambiguous or that cannot be computed."""
+    if isinstance(input, PfsInput):
+        return
+    kind = type(input).__name__.lower()
+    if not isinstance(input.inputs, tuple) or not input.inputs:
+        raise ValueError(f"a {kind} input needs a non-empty tuple of inputs")
+    for child in input.inputs:
+        if isinstance(input, Join | Group) and not isinstance(child, PfsInput):
+            raise ValueError(
+                f"a {kind} input combines pfs inputs only; got a {type(child).__name__}: "
+                f"combine it with the {kind} in a cross or union instead"
+            )
+        _check(child)
+    if isinstance(input, Union):
+        return
+    seen: dict[str, int] = {}
+    for i, child in enumerate(input.inputs):
+        for name in input_names(child):
+            if name in seen and seen[name] != i:
+                raise ValueError(
+                    f"input name {name!r} appears twice in a {kind} input, so its datums "
+                    "could not tell the inputs apart; give them distinct names"
+                )
+            seen[name] = i
+    for pfs in input.inputs:
+        if isinstance(input, Join) and isinstance(pfs, PfsInput) and not pfs.join_on:
+            raise ValueError(
+                f"join input {pfs.name!r} needs join_on (such as '$1', a capture group of "
+                "its glob like '/(*).csv')"
+            )
+        if isinstance(input, Group) and isinstance(pfs, PfsInput) and not pfs.group_by:
+            raise ValueError(
+                f"group input {pfs.name!r} needs group_by (such as '$1', a capture group of "
+                "its glob like '/(*)-*.csv')"
+            )
+
+
+def _combine(store: Store, input: Input, commits: Mapping[str, str]) -> Iterable[_Parts]:
+    if isinstance(input, PfsInput):
+        return [(part,) for part in _matches(store, input, commits[input.name])]
+    if isinstance(input, Union):
+        return itertools.chain.from_iterable(
+            _combine(store, child, commits) for child in input.inputs
+        )
+    if isinstance(input, Cross):
+        lists = [list(_combine(store, child, commits)) for child in input.inputs]
+        return (tuple(itertools.chain.from_iterable(p)) for p in itertools.product(*lists))
+    if isinstance(input, Join):
+        return _join(store, input, commits)
+    return _group(store, input, commits)
+
+
+def _keyed(
+    store: Store, pfs: PfsInput, commit: str, template: str, what: str
+) -> dict[str, list[DatumInput]]:
+    """``pfs``'s matches by the key ``template`` makes of their capture groups."""
+    pattern, ngroups = _capture_regex(pfs.glob, pfs.name)
+    expand = _key_maker(template, ngroups, pfs.name, what)
+    out: dict[str, list[DatumInput]] = {}
+    for part in _matches(store, pfs, commit):
+        m = pattern(part.path)
+        if m is None:
+            raise ValueError(
+                f"input {pfs.name!r}: glob {pfs.glob!r} matched {part.path} but its capture "
+                "groups could not be read; a group around a whole '**' segment cannot "
+                "capture an empty path, so put it around '**' inside a segment"
+            )
+        out.setdefault(expand(m.groups()), []).append(part)
+    return out
+
+
+_NO_MATCHES: list[DatumInput] = []
+
+
+def _join(store: Store, input: Join, commits: Mapping[str, str]) -> Iterable[_Parts]:
+    keyed = []
+    for pfs in input.inputs:
+        assert pfs.join_on is not None
+        keyed.append(_keyed(store, pfs, commits[pfs.name], pfs.join_on, "join_on"))
+    outer = [pfs.outer_join for pfs in input.inputs]
+    for key in sorted(set().union(*keyed)):
+        lists = [k.get(key, _NO_MATCHES) for k in keyed]
+        if _NO_MATCHES in lists:
+            if not any(found and is_outer for found, is_outer in zip(lists, outer)):
+                continue
+            lists = [found for found in lists if found]
+        if all(len(found) == 1 for found in lists):
+            yield tuple([found[0] for found in lists])
+        else:
+            yield from itertools.product(*lists)
+
+
+def _group(store: Store, input: Group, commits: Mapping[str, str]) -> Iterable[_Parts]:
+    keyed = []
+    for pfs in input.inputs:
+        assert pfs.group_by is not None
+        keyed.append(_keyed(store, pfs, commits[pfs.name], pfs.group_by, "group_by"))
+    for key in sorted(set().union(*keyed)):
+        yield tuple(itertools.chain.from_iterable(k.get(key, ()) for k in keyed))
+
+
+# ---------------------------------------------------------------------------------------------
+# One pfs input
+
+
+def _matches(store: Store, pfs: PfsInput, commit: str) -> list[DatumInput]:
+    """``pfs``'s glob matches in ``commit``, each with its files, in tree order."""
+    ref = f"{pfs.repo}@{commit}"
+    pattern = _strip_groups(pfs.glob, pfs.name)
+    found = store.glob_files(ref, pattern)
+    name = pfs.name
+    new = tuple.__new__  # DatumInput(...) without the Python-level __new__: once per match
+    if not any(f.type == "dir" for f in found):
+        return [new(DatumInput, (name, (f,), f.path)) for f in found]
+    files = list(store.walk_files(ref, prefix=_literal_prefix(pattern)))
+    keys = [f.path.replace("/", "\x00") for f in files]  # tree order: '/' sorts first
+    out = []
+    for f in found:
+        if f.type != "dir":
+            out.append(DatumInput(name, (f,), f.path))
+            continue
+        if f.path == "/":
+            out.append(DatumInput(name, tuple(files), "/"))
+            continue
+        key = f.path.replace("/", "\x00")
+        lo, hi = bisect_left(keys, key + "\x00"), bisect_left(keys, key + "\x01")
+        out.append(DatumInput(name, tuple(files[lo:hi]), f.path))
+    return out
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The directory named by the pattern's leading segments without wildcards."""
+    literal = []
+    for seg in pattern.strip("/").split("/"):
+        if any(c in seg for c in "*?[\\"):
+            break
+        literal.append(seg)
+    return "/" + "/".join(literal)
+
+
+def _scan(glob: str, name: str) -> Iterable[tuple[str, str]]:
+    """Tokens of a glob: ``("(", "(")``, ``(")", ")")``, ``("\\", escaped char)``,
+    ``("[", class text)`` or ``("c", char)``."""
+    i, n = 0, len(glob)
+    depth = 0
+    while i < n:
+        c = glob[i]
+        if c == "\\" and i + 1 < n:
+            yield "\\", glob[i + 1]
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            if j < n and glob[j] in "!^":
+                j += 1
+            if j < n and glob[j] == "]":
+                j += 1
+            j = glob.find("]", j)
+            if j >= 0 and "/" not in glob[i:j]:
+                yield "[", glob[i : j + 1]
+                i = j + 1
+                continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                break
+        yield (c, c) if c in "()" else ("c", c)
+        i += 1
+    if depth:
+        raise ValueError(
+            f"input {name!r}: glob {glob!r} has unbalanced parentheses; capture groups are "
+            "written '(...)', a literal parenthesis '\\('"
+        )
+
+
+def _strip_groups(glob: str, name: str) -> str:
+    """The glob without its capture-group parentheses (what the store matches)."""
+    if "(" not in glob and ")" not in glob:
+        return glob
+    out = []
+    for kind, text in _scan(glob, name):
+        if kind == "\\":
+            out.append("\\" + text)
+        elif kind not in ("(", ")"):
+            out.append(text)
+    return "".join(out)
+
+
+def _class_regex(text: str) -> str:
+    body = text[1:-1]
+    negate = body[:1] in ("!", "^")
+    if negate:
+        body = body[1:]
+    body = "".join("\\" + c if c in "\\[]^&~|" else c for c in body)
+    return ("[^/" if negate else "[") + body + "]"
+
+
+def _capture_regex(glob: str, name: str) -> tuple[Callable[[str], re.Match[str] | None], int]:
+    """A regex matching the paths the glob matches, with its capture groups, and their count."""
+    text = "/" + glob.strip("/")
+    if text == "/":
+        return re.compile("/").fullmatch, 0
+    tokens = list(_scan(text, name))
+    segments: list[list[tuple[str, str]]] = [[]]
+    for kind, t in tokens:
+        if kind == "c" and t == "/":
+            segments.append([])
+        else:
+            segments[-1].append((kind, t))
+    segments = segments[1:]
+    parts = []
+    for i, seg in enumerate(segments):
+        if seg == [("c", "*"), ("c", "*")]:
+            parts.append("(?:/[^/]+)+" if i == len(segments) - 1 else "(?:/[^/]+)*")
+            continue
+        out = ["/"]
+        j = 0
+        while j < len(seg):
+            kind, t = seg[j]
+            if kind == "c" and t == "*":
+                if j + 1 < len(seg) and seg[j + 1] == ("c", "*"):
+                    while j < len(seg) and seg[j] == ("c", "*"):
+                        j += 1
+                    out.append(".*")
+                    continue
+                out.append("[^/]*")
+            elif kind == "c" and t == "?":
+                out.append("[^/]")
+            elif kind == "[":
+                out.append(_class_regex(t))
+            elif kind in ("(", ")"):
+                out.append(t)
+            else:
+                out.append(re.escape(t))
+            j += 1
+        parts.append("".join(out))
+    regex = re.compile("".join(parts) if parts else "/")
+    return regex.fullmatch, regex.groups
+
+
+_GROUP_REF = re.compile(r"\$(?:(\d+)|\{(\d+)\})")
+
+
+def _key_maker(
+    template: str, ngroups: int, name: str, what: str
+) -> Callable[[tuple[str | None, ...]], str]:
+    """A function making the key ``template`` describes from a match's groups."""
+    if ngroups == 0:
+        raise ValueError(
+            f"input {name!r} has {what} {template!r} but its glob has no capture group; "
+            "write one with parentheses, e.g. '/(*).csv'"
+        )
+    pieces: list[str | int] = []
+    pos = 0
+    for m in _GROUP_REF.finditer(template):
+        if m.start() > pos:
+            pieces.append(template[pos : m.start()])
+        index = int(m.group(1) or m.group(2))
+        if not 1 <= index <= ngroups:
+            raise ValueError(
+                f"input {name!r}: {what} {template!r} refers to ${index} but its glob has "
+                f"{ngroups} capture group(s)"
+            )
+        pieces.append(index - 1)
+        pos = m.end()
+    if pos < len(template):
+        pieces.append(template[pos:])
+    if len(pieces) == 1 and isinstance(pieces[0], int):
+        only = pieces[0]
+        return lambda groups: groups[only] or ""
+    return lambda groups: "".join(p if isinstance(p, str) else groups[p] or "" for p in pieces)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ids and hashes
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: building 100k datums allocates several objects each
+    and none of them cyclic, yet each allocation burst triggers collections that rescan the
+    growing lists (more than half the time of a large computation)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _hash_prefix(salt: str, version: str) -> str:
+    return f"{len(salt)}:{salt}{len(version)}:{version}\x03"
+
+
+def _make_datums(combos: Iterable[_Parts], prefix: str) -> list[Datum]:
+    """Datums of the given combinations of matches, with their ids and hashes.
+
+    The id hashes each part's ``name NUL path`` (parts joined by ``\\x02``); the hash hashes
+    ``prefix`` (salt and version, length-prefixed) then, per part, ``name NUL path NUL``,
+    ``file path NUL content hash \\x01`` per file and ``\\x02``. Names, paths and
+    content hashes hold no control characters (the store refuses them), so no two different
+    datums encode alike. This loop runs once per datum: it is kept flat on purpose.
+    """
+    b3 = blake3.blake3
+    new = tuple.__new__
+    out: list[Datum] = []
+    append = out.append
+    memo: dict[int, tuple[str, str]] = {}  # by id(): every part stays alive in ``out``
+    for parts in combos:
+        if len(parts) == 1:
+            name, files, path = parts[0]
+            key = name + "\x00" + path
+            if len(files) == 1:
+                f = files[0]
+                text = f"{prefix}{key}\x00{f[0]}\x00{f[3]}\x01\x02"
+            else:
+                listing = "".join([f"{f[0]}\x00{f[3]}\x01" for f in files])
+                text = f"{prefix}{key}\x00{listing}\x02"
+        else:
+            keys = []
+            texts = [prefix]
+            for p in parts:
+                done = memo.get(id(p))  # a cross repeats each part in many datums
+                if done is None:
+                    name, files, path = p
+                    part = name + "\x00" + path
+                    if len(files) == 1:
+                        f = files[0]
+                        done = memo[id(p)] = (part, f"{part}\x00{f[0]}\x00{f[3]}\x01\x02")
+                    else:
+                        listing = "".join([f"{f[0]}\x00{f[3]}\x01" for f in files])
+                        done = memo[id(p)] = (part, f"{part}\x00{listing}\x02")
+                keys.append(done[0])
+                texts.append(done[1])
+            key = "\x02".join(keys)
+            text = "".join(texts)
+        datum_id = b3(key.encode()).hexdigest(16)
+        append(new(Datum, (datum_id, parts, b3(text.encode()).hexdigest())))
+    return out
