@@ -37,11 +37,15 @@ import itertools
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple
 
 import blake3
 
+from headrace.stages.spec import CronInput, Input, PfsInput
+from headrace.stages.spec import CrossInput as Cross
+from headrace.stages.spec import GroupInput as Group
+from headrace.stages.spec import JoinInput as Join
+from headrace.stages.spec import UnionInput as Union
 from headrace.store.records import FileInfo
 from headrace.store.store import Store
 
@@ -62,61 +66,6 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------------
 # Input descriptions
-
-
-@dataclass(frozen=True)
-class PfsInput:
-    """Files of ``repo`` at ``branch`` (a branch name or a commit id), split by ``glob``.
-
-    ``name`` defaults to the repo's name. ``join_on`` (inside a :class:`Join`) and ``group_by``
-    (inside a :class:`Group`) are keys made from the glob's capture groups, such as ``"$1"``.
-
-    >>> PfsInput("orders", glob="/(*).csv", join_on="$1").name
-    'orders'
-    """
-
-    repo: str
-    branch: str = "master"
-    glob: str = "/"
-    name: str = ""
-    join_on: str | None = None
-    outer_join: bool = False
-    group_by: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            object.__setattr__(self, "name", self.repo)
-
-
-@dataclass(frozen=True)
-class Cross:
-    """Every combination of one datum from each input."""
-
-    inputs: tuple[Input, ...]
-
-
-@dataclass(frozen=True)
-class Union:
-    """The datums of each input, one input after another."""
-
-    inputs: tuple[Input, ...]
-
-
-@dataclass(frozen=True)
-class Join:
-    """Matches of pfs inputs whose ``join_on`` keys are equal, combined into datums."""
-
-    inputs: tuple[PfsInput, ...]
-
-
-@dataclass(frozen=True)
-class Group:
-    """All matches of pfs inputs with equal ``group_by`` keys, one datum per key."""
-
-    inputs: tuple[PfsInput, ...]
-
-
-Input: TypeAlias = PfsInput | Cross | Union | Join | Group
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,14 +179,14 @@ _Parts = tuple[DatumInput, ...]
 def _pfs_inputs(input: Input) -> Iterable[PfsInput]:
     if isinstance(input, PfsInput):
         yield input
-    else:
+    elif not isinstance(input, CronInput):
         for child in input.inputs:
             yield from _pfs_inputs(child)
 
 
 def _walk(input: Input) -> Iterable[Input]:
     yield input
-    if not isinstance(input, PfsInput):
+    if not isinstance(input, PfsInput | CronInput):
         for child in input.inputs:
             yield from _walk(child)
 
@@ -246,7 +195,12 @@ def _check(input: Input) -> None:
     """Refuse input trees whose datums would be ambiguous or that cannot be computed."""
     if isinstance(input, PfsInput):
         return
-    kind = type(input).__name__.lower()
+    if isinstance(input, CronInput):
+        raise ValueError(
+            f"cron input {input.name!r} makes ticks, not datums of repo files; the scheduler "
+            "turns each tick into a commit of a cron repo, which a pfs input then reads"
+        )
+    kind = type(input).__name__.lower().removesuffix("input")
     if not isinstance(input.inputs, tuple) or not input.inputs:
         raise ValueError(f"a {kind} input needs a non-empty tuple of inputs")
     for child in input.inputs:
@@ -292,6 +246,7 @@ def _combine(store: Store, input: Input, commits: Mapping[str, str]) -> Iterable
         return (tuple(itertools.chain.from_iterable(p)) for p in itertools.product(*lists))
     if isinstance(input, Join):
         return _join(store, input, commits)
+    assert isinstance(input, Group), "cron inputs are refused by _check"
     return _group(store, input, commits)
 
 

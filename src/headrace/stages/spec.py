@@ -86,7 +86,7 @@ class PfsInput:
     """Files of ``repo@branch`` split into datums by ``glob``, seen under ``name``."""
 
     repo: str
-    glob: str
+    glob: str = "/"
     branch: str = DEFAULT_BRANCH
     name: str = ""
     empty_files: bool = False
