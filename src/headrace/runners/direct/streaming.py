@@ -142,13 +142,6 @@ class StreamingRun:
 
     # -- building ------------------------------------------------------------------------------
 
-    def _consumers(self) -> dict[str, list[TransformNode]]:
-        out: dict[str, list[TransformNode]] = {pid: [] for pid in self.graph.pcollections}
-        for node in self.order:
-            for pid in node.inputs:
-                out[pid].append(node)
-        return out
-
     def _receiver_list(self, pid: str) -> list[Receiver]:
         return self.receivers.setdefault(pid, [])
 
@@ -162,7 +155,6 @@ class StreamingRun:
         return emit
 
     def _build(self) -> None:
-        consumers = self._consumers()
         for node in self.order:
             outs = [pid for _, pid in node.outputs]
             if node.kind in ("Read", "Impulse"):
@@ -211,7 +203,6 @@ class StreamingRun:
                 raise NotImplementedError(f"{node.label!r}: {node.kind} in a streaming run")
             for pid in node.inputs:
                 self._receiver_list(pid).append(self._input_of(node))
-        del consumers
 
     def pardo(self, node: TransformNode, side_inputs: list[tuple[str, SideInput]]) -> ParDoOperator:
         dofn, args, kwargs = node.payload.load() if node.payload else (None, (), {})
@@ -301,8 +292,8 @@ class StreamingRun:
                 self._push_source(src, batch)
                 src.done, src.watermark, busy = True, MAX_US, True
             elif src.kind == "test_stream":
+                # one event per step: watermarks settle before the next one
                 busy = self._test_stream_event(src) or busy
-                break  # one TestStream event at a time, then let watermarks settle
             else:
                 elements = src.reader.poll(self.max_poll, 0.0)
                 self._push_source(src, elements)
@@ -533,4 +524,5 @@ def _tag_of(src: _Source, tag: Any) -> str | None:
 
 
 def _is_test_stream(obj: Any) -> bool:
-    return obj is not None and hasattr(obj, "events") and type(obj).__name__ == "TestStreamSource"
+    # A TestStream's source replays recorded events (elements, watermark and clock moves).
+    return obj is not None and hasattr(obj, "events") and hasattr(obj, "output_tags")
