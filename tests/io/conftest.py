@@ -9,9 +9,9 @@ import pytest
 
 from headrace.io.filebasedsink import (
     TEMP_DIR_PREFIX,
+    AssignShardsDoFn,
     FileBasedSink,
     FileFinalizer,
-    _AssignShardsDoFn,
     _WriteBundlesDoFn,
     _WriteShardsDoFn,
 )
@@ -32,7 +32,7 @@ def write_with_sink(sink: FileBasedSink, bundles: list[list]) -> FileFinalizer:
             records.extend(fn.finish_bundle() or [])
         fn.teardown()
     else:
-        assign = _AssignShardsDoFn(sink.num_shards)
+        assign = AssignShardsDoFn(sink.num_shards)
         groups: dict[int, list] = {}
         for bundle in bundles:
             assign.start_bundle()

@@ -10,9 +10,9 @@ import pytest
 
 from headrace.io.filebasedsink import (
     TEMP_DIR_PREFIX,
+    AssignShardsDoFn,
     FileBasedSink,
     FileFinalizer,
-    _AssignShardsDoFn,
     _WriteBundlesDoFn,
     _WriteShardsDoFn,
     shard_name,
@@ -105,7 +105,7 @@ def test_fixed_num_shards_distributes_and_fills_empty_shards(tmp_path, run_sink)
 
 
 def test_round_robin_starts_at_random_shard():
-    fn = _AssignShardsDoFn(5)
+    fn = AssignShardsDoFn(5)
     starts = set()
     for _ in range(50):
         fn.start_bundle()
@@ -205,7 +205,7 @@ def test_write_machinery_pickles(tmp_path):
     objects = [
         sink,
         fn,
-        _AssignShardsDoFn(3),
+        AssignShardsDoFn(3),
         _WriteShardsDoFn(sink, temp_dir),
         FileFinalizer(sink, temp_dir),
     ]

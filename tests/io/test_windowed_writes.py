@@ -26,8 +26,9 @@ from headrace.beam.transforms.trigger import (
     Repeatedly,
 )
 from headrace.io import windowedsink
+from headrace.io.filebasedsink import AssignShardsDoFn as _KeyByShard
 from headrace.io.lines import TextSink
-from headrace.io.windowedsink import WriteWindowedFiles, _KeyByShard, _WritePaneDoFn
+from headrace.io.windowedsink import WriteWindowedFiles, _WritePaneDoFn
 from headrace.model.pipeline import Pipeline
 from headrace.model.window import IntervalWindow, PaneInfo, PaneInfoTiming
 

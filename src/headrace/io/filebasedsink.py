@@ -48,6 +48,7 @@ from headrace.model.window import GlobalWindows
 
 __all__ = [
     "DEFAULT_SHARD_NAME_TEMPLATE",
+    "AssignShardsDoFn",
     "FileBasedSink",
     "FileFinalizer",
     "FileShardWriter",
@@ -302,7 +303,7 @@ class _WriteBundlesDoFn(DoFn):
         return {"sink": self.sink, "temp_dir": self.temp_dir, "_out": None}
 
 
-class _AssignShardsDoFn(DoFn):
+class AssignShardsDoFn(DoFn):
     """Keys elements by shard index, round robin from a random start in each bundle."""
 
     def __init__(self, num_shards: int) -> None:
@@ -414,7 +415,7 @@ class WriteFiles(PTransform):
                 pcoll = pcoll | "GlobalWindow" >> WindowInto(GlobalWindows())
             records = (
                 pcoll
-                | "AssignShards" >> ParDo(_AssignShardsDoFn(sink.num_shards))
+                | "AssignShards" >> ParDo(AssignShardsDoFn(sink.num_shards))
                 | "GroupShards" >> GroupByKey()
                 | "WriteShards" >> ParDo(_WriteShardsDoFn(sink, temp_dir))
             )

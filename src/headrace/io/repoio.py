@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
-from headrace.io.filebasedsink import ShardWriter, _AssignShardsDoFn, describe_record
+from headrace.io.filebasedsink import AssignShardsDoFn, ShardWriter, describe_record
 from headrace.io.filesystem import CompressionTypes
 from headrace.io.lines import TextSink, _lines_from_chunks, iter_chunks
 from headrace.model.sinks import FinalizeOnSuccess, Finalizer
@@ -885,7 +885,7 @@ class WriteToRepo(PTransform):
                 pcoll = pcoll | "GlobalWindow" >> WindowInto(GlobalWindows())  # one numbering
             records = (
                 pcoll
-                | "AssignShards" >> ParDo(_AssignShardsDoFn(sink.num_shards))
+                | "AssignShards" >> ParDo(AssignShardsDoFn(sink.num_shards))
                 | "GroupShards" >> GroupByKey()
                 | "WriteShards" >> ParDo(_WriteTextShardsDoFn(location, sink))
             )

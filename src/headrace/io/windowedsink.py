@@ -44,12 +44,16 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import posixpath
-import random
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from headrace.io.filebasedsink import FileBasedSink, describe_record, shard_name
+from headrace.io.filebasedsink import (
+    AssignShardsDoFn,
+    FileBasedSink,
+    describe_record,
+    shard_name,
+)
 from headrace.io.filesystem import delete_files, dirname, join, rename
 from headrace.model.timestamp import Timestamp
 from headrace.model.transforms.core import DoFn, GroupByKey, ParDo
@@ -111,22 +115,6 @@ def _temp_path_for(final: str) -> str:
     """A hidden temporary name in ``final``'s directory (so the rename stays on one device)."""
     name = posixpath.basename(final.rstrip("/"))
     return join(dirname(final), f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-class _KeyByShard(DoFn):
-    """Keys elements by shard index, round robin from a random start in each bundle."""
-
-    def __init__(self, num_shards: int) -> None:
-        self.num_shards = num_shards
-        self._next = 0
-
-    def start_bundle(self) -> None:
-        self._next = random.randrange(self.num_shards)
-
-    def process(self, element: Any) -> Iterator[tuple[int, Any]]:
-        index = self._next
-        self._next = index + 1 if index + 1 < self.num_shards else 0
-        yield (index, element)
 
 
 class _WritePaneDoFn(DoFn):
@@ -206,7 +194,7 @@ class WriteWindowedFiles(PTransform):
         num_shards = self.sink.num_shards or 1
         return (
             pcoll
-            | "AssignShards" >> ParDo(_KeyByShard(num_shards))
+            | "AssignShards" >> ParDo(AssignShardsDoFn(num_shards))
             | "GroupPanes" >> GroupByKey()
             | "WritePanes" >> ParDo(_WritePaneDoFn(self.sink, num_shards))
         )
