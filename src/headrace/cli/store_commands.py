@@ -690,13 +690,14 @@ def commit_provenance(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
-    with _store(home, db, objects) as store:
-        info = store.inspect_commit(ref)
-        commits = store.provenance(f"{info.repo}@{info.id}", transitive=not direct)
-    if as_json:
-        _emit_json([_commit_json(c) for c in commits])
-    else:
-        _commits_table(commits, f"Commit {info.id} of {info.repo} has no recorded provenance")
+    _linked_commits(
+        ref,
+        "provenance",
+        direct,
+        as_json,
+        (home, db, objects),
+        "Commit {id} of {repo} has no recorded provenance",
+    )
 
 
 @commit_app.command("subvenance", help="List the commits made from a commit.")
@@ -708,13 +709,33 @@ def commit_subvenance(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
-    with _store(home, db, objects) as store:
+    _linked_commits(
+        ref,
+        "subvenance",
+        direct,
+        as_json,
+        (home, db, objects),
+        "No commit was made from commit {id} of {repo}",
+    )
+
+
+def _linked_commits(
+    ref: str,
+    direction: str,
+    direct: bool,
+    as_json: bool,
+    location: tuple[str | None, str | None, str | None],
+    empty: str,
+) -> None:
+    """Print the commits ``ref``'s commit was made from (provenance) or that were made from it."""
+    with _store(*location) as store:
         info = store.inspect_commit(ref)
-        commits = store.subvenance(f"{info.repo}@{info.id}", transitive=not direct)
+        walk = store.provenance if direction == "provenance" else store.subvenance
+        commits = walk(f"{info.repo}@{info.id}", transitive=not direct)
     if as_json:
         _emit_json([_commit_json(c) for c in commits])
     else:
-        _commits_table(commits, f"No commit was made from commit {info.id} of {info.repo}")
+        _commits_table(commits, empty.format(id=info.id, repo=info.repo))
 
 
 # -- file put ------------------------------------------------------------------------------------
