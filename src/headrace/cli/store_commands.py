@@ -724,7 +724,7 @@ def _linked_commits(
     direction: str,
     direct: bool,
     as_json: bool,
-    location: tuple[str | None, str | None, str | None],
+    location: tuple[Path | None, str | None, str | None],
     empty: str,
 ) -> None:
     """Print the commits ``ref``'s commit was made from (provenance) or that were made from it."""
