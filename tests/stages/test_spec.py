@@ -126,7 +126,7 @@ def test_defaults_are_filled_in() -> None:
     assert spec.egress is None
     assert spec.salt == ""
     assert spec.reprocess == "until_success"
-    assert spec.datum_batching is False
+    assert spec.datum_batching is None  # workers serve many datums unless told not to
 
 
 def test_pipeline_transform_and_batching() -> None:

@@ -13,7 +13,9 @@ A spec names the stage, its input tree, its transform and how it runs::
 
 Inputs nest as in Pachyderm: ``cross`` and ``union`` hold any inputs, ``join`` and ``group``
 hold ``pfs`` inputs only (each with ``join_on`` / ``group_by``, a template over the glob's
-``(...)`` capture groups such as ``"$1"``), ``cron`` is a leaf ticking on a schedule.
+``(...)`` capture groups such as ``"$1"``), ``cron`` is a leaf ticking on a schedule
+(:func:`expand_cron` gives its value sets). ``egress`` is an fsspec URL, or
+``{sql: <SQLAlchemy URL>, table: <name>, format: csv|jsonl}`` (a :class:`SqlEgress`).
 
 :func:`load_spec` reads a file, a text or an already parsed mapping. Every problem raises
 :class:`SpecError` whose message starts with the field path, e.g.
@@ -33,9 +35,9 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import yaml
 
@@ -43,6 +45,7 @@ from headrace.store.errors import InvalidName
 from headrace.store.refs import DEFAULT_BRANCH, validate_name
 
 __all__ = [
+    "CronFields",
     "CronInput",
     "CrossInput",
     "GroupInput",
@@ -50,9 +53,12 @@ __all__ = [
     "JoinInput",
     "PfsInput",
     "SpecError",
+    "SqlEgress",
     "StageSpec",
     "Transform",
     "UnionInput",
+    "expand_cron",
+    "hide_password",
     "iter_inputs",
     "load_spec",
     "split_capture_groups",
@@ -147,6 +153,43 @@ Input: TypeAlias = PfsInput | CrossInput | UnionInput | JoinInput | GroupInput |
 
 
 @dataclass(frozen=True)
+class SqlEgress:
+    """Load the output commit's ``.csv`` (or ``.jsonl``) files into one SQL ``table``.
+
+    ``url`` is a SQLAlchemy URL (``sqlite:////srv/out.db``, ``postgresql://user@host/db``);
+    its repr hides any password.
+
+    >>> SqlEgress("postgresql://etl:secret@db/shop", "orders")
+    SqlEgress(url='postgresql://etl:***@db/shop', table='orders', format='csv')
+    """
+
+    url: str
+    table: str
+    format: Literal["csv", "jsonl"] = "csv"
+
+    def __repr__(self) -> str:
+        return (
+            f"SqlEgress(url={hide_password(self.url)!r}, table={self.table!r}, "
+            f"format={self.format!r})"
+        )
+
+
+_USER_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:?#]*):[^/@?#]*@")
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd|secret|token)=)[^&#]*", re.IGNORECASE)
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password (in ``user:password@`` or a ``password=`` query) as ``***``.
+
+    >>> hide_password("postgresql://etl:s3cret@db:5432/shop?password=x&sslmode=require")
+    'postgresql://etl:***@db:5432/shop?password=***&sslmode=require'
+    >>> hide_password("s3://bucket/out")
+    's3://bucket/out'
+    """
+    return _QUERY_PASSWORD.sub(r"\1***", _USER_PASSWORD.sub(r"\1:***@", url))
+
+
+@dataclass(frozen=True)
 class Transform:
     """What runs per datum: exactly one of ``python``, ``pipeline`` or ``cmd``.
 
@@ -213,10 +256,10 @@ class StageSpec:
     datum_timeout: float | None = None
     job_timeout: float | None = None
     output_branch: str = DEFAULT_BRANCH
-    egress: str | None = None
+    egress: str | SqlEgress | None = None
     salt: str = ""
     reprocess: Reprocess = "until_success"
-    datum_batching: bool = False
+    datum_batching: bool | None = None  # None: a worker serves many datums (python, pipeline)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> StageSpec:
@@ -250,7 +293,9 @@ class StageSpec:
             "datum_batching",
         ):
             value = getattr(self, key)
-            if include_defaults or value != _STAGE_DEFAULTS[key]:
+            if isinstance(value, SqlEgress):
+                out[key] = _sql_egress_to_dict(value, include_defaults)
+            elif include_defaults or value != _STAGE_DEFAULTS[key]:
                 out[key] = _plain_number(value)
         return out
 
@@ -290,7 +335,7 @@ _STAGE_DEFAULTS: dict[str, Any] = {
     "egress": None,
     "salt": "",
     "reprocess": "until_success",
-    "datum_batching": False,
+    "datum_batching": None,
 }
 
 
@@ -666,7 +711,16 @@ def _parse_cron(data: object, path: str) -> CronInput:
     return CronInput(name, spec, overwrite)
 
 
-_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+# Each macro and the 5-field expression it stands for.
+_CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # (field name, lowest, highest, names of lowest.. or None, '?' allowed)
@@ -704,6 +758,13 @@ def _cron_spec(value: object, path: str) -> str:
             problem = _cron_item(item, low, high, names, question)
             if problem:
                 raise SpecError(path, f"{field} field {part!r}: {problem}; {example}")
+    fields = _expand_cron_fields(text)
+    if not fields.any_day and fields.any_weekday and not _day_occurs(fields):
+        raise SpecError(
+            path,
+            f"day of month field {parts[2]!r} never falls in month field {parts[3]!r}, so "
+            f"{text!r} would never fire; pick days that exist in those months",
+        )
     return text
 
 
@@ -738,6 +799,92 @@ def _cron_item(
 
 def _cron_number(text: str, low: int, names: tuple[str, ...] | None) -> int:
     return int(text) if text.isdigit() else (names or ()).index(text.lower()) + low
+
+
+class CronFields(NamedTuple):
+    """The values each field of a 5-field cron expression allows, each sorted ascending.
+
+    ``weekdays`` run 0 (Sunday) to 6 (7 is folded into 0). ``any_day`` / ``any_weekday`` say
+    the day-of-month / day-of-week field is unrestricted (``*`` or ``?``, without a step
+    above 1). When both are restricted a day matches if either field matches; otherwise
+    both must.
+    """
+
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days: tuple[int, ...]
+    months: tuple[int, ...]
+    weekdays: tuple[int, ...]
+    any_day: bool
+    any_weekday: bool
+
+
+def expand_cron(spec: str, path: str = "spec") -> CronFields:
+    """The value sets of a cron expression or macro (validated first; errors name ``path``).
+
+    ``N/step`` runs from N to the field's end; ``*`` and ``N/step`` in the day of week end at
+    Saturday (6), so 7 means Sunday only when written.
+
+    >>> f = expand_cron("*/20 9-17/4 * jan,jul mon-fri")
+    >>> f.minutes, f.hours, f.months, f.weekdays, f.any_day, f.any_weekday
+    ((0, 20, 40), (9, 13, 17), (1, 7), (1, 2, 3, 4, 5), True, False)
+    >>> expand_cron("@weekly").weekdays
+    (0,)
+    >>> expand_cron("@every 10s")
+    Traceback (most recent call last):
+    ...
+    headrace.stages.spec.SpecError: spec: '@every 10s' is a period, not calendar fields; ...
+    """
+    text = _cron_spec(spec, path)
+    if text.startswith("@every "):
+        raise SpecError(
+            path,
+            f"{text!r} is a period, not calendar fields; its ticks are the previous tick plus "
+            "CronInput.every seconds",
+        )
+    return _expand_cron_fields(_CRON_MACROS.get(text, text))
+
+
+@lru_cache(maxsize=512)
+def _expand_cron_fields(text: str) -> CronFields:
+    """The value sets of a 5-field expression that :func:`_cron_spec` already accepted."""
+    sets: list[tuple[int, ...]] = []
+    stars: list[bool] = []
+    for part, (field, low, high, names, _) in zip(text.split(" "), _CRON_LAYOUT, strict=True):
+        top = 6 if field == "day of week" else high
+        chosen: set[int] = set()
+        star = False
+        for item in part.split(","):
+            match = _CRON_ITEM.fullmatch(item)
+            assert match is not None, f"{item!r} was validated"
+            start, end, step_text = match.groups()
+            step = int(step_text) if step_text is not None else 1
+            if start in ("*", "?"):
+                first, last = low, top
+                star = star or step == 1
+            else:
+                first = _cron_number(start, low, names)
+                if end is not None:
+                    last = _cron_number(end, low, names)
+                else:
+                    last = max(first, top) if step_text is not None else first
+            chosen.update(range(first, last + 1, step))
+        if field == "day of week" and 7 in chosen:
+            chosen.discard(7)
+            chosen.add(0)
+        sets.append(tuple(sorted(chosen)))
+        stars.append(star)
+    minutes, hours, days, months, weekdays = sets
+    return CronFields(minutes, hours, days, months, weekdays, stars[2], stars[4])
+
+
+# The most days each month can have (February in a leap year).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _day_occurs(fields: CronFields) -> bool:
+    """Whether some allowed day of month exists in some allowed month."""
+    return any(day <= _MONTH_DAYS[month - 1] for month in fields.months for day in fields.days)
 
 
 def _check_unique_names(root: Input) -> None:
@@ -861,20 +1008,14 @@ def _parse_stage(data: object) -> StageSpec:
     if "job_timeout" in fields:
         job_timeout = _parse_duration(fields["job_timeout"], "job_timeout")
     output_branch = _name(fields.get("output_branch", DEFAULT_BRANCH), "output_branch", "branch")
-    egress = None
-    if "egress" in fields:
-        egress = _string(fields["egress"], "egress")
-        if not _URL.fullmatch(egress):
-            raise SpecError(
-                "egress",
-                "must be an fsspec URL with a scheme, such as 's3://bucket/dir' or "
-                f"'file:///srv/out', got {egress!r}",
-            )
+    egress = _parse_egress(fields["egress"], "egress") if "egress" in fields else None
     salt = _string(fields.get("salt", ""), "salt", allow_empty=True)
     reprocess = fields.get("reprocess", "until_success")
     if reprocess not in _REPROCESS:
         raise SpecError("reprocess", f"must be 'until_success' or 'every_job', got {reprocess!r}")
-    datum_batching = _bool(fields.get("datum_batching", False), "datum_batching")
+    datum_batching = (
+        _bool(fields["datum_batching"], "datum_batching") if "datum_batching" in fields else None
+    )
     if datum_batching and transform.kind == "cmd":
         raise SpecError(
             "datum_batching",
@@ -898,8 +1039,69 @@ def _parse_stage(data: object) -> StageSpec:
     )
 
 
+_EGRESS_FIELDS = ("sql", "table", "format")
+_EGRESS_FORMATS = ("csv", "jsonl")
+# SQLite (a file) or PostgreSQL, with the drivers headrace installs.
+_SQL_URL = re.compile(r"(?:sqlite(?:\+pysqlite)?:///\S+|postgres(?:ql)?(?:\+psycopg)?://\S+)")
+_SQL_SCHEME = re.compile(r"(?:sqlite|postgres|postgresql)(?:\+\w+)?://", re.IGNORECASE)
+_SQL_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
+_SQL_TABLE = re.compile(rf"(?:{_SQL_NAME}\.)?{_SQL_NAME}")
+
+
+def _parse_egress(value: object, path: str) -> str | SqlEgress:
+    """An fsspec URL string, or ``{sql: <SQLAlchemy URL>, table: <name>, format: csv|jsonl}``."""
+    if isinstance(value, Mapping):
+        fields = _fields(value, path, _EGRESS_FIELDS, "a SQL egress")
+        url = _string(_required(fields, "sql", path), _join(path, "sql"))
+        if not _SQL_URL.fullmatch(url):
+            raise SpecError(
+                _join(path, "sql"),
+                "must be a SQLAlchemy URL of an SQLite file or a PostgreSQL database, such as "
+                "'sqlite:////srv/out.db' or 'postgresql://user@host:5432/db', "
+                f"got {hide_password(url)!r}",
+            )
+        table = _string(_required(fields, "table", path), _join(path, "table"))
+        if not _SQL_TABLE.fullmatch(table):
+            raise SpecError(
+                _join(path, "table"),
+                "must be a table name of letters, digits and '_' (not starting with a digit, "
+                f"at most 63 characters), optionally 'schema.table', got {table!r}",
+            )
+        fmt = fields.get("format", "csv")
+        if fmt not in _EGRESS_FORMATS:
+            raise SpecError(_join(path, "format"), f"must be 'csv' or 'jsonl', got {fmt!r}")
+        return SqlEgress(url, table, fmt)
+    if not isinstance(value, str):
+        raise SpecError(
+            path,
+            "must be an fsspec URL such as 's3://bucket/dir', or a mapping such as "
+            f"{{sql: 'postgresql://user@host/db', table: orders}}, got {_describe(value)}",
+        )
+    url = _string(value, path)
+    if _SQL_SCHEME.match(url):
+        raise SpecError(
+            path,
+            f"must be an fsspec URL; {hide_password(url)!r} is a database: write "
+            f"{{sql: {hide_password(url)!r}, table: <name>}} to load the files into a table",
+        )
+    if not _URL.fullmatch(url):
+        raise SpecError(
+            path,
+            "must be an fsspec URL with a scheme, such as 's3://bucket/dir' or "
+            f"'file:///srv/out', got {hide_password(url)!r}",
+        )
+    return url
+
+
 # ---------------------------------------------------------------------------------------------
 # Back to plain data
+
+
+def _sql_egress_to_dict(egress: SqlEgress, include_defaults: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"sql": egress.url, "table": egress.table}
+    if include_defaults or egress.format != "csv":
+        out["format"] = egress.format
+    return out
 
 
 def _input_to_dict(node: Input, include_defaults: bool) -> dict[str, Any]:

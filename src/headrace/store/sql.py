@@ -307,6 +307,12 @@ class SQLDatabase:
         self._local = threading.local()  # .writing: this thread is inside transaction()
         self._engine = create_engine(parsed, busy_timeout)
 
+    @property
+    def ops(self) -> DialectOps:
+        """This database's dialect-specific bulk statements (for tables of other layers kept in
+        the same database)."""
+        return self._ops
+
     # ---- lifecycle
 
     def close(self) -> None:

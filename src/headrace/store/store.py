@@ -273,11 +273,28 @@ class Store:
         return nodes, self._root_of(conn, self._resolve(conn, r), nodes)
 
     def start_commit(
-        self, ref: str, message: str = "", parent: str | None = None, origin: str = "USER"
+        self,
+        ref: str,
+        message: str = "",
+        parent: str | None = None,
+        origin: str = "USER",
+        provenance: Iterable[str] = (),
+        also: Callable[[Any, CommitInfo], None] | None = None,
     ) -> CommitInfo:
-        """Open a commit on ``repo@branch`` (creating the branch if needed)."""
+        """Open a commit on ``repo@branch`` (creating the branch if needed).
+
+        ``provenance``: references of the commits it is made from. ``also(conn, commit)`` runs
+        in the same transaction (for layers above the store that keep their own tables in the
+        same database and must change them atomically with the commit).
+        """
         with self.meta.transaction() as conn:
-            return CommitInfo.of(self._start(conn, parse_ref(ref), message, origin, parent))
+            info = CommitInfo.of(self._start(conn, parse_ref(ref), message, origin, parent))
+            ids = [self._resolve(conn, parse_ref(p)).id for p in provenance]
+            if ids:
+                self.meta.add_provenance(conn, info.id, ids)
+            if also is not None:
+                also(conn, info)
+            return info
 
     def _finish(
         self,
@@ -300,16 +317,99 @@ class Store:
         count, size = trees.count_and_size(nodes, root)
         return self.meta.finish_commit(conn, commit.id, root, size, count, message=message)
 
-    def finish_commit(self, ref: str, message: str | None = None) -> CommitInfo:
+    def finish_commit(
+        self,
+        ref: str,
+        message: str | None = None,
+        also: Callable[[Any, CommitInfo], None] | None = None,
+    ) -> CommitInfo:
+        """Finish an open commit; ``also(conn, commit)`` runs in the same transaction."""
         with self.meta.transaction() as conn:
             commit = self._resolve(conn, parse_ref(ref))
-            return CommitInfo.of(self._finish(conn, commit, message))
+            info = CommitInfo.of(self._finish(conn, commit, message))
+            if also is not None:
+                also(conn, info)
+            return info
 
-    def delete_commit(self, ref: str) -> None:
-        """Delete a commit; its children move onto its parent (history stays connected)."""
+    def delete_commit(
+        self, ref: str, also: Callable[[Any, CommitInfo], None] | None = None
+    ) -> None:
+        """Delete a commit; its children move onto its parent (history stays connected).
+
+        ``also(conn, commit)`` runs in the same transaction."""
         with self.meta.transaction() as conn:
             commit = self._resolve(conn, parse_ref(ref))
             self.meta.delete_commit(conn, commit.id)
+            if also is not None:
+                also(conn, CommitInfo.of(commit))
+
+    def stage_files(
+        self,
+        commit: str,
+        files: Iterable[tuple[str, Content | None]],
+        also: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Stage changes on the open commit ``repo@<id>``: ``(path, Content)`` writes a file whose
+        objects are already stored (a :meth:`writer`'s flushed Contents), ``(path, None)``
+        deletes one; the last change to a path wins. ``also(conn)`` runs in the same
+        transaction. Nothing is visible until the commit finishes."""
+        r = parse_ref(commit)
+        if not r.is_commit:
+            raise InvalidReference(f"stage_files() needs repo@<commit id>, got {commit!r}")
+        changes: list[tuple[str, str | None, int | None]] = []
+        contents: list[Content] = []
+        for path, content in files:
+            norm = normalize_path(path, allow_root=False)
+            if content is None:
+                changes.append((norm, None, None))
+            else:
+                changes.append((norm, content.hash, content.size))
+                contents.append(content)
+        rows = _content_rows(contents)
+        with self.meta.transaction() as conn:
+            if rows:
+                self.meta.put_contents(conn, rows)
+            target = self.meta.get_commit(conn, r.ref, repo=r.repo)
+            if changes:
+                self.meta.stage_changes(conn, target.id, changes)
+            if also is not None:
+                also(conn)
+
+    def contents(self, hashes: Collection[str]) -> dict[str, Content]:
+        """The stored :class:`Content` (layout) of each known content hash among ``hashes``."""
+        return self._lookup_contents(hashes)
+
+    def write_contents(self, items: Iterable[tuple[str, str | os.PathLike[str]]]) -> int:
+        """Write files by content hash: ``(hash, local path)`` pairs, parents created, each
+        written to a temporary name then renamed. One metadata read for all; returns bytes."""
+        pairs = list(items)
+        known = self._lookup_contents({h for h, _ in pairs})
+        total = 0
+        for digest, local in pairs:
+            content = known.get(digest)
+            if content is None:
+                raise FileNotFound(f"content {digest} is not in the store (removed by gc?)")
+            target = Path(local)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".headrace-part")
+            with open(tmp, "wb") as f:
+                for block in iter_content(self.objects, content):
+                    f.write(block)
+                    total += len(block)
+            os.replace(tmp, target)
+        return total
+
+    def lookup_files(self, ref: str, paths: Iterable[str]) -> dict[str, FileInfo]:
+        """The files among ``paths`` that exist in the commit ``ref`` names, in one read."""
+        r = parse_ref(ref)
+        with self.meta.read() as conn:
+            nodes, root = self._view(conn, Ref(r.repo, r.ref, r.ancestry))
+            out: dict[str, FileInfo] = {}
+            for path in paths:
+                entry = trees.get(nodes, root, normalize_path(path, allow_root=False))
+                if entry is not None:
+                    out[path] = file_info(entry)
+            return out
 
     def squash_commit(self, ref: str) -> None:
         """Fold a finished commit into its children: its changes stay visible in them, the commit

@@ -1,0 +1,333 @@
+"""The daemon: runs stages when their inputs change or their cron inputs tick.
+
+Each pass (:meth:`Daemon.step`):
+
+1. **resumes orphaned jobs**: a job left CREATED or RUNNING by a process that is gone (its pid no
+   longer lives on this host, or its heartbeat is older than :data:`STALE_SECONDS`) is finished
+   by :func:`~headrace.stages.jobs.resume_job`: datums it completed are kept, the rest run, its
+   output commit finishes once. Nothing is lost or written twice;
+2. **ticks cron inputs**: a due tick of a cron input is committed to the repo
+   ``<stage>_<input>`` as a file named by its time (``/2026-11-21T07:00:00Z``); with
+   ``overwrite`` the previous tick's file is removed in the same commit;
+3. **runs stages** in dependency order (a stage reading another's output repo comes after it), so
+   one upstream commit travels through the whole DAG in one pass: a stage runs when the head
+   commits of its input branches, or its spec version, differ from its last job's. A failed job
+   makes the jobs downstream of it UNRUNNABLE (recorded, with the same trace).
+
+:func:`wait_for_arrival` waits until an upstream commit has reached a repo (``headrace commit
+wait``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from headrace.stages.catalog import (
+    CREATED,
+    FAILURE,
+    KILLED,
+    RUNNING,
+    UNRUNNABLE,
+    Catalog,
+    JobInfo,
+    StageInfo,
+)
+from headrace.stages.jobs import (
+    JobError,
+    cron_repo,
+    input_repos,
+    mark_unrunnable,
+    resume_job,
+    run_job,
+)
+from headrace.stages.spec import CronInput, iter_inputs
+from headrace.store.errors import BranchNotFound, CommitNotFound, RepoNotFound, StoreError
+
+__all__ = ["STALE_SECONDS", "Daemon", "downstream", "orphaned", "stage_order", "wait_for_arrival"]
+
+STALE_SECONDS = 30.0
+
+
+def stage_order(stages: list[StageInfo]) -> list[StageInfo]:
+    """Stages with every stage after the stages whose output repos it reads.
+
+    >>> from headrace.stages.spec import load_spec
+    >>> def stage(name, repo):
+    ...     spec = load_spec({"name": name, "input": {"pfs": {"repo": repo}},
+    ...                       "transform": {"python": "m:f"}})
+    ...     return StageInfo(name, spec, spec.version, None, 0.0, 0.0, False)
+    >>> [s.name for s in stage_order([stage("b", "a"), stage("a", "raw")])]
+    ['a', 'b']
+    """
+    by_name = {s.name: s for s in stages}
+    out: list[StageInfo] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(s: StageInfo) -> None:
+        if state.get(s.name) == 2:
+            return
+        if state.get(s.name) == 1:
+            raise ValueError(f"stages form a cycle through {s.name!r}")
+        state[s.name] = 1
+        for _, repo, _ in input_repos(s.spec):
+            upstream = by_name.get(repo)
+            if upstream is not None:
+                visit(upstream)
+        state[s.name] = 2
+        out.append(s)
+
+    for s in sorted(stages, key=lambda s: s.name):
+        visit(s)
+    return out
+
+
+def downstream(stages: list[StageInfo], name: str) -> list[StageInfo]:
+    """Stages that read ``name``'s output, directly or through others."""
+    found: list[StageInfo] = []
+    frontier = {name}
+    while frontier:
+        nxt = set()
+        for s in stages:
+            if s in found:
+                continue
+            if any(repo in frontier for _, repo, _ in input_repos(s.spec)):
+                found.append(s)
+                nxt.add(s.name)
+        frontier = nxt
+    return found
+
+
+def _alive(owner: str | None) -> bool | None:
+    """Whether the process ``host:pid`` lives; None when it runs on another host."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def orphaned(job: JobInfo, now: float | None = None) -> bool:
+    """True when the process running ``job`` is gone."""
+    alive = _alive(job.owner)
+    if alive is False:
+        return True
+    now = time.time() if now is None else now
+    return alive is None and (job.heartbeat or 0.0) < now - STALE_SECONDS
+
+
+@dataclass
+class Daemon:
+    """Runs stages as their inputs change; ``log`` gets one line per event."""
+
+    catalog: Catalog
+    poll: float = 0.5
+    log: Callable[[str], None] = print
+
+    def step(self) -> list[JobInfo]:
+        """One pass (see the module docstring); returns the jobs that ended in it."""
+        ended = self._resume_orphans()
+        self._tick()
+        stages = [s for s in self.catalog.list_stages() if not s.stopped]
+        for stage in stage_order(stages):
+            job = self._maybe_run(stage)
+            if job is None:
+                continue
+            ended.append(job)
+            if job.state in (FAILURE, KILLED):
+                reason = f"upstream job {job.id} of stage {stage.name} ended {job.state}"
+                for down in downstream(stages, stage.name):
+                    mark_unrunnable(self.catalog, down, job.trace, reason)
+                    self.log(f"stage {down.name}: job UNRUNNABLE ({reason})")
+        return ended
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Step every ``poll`` seconds until ``until()`` is true (or forever)."""
+        while until is None or not until():
+            started = time.monotonic()
+            self.step()
+            time.sleep(max(0.0, self.poll - (time.monotonic() - started)))
+
+    # -- the parts of a pass
+
+    def _resume_orphans(self) -> list[JobInfo]:
+        ended = []
+        for job in sorted(self.catalog.list_jobs(states=(CREATED, RUNNING)), key=lambda j: j.seq):
+            if not orphaned(job):
+                continue
+            self.log(f"stage {job.stage}: resuming interrupted job {job.id}")
+            self.catalog.set_job(job.id, owner=_me(), heartbeat=time.time())
+            done = resume_job(self.catalog, job.id)
+            self._report(done)
+            ended.append(done)
+        return ended
+
+    def _tick(self) -> None:
+        from headrace.stages.cron import next_tick, tick_name
+
+        store = self.catalog.store
+        now = time.time()
+        for stage in self.catalog.list_stages():
+            if stage.stopped:
+                continue
+            for _, node in iter_inputs(stage.spec.input):
+                if not isinstance(node, CronInput):
+                    continue
+                last = self.catalog.last_tick(stage.name, node.name)
+                due = next_tick(node.spec, stage.created_at if last is None else last)
+                if due > now:
+                    continue
+                while True:  # catch up to the latest due tick only
+                    after = next_tick(node.spec, due)
+                    if after > now:
+                        break
+                    due = after
+                repo = cron_repo(stage.name, node.name)
+                try:
+                    store.inspect_repo(repo)
+                except RepoNotFound:
+                    store.create_repo(repo, f"ticks of cron input {node.name} of {stage.name}")
+                name = "/" + tick_name(due)
+                with store.commit(f"{repo}@master", message=f"tick {name[1:]}") as c:
+                    if node.overwrite:
+                        try:
+                            old = store.list_files(f"{repo}@master")
+                        except (CommitNotFound, BranchNotFound):
+                            old = []
+                        for f in old:
+                            if f.path != name:
+                                c.delete_file(f.path)
+                    c.put_file(name, name[1:].encode())
+                with self.catalog.transaction() as conn:
+                    self.catalog.set_tick(conn, stage.name, node.name, due)
+                self.log(f"stage {stage.name}: cron input {node.name} ticked at {name[1:]}")
+
+    def _maybe_run(self, stage: StageInfo) -> JobInfo | None:
+        store = self.catalog.store
+        heads: dict[str, str] = {}
+        for name, repo, branch in input_repos(stage.spec):
+            try:
+                info = store.inspect_commit(f"{repo}@{branch}")
+            except (RepoNotFound, BranchNotFound, CommitNotFound):
+                return None  # an input with no commits yet: nothing to run on
+            if not info.finished:
+                return None  # wait for the open commit
+            heads[name] = info.id
+        last = next(
+            (j for j in self.catalog.list_jobs(stage.name, limit=10) if j.state != UNRUNNABLE),
+            None,
+        )
+        if last is not None and last.inputs == heads and last.version == stage.version:
+            return None
+        if last is not None and not last.done:
+            return None  # another process runs it
+        self.log(f"stage {stage.name}: new input commits, starting a job")
+        try:
+            job = run_job(self.catalog, stage, commits=heads)
+        except JobError as e:
+            self.log(f"stage {stage.name}: cannot start a job: {e}")
+            return None
+        self._report(job)
+        return job
+
+    def _report(self, job: JobInfo) -> None:
+        counts = (
+            f"{job.processed} processed, {job.skipped} skipped, {job.failed} failed, "
+            f"{job.recovered} recovered of {job.total}"
+        )
+        tail = f" ({job.reason})" if job.reason else ""
+        self.log(f"stage {job.stage}: job {job.id} {job.state}: {counts}{tail}")
+
+
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def wait_for_arrival(
+    catalog: Catalog,
+    ref: str,
+    timeout: float | None = None,
+    trace: str | None = None,
+    poll: float = 0.1,
+) -> str:
+    """Wait until the newest upstream commit (or ``trace``) has reached ``repo@branch``; return
+    the commit id there that carries it.
+
+    For a repo a stage writes, "upstream" means the newest commit among the input branches of
+    every stage it depends on (the roots of its DAG); the wait ends when a finished commit with
+    that commit's trace is on ``ref``'s repo. A job on the way that fails raises
+    :class:`RuntimeError` naming it. For any other repo it waits for the branch head to finish.
+    """
+    store = catalog.store
+    repo, _, branch = ref.partition("@")
+    branch = branch or "master"
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stages = {s.name: s for s in catalog.list_stages()}
+    if repo not in stages:
+        return store.wait_commit(f"{repo}@{branch}", timeout=timeout).id
+    if trace is None:
+        trace = _newest_root_trace(catalog, stages, repo)
+    chain = {repo} | _upstream_names(stages, repo)
+    while True:
+        for commit_id in catalog.commits_of_trace(trace):
+            try:
+                info = store.inspect_commit(f"{repo}@{commit_id}")
+            except (CommitNotFound, StoreError):
+                continue
+            if info.finished and info.branch == branch:
+                return info.id
+        for job in catalog.list_jobs(trace=trace):
+            if job.stage in chain and job.state in (FAILURE, KILLED, UNRUNNABLE):
+                raise RuntimeError(
+                    f"job {job.id} of stage {job.stage} ended {job.state} ({job.reason}); "
+                    f"trace {trace} will not reach {repo}@{branch}"
+                )
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"trace {trace} has not reached {repo}@{branch} after {timeout} s; is the "
+                "daemon running (headrace daemon)?"
+            )
+        time.sleep(poll)
+
+
+def _upstream_names(stages: dict[str, StageInfo], name: str) -> set[str]:
+    out: set[str] = set()
+    frontier = [name]
+    while frontier:
+        current = stages[frontier.pop()]
+        for _, repo, _ in input_repos(current.spec):
+            if repo in stages and repo not in out:
+                out.add(repo)
+                frontier.append(repo)
+    return out
+
+
+def _newest_root_trace(catalog: Catalog, stages: dict[str, StageInfo], name: str) -> str:
+    store = catalog.store
+    roots: list[tuple[str, str]] = []
+    for stage_name in {name} | _upstream_names(stages, name):
+        for _, repo, branch in input_repos(stages[stage_name].spec):
+            if repo not in stages:
+                roots.append((repo, branch))
+    newest = None
+    for repo, branch in roots:
+        try:
+            info = store.inspect_commit(f"{repo}@{branch}")
+        except (RepoNotFound, BranchNotFound, CommitNotFound):
+            continue
+        key = (info.finished_at or info.started_at, info.id)
+        if newest is None or key > newest[0]:
+            newest = (key, info.id)
+    if newest is None:
+        raise LookupError(f"no input of stage {name} or its upstream stages has a commit yet")
+    return catalog.traces([newest[1]]).get(newest[1], newest[1])

@@ -1,0 +1,741 @@
+"""Jobs: one run of a stage over one set of input commits, incremental and all-or-nothing.
+
+:func:`run_job` plans and runs a job; :func:`resume_job` finishes one a killed process left.
+
+A job
+
+1. resolves its input commits (finished ones only) and computes its datums
+   (:mod:`headrace.stages.datums`);
+2. compares each datum's hash with the last successful job of the stage: an equal hash is
+   **skipped** (its outputs are already in the output branch); a datum that vanished or must
+   rerun has its old outputs deleted. Datums that succeeded in a later job that failed as a
+   whole are reused too, when their outputs are still stored (``reprocess: until_success``);
+   ``reprocess: every_job`` skips nothing;
+3. opens the output commit on ``<stage>@<output_branch>`` (provenance: the input commits;
+   message: stage, job and spec version) and runs the other datums in a
+   :class:`~headrace.stages.worker.WorkerPool`, retrying each up to ``datum_tries`` times;
+4. stages each finished datum's outputs into the open commit, in the same transaction as the
+   datum's row (so a crash never separates the two), failing the job if two datums write one
+   path (naming both);
+5. finishes the commit and marks the job SUCCESS in one transaction, or deletes the commit and
+   marks it FAILURE / KILLED: nothing of a failed job is ever visible;
+6. egresses the output commit when the spec asks.
+
+A job carries a **trace**: the id of the user commit that caused it (the trace of its newest
+input commit). The output commit gets the same trace, so every job and commit downstream of
+one upstream commit share one id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headrace.stages.catalog import (
+    CREATED,
+    DATUM_FAILED,
+    DATUM_RECOVERED,
+    DATUM_SKIPPED,
+    DATUM_SUCCESS,
+    FAILURE,
+    KILLED,
+    RUNNING,
+    SUCCESS,
+    TERMINAL,
+    UNRUNNABLE,
+    Catalog,
+    DatumRecord,
+    JobInfo,
+    StageInfo,
+    owner_id,
+)
+from headrace.stages.datums import Datum, compute_datums, resolve_commits
+from headrace.stages.spec import (
+    CronInput,
+    CrossInput,
+    GroupInput,
+    Input,
+    JoinInput,
+    PfsInput,
+    StageSpec,
+    UnionInput,
+)
+from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, WorkerPool, make_scratch
+from headrace.store.content import Content
+from headrace.store.errors import CommitNotFound, Conflict, RepoNotFound, StoreError
+from headrace.store.store import Store
+
+__all__ = [
+    "JobError",
+    "cron_repo",
+    "input_tree",
+    "kill_job",
+    "mark_unrunnable",
+    "plan_datums",
+    "resolve_inputs",
+    "resume_job",
+    "run_job",
+]
+
+FLUSH_SECONDS = 0.5  # results are recorded at least this often...
+FLUSH_ROWS = 2000  # ...or once this many datums are waiting
+STOP_POLL_SECONDS = 1.0
+
+
+class JobError(RuntimeError):
+    """A job could not start: bad inputs, an open input commit, a busy output branch."""
+
+
+ProgressFn = Callable[[JobInfo], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def cron_repo(stage: str, input_name: str) -> str:
+    """The repo a cron input's ticks are committed to: ``<stage>_<input name>``."""
+    return f"{stage}_{input_name}"
+
+
+def input_tree(spec: StageSpec) -> Input:
+    """The stage's input with each cron input read as the pfs input of its tick repo."""
+
+    def convert(node: Input) -> Input:
+        if isinstance(node, CronInput):
+            return PfsInput(repo=cron_repo(spec.name, node.name), glob="/*", name=node.name)
+        if isinstance(node, CrossInput | UnionInput):
+            return type(node)(tuple(convert(c) for c in node.inputs))
+        return node
+
+    return convert(spec.input)
+
+
+def input_repos(spec: StageSpec) -> list[tuple[str, str, str]]:
+    """``(input name, repo, branch)`` of every input the stage reads (cron ticks included)."""
+    out: dict[str, tuple[str, str, str]] = {}
+    stack: list[Input] = [input_tree(spec)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, PfsInput):
+            out.setdefault(node.name, (node.name, node.repo, node.branch))
+        elif isinstance(node, CrossInput | UnionInput | JoinInput | GroupInput):
+            stack.extend(reversed(node.inputs))
+    return list(out.values())
+
+
+def _resolve(store: Store, spec: StageSpec, commits: Mapping[str, str] | None) -> dict[str, str]:
+    tree = input_tree(spec)
+    try:
+        resolved = resolve_commits(store, tree, commits)
+    except (RepoNotFound, CommitNotFound, StoreError) as e:
+        raise JobError(f"stage {spec.name}: cannot read its inputs: {e}") from None
+    for name, repo, _branch in input_repos(spec):
+        info = store.inspect_commit(f"{repo}@{resolved[name]}")
+        if not info.finished:
+            raise JobError(
+                f"stage {spec.name}: input {name!r} is at {repo}@{info.id}, which is still open; "
+                "finish it (headrace commit finish) before running the stage"
+            )
+    return resolved
+
+
+def resolve_inputs(
+    store: Store, spec: StageSpec, commits: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The finished commit id each input of ``spec`` reads, by input name: the head of its
+    branch, or what ``commits`` names. Raises :class:`JobError` when an input cannot be read
+    or is still open (what :func:`run_job` checks before it starts)."""
+    return _resolve(store, spec, commits)
+
+
+def _trace(catalog: Catalog, store: Store, spec: StageSpec, inputs: Mapping[str, str]) -> str:
+    """The trace of the newest input commit (a user's commit is its own trace)."""
+    repos = {name: repo for name, repo, _ in input_repos(spec)}
+    infos = [store.inspect_commit(f"{repos[n]}@{c}") for n, c in inputs.items()]
+    newest = max(infos, key=lambda c: (c.finished_at or c.started_at, c.id))
+    return catalog.traces([newest.id]).get(newest.id, newest.id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+
+_Skipped = tuple[str, str, str, str]  # datum id, hash, outputs JSON, inputs JSON
+_Known = dict[str, tuple[str, str, str]]  # datum id -> (hash, outputs JSON, inputs JSON)
+
+
+@dataclass
+class _Plan:
+    """What a job must do, from its datums and the stage's earlier jobs."""
+
+    datums: list[Datum]
+    base: _Known  # the last successful job's datums: their outputs are in the parent tree
+    run: list[Datum] = field(default_factory=list)
+    skipped: list[_Skipped] = field(default_factory=list)
+    restage: list[tuple[str, Content]] = field(default_factory=list)
+    deletions: set[str] = field(default_factory=set)
+    recovered: int = 0
+    skipped_before: int = 0
+
+
+def plan_datums(
+    catalog: Catalog, spec: StageSpec, inputs: Mapping[str, str], before_seq: int | None = None
+) -> tuple[list[Datum], _Known]:
+    """A stage's datums over ``inputs`` and the last successful job's ``datum -> (hash,
+    outputs JSON, inputs JSON)``, for previews (``headrace datum list --spec``)."""
+    datums = compute_datums(
+        catalog.store, input_tree(spec), inputs, salt=spec.salt, version=spec.version
+    )
+    base = _base_job(catalog, spec, before_seq)
+    return datums, (catalog.datum_hashes(base.id) if base is not None else {})
+
+
+def _base_job(catalog: Catalog, spec: StageSpec, before_seq: int | None) -> JobInfo | None:
+    for job in catalog.list_jobs(spec.name, states=(SUCCESS,), before_seq=before_seq):
+        if job.spec.output_branch == spec.output_branch:
+            return job
+    return None
+
+
+def _plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> _Plan:
+    """Sort the job's datums into recovered (done by an interrupted run of this job), skipped
+    (same hash as in the last successful job, or reusable from a failed one) and to run; and
+    find the outputs to delete (those of base datums that vanished or do not stay as they are).
+    ``own`` holds the states of the datums this job already recorded.
+
+    This loop runs once per datum of every job, most of them skipped: it stays flat.
+    """
+    spec = job.spec
+    datums, base = plan_datums(catalog, spec, job.inputs, before_seq=job.seq)
+    plan = _Plan(datums, base)
+    every = spec.reprocess == "every_job"
+    overlay = {} if every else _overlay(catalog, job)
+    restage_hashes: set[str] = set()
+    reuse: dict[str, tuple[str, str, str]] = {}
+    unchanged: set[str] = set()
+    skipped = plan.skipped
+    run = plan.run
+    get = base.get
+    for d in datums:
+        datum_id, datum_hash = d[0], d[2]
+        old = get(datum_id)
+        same = not every and old is not None and old[0] == datum_hash
+        if same:
+            unchanged.add(datum_id)
+        if own:
+            state = own.get(datum_id)
+            if state in (DATUM_SUCCESS, DATUM_RECOVERED):
+                plan.recovered += 1
+                continue
+            if state == DATUM_SKIPPED:
+                plan.skipped_before += 1
+                continue
+        if same:
+            skipped.append((datum_id, datum_hash, old[1], old[2]))  # type: ignore[index]
+            continue
+        earlier = overlay.get(datum_id)
+        if earlier is not None and earlier[0] == datum_hash:
+            reuse[datum_id] = earlier
+            restage_hashes.update(h for _, h, _ in json.loads(earlier[1]))
+        else:
+            run.append(d)
+    if len(unchanged) < len(base):
+        for datum_id, (_hash, outputs, _inputs) in base.items():
+            if datum_id not in unchanged:
+                plan.deletions.update(p for p, _, _ in json.loads(outputs))
+    if reuse:  # outputs of datums that succeeded in a failed job, if gc left them
+        known = catalog.store.contents(restage_hashes)
+        by_id = {d.id: d for d in datums}
+        for datum_id, (datum_hash, outputs, inputs) in reuse.items():
+            files = json.loads(outputs)
+            if all(h in known for _, h, _ in files):
+                skipped.append((datum_id, datum_hash, outputs, inputs))
+                plan.restage.extend((p, known[h]) for p, h, _ in files)
+            else:
+                run.append(by_id[datum_id])
+    return plan
+
+
+def _overlay(catalog: Catalog, job: JobInfo) -> _Known:
+    """Datums that succeeded in failed or killed jobs since the last successful one."""
+    out: _Known = {}
+    for earlier in catalog.list_jobs(job.stage, before_seq=job.seq):
+        if earlier.state == SUCCESS:
+            break
+        if earlier.state in (FAILURE, KILLED) and earlier.version == job.version:
+            for datum_id, value in catalog.datum_hashes(earlier.id).items():
+                out.setdefault(datum_id, value)
+    return out
+
+
+def _row(job_id: str, d: Datum, state: str, outputs: str = "[]", **extra: Any) -> DatumRecord:
+    inputs = json.dumps([[p.name, p.path] for p in d.inputs])
+    return DatumRecord(job_id, d.id, state, d.hash, outputs, inputs=inputs, **extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def run_job(
+    catalog: Catalog,
+    stage: str | StageInfo,
+    commits: Mapping[str, str] | None = None,
+    trace: str | None = None,
+    progress: ProgressFn | None = None,
+) -> JobInfo:
+    """Create and run a job of ``stage`` now, in this process; return it when it has ended.
+
+    ``commits`` maps input names to commits (or branches) to read instead of the inputs'
+    branches. Raises :class:`JobError` when the job cannot start; a job that starts ends in
+    SUCCESS, FAILURE or KILLED (see :attr:`JobInfo.reason`).
+    """
+    info = catalog.get_stage(stage) if isinstance(stage, str) else stage
+    store = catalog.store
+    inputs = _resolve(store, info.spec, commits)
+    trace = trace or _trace(catalog, store, info.spec, inputs)
+    with catalog.transaction() as conn:
+        job_id = catalog.create_job(conn, info, inputs, trace)
+    return resume_job(catalog, job_id, progress)
+
+
+def mark_unrunnable(catalog: Catalog, stage: StageInfo, trace: str, reason: str) -> str:
+    """Record a job of ``stage`` that cannot run because an upstream job failed."""
+    with catalog.transaction() as conn:
+        return catalog.create_job(conn, stage, {}, trace, state=UNRUNNABLE, reason=reason)
+
+
+def kill_job(catalog: Catalog, job_id: str, reason: str) -> JobInfo:
+    """Mark a job that no process runs any more KILLED, deleting its open output commit in the
+    same transaction (what the job itself does when stopped). A job already ended, or whose
+    output commit is finished (:func:`resume_job` will mark it SUCCESS), is left as it is."""
+    job = catalog.get_job(job_id)
+    if job.done:
+        return job
+    store = catalog.store
+
+    def record(conn: Any, _commit: Any = None) -> None:
+        catalog.update_job(conn, job.id, state=KILLED, reason=reason, finished_at=time.time())
+
+    if job.output_commit is not None:
+        ref = f"{job.stage}@{job.output_commit}"
+        try:
+            finished = store.inspect_commit(ref).finished
+        except (CommitNotFound, RepoNotFound):
+            finished = None
+        if finished:
+            return job
+        if finished is not None:
+            store.delete_commit(ref, also=record)
+            return catalog.get_job(job.id)
+    with catalog.transaction() as conn:
+        record(conn)
+    return catalog.get_job(job.id)
+
+
+def resume_job(catalog: Catalog, job_id: str, progress: ProgressFn | None = None) -> JobInfo:
+    """Run a CREATED job, or finish a RUNNING one whose process died; return it once ended.
+
+    Datums the interrupted run completed are counted ``recovered`` and not run again; their
+    outputs are already staged in the open output commit.
+    """
+    job = catalog.get_job(job_id)
+    if job.state in TERMINAL:
+        return job
+    runner = _JobRun(catalog, job, progress)
+    return runner.run()
+
+
+class _JobRun:
+    def __init__(self, catalog: Catalog, job: JobInfo, progress: ProgressFn | None) -> None:
+        self.catalog = catalog
+        self.store = catalog.store
+        self.job = job
+        self.spec = job.spec
+        self.progress = progress
+        self.repo = job.stage
+        self.commit: str = ""
+        self.counts = {"total": 0, "processed": 0, "skipped": 0, "failed": 0, "recovered": 0}
+        self.rows: list[DatumRecord] = []
+        self.files: list[tuple[str, Content | None]] = []
+        self.owners: dict[str, str] = {}  # output path -> datum id, this job's new outputs
+        self.unchecked: list[str] = []  # new paths to look for in the parent tree
+        self.datums: dict[str, Datum] = {}
+        self.layouts: dict[str, str] = {}  # content hash -> layout JSON of input files
+        self.plan: _Plan | None = None
+        self.failure: str | None = None
+        self.killed: str | None = None
+
+    # -- the job's life
+
+    def run(self) -> JobInfo:
+        try:
+            self._open()
+            own = self.catalog.datum_states(self.job.id) if self.job.state == RUNNING else {}
+            plan = self.plan = _plan(self.catalog, self.job, own)
+            self.datums = {d.id: d for d in plan.datums}
+            for row in self.catalog.datums(self.job.id, states=(DATUM_SUCCESS,)) if own else ():
+                self.owners.update((p, row.datum_id) for p, _, _ in row.output_files())
+            self.counts["total"] = len(plan.datums)
+            self.counts["skipped"] = plan.skipped_before + len(plan.skipped)
+            self.counts["recovered"] = plan.recovered
+            if self.job.state != RUNNING:
+                self._start(plan)
+            if plan.run:
+                self._process(plan.run)
+            self._flush()
+        except _Abort:
+            pass
+        except BaseException as e:
+            self.failure = self.failure or f"{type(e).__name__}: {e}"
+            self._end()
+            raise
+        return self._end()
+
+    def _open(self) -> None:
+        """Make sure the output repo exists and the job has its open output commit."""
+        job, store = self.job, self.store
+        try:
+            store.inspect_repo(self.repo)
+        except RepoNotFound:
+            store.create_repo(self.repo, f"output of stage {job.stage}")
+        if job.output_commit is not None:
+            try:
+                info = store.inspect_commit(f"{self.repo}@{job.output_commit}")
+            except CommitNotFound:
+                self.failure = (
+                    f"its output commit {job.output_commit} was deleted while the job was "
+                    "interrupted; run the stage again"
+                )
+                raise _Abort() from None
+            self.commit = info.id
+            if info.finished:  # finished by an earlier run of this job
+                self.failure = None
+                self._mark(SUCCESS)
+                raise _Abort()
+            return
+        repos = {name: repo for name, repo, _ in input_repos(self.spec)}
+        provenance = [f"{repos[name]}@{commit}" for name, commit in job.inputs.items()]
+        message = f"stage {job.stage} job {job.id} (spec version {job.version})"
+
+        def record(conn: Any, commit: Any) -> None:
+            self.catalog.update_job(
+                conn, job.id, output_commit=commit.id, started_at=time.time(),
+                owner=owner_id(), heartbeat=time.time(),
+            )  # fmt: skip
+            self.catalog.set_trace(conn, commit.id, job.trace)
+
+        try:
+            info = store.start_commit(
+                f"{self.repo}@{self.spec.output_branch}",
+                message,
+                origin="AUTO",
+                provenance=provenance,
+                also=record,
+            )
+        except Conflict as e:
+            self.failure = (
+                f"output branch {self.repo}@{self.spec.output_branch} is busy: {e}; another job "
+                "or a user holds an open commit there"
+            )
+            raise _Abort() from None
+        self.commit = info.id
+        self.job = self.catalog.get_job(job.id)
+
+    def _start(self, plan: _Plan) -> None:
+        """Stage the deletions and skipped datums, and mark the job RUNNING, in one go."""
+        changes: list[tuple[str, Content | None]] = [(p, None) for p in sorted(plan.deletions)]
+        changes.extend(plan.restage)
+        for path, _content in plan.restage:
+            self.owners[path] = "(reused)"
+        skipped = plan.skipped
+
+        def record(conn: Any) -> None:
+            self.catalog.add_skipped(conn, self.job.id, skipped)
+            self.catalog.update_job(
+                conn, self.job.id, state=RUNNING, heartbeat=time.time(), **self.counts
+            )
+
+        self.store.stage_files(f"{self.repo}@{self.commit}", changes, also=record)
+        self.job = self.catalog.get_job(self.job.id)
+        if self.progress is not None:
+            self.progress(self.job)
+
+    def _process(self, todo: list[Datum]) -> None:
+        spec = self.spec
+        scratch = make_scratch(self.job.stage)
+        config = WorkerConfig(
+            store=self.store,
+            transform=spec.transform,
+            stage=self.job.stage,
+            scratch=scratch,
+            sys_path=self._sys_path(),
+            empty_inputs=frozenset(_empty_inputs(spec.input)),
+        )
+        batching = spec.datum_batching if spec.datum_batching is not None else True
+        if spec.transform.kind == "cmd":
+            batching = True  # the command is the per-datum process; the harness is reused
+        deadline = None if spec.job_timeout is None else time.monotonic() + spec.job_timeout
+        next_flush = time.monotonic() + FLUSH_SECONDS
+        next_poll = time.monotonic() + STOP_POLL_SECONDS
+        try:
+            with WorkerPool(config, spec.parallelism, batching, spec.datum_timeout) as pool:
+                for start in range(0, len(todo), 5000):
+                    chunk = todo[start : start + 5000]
+                    hashes = {f.hash for d in chunk for p in d.inputs for f in p.files if f.hash}
+                    layouts = {h: c.to_json() for h, c in self.store.contents(hashes).items()}
+                    self.layouts.update(layouts)
+                    for d in chunk:
+                        pool.submit(self._task(d, 1))
+                while pool.pending:
+                    for result in pool.results(wait=0.1):
+                        if result.ok:
+                            self._succeeded(result)
+                        elif result.attempt < spec.datum_tries:
+                            pool.submit(
+                                self._task(self.datums[result.datum_id], result.attempt + 1)
+                            )
+                        else:
+                            self._failed(result)
+                    now = time.monotonic()
+                    if now >= next_flush or len(self.rows) >= FLUSH_ROWS:
+                        self._flush()
+                        next_flush = now + FLUSH_SECONDS
+                    if now >= next_poll:
+                        next_poll = now + STOP_POLL_SECONDS
+                        if self.catalog.get_job(self.job.id).stop_requested:
+                            self.killed = "stopped by request (headrace job stop)"
+                            raise _Abort()
+                    if deadline is not None and now >= deadline:
+                        self.failure = (
+                            f"job_timeout: the job ran longer than {spec.job_timeout:g} s; "
+                            f"{pool.pending} datums were still pending and were stopped"
+                        )
+                        raise _Abort()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _sys_path(self) -> tuple[str, ...]:
+        paths = []
+        stage = None
+        try:
+            stage = self.catalog.get_stage(self.job.stage)
+        except LookupError:
+            pass
+        if stage is not None and stage.spec_file:
+            paths.append(str(Path(stage.spec_file).resolve().parent))
+        paths.append(os.getcwd())
+        paths.extend(p for p in sys.path if p and p not in paths)
+        return tuple(dict.fromkeys(paths))
+
+    def _task(self, d: Datum, attempt: int) -> DatumTask:
+        parts = tuple(
+            (p.name, p.path, tuple((f.path, f.hash or "", f.size) for f in p.files))
+            for p in d.inputs
+        )
+        layouts = {f[1]: self.layouts[f[1]] for p in parts for f in p[2] if f[1] in self.layouts}
+        return DatumTask(self.job.id, d.id, attempt, parts, layouts)
+
+    # -- results
+
+    def _succeeded(self, result: DatumResult) -> None:
+        d = self.datums[result.datum_id]
+        outputs = []
+        for path, layout in result.outputs:
+            content = Content.from_json(layout)
+            other = self.owners.get(path)
+            if other is not None:
+                self._duplicate(path, result.datum_id, other)
+            self.owners[path] = result.datum_id
+            self.unchecked.append(path)
+            self.files.append((path, content))
+            outputs.append([path, content.hash, content.size])
+        self.counts["processed"] += 1
+        self.rows.append(
+            _row(
+                self.job.id,
+                d,
+                DATUM_SUCCESS,
+                json.dumps(outputs),
+                attempts=result.attempt,
+                seconds=result.seconds,
+                log=result.log,
+            )
+        )
+
+    def _failed(self, result: DatumResult) -> None:
+        d = self.datums[result.datum_id]
+        self.counts["failed"] += 1
+        self.rows.append(
+            _row(
+                self.job.id,
+                d,
+                DATUM_FAILED,
+                attempts=result.attempt,
+                seconds=result.seconds,
+                error=result.error,
+                log=result.log,
+            )
+        )
+
+    def _duplicate(self, path: str, first: str, second: str) -> None:
+        def describe(datum_id: str) -> str:
+            d = self.datums.get(datum_id)
+            if d is None:
+                return f"datum {datum_id}"
+            parts = ", ".join(f"{p.name}:{p.path}" for p in d.inputs)
+            return f"datum {datum_id} ({parts})"
+
+        self.failure = (
+            f"two datums wrote {path}: {describe(second)} and {describe(first)}; every output "
+            "path must come from one datum (put the datum's own name in its output paths)"
+        )
+        raise _Abort()
+
+    def _check_parent_tree(self) -> None:
+        """New output paths that already exist in the output branch and are not being replaced
+        belong to a skipped datum: the same path from two datums."""
+        plan = self.plan
+        assert plan is not None
+        paths = [p for p in self.unchecked if p not in plan.deletions]
+        self.unchecked = []
+        if not paths:
+            return
+        info = self.store.inspect_commit(f"{self.repo}@{self.commit}")
+        if info.parent is None:
+            return
+        found = self.store.lookup_files(f"{self.repo}@{info.parent}", paths)
+        if not found:
+            return
+        path = min(found)
+        owner = "a file no datum of the last job wrote"
+        for datum_id, (_, outputs, _) in plan.base.items():
+            if any(p == path for p, _, _ in json.loads(outputs)):
+                owner = datum_id
+                break
+        self._duplicate(path, owner, self.owners[path])
+
+    def _flush(self) -> None:
+        if not self.rows and not self.files:
+            return
+        self._check_parent_tree()
+        rows, files = self.rows, self.files
+        self.rows, self.files = [], []
+
+        def record(conn: Any) -> None:
+            self.catalog.insert_datums(conn, rows)
+            self.catalog.update_job(conn, self.job.id, heartbeat=time.time(), **self.counts)
+
+        self.store.stage_files(f"{self.repo}@{self.commit}", files, also=record)
+        if self.progress is not None:
+            self.progress(self.catalog.get_job(self.job.id))
+
+    # -- ending
+
+    def _end(self) -> JobInfo:
+        if self.killed is None and self.failure is None and self.counts["failed"]:
+            failed = self.catalog.datums(self.job.id, states=(DATUM_FAILED,))
+            first = failed[0] if failed else None
+            detail = ""
+            if first is not None:
+                last_line = first.error.strip().splitlines()[-1:] or [""]
+                detail = f"; first: datum {first.datum_id}: {last_line[0]}"
+            self.failure = (
+                f"{self.counts['failed']} of {self.counts['total']} datums failed after "
+                f"{self.spec.datum_tries} tries{detail} (headrace job logs {self.job.id[:12]})"
+            )
+        if self.killed is not None:
+            self._mark(KILLED, self.killed)
+        elif self.failure is not None:
+            self._mark(FAILURE, self.failure)
+        else:
+            self._mark(SUCCESS)
+        job = self.catalog.get_job(self.job.id)
+        if job.state == SUCCESS and self.spec.egress is not None:
+            self._egress(job)
+            job = self.catalog.get_job(self.job.id)
+        if self.progress is not None:
+            self.progress(job)
+        return job
+
+    def _mark(self, state: str, reason: str = "") -> None:
+        """Finish (SUCCESS) or delete (otherwise) the output commit, with the job's state."""
+        now = time.time()
+        try:
+            self._flush_rows_only()
+        except Exception:  # the job's end is recorded even if its last rows cannot be
+            pass
+
+        def record(conn: Any, _commit: Any = None) -> None:
+            self.catalog.update_job(
+                conn, self.job.id, state=state, reason=reason, finished_at=now, **self.counts
+            )
+
+        if not self.commit:
+            with self.catalog.transaction() as conn:
+                record(conn)
+            return
+        ref = f"{self.repo}@{self.commit}"
+        if state == SUCCESS:
+            info = self.store.inspect_commit(ref)
+            if info.finished:
+                with self.catalog.transaction() as conn:
+                    record(conn)
+            else:
+                self.store.finish_commit(ref, also=record)
+        else:
+            try:
+                self.store.delete_commit(ref, also=record)
+            except CommitNotFound:
+                with self.catalog.transaction() as conn:
+                    record(conn)
+
+    def _flush_rows_only(self) -> None:
+        """Record datum rows still waiting (failed ones matter for the logs)."""
+        rows = [r for r in self.rows if r.state == DATUM_FAILED]
+        self.rows, self.files = [], []
+        if rows:
+            with self.catalog.transaction() as conn:
+                self.catalog.insert_datums(conn, rows)
+
+    def _egress(self, job: JobInfo) -> None:
+        from headrace.stages.egress import egress_commit
+
+        assert job.output_commit is not None and self.spec.egress is not None
+        previous = None
+        for earlier in self.catalog.list_jobs(job.stage, states=(SUCCESS,)):
+            if earlier.seq < job.seq and earlier.output_commit and not earlier.reason:
+                previous = f"{self.repo}@{earlier.output_commit}"
+                break
+        try:
+            egress_commit(
+                self.store, f"{self.repo}@{job.output_commit}", self.spec.egress, previous
+            )
+        except Exception as e:
+            self.catalog.set_job(job.id, reason=f"egress failed: {e}")
+
+
+class _Abort(Exception):
+    """Leave the job's loop; the reason is on the run."""
+
+
+def _empty_inputs(node: Input) -> Iterable[str]:
+    if isinstance(node, PfsInput):
+        if node.empty_files:
+            yield node.name
+    elif not isinstance(node, CronInput):
+        for child in node.inputs:
+            yield from _empty_inputs(child)
+
+
+def created_jobs(catalog: Catalog) -> list[JobInfo]:
+    """Jobs not yet ended, oldest first."""
+    return sorted(catalog.list_jobs(states=(CREATED, RUNNING)), key=lambda j: j.seq)

@@ -1,0 +1,216 @@
+"""The daemon: DAGs carried through by one trace, unrunnable jobs, cron ticks, crash recovery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+
+import pytest
+
+from headrace.stages.catalog import FAILURE, SUCCESS, UNRUNNABLE
+from headrace.stages.daemon import Daemon, stage_order, wait_for_arrival
+
+COPY = """
+def run(inputs, output):
+    (name,) = inputs
+    for f in inputs[name].rglob("*"):
+        if f.is_file():
+            rel = f.relative_to(inputs[name])
+            (output / rel).parent.mkdir(parents=True, exist_ok=True)
+            (output / rel).write_bytes(f.read_bytes() + b"+")
+"""
+
+
+def _dag(kit):
+    mod = kit.module(COPY)
+    kit.store.create_repo("raw")
+    kit.stage(
+        {
+            "name": "a",
+            "input": {"pfs": {"repo": "raw", "glob": "/*"}},
+            "transform": {"python": f"{mod}:run"},
+        }
+    )
+    kit.stage(
+        {
+            "name": "b",
+            "input": {"pfs": {"repo": "a", "glob": "/*"}},
+            "transform": {"python": f"{mod}:run"},
+        }
+    )
+
+
+def test_one_commit_travels_the_dag_with_one_trace(kit):
+    _dag(kit)
+    quiet = Daemon(kit.catalog, log=lambda _: None)
+    assert quiet.step() == []  # no input commits yet: nothing to run
+    first = kit.store.put_files("raw@master", [("/x.txt", b"x")])
+    jobs = quiet.step()
+    assert [(j.stage, j.state) for j in jobs] == [("a", SUCCESS), ("b", SUCCESS)]
+    assert {j.trace for j in jobs} == {first.id}
+    assert kit.files("b@master") == {"/x.txt": b"x++"}
+    arrived = wait_for_arrival(kit.catalog, "b@master", timeout=1)
+    assert arrived == kit.store.inspect_commit("b@master").id
+    # provenance walks back to the raw commit through a's output commit
+    chain = [c.repo for c in kit.store.provenance("b@master")]
+    assert chain[:1] == ["a"] and "raw" in chain
+    assert quiet.step() == []  # nothing changed: no new jobs
+
+    second = kit.store.put_files("raw@master", [("/y.txt", b"y")])
+    jobs = quiet.step()
+    assert {j.trace for j in jobs} == {second.id}
+    assert [(j.processed, j.skipped) for j in jobs] == [(1, 1), (1, 1)]
+    assert kit.catalog.list_jobs(trace=second.id)[0].stage == "b"
+
+
+def test_wait_for_arrival_times_out_without_a_daemon(kit):
+    _dag(kit)
+    kit.store.put_files("raw@master", [("/x.txt", b"x")])
+    with pytest.raises(TimeoutError, match="is the daemon running"):
+        wait_for_arrival(kit.catalog, "b@master", timeout=0.3)
+
+
+def test_a_failed_job_makes_downstream_jobs_unrunnable(kit):
+    bad = kit.module("def run(inputs, output):\n    raise RuntimeError('broken')\n")
+    good = kit.module(COPY)
+    kit.store.create_repo("raw")
+    kit.stage(
+        {
+            "name": "a",
+            "input": {"pfs": {"repo": "raw", "glob": "/"}},
+            "transform": {"python": f"{bad}:run"},
+            "datum_tries": 1,
+        }
+    )
+    kit.stage(
+        {
+            "name": "b",
+            "input": {"pfs": {"repo": "a", "glob": "/"}},
+            "transform": {"python": f"{good}:run"},
+        }
+    )
+    commit = kit.store.put_files("raw@master", [("/x.txt", b"x")])
+    jobs = Daemon(kit.catalog, log=lambda _: None).step()
+    assert [(j.stage, j.state) for j in jobs] == [("a", FAILURE)]
+    (unrunnable,) = kit.catalog.list_jobs("b")
+    assert unrunnable.state == UNRUNNABLE and unrunnable.trace == commit.id
+    assert jobs[0].id in unrunnable.reason
+    with pytest.raises(RuntimeError, match="ended FAILURE"):
+        wait_for_arrival(kit.catalog, "b@master", timeout=1)
+    assert Daemon(kit.catalog, log=lambda _: None).step() == []  # not retried in a loop
+
+
+def test_stage_order_refuses_cycles(kit):
+    kit.store.create_repo("raw")
+    kit.stage(
+        {"name": "a", "input": {"pfs": {"repo": "b", "glob": "/"}}, "transform": {"python": "m:f"}}
+    )
+    kit.stage(
+        {"name": "b", "input": {"pfs": {"repo": "a", "glob": "/"}}, "transform": {"python": "m:f"}}
+    )
+    with pytest.raises(ValueError, match="cycle"):
+        stage_order(kit.catalog.list_stages())
+
+
+def test_cron_input_ticks_and_runs_the_stage(kit):
+    mod = kit.module(
+        """
+        def run(inputs, output):
+            ticks = sorted(p.name for p in inputs["tick"].iterdir())
+            (output / "ticks.txt").write_text(",".join(ticks))
+        """
+    )
+    kit.stage(
+        {
+            "name": "c",
+            "input": {"cron": {"name": "tick", "spec": "@every 1s", "overwrite": True}},
+            "transform": {"python": f"{mod}:run"},
+        }
+    )
+    daemon = Daemon(kit.catalog, log=lambda _: None)
+    daemon.step()
+    time.sleep(1.1)
+    jobs = daemon.step()
+    assert [j.state for j in jobs] == [SUCCESS]
+    ticks = kit.store.list_files("c_tick@master")
+    assert len(ticks) == 1 and ticks[0].path.endswith("Z")
+    assert kit.store.get_file("c@master:/ticks.txt").decode() == ticks[0].path[1:]
+    time.sleep(1.1)
+    assert [j.state for j in daemon.step()] == [SUCCESS]
+    assert len(kit.store.list_files("c_tick@master")) == 1  # overwrite keeps the latest only
+
+
+SLOW_COPY = """
+import os, time
+def run(inputs, output):
+    f = next(inputs["raw"].rglob("*.txt"))
+    with open(os.environ["RUN_LOG"], "a") as log:
+        log.write(f.name + "\\n")
+    time.sleep(0.15)
+    (output / f.name).write_text(f.read_text().upper())
+"""
+
+
+def test_a_killed_daemon_resumes_the_job_without_loss_or_duplication(kit, tmp_path, monkeypatch):
+    run_log = tmp_path / "runs.log"
+    monkeypatch.setenv("RUN_LOG", str(run_log))  # inherited by the forked workers
+    mod = kit.module(SLOW_COPY)
+    kit.store.create_repo("raw")
+    kit.store.put_files("raw@master", [(f"/{i:02}.txt", f"v{i}".encode()) for i in range(16)])
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "raw", "glob": "/*"}},
+            "transform": {"python": f"{mod}:run"},
+        }
+    )
+    script = textwrap.dedent(
+        f"""
+        from headrace.store.store import Store
+        from headrace.stages.catalog import Catalog
+        from headrace.stages.daemon import Daemon
+        Daemon(Catalog(Store.open({str(kit.root / "store")!r})), log=lambda _: None).step()
+        """
+    )
+    env = {**os.environ, "RUN_LOG": str(run_log)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = kit.catalog.list_jobs("s")
+            if jobs and len(kit.catalog.datums(jobs[0].id, states=("success",))) >= 4:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the daemon did not get going")
+        os.killpg(proc.pid, signal.SIGKILL)  # the daemon and its workers, mid-job
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    (interrupted,) = kit.catalog.list_jobs("s")
+    assert interrupted.state == "RUNNING"
+    done_before = {r.datum_id for r in kit.catalog.datums(interrupted.id, states=("success",))}
+    runs_before = Counter(run_log.read_text().split())
+
+    jobs = Daemon(kit.catalog, log=lambda _: None).step()
+    assert [(j.id, j.state) for j in jobs] == [(interrupted.id, SUCCESS)]
+    job = jobs[0]
+    assert job.recovered == len(done_before) >= 4
+    assert job.processed + job.recovered == 16
+    assert kit.files("s@master") == {f"/{i:02}.txt": f"V{i}".encode() for i in range(16)}
+    assert len(kit.store.list_commits("s")) == 1  # one output commit, finished once
+    runs = Counter(run_log.read_text().split())
+    recovered_names = {
+        path.split("/")[-1]
+        for r in kit.catalog.datums(job.id, states=("success",))
+        if r.datum_id in done_before
+        for _, path in r.input_paths()
+    }
+    assert recovered_names and all(runs[n] == runs_before[n] == 1 for n in recovered_names)
+    assert Daemon(kit.catalog, log=lambda _: None).step() == []
