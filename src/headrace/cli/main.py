@@ -27,6 +27,7 @@ from headrace.cli.script import (
     format_traceback,
     run_target,
 )
+from headrace.cli.stage_commands import register as register_stage_commands
 from headrace.cli.store_commands import register as register_store_commands
 
 __all__ = ["app", "main"]
@@ -312,6 +313,7 @@ def version() -> None:
 
 
 register_store_commands(app)
+register_stage_commands(app)
 
 
 def main() -> None:

@@ -618,7 +618,15 @@ def commit_inspect(
         _commit_fields(info)
 
 
-@commit_app.command("wait", help="Wait until a commit is finished (exit 1 on --timeout).")
+@commit_app.command(
+    "wait",
+    help=(
+        "Wait until a commit is finished (exit 1 on --timeout). For the output branch of a "
+        "stage (repo@branch), wait until the newest commit of the inputs upstream of it (or "
+        "the commit --trace names) has been processed into it, and print that commit; exit 1 "
+        "if a job on the way fails."
+    ),
+)
 def commit_wait(
     ref: RefArg,
     timeout: Annotated[
@@ -631,17 +639,51 @@ def commit_wait(
             show_default=False,
         ),
     ] = None,
+    trace: Annotated[
+        str | None,
+        typer.Option(
+            "--trace",
+            metavar="ID",
+            help=(
+                "For a stage's output branch: wait for this trace (the id of the upstream "
+                "commit the jobs came from) instead of the newest one."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
+    carried = ""
     with _store(home, db, objects) as store:
-        info = store.wait_commit(ref, timeout=timeout, poll=0.2)
+        from headrace.cli.stage_commands import stage_output_branch
+
+        target = stage_output_branch(store, ref)
+        if target is None:
+            if trace is not None:
+                _fail(f"--trace: {ref} is not the output branch of a stage", EXIT_USAGE)
+            info = store.wait_commit(ref, timeout=timeout, poll=0.2)
+        else:
+            from headrace.stages.daemon import wait_for_arrival
+
+            catalog, branch = target
+            try:
+                commit_id = wait_for_arrival(catalog, branch, timeout=timeout, trace=trace)
+            except (RuntimeError, LookupError) as e:  # a job on the way failed; no input yet
+                message = str(e)
+            else:
+                message = ""
+            if message:
+                _fail(message)
+            info = store.inspect_commit(f"{branch.partition('@')[0]}@{commit_id}")
+            carried = catalog.traces([info.id]).get(info.id, "")
     if as_json:
         _emit_json(_commit_json(info))
     else:
-        _say(f"Commit {info.id} of {_commit_name(info)} is finished")
+        tail = f" (trace {carried})" if carried else ""
+        _say(f"Commit {info.id} of {_commit_name(info)} is finished{tail}")
 
 
 @commit_app.command(
@@ -732,10 +774,30 @@ def _linked_commits(
         info = store.inspect_commit(ref)
         walk = store.provenance if direction == "provenance" else store.subvenance
         commits = walk(f"{info.repo}@{info.id}", transitive=not direct)
+        from headrace.cli.stage_commands import job_summary, jobs_of_commits
+
+        jobs = jobs_of_commits(store, [info.id, *(c.id for c in commits)])
     if as_json:
-        _emit_json([_commit_json(c) for c in commits])
-    else:
-        _commits_table(commits, empty.format(id=info.id, repo=info.repo))
+        _emit_json([
+            {**_commit_json(c), "job": job_summary(jobs[c.id]) if c.id in jobs else None}
+            for c in commits
+        ])  # fmt: skip
+        return
+    own = jobs.get(info.id)
+    if own is not None:
+        _say(
+            f"Commit {info.id} of {_commit_name(info)} was made by job {own.id} of stage "
+            f"{own.stage} (spec version {own.version}, trace {own.trace})"
+        )
+    _commits_table(commits, empty.format(id=info.id, repo=info.repo))
+    made = [c for c in commits if c.id in jobs]
+    if made:
+        _say("")
+        table = _table("Commit", "Repo", "Job", "Stage", "Version", "Trace")
+        for c in made:
+            job = jobs[c.id]
+            table.add_row(c.id, c.repo, job.id, job.stage, job.version, job.trace)
+        _out().print(table)
 
 
 # -- file put ------------------------------------------------------------------------------------

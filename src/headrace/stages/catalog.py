@@ -36,7 +36,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -486,15 +486,55 @@ class Catalog:
             rows = conn.execute(query.order_by(_datums.c.datum_id)).all()
         return [DatumRecord(**r._asdict()) for r in rows]
 
-    def datum_hashes(self, job_id: str) -> dict[str, tuple[str, str, str]]:
-        """``datum id -> (hash, outputs JSON, inputs JSON)`` of the datums a job completed."""
+    def datum_hashes(self, job_id: str) -> dict[str, str]:
+        """``datum id -> hash`` of the datums a job completed (what the next job compares)."""
+        c = _datums.c
+        query = sa.select(c.datum_id, c.hash).where(c.job_id == job_id, c.state.in_(DONE_STATES))
+        with self.meta.read() as conn:
+            return dict(conn.execute(query).all())
+
+    def datum_details(
+        self, job_id: str, ids: Collection[str] | None = None
+    ) -> dict[str, tuple[str, str, str]]:
+        """``datum id -> (hash, outputs JSON, inputs JSON)`` of completed datums of a job (all,
+        or those among ``ids``)."""
         c = _datums.c
         query = sa.select(c.datum_id, c.hash, c.outputs, c.inputs).where(
             c.job_id == job_id, c.state.in_(DONE_STATES)
         )
+        out: dict[str, tuple[str, str, str]] = {}
         with self.meta.read() as conn:
-            result = conn.execute(query)
-            return {d: (h, o, i) for d, h, o, i in result}
+            if ids is None:
+                return {d: (h, o, i) for d, h, o, i in conn.execute(query)}
+            wanted = list(ids)
+            for start in range(0, len(wanted), 900):
+                batch = wanted[start : start + 900]
+                for d, h, o, i in conn.execute(query.where(c.datum_id.in_(batch))):
+                    out[d] = (h, o, i)
+        return out
+
+    def copy_skipped(
+        self, conn: Connection, job_id: str, base_id: str, keep: Sequence[str], drop: Sequence[str]
+    ) -> None:
+        """Record as skipped in ``job_id`` the datums ``keep`` of job ``base_id`` (whose other
+        completed datums are ``drop``), copying their rows inside the database: nothing per
+        datum crosses into Python. Copies all and deletes ``drop`` when that is less work."""
+        c = _datums.c
+        names = ["job_id", "datum_id", "state", "hash", "outputs", "inputs"]
+        select = sa.select(
+            sa.literal(job_id), c.datum_id, sa.literal(DATUM_SKIPPED), c.hash, c.outputs, c.inputs
+        ).where(c.job_id == base_id, c.state.in_(DONE_STATES))
+        if len(drop) <= len(keep):
+            conn.execute(_datums.insert().from_select(names, select))
+            for start in range(0, len(drop), 900):
+                batch = list(drop[start : start + 900])
+                conn.execute(_datums.delete().where(c.job_id == job_id, c.datum_id.in_(batch)))
+        else:
+            for start in range(0, len(keep), 900):
+                batch = list(keep[start : start + 900])
+                conn.execute(
+                    _datums.insert().from_select(names, select.where(c.datum_id.in_(batch)))
+                )
 
     def datum_states(self, job_id: str) -> dict[str, str]:
         query = sa.select(_datums.c.datum_id, _datums.c.state).where(_datums.c.job_id == job_id)

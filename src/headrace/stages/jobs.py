@@ -87,6 +87,7 @@ __all__ = [
 FLUSH_SECONDS = 0.5  # results are recorded at least this often...
 FLUSH_ROWS = 2000  # ...or once this many datums are waiting
 STOP_POLL_SECONDS = 1.0
+HEARTBEAT_SECONDS = 1.0  # well under the daemon's STALE_SECONDS
 
 
 class JobError(RuntimeError):
@@ -177,9 +178,12 @@ class _Plan:
     """What a job must do, from its datums and the stage's earlier jobs."""
 
     datums: list[Datum]
-    base: _Known  # the last successful job's datums: their outputs are in the parent tree
+    base_job: str | None  # the last successful job: its datums' outputs are in the parent tree
+    base: dict[str, str]  # its datums' hashes
     run: list[Datum] = field(default_factory=list)
-    skipped: list[_Skipped] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # base datums to record as skipped
+    gone: list[str] = field(default_factory=list)  # base datums whose outputs are deleted
+    skipped: list[_Skipped] = field(default_factory=list)  # reused from failed jobs
     restage: list[tuple[str, Content]] = field(default_factory=list)
     deletions: set[str] = field(default_factory=set)
     recovered: int = 0
@@ -188,14 +192,23 @@ class _Plan:
 
 def plan_datums(
     catalog: Catalog, spec: StageSpec, inputs: Mapping[str, str], before_seq: int | None = None
-) -> tuple[list[Datum], _Known]:
-    """A stage's datums over ``inputs`` and the last successful job's ``datum -> (hash,
-    outputs JSON, inputs JSON)``, for previews (``headrace datum list --spec``)."""
+) -> tuple[list[Datum], dict[str, str]]:
+    """A stage's datums over ``inputs`` and the last successful job's ``datum id -> hash``,
+    for previews (``headrace datum list --spec``)."""
+    datums, _, base = _datums_and_base(catalog, spec, inputs, before_seq)
+    return datums, base
+
+
+def _datums_and_base(
+    catalog: Catalog, spec: StageSpec, inputs: Mapping[str, str], before_seq: int | None
+) -> tuple[list[Datum], str | None, dict[str, str]]:
     datums = compute_datums(
         catalog.store, input_tree(spec), inputs, salt=spec.salt, version=spec.version
     )
     base = _base_job(catalog, spec, before_seq)
-    return datums, (catalog.datum_hashes(base.id) if base is not None else {})
+    if base is None:
+        return datums, None, {}
+    return datums, base.id, catalog.datum_hashes(base.id)
 
 
 def _base_job(catalog: Catalog, spec: StageSpec, before_seq: int | None) -> JobInfo | None:
@@ -211,25 +224,24 @@ def _plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> _Plan:
     find the outputs to delete (those of base datums that vanished or do not stay as they are).
     ``own`` holds the states of the datums this job already recorded.
 
-    This loop runs once per datum of every job, most of them skipped: it stays flat.
+    This loop runs once per datum of every job, most of them skipped: it stays flat, and what
+    is known of skipped datums stays in the database (see :meth:`Catalog.copy_skipped`).
     """
     spec = job.spec
-    datums, base = plan_datums(catalog, spec, job.inputs, before_seq=job.seq)
-    plan = _Plan(datums, base)
+    datums, base_job, base = _datums_and_base(catalog, spec, job.inputs, job.seq)
+    plan = _Plan(datums, base_job, base)
     every = spec.reprocess == "every_job"
     overlay = {} if every else _overlay(catalog, job)
     restage_hashes: set[str] = set()
     reuse: dict[str, tuple[str, str, str]] = {}
-    unchanged: set[str] = set()
-    skipped = plan.skipped
+    unchanged = plan.unchanged
     run = plan.run
     get = base.get
     for d in datums:
         datum_id, datum_hash = d[0], d[2]
-        old = get(datum_id)
-        same = not every and old is not None and old[0] == datum_hash
+        same = not every and get(datum_id) == datum_hash
         if same:
-            unchanged.add(datum_id)
+            unchanged.append(datum_id)
         if own:
             state = own.get(datum_id)
             if state in (DATUM_SUCCESS, DATUM_RECOVERED):
@@ -239,7 +251,6 @@ def _plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> _Plan:
                 plan.skipped_before += 1
                 continue
         if same:
-            skipped.append((datum_id, datum_hash, old[1], old[2]))  # type: ignore[index]
             continue
         earlier = overlay.get(datum_id)
         if earlier is not None and earlier[0] == datum_hash:
@@ -248,16 +259,18 @@ def _plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> _Plan:
         else:
             run.append(d)
     if len(unchanged) < len(base):
-        for datum_id, (_hash, outputs, _inputs) in base.items():
-            if datum_id not in unchanged:
-                plan.deletions.update(p for p, _, _ in json.loads(outputs))
+        kept = set(unchanged)
+        plan.gone = [i for i in base if i not in kept]
+        assert base_job is not None
+        for _hash, outputs, _inputs in catalog.datum_details(base_job, plan.gone).values():
+            plan.deletions.update(p for p, _, _ in json.loads(outputs))
     if reuse:  # outputs of datums that succeeded in a failed job, if gc left them
         known = catalog.store.contents(restage_hashes)
         by_id = {d.id: d for d in datums}
         for datum_id, (datum_hash, outputs, inputs) in reuse.items():
             files = json.loads(outputs)
             if all(h in known for _, h, _ in files):
-                skipped.append((datum_id, datum_hash, outputs, inputs))
+                plan.skipped.append((datum_id, datum_hash, outputs, inputs))
                 plan.restage.extend((p, known[h]) for p, h, _ in files)
             else:
                 run.append(by_id[datum_id])
@@ -271,7 +284,7 @@ def _overlay(catalog: Catalog, job: JobInfo) -> _Known:
         if earlier.state == SUCCESS:
             break
         if earlier.state in (FAILURE, KILLED) and earlier.version == job.version:
-            for datum_id, value in catalog.datum_hashes(earlier.id).items():
+            for datum_id, value in catalog.datum_details(earlier.id).items():
                 out.setdefault(datum_id, value)
     return out
 
@@ -385,7 +398,9 @@ class _JobRun:
             for row in self.catalog.datums(self.job.id, states=(DATUM_SUCCESS,)) if own else ():
                 self.owners.update((p, row.datum_id) for p, _, _ in row.output_files())
             self.counts["total"] = len(plan.datums)
-            self.counts["skipped"] = plan.skipped_before + len(plan.skipped)
+            self.counts["skipped"] = (
+                plan.skipped_before + len(plan.skipped) + (0 if own else len(plan.unchanged))
+            )
             self.counts["recovered"] = plan.recovered
             if self.job.state != RUNNING:
                 self._start(plan)
@@ -394,6 +409,10 @@ class _JobRun:
             self._flush()
         except _Abort:
             pass
+        except KeyboardInterrupt:
+            self.killed = "interrupted (Ctrl-C or SIGINT) while running"
+            self._end()
+            raise
         except BaseException as e:
             self.failure = self.failure or f"{type(e).__name__}: {e}"
             self._end()
@@ -459,6 +478,10 @@ class _JobRun:
         skipped = plan.skipped
 
         def record(conn: Any) -> None:
+            if plan.base_job is not None and plan.unchanged:
+                self.catalog.copy_skipped(
+                    conn, self.job.id, plan.base_job, plan.unchanged, plan.gone
+                )
             self.catalog.add_skipped(conn, self.job.id, skipped)
             self.catalog.update_job(
                 conn, self.job.id, state=RUNNING, heartbeat=time.time(), **self.counts
@@ -486,6 +509,7 @@ class _JobRun:
         deadline = None if spec.job_timeout is None else time.monotonic() + spec.job_timeout
         next_flush = time.monotonic() + FLUSH_SECONDS
         next_poll = time.monotonic() + STOP_POLL_SECONDS
+        next_beat = time.monotonic() + HEARTBEAT_SECONDS
         try:
             with WorkerPool(config, spec.parallelism, batching, spec.datum_timeout) as pool:
                 for start in range(0, len(todo), 5000):
@@ -511,6 +535,9 @@ class _JobRun:
                         next_flush = now + FLUSH_SECONDS
                     if now >= next_poll:
                         next_poll = now + STOP_POLL_SECONDS
+                        if now >= next_beat:  # others tell a live job by its heartbeat
+                            next_beat = now + HEARTBEAT_SECONDS
+                            self.catalog.set_job(self.job.id, heartbeat=time.time())
                         if self.catalog.get_job(self.job.id).stop_requested:
                             self.killed = "stopped by request (headrace job stop)"
                             raise _Abort()
@@ -617,7 +644,8 @@ class _JobRun:
             return
         path = min(found)
         owner = "a file no datum of the last job wrote"
-        for datum_id, (_, outputs, _) in plan.base.items():
+        details = self.catalog.datum_details(plan.base_job) if plan.base_job else {}
+        for datum_id, (_, outputs, _) in details.items():
             if any(p == path for p, _, _ in json.loads(outputs)):
                 owner = datum_id
                 break

@@ -285,3 +285,30 @@ def generate_next_day(
     path = root / "orders" / region / f"{day.isoformat()}.csv"
     write_csv(path, ORDER_FIELDS, orders)
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m headrace.examples.ecommerce.data DIR`` writes the raw data under DIR;
+    ``--next-day REGION`` adds the next day of one region instead."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m headrace.examples.ecommerce.data",
+        description="Write the e-commerce example's raw orders and customers as CSV files.",
+    )
+    parser.add_argument("root", type=Path, help="folder to write orders/ and customers/ under")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--orders-per-day", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--next-day", metavar="REGION", help="add one day of this region")
+    args = parser.parse_args(argv)
+    if args.next_day:
+        path = generate_next_day(args.root, args.next_day, args.orders_per_day, args.seed)
+        print(path)
+        return
+    paths = generate(args.root, args.days, orders_per_day=args.orders_per_day, seed=args.seed)
+    print(f"wrote {len(paths)} files under {args.root}")
+
+
+if __name__ == "__main__":
+    main()
