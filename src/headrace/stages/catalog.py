@@ -20,7 +20,7 @@ Tables (times are seconds since the epoch):
                  (``total``, ``processed``, ``skipped``, ``failed``, ``recovered``),
                  ``created_at``, ``started_at``, ``finished_at``, ``reason`` (why it failed),
                  ``owner`` and ``heartbeat`` (the process running it and when it last said so),
-                 ``stop_requested``.
+                 ``stop_requested``, ``skips_recorded`` (its skipped datums have rows).
 ``datums``       ``job_id``, ``datum_id`` (PK together), ``state`` (success, skipped, failed,
                  recovered), ``hash``, ``outputs`` (JSON list of ``[path, content hash, size]``),
                  ``attempts``, ``seconds``, ``error``, ``log``, ``inputs`` (JSON list of
@@ -129,6 +129,7 @@ _jobs = sa.Table(
     sa.Column("owner", sa.String(200)),
     sa.Column("heartbeat", sa.Double),
     sa.Column("stop_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("skips_recorded", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("jobs_stage_seq", "stage", "seq"),
     sa.Index("jobs_trace", "trace"),
     sa.Index("jobs_state", "state"),
@@ -215,6 +216,7 @@ class JobInfo:
     heartbeat: float | None
     stop_requested: bool
     seq: int = 0
+    skips_recorded: bool = False
 
     @property
     def done(self) -> bool:
@@ -488,10 +490,20 @@ class Catalog:
 
     def datum_hashes(self, job_id: str) -> dict[str, str]:
         """``datum id -> hash`` of the datums a job completed (what the next job compares)."""
-        c = _datums.c
-        query = sa.select(c.datum_id, c.hash).where(c.job_id == job_id, c.state.in_(DONE_STATES))
+        # A plain driver cursor: the rows are two strings each, and a job start reads 100k of
+        # them; building SQLAlchemy rows would cost more than the query.
+        mark = "?" if self.meta.dialect == "sqlite" else "%s"
+        sql = (
+            f"SELECT datum_id, hash FROM datums WHERE job_id = {mark} "
+            f"AND state IN ({', '.join([mark] * len(DONE_STATES))})"
+        )
         with self.meta.read() as conn:
-            return dict(conn.execute(query).all())
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(sql, (job_id, *DONE_STATES))
+                return dict(cursor.fetchall())
+            finally:
+                cursor.close()
 
     def datum_details(
         self, job_id: str, ids: Collection[str] | None = None
@@ -518,23 +530,21 @@ class Catalog:
     ) -> None:
         """Record as skipped in ``job_id`` the datums ``keep`` of job ``base_id`` (whose other
         completed datums are ``drop``), copying their rows inside the database: nothing per
-        datum crosses into Python. Copies all and deletes ``drop`` when that is less work."""
+        datum crosses into Python. Rows of ``drop`` are never touched, so this also works after
+        the job recorded some of those itself."""
         c = _datums.c
         names = ["job_id", "datum_id", "state", "hash", "outputs", "inputs"]
         select = sa.select(
             sa.literal(job_id), c.datum_id, sa.literal(DATUM_SKIPPED), c.hash, c.outputs, c.inputs
         ).where(c.job_id == base_id, c.state.in_(DONE_STATES))
-        if len(drop) <= len(keep):
+        if len(drop) <= 900:
+            if drop:
+                select = select.where(c.datum_id.not_in(list(drop)))
             conn.execute(_datums.insert().from_select(names, select))
-            for start in range(0, len(drop), 900):
-                batch = list(drop[start : start + 900])
-                conn.execute(_datums.delete().where(c.job_id == job_id, c.datum_id.in_(batch)))
-        else:
-            for start in range(0, len(keep), 900):
-                batch = list(keep[start : start + 900])
-                conn.execute(
-                    _datums.insert().from_select(names, select.where(c.datum_id.in_(batch)))
-                )
+            return
+        for start in range(0, len(keep), 900):
+            batch = list(keep[start : start + 900])
+            conn.execute(_datums.insert().from_select(names, select.where(c.datum_id.in_(batch))))
 
     def datum_states(self, job_id: str) -> dict[str, str]:
         query = sa.select(_datums.c.datum_id, _datums.c.state).where(_datums.c.job_id == job_id)
@@ -622,4 +632,5 @@ def _job(row: Any) -> JobInfo:
         heartbeat=row.heartbeat,
         stop_requested=bool(row.stop_requested),
         seq=row.seq,
+        skips_recorded=bool(row.skips_recorded),
     )

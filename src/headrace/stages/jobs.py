@@ -399,13 +399,16 @@ class _JobRun:
                 self.owners.update((p, row.datum_id) for p, _, _ in row.output_files())
             self.counts["total"] = len(plan.datums)
             self.counts["skipped"] = (
-                plan.skipped_before + len(plan.skipped) + (0 if own else len(plan.unchanged))
+                plan.skipped_before
+                + len(plan.skipped)
+                + (0 if self.job.skips_recorded else len(plan.unchanged))
             )
             self.counts["recovered"] = plan.recovered
             if self.job.state != RUNNING:
                 self._start(plan)
             if plan.run:
                 self._process(plan.run)
+            self._record_skips()
             self._flush()
         except _Abort:
             pass
@@ -478,10 +481,6 @@ class _JobRun:
         skipped = plan.skipped
 
         def record(conn: Any) -> None:
-            if plan.base_job is not None and plan.unchanged:
-                self.catalog.copy_skipped(
-                    conn, self.job.id, plan.base_job, plan.unchanged, plan.gone
-                )
             self.catalog.add_skipped(conn, self.job.id, skipped)
             self.catalog.update_job(
                 conn, self.job.id, state=RUNNING, heartbeat=time.time(), **self.counts
@@ -491,6 +490,21 @@ class _JobRun:
         self.job = self.catalog.get_job(self.job.id)
         if self.progress is not None:
             self.progress(self.job)
+
+    def _record_skips(self) -> None:
+        """Give the unchanged datums their (skipped) rows: copied inside the database, after
+        the datums to run were handed to the workers, so that the copy does not delay them."""
+        plan = self.plan
+        assert plan is not None
+        if self.job.skips_recorded:
+            return
+        with self.catalog.transaction() as conn:
+            if plan.base_job is not None and plan.unchanged:
+                self.catalog.copy_skipped(
+                    conn, self.job.id, plan.base_job, plan.unchanged, plan.gone
+                )
+            self.catalog.update_job(conn, self.job.id, skips_recorded=True)
+        self.job = self.catalog.get_job(self.job.id)
 
     def _process(self, todo: list[Datum]) -> None:
         spec = self.spec
@@ -519,6 +533,8 @@ class _JobRun:
                     self.layouts.update(layouts)
                     for d in chunk:
                         pool.submit(self._task(d, 1))
+                    if start == 0:
+                        self._record_skips()  # while the first datums run
                 while pool.pending:
                     for result in pool.results(wait=0.1):
                         if result.ok:
