@@ -22,13 +22,13 @@ headrace file put customers@master:/ raw/customers
 
 SPECS=$(python -c 'import headrace.examples.ecommerce as e; print(e.SPECS_DIR)')
 for s in enrich mask standardise train predict; do headrace stage create -f "$SPECS/$s.yaml"; done
-headrace datum list --spec "$SPECS/enrich.yaml" | head -8
+headrace datum list --spec "$SPECS/enrich.yaml"
 
 headrace daemon --once
 headrace commit wait predict@master --timeout 60
 headrace job list
-headrace file get predict@master:/eu/2024-03-25.csv | head -4
-python -c 'import sqlite3; print(sqlite3.connect("shop.db").execute("select count(*), round(avg(probability), 3) from predictions").fetchone())'
+headrace file get predict@master:/eu/2024-03-25.csv -o eu-predictions.csv && head -4 eu-predictions.csv
+python -c 'import sqlite3; print(sqlite3.connect("shop.db").execute("select count(*), round(avg(return_probability), 3), sum(predicted) from predictions").fetchone())'
 headrace commit provenance predict@master
 
 # one more day of orders in one region: one new datum for enrich, mask and standardise
