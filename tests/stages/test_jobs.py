@@ -491,3 +491,48 @@ def test_without_batching_every_datum_gets_a_fresh_process(kit):
         assert job.state == SUCCESS
         pids = set(kit.files(f"s{int(batching)}@master").values())
         assert len(pids) == expect_distinct
+
+
+def test_environment_runs_the_transform_with_another_interpreter(kit, tmp_path):
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    mod = kit.module(
+        """
+        import sys
+        def run(inputs, output):
+            (output / "python.txt").write_text(sys.prefix)
+            print("running in", sys.prefix)
+        """
+    )
+    _data(kit, {"/a.txt": b"a"})
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "data", "glob": "/"}},
+            "transform": {"python": f"{mod}:run", "environment": str(venv)},
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == SUCCESS, job.reason
+    assert kit.files("s@master") == {"/python.txt": str(venv).encode()}
+    (row,) = kit.catalog.datums(job.id, with_logs=True)
+    assert f"running in {venv}" in row.log
+
+
+def test_environment_that_does_not_exist_fails_the_datum_clearly(kit, tmp_path):
+    mod = kit.module("def run(inputs, output):\n    pass\n")
+    _data(kit, {"/a.txt": b"a"})
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "data", "glob": "/"}},
+            "transform": {"python": f"{mod}:run", "environment": str(tmp_path / "nope")},
+            "datum_tries": 1,
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == FAILURE
+    assert "transform.environment: no interpreter or virtualenv" in job.reason

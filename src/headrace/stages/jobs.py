@@ -68,7 +68,7 @@ from headrace.stages.spec import (
     UnionInput,
 )
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, WorkerPool, make_scratch
-from headrace.store.content import Content
+from headrace.store.content import Content, ContentWriter
 from headrace.store.errors import CommitNotFound, Conflict, RepoNotFound, StoreError
 from headrace.store.store import Store
 
@@ -383,6 +383,7 @@ class _JobRun:
         self.unchecked: list[str] = []  # new paths to look for in the parent tree
         self.datums: dict[str, Datum] = {}
         self.layouts: dict[str, str] = {}  # content hash -> layout JSON of input files
+        self.writer = ContentWriter(self.store.objects)  # packs the datums' small outputs
         self.plan: _Plan | None = None
         self.failure: str | None = None
         self.killed: str | None = None
@@ -508,7 +509,8 @@ class _JobRun:
 
     def _process(self, todo: list[Datum]) -> None:
         spec = self.spec
-        scratch = make_scratch(self.job.stage)
+        largest = max(sum(f.size for p in d.inputs for f in p.files) for d in todo)
+        scratch = make_scratch(self.job.stage, largest, spec.parallelism)
         config = WorkerConfig(
             store=self.store,
             transform=spec.transform,
@@ -592,8 +594,9 @@ class _JobRun:
     def _succeeded(self, result: DatumResult) -> None:
         d = self.datums[result.datum_id]
         outputs = []
-        for path, layout in result.outputs:
-            content = Content.from_json(layout)
+        produced = [(path, Content.from_json(layout)) for path, layout in result.outputs]
+        produced.extend((path, self.writer.add_bytes(data)) for path, data in result.inline)
+        for path, content in produced:
             other = self.owners.get(path)
             if other is not None:
                 self._duplicate(path, result.datum_id, other)
@@ -671,7 +674,10 @@ class _JobRun:
         if not self.rows and not self.files:
             return
         self._check_parent_tree()
-        rows, files = self.rows, self.files
+        rows = self.rows
+        self.writer.flush()  # the pack of this batch's small outputs
+        resolve = self.writer.resolve
+        files = [(p, c if c is None or not c.pending else resolve(c)) for p, c in self.files]
         self.rows, self.files = [], []
 
         def record(conn: Any) -> None:

@@ -29,6 +29,7 @@ a fresh process. The pool enforces ``datum_timeout`` by killing the worker's pro
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 import json
@@ -81,7 +82,9 @@ class DatumTask:
 
 @dataclass(frozen=True)
 class DatumResult:
-    """What an attempt produced: ``outputs`` are ``(path, Content JSON)`` of stored files."""
+    """What an attempt produced: ``outputs`` are ``(path, Content JSON)`` of files the worker
+    stored, ``inline`` the ``(path, bytes)`` of small ones it hands to the job instead (the job
+    packs the small outputs of many datums into one object rather than one object each)."""
 
     datum_id: str
     attempt: int
@@ -90,6 +93,7 @@ class DatumResult:
     error: str = ""
     log: str = ""
     seconds: float = 0.0
+    inline: tuple[tuple[str, bytes], ...] = ()  # small outputs, stored by the job in one pack
 
 
 @dataclass(frozen=True)
@@ -139,14 +143,15 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
         }
         ok, error = _run_transform(config, inputs, out_dir, env, log_path)
         outputs: tuple[tuple[str, str], ...] = ()
+        inline: tuple[tuple[str, bytes], ...] = ()
         if ok:
-            outputs = _store_outputs(config.store, out_dir)
+            outputs, inline = _store_outputs(config.store, out_dir)
     except Exception as e:  # the sandbox or the store failed: the datum fails, the worker lives
-        ok, error, outputs = False, _format_exception(e), ()
+        ok, error, outputs, inline = False, _format_exception(e), (), ()
     log = _read_tail(log_path)
     shutil.rmtree(sandbox, ignore_errors=True)
     seconds = time.perf_counter() - start
-    return DatumResult(task.datum_id, task.attempt, ok, outputs, error, log, seconds)
+    return DatumResult(task.datum_id, task.attempt, ok, outputs, error, log, seconds, inline)
 
 
 def _write_inputs(
@@ -361,11 +366,19 @@ def _run_elsewhere(
     return True, ""
 
 
-def _store_outputs(store: Store, out_dir: Path) -> tuple[tuple[str, str], ...]:
-    # No look-up of known contents: a datum's few outputs go into one new pack object rather
-    # than paying a metadata read per datum (the job records the contents, last layout wins).
+INLINE_FILE = 256 * 1024  # outputs up to this size go back to the job as bytes...
+INLINE_TOTAL = 4 * 1024 * 1024  # ...while a datum's inline outputs stay under this
+
+
+def _store_outputs(
+    store: Store, out_dir: Path
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, bytes], ...]]:
+    """Every file under ``out_dir``: small ones as bytes, the others stored here (no look-up
+    of known contents: a metadata read per datum would cost more than a few extra bytes)."""
     writer = ContentWriter(store.objects)
     staged = []
+    inline: list[tuple[str, bytes]] = []
+    inline_bytes = 0
     base = len(str(out_dir)) + 1
     for dirpath, dirnames, filenames in os.walk(out_dir, followlinks=False):
         dirnames.sort()
@@ -374,9 +387,17 @@ def _store_outputs(store: Store, out_dir: Path) -> tuple[tuple[str, str], ...]:
             if not os.path.isfile(local):
                 continue
             rel = "/" + local[base:].replace(os.sep, "/")
-            staged.append((rel, writer.add_file(local)))
-    writer.flush()
-    return tuple((path, writer.resolve(c).to_json()) for path, c in staged)
+            size = os.path.getsize(local)
+            if size <= INLINE_FILE and inline_bytes + size <= INLINE_TOTAL:
+                with open(local, "rb") as f:
+                    inline.append((rel, f.read()))
+                inline_bytes += size
+            else:
+                staged.append((rel, writer.add_file(local)))
+    if staged:
+        writer.flush()
+    stored = tuple((path, writer.resolve(c).to_json()) for path, c in staged)
+    return stored, tuple(inline)
 
 
 def _format_exception(e: BaseException) -> str:
@@ -445,6 +466,9 @@ def _environ(env: Mapping[str, str]) -> Iterator[None]:
 def _serve(config: WorkerConfig, conn: Any, once: bool) -> None:
     """A worker process's loop: receive tasks, send results, until told to stop."""
     os.setpgid(0, 0)  # its own process group: a timeout kills the transform's children too
+    # Objects inherited from the job's process stay put: without this, every collection of the
+    # oldest generation walks (and so copies, page by page) the whole inherited heap.
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the job decides what Ctrl-C means
     while True:
         try:
@@ -631,6 +655,27 @@ class WorkerPool:
         self._queue.clear()
 
 
-def make_scratch(stage: str) -> str:
-    """A fresh folder for a job's datum sandboxes."""
-    return tempfile.mkdtemp(prefix=f"headrace-{stage}-")
+SHM = "/dev/shm"
+SHM_DATUM_LIMIT = 64 * 1024 * 1024  # largest datum input put in memory-backed scratch
+
+
+def make_scratch(stage: str, largest_datum: int = 0, parallelism: int = 1) -> str:
+    """A fresh folder for a job's datum sandboxes.
+
+    ``$HEADRACE_SCRATCH`` if set; else, when every datum's input is small (at most 64 MiB) and
+    the memory-backed ``/dev/shm`` has room for many times what the workers hold at once, a
+    folder there (creating and removing a sandbox per datum costs several times less than on
+    a disk); else the system's temporary folder.
+    """
+    base = os.environ.get("HEADRACE_SCRATCH")
+    if base is None and largest_datum <= SHM_DATUM_LIMIT and os.path.isdir(SHM):
+        try:
+            usage = shutil.disk_usage(SHM)
+        except OSError:
+            usage = None
+        needed = 16 * max(largest_datum, 1024 * 1024) * max(parallelism, 1)
+        if usage is not None and usage.free >= max(needed, 512 * 1024 * 1024):
+            base = SHM
+    if base is not None:
+        os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"headrace-{stage}-", dir=base)
