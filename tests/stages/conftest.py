@@ -1,4 +1,7 @@
-"""Fixtures for stage tests: a store, its catalogue, and transforms written as real modules."""
+"""Fixtures for stage tests: a store, its catalogue, and transforms written as real modules.
+
+``kit`` runs a test once per metadata backend (SQLite, PostgreSQL; see ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +22,10 @@ _names = itertools.count()
 class StageKit:
     """A store + catalogue in a temporary folder, and helpers to define stages."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, db: str | None = None) -> None:
         self.root = root
-        self.store = Store.open(root / "store")
+        self.db = db
+        self.store = Store.open(root / "store", db=db)
         self.catalog = Catalog(self.store)
         self.code = root / "code"
         self.code.mkdir()
@@ -41,7 +45,7 @@ class StageKit:
 
 
 @pytest.fixture
-def kit(tmp_path: Path) -> StageKit:
-    k = StageKit(tmp_path)
+def kit(tmp_path: Path, metadata_url: str) -> StageKit:
+    k = StageKit(tmp_path, metadata_url)
     yield k
     k.store.close()

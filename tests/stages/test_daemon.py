@@ -174,7 +174,8 @@ def test_a_killed_daemon_resumes_the_job_without_loss_or_duplication(kit, tmp_pa
         from headrace.store.store import Store
         from headrace.stages.catalog import Catalog
         from headrace.stages.daemon import Daemon
-        Daemon(Catalog(Store.open({str(kit.root / "store")!r})), log=lambda _: None).step()
+        store = Store.open({str(kit.root / "store")!r}, db={kit.db!r})
+        Daemon(Catalog(store), log=lambda _: None).step()
         """
     )
     env = {**os.environ, "RUN_LOG": str(run_log)}

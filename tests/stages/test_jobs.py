@@ -536,3 +536,27 @@ def test_environment_that_does_not_exist_fails_the_datum_clearly(kit, tmp_path):
     job = run_job(kit.catalog, "s")
     assert job.state == FAILURE
     assert "transform.environment: no interpreter or virtualenv" in job.reason
+
+
+def test_output_branch_and_a_group_input(kit):
+    mod = kit.module(
+        """
+        def run(inputs, output):
+            files = sorted(p for p in inputs["data"].rglob("*.txt"))
+            key = files[0].name.split("-")[0]
+            (output / f"{key}.txt").write_text(",".join(p.name for p in files))
+        """
+    )
+    _data(kit, {"/a-1.txt": b"", "/b-1.txt": b"", "/a-2.txt": b""})
+    kit.stage(
+        {
+            "name": "g",
+            "input": {"group": [{"pfs": {"repo": "data", "glob": "/(*)-*.txt", "group_by": "$1"}}]},
+            "transform": {"python": f"{mod}:run"},
+            "output_branch": "dev",
+        }
+    )
+    job = run_job(kit.catalog, "g")
+    assert job.state == SUCCESS, job.reason
+    assert kit.files("g@dev") == {"/a.txt": b"a-1.txt,a-2.txt", "/b.txt": b"b-1.txt"}
+    assert [b.name for b in kit.store.list_branches("g")] == ["dev"]
