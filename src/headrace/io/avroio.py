@@ -4,6 +4,9 @@ Reading splits per file and yields each record as a dict (``as_rows=True``: a
 :class:`~headrace.model.row.Row`). Writing takes the Avro schema as a dict or a JSON string
 (parsed with ``fastavro.parse_schema`` when the transform is built, so a bad schema fails early) and
 compresses blocks with ``codec`` (``'deflate'`` by default; ``'null'`` for none).
+
+fastavro is imported where it is used (reading a file, building or opening a writer), not when this
+module is, so ``import headrace.beam`` does not pay for it.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ import io
 import json
 from collections.abc import Iterator
 from typing import IO, Any
-
-import fastavro
 
 from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, WriteFiles
 from headrace.io.filebasedsource import FileBasedSource, FileRange
@@ -44,6 +45,8 @@ class _AvroSource(FileBasedSource):
     def read_range(self, file_range: FileRange) -> Iterator[Any]:
         path = file_range.path
         make = Row._from_mapping if self.as_rows else None
+        import fastavro
+
         with open_for_read(path, CompressionTypes.UNCOMPRESSED) as f:
             try:
                 for record in fastavro.reader(f):
@@ -89,6 +92,8 @@ class _AvroShardWriter(FileShardWriter):
     def __init__(self, sink: _AvroSink, f: IO[bytes]) -> None:
         super().__init__(f)
         self._sink = sink
+        import fastavro
+
         self._writer = fastavro.write.Writer(f, fastavro.parse_schema(sink.schema), sink.codec)
 
     def write(self, value: Any) -> None:
@@ -132,6 +137,8 @@ class _AvroSink(FileBasedSink):
             raise TypeError(
                 f"WriteToAvro: schema must be a dict or a JSON string, got {type(schema).__name__}"
             )
+        import fastavro
+
         try:
             parsed = fastavro.parse_schema(schema)
         except Exception as exc:

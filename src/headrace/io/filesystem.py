@@ -5,6 +5,9 @@ matching backend must be installed. This module owns: expanding a file pattern i
 files (:func:`match_files`), opening a file for reading or writing with transparent compression
 (:class:`CompressionTypes`, :func:`open_for_read`, :func:`open_for_write`), renaming a file into
 place (:func:`rename`) and removing a directory tree (:func:`delete_recursive`).
+
+fsspec (which pulls in asyncio) is imported on the first file-system call, not when this module
+is, so ``import headrace.beam`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import os
 import posixpath
 import zlib
 from collections.abc import Iterable
-from typing import IO, Any, NamedTuple, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = [
     "CompressionTypes",
@@ -101,11 +104,15 @@ class FileMetadata(NamedTuple):
 
 
 def _fs_and_path(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(url)
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(url)
     return fs, path
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
     return isinstance(fs, LocalFileSystem)
 
 

@@ -9,15 +9,15 @@ whenever the buffered batches reach ``row_group_buffer_size`` bytes (and at the 
 When ``schema`` is None it is inferred by pyarrow from each shard's first record batch, so shards
 may disagree (a column that is all ``None`` in one shard becomes type ``null`` there); pass a
 ``pyarrow.Schema`` for stable types.
+
+pyarrow is imported where it is used (opening a Parquet file, converting records, checking a
+schema), not when this module is, so ``import headrace.beam`` does not pay for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import IO, TYPE_CHECKING, Any
 
 from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, WriteFiles
 from headrace.io.filebasedsource import FileBasedSource, FileRange
@@ -32,9 +32,18 @@ from headrace.model.row import Row
 from headrace.model.transforms.core import Read
 from headrace.model.transforms.ptransform import PTransform
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
 __all__ = ["ReadFromParquet", "ReadFromParquetBatched", "WriteToParquet"]
 
-_ARROW_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError, KeyError)
+
+def _arrow_errors(*more: type[Exception]) -> tuple[type[Exception], ...]:
+    """What pyarrow raises for bad data or records that do not fit the schema (and ``more``)."""
+    import pyarrow as pa
+
+    return (pa.ArrowException, TypeError, ValueError, OverflowError, KeyError, *more)
 
 
 class _ParquetSource(FileBasedSource):
@@ -62,9 +71,11 @@ class _ParquetSource(FileBasedSource):
         self.batched = batched
 
     def _open(self, f: IO[bytes], path: str) -> pq.ParquetFile:
+        import pyarrow.parquet as pq
+
         try:
             return pq.ParquetFile(f)
-        except (*_ARROW_ERRORS, OSError) as exc:
+        except _arrow_errors(OSError) as exc:
             raise CorruptFileError(f"{path!r} is not a readable Parquet file: {exc}") from exc
 
     def split_file(self, file: FileMetadata, bundle_size: int) -> list[FileRange]:
@@ -92,7 +103,7 @@ class _ParquetSource(FileBasedSource):
             for index in range(file_range.start, stop):
                 try:
                     table = pf.read_row_group(index, columns=self.columns)
-                except (*_ARROW_ERRORS, OSError) as exc:
+                except _arrow_errors(OSError) as exc:
                     raise CorruptFileError(
                         f"cannot read row group {index} of Parquet file {path!r}: {exc}"
                     ) from exc
@@ -211,14 +222,16 @@ class _ParquetShardWriter(FileShardWriter):
             self._make_batch()
 
     def _convert(self, values: list[Any]) -> pa.RecordBatch:
+        import pyarrow as pa
+
         try:
             dicts = [record_to_dict(v) for v in values]
             return pa.RecordBatch.from_pylist(dicts, schema=self._schema)
-        except _ARROW_ERRORS as exc:
+        except _arrow_errors() as exc:
             for value in values:  # find the culprit to show it
                 try:
                     pa.RecordBatch.from_pylist([record_to_dict(value)], schema=self._schema)
-                except _ARROW_ERRORS as one_exc:
+                except _arrow_errors() as one_exc:
                     raise self._sink.record_error(value, one_exc) from one_exc
             raise self._sink.record_error(values[0], exc) from exc
 
@@ -234,6 +247,9 @@ class _ParquetShardWriter(FileShardWriter):
 
     def _parquet_writer(self) -> pq.ParquetWriter:
         if self._writer is None:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
             sink = self._sink
             self._writer = pq.ParquetWriter(
                 self._f,
@@ -245,6 +261,8 @@ class _ParquetShardWriter(FileShardWriter):
         return self._writer
 
     def _write_row_group(self) -> None:
+        import pyarrow as pa
+
         table = pa.Table.from_batches(self._batches, schema=self._schema)
         self._batches = []
         self._buffered_bytes = 0
@@ -256,6 +274,12 @@ class _ParquetShardWriter(FileShardWriter):
         if self._batches:
             self._write_row_group()
         self._parquet_writer().close()
+
+
+def _is_arrow_schema(schema: object) -> bool:
+    import pyarrow as pa
+
+    return isinstance(schema, pa.Schema)
 
 
 class _ParquetSink(FileBasedSink):
@@ -285,7 +309,7 @@ class _ParquetSink(FileBasedSink):
             compression_type=CompressionTypes.UNCOMPRESSED,
             mime_type=mime_type,
         )
-        if schema is not None and not isinstance(schema, pa.Schema):
+        if schema is not None and not _is_arrow_schema(schema):
             raise TypeError(
                 f"WriteToParquet: schema must be a pyarrow.Schema (or None to infer), "
                 f"got {type(schema).__name__}"

@@ -23,8 +23,9 @@ unreferenced, invisible, until the store's ``gc``.
 The store is named by strings (``store_home``, ``db``, ``objects``, as
 :meth:`~headrace.store.store.Store.open` takes them), resolved when the transform is applied;
 sources, DoFns and the finalizer carry those strings and open the store lazily where they run.
-``headrace.store.store`` (and SQLAlchemy under it) is imported only when a store is opened, so
-importing ``headrace.io`` stays fast.
+``headrace.store.store`` (and SQLAlchemy under it) is imported only when a store is opened, and
+``headrace.store.content`` and ``headrace.store.objects`` (blake3, zstandard, fsspec, FastCDC)
+only when contents are read or written, so importing ``headrace.io`` stays fast.
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ from headrace.model.sources import BoundedSource
 from headrace.model.transforms.core import DoFn, GroupByKey, ParDo, Read, WindowInto
 from headrace.model.transforms.ptransform import PTransform
 from headrace.model.window import GlobalWindows
-from headrace.store.content import Content, ContentWriter, read_content
 from headrace.store.errors import CorruptObject, StoreError
-from headrace.store.objects import ObjectStore, hash_bytes
 from headrace.store.refs import Ref, normalize_path, parse_ref
 
 if TYPE_CHECKING:
+    from headrace.store.content import Content, ContentWriter
+    from headrace.store.objects import ObjectStore
     from headrace.store.store import Store
 
 __all__ = ["ReadFromRepo", "WriteToRepo"]
@@ -89,6 +90,8 @@ class _StoreLocation:
         return Store.open(self.home, self.db, self.objects)
 
     def object_store(self) -> ObjectStore:
+        from headrace.store.objects import ObjectStore
+
         return ObjectStore(self.objects)
 
 
@@ -161,6 +164,8 @@ class _StoredFile(io.RawIOBase):
         content = self._content
         seg = content.layout[index]
         if seg[0] == "p":
+            from headrace.store.objects import hash_bytes
+
             data = self._objects.get_range(seg[1], seg[2], seg[3])  # type: ignore[misc]
             if len(content.layout) == 1 and hash_bytes(data) != content.hash:
                 raise CorruptObject(
@@ -235,6 +240,8 @@ def _list_files(store: Store, repo: str, commit: str, pattern: str) -> list[tupl
             if info.type == "file":
                 assert info.hash is not None
                 found[info.path] = info.hash
+    from headrace.store.content import Content
+
     with store.meta.read() as conn:
         records = store.meta.get_contents(conn, set(found.values()))
     out = []
@@ -322,6 +329,8 @@ class _RepoSource(BoundedSource):
         pieces = self._pieces()
         if not pieces:
             return
+        from headrace.store.content import read_content
+
         objects = self.location.object_store()
         for piece in pieces:
             if not self.as_lines:
@@ -581,6 +590,9 @@ class _WriteFilesDoFn(DoFn):
         self._batch, self._batch_bytes = [], 0
         if not batch:
             return
+        from headrace.store.content import Content, ContentWriter
+        from headrace.store.objects import hash_bytes
+
         store = self.store.get()
         writer = self._writer
         if writer is None:
@@ -689,6 +701,8 @@ class _RepoFinalizer(Finalizer):
         self.text_sink = text_sink
 
     def _text_files(self, store: Store, results: list[Any]) -> list[tuple[str, Content]]:
+        from headrace.store.content import Content
+
         sink = self.text_sink
         assert sink is not None
         shards: list[str | None]
@@ -719,6 +733,8 @@ class _RepoFinalizer(Finalizer):
         return files
 
     def commit(self, results: list[Any]) -> None:
+        from headrace.store.content import Content
+
         store = self.location.open()
         try:
             if self.text_sink is not None:

@@ -57,7 +57,7 @@ def stage_order(stages: list[StageInfo]) -> list[StageInfo]:
 
     >>> from headrace.stages.spec import load_spec
     >>> def stage(name, repo):
-    ...     spec = load_spec({"name": name, "input": {"pfs": {"repo": repo}},
+    ...     spec = load_spec({"name": name, "input": {"pfs": {"repo": repo, "glob": "/"}},
     ...                       "transform": {"python": "m:f"}})
     ...     return StageInfo(name, spec, spec.version, None, 0.0, 0.0, False)
     >>> [s.name for s in stage_order([stage("b", "a"), stage("a", "raw")])]

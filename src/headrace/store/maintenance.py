@@ -10,6 +10,9 @@ gc keeps: every tree node reachable from a commit's root, every content referenc
 or by an open commit's staged changes, and every object those contents use. Objects younger than
 the grace period are never deleted, so a writer that stored objects but has not yet committed the
 metadata that refers to them is safe. The tree nodes it deletes leave the metadata's node cache.
+In a local objects folder gc also removes the temporary files (``<key>.<pid>.<thread>.tmp``) of
+writers killed before their rename: such a file can never become an object. The same grace
+period protects a write in progress, and nothing but names of exactly that form is touched.
 
 fsck reads tree nodes from the database, past the node cache, so a missing node is reported even
 while the cache still holds it.
@@ -18,6 +21,7 @@ while the cache still holds it.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -184,11 +188,19 @@ def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
 
 @dataclass
 class GcReport:
+    """What ``gc`` deleted (with ``dry_run``: would delete).
+
+    ``bytes_freed`` counts objects; ``temp_bytes_freed`` counts the leftover temporary files of
+    killed writers (``temp_files_removed``), which never were objects.
+    """
+
     objects_deleted: int = 0
     bytes_freed: int = 0
     contents_deleted: int = 0
     nodes_deleted: int = 0
     dry_run: bool = False
+    temp_files_removed: int = 0
+    temp_bytes_freed: int = 0
 
 
 def gc(store: Store, dry_run: bool = False, grace_seconds: float = 3600.0) -> GcReport:
@@ -231,7 +243,52 @@ def gc(store: Store, dry_run: bool = False, grace_seconds: float = 3600.0) -> Gc
         if dry_run or store.objects.delete(key):
             report.objects_deleted += 1
             report.bytes_freed += size
+    for path, size in _stale_temp_files(store, cutoff):
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:  # its writer renamed it after all, or another gc won
+                continue
+        report.temp_files_removed += 1
+        report.temp_bytes_freed += size
     return report
+
+
+# What ObjectStore._put_local writes before renaming: <root>/<kk>/<rest of key>.<pid>.<thread>.tmp
+_TEMP_NAME = re.compile(r"^[0-9a-f]{62}\.[0-9]+\.[0-9]+\.tmp$")
+_PREFIX = re.compile(r"^[0-9a-f]{2}$")
+
+
+def _stale_temp_files(store: Store, cutoff: float) -> list[tuple[str, int]]:
+    """``(path, size)`` of each temporary object file last written before ``cutoff``.
+
+    Local objects folders only; a file still being written has a recent modification time.
+    """
+    objects = store.objects
+    if not objects._local:
+        return []
+    try:
+        prefixes = sorted(os.listdir(objects._root))
+    except FileNotFoundError:
+        return []
+    found = []
+    for prefix in prefixes:
+        if not _PREFIX.match(prefix):
+            continue
+        try:
+            entries = list(os.scandir(os.path.join(objects._root, prefix)))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if not _TEMP_NAME.match(entry.name):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # renamed or removed since the listing
+                continue
+            if entry.is_file(follow_symlinks=False) and st.st_mtime < cutoff:
+                found.append((entry.path, st.st_size))
+    return found
 
 
 def _older_than(store: Store, key: str, cutoff: float) -> bool:

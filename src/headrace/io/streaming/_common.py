@@ -2,12 +2,13 @@
 
 ``require`` imports a client library that lives in the ``streaming`` extra and says how to install
 it when it is missing. ``LoopThread`` runs an asyncio event loop in a daemon thread owned by one
-reader, so an asyncio client (nats-py) can sit behind the synchronous poll API.
+reader, so an asyncio client (nats-py) can sit behind the synchronous poll API. asyncio is
+imported when a loop is made, not with this module: it is slow to import and most pipelines never
+need it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import threading
 import time
@@ -49,11 +50,15 @@ class LoopThread:
     """
 
     def __init__(self, name: str) -> None:
+        import asyncio
+
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
     def _main(self) -> None:
+        import asyncio
+
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()
 
@@ -61,6 +66,8 @@ class LoopThread:
         if self._loop.is_closed():
             coro.close()
             raise RuntimeError("the reader is closed")
+        import asyncio
+
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(timeout)
@@ -81,6 +88,8 @@ class LoopThread:
 
     @staticmethod
     async def _cancel_all() -> None:
+        import asyncio
+
         current = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not current]
         for task in tasks:

@@ -35,9 +35,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
-
 from headrace.io.filesystem import CompressionTypes, FileMetadata, open_for_read
 from headrace.io.streaming._common import Clock, clock_us
 from headrace.model.pvalue import PBegin, PCollection
@@ -223,9 +220,12 @@ class FileWatchReader(UnboundedReader):
     """Reads the new files of a :class:`FileWatchSource`; see the module docstring."""
 
     def __init__(self, source: FileWatchSource, checkpoint: FileWatchCheckpoint | None) -> None:
+        from fsspec.core import url_to_fs  # imported here, not at module import: fsspec is slow
+        from fsspec.implementations.local import LocalFileSystem
+
         self._source = source
         self._clock = source.clock
-        self._fs, self._root = fsspec.core.url_to_fs(source.file_pattern)
+        self._fs, self._root = url_to_fs(source.file_pattern)
         self._local = isinstance(self._fs, LocalFileSystem)
         self._queue: deque[_File] = deque()
         self._queued: set[str] = set()

@@ -28,7 +28,6 @@ nats-py is asyncio-only, so each reader runs its own event loop in a private dae
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,6 +154,8 @@ class JetStreamReader(UnboundedReader):
         self._last_error = exc
 
     async def _open(self, ckpt_seq: int) -> None:
+        import asyncio
+
         import nats
         from nats.js import api
         from nats.js.errors import NotFoundError
