@@ -25,7 +25,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from headrace.cli import stage_commands
+from headrace.cli import stage_common as stage_commands
 from headrace.cli.main import app
 from headrace.stages.catalog import Catalog
 from headrace.store.errors import CommitNotFound

@@ -3,7 +3,6 @@ typer's CliRunner, on a store in ``tmp_path`` (SQLite), and once on PostgreSQL."
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import random
@@ -18,7 +17,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from headrace.cli import store_commands
+from headrace.cli import file_commands as store_commands
 from headrace.cli.main import app
 from headrace.store.store import Store
 
@@ -29,18 +28,6 @@ COMMIT_KEYS = {
     "finished_at", "file_count", "size_bytes",
 }  # fmt: skip
 FILE_KEYS = {"path", "type", "size_bytes", "hash"}
-
-
-def _store_fixtures():
-    """tests/store/conftest.py, loaded by path (the tests folders are not packages)."""
-    path = Path(__file__).parents[1] / "store" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_headrace_store_test_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-postgresql_metadata_url = _store_fixtures().postgresql_metadata_url
 
 
 @pytest.fixture(autouse=True)
@@ -233,6 +220,7 @@ def test_json_outputs_parse_with_stable_keys(cli, local_dir):
     assert cli.json("commit", "wait", "r@master")["state"] == "FINISHED"
     assert set(cli.json("gc")) == {
         "dry_run", "objects_deleted", "bytes_freed", "contents_deleted", "nodes_deleted",
+        "temp_files_removed", "temp_bytes_freed",
     }  # fmt: skip
     assert set(cli.json("fsck")) == {"ok", "commits", "trees", "contents", "objects", "problems"}
     assert set(cli.json("file", "delete", "r@master:/2024")) == {"commit"}

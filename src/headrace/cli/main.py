@@ -3,6 +3,9 @@
 Exit status of every command: 0 on success, 1 when the script or a pipeline fails, 2 for a usage
 error (an unknown option, a missing file or module). ``headrace run`` passes on the status of a
 script that calls ``sys.exit``.
+
+The store and stage commands live in the other modules of :mod:`headrace.cli`; the end of this
+module adds them to :data:`app`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ from rich.console import Console
 from rich.text import Text
 
 import headrace
+from headrace.cli import (
+    commit_commands,
+    daemon_command,
+    file_commands,
+    job_commands,
+    maintenance_commands,
+    repo_commands,
+    stage_commands,
+)
 from headrace.cli.hooks import CapturedPipeline, capture_pipelines, observe_runs
 from headrace.cli.progress import RunMonitor
 from headrace.cli.script import (
@@ -27,8 +39,6 @@ from headrace.cli.script import (
     format_traceback,
     run_target,
 )
-from headrace.cli.stage_commands import register as register_stage_commands
-from headrace.cli.store_commands import register as register_store_commands
 
 __all__ = ["app", "main"]
 
@@ -312,8 +322,18 @@ def version() -> None:
     typer.echo(f"headrace {headrace.__version__} (Python {platform.python_version()})")
 
 
-register_store_commands(app)
-register_stage_commands(app)
+# The store and stage commands; this order is the order of `headrace --help` (commands first,
+# then groups): merge, fsck, gc, daemon; repo, branch, commit, file, stage, job, datum.
+for _commands in (
+    repo_commands,
+    commit_commands,
+    file_commands,
+    maintenance_commands,
+    stage_commands,
+    job_commands,
+    daemon_command,
+):
+    _commands.register(app)
 
 
 def main() -> None:

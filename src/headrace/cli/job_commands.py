@@ -1,0 +1,545 @@
+"""The ``job`` and ``datum`` commands of ``headrace``: list, inspect, wait for and stop jobs
+(the runs of stages) and show their logs; list a job's datums, preview the datums of a spec
+without running anything, and restart a failed job.
+
+Options, output and exit statuses follow :mod:`headrace.cli.stage_common`. :func:`register`
+adds the commands to the ``headrace`` application; the stage layer is imported only when one
+of them runs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.text import Text
+
+from headrace.cli.common import (
+    EXIT_USAGE,
+    DbOpt,
+    HomeOpt,
+    JsonOpt,
+    LimitOpt,
+    ObjectsOpt,
+    emit_json,
+    error_console,
+    fail,
+    local_time,
+    new_table,
+    output_console,
+    print_fields,
+    say,
+    sub_app,
+)
+from headrace.cli.stage_common import (
+    InputOpt,
+    NoProgressOpt,
+    datum_counts,
+    human_duration,
+    input_repo_map,
+    job_json,
+    load_spec_file,
+    opened_catalog,
+    parse_input_options,
+    print_jobs_table,
+    report_job,
+    run_now,
+    short_id,
+)
+
+if TYPE_CHECKING:
+    from headrace.stages.catalog import DatumRecord
+    from headrace.stages.datums import Datum
+
+__all__ = ["datum_app", "job_app", "register"]
+
+FILES_SHOWN = 5  # files of a datum listed in a preview table
+
+job_app = sub_app("job", "List, inspect, wait for and stop jobs (runs of stages); show logs.")
+datum_app = sub_app(
+    "datum", "List the datums of a job or of a spec (a preview), restart failed datums."
+)
+
+JobArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="JOB", help="The job id (or a unique prefix of it).", show_default=False
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", min=0, metavar="SECONDS", help="Give up after this long.", show_default=False
+    ),
+]
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of an error: the exception of a traceback."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _datum_inputs(record: DatumRecord) -> str:
+    return ", ".join(f"{name}:{path}" for name, path in record.input_paths())
+
+
+def _datum_json(record: DatumRecord, with_log: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "datum_id": record.datum_id,
+        "state": record.state,
+        "hash": record.hash,
+        "inputs": [{"name": n, "path": p} for n, p in record.input_paths()],
+        "outputs": [{"path": p, "hash": h, "size_bytes": s} for p, h, s in record.output_files()],
+        "attempts": record.attempts,
+        "seconds": record.seconds,
+        "error": record.error,
+    }
+    if with_log:
+        out["log"] = record.log
+    return out
+
+
+# -- job -----------------------------------------------------------------------------------------
+
+
+@job_app.command("list", help="List jobs, newest first.")
+def job_list(
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage", "-s", metavar="STAGE", help="Only this stage's jobs.", show_default=False
+        ),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help="Only jobs in this state: created, running, success, failure, killed, unrunnable.",
+            show_default=False,
+        ),
+    ] = None,
+    limit: LimitOpt = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    from headrace.stages.catalog import JOB_STATES
+
+    states = None
+    if state is not None:
+        if state.upper() not in JOB_STATES:
+            fail(
+                f"--state {state!r}: use one of {', '.join(s.lower() for s in JOB_STATES)}",
+                EXIT_USAGE,
+            )
+        states = (state.upper(),)
+    with opened_catalog(home, db, objects) as catalog:
+        if stage is not None:
+            catalog.get_stage(stage)
+        jobs = catalog.list_jobs(stage, states=states, limit=limit)
+    if as_json:
+        emit_json([job_json(j) for j in jobs])
+    else:
+        print_jobs_table(jobs, "No jobs" + (f" of stage {stage}" if stage else ""))
+
+
+@job_app.command(
+    "inspect", help="Show a job: state, input commits, output commit, datum counts, reason."
+)
+def job_inspect(
+    job_id: JobArg,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+    if as_json:
+        emit_json(job_json(job))
+        return
+    repos = input_repo_map(job.spec)
+    inputs = "\n".join(
+        f"{name}: {repos.get(name, '?')}@{commit}" for name, commit in sorted(job.inputs.items())
+    )
+    print_fields([
+        ("Job", job.id),
+        ("Stage", job.stage),
+        ("State", job.state),
+        ("Version", job.version),
+        ("Trace", job.trace),
+        ("Inputs", inputs or "-"),
+        ("Output commit", f"{job.stage}@{job.output_commit}" if job.output_commit else "-"),
+        ("Datums", datum_counts(job)),
+        ("Created", local_time(job.created_at)),
+        ("Started", local_time(job.started_at)),
+        ("Finished", local_time(job.finished_at)),
+        ("Duration", human_duration(job.seconds)),
+        ("Owner", job.owner or "-"),
+        ("Heartbeat", local_time(job.heartbeat)),
+        ("Stop asked", "yes" if job.stop_requested else "no"),
+        ("Reason", job.reason or "-"),
+    ])  # fmt: skip
+
+
+@job_app.command(
+    "logs",
+    help=(
+        "Show what the datums a job ran printed (stdout and stderr) and their errors. "
+        "Skipped datums ran in an earlier job and have no log here."
+    ),
+)
+def job_logs(
+    job_id: JobArg,
+    datum: Annotated[
+        str | None,
+        typer.Option(
+            "--datum",
+            "-d",
+            metavar="DATUM",
+            help="Only this datum (id or prefix).",
+            show_default=False,
+        ),
+    ] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only the failed datums.")] = False,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    from headrace.stages.catalog import DATUM_FAILED, DATUM_SKIPPED
+
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        if datum is not None:
+            records = [catalog.get_datum(job.id, datum)]
+            if failed and records[0].state != DATUM_FAILED:
+                records = []
+        else:
+            states = (DATUM_FAILED,) if failed else None
+            records = [
+                r
+                for r in catalog.datums(job.id, states=states, with_logs=True)
+                if r.state != DATUM_SKIPPED
+            ]
+    if as_json:
+        emit_json([_datum_json(r, with_log=True) for r in records])
+        return
+    if not records:
+        what = "failed datum" if failed else "datum that ran"
+        say(f"Job {job.id} of stage {job.stage} has no {what} ({datum_counts(job)})")
+        if job.reason:
+            say(f"Reason: {job.reason}")
+        return
+    out = output_console()
+    for i, r in enumerate(records):
+        if i:
+            out.print()
+        out.print(
+            Text(
+                f"== datum {r.datum_id} ({_datum_inputs(r)}): {r.state}, {r.attempts} "
+                f"attempt(s), {human_duration(r.seconds)}",
+                style="bold",
+            ),
+            soft_wrap=True,
+        )
+        log = r.log.rstrip("\n")
+        out.print(Text(log if log else "(no output)", style="" if log else "dim"), soft_wrap=True)
+        if r.error:
+            out.print(Text("error:", style="bold red"))
+            out.print(Text(r.error.rstrip("\n")), soft_wrap=True)
+
+
+@job_app.command(
+    "wait",
+    help="Wait until a job ends; print how. Exit status 1 unless it ended SUCCESS, or on timeout.",
+)
+def job_wait(
+    job_id: JobArg,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    from headrace.stages.daemon import orphaned
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        while not job.done:
+            if deadline is not None and time.monotonic() >= deadline:
+                hint = ""
+                if orphaned(job):
+                    hint = (
+                        "; no process runs it any more: 'headrace daemon' resumes it, "
+                        f"'headrace job stop {short_id(job.id)}' ends it"
+                    )
+                fail(
+                    f"job {job.id} of stage {job.stage} is still {job.state} after "
+                    f"{timeout:g} s{hint}"
+                )
+            time.sleep(0.2)
+            job = catalog.get_job(job.id)
+    report_job(job, as_json)
+
+
+@job_app.command(
+    "stop",
+    help=(
+        "Stop a job: a running job notices within about a second, stops its datums and ends "
+        "KILLED (nothing of it is committed). A job no process runs any more is marked KILLED "
+        "at once."
+    ),
+)
+def job_stop(
+    job_id: JobArg,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    from headrace.stages.catalog import KILLED
+    from headrace.stages.daemon import orphaned
+    from headrace.stages.jobs import kill_job
+
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        if job.done:
+            fail(f"job {job.id} of stage {job.stage} already ended {job.state}; nothing to stop")
+        catalog.set_job(job.id, stop_requested=True)
+        if not orphaned(job):
+            say(
+                f"Asked job {job.id} of stage {job.stage} to stop; it ends KILLED within about "
+                f"a second (headrace job wait {short_id(job.id)})"
+            )
+            return
+        job = kill_job(
+            catalog, job.id, "stopped by request (headrace job stop) while no process ran it"
+        )
+    if job.state == KILLED:
+        say(f"Job {job.id} of stage {job.stage} had no process running it: marked KILLED")
+    else:
+        say(
+            f"Job {job.id} of stage {job.stage} has no process running it but its output "
+            "commit is finished; 'headrace daemon' records it as ended"
+        )
+
+
+# -- datum ---------------------------------------------------------------------------------------
+
+
+@datum_app.command(
+    "list",
+    help=(
+        "List the datums of a job (id, state, inputs, attempts, seconds, error), or with "
+        "--spec FILE, preview the datums a spec makes of the heads of its input branches "
+        "without running or creating anything: each is new, changed or unchanged compared "
+        "with the last successful job of the stage of that name (if there is one)."
+    ),
+)
+def datum_list(
+    job_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="JOB", help="The job id (or a prefix); or give --spec.", show_default=False
+        ),
+    ] = None,
+    spec_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="Preview the datums of this spec instead of listing a job's.",
+            show_default=False,
+        ),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help="Only datums in this state (success, skipped, failed, recovered); with "
+            "--spec: new, changed or unchanged.",
+            show_default=False,
+        ),
+    ] = None,
+    inputs: InputOpt = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    if (job_id is None) == (spec_file is None):
+        fail("give either a JOB or --spec FILE", EXIT_USAGE)
+    if spec_file is not None:
+        _preview(spec_file, inputs, state, as_json, (home, db, objects))
+        return
+    assert job_id is not None
+    if inputs:
+        fail("--input goes with --spec (a job's input commits are fixed)", EXIT_USAGE)
+    states = None
+    if state is not None:
+        known = ("success", "skipped", "failed", "recovered")
+        if state.lower() not in known:
+            fail(f"--state {state!r}: use one of {', '.join(known)}", EXIT_USAGE)
+        states = (state.lower(),)
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        records = catalog.datums(job.id, states=states)
+    if as_json:
+        emit_json([_datum_json(r) for r in records])
+        return
+    if not records:
+        say(f"Job {job.id} of stage {job.stage} has no datums" + (f" {state}" if state else ""))
+        return
+    table = new_table(
+        "Datum", "State", "Inputs", "Attempts", "Seconds", "Error", right=("Attempts", "Seconds")
+    )
+    for r in records:
+        table.add_row(
+            short_id(r.datum_id),
+            r.state,
+            _datum_inputs(r),
+            str(r.attempts),
+            f"{r.seconds:.2f}",
+            _last_line(r.error) or "-",
+        )
+    output_console().print(table)
+
+
+def _preview(
+    spec_file: Path,
+    inputs: list[str] | None,
+    state: str | None,
+    as_json: bool,
+    location: tuple[Path | None, str | None, str | None],
+) -> None:
+    """``datum list --spec``: the spec's datums and how each compares with the last job."""
+    from headrace.stages.catalog import SUCCESS
+    from headrace.stages.jobs import plan_datums, resolve_inputs
+
+    statuses = ("new", "changed", "unchanged")
+    if state is not None and state.lower() not in statuses:
+        fail(f"--state {state!r}: with --spec use one of {', '.join(statuses)}", EXIT_USAGE)
+    with opened_catalog(*location) as catalog:
+        spec = load_spec_file(spec_file)
+        commits = resolve_inputs(catalog.store, spec, parse_input_options(inputs, spec))
+        datums, base = plan_datums(catalog, spec, commits)
+        stage = next((s for s in catalog.list_stages() if s.name == spec.name), None)
+        exists = stage is not None
+        last = catalog.last_job(spec.name, states=(SUCCESS,)) if exists else None
+    rows: list[tuple[Datum, str]] = []
+    for d in datums:
+        old = base.get(d.id)
+        rows.append((d, "new" if old is None else "unchanged" if old == d.hash else "changed"))
+    counts = {s: sum(1 for _, st in rows if st == s) for s in statuses}
+    ids = {d.id for d in datums}
+    removed = sorted(i for i in base if i not in ids)
+    if state is not None:
+        rows = [(d, st) for d, st in rows if st == state.lower()]
+    if as_json:
+        emit_json({
+            "stage": spec.name,
+            "stage_exists": exists,
+            "compared_with_job": last.id if last and base else None,
+            "version": spec.version,
+            "inputs": dict(sorted(commits.items())),
+            "counts": {**counts, "removed": len(removed)},
+            "datums": [
+                {
+                    "datum_id": d.id, "status": st, "hash": d.hash,
+                    "inputs": [
+                        {"name": p.name, "path": p.path,
+                         "files": [{"path": f.path, "size_bytes": f.size, "hash": f.hash}
+                                   for f in p.files]}
+                        for p in d.inputs
+                    ],
+                }
+                for d, st in rows
+            ],
+            "removed": removed,
+        })  # fmt: skip
+        return
+    if not exists:
+        say(f"No stage {spec.name} yet: every datum is new")
+    elif last is not None and base:
+        say(f"Compared with job {short_id(last.id)}, the last successful job of stage {spec.name}")
+        if stage is not None and stage.version != spec.version:
+            say(
+                f"(the spec's version {spec.version[:8]} differs from the stage's "
+                f"{stage.version[:8]}: every datum's hash changes)"
+            )
+    else:
+        say(f"Stage {spec.name} has no successful job yet: every datum is new")
+    if rows:
+        table = new_table("Datum", "Status", "Inputs", "Files")
+        for d, st in rows:
+            files = [f.path for p in d.inputs for f in p.files]
+            shown = "\n".join(files[:FILES_SHOWN])
+            if len(files) > FILES_SHOWN:
+                shown += f"\n(+{len(files) - FILES_SHOWN} more)"
+            table.add_row(
+                short_id(d.id), st, ", ".join(f"{p.name}:{p.path}" for p in d.inputs), shown or "-"
+            )
+        output_console().print(table)
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    tail = f"; {len(removed)} removed since that job" if removed else ""
+    say(f"{len(datums)} datum(s): {summary}{tail}")
+    if spec.reprocess == "every_job":
+        say("(reprocess: every_job: a job runs every datum, whatever its status)")
+
+
+@datum_app.command(
+    "restart",
+    help=(
+        "Run the failed datums of a FAILURE or KILLED job again: a new job of the stage runs on "
+        "the same input commits, and the datums that succeeded (in that job or the last "
+        "successful one) are reused, not rerun, while the spec version is the same. Prints "
+        "how the new job ended; the exit status is 1 unless it ended SUCCESS."
+    ),
+)
+def datum_restart(
+    job_id: JobArg,
+    no_progress: NoProgressOpt = False,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    from headrace.stages.catalog import FAILURE, KILLED
+
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        if job.state not in (FAILURE, KILLED) or not job.inputs:
+            how = "is still " if not job.done else "ended "
+            fail(
+                f"job {job.id} of stage {job.stage} {how}{job.state}; only a job that ended "
+                "FAILURE or KILLED after reading its inputs can be restarted"
+            )
+        stage = catalog.get_stage(job.stage)
+        if stage.version != job.version:
+            error_console().print(
+                Text(
+                    f"Note: stage {stage.name}'s spec changed since job {short_id(job.id)} "
+                    f"(version {job.version[:8]} -> {stage.version[:8]}): every datum runs",
+                    style="yellow",
+                ),
+                soft_wrap=True,
+            )
+        new = run_now(catalog, stage, job.inputs, job.trace, not no_progress)
+    if not as_json:
+        say(f"Restarted job {job.id} as job {new.id}")
+    report_job(new, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``job`` and ``datum`` groups to ``app``."""
+    for sub in (job_app, datum_app):
+        app.add_typer(sub)
