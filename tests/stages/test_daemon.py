@@ -215,3 +215,20 @@ def test_a_killed_daemon_resumes_the_job_without_loss_or_duplication(kit, tmp_pa
     }
     assert recovered_names and all(runs[n] == runs_before[n] == 1 for n in recovered_names)
     assert Daemon(kit.catalog, log=lambda _: None).step() == []
+
+
+def test_a_second_daemon_is_refused_while_the_first_lives(kit, monkeypatch):
+    import headrace.stages.daemon as daemon_module
+    from headrace.stages.daemon import DaemonBusy
+
+    first = Daemon(kit.catalog, log=lambda _: None)
+    first.step()
+    monkeypatch.setattr(daemon_module, "_me", lambda: "otherhost:1")  # another machine
+    second = Daemon(kit.catalog, log=lambda _: None)
+    with pytest.raises(DaemonBusy, match="one daemon per store"):
+        second.step()
+    monkeypatch.undo()
+    first.close()
+    monkeypatch.setattr(daemon_module, "_me", lambda: "otherhost:1")
+    second.step()  # the lock was released: the other daemon may run
+    second.close()

@@ -105,24 +105,32 @@ def daemon_command(
     objects: ObjectsOpt = None,
 ) -> None:
     from headrace.stages.catalog import SUCCESS
-    from headrace.stages.daemon import Daemon
+    from headrace.stages.daemon import Daemon, DaemonBusy
 
     with opened_catalog(home, db, objects) as catalog:
         daemon = Daemon(catalog, poll=poll, log=_log)
-        if once:
-            ended = daemon.step()
-            bad = [j for j in ended if j.state != SUCCESS]
-            if bad:
-                fail(
-                    f"{len(bad)} job(s) did not end SUCCESS: "
-                    + ", ".join(f"{j.id} of stage {j.stage} ({j.state})" for j in bad)
-                )
-            return
-        _serve(daemon, poll)
+        try:
+            if once:
+                try:
+                    ended = daemon.step()
+                except DaemonBusy as e:
+                    fail(str(e))
+                bad = [j for j in ended if j.state != SUCCESS]
+                if bad:
+                    fail(
+                        f"{len(bad)} job(s) did not end SUCCESS: "
+                        + ", ".join(f"{j.id} of stage {j.stage} ({j.state})" for j in bad)
+                    )
+                return
+            _serve(daemon, poll)
+        finally:
+            daemon.close()
 
 
 def _serve(daemon: Any, poll: float) -> None:
     """Step ``daemon`` every ``poll`` seconds until SIGINT or SIGTERM."""
+    from headrace.stages.daemon import DaemonBusy
+
     stopper = _Stopper()
     with stopper.installed():
         _log(f"daemon started (pid {os.getpid()}, a pass every {poll:g} s); stop it with "
@@ -132,6 +140,8 @@ def _serve(daemon: Any, poll: float) -> None:
             stopper.in_pass = True
             try:
                 daemon.step()
+            except DaemonBusy as e:
+                fail(str(e))
             except KeyboardInterrupt:
                 _log("interrupted in the middle of a pass; the running job ended as recorded")
                 break

@@ -27,6 +27,7 @@ Tables (times are seconds since the epoch):
                  ``[input name, matched path]``).
 ``traces``       ``commit_id`` (PK), ``trace``: the trace of a commit a job made.
 ``cron_ticks``   ``stage``, ``input`` (PK together), ``last_tick``: the last tick written.
+``stage_locks``  ``name`` (PK), ``owner``, ``heartbeat``: who holds a lock (the daemon's).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -162,6 +163,13 @@ _cron_ticks = sa.Table(
     sa.Column("stage", sa.String(100), primary_key=True),
     sa.Column("input", sa.String(100), primary_key=True),
     sa.Column("last_tick", sa.Double, nullable=False),
+)
+_locks = sa.Table(
+    "stage_locks",
+    _META,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("heartbeat", sa.Double, nullable=False),
 )
 _VERSION_TABLE = sa.Table(
     "stage_schema_version",
@@ -599,6 +607,35 @@ class Catalog:
             _cron_ticks.delete().where(_cron_ticks.c.stage == stage, _cron_ticks.c.input == input)
         )
         conn.execute(_cron_ticks.insert().values(stage=stage, input=input, last_tick=tick))
+
+    # ---- locks
+
+    def claim_lock(
+        self, name: str, owner: str, is_dead: Callable[[str, float], bool]
+    ) -> str | None:
+        """Take (or keep) the lock ``name`` for ``owner``; return the live holder instead when
+        another one has it. ``is_dead(holder, heartbeat)`` says whether a holder is gone (its
+        lock is then taken over)."""
+        now = time.time()
+        with self.meta.transaction() as conn:
+            row = conn.execute(
+                sa.select(_locks.c.owner, _locks.c.heartbeat)
+                .where(_locks.c.name == name)
+                .with_for_update()
+            ).first()
+            if row is None:
+                conn.execute(_locks.insert().values(name=name, owner=owner, heartbeat=now))
+                return None
+            if row.owner != owner and not is_dead(row.owner, row.heartbeat):
+                return str(row.owner)
+            conn.execute(
+                _locks.update().where(_locks.c.name == name).values(owner=owner, heartbeat=now)
+            )
+            return None
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with self.meta.transaction() as conn:
+            conn.execute(_locks.delete().where(_locks.c.name == name, _locks.c.owner == owner))
 
 
 def _stage(row: Any) -> StageInfo:

@@ -47,7 +47,15 @@ from headrace.stages.jobs import (
 from headrace.stages.spec import CronInput, iter_inputs
 from headrace.store.errors import BranchNotFound, CommitNotFound, RepoNotFound, StoreError
 
-__all__ = ["STALE_SECONDS", "Daemon", "downstream", "orphaned", "stage_order", "wait_for_arrival"]
+__all__ = [
+    "STALE_SECONDS",
+    "Daemon",
+    "DaemonBusy",
+    "downstream",
+    "orphaned",
+    "stage_order",
+    "wait_for_arrival",
+]
 
 STALE_SECONDS = 30.0
 
@@ -119,11 +127,21 @@ def _alive(owner: str | None) -> bool | None:
 
 def orphaned(job: JobInfo, now: float | None = None) -> bool:
     """True when the process running ``job`` is gone."""
-    alive = _alive(job.owner)
+    return _gone(job.owner, job.heartbeat or 0.0, now)
+
+
+def _gone(owner: str | None, heartbeat: float, now: float | None = None) -> bool:
+    """True when the process ``owner`` (``host:pid``) is gone: not alive on this host, or
+    silent for :data:`STALE_SECONDS` on another."""
+    alive = _alive(owner)
     if alive is False:
         return True
     now = time.time() if now is None else now
-    return alive is None and (job.heartbeat or 0.0) < now - STALE_SECONDS
+    return alive is None and heartbeat < now - STALE_SECONDS
+
+
+class DaemonBusy(RuntimeError):
+    """Another daemon already runs the stages of this store."""
 
 
 @dataclass
@@ -135,7 +153,16 @@ class Daemon:
     log: Callable[[str], None] = print
 
     def step(self) -> list[JobInfo]:
-        """One pass (see the module docstring); returns the jobs that ended in it."""
+        """One pass (see the module docstring); returns the jobs that ended in it.
+
+        Raises :class:`DaemonBusy` if another live daemon holds the store's daemon lock: two
+        daemons would race to start the same jobs."""
+        holder = self.catalog.claim_lock("daemon", _me(), _gone)
+        if holder is not None:
+            raise DaemonBusy(
+                f"another headrace daemon ({holder}) runs the stages of this store; stop it "
+                "first (one daemon per store)"
+            )
         ended = self._resume_orphans()
         self._tick()
         stages = [s for s in self.catalog.list_stages() if not s.stopped]
@@ -153,10 +180,17 @@ class Daemon:
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Step every ``poll`` seconds until ``until()`` is true (or forever)."""
-        while until is None or not until():
-            started = time.monotonic()
-            self.step()
-            time.sleep(max(0.0, self.poll - (time.monotonic() - started)))
+        try:
+            while until is None or not until():
+                started = time.monotonic()
+                self.step()
+                time.sleep(max(0.0, self.poll - (time.monotonic() - started)))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Give up the daemon lock (another daemon may start at once)."""
+        self.catalog.release_lock("daemon", _me())
 
     # -- the parts of a pass
 
