@@ -21,7 +21,11 @@ A worker process serves datums one at a time (:func:`execute`):
    in any commit yet) and the datum's result, with its output files' contents, goes back to
    the job.
 
-:class:`WorkerPool` keeps up to ``parallelism`` such processes. With ``datum_batching`` a
+:class:`WorkerPool` keeps up to ``parallelism`` such processes, forked from the job's process
+when it runs no other thread (a few milliseconds each, nothing imported again), else started
+by multiprocessing's fork server (which, like spawn, imports the ``__main__`` module again: a
+script that runs jobs from a multi-threaded program needs the ``if __name__ == "__main__":``
+guard). With ``datum_batching`` a
 process serves datum after datum (the user's module is imported once); without, every datum gets
 a fresh process. The pool enforces ``datum_timeout`` by killing the worker's process group
 (the transform and anything it started) and replaces dead workers, reporting the datum failed.
