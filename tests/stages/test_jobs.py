@@ -267,6 +267,9 @@ def test_two_datums_writing_one_path_fail_naming_both(kit):
     assert "data:/a.txt" in job.reason and "data:/b.txt" in job.reason
     with pytest.raises(CommitNotFound):
         kit.store.inspect_commit("s@master")
+    failed = kit.catalog.datums(job.id, states=("failed",))
+    assert len(failed) == 2 and all("also wrote" in r.error for r in failed)
+    assert (job.processed, job.failed) == (0, 2)
 
 
 def test_a_new_datum_writing_a_skipped_datums_path_fails(kit):
@@ -560,3 +563,29 @@ def test_output_branch_and_a_group_input(kit):
     assert job.state == SUCCESS, job.reason
     assert kit.files("g@dev") == {"/a.txt": b"a-1.txt,a-2.txt", "/b.txt": b"b-1.txt"}
     assert [b.name for b in kit.store.list_branches("g")] == ["dev"]
+
+
+def test_datums_of_a_duplicate_failure_are_not_reused_blindly(kit, tmp_path):
+    fixed = tmp_path / "fixed"
+    mod = kit.module(
+        f"""
+        from pathlib import Path
+        def run(inputs, output):
+            f = next(inputs["data"].rglob("*.txt"))
+            name = f.name if Path({str(fixed)!r}).exists() else "same.txt"
+            (output / name).write_text(f.read_text())
+        """
+    )
+    _data(kit, {"/a.txt": b"a", "/b.txt": b"b"})
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "data", "glob": "/*"}},
+            "transform": {"python": f"{mod}:run"},
+        }
+    )
+    assert run_job(kit.catalog, "s").state == FAILURE
+    fixed.write_text("")
+    job = run_job(kit.catalog, "s")
+    assert job.state == SUCCESS, job.reason
+    assert kit.files("s@master") == {"/a.txt": b"a", "/b.txt": b"b"}

@@ -267,9 +267,13 @@ def _plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> _Plan:
     if reuse:  # outputs of datums that succeeded in a failed job, if gc left them
         known = catalog.store.contents(restage_hashes)
         by_id = {d.id: d for d in datums}
+        written: dict[str, int] = {}  # a path two reused datums wrote: both run again
+        for _hash, outputs, _inputs in reuse.values():
+            for p, _, _ in json.loads(outputs):
+                written[p] = written.get(p, 0) + 1
         for datum_id, (datum_hash, outputs, inputs) in reuse.items():
             files = json.loads(outputs)
-            if all(h in known for _, h, _ in files):
+            if all(h in known and written[p] == 1 for p, h, _ in files):
                 plan.skipped.append((datum_id, datum_hash, outputs, inputs))
                 plan.restage.extend((p, known[h]) for p, h, _ in files)
             else:
@@ -380,6 +384,8 @@ class _JobRun:
         self.rows: list[DatumRecord] = []
         self.files: list[tuple[str, Content | None]] = []
         self.owners: dict[str, str] = {}  # output path -> datum id, this job's new outputs
+        self.ran: set[str] = set()  # datums this run of the job finished
+        self.recovered_ids: set[str] = set()  # datums an interrupted run of it finished
         self.unchecked: list[str] = []  # new paths to look for in the parent tree
         self.datums: dict[str, Datum] = {}
         self.layouts: dict[str, str] = {}  # content hash -> layout JSON of input files
@@ -398,6 +404,7 @@ class _JobRun:
             self.datums = {d.id: d for d in plan.datums}
             for row in self.catalog.datums(self.job.id, states=(DATUM_SUCCESS,)) if own else ():
                 self.owners.update((p, row.datum_id) for p, _, _ in row.output_files())
+                self.recovered_ids.add(row.datum_id)
             self.counts["total"] = len(plan.datums)
             self.counts["skipped"] = (
                 plan.skipped_before
@@ -479,6 +486,7 @@ class _JobRun:
         changes.extend(plan.restage)
         for path, _content in plan.restage:
             self.owners[path] = "(reused)"
+            self.unchecked.append(path)  # a skipped datum may own it in the parent tree
         skipped = plan.skipped
 
         def record(conn: Any) -> None:
@@ -593,6 +601,7 @@ class _JobRun:
 
     def _succeeded(self, result: DatumResult) -> None:
         d = self.datums[result.datum_id]
+        self.ran.add(d.id)
         outputs = []
         produced = [(path, Content.from_json(layout)) for path, layout in result.outputs]
         produced.extend((path, self.writer.add_bytes(data)) for path, data in result.inline)
@@ -644,6 +653,17 @@ class _JobRun:
             f"two datums wrote {path}: {describe(second)} and {describe(first)}; every output "
             "path must come from one datum (put the datum's own name in its output paths)"
         )
+        # Both datums are recorded failed, so that no later job reuses either's outputs.
+        for this, other in ((second, first), (first, second)):
+            d = self.datums.get(this)
+            if d is None or (this not in self.ran and this not in self.recovered_ids):
+                continue  # a skipped datum's file in the parent tree: not this job's to judge
+            if this != second:  # counted when it finished
+                self.counts["recovered" if this in self.recovered_ids else "processed"] -= 1
+            self.counts["failed"] += 1
+            self.rows = [r for r in self.rows if r.datum_id != this]
+            error = f"wrote {path}, which {describe(other)} also wrote"
+            self.rows.append(_row(self.job.id, d, DATUM_FAILED, error=error))
         raise _Abort()
 
     def _check_parent_tree(self) -> None:
@@ -670,10 +690,11 @@ class _JobRun:
                 break
         self._duplicate(path, owner, self.owners[path])
 
-    def _flush(self) -> None:
+    def _flush(self, check: bool = True) -> None:
         if not self.rows and not self.files:
             return
-        self._check_parent_tree()
+        if check:
+            self._check_parent_tree()
         rows = self.rows
         self.writer.flush()  # the pack of this batch's small outputs
         resolve = self.writer.resolve
@@ -719,10 +740,11 @@ class _JobRun:
     def _mark(self, state: str, reason: str = "") -> None:
         """Finish (SUCCESS) or delete (otherwise) the output commit, with the job's state."""
         now = time.time()
-        try:
-            self._flush_rows_only()
-        except Exception:  # the job's end is recorded even if its last rows cannot be
-            pass
+        if state != SUCCESS and self.commit:
+            try:  # record the datums that did finish: the next job can reuse their outputs
+                self._flush(check=False)
+            except Exception:  # the job's end is recorded even if its last rows cannot be
+                self.rows, self.files = [], []
 
         def record(conn: Any, _commit: Any = None) -> None:
             self.catalog.update_job(
@@ -747,14 +769,6 @@ class _JobRun:
             except CommitNotFound:
                 with self.catalog.transaction() as conn:
                     record(conn)
-
-    def _flush_rows_only(self) -> None:
-        """Record datum rows still waiting (failed ones matter for the logs)."""
-        rows = [r for r in self.rows if r.state == DATUM_FAILED]
-        self.rows, self.files = [], []
-        if rows:
-            with self.catalog.transaction() as conn:
-                self.catalog.insert_datums(conn, rows)
 
     def _egress(self, job: JobInfo) -> None:
         from headrace.stages.egress import egress_commit
