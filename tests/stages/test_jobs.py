@@ -157,6 +157,7 @@ def test_a_failing_datum_fails_the_job_and_nothing_is_visible(kit):
     job = run_job(kit.catalog, "s")
     assert job.state == FAILURE
     assert "1 of 2 datums failed after 2 tries" in job.reason
+    assert "(data:/b.txt): ValueError: cannot handle bad" in job.reason
     assert "ValueError: cannot handle bad" in job.reason
     with pytest.raises(CommitNotFound):
         kit.store.inspect_commit("s@master")  # the output commit was removed

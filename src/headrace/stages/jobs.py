@@ -718,7 +718,8 @@ class _JobRun:
             detail = ""
             if first is not None:
                 last_line = first.error.strip().splitlines()[-1:] or [""]
-                detail = f"; first: datum {first.datum_id}: {last_line[0]}"
+                parts = ", ".join(f"{n}:{p}" for n, p in first.input_paths())
+                detail = f"; first: datum {first.datum_id[:12]} ({parts}): {last_line[0]}"
             self.failure = (
                 f"{self.counts['failed']} of {self.counts['total']} datums failed after "
                 f"{self.spec.datum_tries} tries{detail} (headrace job logs {self.job.id[:12]})"
