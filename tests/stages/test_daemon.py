@@ -232,3 +232,76 @@ def test_a_second_daemon_is_refused_while_the_first_lives(kit, monkeypatch):
     monkeypatch.setattr(daemon_module, "_me", lambda: "otherhost:1")
     second.step()  # the lock was released: the other daemon may run
     second.close()
+
+
+STAMPED = """
+import os, time
+def run(inputs, output):
+    start = time.time()
+    time.sleep(0.6)
+    with open(os.environ["STAMPS"], "a") as f:
+        f.write(f"{os.environ['HEADRACE_STAGE']} {start} {time.time()}\\n")
+    (output / "done").write_text("x")
+"""
+
+
+def test_max_jobs_runs_independent_stages_at_once_and_dags_in_order(kit, tmp_path, monkeypatch):
+    stamps = tmp_path / "stamps"
+    monkeypatch.setenv("STAMPS", str(stamps))
+    mod = kit.module(STAMPED)
+    for repo in ("raw1", "raw2"):
+        kit.store.create_repo(repo)
+        kit.store.put_files(f"{repo}@master", [("/x.txt", b"x")])
+    spec = {"transform": {"python": f"{mod}:run"}}
+    kit.stage({"name": "p", "input": {"pfs": {"repo": "raw1", "glob": "/"}}, **spec})
+    kit.stage({"name": "q", "input": {"pfs": {"repo": "raw2", "glob": "/"}}, **spec})
+    kit.stage({"name": "r", "input": {"pfs": {"repo": "p", "glob": "/"}}, **spec})
+    daemon = Daemon(kit.catalog, poll=0.05, log=lambda _: None, max_jobs=2)
+    jobs = daemon.run_until_idle()
+    daemon.close()
+    assert sorted((j.stage, j.state) for j in jobs) == [
+        ("p", SUCCESS),
+        ("q", SUCCESS),
+        ("r", SUCCESS),
+    ]
+    spans = {}
+    for line in stamps.read_text().splitlines():
+        stage, start, end = line.split()
+        spans[stage] = (float(start), float(end))
+    assert spans["p"][0] < spans["q"][1] and spans["q"][0] < spans["p"][1]  # p and q overlapped
+    assert spans["r"][0] >= spans["p"][1]  # r read p's output: it ran after p
+    assert {j.trace for j in jobs if j.stage in "pr"} == {
+        kit.store.inspect_commit("raw1@master").id
+    }
+    assert daemon.run_until_idle() == []
+
+
+def test_a_job_process_that_dies_is_resumed(kit, tmp_path, monkeypatch):
+    mod = kit.module(
+        """
+        import os, signal
+        from pathlib import Path
+        def run(inputs, output):
+            marker = Path(os.environ["MARKER"])
+            if not marker.exists():
+                marker.write_text("")
+                os.kill(os.getppid(), signal.SIGKILL)  # the job's own process dies
+            (output / "ok").write_text("ok")
+        """
+    )
+    monkeypatch.setenv("MARKER", str(tmp_path / "marker"))
+    kit.store.create_repo("raw")
+    kit.store.put_files("raw@master", [("/x.txt", b"x")])
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "raw", "glob": "/"}},
+            "transform": {"python": f"{mod}:run"},
+        }
+    )
+    daemon = Daemon(kit.catalog, poll=0.05, log=lambda _: None, max_jobs=2)
+    jobs = daemon.run_until_idle()
+    daemon.close()
+    assert [(j.stage, j.state) for j in jobs] == [("s", SUCCESS)]
+    assert kit.files("s@master") == {"/ok": b"ok"}
+    assert len(kit.catalog.list_jobs("s")) == 1  # the same job, resumed

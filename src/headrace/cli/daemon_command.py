@@ -97,9 +97,25 @@ def daemon_command(
         bool,
         typer.Option(
             "--once",
-            help="Make one pass and exit (exit status 1 if a job in it did not end SUCCESS).",
+            help=(
+                "Run until every stage is up to date, then exit (exit status 1 if a job did "
+                "not end SUCCESS)."
+            ),
         ),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            help=(
+                "Run up to N jobs of different stages at once, each in a process of its own "
+                "(default 1: one job at a time, in the daemon's process)."
+            ),
+        ),
+    ] = 1,
     home: HomeOpt = None,
     db: DbOpt = None,
     objects: ObjectsOpt = None,
@@ -108,11 +124,11 @@ def daemon_command(
     from headrace.stages.daemon import Daemon, DaemonBusy
 
     with opened_catalog(home, db, objects) as catalog:
-        daemon = Daemon(catalog, poll=poll, log=_log)
+        daemon = Daemon(catalog, poll=poll, log=_log, max_jobs=jobs)
         try:
             if once:
                 try:
-                    ended = daemon.step()
+                    ended = daemon.run_until_idle()
                 except DaemonBusy as e:
                     fail(str(e))
                 bad = [j for j in ended if j.state != SUCCESS]
@@ -150,6 +166,19 @@ def _serve(daemon: Any, poll: float) -> None:
             finally:
                 stopper.in_pass = False
             stopper.sleep(max(0.0, poll - (time.monotonic() - started)))
+        if daemon.running:
+            _log(
+                f"waiting for {daemon.running} running job(s) to end; send the signal again "
+                "to stop them now (a daemon started later resumes them)"
+            )
+            stopper.in_pass = True
+            try:
+                daemon.drain()
+            except KeyboardInterrupt:
+                daemon.stop_jobs()
+                _log("stopped the running jobs")
+            finally:
+                stopper.in_pass = False
         _log("daemon stopped")
 
 

@@ -20,11 +20,15 @@ wait``).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from headrace.stages.catalog import (
     CREATED,
@@ -38,11 +42,11 @@ from headrace.stages.catalog import (
 )
 from headrace.stages.jobs import (
     JobError,
+    create_job,
     cron_repo,
     input_repos,
     mark_unrunnable,
     resume_job,
-    run_job,
 )
 from headrace.stages.spec import CronInput, iter_inputs
 from headrace.store.errors import BranchNotFound, CommitNotFound, RepoNotFound, StoreError
@@ -146,11 +150,20 @@ class DaemonBusy(RuntimeError):
 
 @dataclass
 class Daemon:
-    """Runs stages as their inputs change; ``log`` gets one line per event."""
+    """Runs stages as their inputs change; ``log`` gets one line per event.
+
+    ``max_jobs``: with 1 (the default) each job runs in this process, one after another, so one
+    pass carries a new commit through the whole DAG. With more, each job runs in a forked
+    process of its own and up to ``max_jobs`` jobs of different stages run at once (a stage
+    downstream still waits for its input's job to finish: its input changes only then).
+    """
 
     catalog: Catalog
     poll: float = 0.5
     log: Callable[[str], None] = print
+    max_jobs: int = 1
+    _children: dict[str, Any] = field(default_factory=dict)  # job id -> its process
+    _started: int = 0  # jobs started by the current pass
 
     def step(self) -> list[JobInfo]:
         """One pass (see the module docstring); returns the jobs that ended in it.
@@ -163,20 +176,78 @@ class Daemon:
                 f"another headrace daemon ({holder}) runs the stages of this store; stop it "
                 "first (one daemon per store)"
             )
-        ended = self._resume_orphans()
-        self._tick()
+        self._started = 0
         stages = [s for s in self.catalog.list_stages() if not s.stopped]
+        ended = [self._ended(job, stages) for job in self._reap()]
+        ended.extend(self._ended(job, stages) for job in self._resume_orphans())
+        self._tick()
         for stage in stage_order(stages):
+            if self.max_jobs > 1 and len(self._children) >= self.max_jobs:
+                break
             job = self._maybe_run(stage)
-            if job is None:
-                continue
-            ended.append(job)
-            if job.state in (FAILURE, KILLED):
-                reason = f"upstream job {job.id} of stage {stage.name} ended {job.state}"
-                for down in downstream(stages, stage.name):
-                    mark_unrunnable(self.catalog, down, job.trace, reason)
-                    self.log(f"stage {down.name}: job UNRUNNABLE ({reason})")
+            if job is not None:
+                ended.append(self._ended(job, stages))
         return ended
+
+    def run_until_idle(self) -> list[JobInfo]:
+        """Pass after pass until a pass starts no job and no job runs; return the ended jobs."""
+        ended: list[JobInfo] = []
+        while True:
+            ended.extend(self.step())
+            if not self._started and not self._children:
+                return ended
+            if self._children:
+                time.sleep(self.poll)
+
+    def _ended(self, job: JobInfo, stages: list[StageInfo]) -> JobInfo:
+        """Report an ended job; a failed one makes the jobs downstream of it UNRUNNABLE."""
+        self._report(job)
+        if job.state in (FAILURE, KILLED):
+            reason = f"upstream job {job.id} of stage {job.stage} ended {job.state}"
+            for down in downstream(stages, job.stage):
+                mark_unrunnable(self.catalog, down, job.trace, reason)
+                self.log(f"stage {down.name}: job UNRUNNABLE ({reason})")
+        return job
+
+    def _reap(self) -> list[JobInfo]:
+        """Jobs whose processes have ended (a process that died mid-job leaves its job to be
+        resumed as an orphan)."""
+        out = []
+        for job_id, process in list(self._children.items()):
+            if process.is_alive():
+                continue
+            process.join()
+            del self._children[job_id]
+            job = self.catalog.get_job(job_id)
+            if job.done:
+                out.append(job)
+            else:
+                self.log(
+                    f"stage {job.stage}: the process of job {job.id} died (exit status "
+                    f"{process.exitcode}); the job will be resumed"
+                )
+        return out
+
+    def stop_jobs(self) -> None:
+        """Interrupt the jobs running in child processes (they are resumed later)."""
+        for process in self._children.values():
+            if process.is_alive():
+                process.terminate()
+        for process in self._children.values():
+            process.join(10)
+        self._children.clear()
+
+    @property
+    def running(self) -> int:
+        """How many jobs run in child processes now."""
+        return sum(1 for p in self._children.values() if p.is_alive())
+
+    def drain(self) -> list[JobInfo]:
+        """Wait for the jobs running in child processes; report and return them."""
+        for process in self._children.values():
+            process.join()
+        stages = [s for s in self.catalog.list_stages() if not s.stopped]
+        return [self._ended(job, stages) for job in self._reap()]
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Step every ``poll`` seconds until ``until()`` is true (or forever)."""
@@ -189,7 +260,8 @@ class Daemon:
             self.close()
 
     def close(self) -> None:
-        """Give up the daemon lock (another daemon may start at once)."""
+        """Wait for jobs running in child processes, then give up the daemon lock."""
+        self.drain()
         self.catalog.release_lock("daemon", _me())
 
     # -- the parts of a pass
@@ -197,14 +269,29 @@ class Daemon:
     def _resume_orphans(self) -> list[JobInfo]:
         ended = []
         for job in sorted(self.catalog.list_jobs(states=(CREATED, RUNNING)), key=lambda j: j.seq):
-            if not orphaned(job):
+            if job.id in self._children or not orphaned(job):
                 continue
             self.log(f"stage {job.stage}: resuming interrupted job {job.id}")
             self.catalog.set_job(job.id, owner=_me(), heartbeat=time.time())
-            done = resume_job(self.catalog, job.id)
-            self._report(done)
-            ended.append(done)
+            done = self._launch(job.id)
+            if done is not None:
+                ended.append(done)
         return ended
+
+    def _launch(self, job_id: str) -> JobInfo | None:
+        """Run the job here (returning it), or in a child process (returning None)."""
+        self._started += 1
+        if self.max_jobs <= 1:
+            return resume_job(self.catalog, job_id)
+        context: Any = multiprocessing.get_context(
+            "fork" if threading.active_count() == 1 else "forkserver"
+        )
+        process = context.Process(
+            target=_run_in_child, args=(self.catalog, job_id), name=f"headrace-job-{job_id}"
+        )
+        process.start()
+        self._children[job_id] = process
+        return None
 
     def _tick(self) -> None:
         from headrace.stages.cron import next_tick, tick_name
@@ -267,12 +354,11 @@ class Daemon:
             return None  # another process runs it
         self.log(f"stage {stage.name}: new input commits, starting a job")
         try:
-            job = run_job(self.catalog, stage, commits=heads)
+            job_id = create_job(self.catalog, stage, commits=heads)
         except JobError as e:
             self.log(f"stage {stage.name}: cannot start a job: {e}")
             return None
-        self._report(job)
-        return job
+        return self._launch(job_id)
 
     def _report(self, job: JobInfo) -> None:
         counts = (
@@ -285,6 +371,13 @@ class Daemon:
 
 def _me() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _run_in_child(catalog: Catalog, job_id: str) -> None:
+    """A job's own process: it owns the job (a restarted daemon resumes it if this dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the daemon to decide
+    catalog.set_job(job_id, owner=_me(), heartbeat=time.time())
+    resume_job(catalog, job_id)
 
 
 def wait_for_arrival(

@@ -74,6 +74,7 @@ from headrace.store.store import Store
 
 __all__ = [
     "JobError",
+    "create_job",
     "cron_repo",
     "input_tree",
     "kill_job",
@@ -315,13 +316,23 @@ def run_job(
     branches. Raises :class:`JobError` when the job cannot start; a job that starts ends in
     SUCCESS, FAILURE or KILLED (see :attr:`JobInfo.reason`).
     """
+    return resume_job(catalog, create_job(catalog, stage, commits, trace), progress)
+
+
+def create_job(
+    catalog: Catalog,
+    stage: str | StageInfo,
+    commits: Mapping[str, str] | None = None,
+    trace: str | None = None,
+) -> str:
+    """Record a CREATED job of ``stage`` over its inputs' heads (or ``commits``); return its id.
+    :func:`resume_job` runs it. Raises :class:`JobError` when the inputs cannot be read."""
     info = catalog.get_stage(stage) if isinstance(stage, str) else stage
     store = catalog.store
     inputs = _resolve(store, info.spec, commits)
     trace = trace or _trace(catalog, store, info.spec, inputs)
     with catalog.transaction() as conn:
-        job_id = catalog.create_job(conn, info, inputs, trace)
-    return resume_job(catalog, job_id, progress)
+        return catalog.create_job(conn, info, inputs, trace)
 
 
 def mark_unrunnable(catalog: Catalog, stage: StageInfo, trace: str, reason: str) -> str:

@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 LOG_LIMIT = 256 * 1024  # bytes of a datum's log kept (the tail)
+PARENT_CHECK_SECONDS = 1.0  # how often an idle worker checks that its job still lives
 
 
 @dataclass(frozen=True)
@@ -474,8 +475,14 @@ def _serve(config: WorkerConfig, conn: Any, once: bool) -> None:
     # oldest generation walks (and so copies, page by page) the whole inherited heap.
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the job decides what Ctrl-C means
+    parent = os.getppid()
     while True:
         try:
+            # Sibling workers forked later hold copies of this pipe's other end, so the job's
+            # death need not show as end-of-file here: look at who the parent is, too.
+            while not conn.poll(PARENT_CHECK_SECONDS):
+                if os.getppid() != parent:
+                    return
             task = conn.recv()
         except (EOFError, OSError):
             return
