@@ -480,6 +480,16 @@ def test_daemon_once_runs_a_dag_and_commit_wait_sees_the_arrival(cli, project, t
     assert "stage again reads repo up" in refused.stderr and "--keep-repo" in refused.stderr
 
 
+def test_daemon_once_with_jobs_runs_the_dag_in_job_processes(cli, project):
+    cli("stage", "create", "-f", str(project / "up.yaml"))
+    cli("stage", "create", "-f", str(write_spec(project, "again", "up")))
+    log = cli("daemon", "--once", "--jobs", "2").stdout
+    assert log.index("stage up: job") < log.index("stage again: job")
+    assert re.search(r"stage again: job [0-9a-f]{32} SUCCESS: 2 processed", log)
+    assert cli("file", "get", "again@master:/a.txt").stdout == "A"
+    assert cli("daemon", "--once", "-j", "2").stdout == ""
+
+
 def test_daemon_once_fails_when_a_job_fails(cli, project, tmp_path):
     cli("stage", "create", "-f", str(project / "up.yaml"))
     cli("stage", "create", "-f", str(write_spec(project, "again", "up")))
