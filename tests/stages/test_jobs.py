@@ -7,7 +7,8 @@ import json
 import pytest
 
 from headrace.stages.catalog import FAILURE, KILLED, SUCCESS
-from headrace.stages.jobs import JobError, run_job
+from headrace.stages.jobs import run_job
+from headrace.stages.planning import JobError
 from headrace.store.errors import CommitNotFound
 
 UPPER = """

@@ -423,7 +423,7 @@ def _preview(
 ) -> None:
     """``datum list --spec``: the spec's datums and how each compares with the last job."""
     from headrace.stages.catalog import SUCCESS
-    from headrace.stages.jobs import plan_datums, resolve_inputs
+    from headrace.stages.planning import plan_datums, resolve_inputs
 
     statuses = ("new", "changed", "unchanged")
     if state is not None and state.lower() not in statuses:

@@ -66,7 +66,7 @@ StageArg = Annotated[str, typer.Argument(metavar="STAGE", help="The stage.", sho
 
 
 def _inputs_text(spec: StageSpec) -> str:
-    from headrace.stages.jobs import input_repos
+    from headrace.stages.planning import input_repos
 
     return ", ".join(
         repo if branch == "master" else f"{repo}@{branch}" for _, repo, branch in input_repos(spec)
@@ -74,7 +74,7 @@ def _inputs_text(spec: StageSpec) -> str:
 
 
 def _stage_json(stage: StageInfo, last: JobInfo | None) -> dict[str, Any]:
-    from headrace.stages.jobs import input_repos
+    from headrace.stages.planning import input_repos
 
     return {
         "name": stage.name,
@@ -310,7 +310,8 @@ def stage_delete(
 ) -> None:
     from headrace.stages.catalog import CREATED, RUNNING
     from headrace.stages.daemon import orphaned
-    from headrace.stages.jobs import cron_repo, input_repos, kill_job
+    from headrace.stages.jobs import kill_job
+    from headrace.stages.planning import cron_repo, input_repos
     from headrace.stages.spec import CronInput, iter_inputs
     from headrace.store.errors import RepoNotFound
 

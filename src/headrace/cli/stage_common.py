@@ -119,7 +119,7 @@ def open_catalog(store: Store, create: bool = True) -> Catalog | None:
 @contextmanager
 def _stage_errors() -> Iterator[None]:
     """Turn what the stage layer raises for a user's mistake into ``Error: <message>``."""
-    from headrace.stages.jobs import JobError
+    from headrace.stages.planning import JobError
     from headrace.stages.spec import SpecError
 
     try:
@@ -174,7 +174,7 @@ def datum_counts(job: JobInfo) -> str:
 
 def input_repo_map(spec: StageSpec) -> dict[str, str]:
     """``input name -> repo`` of every input (cron inputs: their tick repo)."""
-    from headrace.stages.jobs import input_repos
+    from headrace.stages.planning import input_repos
 
     return {name: repo for name, repo, _ in input_repos(spec)}
 

@@ -40,14 +40,8 @@ from headrace.stages.catalog import (
     JobInfo,
     StageInfo,
 )
-from headrace.stages.jobs import (
-    JobError,
-    create_job,
-    cron_repo,
-    input_repos,
-    mark_unrunnable,
-    resume_job,
-)
+from headrace.stages.jobs import create_job, mark_unrunnable, resume_job
+from headrace.stages.planning import JobError, cron_repo, input_repos
 from headrace.stages.spec import CronInput, iter_inputs
 from headrace.store.errors import BranchNotFound, CommitNotFound, RepoNotFound, StoreError
 

@@ -1,6 +1,7 @@
 """Jobs: one run of a stage over one set of input commits, incremental and all-or-nothing.
 
 :func:`run_job` plans and runs a job; :func:`resume_job` finishes one a killed process left.
+What a job must do is decided by :mod:`headrace.stages.planning`; this module carries it out.
 
 A job
 
@@ -33,16 +34,13 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from headrace.stages.catalog import (
     CREATED,
     DATUM_FAILED,
-    DATUM_RECOVERED,
-    DATUM_SKIPPED,
     DATUM_SUCCESS,
     FAILURE,
     KILLED,
@@ -56,31 +54,24 @@ from headrace.stages.catalog import (
     StageInfo,
     owner_id,
 )
-from headrace.stages.datums import Datum, compute_datums, resolve_commits
-from headrace.stages.spec import (
-    CronInput,
-    CrossInput,
-    GroupInput,
-    Input,
-    JoinInput,
-    PfsInput,
-    StageSpec,
-    UnionInput,
+from headrace.stages.datums import Datum
+from headrace.stages.planning import (
+    Plan,
+    empty_inputs,
+    input_repos,
+    job_trace,
+    make_plan,
+    resolve_inputs,
+    row,
 )
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, WorkerPool, make_scratch
 from headrace.store.content import Content, ContentWriter
-from headrace.store.errors import CommitNotFound, Conflict, RepoNotFound, StoreError
-from headrace.store.store import Store
+from headrace.store.errors import CommitNotFound, Conflict, RepoNotFound
 
 __all__ = [
-    "JobError",
     "create_job",
-    "cron_repo",
-    "input_tree",
     "kill_job",
     "mark_unrunnable",
-    "plan_datums",
-    "resolve_inputs",
     "resume_job",
     "run_job",
 ]
@@ -91,212 +82,7 @@ STOP_POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 1.0  # well under the daemon's STALE_SECONDS
 
 
-class JobError(RuntimeError):
-    """A job could not start: bad inputs, an open input commit, a busy output branch."""
-
-
 ProgressFn = Callable[[JobInfo], None]
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs
-
-
-def cron_repo(stage: str, input_name: str) -> str:
-    """The repo a cron input's ticks are committed to: ``<stage>_<input name>``."""
-    return f"{stage}_{input_name}"
-
-
-def input_tree(spec: StageSpec) -> Input:
-    """The stage's input with each cron input read as the pfs input of its tick repo."""
-
-    def convert(node: Input) -> Input:
-        if isinstance(node, CronInput):
-            return PfsInput(repo=cron_repo(spec.name, node.name), glob="/*", name=node.name)
-        if isinstance(node, CrossInput | UnionInput):
-            return type(node)(tuple(convert(c) for c in node.inputs))
-        return node
-
-    return convert(spec.input)
-
-
-def input_repos(spec: StageSpec) -> list[tuple[str, str, str]]:
-    """``(input name, repo, branch)`` of every input the stage reads (cron ticks included)."""
-    out: dict[str, tuple[str, str, str]] = {}
-    stack: list[Input] = [input_tree(spec)]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, PfsInput):
-            out.setdefault(node.name, (node.name, node.repo, node.branch))
-        elif isinstance(node, CrossInput | UnionInput | JoinInput | GroupInput):
-            stack.extend(reversed(node.inputs))
-    return list(out.values())
-
-
-def _resolve(store: Store, spec: StageSpec, commits: Mapping[str, str] | None) -> dict[str, str]:
-    tree = input_tree(spec)
-    try:
-        resolved = resolve_commits(store, tree, commits)
-    except (RepoNotFound, CommitNotFound, StoreError) as e:
-        raise JobError(f"stage {spec.name}: cannot read its inputs: {e}") from None
-    for name, repo, _branch in input_repos(spec):
-        info = store.inspect_commit(f"{repo}@{resolved[name]}")
-        if not info.finished:
-            raise JobError(
-                f"stage {spec.name}: input {name!r} is at {repo}@{info.id}, which is still open; "
-                "finish it (headrace commit finish) before running the stage"
-            )
-    return resolved
-
-
-def resolve_inputs(
-    store: Store, spec: StageSpec, commits: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The finished commit id each input of ``spec`` reads, by input name: the head of its
-    branch, or what ``commits`` names. Raises :class:`JobError` when an input cannot be read
-    or is still open (what :func:`run_job` checks before it starts)."""
-    return _resolve(store, spec, commits)
-
-
-def _trace(catalog: Catalog, store: Store, spec: StageSpec, inputs: Mapping[str, str]) -> str:
-    """The trace of the newest input commit (a user's commit is its own trace)."""
-    repos = {name: repo for name, repo, _ in input_repos(spec)}
-    infos = [store.inspect_commit(f"{repos[n]}@{c}") for n, c in inputs.items()]
-    newest = max(infos, key=lambda c: (c.finished_at or c.started_at, c.id))
-    return catalog.traces([newest.id]).get(newest.id, newest.id)
-
-
-# ---------------------------------------------------------------------------------------------
-# Planning
-
-
-_Skipped = tuple[str, str, str, str]  # datum id, hash, outputs JSON, inputs JSON
-_Known = dict[str, tuple[str, str, str]]  # datum id -> (hash, outputs JSON, inputs JSON)
-
-
-@dataclass
-class _Plan:
-    """What a job must do, from its datums and the stage's earlier jobs."""
-
-    datums: list[Datum]
-    base_job: str | None  # the last successful job: its datums' outputs are in the parent tree
-    base: dict[str, str]  # its datums' hashes
-    run: list[Datum] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)  # base datums to record as skipped
-    gone: list[str] = field(default_factory=list)  # base datums whose outputs are deleted
-    skipped: list[_Skipped] = field(default_factory=list)  # reused from failed jobs
-    restage: list[tuple[str, Content]] = field(default_factory=list)
-    deletions: set[str] = field(default_factory=set)
-    recovered: int = 0
-    skipped_before: int = 0
-
-
-def plan_datums(
-    catalog: Catalog, spec: StageSpec, inputs: Mapping[str, str], before_seq: int | None = None
-) -> tuple[list[Datum], dict[str, str]]:
-    """A stage's datums over ``inputs`` and the last successful job's ``datum id -> hash``,
-    for previews (``headrace datum list --spec``)."""
-    datums, _, base = _datums_and_base(catalog, spec, inputs, before_seq)
-    return datums, base
-
-
-def _datums_and_base(
-    catalog: Catalog, spec: StageSpec, inputs: Mapping[str, str], before_seq: int | None
-) -> tuple[list[Datum], str | None, dict[str, str]]:
-    datums = compute_datums(
-        catalog.store, input_tree(spec), inputs, salt=spec.salt, version=spec.version
-    )
-    base = _base_job(catalog, spec, before_seq)
-    if base is None:
-        return datums, None, {}
-    return datums, base.id, catalog.datum_hashes(base.id)
-
-
-def _base_job(catalog: Catalog, spec: StageSpec, before_seq: int | None) -> JobInfo | None:
-    for job in catalog.list_jobs(spec.name, states=(SUCCESS,), before_seq=before_seq):
-        if job.spec.output_branch == spec.output_branch:
-            return job
-    return None
-
-
-def _plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> _Plan:
-    """Sort the job's datums into recovered (done by an interrupted run of this job), skipped
-    (same hash as in the last successful job, or reusable from a failed one) and to run; and
-    find the outputs to delete (those of base datums that vanished or do not stay as they are).
-    ``own`` holds the states of the datums this job already recorded.
-
-    This loop runs once per datum of every job, most of them skipped: it stays flat, and what
-    is known of skipped datums stays in the database (see :meth:`Catalog.copy_skipped`).
-    """
-    spec = job.spec
-    datums, base_job, base = _datums_and_base(catalog, spec, job.inputs, job.seq)
-    plan = _Plan(datums, base_job, base)
-    every = spec.reprocess == "every_job"
-    overlay = {} if every else _overlay(catalog, job)
-    restage_hashes: set[str] = set()
-    reuse: dict[str, tuple[str, str, str]] = {}
-    unchanged = plan.unchanged
-    run = plan.run
-    get = base.get
-    for d in datums:
-        datum_id, datum_hash = d[0], d[2]
-        same = not every and get(datum_id) == datum_hash
-        if same:
-            unchanged.append(datum_id)
-        if own:
-            state = own.get(datum_id)
-            if state in (DATUM_SUCCESS, DATUM_RECOVERED):
-                plan.recovered += 1
-                continue
-            if state == DATUM_SKIPPED:
-                plan.skipped_before += 1
-                continue
-        if same:
-            continue
-        earlier = overlay.get(datum_id)
-        if earlier is not None and earlier[0] == datum_hash:
-            reuse[datum_id] = earlier
-            restage_hashes.update(h for _, h, _ in json.loads(earlier[1]))
-        else:
-            run.append(d)
-    if len(unchanged) < len(base):
-        kept = set(unchanged)
-        plan.gone = [i for i in base if i not in kept]
-        assert base_job is not None
-        for _hash, outputs, _inputs in catalog.datum_details(base_job, plan.gone).values():
-            plan.deletions.update(p for p, _, _ in json.loads(outputs))
-    if reuse:  # outputs of datums that succeeded in a failed job, if gc left them
-        known = catalog.store.contents(restage_hashes)
-        by_id = {d.id: d for d in datums}
-        written: dict[str, int] = {}  # a path two reused datums wrote: both run again
-        for _hash, outputs, _inputs in reuse.values():
-            for p, _, _ in json.loads(outputs):
-                written[p] = written.get(p, 0) + 1
-        for datum_id, (datum_hash, outputs, inputs) in reuse.items():
-            files = json.loads(outputs)
-            if all(h in known and written[p] == 1 for p, h, _ in files):
-                plan.skipped.append((datum_id, datum_hash, outputs, inputs))
-                plan.restage.extend((p, known[h]) for p, h, _ in files)
-            else:
-                run.append(by_id[datum_id])
-    return plan
-
-
-def _overlay(catalog: Catalog, job: JobInfo) -> _Known:
-    """Datums that succeeded in failed or killed jobs since the last successful one."""
-    out: _Known = {}
-    for earlier in catalog.list_jobs(job.stage, before_seq=job.seq):
-        if earlier.state == SUCCESS:
-            break
-        if earlier.state in (FAILURE, KILLED) and earlier.version == job.version:
-            for datum_id, value in catalog.datum_details(earlier.id).items():
-                out.setdefault(datum_id, value)
-    return out
-
-
-def _row(job_id: str, d: Datum, state: str, outputs: str = "[]", **extra: Any) -> DatumRecord:
-    inputs = json.dumps([[p.name, p.path] for p in d.inputs])
-    return DatumRecord(job_id, d.id, state, d.hash, outputs, inputs=inputs, **extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,8 +115,8 @@ def create_job(
     :func:`resume_job` runs it. Raises :class:`JobError` when the inputs cannot be read."""
     info = catalog.get_stage(stage) if isinstance(stage, str) else stage
     store = catalog.store
-    inputs = _resolve(store, info.spec, commits)
-    trace = trace or _trace(catalog, store, info.spec, inputs)
+    inputs = resolve_inputs(store, info.spec, commits)
+    trace = trace or job_trace(catalog, store, info.spec, inputs)
     with catalog.transaction() as conn:
         return catalog.create_job(conn, info, inputs, trace)
 
@@ -401,7 +187,7 @@ class _JobRun:
         self.datums: dict[str, Datum] = {}
         self.layouts: dict[str, str] = {}  # content hash -> layout JSON of input files
         self.writer = ContentWriter(self.store.objects)  # packs the datums' small outputs
-        self.plan: _Plan | None = None
+        self.plan: Plan | None = None
         self.failure: str | None = None
         self.killed: str | None = None
 
@@ -411,7 +197,7 @@ class _JobRun:
         try:
             self._open()
             own = self.catalog.datum_states(self.job.id) if self.job.state == RUNNING else {}
-            plan = self.plan = _plan(self.catalog, self.job, own)
+            plan = self.plan = make_plan(self.catalog, self.job, own)
             self.datums = {d.id: d for d in plan.datums}
             for row in self.catalog.datums(self.job.id, states=(DATUM_SUCCESS,)) if own else ():
                 self.owners.update((p, row.datum_id) for p, _, _ in row.output_files())
@@ -491,7 +277,7 @@ class _JobRun:
         self.commit = info.id
         self.job = self.catalog.get_job(job.id)
 
-    def _start(self, plan: _Plan) -> None:
+    def _start(self, plan: Plan) -> None:
         """Stage the deletions and skipped datums, and mark the job RUNNING, in one go."""
         changes: list[tuple[str, Content | None]] = [(p, None) for p in sorted(plan.deletions)]
         changes.extend(plan.restage)
@@ -536,7 +322,7 @@ class _JobRun:
             stage=self.job.stage,
             scratch=scratch,
             sys_path=self._sys_path(),
-            empty_inputs=frozenset(_empty_inputs(spec.input)),
+            empty_inputs=frozenset(empty_inputs(spec.input)),
         )
         batching = spec.datum_batching if spec.datum_batching is not None else True
         if spec.transform.kind == "cmd":
@@ -626,7 +412,7 @@ class _JobRun:
             outputs.append([path, content.hash, content.size])
         self.counts["processed"] += 1
         self.rows.append(
-            _row(
+            row(
                 self.job.id,
                 d,
                 DATUM_SUCCESS,
@@ -641,7 +427,7 @@ class _JobRun:
         d = self.datums[result.datum_id]
         self.counts["failed"] += 1
         self.rows.append(
-            _row(
+            row(
                 self.job.id,
                 d,
                 DATUM_FAILED,
@@ -674,7 +460,7 @@ class _JobRun:
             self.counts["failed"] += 1
             self.rows = [r for r in self.rows if r.datum_id != this]
             error = f"wrote {path}, which {describe(other)} also wrote"
-            self.rows.append(_row(self.job.id, d, DATUM_FAILED, error=error))
+            self.rows.append(row(self.job.id, d, DATUM_FAILED, error=error))
         raise _Abort()
 
     def _check_parent_tree(self) -> None:
@@ -801,15 +587,6 @@ class _JobRun:
 
 class _Abort(Exception):
     """Leave the job's loop; the reason is on the run."""
-
-
-def _empty_inputs(node: Input) -> Iterable[str]:
-    if isinstance(node, PfsInput):
-        if node.empty_files:
-            yield node.name
-    elif not isinstance(node, CronInput):
-        for child in node.inputs:
-            yield from _empty_inputs(child)
 
 
 def created_jobs(catalog: Catalog) -> list[JobInfo]:
