@@ -367,6 +367,9 @@ def test_datum_list_and_preview(cli, project, tmp_path):
     table = cli("datum", "list", job["id"][:8]).stdout
     assert re.search(r"success\s+data:/a\.txt\s+1\s", table)
     assert cli.json("datum", "list", job["id"], "--state", "failed") == []
+    limited = cli("datum", "list", job["id"], "--limit", "1").stdout
+    assert limited.count("data:/") == 1 and "... and 1 more datum(s), not shown" in limited
+    assert len(cli.json("datum", "list", job["id"], "-n", "1")) == 1
 
     # change a.txt, add c.txt, delete b.txt
     put(cli, tmp_path, "data@master:/a.txt", "a2")

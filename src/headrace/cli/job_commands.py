@@ -332,6 +332,8 @@ def job_stop(
 
 # -- datum ---------------------------------------------------------------------------------------
 
+TABLE_LIMIT = 200  # datums a table shows unless --limit says otherwise
+
 
 @datum_app.command(
     "list",
@@ -371,6 +373,17 @@ def datum_list(
         ),
     ] = None,
     inputs: InputOpt = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            "-n",
+            min=0,
+            metavar="N",
+            help="Show at most N datums of a job (0: all). Default: 200 in a table, all in JSON.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
@@ -393,6 +406,11 @@ def datum_list(
     with opened_catalog(home, db, objects) as catalog:
         job = catalog.get_job(job_id)
         records = catalog.datums(job.id, states=states)
+    if limit is None:
+        limit = 0 if as_json else TABLE_LIMIT
+    hidden = len(records) - limit if limit and len(records) > limit else 0
+    if hidden:  # failed datums first: they are what one looks for
+        records = sorted(records, key=lambda r: r.state != "failed")[:limit]
     if as_json:
         emit_json([_datum_json(r) for r in records])
         return
@@ -412,6 +430,8 @@ def datum_list(
             _last_line(r.error) or "-",
         )
     output_console().print(table)
+    if hidden:
+        say(f"... and {hidden} more datum(s), not shown (--limit 0 shows all, --state filters)")
 
 
 def _preview(
