@@ -369,7 +369,7 @@ def test_put_dir_looks_contents_up_a_pack_at_a_time_and_stores_nothing_twice(sto
 def test_put_dir_walks_like_sorted_rglob(store, tmp_path):
     from pathlib import Path
 
-    from headrace.store.store import _local_files
+    from headrace.store.writing import local_files as _local_files
 
     src = tmp_path / "src"
     for rel in ["a-b", "a/b", "a/c/d.txt", ".hidden", "a.txt", "z/.x", "empty/"]:

@@ -20,8 +20,13 @@ Design (one concern per module; the store imports nothing of headrace but itself
               contents, tree nodes; every mutation one transaction. ``schema`` holds the tables
               and migrations, ``sql`` engines and dialect helpers.
 ``records``   the plain records the API returns; ``maintenance`` merge, fsck and gc.
+``commits``   references resolved to commits; commits started and finished (``OPEN -> FINISHED``)
+              inside a caller's transaction.
+``writing``   files written into commits: data made into Contents, recorded as changes staged on
+              an open commit or as a one-shot commit; the ``with store.commit(...)`` handle.
+``reading``   files, listings, globs and diffs of a commit, and file bytes written to local paths.
 ``store``     :class:`Store`, the Python API tying them together (commits as context managers,
-              file operations, diff, merge, provenance, fsck, gc).
+              file operations, diff, merge, provenance, fsck, gc): a facade over the modules above.
 
 Write order makes crashes harmless: object bytes are written (idempotently, under their hash)
 before the metadata transaction that references them; a crash leaves at most unreferenced

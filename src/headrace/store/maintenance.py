@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from headrace.store import trees
+from headrace.store import commits, trees
 from headrace.store.content import Content, object_keys
 from headrace.store.errors import Conflict, MergeConflict, StoreError
 from headrace.store.metadata import OPEN
@@ -72,7 +72,7 @@ def merge(store: Store, source: str, target: str, message: str = "") -> MergeRes
     if s_ref.repo != t_ref.repo:
         raise StoreError(f"merge works within one repo; {source} and {target} differ")
     with store.meta.transaction() as conn:
-        src = store._resolve(conn, s_ref)
+        src = commits.resolve(store.meta, conn, s_ref)
         if src.state == OPEN:
             raise Conflict(f"{source} has an open commit {src.id}; finish it before merging")
         branch = store.meta.get_branch(conn, t_ref.repo, t_ref.ref, for_update=True)
@@ -95,7 +95,7 @@ def merge(store: Store, source: str, target: str, message: str = "") -> MergeRes
         in_src = set(src_line)
         base_id = next((c for c in dst_line if c in in_src), None)
         nodes = OverlayNodes(store.meta.tree_nodes(conn))
-        base_root = store._root_of(conn, base_id, nodes)
+        base_root = commits.root_of(store.meta, conn, base_id, nodes)
         theirs = {
             p: new for p, _, new in trees.diff(nodes, base_root, src.root_tree or trees.EMPTY_ROOT)
         }
@@ -116,10 +116,10 @@ def merge(store: Store, source: str, target: str, message: str = "") -> MergeRes
             if p not in ours
         ]
         text = message or f"merge {source} into {target}"
-        commit = store._start(conn, t_ref, text, "USER", None)
+        commit = commits.start(store.meta, conn, t_ref, text, "USER", None)
         store.meta.stage_changes(conn, commit.id, changes)
         store.meta.add_provenance(conn, commit.id, [src.id])
-        finished = store._finish(conn, commit, None)
+        finished = commits.finish(store.meta, conn, commit, None)
         return MergeResult("merge", CommitInfo.of(finished))
 
 

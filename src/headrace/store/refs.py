@@ -16,6 +16,7 @@ from headrace.store.errors import InvalidName, InvalidPath, InvalidReference
 __all__ = [
     "DEFAULT_BRANCH",
     "Ref",
+    "file_path",
     "is_commit_id",
     "normalize_path",
     "parse_ref",
@@ -138,3 +139,14 @@ def parse_ref(text: str, default_branch: str = DEFAULT_BRANCH) -> Ref:
         except InvalidName as e:
             raise InvalidReference(f"invalid reference {text!r}: {e}") from None
     return Ref(repo, ref, ancestry, path)
+
+
+def file_path(r: Ref, text: str) -> str:
+    """The file path a reference names (``text`` is the reference as given, for the error).
+
+    >>> file_path(parse_ref("sales@master:/jan.csv"), "sales@master:/jan.csv")
+    '/jan.csv'
+    """
+    if r.path is None or r.path == "/":
+        raise InvalidPath(f"{text!r} names no file: write repo@branch:/path/to/file")
+    return r.path

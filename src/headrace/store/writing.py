@@ -1,0 +1,302 @@
+"""Writing files into commits: data made into Contents, and Contents recorded as changes.
+
+A write has two steps, in this order. First the bytes become objects (:func:`add_data` through
+a :class:`~headrace.store.content.ContentWriter`, then its ``flush``); then one metadata
+transaction records the Contents and the changes (:func:`record`, :func:`record_files`,
+:func:`stage_files`). A crash between the two leaves only unreferenced objects, which gc
+removes. A change goes to the open commit of the branch (staged there, seen when it finishes),
+or, when the branch has none, to a one-shot commit started and finished in that transaction.
+
+:class:`OpenCommit` is the handle of ``with store.commit(...) as c``: it buffers changes in
+memory and :class:`CommitContext` records them all, with the commit, when the block ends
+without an error (nothing at all when it fails).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import IO, TYPE_CHECKING, Any
+
+from headrace.store import commits, trees
+from headrace.store.content import Content, ContentWriter
+from headrace.store.errors import FileNotFound, InvalidPath, InvalidReference
+from headrace.store.metadata import Metadata
+from headrace.store.records import CommitInfo
+from headrace.store.refs import Ref, file_path, normalize_path, parse_ref
+
+if TYPE_CHECKING:
+    from headrace.store.store import Store
+
+__all__ = [
+    "CommitContext",
+    "OpenCommit",
+    "add_data",
+    "content_rows",
+    "copy_files",
+    "delete_files",
+    "local_files",
+    "record",
+    "record_files",
+    "stage_files",
+]
+
+
+def add_data(writer: ContentWriter, data: Any) -> Content:
+    """Give ``data`` (bytes, a local path or a binary file object) to ``writer``."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return writer.add_bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            return writer.add_file(data)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+            if e.filename != os.fspath(data):
+                raise  # not about opening the file itself
+            raise FileNotFound(f"local file {os.fspath(data)!r} does not exist") from None
+    if hasattr(data, "read"):
+        return writer.add_stream(data)
+    raise TypeError(
+        f"cannot store {type(data).__name__}: give bytes, a local path or a file object"
+    )
+
+
+def local_files(top: str, rel: str = "") -> Iterator[tuple[str, str]]:
+    """``(relative posix path, local path)`` of every file under ``top``, in path order, as
+    ``sorted(Path(top).rglob("*"))`` orders them; symbolic links to files are followed, those
+    to directories are not."""
+    with os.scandir(top) as it:
+        found = sorted(it, key=lambda e: e.name)
+    for e in found:
+        name = rel + e.name
+        if e.is_dir(follow_symlinks=False):
+            yield from local_files(e.path, name + "/")
+        elif e.is_file():
+            yield name, e.path
+
+
+def content_rows(contents: Iterable[Content]) -> list[tuple[str, int, str]]:
+    """Rows for :meth:`Metadata.put_contents`, one per distinct hash."""
+    unique = {c.hash: c for c in contents}
+    return [(c.hash, c.size, c.to_json()) for c in unique.values()]
+
+
+def record(
+    meta: Metadata,
+    ref: str,
+    changes: Sequence[tuple[str, str | None, int | None]],
+    contents: list[Content],
+    message: str = "",
+) -> CommitInfo:
+    """Stage ``changes`` on the open commit of ``ref``'s branch, or make a one-shot commit.
+
+    ``contents`` are recorded again even when known: a concurrent ``gc`` may have dropped the
+    row of a content this writer found and reused."""
+    r = parse_ref(ref)
+    with meta.transaction() as conn:
+        if contents:
+            meta.put_contents(conn, content_rows(contents))
+        target, one_shot = commits.write_target(meta, conn, r, message)
+        if one_shot:  # a new commit: build its tree from the changes, staging nothing
+            target = commits.finish(meta, conn, target, None, _entries(changes))
+        else:
+            meta.stage_changes(conn, target.id, changes)
+        return CommitInfo.of(target)
+
+
+def record_files(
+    meta: Metadata,
+    ref: str,
+    files: Iterable[tuple[str, Content]],
+    message: str,
+    provenance: Iterable[str],
+) -> CommitInfo:
+    """One finished commit on branch ``ref`` holding ``files``; see ``Store.record_files``."""
+    r = parse_ref(ref)
+    if r.is_commit or r.ancestry:
+        raise InvalidReference(f"record_files() needs repo@branch, got {ref!r}")
+    base = (r.path or "/").rstrip("/")
+    staged: dict[str, Content] = {}
+    for rel, content in files:
+        path = normalize_path(base + "/" + rel.lstrip("/"), allow_root=False)
+        if path in staged:
+            raise InvalidPath(f"record_files() on {ref}: path {path} is given twice")
+        staged[path] = content
+    rows = content_rows(staged.values())  # refuses pending ones
+    with meta.transaction() as conn:
+        if rows:
+            meta.put_contents(conn, rows)
+        commit = commits.start(meta, conn, Ref(r.repo, r.ref), message, "USER", None)
+        commits.add_provenance(meta, conn, commit.id, provenance)
+        changes = {p: trees.Entry(p, c.hash, c.size) for p, c in staged.items()}
+        return CommitInfo.of(commits.finish(meta, conn, commit, None, changes))
+
+
+def stage_files(
+    meta: Metadata,
+    commit: str,
+    files: Iterable[tuple[str, Content | None]],
+    also: Callable[[Any], None] | None,
+) -> None:
+    """Stage changes on the open commit ``repo@<id>``; see ``Store.stage_files``."""
+    r = parse_ref(commit)
+    if not r.is_commit:
+        raise InvalidReference(f"stage_files() needs repo@<commit id>, got {commit!r}")
+    changes: list[tuple[str, str | None, int | None]] = []
+    contents: list[Content] = []
+    for path, content in files:
+        norm = normalize_path(path, allow_root=False)
+        if content is None:
+            changes.append((norm, None, None))
+        else:
+            changes.append((norm, content.hash, content.size))
+            contents.append(content)
+    rows = content_rows(contents)
+    with meta.transaction() as conn:
+        if rows:
+            meta.put_contents(conn, rows)
+        target = meta.get_commit(conn, r.ref, repo=r.repo)
+        if changes:
+            meta.stage_changes(conn, target.id, changes)
+        if also is not None:
+            also(conn)
+
+
+def delete_files(meta: Metadata, ref: str, message: str) -> CommitInfo:
+    """Delete a file, or every file under a directory; see ``Store.delete_file``."""
+    r = parse_ref(ref)
+    path = file_path(r, ref)
+    with meta.read() as conn:
+        nodes, base = commits.view(meta, conn, Ref(r.repo, r.ref, r.ancestry))
+        if trees.get(nodes, base, path) is not None:
+            paths = [path]
+        else:
+            paths = [e.path for e in trees.iter_entries(nodes, base, path)]
+    if not paths:
+        raise FileNotFound(f"{ref}: no such file or directory")
+    return record(meta, str(Ref(r.repo, r.ref)), [(p, None, None) for p in paths], [], message)
+
+
+def copy_files(meta: Metadata, src: str, dst: str, message: str) -> CommitInfo:
+    """Copy a file or directory without copying bytes; see ``Store.copy_file``."""
+    s = parse_ref(src)
+    d = parse_ref(dst)
+    src_path = s.path or "/"
+    dst_path = normalize_path(d.path or src_path)
+    with meta.read() as conn:
+        nodes, root = commits.view(meta, conn, Ref(s.repo, s.ref, s.ancestry))
+        single = trees.get(nodes, root, src_path) if src_path != "/" else None
+        if single is not None:
+            entries = [
+                (
+                    dst_path
+                    if not dst_path.endswith("/")
+                    else dst_path + src_path.rsplit("/", 1)[1],
+                    single,
+                )
+            ]
+        else:
+            found = list(trees.iter_entries(nodes, root, src_path))
+            if not found:
+                raise FileNotFound(f"{src}: no such file or directory")
+            prefix = src_path.rstrip("/")
+            entries = [
+                (normalize_path(dst_path.rstrip("/") + e.path[len(prefix) :]), e) for e in found
+            ]
+    changes = [(p, e.hash, e.size) for p, e in entries]
+    return record(meta, str(Ref(d.repo, d.ref)), changes, [], message)
+
+
+def _entries(
+    changes: Iterable[tuple[str, str | None, int | None]],
+) -> dict[str, trees.Entry | None]:
+    """Changes as :func:`trees.apply` takes them (the last change to a path wins)."""
+    return {
+        path: None if digest is None else trees.Entry(path, digest, size or 0)
+        for path, digest, size in changes
+    }
+
+
+class OpenCommit:
+    """The handle given by ``with store.commit(...) as c``: buffered writes to one commit."""
+
+    def __init__(self, store: Store, ref: Ref) -> None:
+        self.store = store
+        self.ref = ref
+        self.writer = store.writer()
+        self._changes: dict[str, Content | None] = {}
+        self.info: CommitInfo | None = None
+
+    def put_file(self, path: str, data: bytes | str | os.PathLike[str] | IO[bytes]) -> None:
+        self._changes[normalize_path(path, allow_root=False)] = add_data(self.writer, data)
+
+    def put_dir(self, path: str, local_dir: str | os.PathLike[str]) -> None:
+        if not os.path.isdir(local_dir):
+            raise FileNotFound(f"{os.fspath(local_dir)} is not a local directory")
+        for rel, local in local_files(os.fspath(local_dir)):
+            self.put_file(path.rstrip("/") + "/" + rel, local)
+
+    def delete_file(self, path: str) -> None:
+        self._changes[normalize_path(path, allow_root=False)] = None
+
+    def write(self, path: str) -> _BufferedFile:
+        """A binary file object; its bytes are stored when it is closed."""
+        return _BufferedFile(self, path)
+
+
+class _BufferedFile(io.BytesIO):
+    def __init__(self, commit: OpenCommit, path: str) -> None:
+        super().__init__()
+        self._commit = commit
+        self._path = path
+
+    def close(self) -> None:
+        if not self.closed:
+            self._commit.put_file(self._path, self.getvalue())
+        super().close()
+
+
+class CommitContext(AbstractContextManager[OpenCommit]):
+    """What ``store.commit(...)`` returns: records the block's writes as one commit."""
+
+    def __init__(
+        self, store: Store, ref: str, message: str, origin: str, provenance: tuple[str, ...]
+    ) -> None:
+        r = parse_ref(ref)
+        if r.is_commit or r.ancestry or r.path not in (None, "/"):
+            raise InvalidReference(f"commit() needs repo@branch, got {ref!r}")
+        self.store = store
+        self.ref = r
+        self.message = message
+        self.origin = origin
+        self.provenance = provenance
+        self.handle: OpenCommit | None = None
+
+    def __enter__(self) -> OpenCommit:
+        with self.store.meta.read() as conn:
+            self.store.meta.get_repo(conn, self.ref.repo)
+        self.handle = OpenCommit(self.store, self.ref)
+        return self.handle
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        handle = self.handle
+        assert handle is not None
+        if exc_type is not None:
+            return  # nothing was recorded; written objects are unreferenced until gc
+        created = handle.writer.flush()
+        changes: dict[str, trees.Entry | None] = {}
+        for path, content in handle._changes.items():
+            if content is None:
+                changes[path] = None
+            else:
+                final = handle.writer.resolve(content)
+                created.append(final)
+                changes[path] = trees.Entry(path, final.hash, final.size)
+        meta = self.store.meta
+        with meta.transaction() as conn:
+            if created:
+                meta.put_contents(conn, content_rows(created))
+            commit = commits.start(meta, conn, self.ref, self.message, self.origin, None)
+            commits.add_provenance(meta, conn, commit.id, self.provenance)
+            handle.info = CommitInfo.of(commits.finish(meta, conn, commit, None, changes))
