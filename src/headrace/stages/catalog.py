@@ -533,6 +533,13 @@ class Catalog:
                     out[d] = (h, o, i)
         return out
 
+    def count_datums(self, job_id: str) -> int:
+        """How many datums a job completed."""
+        c = _datums.c
+        query = sa.select(sa.func.count()).where(c.job_id == job_id, c.state.in_(DONE_STATES))
+        with self.meta.read() as conn:
+            return int(conn.scalar(query) or 0)
+
     def copy_skipped(
         self, conn: Connection, job_id: str, base_id: str, keep: Sequence[str], drop: Sequence[str]
     ) -> None:

@@ -46,6 +46,7 @@ from headrace.stages.spec import CrossInput as Cross
 from headrace.stages.spec import GroupInput as Group
 from headrace.stages.spec import JoinInput as Join
 from headrace.stages.spec import UnionInput as Union
+from headrace.store.errors import FileNotFound
 from headrace.store.records import FileInfo
 from headrace.store.store import Store
 
@@ -59,7 +60,10 @@ __all__ = [
     "PfsInput",
     "Union",
     "compute_datums",
+    "datum_id",
+    "datums_at",
     "input_names",
+    "matches_of_changes",
     "resolve_commits",
 ]
 
@@ -168,6 +172,81 @@ def compute_datums(
             seen.add(d.id)
             unique.append(d)
     return unique
+
+
+def matches_of_changes(pfs: PfsInput, paths: Iterable[str]) -> set[str] | None:
+    """The glob matches of ``pfs`` that contain any of the changed file ``paths``, whether the
+    match still exists or not; None for a glob this cannot answer (with ``**``, a match's
+    depth is not fixed).
+
+    A glob of k segments matches paths of exactly k segments: a changed file of k segments is
+    its own match (if it matches), a deeper one lies in the directory match of its first k.
+
+    >>> sorted(matches_of_changes(PfsInput("logs", glob="/*"), ["/a/1.txt", "/b.txt"]))
+    ['/a', '/b.txt']
+    >>> matches_of_changes(PfsInput("logs", glob="/**"), ["/a"]) is None
+    True
+    """
+    glob = pfs.glob
+    if "**" in glob:
+        return None
+    plain = _strip_groups(glob, pfs.name)
+    if "/" + plain.strip("/") == "/":
+        return {"/"}
+    dirs_only = len(plain) > 1 and plain.endswith("/")
+    depth = len(plain.strip("/").split("/"))
+    fullmatch, _ = _capture_regex(glob, pfs.name)
+    out: set[str] = set()
+    for path in paths:
+        segments = path.strip("/").split("/")
+        if len(segments) < depth or (dirs_only and len(segments) == depth):
+            continue
+        candidate = "/" + "/".join(segments[:depth])
+        if candidate not in out and fullmatch(candidate):
+            out.add(candidate)
+    return out
+
+
+def datum_id(name: str, path: str) -> str:
+    """The id of the datum of one pfs input's match (what :func:`compute_datums` gives it).
+
+    >>> import tempfile
+    >>> store = Store.open(tempfile.mkdtemp())
+    >>> _ = store.create_repo("logs")
+    >>> _ = store.put_files("logs@master", [("/a/1.txt", b"1")])
+    >>> [d.id for d in compute_datums(store, PfsInput("logs", "/*"))] == [datum_id("logs", "/a")]
+    True
+    """
+    return blake3.blake3(f"{name}\x00{path}".encode()).hexdigest(16)
+
+
+def datums_at(
+    store: Store,
+    pfs: PfsInput,
+    commit: str,
+    matches: Iterable[str],
+    salt: str = "",
+    version: str = "",
+) -> dict[str, Datum]:
+    """The datums of a single pfs input at the given match paths of ``commit``, by match path
+    (a match that no longer holds any file is left out): the same datums, ids and hashes
+    :func:`compute_datums` would make for them, at a cost that grows with the matches only."""
+    ref = f"{pfs.repo}@{commit}"
+    wanted = sorted(matches)
+    files = store.lookup_files(ref, [m for m in wanted if m != "/"])
+    parts: list[_Parts] = []
+    for match in wanted:
+        found = files.get(match)
+        if found is not None:
+            parts.append((tuple.__new__(DatumInput, (pfs.name, (found,), match)),))
+            continue
+        try:
+            under = tuple(store.walk_files(ref, prefix=match))
+        except FileNotFound:  # nothing there any more: the datum vanished
+            under = ()
+        if under:
+            parts.append((tuple.__new__(DatumInput, (pfs.name, under, match)),))
+    return {d.inputs[0].path: d for d in _make_datums(parts, _hash_prefix(salt, version))}
 
 
 # ---------------------------------------------------------------------------------------------

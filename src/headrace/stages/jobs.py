@@ -202,11 +202,11 @@ class _JobRun:
             for row in self.catalog.datums(self.job.id, states=(DATUM_SUCCESS,)) if own else ():
                 self.owners.update((p, row.datum_id) for p, _, _ in row.output_files())
                 self.recovered_ids.add(row.datum_id)
-            self.counts["total"] = len(plan.datums)
+            self.counts["total"] = plan.total
             self.counts["skipped"] = (
                 plan.skipped_before
                 + len(plan.skipped)
-                + (0 if self.job.skips_recorded else len(plan.unchanged))
+                + (0 if self.job.skips_recorded else plan.skip_count)
             )
             self.counts["recovered"] = plan.recovered
             if self.job.state != RUNNING:
@@ -305,7 +305,7 @@ class _JobRun:
         if self.job.skips_recorded:
             return
         with self.catalog.transaction() as conn:
-            if plan.base_job is not None and plan.unchanged:
+            if plan.base_job is not None and plan.skip_count:
                 self.catalog.copy_skipped(
                     conn, self.job.id, plan.base_job, plan.unchanged, plan.gone
                 )

@@ -11,7 +11,7 @@ each here; their rows are copied inside the database later (:meth:`Catalog.copy_
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,14 @@ from headrace.stages.catalog import (
     DatumRecord,
     JobInfo,
 )
-from headrace.stages.datums import Datum, compute_datums, resolve_commits
+from headrace.stages.datums import (
+    Datum,
+    compute_datums,
+    datum_id,
+    datums_at,
+    matches_of_changes,
+    resolve_commits,
+)
 from headrace.stages.spec import (
     CronInput,
     CrossInput,
@@ -147,6 +154,8 @@ class Plan:
     deletions: set[str] = field(default_factory=set)
     recovered: int = 0
     skipped_before: int = 0
+    total: int = 0  # datums of the job
+    skip_count: int = 0  # base datums that stay (their rows are copied as skipped)
 
 
 def plan_datums(
@@ -186,9 +195,19 @@ def make_plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> Plan:
     This loop runs once per datum of every job, most of them skipped: it stays flat, and what
     is known of skipped datums stays in the database (see :meth:`Catalog.copy_skipped`).
     """
+    if not own:
+        fast = _incremental_plan(catalog, job)
+        if fast is not None:
+            return fast
+    return _full_plan(catalog, job, own)
+
+
+def _full_plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> Plan:
+    """:func:`make_plan` by computing every datum of the job."""
     spec = job.spec
     datums, base_job, base = _datums_and_base(catalog, spec, job.inputs, job.seq)
     plan = Plan(datums, base_job, base)
+    plan.total = len(datums)
     every = spec.reprocess == "every_job"
     overlay = {} if every else _overlay(catalog, job)
     restage_hashes: set[str] = set()
@@ -223,32 +242,97 @@ def make_plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> Plan:
         assert base_job is not None
         for _hash, outputs, _inputs in catalog.datum_details(base_job, plan.gone).values():
             plan.deletions.update(p for p, _, _ in json.loads(outputs))
-    if reuse:  # outputs of datums that succeeded in a failed job, if gc left them
-        known = catalog.store.contents(restage_hashes)
-        by_id = {d.id: d for d in datums}
-        written: dict[str, int] = {}  # a path two reused datums wrote: both run again
-        for _hash, outputs, _inputs in reuse.values():
-            for p, _, _ in json.loads(outputs):
-                written[p] = written.get(p, 0) + 1
-        for datum_id, (datum_hash, outputs, inputs) in reuse.items():
-            files = json.loads(outputs)
-            if all(h in known and written[p] == 1 for p, h, _ in files):
-                plan.skipped.append((datum_id, datum_hash, outputs, inputs))
-                plan.restage.extend((p, known[h]) for p, h, _ in files)
-            else:
-                run.append(by_id[datum_id])
+    plan.skip_count = len(unchanged)
+    _reuse(catalog, plan, reuse, restage_hashes)
     return plan
 
 
-def _overlay(catalog: Catalog, job: JobInfo) -> _Known:
-    """Datums that succeeded in failed or killed jobs since the last successful one."""
+def _reuse(catalog: Catalog, plan: Plan, reuse: _Known, restage_hashes: set[str]) -> None:
+    """Skip the datums that succeeded in a failed job since the base one, restaging their
+    outputs, if gc left those and no two of them wrote one path; run the others."""
+    if not reuse:
+        return
+    known = catalog.store.contents(restage_hashes)
+    by_id = {d.id: d for d in plan.datums}
+    written: dict[str, int] = {}  # a path two reused datums wrote: both run again
+    for _hash, outputs, _inputs in reuse.values():
+        for p, _, _ in json.loads(outputs):
+            written[p] = written.get(p, 0) + 1
+    for key, (datum_hash, outputs, inputs) in reuse.items():
+        files = json.loads(outputs)
+        if all(h in known and written[p] == 1 for p, h, _ in files):
+            plan.skipped.append((key, datum_hash, outputs, inputs))
+            plan.restage.extend((p, known[h]) for p, h, _ in files)
+        else:
+            plan.run.append(by_id[key])
+
+
+INCREMENTAL_MAX = 900  # changed matches above which a job computes all of its datums
+
+
+def _incremental_plan(catalog: Catalog, job: JobInfo) -> Plan | None:
+    """The plan of a job over one pfs input from the diff of its commit against the base job's:
+    only the glob matches holding changed files are computed and compared, so planning costs
+    what changed, not what the input holds. None when this does not apply (several inputs,
+    ``**`` globs, a new spec version, ``every_job``, no base job, too many changes): the job
+    then computes every datum.
+    """
+    spec = job.spec
+    tree = input_tree(spec)
+    if not isinstance(tree, PfsInput) or spec.reprocess == "every_job":
+        return None
+    base = _base_job(catalog, spec, job.seq)
+    if base is None or base.version != job.version:
+        return None
+    old, new = base.inputs.get(tree.name), job.inputs.get(tree.name)
+    if old is None or new is None:
+        return None
+    store = catalog.store
+    changes = store.diff(f"{tree.repo}@{new}", f"{tree.repo}@{old}")
+    matches = matches_of_changes(tree, (c.path for c in changes))
+    if matches is None or len(matches) > INCREMENTAL_MAX:
+        return None
+    fresh = datums_at(store, tree, new, matches, spec.salt, job.version)
+    ids = {datum_id(tree.name, m): m for m in matches}
+    before = catalog.datum_details(base.id, ids)
+    plan = Plan(list(fresh.values()), base.id, {})
+    candidates: list[Datum] = []
+    for key, match in ids.items():
+        d, old_row = fresh.get(match), before.get(key)
+        if d is not None and old_row is not None and old_row[0] == d.hash:
+            continue  # changed files, same datum (changed back): stays, copied as skipped
+        if old_row is not None:
+            plan.gone.append(key)
+            plan.deletions.update(p for p, _, _ in json.loads(old_row[1]))
+        if d is not None:
+            candidates.append(d)
+    base_total = catalog.count_datums(base.id)
+    plan.skip_count = base_total - len(plan.gone)
+    plan.total = plan.skip_count + len(candidates)
+    overlay = _overlay(catalog, job, [d.id for d in candidates])
+    reuse: _Known = {}
+    restage_hashes: set[str] = set()
+    for d in candidates:
+        earlier = overlay.get(d.id)
+        if earlier is not None and earlier[0] == d.hash:
+            reuse[d.id] = earlier
+            restage_hashes.update(h for _, h, _ in json.loads(earlier[1]))
+        else:
+            plan.run.append(d)
+    _reuse(catalog, plan, reuse, restage_hashes)
+    return plan
+
+
+def _overlay(catalog: Catalog, job: JobInfo, ids: Collection[str] | None = None) -> _Known:
+    """Datums (all, or those among ``ids``) that succeeded in failed or killed jobs since the
+    last successful one."""
     out: _Known = {}
     for earlier in catalog.list_jobs(job.stage, before_seq=job.seq):
         if earlier.state == SUCCESS:
             break
         if earlier.state in (FAILURE, KILLED) and earlier.version == job.version:
-            for datum_id, value in catalog.datum_details(earlier.id).items():
-                out.setdefault(datum_id, value)
+            for key, value in catalog.datum_details(earlier.id, ids).items():
+                out.setdefault(key, value)
     return out
 
 
