@@ -6,7 +6,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from headrace.stages import planning
@@ -47,12 +47,13 @@ def _summary(plan: planning.Plan) -> tuple[object, ...]:
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     before=trees,
     changes=st.dictionaries(paths, st.one_of(st.none(), st.binary(max_size=3)), max_size=6),
     glob=st.sampled_from(GLOBS),
 )
+@example(before={"/b/a": b""}, changes={"/b": b""}, glob="/*/")  # a folder match became a file
 def test_incremental_plan_equals_the_full_plan(before, changes, glob):
     root = Path(tempfile.mkdtemp())
     store = Store.open(root / "store")

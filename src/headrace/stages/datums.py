@@ -234,11 +234,14 @@ def datums_at(
     ref = f"{pfs.repo}@{commit}"
     wanted = sorted(matches)
     files = store.lookup_files(ref, [m for m in wanted if m != "/"])
+    plain = _strip_groups(pfs.glob, pfs.name)
+    dirs_only = len(plain) > 1 and plain.endswith("/")
     parts: list[_Parts] = []
     for match in wanted:
         found = files.get(match)
-        if found is not None:
-            parts.append((tuple.__new__(DatumInput, (pfs.name, (found,), match)),))
+        if found is not None:  # a file now: a match unless the glob takes folders only
+            if not dirs_only:
+                parts.append((tuple.__new__(DatumInput, (pfs.name, (found,), match)),))
             continue
         try:
             under = tuple(store.walk_files(ref, prefix=match))
