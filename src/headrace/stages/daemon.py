@@ -39,6 +39,7 @@ from headrace.stages.catalog import (
     Catalog,
     JobInfo,
     StageInfo,
+    owner_id,
 )
 from headrace.stages.jobs import create_job, mark_unrunnable, resume_job
 from headrace.stages.planning import JobError, cron_repo, input_repos
@@ -364,7 +365,7 @@ class Daemon:
 
 
 def _me() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return owner_id()
 
 
 def _run_in_child(catalog: Catalog, job_id: str) -> None:

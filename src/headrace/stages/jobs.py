@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from headrace.stages.catalog import (
-    CREATED,
     DATUM_FAILED,
     DATUM_SUCCESS,
     FAILURE,
@@ -587,8 +586,3 @@ class _JobRun:
 
 class _Abort(Exception):
     """Leave the job's loop; the reason is on the run."""
-
-
-def created_jobs(catalog: Catalog) -> list[JobInfo]:
-    """Jobs not yet ended, oldest first."""
-    return sorted(catalog.list_jobs(states=(CREATED, RUNNING)), key=lambda j: j.seq)

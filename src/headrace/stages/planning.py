@@ -145,7 +145,6 @@ class Plan:
 
     datums: list[Datum]
     base_job: str | None  # the last successful job: its datums' outputs are in the parent tree
-    base: dict[str, str]  # its datums' hashes
     run: list[Datum] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # base datums to record as skipped
     gone: list[str] = field(default_factory=list)  # base datums whose outputs are deleted
@@ -206,14 +205,11 @@ def _full_plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> Plan:
     """:func:`make_plan` by computing every datum of the job."""
     spec = job.spec
     datums, base_job, base = _datums_and_base(catalog, spec, job.inputs, job.seq)
-    plan = Plan(datums, base_job, base)
+    plan = Plan(datums, base_job)
     plan.total = len(datums)
     every = spec.reprocess == "every_job"
-    overlay = {} if every else _overlay(catalog, job)
-    restage_hashes: set[str] = set()
-    reuse: dict[str, tuple[str, str, str]] = {}
     unchanged = plan.unchanged
-    run = plan.run
+    candidates: list[Datum] = []
     get = base.get
     for d in datums:
         datum_id, datum_hash = d[0], d[2]
@@ -228,14 +224,8 @@ def _full_plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> Plan:
             if state == DATUM_SKIPPED:
                 plan.skipped_before += 1
                 continue
-        if same:
-            continue
-        earlier = overlay.get(datum_id)
-        if earlier is not None and earlier[0] == datum_hash:
-            reuse[datum_id] = earlier
-            restage_hashes.update(h for _, h, _ in json.loads(earlier[1]))
-        else:
-            run.append(d)
+        if not same:
+            candidates.append(d)
     if len(unchanged) < len(base):
         kept = set(unchanged)
         plan.gone = [i for i in base if i not in kept]
@@ -243,13 +233,23 @@ def _full_plan(catalog: Catalog, job: JobInfo, own: Mapping[str, str]) -> Plan:
         for _hash, outputs, _inputs in catalog.datum_details(base_job, plan.gone).values():
             plan.deletions.update(p for p, _, _ in json.loads(outputs))
     plan.skip_count = len(unchanged)
-    _reuse(catalog, plan, reuse, restage_hashes)
+    _settle(catalog, plan, candidates, {} if every else _overlay(catalog, job))
     return plan
 
 
-def _reuse(catalog: Catalog, plan: Plan, reuse: _Known, restage_hashes: set[str]) -> None:
-    """Skip the datums that succeeded in a failed job since the base one, restaging their
-    outputs, if gc left those and no two of them wrote one path; run the others."""
+def _settle(catalog: Catalog, plan: Plan, candidates: list[Datum], overlay: _Known) -> None:
+    """Run the ``candidates`` (new or changed datums), except those that succeeded with the
+    same hash in a failed job since the base one (``overlay``): those are skipped and their
+    outputs restaged, if gc left the outputs and no two of them wrote one path."""
+    reuse: _Known = {}
+    restage_hashes: set[str] = set()
+    for d in candidates:
+        earlier = overlay.get(d.id)
+        if earlier is not None and earlier[0] == d.hash:
+            reuse[d.id] = earlier
+            restage_hashes.update(h for _, h, _ in json.loads(earlier[1]))
+        else:
+            plan.run.append(d)
     if not reuse:
         return
     known = catalog.store.contents(restage_hashes)
@@ -295,7 +295,7 @@ def _incremental_plan(catalog: Catalog, job: JobInfo) -> Plan | None:
     fresh = datums_at(store, tree, new, matches, spec.salt, job.version)
     ids = {datum_id(tree.name, m): m for m in matches}
     before = catalog.datum_details(base.id, ids)
-    plan = Plan(list(fresh.values()), base.id, {})
+    plan = Plan(list(fresh.values()), base.id)
     candidates: list[Datum] = []
     for key, match in ids.items():
         d, old_row = fresh.get(match), before.get(key)
@@ -309,17 +309,7 @@ def _incremental_plan(catalog: Catalog, job: JobInfo) -> Plan | None:
     base_total = catalog.count_datums(base.id)
     plan.skip_count = base_total - len(plan.gone)
     plan.total = plan.skip_count + len(candidates)
-    overlay = _overlay(catalog, job, [d.id for d in candidates])
-    reuse: _Known = {}
-    restage_hashes: set[str] = set()
-    for d in candidates:
-        earlier = overlay.get(d.id)
-        if earlier is not None and earlier[0] == d.hash:
-            reuse[d.id] = earlier
-            restage_hashes.update(h for _, h, _ in json.loads(earlier[1]))
-        else:
-            plan.run.append(d)
-    _reuse(catalog, plan, reuse, restage_hashes)
+    _settle(catalog, plan, candidates, _overlay(catalog, job, [d.id for d in candidates]))
     return plan
 
 

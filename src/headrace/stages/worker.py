@@ -56,8 +56,9 @@ from pathlib import Path
 from typing import Any
 
 from headrace.stages.spec import Transform
-from headrace.store.content import Content, ContentWriter, iter_content
+from headrace.store.content import Content, ContentWriter
 from headrace.store.store import Store
+from headrace.store.writing import local_files
 
 __all__ = [
     "DatumResult",
@@ -162,18 +163,8 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
 def _write_inputs(
     store: Store, pairs: list[tuple[str, Path]], layouts: Mapping[str, str] | None
 ) -> None:
-    if layouts is None or any(h not in layouts for h, _ in pairs):
-        store.write_contents(pairs)
-        return
-    made: set[Path] = set()
-    for digest, local in pairs:
-        parent = local.parent
-        if parent not in made:
-            parent.mkdir(parents=True, exist_ok=True)
-            made.add(parent)
-        with open(local, "wb") as f:
-            for block in iter_content(store.objects, Content.from_json(layouts[digest])):
-                f.write(block)
+    known = {h: Content.from_json(layouts[h]) for h, _ in pairs if h in layouts} if layouts else {}
+    store.write_contents(pairs, known)
 
 
 def _run_transform(
@@ -384,21 +375,14 @@ def _store_outputs(
     staged = []
     inline: list[tuple[str, bytes]] = []
     inline_bytes = 0
-    base = len(str(out_dir)) + 1
-    for dirpath, dirnames, filenames in os.walk(out_dir, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            local = os.path.join(dirpath, name)
-            if not os.path.isfile(local):
-                continue
-            rel = "/" + local[base:].replace(os.sep, "/")
-            size = os.path.getsize(local)
-            if size <= INLINE_FILE and inline_bytes + size <= INLINE_TOTAL:
-                with open(local, "rb") as f:
-                    inline.append((rel, f.read()))
-                inline_bytes += size
-            else:
-                staged.append((rel, writer.add_file(local)))
+    for rel, local in local_files(str(out_dir)):
+        size = os.path.getsize(local)
+        if size <= INLINE_FILE and inline_bytes + size <= INLINE_TOTAL:
+            with open(local, "rb") as f:
+                inline.append(("/" + rel, f.read()))
+            inline_bytes += size
+        else:
+            staged.append(("/" + rel, writer.add_file(local)))
     if staged:
         writer.flush()
     stored = tuple((path, writer.resolve(c).to_json()) for path, c in staged)

@@ -10,7 +10,7 @@ object store after the transaction, verified against their hash.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from headrace.store import commits, trees
@@ -96,11 +96,16 @@ def get_file_to(
 
 
 def write_contents(
-    meta: Metadata, objects: ObjectStore, items: Iterable[tuple[str, str | os.PathLike[str]]]
+    meta: Metadata,
+    objects: ObjectStore,
+    items: Iterable[tuple[str, str | os.PathLike[str]]],
+    known: Mapping[str, Content] | None = None,
 ) -> int:
     """Write files by content hash; see ``Store.write_contents``."""
     pairs = list(items)
-    known = lookup_contents(meta, {h for h, _ in pairs})
+    given = known or {}
+    missing = {h for h, _ in pairs if h not in given}
+    known = {**given, **lookup_contents(meta, missing)} if missing else given
     total = 0
     for digest, local in pairs:
         content = known.get(digest)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any
@@ -249,10 +249,16 @@ class Store:
         """The stored :class:`Content` (layout) of each known content hash among ``hashes``."""
         return self._lookup_contents(hashes)
 
-    def write_contents(self, items: Iterable[tuple[str, str | os.PathLike[str]]]) -> int:
+    def write_contents(
+        self,
+        items: Iterable[tuple[str, str | os.PathLike[str]]],
+        known: Mapping[str, Content] | None = None,
+    ) -> int:
         """Write files by content hash: ``(hash, local path)`` pairs, parents created, each
-        written to a temporary name then renamed. One metadata read for all; returns bytes."""
-        return reading.write_contents(self.meta, self.objects, items)
+        written to a temporary name then renamed; returns bytes. Layouts in ``known`` (hash ->
+        Content, e.g. looked up once for many calls) are used as given; the others are looked
+        up in one metadata read (none at all when ``known`` covers every hash)."""
+        return reading.write_contents(self.meta, self.objects, items, known)
 
     def lookup_files(self, ref: str, paths: Iterable[str]) -> dict[str, FileInfo]:
         """The files among ``paths`` that exist in the commit ``ref`` names, in one read."""
