@@ -3,9 +3,8 @@
 # Usage: bash scripts/ecommerce_demo.sh   (sets up .venv on first use)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=$(command -v python3.11 || command -v python3)
-if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[examples]'
+. scripts/venv.sh
+ensure_venv examples
 export PATH="$PWD/.venv/bin:$PATH"
 
 work=$(mktemp -d)

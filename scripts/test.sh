@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# Set up .venv (first run only) and run every check: ruff, mypy, then pytest with doctests.
-# Extra arguments go to pytest, e.g. scripts/test.sh -k combine -x
+# Set up .venv (installs only on the first run or when pyproject.toml changed) and run the checks:
+# ruff, ruff format, mypy, then pytest with doctests.
+#   bash scripts/test.sh          a developer's run: skips tests marked slow (a few minutes less)
+#   bash scripts/test.sh --all    the whole suite, slow tests included (what CI runs; CI=true too)
+# Other arguments go to pytest, e.g. bash scripts/test.sh -k combine -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=$(command -v python3.11 || command -v python3)
-if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+. scripts/venv.sh
+ensure_venv dev,examples
+all=${CI:-}
+args=()
+for a in "$@"; do
+    if [ "$a" = "--all" ]; then all=1; else args+=("$a"); fi
+done
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
-scripts/services.sh
-.venv/bin/pytest "$@"
+bash scripts/services.sh
+if [ -n "$all" ]; then
+    exec .venv/bin/pytest "${args[@]}"
+else
+    echo "test.sh: skipping tests marked slow; 'bash scripts/test.sh --all' runs everything"
+    exec .venv/bin/pytest -m "not slow" "${args[@]}"
+fi

@@ -99,7 +99,6 @@ def test_processing_time_windows_count_every_word_once(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=dropper)
     thread.start()
-    started = time.time()
     try:
         windowed_wordcount.main(
             [
@@ -119,7 +118,6 @@ def test_processing_time_windows_count_every_word_once(tmp_path: Path) -> None:
         )
     finally:
         thread.join()
-    assert time.time() - started < 10
     per_file = counts_per_file(out)
     total: Counter[str] = Counter()
     for counts in per_file.values():

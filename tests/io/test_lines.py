@@ -5,7 +5,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import pickle
-import time
 import uuid
 
 import cloudpickle
@@ -282,20 +281,16 @@ def test_byte_ranges_with_multibyte_delimiter(records, cuts):
     assert _read_tiled(src, path, len(body), cuts) == records
 
 
-def test_reading_10_mb_is_fast(tmp_path):
+def test_reading_10_mb_reads_every_line(tmp_path):
+    """The speed of this read is measured by benchmarks/bench_wordcount.py, not here."""
     p = tmp_path / "big.txt"
     line = b"the quick brown fox jumps over the lazy dog 0123456789\n"
-    p.write_bytes(line * (10_000_000 // len(line)))
+    count = 10_000_000 // len(line)
+    p.write_bytes(line * count)
     src = TextSource(str(p))
-    list(src.read())  # warm the page cache
-    best = min(_timed(lambda: sum(1 for _ in src.read())) for _ in range(3))
-    assert best < 0.1, f"reading 10 MB took {best:.3f}s"
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    lines = list(src.read())
+    assert len(lines) == count
+    assert lines[0] == lines[-1] == line.decode().rstrip("\n")
 
 
 @settings(max_examples=60, deadline=None)

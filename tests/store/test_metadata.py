@@ -635,27 +635,21 @@ def test_finish_race_exactly_one_finishes(metadata: Metadata) -> None:
 # ---------------------------------------------------------------- bulk speed
 
 
-def test_bulk_staging_and_contents_are_fast(metadata: Metadata) -> None:
-    n = 100_000
+def test_bulk_staging_and_contents(metadata: Metadata) -> None:
+    n = 20_000  # bulk paths (chunked inserts); their speed is in benchmarks/bench_store_trees.py
     changes = [(f"/data/{i:07d}.csv", f"{i:064x}", i) for i in range(n)]
     contents = [(f"{i:064x}", i, '{"chunks": []}') for i in range(n)]
     with metadata.transaction() as conn:
         metadata.create_repo(conn, "r")
         c = metadata.insert_commit(conn, "r")
-    start = time.perf_counter()
     with metadata.transaction() as conn:
         assert metadata.stage_changes(conn, c.id, changes) == n
-    staging = time.perf_counter() - start
-    start = time.perf_counter()
     with metadata.transaction() as conn:
         metadata.put_contents(conn, contents)
-    putting = time.perf_counter() - start
     with metadata.read() as conn:
         staged = metadata.staged_changes(conn, c.id)
         assert len(staged) == n and staged[5] == StagedChange(*changes[5])
         assert len(metadata.all_content_hashes(conn)) == n
-    # Measured about 1 s each on SQLite; the bound leaves room for slow CI machines.
-    assert staging < 6 and putting < 6, (staging, putting)
 
 
 # ---------------------------------------------------------------- schema versions and opening

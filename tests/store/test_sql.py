@@ -46,7 +46,7 @@ def test_switching_to_wal_gives_up_after_busy_timeout(tmp_path: Path) -> None:
     try:
         with pytest.raises(sa.exc.OperationalError, match="database is locked"):
             Metadata(sqlite_url(path), busy_timeout=0.3)
-        assert 0.25 <= time.monotonic() - started < 10
+        assert time.monotonic() - started >= 0.25  # it did wait (a lower bound cannot flake)
     finally:
         holder.close()
 

@@ -13,7 +13,9 @@ Loop variables over input elements are always named ``x``: when user code raises
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import starmap
+from operator import length_hint
 from typing import Any
 
 from headrace.exec.errors import annotate, is_annotated
@@ -286,36 +288,51 @@ class ParDoOperator(Operator):
         self.elements_out += len(out)
         self.emitters[self.main_tag](out)
 
-    def _fast(self, body: Callable[[list[Any]], list[Any]]) -> Callable[[list[Any]], None]:
-        """Wrap a whole-chunk loop with counting, metrics scope and error annotation."""
+    def _fast(self, body: Callable[[Iterator[Any]], list[Any]]) -> Callable[[list[Any]], None]:
+        """Wrap a whole-chunk loop with counting, metrics scope and error annotation.
+
+        The loop consumes an iterator over the chunk, so when user code raises, the iterator's
+        position tells which element failed (comprehension variables are not kept in any frame
+        on Python 3.12+, so the element cannot be read from the traceback there).
+        """
 
         def process(chunk: list[Any]) -> None:
             self.elements_in += len(chunk)
             set_current_container(self.metrics)
+            it = iter(chunk)
             try:
-                out = body(chunk)
+                out = body(it)
             except Exception as e:
-                raise self._fail(e) from None
+                if is_annotated(e):
+                    raise
+                failed = len(chunk) - length_hint(it) - 1
+                if 0 <= failed < len(chunk):
+                    raise annotate(e, self.label, chunk[failed]) from None
+                raise annotate(e, self.label) from None
             self._finish_plain(out)
 
         return process
 
-    def _fast_body(self) -> Callable[[list[Any]], list[Any]]:
+    def _fast_body(self) -> Callable[[Iterator[Any]], list[Any]]:
         fn, args, kind = self.user_fn, self.args, self.fn_kind
         bad_return = self._bad_return
         if kind == "map" and not args:
-            return lambda chunk: [fn(x) for x in chunk]
+            return lambda it: list(map(fn, it))
         if kind == "map":
-            return lambda chunk: [fn(x, *args) for x in chunk]
+            return lambda it: [fn(x, *args) for x in it]
+        if kind == "maptuple" and not args:
+            return lambda it: list(starmap(fn, it))
         if kind == "maptuple":
-            return lambda chunk: [fn(*x, *args) for x in chunk]
+            return lambda it: [fn(*x, *args) for x in it]
+        if kind == "filter" and not args:
+            return lambda it: list(filter(fn, it))
         if kind == "filter":
-            return lambda chunk: [x for x in chunk if fn(x, *args)]
+            return lambda it: [x for x in it if fn(x, *args)]
 
-        def flatmap(chunk: list[Any]) -> list[Any]:
+        def flatmap(it: Iterator[Any]) -> list[Any]:
             out: list[Any] = []
             extend = out.extend
-            for x in chunk:
+            for x in it:
                 r = fn(x, *args)
                 if r is not None:
                     if type(r) in _BAD_RETURN:

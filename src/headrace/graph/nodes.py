@@ -20,8 +20,12 @@ Primitive kinds:
 from __future__ import annotations
 
 import base64
+import io
 import json
+import marshal
 import pickle
+import types
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,12 +40,46 @@ __all__ = [
     "SideInputNode",
     "TransformNode",
     "WindowingStrategy",
+    "dumps",
 ]
 
 PRIMITIVE_KINDS = frozenset(
     {"Impulse", "Read", "ParDo", "GroupByKey", "CombinePerKey", "Flatten", "WindowInto", "Finalize"}
 )
 FORMAT_VERSION = 1
+
+
+def _load_code(data: bytes) -> types.CodeType:
+    code = marshal.loads(data)
+    if not isinstance(code, types.CodeType):  # pragma: no cover - only our own bytes get here
+        raise TypeError("a pickled code object did not unmarshal to code")
+    return code
+
+
+def _reduce_code(code: types.CodeType) -> tuple[Any, tuple[bytes]]:
+    return _load_code, (marshal.dumps(code),)
+
+
+class _GraphPickler(cloudpickle.Pickler):
+    """cloudpickle, except that code objects keep every field, their file name included.
+
+    Failure reports name the user's file and line from the code objects that raised. cloudpickle
+    is free to rewrite what it stores of a code object (3.1.3 replaces the file name with
+    ``<dynamic-code>``), so code objects are stored with :mod:`marshal`, which keeps the whole
+    object. marshal's format belongs to one Python version; a payload is loaded by the
+    interpreter that wrote it or by a worker running the same version.
+    """
+
+    # A pickler's dispatch_table is the pickle module's documented hook for per-type reducers;
+    # cloudpickle's reducer_override still handles functions and classes first.
+    dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
+
+
+def dumps(obj: Any) -> bytes:
+    """Pickle ``obj`` as graph payloads are pickled (cloudpickle, code objects kept whole)."""
+    buffer = io.BytesIO()
+    _GraphPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -56,7 +94,7 @@ class Payload:
 
     @classmethod
     def of(cls, obj: Any) -> Payload:
-        return cls(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        return cls(dumps(obj))
 
     def load(self) -> Any:
         return pickle.loads(self.data)
