@@ -504,6 +504,7 @@ def test_daemon_once_fails_when_a_job_fails(cli, project, tmp_path):
     assert "of stage up ended FAILURE" in refused.stderr
 
 
+@pytest.mark.slow
 def test_daemon_stops_on_sigterm(cli, home, tmp_path):
     folder = tmp_path / "project"
     folder.mkdir()

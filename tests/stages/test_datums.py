@@ -429,6 +429,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     s.close()
 
 
+@pytest.mark.slow
 def test_100k_files_in_one_call(big: Store) -> None:
     per_file = compute_datums(big, PfsInput("big", glob="/*/*"))
     assert len(per_file) == 100_000 and len({d.id for d in per_file}) == 100_000

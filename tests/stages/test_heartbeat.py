@@ -9,11 +9,14 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from headrace.stages.catalog import Catalog
 from headrace.stages.spec import load_spec
 from headrace.store.store import Store
 
 
+@pytest.mark.slow
 def test_heartbeat_advances_while_a_long_datum_runs(tmp_path):
     (tmp_path / "slowmod.py").write_text(
         "import time\ndef run(inputs, output):\n    time.sleep(4)\n"

@@ -6,6 +6,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ def _summary(plan: planning.Plan) -> tuple[object, ...]:
     changes=st.dictionaries(paths, st.one_of(st.none(), st.binary(max_size=3)), max_size=6),
     glob=st.sampled_from(GLOBS),
 )
+@pytest.mark.slow
 @example(before={"/b/a": b""}, changes={"/b": b""}, glob="/*/")  # a folder match became a file
 def test_incremental_plan_equals_the_full_plan(before, changes, glob):
     root = Path(tempfile.mkdtemp())

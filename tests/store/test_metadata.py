@@ -635,6 +635,7 @@ def test_finish_race_exactly_one_finishes(metadata: Metadata) -> None:
 # ---------------------------------------------------------------- bulk speed
 
 
+@pytest.mark.slow
 def test_bulk_staging_and_contents(metadata: Metadata) -> None:
     n = 20_000  # bulk paths (chunked inserts); their speed is in benchmarks/bench_store_trees.py
     changes = [(f"/data/{i:07d}.csv", f"{i:064x}", i) for i in range(n)]
