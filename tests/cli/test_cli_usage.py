@@ -245,3 +245,20 @@ def test_bad_spec_file_is_an_error_line_naming_the_file(store_home, tmp_path, te
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert result.stderr.startswith("Error: ")
         assert "spec.yaml" in result.stderr
+
+
+def test_workers_on_a_pipeline_that_streams_by_itself_name_the_reason(caplog):
+    """A TestStream (an unbounded source) makes the direct runner stream, as Beam's does, in
+    this one process: the warning says why, since no --streaming was given."""
+    from headrace.model.options import PipelineOptions
+    from headrace.model.pipeline import Pipeline
+    from headrace.model.transforms.core import Map
+    from headrace.testing.test_stream import TestStream
+
+    workers = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    with caplog.at_level("WARNING", logger="headrace"):
+        with Pipeline(options=PipelineOptions(workers)) as p:
+            p | TestStream().add_elements([1]).advance_watermark_to_infinity() | Map(str)
+    (message,) = [r.getMessage() for r in caplog.records if "direct_num_workers" in r.getMessage()]
+    assert "runs in streaming mode (it reads an unbounded source)" in message
+    assert "in this one process" in message
