@@ -20,7 +20,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NAMES = ("wordcount", "grouping", "spill", "streaming")
+NAMES = ("wordcount", "grouping", "spill", "streaming", "startup")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _ensure_headrace()
     sys.path.insert(0, str(HERE))
+    from bench_cli_startup import run_cli_startup
     from bench_grouping import run_grouping
     from bench_spill import run_spill
     from bench_streaming import run_streaming
@@ -169,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
                 t_dir.mkdir()
                 t_rows, facts["streaming"] = run_streaming(t_dir, events, keys, args.repeat, log)
                 rows.extend(t_rows)
+            if "startup" in selected:
+                log("startup: CPU seconds of headrace commands against git status")
+                c_dir = tmp / "startup"
+                c_dir.mkdir()
+                rows.extend(run_cli_startup(c_dir, args.repeat, log))
+                facts["startup"] = {"unit": "CPU seconds of the started process"}
     except BenchmarkError as e:
         log(f"\nBENCHMARK FAILED: {e}")
         return 1

@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "headrace.beam": {"headrace.model", "headrace.io", "headrace.testing", "headrace.graph"},
     "headrace.stages": {"headrace.store", "headrace.runners", "headrace.model", "headrace.graph"},
     "headrace.cli": {"headrace"},
+    "headrace.__main__": {"headrace.cli"},  # python -m headrace: the command line, nothing else
     "headrace.service": {"headrace"},
     "headrace.examples": {"headrace"},
 }

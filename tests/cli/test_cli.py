@@ -107,7 +107,7 @@ def test_run_help_explains_arguments_and_options():
     result = runner.invoke(app, ["run", "--help"])
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())
-    assert "Usage: headrace run [OPTIONS] {FILE} [ARGS]..." in text
+    assert "Usage: headrace run [OPTIONS] FILE [ARGS...]" in text
     assert "sys.argv set to [FILE, *ARGS]" in text
     assert "Put headrace's options before FILE; everything after FILE goes to the script." in text
     for option in ("--progress / --no-progress", "-q, --quiet", "--traceback", "-m, --module"):

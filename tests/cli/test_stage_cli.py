@@ -622,3 +622,90 @@ def test_helpers_for_the_store_commands(home, project, cli):
         assert found is not None and found[1] == "up@master"
         assert stage_commands.stage_output_branch(store, "up@dev") is None
         assert stage_commands.stage_output_branch(store, "up@master^1") is None
+
+
+# -- the entry point is checked when a stage is created or updated --------------------------------
+# Pachyderm validates a pipeline spec when it is created (pps create-pipeline) but cannot see
+# inside the user's image; headrace can: the module is imported in a separate process, as the
+# worker will import it (headrace/stages/worker.py, _entry_point and _BOOTSTRAP).
+
+
+def test_create_refuses_a_module_that_does_not_import(cli, project):
+    spec = write_spec(project, "typo", "data", module="uper")
+    result = cli("stage", "create", "-f", str(spec), code=1)
+    message = " ".join(result.stderr.split())
+    assert message.startswith(f"Error: {spec}: transform.python: cannot import module 'uper'")
+    assert "ModuleNotFoundError" in message
+    assert str(project) in message  # where it looked
+    assert cli.json("stage", "list") == []
+    assert [r["name"] for r in cli.json("repo", "list")] == ["data"]  # no output repo made
+
+
+def test_create_refuses_a_module_that_raises_on_import(cli, project):
+    write_module(project, "broken", "import json\nraise RuntimeError('no config file')\n")
+    spec = write_spec(project, "broken", "data", module="broken")
+    result = cli("stage", "create", "-f", str(spec), code=1)
+    message = " ".join(result.stderr.split())
+    assert "transform.python: cannot import module 'broken' (RuntimeError: no config file)" in (
+        message
+    )
+
+
+def test_create_refuses_a_missing_function_or_a_wrong_signature(cli, project):
+    write_module(project, "helpers", "def one(x):\n    pass\nVALUE = 3\n")
+    for target, expected in [
+        ("helpers:run", "transform.python: module 'helpers' has no 'run'"),
+        ("helpers:VALUE", "transform.python: helpers:VALUE is not callable"),
+        ("helpers:one", "transform.python: helpers:one(x) must take two arguments"),
+    ]:
+        spec = project / "h.yaml"
+        spec.write_text(
+            json.dumps(
+                {
+                    "name": "h",
+                    "input": {"pfs": {"repo": "data", "glob": "/*"}},
+                    "transform": {"python": target},
+                }
+            )
+        )
+        result = cli("stage", "create", "-f", str(spec), code=1)
+        assert expected in " ".join(result.stderr.split()), target
+
+
+def test_update_checks_the_entry_point_too(cli, project):
+    cli("stage", "create", "-f", str(project / "up.yaml"))
+    write_spec(project, "up", "data", module="gone")
+    result = cli("stage", "update", "-f", str(project / "up.yaml"), code=1)
+    assert "transform.python: cannot import module 'gone'" in result.stderr
+    assert cli.json("stage", "inspect", "up")["spec"]["transform"] == {"python": "upper:run"}
+
+
+def test_an_environment_stage_is_checked_with_its_own_interpreter(cli, project, tmp_path):
+    """A module importable only in the stage's environment: checked there, not here."""
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    only_there = tmp_path / "only_there"
+    only_there.mkdir()
+    (only_there / "elsewhere.py").write_text("def run(inputs, output):\n    pass\n")
+    python = env / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{only_there}" exec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    spec = write_spec(project, "far", "data", module="elsewhere")
+    data = json.loads(spec.read_text())
+    data["transform"]["environment"] = str(env)
+    spec.write_text(json.dumps(data))
+    cli("stage", "create", "-f", str(spec))  # importable there though not here
+
+    data["transform"]["python"] = "elsewhere:nothing"
+    data["name"] = "far2"
+    spec2 = project / "far2.yaml"
+    spec2.write_text(json.dumps(data))
+    result = cli("stage", "create", "-f", str(spec2), code=1)
+    assert "transform.python: module 'elsewhere' has no 'nothing'" in result.stderr
+
+    data["transform"]["environment"] = str(tmp_path / "no-such-env")
+    data["name"] = "far3"
+    spec3 = project / "far3.yaml"
+    spec3.write_text(json.dumps(data))
+    result = cli("stage", "create", "-f", str(spec3), code=1)
+    assert "transform.environment: no interpreter or virtualenv at" in result.stderr

@@ -421,3 +421,66 @@ def test_flags_default_to_sys_argv(monkeypatch):
     monkeypatch.setattr("sys.argv", ["script.py", "--runner=FromArgv", "--own=1"])
     assert PipelineOptions().view_as(StandardOptions).runner == "FromArgv"
     assert PipelineOptions([]).view_as(StandardOptions).runner is None
+
+
+# -- errors a user can read; unknown flags are reported ------------------------------------------
+# Beam: apache_beam/options/pipeline_options.py, PipelineOptions.get_all_options logs
+# "Discarding unparseable args: [...]" on its module's logger for flags no options class declares
+# (and keeps going). headrace does the same per unknown --option, once, with a close match.
+
+
+def test_option_errors_are_pipeline_options_errors_naming_option_and_accepted_values():
+    from headrace.model.options import PipelineOptionsError
+
+    with pytest.raises(PipelineOptionsError) as flag:
+        PipelineOptions(["--direct_running_mode=threads"])
+    assert flag.value.option == "direct_running_mode"
+    message = str(flag.value)
+    assert "\n" not in message
+    assert message.startswith("Invalid pipeline option --direct_running_mode:")
+    for accepted in ("in_memory", "multi_threading", "multi_processing"):
+        assert accepted in message
+    with pytest.raises(PipelineOptionsError) as keyword:
+        PipelineOptions(direct_num_workers=0)
+    assert keyword.value.option == "direct_num_workers"
+    assert isinstance(keyword.value, ValueError)  # Beam code catching ValueError still works
+
+
+def test_unknown_runner_is_an_options_error_listing_the_runners():
+    from headrace.model.options import PipelineOptionsError
+    from headrace.model.pipeline import resolve_runner
+
+    with pytest.raises(PipelineOptionsError, match=r"--runner: unknown runner 'RayRunner'") as info:
+        resolve_runner("RayRunner")
+    assert "DirectRunner" in str(info.value)
+    assert info.value.option == "runner"
+
+
+def test_runner_help_names_only_runners_that_exist():
+    from headrace.model.options import _build_parser
+
+    parser = _build_parser([StandardOptions])
+    (action,) = [a for a in parser._actions if a.dest == "runner"]
+    assert "RayRunner" not in action.help
+    assert "DirectRunner" in action.help
+
+
+def test_misspelled_flag_is_reported_once_with_a_close_match(caplog):
+    opts = PipelineOptions(["--direct_num_worker=2", "--no_such_thing", "positional"])
+    with caplog.at_level("WARNING", logger="headrace.model.options"):
+        opts.get_all_options()
+        opts.get_all_options()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert "--direct_num_worker=2" in messages[0]
+    assert "did you mean --direct_num_workers?" in messages[0]
+    assert "--no_such_thing" in messages[1]
+    assert "did you mean" not in messages[1]
+    assert all(r.name == "headrace.model.options" for r in caplog.records)
+
+
+def test_declared_flags_and_retained_unknown_options_are_not_reported(caplog):
+    with caplog.at_level("WARNING", logger="headrace.model.options"):
+        PipelineOptions(["--direct_num_workers=2", "--tao_input=x"]).get_all_options()
+        PipelineOptions(["--mine=1"]).get_all_options(retain_unknown_options=True)
+    assert caplog.records == []

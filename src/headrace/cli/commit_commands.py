@@ -143,7 +143,11 @@ def commit_list(
     branch: Annotated[
         str | None,
         typer.Option(
-            "--branch", "-b", help="Only commits made on this branch.", show_default=False
+            "--branch",
+            "-b",
+            metavar="BRANCH",
+            help="Only commits made on this branch.",
+            show_default=False,
         ),
     ] = None,
     limit: LimitOpt = None,

@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from headrace.cli.helptext import HeadraceTyper
 from headrace.store.errors import InvalidName, InvalidPath, InvalidReference, StoreError
 from headrace.store.refs import validate_name
 
@@ -148,7 +149,7 @@ BranchArg = Annotated[
 
 def sub_app(name: str, help: str) -> typer.Typer:
     """A command group of ``headrace`` (``headrace repo ...``), set up as the main app."""
-    return typer.Typer(
+    return HeadraceTyper(
         name=name,
         help=help,
         no_args_is_help=True,

@@ -1,20 +1,26 @@
 """The ``headrace`` command: ``run`` a pipeline script with live progress, ``plan`` it, ``version``.
 
 Exit status of every command: 0 on success, 1 when the script or a pipeline fails, 2 for a usage
-error (an unknown option, a missing file or module). ``headrace run`` passes on the status of a
-script that calls ``sys.exit``.
+error (an unknown option, a missing file or module, a pipeline option with a bad value or an
+unknown runner). ``headrace run`` passes on the status of a script that calls ``sys.exit``.
+
+Warnings headrace logs while a script runs (an unknown pipeline option, worker settings that
+cannot take effect) are printed as ``Warning: ...`` lines on stderr, above the live progress.
 
 The store and stage commands live in the other modules of :mod:`headrace.cli`; the end of this
-module adds them to :data:`app`.
+module adds them to :data:`app`. This module imports the SDK and the runner only inside ``run``
+and ``plan``, so the store and stage commands start without them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import sys
-from contextlib import redirect_stdout
-from typing import Annotated, NoReturn
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -30,8 +36,7 @@ from headrace.cli import (
     repo_commands,
     stage_commands,
 )
-from headrace.cli.hooks import CapturedPipeline, capture_pipelines, observe_runs
-from headrace.cli.progress import RunMonitor
+from headrace.cli.helptext import HeadraceTyper
 from headrace.cli.script import (
     Target,
     TargetError,
@@ -40,13 +45,17 @@ from headrace.cli.script import (
     run_target,
 )
 
+if TYPE_CHECKING:
+    from headrace.cli.hooks import CapturedPipeline
+    from headrace.cli.progress import RunMonitor
+
 __all__ = ["app", "main"]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-app = typer.Typer(
+app = HeadraceTyper(
     name="headrace",
     help="Run Beam-model pipelines with headrace and inspect how they will execute.",
     no_args_is_help=True,
@@ -59,6 +68,28 @@ app = typer.Typer(
 # Options of headrace go before the script; everything after it belongs to the script.
 _SCRIPT_CONTEXT = {"allow_interspersed_args": False}
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"headrace {headrace.__version__} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the versions of headrace and Python, and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 FileArg = Annotated[
     str,
     typer.Argument(
@@ -70,8 +101,11 @@ FileArg = Annotated[
 ArgsArg = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="ARGS",
-        help="Arguments for the script: it sees sys.argv == [FILE, *ARGS].",
+        metavar="ARGS...",
+        help=(
+            "Arguments for the script: it sees sys.argv == [FILE, *ARGS]. A '--' right after "
+            "FILE only separates them and is not passed on."
+        ),
         show_default=False,
     ),
 ]
@@ -83,6 +117,62 @@ ModuleOpt = Annotated[
         help="FILE is a module name: run it as 'python -m FILE' would.",
     ),
 ]
+
+
+def _script_args(args: Sequence[str] | None) -> list[str]:
+    """The script's arguments: without the ``--`` that may separate them from FILE.
+
+    >>> _script_args(["--", "--input", "a.csv"]), _script_args(["--input", "--", "x"])
+    (['--input', 'a.csv'], ['--input', '--', 'x'])
+    """
+    args = list(args or ())
+    return args[1:] if args[:1] == ["--"] else args
+
+
+class _WarningPrinter(logging.Handler):
+    """Prints headrace's logged warnings as ``Warning: <message>`` lines on a console."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call must not break the run
+            self.handleError(record)
+            return
+        label = "Warning: " if record.levelno < logging.ERROR else "Error: "
+        self.console.print(Text(label, style="yellow") + Text(message), soft_wrap=True)
+
+
+@contextmanager
+def _printed_warnings(console: Console) -> Iterator[None]:
+    """Inside the block, headrace's log warnings go to ``console`` (and nowhere else)."""
+    logger = logging.getLogger("headrace")
+    handler = _WarningPrinter(console)
+    saved = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved
+
+
+def _is_options_error(error: BaseException) -> bool:
+    from headrace.model.options import PipelineOptionsError
+
+    return isinstance(error, PipelineOptionsError)
+
+
+def _usage_failure(console: Console, error: BaseException, show_traceback: bool) -> NoReturn:
+    """A pipeline option the script was given is wrong: one line, exit status 2."""
+    if show_traceback:
+        sys.stderr.write(format_traceback(error))
+        sys.stderr.flush()
+    _fail(console, str(error), EXIT_USAGE)
 
 
 def _error_console() -> Console:
@@ -155,6 +245,9 @@ def run(
         typer.Option("--traceback", help="On failure, also print the full Python traceback."),
     ] = False,
 ) -> None:
+    from headrace.cli.hooks import observe_runs
+    from headrace.cli.progress import RunMonitor
+
     console = _error_console()
     target = Target(file, module)
     show = not quiet and (progress if progress is not None else console.is_terminal)
@@ -162,9 +255,9 @@ def run(
     error: BaseException | None = None
     status = 0
     try:
-        with observe_runs(monitor):
+        with observe_runs(monitor), _printed_warnings(console):
             try:
-                run_target(target, args or ())
+                run_target(target, _script_args(args))
             except SystemExit as e:
                 status = _exit_status(e, console)
             if status == 0:
@@ -182,6 +275,8 @@ def run(
         _cancel_all(monitor)
     finally:
         monitor.close()
+    if error is not None and _is_options_error(error):
+        _usage_failure(console, error, show_traceback)
     if error is not None:
         _report_failure(console, error, target, show_traceback)
         raise typer.Exit(EXIT_FAILURE)
@@ -237,20 +332,24 @@ def plan(
         typer.Option("--traceback", help="On failure, also print the full Python traceback."),
     ] = False,
 ) -> None:
+    from headrace.cli.hooks import capture_pipelines
+
     console = _error_console()
     target = Target(file, module)
     error: BaseException | None = None
     status = 0
-    with capture_pipelines() as captured:
+    with capture_pipelines() as captured, _printed_warnings(console):
         try:
             with redirect_stdout(sys.stderr):
-                run_target(target, args or ())
+                run_target(target, _script_args(args))
         except TargetError as e:
             _fail(console, str(e), EXIT_USAGE)
         except SystemExit as e:
             status = _exit_status(e, console)
         except Exception as e:
             error = e
+    if error is not None and _is_options_error(error):
+        _usage_failure(console, error, show_traceback)
     if not captured:
         if error is not None:
             _report_failure(console, error, target, show_traceback)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 from headrace.cli.common import (
     DbOpt,
@@ -19,6 +20,7 @@ from headrace.cli.common import (
     JsonOpt,
     ObjectsOpt,
     emit_json,
+    error_console,
     fail,
     iso_utc,
     local_time,
@@ -104,8 +106,9 @@ def _spec_dict(spec: StageSpec) -> dict[str, Any]:
 
 
 def _check_spec(store: Store, catalog: Catalog, spec: StageSpec, source: Path) -> None:
-    """Refuse a spec whose pfs input repos are missing or that would close a cycle of stages
-    (cron input repos are made by the daemon: not checked)."""
+    """Refuse a spec whose pfs input repos are missing, that would close a cycle of stages
+    (cron input repos are made by the daemon: not checked) or whose python / pipeline entry
+    point does not import or take ``(inputs, output)`` (see :mod:`headrace.cli.entry_check`)."""
     from headrace.stages.catalog import StageInfo
     from headrace.stages.daemon import stage_order
     from headrace.stages.spec import PfsInput, iter_inputs
@@ -127,6 +130,22 @@ def _check_spec(store: Store, catalog: Catalog, spec: StageSpec, source: Path) -
         stage_order([*others, new])
     except ValueError as e:
         fail(f"{source}: stage {spec.name!r} would make the stages read each other: {e}")
+    _check_entry_point(spec, source)
+
+
+def _check_entry_point(spec: StageSpec, source: Path) -> None:
+    from headrace.cli.entry_check import EntryPointUnchecked, entry_point_problem
+
+    try:
+        problem = entry_point_problem(spec.transform, source)
+    except EntryPointUnchecked as e:
+        error_console().print(
+            Text("Warning: ", style="yellow") + Text(f"{source}: {e}; not checked"),
+            soft_wrap=True,
+        )
+        return
+    if problem is not None:
+        fail(f"{source}: {problem}")
 
 
 # -- stage ---------------------------------------------------------------------------------------
@@ -138,7 +157,9 @@ def _check_spec(store: Store, catalog: Catalog, spec: StageSpec, source: Path) -
         "Create a stage from a spec file. The spec is validated, every pfs input repo must "
         "exist (cron input repos are made by the daemon), and the output repo, named after "
         "the stage, is created if missing. The spec file's folder is put on sys.path for the "
-        "transform."
+        "transform. A python or pipeline transform's module:function is checked in a separate "
+        "Python process (the environment's interpreter when the spec names one): it must "
+        "import and take (inputs, output)."
     ),
 )
 def stage_create(

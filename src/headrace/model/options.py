@@ -6,7 +6,11 @@ classmethod, exactly as in Beam. Flags are parsed with the options of *all* subc
 through ``__subclasses__`` each time parsing happens, so a subclass defined after an options object
 was built is still honoured by ``view_as``. Flags that no subclass declares are kept (they are often
 the user script's own ``sys.argv``) and ignored, except by
-``get_all_options(retain_unknown_options=True)``.
+``get_all_options(retain_unknown_options=True)``. As Beam's ``get_all_options`` does, the plain
+``get_all_options()`` (which runners call when a run starts) logs a warning on the
+``headrace.model.options`` logger for each unknown ``--option`` it discards, naming the closest
+declared option when there is one (``--direct_num_worker=2``: did you mean
+``--direct_num_workers``?); each unknown flag of an options object is reported once.
 
 State: every view of one options object shares a single :class:`_OptionsState` holding
 
@@ -17,9 +21,10 @@ State: every view of one options object shares a single :class:`_OptionsState` h
 ``PipelineOptions.__init__`` fills the state, ``view_as`` and attribute lookups of options not yet
 seen re-parse and add missing values, and ``__setattr__`` changes a value for all views.
 
-Option values are validated: a bad flag or keyword raises :class:`ValueError` naming the option and
-the value. If two subclasses declare the same flag (common when a test module defines the same
-options class twice) this is not an error: the declaration met last while walking the subclasses
+Option values are validated: a bad flag or keyword raises :class:`PipelineOptionsError` (a
+:class:`ValueError`) naming the option, the value and, for a choice, the accepted values. If two
+subclasses declare the same flag (common when a test module defines the same options class
+twice) this is not an error: the declaration met last while walking the subclasses
 depth-first is used, so give distinct options distinct names. ``required=True`` is checked only
 when a view of the declaring class is made, so it cannot break unrelated options objects.
 
@@ -46,13 +51,15 @@ WordCountDocOptions(wc_input='words.txt', wc_min_count=3)
 >>> PipelineOptions(direct_num_workers=0)
 Traceback (most recent call last):
 ...
-ValueError: Invalid value for pipeline option 'direct_num_workers': expected an integer >= 1, got 0
+headrace.model.options.PipelineOptionsError: Invalid value ... 'direct_num_workers': ... got 0
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import logging
 import operator
 import sys
 import weakref
@@ -63,12 +70,28 @@ __all__ = [
     "DebugOptions",
     "DirectOptions",
     "PipelineOptions",
+    "PipelineOptionsError",
     "SetupOptions",
     "StandardOptions",
     "TypeOptions",
 ]
 
 _ViewT = TypeVar("_ViewT", bound="PipelineOptions")
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class PipelineOptionsError(ValueError):
+    """A pipeline option has a value it cannot take, or names something that does not exist.
+
+    The message is one line naming the option (and, where there is a fixed set, the accepted
+    values); ``headrace run`` prints it as a usage error (exit status 2). ``option`` is the
+    option's name without dashes.
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class _OptionsArgumentParser(argparse.ArgumentParser):
@@ -92,24 +115,31 @@ class _OptionsArgumentParser(argparse.ArgumentParser):
         return self.add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise ValueError(f"Invalid pipeline option flag: {message}")
+        # argparse's messages read "argument --name: what is wrong"
+        prefix, sep, rest = message.partition(": ")
+        if sep and prefix.startswith("argument --"):
+            flag = prefix.removeprefix("argument ").split("/")[0]
+            raise PipelineOptionsError(f"Invalid pipeline option {flag}: {rest}", flag.lstrip("-"))
+        raise PipelineOptionsError(f"Invalid pipeline option flag: {message}")
 
 
 class _OptionsState:
     """The values shared by every view of one options object (see the module docstring)."""
 
-    __slots__ = ("explicit", "flags", "values")
+    __slots__ = ("explicit", "flags", "values", "warned")
 
     def __init__(self, flags: tuple[str, ...]) -> None:
         self.flags = flags
         self.values: dict[str, Any] = {}
         self.explicit: set[str] = set()
+        self.warned: set[str] = set()  # unknown flags already reported (not pickled)
 
     def __getstate__(self) -> tuple[tuple[str, ...], dict[str, Any], set[str]]:
         return self.flags, self.values, self.explicit
 
     def __setstate__(self, state: tuple[tuple[str, ...], dict[str, Any], set[str]]) -> None:
         self.flags, self.values, self.explicit = state
+        self.warned = set()
 
 
 def _option_classes(root: type[PipelineOptions]) -> Iterator[type[PipelineOptions]]:
@@ -165,8 +195,10 @@ def _validate(action: argparse.Action, value: Any) -> Any:
         return None
     if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
         if not isinstance(value, bool):
-            raise ValueError(
-                f"Invalid value for pipeline option {name!r}: expected True or False, got {value!r}"
+            raise PipelineOptionsError(
+                f"Invalid value for pipeline option {name!r}: expected True or False, "
+                f"got {value!r}",
+                name,
             )
         return value
     if isinstance(action, argparse._AppendAction):
@@ -182,13 +214,14 @@ def _convert(action: argparse.Action, value: Any) -> Any:
             value = converter(value)
         except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
             detail = str(exc) or f"cannot convert {value!r}"
-            raise ValueError(
-                f"Invalid value for pipeline option {action.dest!r}: {detail}"
+            raise PipelineOptionsError(
+                f"Invalid value for pipeline option {action.dest!r}: {detail}", action.dest
             ) from None
     if action.choices is not None and value not in action.choices:
         choices = ", ".join(repr(c) for c in action.choices)
-        raise ValueError(
-            f"Invalid value for pipeline option {action.dest!r}: {value!r} is not one of {choices}"
+        raise PipelineOptionsError(
+            f"Invalid value for pipeline option {action.dest!r}: {value!r} is not one of {choices}",
+            action.dest,
         )
     return value
 
@@ -307,6 +340,32 @@ class PipelineOptions:
                 result[name] = True
         return result
 
+    def _warn_unknown_flags(self, parser: argparse.ArgumentParser) -> None:
+        """Log one warning per unknown ``--flag`` not reported yet (Beam: "Discarding
+        unparseable args"), with the closest declared option as a suggestion."""
+        unknown = self._unknown_flag_values(parser)
+        warned = self._state.warned
+        if not unknown or unknown.keys() <= warned:
+            return
+        known = sorted(
+            option[2:]
+            for action in parser._actions
+            for option in action.option_strings
+            if option.startswith("--")
+        )
+        for name, value in unknown.items():
+            if name in warned:
+                continue
+            warned.add(name)
+            shown = f"--{name}" if value is True else f"--{name}={value}"
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            hint = f"; did you mean --{close[0]}?" if close else ""
+            _LOGGER.warning(
+                "Discarding unknown pipeline option %s: no PipelineOptions class declares it%s",
+                shown,
+                hint,
+            )
+
     # -- public API --------------------------------------------------------------------------
 
     def view_as(self, cls: type[_ViewT]) -> _ViewT:
@@ -333,6 +392,8 @@ class PipelineOptions:
         parser = self._parse()
         values = self._state.values
         declared = _actions_by_dest(parser)
+        if not retain_unknown_options:
+            self._warn_unknown_flags(parser)
         result: dict[str, Any] = {}
         for name in declared:
             if name not in values:
@@ -418,7 +479,10 @@ class StandardOptions(PipelineOptions):
         parser.add_argument(
             "--runner",
             default=None,
-            help="Runner name, e.g. DirectRunner or RayRunner (default: the direct runner).",
+            help=(
+                "The runner: DirectRunner (the default; Beam's BundleBasedDirectRunner, "
+                "FnApiRunner, PrismRunner and SwitchingDirectRunner names select it too)."
+            ),
         )
         parser.add_argument(
             "--streaming",

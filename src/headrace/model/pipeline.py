@@ -58,8 +58,14 @@ def resolve_runner(runner: Any) -> Any:
         return runner
     target = _RUNNERS.get(runner.lower())
     if target is None:
-        known = sorted({"DirectRunner", "BundleBasedDirectRunner", "FnApiRunner"})
-        raise ValueError(f"unknown runner {runner!r}; headrace knows {', '.join(known)}")
+        from headrace.model.options import PipelineOptionsError
+
+        raise PipelineOptionsError(
+            f"Invalid pipeline option --runner: unknown runner {runner!r}; headrace has only "
+            "DirectRunner (also selected by Beam's names BundleBasedDirectRunner, FnApiRunner, "
+            "PrismRunner and SwitchingDirectRunner)",
+            "runner",
+        )
     module_name, _, cls_name = target.partition(":")
     return getattr(importlib.import_module(module_name), cls_name)()
 

@@ -14,6 +14,7 @@ per run, removed at the end.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -35,6 +36,8 @@ from headrace.runners.tasks import Cancelled, TaskContext, TaskInput, TaskResult
 
 __all__ = ["DirectPipelineResult", "DirectRunner", "StageProgress"]
 
+_LOGGER = logging.getLogger(__name__)
+
 
 @dataclass
 class DirectSettings:
@@ -43,6 +46,7 @@ class DirectSettings:
     budget_mb: int = 256
     bundle_size: int = 1024
     streaming: bool = False
+    running_mode: str = "in_memory"
 
     @classmethod
     def from_options(cls, options: Any) -> DirectSettings:
@@ -55,7 +59,29 @@ class DirectSettings:
             budget_mb=int(values.get("direct_memory_budget_mb") or 256),
             bundle_size=int(values.get("direct_bundle_size") or 1024),
             streaming=bool(values.get("streaming")),
+            running_mode=str(mode),
         )
+
+    def warn_if_workers_unused(self, streaming_reason: str | None) -> None:
+        """Log a warning when ``direct_num_workers > 1`` will not give worker processes."""
+        if self.num_workers <= 1:
+            return
+        asked = f"--direct_num_workers={self.num_workers}"
+        if streaming_reason is not None:
+            _LOGGER.warning(
+                "%s is ignored: this pipeline runs in streaming mode (%s), which the direct "
+                "runner runs in this one process",
+                asked,
+                streaming_reason,
+            )
+        elif not self.multi_process:
+            _LOGGER.warning(
+                "%s is ignored with --direct_running_mode=%s: the pipeline runs in this one "
+                "process; add --direct_running_mode=multi_processing for %d worker processes",
+                asked,
+                self.running_mode,
+                self.num_workers,
+            )
 
 
 @dataclass
@@ -84,7 +110,9 @@ class DirectRunner:
 
     Options: ``direct_num_workers`` and ``direct_running_mode='multi_processing'`` for worker
     processes, ``direct_memory_budget_mb`` for grouping memory per process before spilling,
-    ``direct_bundle_size`` for elements per chunk.
+    ``direct_bundle_size`` for elements per chunk. Worker settings that cannot take effect
+    (workers without ``multi_processing``, or on a streaming run) are logged as a warning on this
+    module's logger, naming the option and saying the run uses this one process.
     """
 
     def run_pipeline(self, pipeline: Any, options: Any) -> DirectPipelineResult:
@@ -93,7 +121,19 @@ class DirectRunner:
         unbounded = any(not pc.bounded for pc in graph.pcollections.values())
         triggered = any(pc.windowing.trigger is not None for pc in graph.pcollections.values())
         stateful = any(t.params.get("stateful") for t in graph.transforms.values())
-        if settings.streaming or unbounded or triggered or stateful:
+        reason = (
+            "--streaming"
+            if settings.streaming
+            else "it reads an unbounded source"
+            if unbounded
+            else "it uses a custom trigger"
+            if triggered
+            else "it has a stateful DoFn"
+            if stateful
+            else None
+        )
+        settings.warn_if_workers_unused(reason)
+        if reason is not None:
             # TestStream and unbounded sources run in streaming mode, as Beam's direct runner
             # does; so do bounded pipelines with custom triggers (batch is streaming with the
             # watermark jumping to the end of time), in one process.
