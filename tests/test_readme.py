@@ -125,6 +125,8 @@ def _check(block: Block, errors: list[str]) -> None:
         errors.append(f"{block}: a skipped block is neither saved nor checked")
     elif block.file is not None and block.expects:
         errors.append(f"{block}: a saved block does not run; put expect on the block that runs it")
+    elif block.lang == "console" and block.expects:
+        errors.append(f"{block}: a console block shows its exact output; expect is not needed")
     elif block.skip is None and block.file is None and block.lang not in RUN_LANGUAGES:
         errors.append(
             f"{block}: the README test cannot run a {block.lang or 'plain'} block; make it "
@@ -166,6 +168,7 @@ def test_parse_reads_directives_and_refuses_unrunnable_blocks() -> None:
         "```yaml\nnot: run\n```\n"
         "<!-- readme-test: skip -->\n```bash\ntrue\n```\n"
         "<!-- readme-test: file ../out.txt -->\n```text\nx\n```\n"
+        "<!-- readme-test: expect 1 -->\n```console\n$ echo 1\n1\n```\n"
         "<!-- readme-test: expect lost -->\n\nprose\n"
     )
     blocks, errors = parse(text)
@@ -175,12 +178,13 @@ def test_parse_reads_directives_and_refuses_unrunnable_blocks() -> None:
         ("python", None, None, ["42"]),
     ]
     assert blocks[2].text == "print(42)\n"
-    assert len(errors) == 5, errors
+    assert len(errors) == 6, errors
     assert "cannot run a yaml block" in errors[0]
     assert "write the reason" in errors[1]
     assert "relative path" in errors[2]
     assert "cannot run a text block" in errors[3]
-    assert "not right before a block" in errors[4]
+    assert "console block shows its exact output" in errors[4]
+    assert "not right before a block" in errors[5]
 
 
 def test_console_steps_pair_commands_with_their_output() -> None:
