@@ -5,10 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$(command -v python3.11 || command -v python3)
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-# Install only when the package or numpy (the examples extra) is missing: a second run is quick.
-if ! .venv/bin/python -c 'import headrace.examples.ecommerce, numpy' 2>/dev/null; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[examples]'
-fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[examples]'
 export PATH="$PWD/.venv/bin:$PATH"
 
 work=$(mktemp -d)
