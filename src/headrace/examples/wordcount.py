@@ -1,6 +1,6 @@
 """Word count, written exactly as for Apache Beam except for the import.
 
-Run it with ``headrace run src/headrace/examples/wordcount.py -- --output out/counts`` or
+Run it with ``headrace run src/headrace/examples/wordcount.py --output out/counts`` or
 ``python -m headrace.examples.wordcount``. Without ``--input`` it generates 8 MB of text first.
 
 >>> import tempfile, os, pathlib
