@@ -13,6 +13,12 @@ cron would count it as ``*``. ``N/step`` runs from N to the field's end. The sea
 skips whole months, days and hours that cannot match, so a yearly schedule costs a handful of
 steps; a schedule whose days never occur (``0 0 30 2 *``) is refused by the spec.
 
+Why not a library: croniter 7.0.0 was tried in its place and the property tests in
+``tests/stages/test_cron.py`` (a brute-force minute scan) failed at once: it reads the range
+``0-0`` as ``*`` (``* 0-0 * * *`` after 00:59 gives 01:00) and refuses ``?/2``. This module is
+small and checked against that scan on random expressions; replace it only with a library
+that passes the same tests.
+
 :func:`tick_name` names a tick's file (``2026-11-21T07:00:00Z``: RFC 3339, UTC, whole seconds,
 so names sort as times do); :func:`parse_tick_name` reads one back.
 """
