@@ -856,6 +856,41 @@ def test_nats_timestamps_watermark_and_metadata(nats_stream: NatsStream) -> None
     plain.close()
 
 
+def test_nats_an_empty_fetch_with_a_backlog_does_not_move_the_watermark(
+    nats_stream: NatsStream,
+) -> None:
+    """issue 13: after a restart, a fetch that timed out before the server answered (a loaded
+    machine, a freshly recreated durable) moved the watermark to the clock, ahead of the
+    messages the dead reader never acknowledged; they were then late, dropped, and acknowledged.
+    An empty fetch moves the watermark only when the durable has nothing left to deliver (Beam's
+    UnboundedReader.getWatermark contract: a bound on the timestamps of messages still to be
+    read, sdks/java/core/.../io/UnboundedSource.java)."""
+    nats_stream.publish(0, 5)
+    source = nats_stream.source(clock_skew_s=0.0)
+    first = source.create_reader()
+    assert values(first.poll(3, 1)) == [0, 1, 2]
+    first.close()  # killed: 0..2 delivered, never acknowledged
+
+    reader = source.create_reader()
+    real_fetch = reader._fetch
+
+    async def timed_out(batch: int, timeout_s: float) -> list[Any]:
+        return []
+
+    reader._fetch = timed_out  # type: ignore[method-assign]
+    assert reader.poll(10, 0.01) == []
+    assert reader.watermark_us() == MIN_US  # the backlog 0..4 is still to come
+    reader._fetch = real_fetch  # type: ignore[method-assign]
+    got = drain(reader)
+    assert values(got) == [0, 1, 2, 3, 4]
+    last = got[-1].timestamp_us
+    assert reader.watermark_us() >= last  # caught up: the empty polls moved it to the clock
+    t0_us = time.time_ns() // 1000
+    assert reader.poll(10, 0.05) == []
+    assert reader.watermark_us() >= t0_us - 1_000  # (rounding) at the clock of the last fetch
+    reader.close()
+
+
 def test_nats_deliver_new_skips_existing_messages(nats_stream: NatsStream) -> None:
     nats_stream.publish(0, 3)
     reader = nats_stream.source(deliver_policy="new").create_reader()
