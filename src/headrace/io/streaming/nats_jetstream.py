@@ -141,6 +141,7 @@ class JetStreamReader(UnboundedReader):
         self._committed = ckpt_seq
         self._watermark = checkpoint.watermark_us if checkpoint else MIN_US
         self._last_msg: Any = None
+        self._positions: list[tuple[int, Any]] = []  # (stream seq, message) of the last poll
         self._held: dict[int, Any] = {}  # checkpointed stream seq -> message to ack on commit
         # The durable's delivered position when this reader bound to it: what was delivered
         # before then was acknowledged (or is covered by the checkpoint), never to be received.
@@ -301,6 +302,7 @@ class JetStreamReader(UnboundedReader):
         started_us = time.time_ns() // 1000
         msgs = self._loop.run(self._fetch(batch, wait), timeout=wait + s.request_timeout_s + 5)
         if not msgs:
+            self._positions = []
             if s.clock_skew_s is not None:
                 timeout = s.request_timeout_s
                 if self._loop.run(self._caught_up(), timeout=timeout + 5):
@@ -309,6 +311,8 @@ class JetStreamReader(UnboundedReader):
             return []
         parse, with_metadata = s.parse, s.with_metadata
         out: list[Any] = []
+        positions: list[tuple[int, Any]] = []
+        self._positions = positions
         last_seq, watermark = self._last_seq, self._watermark
         for msg in msgs:
             meta = msg.metadata
@@ -324,6 +328,7 @@ class JetStreamReader(UnboundedReader):
             if parse is not None:
                 value = parse(value)
             out.append(timestamped_us(value, ts))
+            positions.append((seq, msg))
             last_seq = seq
             watermark = max(watermark, ts)
             self._last_msg = msg
@@ -337,6 +342,18 @@ class JetStreamReader(UnboundedReader):
         if self._last_seq > self._committed and self._last_msg is not None:
             self._held[self._last_seq] = self._last_msg
         return JetStreamCheckpoint(self._last_seq, self._watermark)
+
+    def poll_positions(self) -> list[tuple[int, Any]]:
+        """One position per element of the last poll, for :meth:`checkpoint_at`."""
+        return self._positions
+
+    def checkpoint_at(self, position: tuple[int, Any]) -> JetStreamCheckpoint:
+        """A checkpoint covering the messages up to ``position`` (from :meth:`poll_positions`):
+        the runner commits it when only the messages up to there are fully processed."""
+        seq, msg = position
+        if seq > self._committed:
+            self._held[seq] = msg
+        return JetStreamCheckpoint(seq, self._watermark)
 
     def commit(self, checkpoint: JetStreamCheckpoint) -> None:
         seq = checkpoint.stream_seq
