@@ -6,7 +6,7 @@ sum ``1`` per key, ``WriteToText`` one file per window pane. The driver publishe
 integers at ``--rate`` per second while it kills the child at random instants (every
 ``--kill-min``..``--kill-max`` seconds) and starts it again; once everything is published it lets
 a last child run until every message is counted and acknowledged (or ``--settle`` seconds pass),
-then reads the output files back.
+then reads the output files back. The folder watch keeps its position in a checkpoint file.
 
 Printed figures: kills, counted (messages in the output), lost (published, never counted),
 duplicated (counted more than once), pending (left unacknowledged on the broker), per-key
@@ -89,7 +89,10 @@ def build_pipeline(spec: dict[str, Any]) -> Any:
         from headrace.io.streaming import ReadFromTextContinuously
 
         read = ReadFromTextContinuously(
-            os.path.join(spec["watch"], "*.txt"), interval=0.1, watermark_lag=1.0
+            os.path.join(spec["watch"], "*.txt"),
+            interval=0.1,
+            watermark_lag=1.0,
+            checkpoint_file=os.path.join(spec["out"], "..", "watch-checkpoint.json"),
         )
     _ = (
         p

@@ -368,6 +368,39 @@ def test_file_watch_restart_skips_seen_files_and_resumes_mid_file(tmp_path: Path
     again.close()
 
 
+def test_file_watch_checkpoint_file_resumes_after_what_was_committed(tmp_path: Path) -> None:
+    """issue 13: a restarted folder watch read every file again (no broker keeps its position).
+    With ``checkpoint_file``, ``commit`` stores the checkpoint and a new reader starts from it;
+    what was read but not committed is read again. Beam keeps an UnboundedSource's checkpoint
+    in the runner's state (CheckpointMark); headrace's direct runner has no durable state, so
+    the source keeps it, as Kafka keeps a consumer group's offsets."""
+    watch = tmp_path / "in"
+    watch.mkdir()
+    state = str(tmp_path / "watch.json")
+    for name, mtime in (("a", 10.0), ("b", 20.0)):
+        write_atomically(watch / f"{name}.txt", f"{name}1\n{name}2\n", mtime)
+    source = FileWatchSource(str(watch / "*.txt"), 1000, checkpoint_file=state)
+    reader = source.create_reader()
+    assert values(reader.poll(3, 1)) == ["a1", "a2", "b1"]
+    saved = reader.checkpoint()
+    reader.commit(saved)
+    assert values(reader.poll(10, 1)) == ["b2"]
+    reader.close()  # killed before committing b2
+
+    write_atomically(watch / "c.txt", "c1\n", 30.0)
+    reader = source.create_reader()
+    assert values(drain(reader)) == ["b2", "c1"]
+    reader.commit(reader.checkpoint())
+    reader.close()
+    reader = source.create_reader()
+    assert drain(reader, polls=1) == []
+    reader.close()
+
+    Path(state).write_text("{not json")
+    with pytest.raises(ValueError, match=r"watch.json' is damaged .*delete it"):
+        source.create_reader()
+
+
 def test_file_watch_watermark_and_processing_time_stamps(tmp_path: Path) -> None:
     clock = FakeClock(1000.0)
     write_atomically(tmp_path / "old.txt", "o1\no2\no3\n", mtime=50)
