@@ -8,8 +8,9 @@ integers at ``--rate`` per second while it kills the child at random instants (e
 a last child run until every message is counted and acknowledged (or ``--settle`` seconds pass),
 then reads the output files back. The folder watch keeps its position in a checkpoint file.
 
-Printed figures: kills, counted (messages in the output), lost (published, never counted),
-duplicated (counted more than once), pending (left unacknowledged on the broker), per-key
+Printed figures (one JSON line per run): kills, survived (messages counted at least once), lost
+(published, never counted), counted (the sum of the output counts), duplicated (counted more than
+once), pending (left unacknowledged on the broker), per-key
 mismatches, and a ``refused`` count of children that stopped because a pane they recomputed
 differed from the published one.
 
@@ -34,7 +35,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -302,14 +303,14 @@ class Figures:
     source: str
     messages: int
     kills: int = 0
-    counted: int = 0
+    survived: int = 0
     lost: int = 0
+    counted: int = 0
     duplicated: int = 0
     pending: int = 0
     key_mismatches: int = 0
     refused: int = 0
     panes: int = 0
-    replaced_panes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -395,6 +396,7 @@ def campaign(
         counts, figures.panes = read_counts(out)
         figures.counted = sum(counts.values())
         figures.lost = sum((expected - counts).values())
+        figures.survived = messages - figures.lost
         figures.duplicated = sum((counts - expected).values())
         figures.key_mismatches = sum(1 for k in expected if counts[k] != expected[k])
         figures.pending = producer.pending()
