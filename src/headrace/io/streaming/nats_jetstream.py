@@ -16,7 +16,11 @@ nats-py is asyncio-only, so each reader runs its own event loop in a private dae
   (and the watermark). ``commit`` acknowledges that message, which acknowledges every earlier
   one, and waits for the server to confirm. A reader created from a checkpoint skips what it
   covers. Messages redelivered while a reader holds them uncommitted (``ack_wait`` ran out) are
-  dropped by that reader, so keep ``ack_wait_s`` above the time between commits.
+  dropped by that reader, so keep ``ack_wait_s`` above the time between commits (in a
+  windowed pipeline: about a window plus its allowed lateness). ``checkpoint_at`` makes a
+  checkpoint in the middle of the last poll (one of ``poll_positions()``): the streaming runner
+  commits only up to the first message whose output is not yet published, so a restart reads
+  again exactly the input of the panes still to come.
 * **Elements** are the message payloads (``bytes``), or ``parse(payload)``; with
   ``with_metadata=True`` a :class:`JetStreamMessage` (subject, payload, headers, sequence) is
   passed instead. The timestamp is the time the server stored the message (message metadata).

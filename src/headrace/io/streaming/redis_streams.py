@@ -12,6 +12,9 @@ least once and, with the runner's checkpoints, exactly once:
   watermark). ``commit`` runs ``XACK`` for every entry returned up to that id. A reader created
   from a checkpoint first acknowledges its consumer's pending entries up to the checkpoint's id
   (they were processed; only the acknowledgement was lost), then re-reads the rest.
+  ``checkpoint_at`` makes a checkpoint in the middle of the last poll (one of
+  ``poll_positions()``): the streaming runner commits only up to the first entry whose output is
+  not yet published.
 * **Group.** Created on first use at ``start_id`` (``"0"``: the whole stream; ``"$"``: only new
   entries), with ``MKSTREAM``.
 * **Elements** are the entry's fields as a dict (``str`` keys and values; ``decode=False`` keeps
