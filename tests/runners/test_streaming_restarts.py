@@ -26,8 +26,10 @@ from headrace.io.streaming import ReadFromRedisStreams
 from headrace.io.textio import WriteToText
 from headrace.model.options import PipelineOptions
 from headrace.model.pipeline import Pipeline
+from headrace.model.sources import MIN_US, UnboundedReader, UnboundedSource, timestamped_us
 from headrace.model.transforms.core import CombinePerKey, Map, WindowInto
-from headrace.model.window import FixedWindows
+from headrace.model.transforms.unbounded import ReadUnbounded
+from headrace.model.window import FixedWindows, TimestampedValue
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -148,6 +150,73 @@ def test_acks_follow_each_published_window_while_later_ones_are_open(
     assert published.read_text() == "k 3\n"
     assert _pending(client, stream) == ["4500-0"]  # window [4, 6) is still open
     assert sorted(os.listdir(tmp_path)) == [published.name]
+
+
+class _ListReader(UnboundedReader):
+    """Returns ``items`` in one poll, then nothing, then is done; appends each commit to
+    ``log`` (a file: the source is pickled into the pipeline, so memory is not shared)."""
+
+    def __init__(self, items: list[tuple[int, int]], log: str) -> None:
+        self.items, self.log, self.polls = items, log, 0
+
+    def poll(self, max_elements: int, timeout_s: float) -> list[Any]:
+        self.polls += 1
+        return [timestamped_us(v, t) for v, t in self.items] if self.polls == 1 else []
+
+    def watermark_us(self) -> int:
+        return self.items[-1][1] if self.polls else MIN_US
+
+    def is_done(self) -> bool:
+        return self.polls >= 3
+
+    def checkpoint(self) -> Any:
+        return ("all", len(self.items)) if self.polls else ("all", 0)
+
+    def poll_positions(self) -> list[int]:
+        return list(range(len(self.items))) if self.polls == 1 else []
+
+    def checkpoint_at(self, position: int) -> Any:
+        return ("at", position)
+
+    def commit(self, checkpoint: Any) -> None:
+        with open(self.log, "a") as f:
+            f.write(f"{checkpoint[0]} {checkpoint[1]}\n")
+
+
+class _ListSource(UnboundedSource):
+    def __init__(self, items: list[tuple[int, int]], log: str) -> None:
+        self.items, self.log = items, log
+
+    def create_reader(self, checkpoint: Any = None) -> _ListReader:
+        return _ListReader(self.items, self.log)
+
+
+@pytest.mark.parametrize("restamp", [False, True])
+def test_commits_stop_at_the_first_element_still_held(tmp_path: Path, restamp: bool) -> None:
+    """One poll brings values at 0.5 s, 1.5 s (window [0, 2)) and 4.5 s (window [4, 6)); its
+    last timestamp moves the watermark past 2 s, so [0, 2) fires and only the 4.5 s value stays
+    held: the runner commits the reader's checkpoint after the second value (``at 1``), then
+    everything when the run ends. A DoFn that gives elements new timestamps hides which input
+    they came from, so then nothing of the poll is committed before it is all done."""
+    log = tmp_path / "commits.txt"
+    items = [(1, 500_000), (2, 1_500_000), (3, 4_500_000)]
+    p = Pipeline(options=PipelineOptions(streaming=True))
+    read = p | ReadUnbounded(_ListSource(items, str(log)))
+    if restamp:
+        read = read | Map(lambda v: TimestampedValue(v, 0.25 * v))
+    _ = (
+        read
+        | Map(lambda v: ("k", v))
+        | WindowInto(FixedWindows(2))
+        | CombinePerKey(sum)
+        | Map(lambda kv: None)
+    )
+    p.run().wait_until_finish()
+    commits = log.read_text().splitlines()
+    first_ones = [] if restamp else ["at 1"]
+    assert commits[: len(first_ones)] == first_ones
+    # the end of the run commits everything (a reader ignores a checkpoint it already has)
+    assert set(commits[len(first_ones) :]) == {"all 3"}, commits
 
 
 @pytest.mark.slow
