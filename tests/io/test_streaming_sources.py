@@ -401,6 +401,26 @@ def test_file_watch_checkpoint_file_resumes_after_what_was_committed(tmp_path: P
         source.create_reader()
 
 
+def test_file_watch_checkpoint_at_any_line_of_a_poll(tmp_path: Path) -> None:
+    """The runner commits a poll only up to the first line whose output is not yet published:
+    a checkpoint at each line of a poll that spans files resumes right after that line."""
+    for name, mtime in (("a", 10.0), ("b", 20.0), ("c", 30.0)):
+        write_atomically(tmp_path / f"{name}.txt", f"{name}1\n{name}2", mtime)
+    source = FileWatchSource(str(tmp_path / "*.txt"), 1000)
+    reader = source.create_reader()
+    got = values(reader.poll(5, 1))
+    assert got == ["a1", "a2", "b1", "b2", "c1"]
+    positions = reader.poll_positions()
+    assert len(positions) == 5
+    everything = ["a1", "a2", "b1", "b2", "c1", "c2"]
+    for i, position in enumerate(positions):
+        saved = reader.checkpoint_at(position)
+        resumed = source.create_reader(both_pickles(saved)[1])
+        assert values(drain(resumed)) == everything[i + 1 :], i
+        resumed.close()
+    reader.close()
+
+
 def test_file_watch_watermark_and_processing_time_stamps(tmp_path: Path) -> None:
     clock = FakeClock(1000.0)
     write_atomically(tmp_path / "old.txt", "o1\no2\no3\n", mtime=50)

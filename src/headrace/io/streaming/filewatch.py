@@ -129,6 +129,19 @@ class FileWatchCheckpoint:
 
 
 @dataclass
+class _PollStart:
+    """The reader's state when a poll began reading, shared by the positions of that poll."""
+
+    done: dict[str, int]
+    finished: list[tuple[str, int]]  # files finished during the poll, in order
+    files_done: int
+    stop_us: int
+    last_scan_us: int
+    watermark_us: int
+    stopped: bool
+
+
+@dataclass
 class _File:
     path: str
     mtime_us: int
@@ -307,6 +320,7 @@ class FileWatchReader(UnboundedReader):
             path, mtime, ts, offset = checkpoint.current
             self._current = _File(path, mtime, ts, 0, offset)
         self._closed = False
+        self._positions: list[Any] = []
 
     # -- scanning --------------------------------------------------------------------------------
 
@@ -377,6 +391,20 @@ class FileWatchReader(UnboundedReader):
     def _read(self, max_elements: int) -> list[Any]:
         source = self._source
         out: list[Any] = []
+        positions: list[tuple[_PollStart, int, tuple[str, int, int, int] | None]] = []
+        self._positions = positions
+        if not self._queue and self._current is None:
+            return out
+        start = _PollStart(
+            dict(self._done),
+            [],
+            self._files_done,
+            self._stop_us,
+            self._last_scan_us,
+            self._watermark,
+            self._stopped,
+        )
+        finished = start.finished
         while len(out) < max_elements:
             if self._current is None:
                 if not self._queue:
@@ -389,12 +417,22 @@ class FileWatchReader(UnboundedReader):
                 out.append(timestamped_us(meta, f.timestamp_us))
                 f.eof = True
                 self._finish_current()
+                finished.append((f.path, f.mtime_us))
+                positions.append((start, len(finished), None))
                 continue
+            offset = f.offset
             try:
                 lines = f.read_lines(max_elements - len(out), source.compression_type)
             except FileNotFoundError:
                 lines = []  # deleted before (or while) it was read: nothing more to read
                 f.eof, f.buf, f.pos = True, b"", 0
+            # Where each line ends, for checkpoint_at (all end with \n but perhaps the last).
+            k = len(finished)
+            for line in lines:
+                offset += len(line) + 1
+                positions.append((start, k, (f.path, f.mtime_us, f.timestamp_us, offset)))
+            if lines:
+                positions[-1] = (start, k, (f.path, f.mtime_us, f.timestamp_us, f.offset))
             ts, encoding = f.timestamp_us, source.encoding
             try:
                 out.extend(
@@ -407,6 +445,9 @@ class FileWatchReader(UnboundedReader):
                 ) from exc
             if f.finished:
                 self._finish_current()
+                finished.append((f.path, f.mtime_us))
+                if lines:
+                    positions[-1] = (start, len(finished), None)
         return out
 
     # -- the UnboundedReader API -----------------------------------------------------------------
@@ -449,6 +490,28 @@ class FileWatchReader(UnboundedReader):
             self._last_scan_us,
             self._watermark,
             self._stopped,
+        )
+
+    def poll_positions(self) -> list[Any]:
+        """One position per element of the last poll, for :meth:`checkpoint_at`."""
+        return self._positions
+
+    def checkpoint_at(self, position: Any) -> FileWatchCheckpoint:
+        """A checkpoint covering the elements up to ``position`` (from :meth:`poll_positions`):
+        the files finished by then read, the file of that line read up to its end. The
+        watermark, scan time and stop flag are those from before the poll (a restored reader
+        then scans again at once)."""
+        start, finished, current = position
+        done = dict(start.done)
+        done.update(start.finished[:finished])
+        return FileWatchCheckpoint(
+            done,
+            current,
+            start.files_done + finished,
+            start.stop_us,
+            start.last_scan_us,
+            start.watermark_us,
+            start.stopped,
         )
 
     def commit(self, checkpoint: FileWatchCheckpoint) -> None:
