@@ -166,7 +166,10 @@ class StreamingRun:
         self.clock = Clock(controlled=any(s.kind == "test_stream" for s in self.sources))
         # Lineage of unbounded reads (see _commit_done): each non-empty poll is a batch; _batch is
         # the batch whose data is being pushed (or whose panes are being emitted).
-        self._tracking = any(s.reader is not None for s in self.sources)
+        # (Finalize-based sinks publish at the end of the run: sources commit only then.)
+        self._tracking = not self.finalize_records and any(
+            s.reader is not None for s in self.sources
+        )
         self._batches = 0
         self._batch = _NO_BATCH  # the lineage key of what is being pushed now
         self._batch_ts: frozenset[int] | None = None  # a poll's timestamps, while it is pushed
@@ -363,8 +366,10 @@ class StreamingRun:
                 busy = self._test_stream_event(src) or busy
             else:
                 elements = src.reader.poll(self.max_poll, 0.0)
-                if elements:
+                if elements and self._tracking:
                     self._push_polled(src, elements)
+                else:
+                    self._push_source(src, elements)
                 src.watermark = max(src.watermark, src.reader.watermark_us())
                 if src.reader.is_done():
                     src.done, src.watermark = True, MAX_US
