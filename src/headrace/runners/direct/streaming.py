@@ -465,15 +465,23 @@ class StreamingRun:
         holding elements or a stateful step with timers set holds every batch. Finalize-based
         sinks publish at the end of the run, so with them sources commit only when the run ends.
 
-        Checked at most every ``commit_interval_s`` (it walks the live panes) unless ``force``.
+        Checked at most every ``commit_interval_s`` (it walks the live panes; less often when
+        that walk takes long) unless ``force``.
         """
         if not self._uncommitted or self.finalize_records:
             return
-        if not force:
-            now = time.monotonic()
-            if now < self._next_commit:
-                return
-            self._next_commit = now + self.commit_interval_s
+        now = time.monotonic()
+        if not force and now < self._next_commit:
+            return
+        try:
+            self._commit_frontier()
+        finally:
+            # walking the panes stays a small share of the time with many keys and windows
+            spent = time.monotonic() - now
+            self._next_commit = now + max(self.commit_interval_s, 20 * spent)
+
+    def _commit_frontier(self) -> None:
+        """The walk of :meth:`_commit_done`: prune lineage, find the oldest held, commit."""
         if any(sp.timers for sp in self.stateful.values()):
             return
         if any(gate.buffer for gate in self.gates.values()):
