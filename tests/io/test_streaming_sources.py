@@ -368,6 +368,59 @@ def test_file_watch_restart_skips_seen_files_and_resumes_mid_file(tmp_path: Path
     again.close()
 
 
+def test_file_watch_checkpoint_file_resumes_after_what_was_committed(tmp_path: Path) -> None:
+    """issue 13: a restarted folder watch read every file again (no broker keeps its position).
+    With ``checkpoint_file``, ``commit`` stores the checkpoint and a new reader starts from it;
+    what was read but not committed is read again. Beam keeps an UnboundedSource's checkpoint
+    in the runner's state (CheckpointMark); headrace's direct runner has no durable state, so
+    the source keeps it, as Kafka keeps a consumer group's offsets."""
+    watch = tmp_path / "in"
+    watch.mkdir()
+    state = str(tmp_path / "watch.json")
+    for name, mtime in (("a", 10.0), ("b", 20.0)):
+        write_atomically(watch / f"{name}.txt", f"{name}1\n{name}2\n", mtime)
+    source = FileWatchSource(str(watch / "*.txt"), 1000, checkpoint_file=state)
+    reader = source.create_reader()
+    assert values(reader.poll(3, 1)) == ["a1", "a2", "b1"]
+    saved = reader.checkpoint()
+    reader.commit(saved)
+    assert values(reader.poll(10, 1)) == ["b2"]
+    reader.close()  # killed before committing b2
+
+    write_atomically(watch / "c.txt", "c1\n", 30.0)
+    reader = source.create_reader()
+    assert values(drain(reader)) == ["b2", "c1"]
+    reader.commit(reader.checkpoint())
+    reader.close()
+    reader = source.create_reader()
+    assert drain(reader, polls=1) == []
+    reader.close()
+
+    Path(state).write_text("{not json")
+    with pytest.raises(ValueError, match=r"watch.json' is damaged .*delete it"):
+        source.create_reader()
+
+
+def test_file_watch_checkpoint_at_any_line_of_a_poll(tmp_path: Path) -> None:
+    """The runner commits a poll only up to the first line whose output is not yet published:
+    a checkpoint at each line of a poll that spans files resumes right after that line."""
+    for name, mtime in (("a", 10.0), ("b", 20.0), ("c", 30.0)):
+        write_atomically(tmp_path / f"{name}.txt", f"{name}1\n{name}2", mtime)
+    source = FileWatchSource(str(tmp_path / "*.txt"), 1000)
+    reader = source.create_reader()
+    got = values(reader.poll(5, 1))
+    assert got == ["a1", "a2", "b1", "b2", "c1"]
+    positions = reader.poll_positions()
+    assert len(positions) == 5
+    everything = ["a1", "a2", "b1", "b2", "c1", "c2"]
+    for i, position in enumerate(positions):
+        saved = reader.checkpoint_at(position)
+        resumed = source.create_reader(both_pickles(saved)[1])
+        assert values(drain(resumed)) == everything[i + 1 :], i
+        resumed.close()
+    reader.close()
+
+
 def test_file_watch_watermark_and_processing_time_stamps(tmp_path: Path) -> None:
     clock = FakeClock(1000.0)
     write_atomically(tmp_path / "old.txt", "o1\no2\no3\n", mtime=50)
@@ -854,6 +907,41 @@ def test_nats_timestamps_watermark_and_metadata(nats_stream: NatsStream) -> None
     plain = nats_stream.source("d2", parse=None).create_reader()
     assert values(plain.poll(1, 1)) == [b"0"]
     plain.close()
+
+
+def test_nats_an_empty_fetch_with_a_backlog_does_not_move_the_watermark(
+    nats_stream: NatsStream,
+) -> None:
+    """issue 13: after a restart, a fetch that timed out before the server answered (a loaded
+    machine, a freshly recreated durable) moved the watermark to the clock, ahead of the
+    messages the dead reader never acknowledged; they were then late, dropped, and acknowledged.
+    An empty fetch moves the watermark only when the durable has nothing left to deliver (Beam's
+    UnboundedReader.getWatermark contract: a bound on the timestamps of messages still to be
+    read, sdks/java/core/.../io/UnboundedSource.java)."""
+    nats_stream.publish(0, 5)
+    source = nats_stream.source(clock_skew_s=0.0)
+    first = source.create_reader()
+    assert values(first.poll(3, 1)) == [0, 1, 2]
+    first.close()  # killed: 0..2 delivered, never acknowledged
+
+    reader = source.create_reader()
+    real_fetch = reader._fetch
+
+    async def timed_out(batch: int, timeout_s: float) -> list[Any]:
+        return []
+
+    reader._fetch = timed_out  # type: ignore[method-assign]
+    assert reader.poll(10, 0.01) == []
+    assert reader.watermark_us() == MIN_US  # the backlog 0..4 is still to come
+    reader._fetch = real_fetch  # type: ignore[method-assign]
+    got = drain(reader)
+    assert values(got) == [0, 1, 2, 3, 4]
+    last = got[-1].timestamp_us
+    assert reader.watermark_us() >= last  # caught up: the empty polls moved it to the clock
+    t0_us = time.time_ns() // 1000
+    assert reader.poll(10, 0.05) == []
+    assert reader.watermark_us() >= t0_us - 1_000  # (rounding) at the clock of the last fetch
+    reader.close()
 
 
 def test_nats_deliver_new_skips_existing_messages(nats_stream: NatsStream) -> None:

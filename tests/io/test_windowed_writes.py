@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import pickle
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -110,13 +111,14 @@ def test_files_are_written_under_a_hidden_temp_name_and_renamed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renames: list[tuple[str, str, str, bool]] = []
-    real_rename = windowedsink.rename
+    real_publish = windowedsink.publish_new
 
-    def spy(src: str, dst: str) -> None:
+    def spy(src: str, dst: str) -> bool:
         renames.append((src, dst, Path(src).read_text(), os.path.exists(dst)))
-        real_rename(src, dst)
+        return real_publish(src, dst)
 
-    monkeypatch.setattr(windowedsink, "rename", spy)
+    # unbounded input (a TestStream): published without replacing (publish_new)
+    monkeypatch.setattr(windowedsink, "publish_new", spy)
     with beam.Pipeline() as p:
         _ = (
             p
@@ -238,8 +240,67 @@ def test_shards_split_each_pane(tmp_path: Path) -> None:
     out = files(tmp_path)
     assert sorted(out) == [f"s-{W0}-pane-0-0000{i}-of-00002" for i in (0, 1)]
     per_shard = [lines(t) for t in out.values()]
-    assert [len(x) for x in per_shard] == [5, 5]  # round robin
+    # unbounded input: a record's shard is a stable hash of its repr, so that a restarted run
+    # puts it in the same file again (bounded input keeps Beam's random round robin)
+    for shard, records in enumerate(per_shard):
+        assert all(zlib.crc32(repr(int(x)).encode()) % 2 == shard for x in records)
     assert sorted(int(x) for shard in per_shard for x in shard) == list(range(10))
+
+
+# -- a restarted streaming run publishing a pane again --
+
+
+def _write_window(out: Path, records: list[str]) -> None:
+    """One streaming run writing ``records`` (all in the first minute) as one pane."""
+    stream = TestStream().add_elements([TV(r, 1) for r in records]).advance_watermark_to_infinity()
+    with beam.Pipeline() as p:
+        _ = (
+            p
+            | stream
+            | beam.WindowInto(window.FixedWindows(60))
+            | beam.io.WriteToText(str(out / "c"), shard_name_template="")
+        )
+
+
+def test_a_restarted_run_keeps_a_published_pane_with_the_same_records(tmp_path: Path) -> None:
+    """A restarted streaming run recomputes the panes of input it had not acknowledged, and may
+    fire a pane the dead run already published. The same records (here in another order, as
+    arrival order may differ) leave the published file untouched: same inode, no temp file.
+    Beam does the same at finalize (sdks/python/apache_beam/io/filebasedsink.py,
+    _check_state_for_finalize_write): a destination that exists with the temp file's checksum is
+    skipped, and one with a different checksum is an error, not overwritten."""
+    _write_window(tmp_path, ["a", "b", "c"])
+    name = f"c-{W0}-pane-0"
+    before = os.stat(tmp_path / name)
+    _write_window(tmp_path, ["c", "a", "b"])
+    assert files(tmp_path) == {name: "a\nb\nc\n"}
+    assert os.stat(tmp_path / name).st_ino == before.st_ino
+
+
+def test_a_published_pane_is_never_replaced_with_less_data(tmp_path: Path) -> None:
+    """issue 13: a restarted NATS pipeline replaced published ``pane-0`` files with fewer
+    elements, silently losing acknowledged messages. A pane recomputed with different records
+    is refused with a message naming the file; the published file and nothing else remains."""
+    _write_window(tmp_path, ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"pane file .*c-1970.*pane-0' is already published"):
+        _write_window(tmp_path, ["a", "b"])
+    assert files(tmp_path) == {f"c-{W0}-pane-0": "a\nb\nc\n"}
+
+
+def test_a_bounded_rerun_still_replaces_its_panes(tmp_path: Path) -> None:
+    """Bounded input (a batch rerun with ``windowed_writes``) replaces the file, as before."""
+    for records in (["a", "b", "c"], ["a"]):
+        with beam.Pipeline() as p:
+            _ = (
+                p
+                | beam.Create(records)
+                | beam.Map(lambda r: TV(r, 1))
+                | beam.WindowInto(window.FixedWindows(60))
+                | beam.io.WriteToText(
+                    str(tmp_path / "c"), shard_name_template="", windowed_writes=True
+                )
+            )
+    assert files(tmp_path) == {f"c-{W0}-pane-0": "a\n"}
 
 
 # -- failures --

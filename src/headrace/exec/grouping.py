@@ -58,10 +58,19 @@ class FileRun:
     path: str
     index: dict[int, tuple[int, int]] = field(default_factory=dict)
     salt: int = 0
+    # In-memory size per pickled byte (the writer's estimate over what it wrote): a pickled int
+    # takes a few bytes, the object in a list ~36, so a reader that compared pickled sizes with
+    # its memory budget merged several times the budget at once.
+    mem_ratio: float = 1.0
 
     @property
     def nbytes(self) -> int:
-        return sum(length for _, length in self.index.values())
+        """Estimated memory the run takes once loaded."""
+        return int(sum(length for _, length in self.index.values()) * self.mem_ratio)
+
+    def block_bytes(self, sub_bucket: int) -> int:
+        """Estimated memory of one sub-bucket once loaded."""
+        return int(self.index.get(sub_bucket, (0, 0))[1] * self.mem_ratio)
 
 
 Run = MemoryRun | FileRun
@@ -480,6 +489,11 @@ class GroupTable:
                 runs.append(None)
                 continue
             runs.append(write_file_run(self.spill_dir, buckets[p], salt=0))
+        written = sum(sum(n for _, n in r.index.values()) for r in runs if r is not None)
+        ratio = max(1.0, self._estimate() / written) if written else 1.0
+        for r in runs:
+            if r is not None:
+                r.mem_ratio = ratio
         return runs
 
     def close(self) -> list[list[Run]]:
@@ -583,7 +597,10 @@ def _memory_to_file(run: MemoryRun, spill_dir: str, windowed: bool, mode: str) -
         h = _gk_hash(gk, windowed, mode, 0)
         # partition count is 1 whenever a MemoryRun exists, so the sub-bucket is h % SUB_BUCKETS
         buckets[h % SUB_BUCKETS].append((gk, v, ts.get(gk)) if ts is not None else (gk, v))
-    return write_file_run(spill_dir, buckets, salt=0)
+    out = write_file_run(spill_dir, buckets, salt=0)
+    written = out.nbytes
+    out.mem_ratio = max(1.0, run.nbytes / written) if written else 1.0
+    return out
 
 
 def _read_bucketed(
@@ -597,7 +614,7 @@ def _read_bucketed(
     depth: int,
 ) -> Iterator[tuple[dict[Any, Any], dict[Any, int] | None]]:
     for s in range(SUB_BUCKETS):
-        size = sum(r.index.get(s, (0, 0))[1] for r in runs)
+        size = sum(r.block_bytes(s) for r in runs)
         if not size:
             continue
         if size <= budget or depth >= 4:
@@ -614,7 +631,9 @@ def _read_bucketed(
             for item in items:
                 buckets[_gk_hash(item[0], windowed, mode, salt) % SUB_BUCKETS].append(item)
             del items
-            sub_runs.append(write_file_run(spill_dir, buckets, salt))
+            sub_run = write_file_run(spill_dir, buckets, salt)
+            sub_run.mem_ratio = r.mem_ratio
+            sub_runs.append(sub_run)
         yield from _read_bucketed(
             sub_runs, merger, windowed, track_ts, budget, spill_dir, mode, depth + 1
         )

@@ -329,7 +329,11 @@ class ParDoOperator(Operator):
         if kind == "filter":
             return lambda it: [x for x in it if fn(x, *args)]
 
+        finish, metrics = self._finish_plain, self.metrics
+
         def flatmap(it: Iterator[Any]) -> list[Any]:
+            # A fan-out can make far more output than input: push it on in pieces as it grows,
+            # so what follows (a grouping with a memory budget) sees it before the chunk ends.
             out: list[Any] = []
             extend = out.extend
             for x in it:
@@ -338,6 +342,11 @@ class ParDoOperator(Operator):
                     if type(r) in _BAD_RETURN:
                         raise bad_return(r)
                     extend(r)
+                    if len(out) > FLUSH_AT:
+                        finish(out)
+                        out = []
+                        extend = out.extend
+                        set_current_container(metrics)
             return out
 
         return flatmap

@@ -283,6 +283,12 @@ class PaneEngine:
                     self._push_hold(key, window, pane)
         return MAX_US
 
+    def holding_windows(self) -> set[BoundedWindow]:
+        """The windows of panes holding input that no pane has emitted yet, or (accumulating)
+        keeping it for the panes to come: what would be lost if the engine were lost."""
+        accumulating = self.accumulating
+        return {window for (_, window), pane in self._panes.items() if pane.pending or accumulating}
+
     def drain(self) -> list[WindowedValue]:
         """The panes emitted since the last call (``add`` may emit: count or late firings)."""
         out = self._out

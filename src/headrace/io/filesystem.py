@@ -38,6 +38,7 @@ __all__ = [
     "match_files",
     "open_for_read",
     "open_for_write",
+    "publish_new",
     "rename",
 ]
 
@@ -250,6 +251,41 @@ def rename(src: str, dst: str) -> None:
         os.replace(src_path, dst_path)
     else:
         fs.mv(src_path, dst_path)
+
+
+def publish_new(src: str, dst: str) -> bool:
+    """Move file ``src`` to ``dst`` only if ``dst`` does not exist; return whether it moved.
+
+    Locally the data of ``src`` is flushed to disk first, the name is created with a hard link
+    (atomic: two publishers cannot both win) and the directory is flushed after it, so a
+    published file survives a crash of the machine, not only of the process. On object stores
+    it is a check then a move. When ``dst`` exists, ``src`` is left where it is.
+    """
+    fs, src_path = _fs_and_path(src)
+    _, dst_path = _fs_and_path(dst)
+    if not _is_local(fs):
+        if fs.exists(dst_path):
+            return False
+        fs.mv(src_path, dst_path)
+        return True
+    folder = posixpath.dirname(dst_path) or "."
+    os.makedirs(folder, exist_ok=True)
+    _fsync_path(src_path, os.O_RDONLY)
+    try:
+        os.link(src_path, dst_path)
+    except FileExistsError:
+        return False
+    os.unlink(src_path)
+    _fsync_path(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    return True
+
+
+def _fsync_path(path: str, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def delete_recursive(path: str) -> None:

@@ -7,8 +7,10 @@ write publishes each pane as soon as its trigger fires.
 
 How a write runs (:class:`WriteWindowedFiles`):
 
-1. *Shard.* Each element is keyed by a shard index, round robin from a random start per bundle,
-   over ``num_shards`` shards (1 when the sink's ``num_shards`` is 0).
+1. *Shard.* Each element is keyed by a shard index over ``num_shards`` shards (1 when the sink's
+   ``num_shards`` is 0): round robin from a random start per bundle for bounded input; for
+   unbounded input a stable hash of the record's ``repr``, so that a restarted run that
+   recomputes a pane puts each record in the same shard file as before.
 2. *Group.* A ``GroupByKey`` groups the elements of each ``(shard, window)``; the window's trigger
    decides when a group fires, so each firing is one pane of that shard's group (pane indexes
    count per shard; with one shard they are exactly the window's panes).
@@ -27,7 +29,18 @@ Window bounds are UTC in ISO 8601 (``1970-01-01T00:01:00Z``, with ``.ffffff`` on
 has a fraction of a second). ON_TIME panes (and panes of unknown timing) carry no timing tag. With
 the default template the shard part is ``-00000-of-00001``; with ``shard_name_template=''`` it is
 empty. Example: ``counts-1970-01-01T00:00:00Z-1970-01-01T00:01:00Z-pane-0-00000-of-00001.txt``.
-A pane that fires again with the same name (a rerun) replaces the earlier file.
+
+Publishing twice. A batch rerun (bounded input) that writes a pane of the same name replaces the
+earlier file. For unbounded input a published pane is never replaced: a streaming run restarted
+after a crash recomputes the panes whose input was not yet acknowledged, and may fire a pane the
+dead run had already published. Locally the name is taken with a hard link (atomic, and the data
+and directory are flushed to disk first, so a published pane survives a machine crash); when the
+name exists, the pane just computed is compared with the published one: the same records, in any
+order (lines read back through the sink's compression), leave the published file as it is;
+different records stop the run with a ``ValueError`` naming the file, rather than silently
+replacing a pane with less (or other) data. The usual causes are input that changed, arrived
+late or was lost upstream, or a transform that is not deterministic; move the file away or write
+to a new prefix.
 
 Empty panes (an ON_TIME pane with nothing new in DISCARDING mode) write no file, and
 ``skip_if_empty`` has no further effect. Files appear when panes fire, so the input should be
@@ -45,6 +58,7 @@ import contextlib
 import datetime as _dt
 import posixpath
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -54,7 +68,14 @@ from headrace.io.filebasedsink import (
     describe_record,
     shard_name,
 )
-from headrace.io.filesystem import delete_files, dirname, join, rename
+from headrace.io.filesystem import (
+    delete_files,
+    dirname,
+    join,
+    open_for_read,
+    publish_new,
+    rename,
+)
 from headrace.model.timestamp import Timestamp
 from headrace.model.transforms.core import DoFn, GroupByKey, ParDo
 from headrace.model.transforms.ptransform import PTransform
@@ -117,12 +138,41 @@ def _temp_path_for(final: str) -> str:
     return join(dirname(final), f".{name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
-class _WritePaneDoFn(DoFn):
-    """Writes each fired ``(shard, records)`` group to a temp file and renames it into place."""
+def _same_records(a: str, b: str, compression: str) -> bool:
+    """Whether files ``a`` and ``b`` hold the same lines in any order, once decompressed.
 
-    def __init__(self, sink: FileBasedSink, num_shards: int) -> None:
+    The sinks written here (text, JSON lines) write one record per line; the order of records
+    within a pane depends on arrival order, which a restarted run need not repeat.
+    """
+    with open_for_read(a, compression) as fa, open_for_read(b, compression) as fb:
+        data_a, data_b = fa.read(), fb.read()
+    return data_a == data_b or sorted(data_a.splitlines()) == sorted(data_b.splitlines())
+
+
+class _StableShardsDoFn(DoFn):
+    """Keys elements by a stable hash of their ``repr`` (unbounded windowed writes)."""
+
+    def __init__(self, num_shards: int) -> None:
+        self.num_shards = num_shards
+
+    def process(self, element: Any) -> Iterator[tuple[int, Any]]:
+        if self.num_shards == 1:
+            yield (0, element)
+        else:
+            yield (zlib.crc32(repr(element).encode("utf-8", "replace")) % self.num_shards, element)
+
+
+class _WritePaneDoFn(DoFn):
+    """Writes each fired ``(shard, records)`` group to a temp file and publishes it.
+
+    ``keep_published`` (unbounded input): an existing file of the same name is never replaced;
+    see the module docstring.
+    """
+
+    def __init__(self, sink: FileBasedSink, num_shards: int, keep_published: bool = False) -> None:
         self.sink = sink
         self.num_shards = num_shards
+        self.keep_published = keep_published
 
     def process(
         self,
@@ -149,7 +199,10 @@ class _WritePaneDoFn(DoFn):
                     writer.close()  # the write error is the one to report
                 raise
             writer.close()
-            rename(temp, final)
+            if not self.keep_published:
+                rename(temp, final)
+            elif not publish_new(temp, final):
+                self._check_republished(temp, final)
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 delete_files([temp])  # best effort: the original error is what matters
@@ -157,6 +210,21 @@ class _WritePaneDoFn(DoFn):
                 exc.add_note(f"headrace: {sink.describe()} failed while writing {final!r}")
             raise
         yield final
+
+    def _check_republished(self, temp: str, final: str) -> None:
+        """``final`` was published before: keep it if ``temp`` holds the same records."""
+        sink = self.sink
+        same = _same_records(temp, final, sink.compression_type)
+        delete_files([temp])
+        if not same:
+            raise ValueError(
+                f"{sink.describe()}: the pane file {final!r} is already published with "
+                "different records than this run computed for it; a published pane is never "
+                "replaced. A restarted streaming run recomputes the panes of unacknowledged "
+                "input, so the input changed, arrived late or was lost, or a transform is not "
+                "deterministic. Move the file away (or write to a new file_path_prefix) and "
+                "restart."
+            )
 
 
 class WriteWindowedFiles(PTransform):
@@ -192,9 +260,11 @@ class WriteWindowedFiles(PTransform):
 
     def expand(self, pcoll: Any) -> Any:
         num_shards = self.sink.num_shards or 1
+        unbounded = not pcoll.is_bounded
+        assign: DoFn = _StableShardsDoFn(num_shards) if unbounded else AssignShardsDoFn(num_shards)
         return (
             pcoll
-            | "AssignShards" >> ParDo(AssignShardsDoFn(num_shards))
+            | "AssignShards" >> ParDo(assign)
             | "GroupPanes" >> GroupByKey()
-            | "WritePanes" >> ParDo(_WritePaneDoFn(self.sink, num_shards))
+            | "WritePanes" >> ParDo(_WritePaneDoFn(self.sink, num_shards, unbounded))
         )

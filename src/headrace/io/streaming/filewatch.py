@@ -19,8 +19,15 @@ How the reader works (one reader per pattern; ``split`` does not divide it):
 * **Checkpoint** (:class:`FileWatchCheckpoint`): the files fully read (path and modification
   time), the byte offset reached in the file being read, the number of files read and the stop
   time. A reader restored from it skips the files read, resumes the current file at its offset,
-  and finds the files that were merely queued again at its first scan. ``commit`` has nothing to
-  acknowledge. The set of files read grows with the number of files.
+  and finds the files that were merely queued again at its first scan. The set of files read
+  grows with the number of files.
+* **Restarts** (``checkpoint_file``). There is no broker to acknowledge to, so by default a
+  restarted pipeline reads every file again: with ``timestamp="mtime"`` it recomputes the same
+  panes (which a windowed file write then leaves as published), but with ``"processing_time"``
+  the lines land in new windows. With ``checkpoint_file=PATH`` (a local path or fsspec URL),
+  ``commit`` writes the checkpoint there (JSON, replaced atomically) and a reader created
+  without a checkpoint starts from it: the runner commits only what every output made from it
+  has published, so a restart resumes exactly after it. One file per watch; do not share it.
 * **Stopping** (for tests and demos): at ``stop_timestamp`` (processing time) or ``stop_after``
   seconds after the first reader started, the reader scans one last time, reads what it found and
   is done; with ``max_files`` it is done after that many files.
@@ -29,13 +36,21 @@ How the reader works (one reader per pattern; ``split`` does not divide it):
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import time
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from headrace.io.filesystem import CompressionTypes, FileMetadata, open_for_read
+from headrace.io.filesystem import (
+    CompressionTypes,
+    FileMetadata,
+    open_for_read,
+    open_for_write,
+    rename,
+)
 from headrace.io.streaming._common import Clock, clock_us
 from headrace.model.pvalue import PBegin, PCollection
 from headrace.model.sources import UnboundedReader, UnboundedSource, timestamped_us
@@ -71,6 +86,59 @@ class FileWatchCheckpoint:
     last_scan_us: int
     watermark_us: int
     stopped: bool = False
+
+    def to_json(self) -> str:
+        """The checkpoint as JSON (what ``checkpoint_file`` holds)."""
+        return json.dumps(
+            {
+                "version": 1,
+                "done": dict(self.done),
+                "current": list(self.current) if self.current is not None else None,
+                "files_done": self.files_done,
+                "stop_us": self.stop_us,
+                "last_scan_us": self.last_scan_us,
+                "watermark_us": self.watermark_us,
+                "stopped": self.stopped,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> FileWatchCheckpoint:
+        """Read :meth:`to_json`'s output; ``where`` names the file in errors."""
+        try:
+            d = json.loads(text)
+            if d.get("version") != 1:
+                raise ValueError(f"unknown version {d.get('version')!r}")
+            current = d["current"]
+            return cls(
+                {str(k): int(v) for k, v in d["done"].items()},
+                (str(current[0]), int(current[1]), int(current[2]), int(current[3]))
+                if current is not None
+                else None,
+                int(d["files_done"]),
+                int(d["stop_us"]),
+                int(d["last_scan_us"]),
+                int(d["watermark_us"]),
+                bool(d["stopped"]),
+            )
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(
+                f"the file watch checkpoint {where!r} is damaged ({exc}); delete it to read "
+                "every file again, or restore it from a backup"
+            ) from None
+
+
+@dataclass
+class _PollStart:
+    """The reader's state when a poll began reading, shared by the positions of that poll."""
+
+    done: dict[str, int]
+    finished: list[tuple[str, int]]  # files finished during the poll, in order
+    files_done: int
+    stop_us: int
+    last_scan_us: int
+    watermark_us: int
+    stopped: bool
 
 
 @dataclass
@@ -174,6 +242,7 @@ class FileWatchSource(UnboundedSource):
         compression_type: str = CompressionTypes.AUTO,
         encoding: str = "utf-8",
         clock: Clock | None = None,
+        checkpoint_file: str | None = None,
     ) -> None:
         if interval_us <= 0:
             raise ValueError(f"the scan interval of {file_pattern!r} must be positive")
@@ -200,6 +269,7 @@ class FileWatchSource(UnboundedSource):
         self.compression_type = compression_type
         self.encoding = encoding
         self.clock = clock
+        self.checkpoint_file = checkpoint_file
 
     def create_reader(self, checkpoint: FileWatchCheckpoint | None = None) -> FileWatchReader:
         return FileWatchReader(self, checkpoint)
@@ -231,6 +301,9 @@ class FileWatchReader(UnboundedReader):
         self._queued: set[str] = set()
         self._current: _File | None = None
         now = clock_us(self._clock)
+        if checkpoint is None and source.checkpoint_file is not None:
+            checkpoint = _load_checkpoint(source.checkpoint_file)
+        self._saved: FileWatchCheckpoint | None = checkpoint
         if checkpoint is None:
             stop = source.stop_us
             if source.stop_after_us is not None:
@@ -247,6 +320,7 @@ class FileWatchReader(UnboundedReader):
             path, mtime, ts, offset = checkpoint.current
             self._current = _File(path, mtime, ts, 0, offset)
         self._closed = False
+        self._positions: list[Any] = []
 
     # -- scanning --------------------------------------------------------------------------------
 
@@ -317,6 +391,20 @@ class FileWatchReader(UnboundedReader):
     def _read(self, max_elements: int) -> list[Any]:
         source = self._source
         out: list[Any] = []
+        positions: list[tuple[_PollStart, int, tuple[str, int, int, int] | None]] = []
+        self._positions = positions
+        if not self._queue and self._current is None:
+            return out
+        start = _PollStart(
+            dict(self._done),
+            [],
+            self._files_done,
+            self._stop_us,
+            self._last_scan_us,
+            self._watermark,
+            self._stopped,
+        )
+        finished = start.finished
         while len(out) < max_elements:
             if self._current is None:
                 if not self._queue:
@@ -329,12 +417,22 @@ class FileWatchReader(UnboundedReader):
                 out.append(timestamped_us(meta, f.timestamp_us))
                 f.eof = True
                 self._finish_current()
+                finished.append((f.path, f.mtime_us))
+                positions.append((start, len(finished), None))
                 continue
+            offset = f.offset
             try:
                 lines = f.read_lines(max_elements - len(out), source.compression_type)
             except FileNotFoundError:
                 lines = []  # deleted before (or while) it was read: nothing more to read
                 f.eof, f.buf, f.pos = True, b"", 0
+            # Where each line ends, for checkpoint_at (all end with \n but perhaps the last).
+            k = len(finished)
+            for line in lines:
+                offset += len(line) + 1
+                positions.append((start, k, (f.path, f.mtime_us, f.timestamp_us, offset)))
+            if lines:
+                positions[-1] = (start, k, (f.path, f.mtime_us, f.timestamp_us, f.offset))
             ts, encoding = f.timestamp_us, source.encoding
             try:
                 out.extend(
@@ -347,6 +445,9 @@ class FileWatchReader(UnboundedReader):
                 ) from exc
             if f.finished:
                 self._finish_current()
+                finished.append((f.path, f.mtime_us))
+                if lines:
+                    positions[-1] = (start, len(finished), None)
         return out
 
     # -- the UnboundedReader API -----------------------------------------------------------------
@@ -391,6 +492,39 @@ class FileWatchReader(UnboundedReader):
             self._stopped,
         )
 
+    def poll_positions(self) -> list[Any]:
+        """One position per element of the last poll, for :meth:`checkpoint_at`."""
+        return self._positions
+
+    def checkpoint_at(self, position: Any) -> FileWatchCheckpoint:
+        """A checkpoint covering the elements up to ``position`` (from :meth:`poll_positions`):
+        the files finished by then read, the file of that line read up to its end. The
+        watermark, scan time and stop flag are those from before the poll (a restored reader
+        then scans again at once)."""
+        start, finished, current = position
+        done = dict(start.done)
+        done.update(start.finished[:finished])
+        return FileWatchCheckpoint(
+            done,
+            current,
+            start.files_done + finished,
+            start.stop_us,
+            start.last_scan_us,
+            start.watermark_us,
+            start.stopped,
+        )
+
+    def commit(self, checkpoint: FileWatchCheckpoint) -> None:
+        """Write ``checkpoint`` to ``checkpoint_file`` (atomically), if the source has one."""
+        path = self._source.checkpoint_file
+        if path is None or checkpoint == self._saved:
+            return
+        temp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+        with open_for_write(temp, CompressionTypes.UNCOMPRESSED) as f:
+            f.write(checkpoint.to_json().encode())
+        rename(temp, path)
+        self._saved = checkpoint
+
     def is_done(self) -> bool:
         limit = self._source.max_files
         if limit is not None and self._files_done >= limit:
@@ -401,6 +535,15 @@ class FileWatchReader(UnboundedReader):
         if self._current is not None:
             self._current.close()
         self._closed = True
+
+
+def _load_checkpoint(path: str) -> FileWatchCheckpoint | None:
+    try:
+        with open_for_read(path, CompressionTypes.UNCOMPRESSED) as f:
+            text = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+    return FileWatchCheckpoint.from_json(text, path)
 
 
 def _stop_us(stop_timestamp: Any) -> int:
@@ -445,6 +588,7 @@ class MatchContinuously(PTransform):
         max_files: int | None = None,
         watermark_lag: float = 0.0,
         clock: Clock | None = None,
+        checkpoint_file: str | None = None,
     ) -> None:
         super().__init__()
         if not has_deduplication:
@@ -466,6 +610,7 @@ class MatchContinuously(PTransform):
             max_files=max_files,
             watermark_lag_us=to_micros(float(watermark_lag)),
             clock=clock,
+            checkpoint_file=checkpoint_file,
         )
 
     def expand(self, pbegin: PBegin) -> PCollection:
@@ -482,8 +627,9 @@ class ReadFromTextContinuously(PTransform):
     ``\r\n``; ``compression_type`` as in ``ReadFromText``); each line's
     timestamp is its file's modification time (``timestamp="processing_time"``: the time of the
     scan that found the file). ``stop_after`` (seconds), ``stop_timestamp`` and ``max_files`` end
-    the watch. See :mod:`headrace.io.streaming.filewatch` for the watermark and the checkpoint.
-    Needs ``streaming=True``.
+    the watch. ``checkpoint_file`` keeps the position across restarts (otherwise a restarted
+    pipeline reads every file again). See :mod:`headrace.io.streaming.filewatch` for the
+    watermark and the checkpoint. Needs ``streaming=True``.
 
     >>> import os, tempfile
     >>> folder = tempfile.mkdtemp()
@@ -511,6 +657,7 @@ class ReadFromTextContinuously(PTransform):
         compression_type: str = CompressionTypes.AUTO,
         encoding: str = "utf-8",
         clock: Clock | None = None,
+        checkpoint_file: str | None = None,
     ) -> None:
         super().__init__()
         self.source = FileWatchSource(
@@ -526,6 +673,7 @@ class ReadFromTextContinuously(PTransform):
             compression_type=compression_type,
             encoding=encoding,
             clock=clock,
+            checkpoint_file=checkpoint_file,
         )
 
     def expand(self, pbegin: PBegin) -> PCollection:

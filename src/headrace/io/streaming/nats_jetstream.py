@@ -16,14 +16,21 @@ nats-py is asyncio-only, so each reader runs its own event loop in a private dae
   (and the watermark). ``commit`` acknowledges that message, which acknowledges every earlier
   one, and waits for the server to confirm. A reader created from a checkpoint skips what it
   covers. Messages redelivered while a reader holds them uncommitted (``ack_wait`` ran out) are
-  dropped by that reader, so keep ``ack_wait_s`` above the time between commits.
+  dropped by that reader, so keep ``ack_wait_s`` above the time between commits (in a
+  windowed pipeline: about a window plus its allowed lateness). ``checkpoint_at`` makes a
+  checkpoint in the middle of the last poll (one of ``poll_positions()``): the streaming runner
+  commits only up to the first message whose output is not yet published, so a restart reads
+  again exactly the input of the panes still to come.
 * **Elements** are the message payloads (``bytes``), or ``parse(payload)``; with
   ``with_metadata=True`` a :class:`JetStreamMessage` (subject, payload, headers, sequence) is
   passed instead. The timestamp is the time the server stored the message (message metadata).
-* **Watermark.** The timestamp of the last message returned. When a fetch comes back empty it
-  moves up to the reader's clock at the start of that fetch minus ``clock_skew_s`` (a bound on
-  how far the server's clock may run behind this machine's); ``clock_skew_s=None`` turns that
-  off.
+* **Watermark.** The timestamp of the last message returned. When a fetch comes back empty *and
+  the durable has nothing left to give* (no message it has not delivered, none delivered that this
+  reader has not received), it moves up to the reader's clock at the start of that fetch minus
+  ``clock_skew_s`` (a bound on how far the server's clock may run behind this machine's);
+  ``clock_skew_s=None`` turns that off. An empty fetch alone proves nothing: a short fetch can
+  time out while a backlog waits (after a restart, the messages the dead reader never
+  acknowledged), and moving the watermark to the clock then would make that backlog late data.
 """
 
 from __future__ import annotations
@@ -138,7 +145,11 @@ class JetStreamReader(UnboundedReader):
         self._committed = ckpt_seq
         self._watermark = checkpoint.watermark_us if checkpoint else MIN_US
         self._last_msg: Any = None
+        self._positions: list[tuple[int, Any]] = []  # (stream seq, message) of the last poll
         self._held: dict[int, Any] = {}  # checkpointed stream seq -> message to ack on commit
+        # The durable's delivered position when this reader bound to it: what was delivered
+        # before then was acknowledged (or is covered by the checkpoint), never to be received.
+        self._base_seq = ckpt_seq
         self._closed = False
         self._loop = LoopThread(f"headrace-nats-{source.durable}")
         try:
@@ -210,6 +221,8 @@ class JetStreamReader(UnboundedReader):
                 await js.delete_consumer(s.stream, s.durable)
                 start_seq = max(floor, ckpt_seq) + 1
                 info = None
+            else:
+                self._base_seq = max(ckpt_seq, info.delivered.stream_seq if info.delivered else 0)
         if info is None:
             if not start_seq and s.deliver_policy == "new":
                 # A start sequence rather than DeliverPolicy.NEW: the ack floor of a consumer that
@@ -220,6 +233,7 @@ class JetStreamReader(UnboundedReader):
                 policy, opt_start = api.DeliverPolicy.BY_START_SEQUENCE, start_seq
             else:
                 policy, opt_start = api.DeliverPolicy.ALL, None
+            self._base_seq = max(ckpt_seq, start_seq - 1)
             config = api.ConsumerConfig(
                 durable_name=s.durable,
                 deliver_policy=policy,
@@ -261,6 +275,17 @@ class JetStreamReader(UnboundedReader):
             return []
         return msgs
 
+    async def _caught_up(self) -> bool:
+        """Whether the durable holds nothing this reader has not received yet.
+
+        Asked after an empty fetch, before the watermark moves to the clock: no message matching
+        the filter is waiting for delivery, and every message delivered (highest stream sequence)
+        has reached this reader, or was delivered before it bound to the durable.
+        """
+        info = await self._sub.consumer_info()
+        delivered = info.delivered.stream_seq if info.delivered else 0
+        return not info.num_pending and delivered <= max(self._last_seq, self._base_seq)
+
     async def _close(self) -> None:
         if self._sub is not None:
             try:
@@ -281,12 +306,17 @@ class JetStreamReader(UnboundedReader):
         started_us = time.time_ns() // 1000
         msgs = self._loop.run(self._fetch(batch, wait), timeout=wait + s.request_timeout_s + 5)
         if not msgs:
+            self._positions = []
             if s.clock_skew_s is not None:
-                mark = started_us - round(s.clock_skew_s * 1_000_000)
-                self._watermark = max(self._watermark, mark)
+                timeout = s.request_timeout_s
+                if self._loop.run(self._caught_up(), timeout=timeout + 5):
+                    mark = started_us - round(s.clock_skew_s * 1_000_000)
+                    self._watermark = max(self._watermark, mark)
             return []
         parse, with_metadata = s.parse, s.with_metadata
         out: list[Any] = []
+        positions: list[tuple[int, Any]] = []
+        self._positions = positions
         last_seq, watermark = self._last_seq, self._watermark
         for msg in msgs:
             meta = msg.metadata
@@ -302,6 +332,7 @@ class JetStreamReader(UnboundedReader):
             if parse is not None:
                 value = parse(value)
             out.append(timestamped_us(value, ts))
+            positions.append((seq, msg))
             last_seq = seq
             watermark = max(watermark, ts)
             self._last_msg = msg
@@ -315,6 +346,18 @@ class JetStreamReader(UnboundedReader):
         if self._last_seq > self._committed and self._last_msg is not None:
             self._held[self._last_seq] = self._last_msg
         return JetStreamCheckpoint(self._last_seq, self._watermark)
+
+    def poll_positions(self) -> list[tuple[int, Any]]:
+        """One position per element of the last poll, for :meth:`checkpoint_at`."""
+        return self._positions
+
+    def checkpoint_at(self, position: tuple[int, Any]) -> JetStreamCheckpoint:
+        """A checkpoint covering the messages up to ``position`` (from :meth:`poll_positions`):
+        the runner commits it when only the messages up to there are fully processed."""
+        seq, msg = position
+        if seq > self._committed:
+            self._held[seq] = msg
+        return JetStreamCheckpoint(seq, self._watermark)
 
     def commit(self, checkpoint: JetStreamCheckpoint) -> None:
         seq = checkpoint.stream_seq

@@ -12,6 +12,9 @@ least once and, with the runner's checkpoints, exactly once:
   watermark). ``commit`` runs ``XACK`` for every entry returned up to that id. A reader created
   from a checkpoint first acknowledges its consumer's pending entries up to the checkpoint's id
   (they were processed; only the acknowledgement was lost), then re-reads the rest.
+  ``checkpoint_at`` makes a checkpoint in the middle of the last poll (one of
+  ``poll_positions()``): the streaming runner commits only up to the first entry whose output is
+  not yet published.
 * **Group.** Created on first use at ``start_id`` (``"0"``: the whole stream; ``"$"``: only new
   entries), with ``MKSTREAM``.
 * **Elements** are the entry's fields as a dict (``str`` keys and values; ``decode=False`` keeps
@@ -168,6 +171,7 @@ class RedisStreamReader(UnboundedReader):
             raise
         # Re-read this consumer's pending entries after the checkpoint, then new ones.
         self._pending_cursor: str | None = self._last_id or "0"
+        self._positions: list[str] = []  # entry ids of the last poll
 
     def _ensure_group(self) -> None:
         s = self._source
@@ -203,6 +207,7 @@ class RedisStreamReader(UnboundedReader):
         s = self._source
         count = max(1, max_elements)
         entries: list[tuple[Any, Any]] = []
+        self._positions = []
         if self._pending_cursor is not None:
             reply = self._read(count, self._pending_cursor, None)
             entries = self._entries(reply)
@@ -249,6 +254,8 @@ class RedisStreamReader(UnboundedReader):
         s = self._source
         parse, decode = s.parse, s.decode
         out: list[Any] = []
+        positions: list[str] = []
+        self._positions = positions
         unacked = self._unacked
         entry_id = ""
         ms = 0
@@ -260,6 +267,7 @@ class RedisStreamReader(UnboundedReader):
                 fields = {_text(k): _text(v) for k, v in fields.items()}
             value = fields if parse is None else parse(entry_id, fields)
             out.append(timestamped_us(value, ms * 1000))
+            positions.append(entry_id)
             unacked.append((key, entry_id))
         self._last_id = entry_id
         self._watermark = max(self._watermark, ms * 1000)
@@ -270,6 +278,15 @@ class RedisStreamReader(UnboundedReader):
 
     def checkpoint(self) -> RedisStreamCheckpoint:
         return RedisStreamCheckpoint(self._last_id, self._watermark)
+
+    def poll_positions(self) -> list[str]:
+        """One position (the entry id) per element of the last poll, for :meth:`checkpoint_at`."""
+        return self._positions
+
+    def checkpoint_at(self, position: str) -> RedisStreamCheckpoint:
+        """A checkpoint covering the entries up to ``position`` (from :meth:`poll_positions`):
+        the runner commits it when only the entries up to there are fully processed."""
+        return RedisStreamCheckpoint(position, self._watermark)
 
     def commit(self, checkpoint: RedisStreamCheckpoint) -> None:
         if checkpoint.last_id is None:

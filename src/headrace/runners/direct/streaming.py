@@ -17,6 +17,9 @@ State of a run, and who moves it:
                  (the pipeline is quiescent between events because pushes are synchronous); an
                  unbounded reader is polled; a bounded source is read whole, then its watermark
                  jumps to the end.
+``lineage``      which poll of an unbounded reader the data held in a grouping came from, per
+                 window, so that a reader's messages are acknowledged only once everything made
+                 from them has been emitted (see ``StreamingRun._commit_done``).
 
 The run ends when every source is done: their watermarks jump to +infinity, every grouping fires
 what it holds, ``finish_bundle`` runs, and sinks commit. Batch is the same machinery with the
@@ -48,6 +51,14 @@ Receiver = Callable[[list[Any]], None]
 # Elements later than their window's allowed lateness (or reaching a finished trigger) are dropped
 # and counted here, under the grouping's step.
 DROPPED = Metrics.counter("headrace", "droppedDueToLateness")
+# Lineage keys (see StreamingRun._commit_done): ``batch << 64 | (timestamp + 2**63)`` orders data
+# by the poll it came from, then by its source timestamp; timestamp part 0 stands for "any element
+# of that poll". _NO_BATCH marks data pushed outside any unbounded poll (bounded sources,
+# TestStream, impulse): nothing to acknowledge, so it holds nothing back.
+_TS_BITS = 64
+_TS_OFFSET = 1 << 63
+_TS_MASK = (1 << _TS_BITS) - 1
+_NO_BATCH = 1 << 200
 
 
 def streaming_leaves(graph: PipelineGraph) -> Iterator[TransformNode]:
@@ -105,6 +116,17 @@ class _Source:
 
 
 @dataclass
+class _Poll:
+    """One non-empty poll of an unbounded reader, not yet committed."""
+
+    batch: int
+    src: _Source
+    checkpoint: Any  # covers the whole poll
+    stamps: list[int]  # element timestamps, in order (what is left of them)
+    positions: list[Any] | None  # the reader's position per element, for a partial commit
+
+
+@dataclass
 class _Grouping:
     node: TransformNode
     engine: PaneEngine
@@ -112,6 +134,8 @@ class _Grouping:
     metrics: MetricsContainer
     dropped_reported: int = 0
     combine_fn: Any = None
+    # window -> the lineage key of the oldest source data the engine may hold in that window
+    lineage: dict[Any, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,12 +157,24 @@ class StreamingRun:
     gates: dict[str, _SideInputGate] = field(default_factory=dict)
     stateful: dict[str, StatefulParDo] = field(default_factory=dict)
     side_data: dict[str, list[WindowedValue]] = field(default_factory=dict)
+    commit_interval_s: float = 0.25
 
     def __post_init__(self) -> None:
         self.order = list(streaming_leaves(self.graph))
         self.watermarks = dict.fromkeys(self.graph.pcollections, MIN_US)
         self._build()
         self.clock = Clock(controlled=any(s.kind == "test_stream" for s in self.sources))
+        # Lineage of unbounded reads (see _commit_done): each non-empty poll is a batch; _batch is
+        # the batch whose data is being pushed (or whose panes are being emitted).
+        # (Finalize-based sinks publish at the end of the run: sources commit only then.)
+        self._tracking = not self.finalize_records and any(
+            s.reader is not None for s in self.sources
+        )
+        self._batches = 0
+        self._batch = _NO_BATCH  # the lineage key of what is being pushed now
+        self._batch_ts: frozenset[int] | None = None  # a poll's timestamps, while it is pushed
+        self._uncommitted: list[_Poll] = []
+        self._next_commit = 0.0
 
     # -- building ------------------------------------------------------------------------------
 
@@ -252,6 +288,8 @@ class StreamingRun:
     # -- running -------------------------------------------------------------------------------
 
     def _group_add(self, g: _Grouping, chunk: list[Any]) -> None:
+        if self._tracking and self._batch != _NO_BATCH:
+            self._record_lineage(g, chunk)
         set_current_container(g.metrics)
         try:
             outputs = g.engine.process(chunk)
@@ -259,9 +297,41 @@ class StreamingRun:
             raise annotate(e, g.node.label) from None
         self._emit_panes(g, outputs)
 
+    def _record_lineage(self, g: _Grouping, chunk: list[Any]) -> None:
+        """Note in ``g.lineage`` the oldest source data each window of ``chunk`` now holds.
+
+        While a poll is pushed, an element whose timestamp is one of the poll's carries its own
+        timestamp in the key (so a commit can stop inside the poll, before the first element
+        still held); any other element (a DoFn gave it a new timestamp) stands for the whole
+        poll. Panes emitted by a grouping carry the key of the window they came from.
+        """
+        base, stamps, lineage = self._batch, self._batch_ts, g.lineage
+        seen = lineage.get
+        for wv in chunk:
+            key = base
+            if stamps is not None and wv.timestamp_us in stamps:
+                key = base | (wv.timestamp_us + _TS_OFFSET)
+            for window in wv.windows:
+                old = seen(window)
+                if old is None or old > key:
+                    lineage[window] = key
+
     def _emit_panes(self, g: _Grouping, outputs: list[Any]) -> None:
-        if outputs:
+        if not outputs:
+            return
+        if not self._tracking or not g.lineage:
             g.emit(outputs)
+            return
+        # The panes carry data of the batches their windows hold: so does what they reach.
+        seen, outer, outer_ts = g.lineage.get, self._batch, self._batch_ts
+        self._batch = min(
+            (b for wv in outputs for w in wv.windows if (b := seen(w)) is not None), default=outer
+        )
+        self._batch_ts = None
+        try:
+            g.emit(outputs)
+        finally:
+            self._batch, self._batch_ts = outer, outer_ts
 
     def _push_source(self, src: _Source, elements: list[Any], tag: str | None = None) -> None:
         if not elements:
@@ -296,12 +366,33 @@ class StreamingRun:
                 busy = self._test_stream_event(src) or busy
             else:
                 elements = src.reader.poll(self.max_poll, 0.0)
-                self._push_source(src, elements)
+                if elements and self._tracking:
+                    self._push_polled(src, elements)
+                else:
+                    self._push_source(src, elements)
                 src.watermark = max(src.watermark, src.reader.watermark_us())
                 if src.reader.is_done():
                     src.done, src.watermark = True, MAX_US
                 busy = busy or bool(elements)
         return busy
+
+    def _push_polled(self, src: _Source, elements: list[Any]) -> None:
+        """Push one poll of an unbounded reader, noting its lineage for :meth:`_commit_done`."""
+        self._batches += 1
+        chunk = [_wrap(x) for x in elements]
+        stamps = [wv.timestamp_us for wv in chunk]
+        positions_of = getattr(src.reader, "poll_positions", None)
+        positions = positions_of() if positions_of is not None else None
+        if positions is not None and len(positions) != len(chunk):
+            positions = None
+        self._batch, self._batch_ts = self._batches << _TS_BITS, frozenset(stamps)
+        try:
+            for r in self._receiver_list(src.node.outputs[0][1]):
+                r(chunk)
+        finally:
+            self._batch, self._batch_ts = _NO_BATCH, None
+        poll = _Poll(self._batches, src, src.reader.checkpoint(), stamps, positions)
+        self._uncommitted.append(poll)
 
     def _test_stream_event(self, src: _Source) -> bool:
         event = next(src.events, None)
@@ -330,10 +421,18 @@ class StreamingRun:
             gate = self.gates.get(node.id)
             g = self.groupings.get(node.id)
             sp = self.stateful.get(node.id)
-            if sp is not None:
-                out_wm = min(in_wm, sp.advance(in_wm, now))
-            elif gate is not None:
-                out_wm = min(in_wm, gate.release(wm))
+            if sp is not None or gate is not None:
+                # What timers or a gate release now may come from any batch not yet committed.
+                first = self._uncommitted[0].batch << _TS_BITS if self._uncommitted else _NO_BATCH
+                self._batch = first
+                try:
+                    if sp is not None:
+                        out_wm = min(in_wm, sp.advance(in_wm, now))
+                    else:
+                        assert gate is not None
+                        out_wm = min(in_wm, gate.release(wm))
+                finally:
+                    self._batch = _NO_BATCH
             elif g is not None:
                 set_current_container(g.metrics)
                 self._emit_panes(g, g.engine.advance_watermark(in_wm))
@@ -351,25 +450,80 @@ class StreamingRun:
             DROPPED.inc(dropped - g.dropped_reported)
             g.dropped_reported = dropped
 
-    def _commit_if_quiescent(self) -> None:
-        """Acknowledge what unbounded sources delivered once nothing of it is held in memory.
+    def _commit_done(self, force: bool = False) -> None:
+        """Acknowledge the polls of unbounded readers whose data nothing holds any more.
 
-        When no grouping, stateful step or side-input gate holds anything, every element read so
-        far has gone all the way through the pipeline; committing then means a restart resumes
-        after it without losing what was only buffered. Finalize-based sinks publish at the end
-        of the run, so with them sources commit only when the run ends.
+        Pushes are synchronous, so once a poll's elements are pushed, what is left of them sits
+        only in groupings (or side-input gates, stateful steps' timers). Each grouping records,
+        per window, the oldest poll ("batch") whose data went into it, and the panes it emits
+        carry that batch on to where they go. A window stops counting once the engine holds
+        nothing of it (no element not yet emitted; accumulating panes keep theirs until the
+        window is garbage-collected). Every batch older than the oldest still held has reached
+        every sink, so each reader's checkpoint after its last such batch is committed: a restart
+        reads again exactly the input of the panes not yet published. With merging windows a
+        grouping counts as a whole (it releases its batches only when it holds nothing); a gate
+        holding elements or a stateful step with timers set holds every batch. Finalize-based
+        sinks publish at the end of the run, so with them sources commit only when the run ends.
+
+        Checked at most every ``commit_interval_s`` (it walks the live panes; less often when
+        that walk takes long) unless ``force``.
         """
-        readers = [s for s in self.sources if s.reader is not None]
-        if not readers or self.finalize_records:
+        if not self._uncommitted or self.finalize_records:
             return
-        if any(g.engine.hold() != MAX_US for g in self.groupings.values()):
+        now = time.monotonic()
+        if not force and now < self._next_commit:
             return
+        try:
+            self._commit_frontier()
+        finally:
+            # walking the panes stays a small share of the time with many keys and windows
+            spent = time.monotonic() - now
+            self._next_commit = now + max(self.commit_interval_s, 20 * spent)
+
+    def _commit_frontier(self) -> None:
+        """The walk of :meth:`_commit_done`: prune lineage, find the oldest held, commit."""
         if any(sp.timers for sp in self.stateful.values()):
             return
         if any(gate.buffer for gate in self.gates.values()):
             return
-        for src in readers:
-            src.reader.commit(src.reader.checkpoint())
+        frontier = _NO_BATCH
+        for g in self.groupings.values():
+            lineage = g.lineage
+            if not lineage:
+                continue
+            held = g.engine.holding_windows()
+            if g.engine.merging:
+                if not held:
+                    lineage.clear()
+            else:
+                for window in [w for w in lineage if w not in held]:
+                    del lineage[window]
+            if lineage:
+                frontier = min(frontier, *lineage.values())
+        frontier_batch = frontier >> _TS_BITS
+        latest: dict[int, tuple[_Source, Any]] = {}
+        keep = []
+        for poll in self._uncommitted:
+            if poll.batch < frontier_batch:
+                latest[id(poll.src)] = (poll.src, poll.checkpoint)
+                continue
+            keep.append(poll)
+            if poll.batch == frontier_batch and poll.positions is not None:
+                # Inside the poll holding the oldest data still held: its elements before the
+                # first one at or after that data's timestamp are done.
+                until = (frontier & _TS_MASK) - _TS_OFFSET
+                done = 0
+                for t in poll.stamps:
+                    if t >= until:
+                        break
+                    done += 1
+                if done:
+                    at = poll.src.reader.checkpoint_at(poll.positions[done - 1])
+                    latest[id(poll.src)] = (poll.src, at)
+                    del poll.stamps[:done], poll.positions[:done]
+        self._uncommitted = keep
+        for src, checkpoint in latest.values():
+            src.reader.commit(checkpoint)
 
     def commit_sources(self) -> None:
         """Acknowledge everything every unbounded source delivered (after a successful run)."""
@@ -418,7 +572,7 @@ class StreamingRun:
             while not self.cancelled.is_set():
                 busy = self._step_sources()
                 self._propagate()
-                self._commit_if_quiescent()
+                self._commit_done()
                 if all(s.done for s in self.sources):
                     break
                 if not busy:
@@ -426,7 +580,7 @@ class StreamingRun:
             if self.cancelled.is_set():
                 # Pushes are synchronous: whatever was read has gone as far as it can. Keep
                 # the acknowledgement of what went all the way through.
-                self._commit_if_quiescent()
+                self._commit_done(force=True)
                 return
             self._propagate()
             for node in self.order:
