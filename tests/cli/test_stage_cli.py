@@ -567,9 +567,9 @@ def test_daemon_stops_on_sigterm(cli, home, tmp_path):
 
 def test_errors_name_the_file_field_stage_or_job(cli, project, tmp_path):
     bad = project / "bad.yaml"
-    bad.write_text('name: bad\ninput: {pfs: {repo: data, glob: "*"}}\ntransform: {python: "m:f"}\n')
+    bad.write_text('name: bad\ninput: {pfs: {repo: data, glob: "/["}}\ntransform: {python: m:f}\n')
     result = cli("stage", "create", "-f", str(bad), code=1)
-    assert result.stderr.startswith(f"Error: {bad}: input.pfs.glob: must start with '/'")
+    assert result.stderr.startswith(f"Error: {bad}: input.pfs.glob: invalid glob '/[': ")
     assert isinstance(result.exception, SystemExit)
 
     missing = write_spec(project, "orphan", "nope")

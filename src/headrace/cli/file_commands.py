@@ -394,8 +394,9 @@ def file_glob(
         typer.Argument(
             metavar="REF:PATTERN",
             help=(
-                "* matches within a name, ** across folders, ? one character, [a-z] one of a "
-                "set; a final / matches folders only."
+                "Pachyderm's globs: * within a name, ** across folders, ? one character, "
+                "[a-z] one of a set, {a,b} either, (a|b) @(..) ?(..) *(..) +(..) !(..) "
+                "extended globs; a final / changes nothing."
             ),
             show_default=False,
         ),
@@ -405,7 +406,7 @@ def file_glob(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
-    ref, sep, glob = pattern.partition(":")  # the pattern as written: '\\' and a final '/' count
+    ref, sep, glob = pattern.partition(":")
     with opened_store(home, db, objects) as store:
         files = store.glob_files(ref, glob if sep else None)
     if as_json:
