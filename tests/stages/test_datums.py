@@ -267,6 +267,30 @@ def test_outer_join_keeps_unmatched_of_the_outer_input(shop: Store) -> None:
     assert [i.name for i in both[3].inputs] == ["customers"]
 
 
+def test_three_way_join_with_one_outer_input_keeps_only_the_outer_match(tmp_path: Path) -> None:
+    """Pachyderm's processMergeTask (src/internal/datum/task.go): when a key is missing from
+    some input, the datum holds only the outer inputs' matches, not the inner ones that do
+    have the key."""
+    s = Store.open(tmp_path)
+    for repo, names in (("a", ["/k1", "/k2", "/k3"]), ("b", ["/k1", "/k2"]), ("c", ["/k1"])):
+        s.create_repo(repo)
+        s.put_files(f"{repo}@master", [(n, b"x") for n in names])
+    j = Join(
+        (
+            PfsInput("a", glob="/(*)", join_on="$1", outer_join=True),
+            PfsInput("b", glob="/(*)", join_on="$1"),
+            PfsInput("c", glob="/(*)", join_on="$1"),
+        )
+    )
+    got = [[(i.name, i.path) for i in d.inputs] for d in compute_datums(s, j)]
+    assert got == [
+        [("a", "/k1"), ("b", "/k1"), ("c", "/k1")],
+        [("a", "/k2")],  # b has k2 too, but c does not: only the outer input's match
+        [("a", "/k3")],
+    ]
+    s.close()
+
+
 def test_join_keys_from_nested_groups_braces_and_literal_text(shop: Store) -> None:
     # /(c(*))-(*).csv: $1 = "c1", $2 = "1", $3 = "a"; customers /c(*).json: $1 = "1".
     j = Join(

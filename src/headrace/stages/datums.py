@@ -15,8 +15,9 @@ Semantics follow Pachyderm's:
 - **union**: its inputs' datums one after another (a datum produced twice is kept once);
 - **join**: pfs inputs whose ``join_on`` key (``$1``, ``$2``, ``${1}``... expanded from each
   match's capture groups; literal text kept) is equal make one datum per combination of their
-  matches; a key missing from some input makes no datum, unless an input with ``outer_join``
-  has matches for it, which then make datums with the inputs that do have it;
+  matches; a key missing from some input makes no datum, unless inputs with ``outer_join``
+  have matches for it: those matches alone then make datums (an inner input's match is left
+  out, as Pachyderm's ``processMergeTask`` does);
 - **group**: every match of its pfs inputs with the same ``group_by`` key makes one datum.
 
 A :class:`Datum` holds one :class:`DatumInput` per match it is made of (its input's name, the
@@ -355,10 +356,10 @@ def _join(store: Store, input: Join, commits: Mapping[str, str]) -> Iterable[_Pa
     outer = [pfs.outer_join for pfs in input.inputs]
     for key in sorted(set().union(*keyed)):
         lists = [k.get(key, _NO_MATCHES) for k in keyed]
-        if _NO_MATCHES in lists:
-            if not any(found and is_outer for found, is_outer in zip(lists, outer)):
+        if _NO_MATCHES in lists:  # only the outer inputs' matches make datums then
+            lists = [found for found, is_outer in zip(lists, outer) if found and is_outer]
+            if not lists:
                 continue
-            lists = [found for found in lists if found]
         if all(len(found) == 1 for found in lists):
             yield tuple([found[0] for found in lists])
         else:
