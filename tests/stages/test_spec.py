@@ -293,6 +293,7 @@ def test_to_dict_omits_defaults_and_writes_seconds() -> None:
             "glob": "/*",
             "name": "orders",
             "empty_files": False,
+            "lazy": False,
         }
     }
     assert full["datum_tries"] == 3 and full["reprocess"] == "until_success"
@@ -553,6 +554,16 @@ def test_glob_without_leading_slash_is_accepted() -> None:
         )
     )
     assert spec.input.inputs[1].glob == "*.csv"  # type: ignore[union-attr]
+
+
+def test_lazy_is_accepted_and_kept() -> None:
+    """Pachyderm's pfs input field 'lazy' (pipeline spec reference): inputs streamed instead
+    of downloaded; the results do not change, so headrace accepts and keeps it."""
+    spec = load_spec(base(input={"pfs": {"repo": "a", "glob": "/*", "lazy": True}}))
+    assert spec.input.lazy  # type: ignore[union-attr]
+    assert spec.to_dict()["input"]["pfs"]["lazy"] is True
+    assert load_spec(spec.to_dict()) == spec
+    assert "lazy" in error(base(input={"pfs": {"repo": "a", "glob": "/*", "lazy": "yes"}}))
 
 
 def test_error_glob_nested_names_its_field() -> None:

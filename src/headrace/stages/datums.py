@@ -61,6 +61,7 @@ __all__ = [
     "Join",
     "PfsInput",
     "Union",
+    "capture_key",
     "compute_datums",
     "datum_id",
     "datums_at",
@@ -206,6 +207,20 @@ def matches_of_changes(pfs: PfsInput, paths: Iterable[str]) -> set[str] | None:
         if candidate not in out and fullmatch(candidate):
             out.add(candidate)
     return out
+
+
+def capture_key(glob: str, template: str, path: str) -> str:
+    """The ``join_on`` / ``group_by`` key ``template`` makes of ``path``'s match of ``glob``
+    ("" when the path does not match).
+
+    >>> capture_key("/(*)-(*).csv", "$2/$1", "/a-b.csv")
+    'b/a'
+    """
+    compiled = compile_glob(glob)
+    m = compiled.regex.fullmatch(path)
+    if m is None:
+        return ""
+    return _key_maker(template, compiled.groups, path, "key")(m.groups())
 
 
 def datum_id(name: str, path: str) -> str:

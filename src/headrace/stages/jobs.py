@@ -34,7 +34,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from headrace.stages.planning import (
     resolve_inputs,
     row,
 )
+from headrace.stages.spec import Input, PfsInput, iter_inputs
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, WorkerPool, make_scratch
 from headrace.store.content import Content, ContentWriter
 from headrace.store.errors import CommitNotFound, Conflict, RepoNotFound
@@ -322,6 +323,9 @@ class _JobRun:
             scratch=scratch,
             sys_path=self._sys_path(),
             empty_inputs=frozenset(empty_inputs(spec.input)),
+            input_commits=tuple(sorted(self.job.inputs.items())),
+            output_commit=self.commit or "",
+            keys=tuple(_capture_keys(spec.input)),
         )
         batching = spec.datum_batching if spec.datum_batching is not None else True
         if spec.transform.kind == "cmd":
@@ -586,3 +590,13 @@ class _JobRun:
 
 class _Abort(Exception):
     """Leave the job's loop; the reason is on the run."""
+
+
+def _capture_keys(node: Input) -> Iterator[tuple[str, str, str, str]]:
+    """``(input name, "JOIN_ON" or "GROUP_BY", glob, template)`` of the keyed pfs inputs."""
+    for _, pfs in iter_inputs(node):
+        if isinstance(pfs, PfsInput):
+            if pfs.join_on:
+                yield pfs.name, "JOIN_ON", pfs.glob, pfs.join_on
+            if pfs.group_by:
+                yield pfs.name, "GROUP_BY", pfs.glob, pfs.group_by

@@ -109,6 +109,7 @@ class PfsInput:
     join_on: str | None = None
     outer_join: bool = False
     group_by: str | None = None
+    lazy: bool = False  # Pachyderm's streamed inputs: accepted, results are the same
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -211,7 +212,7 @@ class StageSpec:
     ... datum_timeout: 5m
     ... ''')
     >>> spec.input
-    PfsInput(repo='orders', glob='/*.csv', branch='master', name='orders', empty_files=False, join_on=None, outer_join=False, group_by=None)
+    PfsInput(repo='orders', glob='/*.csv', branch='master', name='orders', empty_files=False, join_on=None, outer_join=False, group_by=None, lazy=False)
     >>> spec.datum_timeout, spec.datum_tries
     (300.0, 3)
     >>> spec.to_dict()
@@ -348,11 +349,11 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> StageSpec:
     A ``str`` is read as a file if it is one line naming an existing file or ending in
     ``.yaml``, ``.yml`` or ``.json``; otherwise it is the spec's text.
 
-    >>> load_spec('{"name": "s", "input": {"pfs": {"repo": "r", "glob": "*"}}, '
-    ...           '"transform": {"cmd": ["true"]}}')
+    >>> load_spec('{"name": "s", "input": {"pfs": {"repo": "r", "glob": "*.{csv"}}, '
+    ...           '"transform": {"cmd": ["true"]}}')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    headrace.stages.spec.SpecError: input.pfs.glob: must start with '/', got '*'
+    headrace.stages.spec.SpecError: input.pfs.glob: invalid glob '*.{csv': '{' alternatives ...
     """
     if isinstance(source, Mapping):
         return StageSpec.from_dict(source)
@@ -417,7 +418,9 @@ def _parse_text(text: str, source: str | None) -> Any:
 # Inputs
 
 _INPUT_KINDS = ("pfs", "cross", "union", "join", "group", "cron")
-_PFS_FIELDS = ("repo", "branch", "glob", "name", "empty_files", "join_on", "outer_join", "group_by")
+_PFS_FIELDS = (
+    "repo", "branch", "glob", "name", "empty_files", "join_on", "outer_join", "group_by", "lazy",
+)  # fmt: skip
 _CRON_FIELDS = ("name", "spec", "overwrite")
 _Context = Literal["top", "join", "group"]
 
@@ -472,7 +475,10 @@ def _parse_pfs(data: object, path: str, context: _Context) -> PfsInput:
         raw = required(fields, "group_by", path)
         group_by = check_capture_template(raw, field_path(path, "group_by"), glob, groups)
     outer_join = check_bool(fields.get("outer_join", False), field_path(path, "outer_join"))
-    return PfsInput(repo, glob, branch, name, empty_files, join_on, outer_join, group_by)
+    # lazy: Pachyderm streams such inputs instead of downloading them first; headrace lays a
+    # datum's files out before the code runs either way, so the results are the same
+    lazy = check_bool(fields.get("lazy", False), field_path(path, "lazy"))
+    return PfsInput(repo, glob, branch, name, empty_files, join_on, outer_join, group_by, lazy)
 
 
 def _parse_cron(data: object, path: str) -> CronInput:
@@ -662,6 +668,8 @@ def _input_to_dict(node: Input, include_defaults: bool) -> dict[str, Any]:
                 pfs["outer_join"] = node.outer_join
         if node.group_by is not None:
             pfs["group_by"] = node.group_by
+        if include_defaults or node.lazy:
+            pfs["lazy"] = node.lazy
         return {"pfs": pfs}
     if isinstance(node, CronInput):
         cron: dict[str, Any] = {"name": node.name, "spec": node.spec}

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from headrace.stages.datums import capture_key
 from headrace.stages.spec import Transform
 from headrace.store.content import Content, ContentWriter
 from headrace.store.store import Store
@@ -112,6 +113,11 @@ class WorkerConfig:
     scratch: str
     sys_path: tuple[str, ...] = ()
     empty_inputs: frozenset[str] = frozenset()  # inputs laid out as empty files (empty_files)
+    input_commits: tuple[tuple[str, str], ...] = ()  # (input name, commit id) the job reads
+    output_commit: str = ""
+    keys: tuple[
+        tuple[str, str, str, str], ...
+    ] = ()  # (input name, JOIN_ON/GROUP_BY, glob, template)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,6 +152,7 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
             "HEADRACE_DATUM_ID": task.datum_id,
             "HEADRACE_JOB_ID": task.job_id,
             "HEADRACE_STAGE": config.stage,
+            **datum_environment(config, task, in_dir),
         }
         ok, error = _run_transform(config, inputs, out_dir, env, log_path)
         outputs: tuple[tuple[str, str], ...] = ()
@@ -158,6 +165,31 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
     shutil.rmtree(sandbox, ignore_errors=True)
     seconds = time.perf_counter() - start
     return DatumResult(task.datum_id, task.attempt, ok, outputs, error, log, seconds, inline)
+
+
+def datum_environment(config: WorkerConfig, task: DatumTask, in_dir: Path) -> dict[str, str]:
+    """The variables Pachyderm gives user code (its worker's ``UserCodeEnv``), so code written
+    for Pachyderm runs unchanged: per input name, ``<name>`` = the datum's path for that input
+    and ``<name>_COMMIT`` its commit; ``PACH_DATUM_<name>_JOIN_ON`` / ``_GROUP_BY`` the key of
+    a join or group input (also as ``HEADRACE_DATUM_<name>_...``); ``PACH_JOB_ID``,
+    ``PACH_DATUM_ID``, ``PACH_OUTPUT_COMMIT_ID`` (and ``HEADRACE_OUTPUT_COMMIT_ID``)."""
+    env = {
+        "PACH_JOB_ID": task.job_id,
+        "PACH_DATUM_ID": task.datum_id,
+        "PACH_OUTPUT_COMMIT_ID": config.output_commit,
+        "HEADRACE_OUTPUT_COMMIT_ID": config.output_commit,
+    }
+    paths = {name: path for name, path, _ in task.parts}
+    for name, path in paths.items():
+        env[name] = str(in_dir / name / path.lstrip("/")) if path != "/" else str(in_dir / name)
+    for name, commit in config.input_commits:
+        if name in paths:
+            env[f"{name}_COMMIT"] = commit
+    for name, kind, glob, template in config.keys:
+        if name in paths:
+            key = capture_key(glob, template, paths[name])
+            env[f"PACH_DATUM_{name}_{kind}"] = env[f"HEADRACE_DATUM_{name}_{kind}"] = key
+    return env
 
 
 def _write_inputs(
@@ -362,6 +394,14 @@ def _run_elsewhere(
     return True, ""
 
 
+# the characters Pachyderm's file API refuses in a path (its IsGlob test)
+_GLOB_CHARS = ("*", "?", "[", "]", "{", "}", "!", "(", ")", "@", "+", "^")
+
+
+class OutputNameError(ValueError):
+    """An output file's name cannot be stored (it has a glob character)."""
+
+
 INLINE_FILE = 256 * 1024  # outputs up to this size go back to the job as bytes...
 INLINE_TOTAL = 4 * 1024 * 1024  # ...while a datum's inline outputs stay under this
 
@@ -376,6 +416,11 @@ def _store_outputs(
     inline: list[tuple[str, bytes]] = []
     inline_bytes = 0
     for rel, local in local_files(str(out_dir)):
+        if any(c in rel for c in _GLOB_CHARS):
+            raise OutputNameError(
+                f"output file /{rel} has a glob character ({' '.join(_GLOB_CHARS)}) in its "
+                "name, which Pachyderm refuses: a glob could never select it alone; rename it"
+            )
         size = os.path.getsize(local)
         if size <= INLINE_FILE and inline_bytes + size <= INLINE_TOTAL:
             with open(local, "rb") as f:
