@@ -104,8 +104,8 @@ def _spec_dict(spec: StageSpec) -> dict[str, Any]:
 
 
 def _check_spec(store: Store, catalog: Catalog, spec: StageSpec, source: Path) -> None:
-    """Refuse a spec whose pfs input repos are missing or that would close a cycle of stages
-    (cron input repos are made by the daemon: not checked)."""
+    """Refuse a spec whose pfs input repos are missing, that would close a cycle of stages
+    (cron input repos are made by the daemon: not checked) or that this machine cannot run."""
     from headrace.stages.catalog import StageInfo
     from headrace.stages.daemon import stage_order
     from headrace.stages.spec import PfsInput, iter_inputs
@@ -121,6 +121,12 @@ def _check_spec(store: Store, catalog: Catalog, spec: StageSpec, source: Path) -
                 f"{source}: {path}.repo: repo {node.repo!r} does not exist; create it "
                 f"(headrace repo create {node.repo}) or correct the spec"
             )
+    from headrace.stages.sandbox import check_transform
+
+    try:
+        check_transform(spec.transform)  # an image without an engine, /pfs without namespaces
+    except ValueError as e:
+        fail(f"{source}: {e}")
     others = [s for s in catalog.list_stages() if s.name != spec.name]
     new = StageInfo(spec.name, spec, spec.version, None, 0.0, 0.0, False)
     try:

@@ -56,6 +56,12 @@ from pathlib import Path
 from typing import Any
 
 from headrace.stages.datums import capture_key
+from headrace.stages.sandbox import (
+    check_transform,
+    container_command,
+    container_engine,
+    pfs_command,
+)
 from headrace.stages.spec import Transform
 from headrace.store.content import Content, ContentWriter
 from headrace.store.store import Store
@@ -209,7 +215,7 @@ def _run_transform(
     transform = config.transform
     with open(log_path, "wb") as log:
         if transform.kind == "cmd":
-            return _run_cmd(transform, env, log, out_dir.parent)
+            return _run_cmd(transform, env, log, out_dir.parent, inputs, out_dir)
         if transform.environment is not None:
             return _run_elsewhere(config, inputs, out_dir, env, log)
         with _redirected(log), _environ(env):
@@ -293,13 +299,38 @@ def _check_signature(function: Any, target: str, field: str) -> None:
         ) from None
 
 
-def _run_cmd(transform: Transform, env: dict[str, str], log: Any, cwd: Path) -> tuple[bool, str]:
+def _run_cmd(
+    transform: Transform,
+    env: dict[str, str],
+    log: Any,
+    cwd: Path,
+    inputs: Mapping[str, Path],
+    out_dir: Path,
+) -> tuple[bool, str]:
     assert transform.cmd is not None
     stdin = "".join(line + "\n" for line in transform.stdin).encode() if transform.stdin else None
+    command = list(transform.cmd)
+    if transform.pfs or transform.image is not None:
+        try:
+            check_transform(transform)
+        except ValueError as e:
+            return False, str(e)
+        for name, root in inputs.items():  # the datum's paths as the command sees them
+            if env.get(name, "").startswith(str(root)):
+                env = {**env, name: f"/pfs/{name}" + env[name][len(str(root)) :]}
+        engine = container_engine()
+        if transform.image is not None and engine not in (None, "host"):
+            assert engine is not None
+            user_env = {**transform.env_dict, **env}
+            command = container_command(
+                engine, transform.image, command, inputs, out_dir, user_env, stdin is not None
+            )
+        else:
+            command = pfs_command(command, inputs, out_dir, cwd)
     full_env = {**os.environ, **transform.env_dict, **env}
     try:
         proc = subprocess.run(
-            list(transform.cmd),
+            command,
             input=stdin,
             stdin=None if stdin is not None else subprocess.DEVNULL,
             stdout=log,
