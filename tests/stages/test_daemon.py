@@ -88,6 +88,33 @@ def test_every_input_commit_gets_its_own_job_and_output_commit(kit):
     assert quiet.run_until_idle() == []
 
 
+def test_a_diamond_runs_one_downstream_job_per_upstream_commit(kit):
+    """Pachyderm's global IDs: the commits one upstream commit causes share its ID, and a
+    stage reading both the raw repo and a stage over it runs once per raw commit, over both
+    new commits, never over the new raw commit with the old stage output."""
+    _dag(kit)
+    mod = kit.module(COPY.replace("(name,) = inputs", "name = 'raw'"))
+    kit.stage(
+        {
+            "name": "both",
+            "input": {
+                "cross": [
+                    {"pfs": {"repo": "raw", "glob": "/"}},
+                    {"pfs": {"repo": "a", "glob": "/"}},
+                ]
+            },
+            "transform": {"python": f"{mod}:run"},
+        }
+    )
+    quiet = Daemon(kit.catalog, log=lambda _: None)
+    for name in ("x", "y"):
+        commit = kit.store.put_files("raw@master", [(f"/{name}.txt", b"1")])
+        jobs = [j for j in quiet.run_until_idle() if j.stage == "both"]
+        assert len(jobs) == 1 and jobs[0].trace == commit.id
+        a_head = kit.store.inspect_commit("a@master").id
+        assert jobs[0].inputs == {"raw": commit.id, "a": a_head}
+
+
 def test_wait_for_arrival_times_out_without_a_daemon(kit):
     _dag(kit)
     kit.store.put_files("raw@master", [("/x.txt", b"x")])

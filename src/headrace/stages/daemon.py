@@ -358,7 +358,7 @@ class Daemon:
         if last is None:
             heads = _first_inputs(store, stage, heads)
         elif last.version == stage.version:
-            heads = _next_inputs(store, stage, last.inputs, heads)
+            heads = _next_inputs(self.catalog, stage, last.inputs, heads)
         self.log(f"stage {stage.name}: new input commits, starting a job")
         try:
             job_id = create_job(self.catalog, stage, commits=heads)
@@ -467,13 +467,16 @@ def _first_inputs(store: Any, stage: StageInfo, heads: dict[str, str]) -> dict[s
 
 
 def _next_inputs(
-    store: Any, stage: StageInfo, done: dict[str, str], heads: dict[str, str]
+    catalog: Catalog, stage: StageInfo, done: dict[str, str], heads: dict[str, str]
 ) -> dict[str, str]:
     """The input commits of the next job: as in Pachyderm, every commit to an input branch
-    gets its own job, oldest first, the other inputs staying at the commits the last job read.
-    An input whose last commit is not an ancestor of its head (the branch moved elsewhere)
-    goes to its head."""
+    gets its own job, oldest first, the other inputs staying at the commits the last job read,
+    except those with a new commit of the same trace (Pachyderm's global ID: the commits one
+    upstream commit caused, as in a diamond of stages), which advance with it. An input whose
+    last commit is not an ancestor of its head (the branch moved elsewhere) goes to its head."""
+    store = catalog.store
     oldest: tuple[float, str, str] | None = None  # (started_at, input name, commit id)
+    chains: dict[str, list[Any]] = {}
     for name, repo, _ in input_repos(stage.spec):
         head, seen = heads[name], done.get(name)
         if seen is None or seen == head:
@@ -481,12 +484,21 @@ def _next_inputs(
         chain = _backlog(store, repo, head, functools.partial(_is_commit, seen))
         if chain[-1] is None or chain[-1].id != seen:  # not an ancestor, or too far back
             return heads
+        chains[name] = chain[:-1]
         first = chain[-2]
         if oldest is None or (first.started_at, name) < oldest[:2]:
             oldest = (first.started_at, name, first.id)
     if oldest is None:
         return heads
-    return {**{n: done.get(n, c) for n, c in heads.items()}, oldest[1]: oldest[2]}
+    out = {**{n: done.get(n, c) for n, c in heads.items()}, oldest[1]: oldest[2]}
+    new_ids = [c.id for chain in chains.values() for c in chain]
+    traces = catalog.traces(new_ids)
+    trace = traces.get(oldest[2], oldest[2])
+    for name, chain in chains.items():
+        same = [c for c in chain if traces.get(c.id, c.id) == trace]
+        if name != oldest[1] and same:
+            out[name] = same[0].id  # the newest commit of that trace (chains are newest first)
+    return out
 
 
 def _upstream_names(stages: dict[str, StageInfo], name: str) -> set[str]:
