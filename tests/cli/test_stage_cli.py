@@ -625,3 +625,38 @@ def test_helpers_for_the_store_commands(home, project, cli):
         assert found is not None and found[1] == "up@master"
         assert stage_commands.stage_output_branch(store, "up@dev") is None
         assert stage_commands.stage_output_branch(store, "up@master^1") is None
+
+
+def test_commit_inspect_shows_provenance(cli, project, tmp_path):
+    """pachctl inspect commit shows the commits a commit was made from (its provenance)."""
+    cli("repo", "create", "raw")
+    put(cli, tmp_path, "raw@master:/a.txt", "a")
+    raw = cli.json("commit", "inspect", "raw@master")
+    assert raw["provenance"] == []
+    spec = tmp_path / "copy.json"
+    spec.write_text(
+        '{"pipeline": {"name": "copy"}, "input": {"pfs": {"repo": "raw", "glob": "/*"}},'
+        ' "transform": {"cmd": ["sh", "-c", "cp -r /pfs/raw/. /pfs/out/"]},'
+        ' "resource_requests": {"memory": "1G"}}'
+    )
+    created = cli("stage", "create", "-f", str(spec))
+    assert "resource_requests: ignored" in created.stderr
+    cli("stage", "run", "copy")
+    out = cli.json("commit", "inspect", "copy@master")
+    assert out["provenance"] == [f"raw@{raw['id']}"]
+    assert f"raw@{raw['id']}" in cli("commit", "inspect", "copy@master").stdout
+
+
+def test_job_rerun_and_stage_update_reprocess(cli, project):
+    """pachctl rerun job (datums that succeeded are reused, unless --reprocess) and pachctl
+    update pipeline --reprocess (every datum runs again with the same spec version)."""
+    spec = project / "up.yaml"
+    cli("stage", "create", "-f", str(spec))
+    first = cli.json("stage", "run", "up")
+    assert (first["processed"], first["skipped"]) == (2, 0)
+    again = cli.json("job", "rerun", first["id"])
+    assert (again["processed"], again["skipped"]) == (0, 2) and again["id"] != first["id"]
+    every = cli.json("job", "rerun", "--reprocess", first["id"])
+    assert (every["processed"], every["skipped"]) == (2, 0)
+    updated = cli.json("stage", "update", "-f", str(spec), "--reprocess")
+    assert (updated["processed"], updated["skipped"]) == (2, 0)

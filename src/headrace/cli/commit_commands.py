@@ -67,7 +67,7 @@ def _commits_table(commits: list[CommitInfo], empty: str, with_repo: bool = True
     output_console().print(table)
 
 
-def _commit_fields(c: CommitInfo) -> None:
+def _commit_fields(c: CommitInfo, extra: list[tuple[str, str]] | None = None) -> None:
     print_fields([
         ("Commit", c.id),
         ("Repo", c.repo),
@@ -80,6 +80,7 @@ def _commit_fields(c: CommitInfo) -> None:
         ("Files", "-" if c.file_count is None else str(c.file_count)),
         ("Size", human_size(c.size_bytes)),
         ("Message", c.message),
+        *(extra or []),
     ])  # fmt: skip
 
 
@@ -166,7 +167,10 @@ def commit_list(
         _commits_table(commits, empty, with_repo=False)
 
 
-@commit_app.command("inspect", help="Show a commit: state, parent, times, size, message.")
+@commit_app.command(
+    "inspect",
+    help="Show a commit: state, parent, times, size, message and the commits it was made from.",
+)
 def commit_inspect(
     ref: RefArg,
     as_json: JsonOpt = False,
@@ -176,10 +180,12 @@ def commit_inspect(
 ) -> None:
     with opened_store(home, db, objects) as store:
         info = store.inspect_commit(ref)
+        direct = store.provenance(f"{info.repo}@{info.id}", transitive=False)
+    provenance = [f"{c.repo}@{c.id}" for c in direct]
     if as_json:
-        emit_json(commit_json(info))
+        emit_json({**commit_json(info), "provenance": provenance})
     else:
-        _commit_fields(info)
+        _commit_fields(info, [("Provenance", ", ".join(provenance) or "-")])
 
 
 @commit_app.command(

@@ -559,6 +559,44 @@ def datum_restart(
     report_job(new, as_json)
 
 
+@job_app.command(
+    "rerun",
+    help=(
+        "Run a job of the same stage again over the same input commits (pachctl rerun job): "
+        "datums that succeeded with the same content are reused unless --reprocess. Prints "
+        "how the new job ended; the exit status is 1 unless it ended SUCCESS."
+    ),
+)
+def job_rerun(
+    job_id: JobArg,
+    reprocess: Annotated[
+        bool, typer.Option("--reprocess", help="Run every datum again, reusing none.")
+    ] = False,
+    no_progress: NoProgressOpt = False,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    import dataclasses
+
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        if not job.done or not job.inputs:
+            fail(
+                f"job {job.id} of stage {job.stage} is {job.state}; only an ended job that read "
+                "its inputs can be rerun"
+            )
+        stage = catalog.get_stage(job.stage)
+        if reprocess:
+            spec = dataclasses.replace(stage.spec, reprocess="every_job")
+            stage = dataclasses.replace(stage, spec=spec)
+        new = run_now(catalog, stage, job.inputs, job.trace, not no_progress)
+    if not as_json:
+        say(f"Reran job {job.id} as job {new.id}")
+    report_job(new, as_json)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``job`` and ``datum`` groups to ``app``."""
     for sub in (job_app, datum_app):

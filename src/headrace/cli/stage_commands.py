@@ -199,17 +199,35 @@ def stage_create(
 )
 def stage_update(
     spec_file: SpecFileOpt,
+    reprocess: Annotated[
+        bool,
+        typer.Option(
+            "--reprocess",
+            help=(
+                "Then run a job now over the inputs' heads that runs every datum again "
+                "(pachctl update pipeline --reprocess)."
+            ),
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
+    import dataclasses
+
     with opened_catalog(home, db, objects) as catalog:
         spec = load_spec_file(spec_file)
         old = catalog.get_stage(spec.name)
         _check_spec(catalog.store, catalog, spec, spec_file)
         info = catalog.put_stage(spec, str(spec_file.resolve()), update=True)
+        if reprocess:
+            every = dataclasses.replace(info, spec=dataclasses.replace(spec, reprocess="every_job"))
+            job = run_now(catalog, every, None, None, False)
         last = catalog.last_job(info.name)
+    if reprocess:
+        report_job(job, as_json)
+        return
     if as_json:
         emit_json(_stage_json(info, last))
         return
