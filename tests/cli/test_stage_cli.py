@@ -660,3 +660,29 @@ def test_job_rerun_and_stage_update_reprocess(cli, project):
     assert (every["processed"], every["skipped"]) == (2, 0)
     updated = cli.json("stage", "update", "-f", str(spec), "--reprocess")
     assert (updated["processed"], updated["skipped"]) == (2, 0)
+
+
+def test_commit_list_trace_lists_every_commit_and_job_of_a_trace(cli, project, tmp_path):
+    """pachctl list commit <global ID>: the user's commit and what it caused downstream."""
+    cli("stage", "create", "-f", str(project / "up.yaml"))
+    cli("daemon", "--once")
+    commit = put(cli, tmp_path, "data@master:/c.txt", "c")
+    cli("daemon", "--once")
+    listed = cli.json("commit", "list", "--trace", commit)
+    assert [c["repo"] for c in listed["commits"]] == ["data", "up"]
+    assert listed["commits"][0]["id"] == commit
+    assert [(j["stage"], j["state"]) for j in listed["jobs"]] == [("up", "SUCCESS")]
+    assert "up" in cli("commit", "list", "--trace", commit).stdout
+    assert cli("commit", "list", code=2).stderr.startswith("Error: name a repo")
+
+
+def test_datum_inspect_shows_one_datum(cli, project):
+    """pachctl inspect datum: one datum's state, inputs and outputs."""
+    cli("stage", "create", "-f", str(project / "up.yaml"))
+    job = cli.json("stage", "run", "up")
+    (first, _) = cli.json("datum", "list", job["id"])
+    shown = cli.json("datum", "inspect", job["id"], first["datum_id"][:8])
+    assert shown["datum_id"] == first["datum_id"] and shown["state"] == first["state"]
+    assert shown["inputs"] == first["inputs"] and shown["job_id"] == job["id"]
+    text = cli("datum", "inspect", job["id"], first["datum_id"]).stdout
+    assert first["datum_id"] in text and "data:/a.txt" in text

@@ -41,6 +41,7 @@ from headrace.cli.common import (
     sub_app,
     valid_repo_name,
 )
+from headrace.store.errors import StoreError
 from headrace.store.refs import parse_ref
 
 if TYPE_CHECKING:
@@ -133,14 +134,29 @@ def commit_finish(
         )
 
 
-@commit_app.command("list", help="List the commits of a repo, newest first.")
+@commit_app.command(
+    "list",
+    help=(
+        "List the commits of a repo, newest first; or with --trace ID, every commit and job of "
+        "one trace (Pachyderm's global ID: a user's commit and all it caused downstream)."
+    ),
+)
 def commit_list(
     repo: Annotated[
-        str,
+        str | None,
         typer.Argument(
             metavar="REPO", help="The repo (repo@branch is short for --branch).", show_default=False
         ),
-    ],
+    ] = None,
+    trace: Annotated[
+        str | None,
+        typer.Option(
+            "--trace",
+            metavar="ID",
+            help="List the commits and jobs of this trace instead (a user commit's id).",
+            show_default=False,
+        ),
+    ] = None,
     branch: Annotated[
         str | None,
         typer.Option(
@@ -153,6 +169,11 @@ def commit_list(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
+    if trace is not None:
+        _trace_list(trace, as_json, home, db, objects)
+        return
+    if repo is None:
+        fail("name a repo (headrace commit list REPO) or give --trace ID", 2)
     if "@" in repo:
         with handle_errors():
             parsed = parse_ref(repo)
@@ -165,6 +186,34 @@ def commit_list(
     else:
         empty = f"No commits in {repo}" + (f"@{branch}" if branch else "")
         _commits_table(commits, empty, with_repo=False)
+
+
+def _trace_list(
+    trace: str, as_json: bool, home: Path | None, db: str | None, objects: str | None
+) -> None:
+    """The commits and jobs of one trace, oldest first."""
+    from headrace.cli.stage_common import job_json, opened_catalog, print_jobs_table
+
+    with opened_catalog(home, db, objects) as catalog:
+        store = catalog.store
+        found = []
+        for commit_id in [trace, *catalog.commits_of_trace(trace)]:
+            for repo in store.list_repos():
+                try:
+                    found.append(store.inspect_commit(f"{repo.name}@{commit_id}"))
+                    break
+                except StoreError:
+                    continue
+        jobs = catalog.list_jobs(trace=trace)
+    if not found and not jobs:
+        fail(f"no commit or job has trace {trace}")
+    found.sort(key=lambda c: c.started_at)
+    if as_json:
+        emit_json({"trace": trace, "commits": [commit_json(c) for c in found],
+                   "jobs": [job_json(j) for j in jobs]})  # fmt: skip
+        return
+    _commits_table(found, f"No commits of trace {trace}", with_repo=True)
+    print_jobs_table(jobs, f"No jobs of trace {trace}")
 
 
 @commit_app.command(

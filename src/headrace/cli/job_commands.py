@@ -26,6 +26,7 @@ from headrace.cli.common import (
     emit_json,
     error_console,
     fail,
+    human_size,
     local_time,
     new_table,
     output_console,
@@ -514,6 +515,44 @@ def _preview(
     say(f"{len(datums)} datum(s): {summary}{tail}")
     if spec.reprocess == "every_job":
         say("(reprocess: every_job: a job runs every datum, whatever its status)")
+
+
+@datum_app.command(
+    "inspect",
+    help=(
+        "Show one datum of a job (pachctl inspect datum): state, hash, inputs, outputs, "
+        "attempts, time and error."
+    ),
+)
+def datum_inspect(
+    job_id: JobArg,
+    datum: Annotated[
+        str,
+        typer.Argument(metavar="DATUM", help="The datum id (or a prefix).", show_default=False),
+    ],
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        record = catalog.get_datum(job.id, datum)
+    if as_json:
+        emit_json({"job_id": job.id, **_datum_json(record)})
+        return
+    outputs = ", ".join(f"{p} ({human_size(n)})" for p, _, n in record.output_files())
+    print_fields([
+        ("Datum", record.datum_id),
+        ("Job", f"{job.id} (stage {job.stage})"),
+        ("State", record.state),
+        ("Hash", record.hash),
+        ("Inputs", _datum_inputs(record) or "-"),
+        ("Outputs", outputs or "-"),
+        ("Attempts", str(record.attempts)),
+        ("Time", human_duration(record.seconds)),
+        ("Error", record.error.rstrip("\n") or "-"),
+    ])  # fmt: skip
 
 
 @datum_app.command(
