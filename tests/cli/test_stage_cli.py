@@ -686,3 +686,19 @@ def test_datum_inspect_shows_one_datum(cli, project):
     assert shown["inputs"] == first["inputs"] and shown["job_id"] == job["id"]
     text = cli("datum", "inspect", job["id"], first["datum_id"]).stdout
     assert first["datum_id"] in text and "data:/a.txt" in text
+
+
+def test_job_logs_follow_prints_each_datum_log_until_the_job_ends(cli, project):
+    """pachctl logs --job --follow: the datums' logs, then how the job ended (a job already
+    ended prints everything and returns)."""
+    cli("stage", "create", "-f", str(project / "up.yaml"))
+    job = cli.json("stage", "run", "up")
+    out = cli("job", "logs", job["id"], "--follow").stdout
+    assert out.count("== datum ") == 2 and "data:/a.txt" in out and "data:/b.txt" in out
+    assert f"Job {job['id']} of stage up ended SUCCESS (2 datum(s): 2 processed" in out
+    (one,) = [d for d in cli.json("datum", "list", job["id"]) if d["inputs"][0]["path"] == "/b.txt"]
+    only = cli("job", "logs", job["id"], "-f", "--datum", one["datum_id"][:10]).stdout
+    assert only.count("== datum ") == 1 and "data:/b.txt" in only
+    assert cli("job", "logs", job["id"], "-f", "--json", code=2).stderr.startswith(
+        "Error: --follow"
+    )
