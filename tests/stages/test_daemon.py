@@ -48,7 +48,7 @@ def _dag(kit):
 def test_one_commit_travels_the_dag_with_one_trace(kit):
     _dag(kit)
     quiet = Daemon(kit.catalog, log=lambda _: None)
-    assert quiet.step() == []  # no input commits yet: nothing to run
+    assert [j.total for j in quiet.run_until_idle()] == [0, 0]  # no input commits: no datums
     first = kit.store.put_files("raw@master", [("/x.txt", b"x")])
     jobs = quiet.step()
     assert [(j.stage, j.state) for j in jobs] == [("a", SUCCESS), ("b", SUCCESS)]
@@ -115,6 +115,22 @@ def test_a_diamond_runs_one_downstream_job_per_upstream_commit(kit):
         assert jobs[0].inputs == {"raw": commit.id, "a": a_head}
 
 
+def test_a_stage_over_an_empty_repo_runs_a_zero_datum_job(kit):
+    """Pachyderm runs a job when a pipeline is created, even over an input repo with no
+    commits: zero datums, an empty output commit; the first input commit then gets its own
+    job (TestPipelineWithNoInputs-like behaviour, docs 'Pipeline lifecycle')."""
+    _dag(kit)
+    quiet = Daemon(kit.catalog, log=lambda _: None)
+    jobs = quiet.run_until_idle()
+    assert [(j.stage, j.state, j.total) for j in jobs] == [("a", SUCCESS, 0), ("b", SUCCESS, 0)]
+    assert kit.files("a@master") == {} and kit.files("b@master") == {}
+    assert quiet.run_until_idle() == []
+    first = kit.store.put_files("raw@master", [("/x.txt", b"x")])
+    jobs = quiet.run_until_idle()
+    assert [(j.stage, j.inputs) for j in jobs][0] == ("a", {"raw": first.id})
+    assert kit.files("b@master") == {"/x.txt": b"x++"}
+
+
 def test_wait_for_arrival_times_out_without_a_daemon(kit):
     _dag(kit)
     kit.store.put_files("raw@master", [("/x.txt", b"x")])
@@ -143,8 +159,9 @@ def test_a_failed_job_makes_downstream_jobs_unrunnable(kit):
     )
     commit = kit.store.put_files("raw@master", [("/x.txt", b"x")])
     jobs = Daemon(kit.catalog, log=lambda _: None).step()
-    assert [(j.stage, j.state) for j in jobs] == [("a", FAILURE)]
-    (unrunnable,) = kit.catalog.list_jobs("b")
+    # b's first job reads a with no commits (zero datums), as in Pachyderm
+    assert [(j.stage, j.state, j.total) for j in jobs] == [("a", FAILURE, 1), ("b", SUCCESS, 0)]
+    (unrunnable,) = [j for j in kit.catalog.list_jobs("b") if j.state == UNRUNNABLE]
     assert unrunnable.state == UNRUNNABLE and unrunnable.trace == commit.id
     assert jobs[0].id in unrunnable.reason
     with pytest.raises(RuntimeError, match="ended FAILURE"):

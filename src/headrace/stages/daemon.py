@@ -43,7 +43,7 @@ from headrace.stages.catalog import (
     owner_id,
 )
 from headrace.stages.jobs import create_job, mark_unrunnable, resume_job
-from headrace.stages.planning import JobError, cron_repo, input_repos
+from headrace.stages.planning import EMPTY_INPUT, JobError, cron_repo, input_repos
 from headrace.stages.spec import CronInput, iter_inputs
 from headrace.store.errors import BranchNotFound, CommitNotFound, RepoNotFound, StoreError
 
@@ -342,8 +342,11 @@ class Daemon:
         for name, repo, branch in input_repos(stage.spec):
             try:
                 info = store.inspect_commit(f"{repo}@{branch}")
-            except (RepoNotFound, BranchNotFound, CommitNotFound):
-                return None  # an input with no commits yet: nothing to run on
+            except RepoNotFound:
+                return None  # made later (by the stage upstream, or a user)
+            except (BranchNotFound, CommitNotFound):
+                heads[name] = EMPTY_INPUT  # no commit yet: as in Pachyderm, the stage's first
+                continue  # job still runs, with no datums from this input
             if not info.finished:
                 return None  # wait for the open commit
             heads[name] = info.id
@@ -460,6 +463,9 @@ def _first_inputs(store: Any, stage: StageInfo, heads: dict[str, str]) -> dict[s
     its first commit since; the commits after them get jobs of their own."""
     out = {}
     for name, repo, _ in input_repos(stage.spec):
+        if heads[name] == EMPTY_INPUT:
+            out[name] = EMPTY_INPUT
+            continue
         chain = _backlog(store, repo, heads[name], lambda c: c.started_at <= stage.created_at)
         base = chain[-1]
         out[name] = base.id if base is not None else chain[-2].id
@@ -479,10 +485,12 @@ def _next_inputs(
     chains: dict[str, list[Any]] = {}
     for name, repo, _ in input_repos(stage.spec):
         head, seen = heads[name], done.get(name)
-        if seen is None or seen == head:
+        if seen is None or head in (seen, EMPTY_INPUT):
             continue
         chain = _backlog(store, repo, head, functools.partial(_is_commit, seen))
-        if chain[-1] is None or chain[-1].id != seen:  # not an ancestor, or too far back
+        if seen == EMPTY_INPUT and chain[-1] is None:
+            pass  # the input's first commits since a job that had none
+        elif chain[-1] is None or chain[-1].id != seen:  # not an ancestor, or too far back
             return heads
         chains[name] = chain[:-1]
         first = chain[-2]

@@ -53,6 +53,7 @@ from headrace.store.records import FileInfo
 from headrace.store.store import Store
 
 __all__ = [
+    "EMPTY_INPUT",
     "Cross",
     "Datum",
     "DatumInput",
@@ -134,6 +135,9 @@ def resolve_commits(
             continue
         first[pfs.name] = pfs
         ref = commits.get(pfs.name, pfs.branch)
+        if ref == EMPTY_INPUT:
+            out[pfs.name] = EMPTY_INPUT
+            continue
         if "@" not in ref:
             ref = f"{pfs.repo}@{ref}"
         out[pfs.name] = store.inspect_commit(ref).id
@@ -270,6 +274,8 @@ def datums_at(
 
 _Parts = tuple[DatumInput, ...]
 
+EMPTY_INPUT = ""  # the "commit" of an input branch that has none yet: no matches
+
 
 def _pfs_inputs(input: Input) -> Iterable[PfsInput]:
     if isinstance(input, PfsInput):
@@ -396,6 +402,8 @@ def _group(store: Store, input: Group, commits: Mapping[str, str]) -> Iterable[_
 
 def _matches(store: Store, pfs: PfsInput, commit: str) -> list[DatumInput]:
     """``pfs``'s glob matches in ``commit``, each with its files, in tree order."""
+    if commit == EMPTY_INPUT:
+        return []
     ref = f"{pfs.repo}@{commit}"
     compiled = _compiled(pfs)
     found = store.glob_files(ref, compiled.pattern)

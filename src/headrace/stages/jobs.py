@@ -53,7 +53,7 @@ from headrace.stages.catalog import (
     StageInfo,
     owner_id,
 )
-from headrace.stages.datums import Datum
+from headrace.stages.datums import EMPTY_INPUT, Datum
 from headrace.stages.planning import (
     Plan,
     empty_inputs,
@@ -250,7 +250,11 @@ class _JobRun:
                 raise _Abort()
             return
         repos = {name: repo for name, repo, _ in input_repos(self.spec)}
-        provenance = [f"{repos[name]}@{commit}" for name, commit in job.inputs.items()]
+        provenance = [
+            f"{repos[name]}@{commit}"
+            for name, commit in job.inputs.items()
+            if commit != EMPTY_INPUT
+        ]
         message = f"stage {job.stage} job {job.id} (spec version {job.version})"
 
         def record(conn: Any, commit: Any) -> None:
