@@ -185,3 +185,14 @@ def test_the_container_command_line_mounts_pfs(tmp_path) -> None:
     assert ("-v", f"{tmp_path}/in/images:/pfs/images:ro") in pairs
     assert ("-v", f"{tmp_path}/out:/pfs/out") in pairs
     assert ("-e", "images=/pfs/images/a.png") in pairs and ("-e", "PACH_JOB_ID=j1") in pairs
+
+
+def test_pfs_paths_without_namespaces_are_refused_at_creation(monkeypatch) -> None:
+    """Where unprivileged mount namespaces are not allowed, a Pachyderm cmd cannot see /pfs:
+    the stage is refused when it is created, never run into empty outputs."""
+    monkeypatch.setattr(
+        "headrace.stages.sandbox.pfs_namespaces_work", lambda: "unshare is not installed"
+    )
+    spec = load_spec({**EDGES, "transform": {"cmd": ["sh", "-c", "ls /pfs/images"]}})
+    with pytest.raises(ValueError, match="expects its datum under /pfs.*unshare is not installed"):
+        check_transform(spec.transform)
