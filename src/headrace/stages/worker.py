@@ -153,12 +153,12 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
                 pairs.extend((h, root / p.lstrip("/")) for p, h, _ in files)
         _write_inputs(config.store, pairs, task.layouts)
         env = {
-            "HEADRACE_INPUT": str(in_dir),
+            **datum_environment(config, task, in_dir),
+            "HEADRACE_INPUT": str(in_dir),  # after the per-input names: these always win
             "HEADRACE_OUTPUT": str(out_dir),
             "HEADRACE_DATUM_ID": task.datum_id,
             "HEADRACE_JOB_ID": task.job_id,
             "HEADRACE_STAGE": config.stage,
-            **datum_environment(config, task, in_dir),
         }
         ok, error = _run_transform(config, inputs, out_dir, env, log_path)
         outputs: tuple[tuple[str, str], ...] = ()
