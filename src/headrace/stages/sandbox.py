@@ -1,7 +1,8 @@
 """Running a ``cmd`` datum where Pachyderm code expects it: ``/pfs/<input>`` and ``/pfs/out``.
 
-This module owns the command lines that give a ``cmd`` transform Pachyderm's layout, and the
-checks that say, at stage creation, whether this machine can run them:
+This module owns how a ``cmd`` transform runs (:func:`run_cmd`), the variables Pachyderm gives
+user code (:func:`datum_environment`), the command lines that give a ``cmd`` Pachyderm's
+layout, and the checks that say, at stage creation, whether this machine can run them:
 
 - ``pfs: true`` (every Pachyderm spec): the command runs in a private mount namespace of its
   own (``unshare`` from util-linux, as an unprivileged user namespace) whose root is a copy of
@@ -25,7 +26,9 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from headrace.stages.datums import capture_key
 from headrace.stages.spec import Transform
 
 __all__ = [
@@ -33,8 +36,10 @@ __all__ = [
     "check_transform",
     "container_command",
     "container_engine",
+    "datum_environment",
     "pfs_command",
     "pfs_namespaces_work",
+    "run_cmd",
 ]
 
 ENGINE_VARIABLE = "HEADRACE_CONTAINER_ENGINE"
@@ -175,3 +180,90 @@ def container_command(
     for key, value in env.items():
         line += ["-e", f"{key}={value}"]
     return [*line, image, *cmd]
+
+
+def datum_environment(
+    job_id: str,
+    datum_id: str,
+    output_commit: str,
+    parts: Sequence[tuple[str, str, object]],
+    in_dir: Path,
+    input_commits: Sequence[tuple[str, str]],
+    keys: Sequence[tuple[str, str, str, str]],
+) -> dict[str, str]:
+    """The variables Pachyderm gives user code (its worker's ``UserCodeEnv``), so code written
+    for Pachyderm runs unchanged: per input name, ``<name>`` = the datum's path for that input
+    and ``<name>_COMMIT`` its commit; ``PACH_DATUM_<name>_JOIN_ON`` / ``_GROUP_BY`` the key of
+    a join or group input (also as ``HEADRACE_DATUM_<name>_...``); ``PACH_JOB_ID``,
+    ``PACH_DATUM_ID``, ``PACH_OUTPUT_COMMIT_ID`` (and ``HEADRACE_OUTPUT_COMMIT_ID``)."""
+    env = {
+        "PACH_JOB_ID": job_id,
+        "PACH_DATUM_ID": datum_id,
+        "PACH_OUTPUT_COMMIT_ID": output_commit,
+        "HEADRACE_OUTPUT_COMMIT_ID": output_commit,
+    }
+    paths = {name: path for name, path, _ in parts}
+    for name, path in paths.items():
+        env[name] = str(in_dir / name / path.lstrip("/")) if path != "/" else str(in_dir / name)
+    for name, commit in input_commits:
+        if name in paths:
+            env[f"{name}_COMMIT"] = commit
+    for name, kind, glob, template in keys:
+        if name in paths:
+            key = capture_key(glob, template, paths[name])
+            env[f"PACH_DATUM_{name}_{kind}"] = env[f"HEADRACE_DATUM_{name}_{kind}"] = key
+    return env
+
+
+def run_cmd(
+    transform: Transform,
+    env: dict[str, str],
+    log: Any,
+    cwd: Path,
+    inputs: Mapping[str, Path],
+    out_dir: Path,
+) -> tuple[bool, str]:
+    """Run a ``cmd`` transform for one datum (its output to ``log``): plainly, with ``/pfs``
+    mounts (``pfs``), or in its container ``image``; ``(ok, error)``."""
+    assert transform.cmd is not None
+    stdin = "".join(line + "\n" for line in transform.stdin).encode() if transform.stdin else None
+    command = list(transform.cmd)
+    if transform.pfs or transform.image is not None:
+        try:
+            check_transform(transform)
+        except ValueError as e:
+            return False, str(e)
+        for name, root in inputs.items():  # the datum's paths as the command sees them
+            if env.get(name, "").startswith(str(root)):
+                env = {**env, name: f"/pfs/{name}" + env[name][len(str(root)) :]}
+        engine = container_engine()
+        if transform.image is not None and engine not in (None, "host"):
+            assert engine is not None
+            user_env = {**transform.env_dict, **env}
+            command = container_command(
+                engine, transform.image, command, inputs, out_dir, user_env, stdin is not None
+            )
+        else:
+            command = pfs_command(command, inputs, out_dir, cwd)
+    full_env = {**os.environ, **transform.env_dict, **env}
+    try:
+        proc = subprocess.run(
+            command,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=cwd,
+            check=False,
+        )
+    except OSError as e:
+        return False, f"transform.cmd: cannot start {transform.cmd[0]!r}: {e}"
+    if proc.returncode != 0:
+        how = (
+            f"was killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exited with status {proc.returncode}"
+        )
+        return False, f"command {' '.join(transform.cmd)!r} {how}; its output is in the log"
+    return True, ""

@@ -55,13 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from headrace.stages.datums import capture_key
-from headrace.stages.sandbox import (
-    check_transform,
-    container_command,
-    container_engine,
-    pfs_command,
-)
+from headrace.stages.sandbox import datum_environment, run_cmd
 from headrace.stages.spec import Transform
 from headrace.store.content import Content, ContentWriter
 from headrace.store.store import Store
@@ -153,7 +147,15 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
                 pairs.extend((h, root / p.lstrip("/")) for p, h, _ in files)
         _write_inputs(config.store, pairs, task.layouts)
         env = {
-            **datum_environment(config, task, in_dir),
+            **datum_environment(
+                task.job_id,
+                task.datum_id,
+                config.output_commit,
+                task.parts,
+                in_dir,
+                config.input_commits,
+                config.keys,
+            ),
             "HEADRACE_INPUT": str(in_dir),  # after the per-input names: these always win
             "HEADRACE_OUTPUT": str(out_dir),
             "HEADRACE_DATUM_ID": task.datum_id,
@@ -173,31 +175,6 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
     return DatumResult(task.datum_id, task.attempt, ok, outputs, error, log, seconds, inline)
 
 
-def datum_environment(config: WorkerConfig, task: DatumTask, in_dir: Path) -> dict[str, str]:
-    """The variables Pachyderm gives user code (its worker's ``UserCodeEnv``), so code written
-    for Pachyderm runs unchanged: per input name, ``<name>`` = the datum's path for that input
-    and ``<name>_COMMIT`` its commit; ``PACH_DATUM_<name>_JOIN_ON`` / ``_GROUP_BY`` the key of
-    a join or group input (also as ``HEADRACE_DATUM_<name>_...``); ``PACH_JOB_ID``,
-    ``PACH_DATUM_ID``, ``PACH_OUTPUT_COMMIT_ID`` (and ``HEADRACE_OUTPUT_COMMIT_ID``)."""
-    env = {
-        "PACH_JOB_ID": task.job_id,
-        "PACH_DATUM_ID": task.datum_id,
-        "PACH_OUTPUT_COMMIT_ID": config.output_commit,
-        "HEADRACE_OUTPUT_COMMIT_ID": config.output_commit,
-    }
-    paths = {name: path for name, path, _ in task.parts}
-    for name, path in paths.items():
-        env[name] = str(in_dir / name / path.lstrip("/")) if path != "/" else str(in_dir / name)
-    for name, commit in config.input_commits:
-        if name in paths:
-            env[f"{name}_COMMIT"] = commit
-    for name, kind, glob, template in config.keys:
-        if name in paths:
-            key = capture_key(glob, template, paths[name])
-            env[f"PACH_DATUM_{name}_{kind}"] = env[f"HEADRACE_DATUM_{name}_{kind}"] = key
-    return env
-
-
 def _write_inputs(
     store: Store, pairs: list[tuple[str, Path]], layouts: Mapping[str, str] | None
 ) -> None:
@@ -215,7 +192,7 @@ def _run_transform(
     transform = config.transform
     with open(log_path, "wb") as log:
         if transform.kind == "cmd":
-            return _run_cmd(transform, env, log, out_dir.parent, inputs, out_dir)
+            return run_cmd(transform, env, log, out_dir.parent, inputs, out_dir)
         if transform.environment is not None:
             return _run_elsewhere(config, inputs, out_dir, env, log)
         with _redirected(log), _environ(env):
@@ -297,58 +274,6 @@ def _check_signature(function: Any, target: str, field: str) -> None:
             f"{field}: {target}{sig} must take two arguments, (inputs, output): a dict of input "
             "name -> folder and the output folder"
         ) from None
-
-
-def _run_cmd(
-    transform: Transform,
-    env: dict[str, str],
-    log: Any,
-    cwd: Path,
-    inputs: Mapping[str, Path],
-    out_dir: Path,
-) -> tuple[bool, str]:
-    assert transform.cmd is not None
-    stdin = "".join(line + "\n" for line in transform.stdin).encode() if transform.stdin else None
-    command = list(transform.cmd)
-    if transform.pfs or transform.image is not None:
-        try:
-            check_transform(transform)
-        except ValueError as e:
-            return False, str(e)
-        for name, root in inputs.items():  # the datum's paths as the command sees them
-            if env.get(name, "").startswith(str(root)):
-                env = {**env, name: f"/pfs/{name}" + env[name][len(str(root)) :]}
-        engine = container_engine()
-        if transform.image is not None and engine not in (None, "host"):
-            assert engine is not None
-            user_env = {**transform.env_dict, **env}
-            command = container_command(
-                engine, transform.image, command, inputs, out_dir, user_env, stdin is not None
-            )
-        else:
-            command = pfs_command(command, inputs, out_dir, cwd)
-    full_env = {**os.environ, **transform.env_dict, **env}
-    try:
-        proc = subprocess.run(
-            command,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=cwd,
-            check=False,
-        )
-    except OSError as e:
-        return False, f"transform.cmd: cannot start {transform.cmd[0]!r}: {e}"
-    if proc.returncode != 0:
-        how = (
-            f"was killed by signal {-proc.returncode}"
-            if proc.returncode < 0
-            else f"exited with status {proc.returncode}"
-        )
-        return False, f"command {' '.join(transform.cmd)!r} {how}; its output is in the log"
-    return True, ""
 
 
 _BOOTSTRAP = r"""
