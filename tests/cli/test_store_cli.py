@@ -209,7 +209,7 @@ def test_json_outputs_parse_with_stable_keys(cli, local_dir):
         assert set(entry) == FILE_KEYS
     glob = cli.json("file", "glob", "r@master:/**/*.csv")
     assert [f["path"] for f in glob] == ["/2024/q1/feb.csv", "/2024/q1/jan.csv"]
-    assert [f["path"] for f in cli.json("file", "glob", "r@master:/*/")] == ["/2024"]
+    assert [f["path"] for f in cli.json("file", "glob", "r@master:/!(*.*)/")] == ["/2024"]
     assert re.search(
         r"/2024/q1/jan\.csv\s+file\s+15 B", cli("file", "glob", "r@master:**/j?n.csv").stdout
     )

@@ -180,6 +180,48 @@ def shop(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
+def test_pachyderm_globs_make_the_datums_pachyderm_makes(tmp_path: Path) -> None:
+    """Pachyderm's beginner tutorial globs: '/*.{png,jpg,jpeg}' (brace alternatives) and
+    '/!(*.*)' (an extended glob: names without a dot); '(a|b)' alternates inside a group;
+    '/**/*.csv' needs a folder in between ('**' is '.*' in ohmyglob's compiler)."""
+    s = Store.open(tmp_path)
+    s.create_repo("images")
+    names = ["/a.png", "/b.jpg", "/c.jpeg", "/d.gif", "/e.csv", "/raw/f.csv", "/notes"]
+    s.put_files("images@master", [(p, b"x") for p in names])
+
+    def matched(glob: str) -> list[str]:
+        return [d.inputs[0].path for d in compute_datums(s, PfsInput("images", glob=glob))]
+
+    assert matched("/*.{png,jpg,jpeg}") == ["/a.png", "/b.jpg", "/c.jpeg"]
+    assert matched("/!(*.*)") == ["/notes", "/raw"]
+    assert matched("/(a|d).*") == ["/a.png", "/d.gif"]
+    assert matched("/**/*.csv") == ["/raw/f.csv"]
+    assert matched("*.csv") == ["/e.csv"]  # no leading '/' means the same
+    assert matched("/*/") == matched("/*")  # a trailing '/' is dropped
+    s.close()
+
+
+def test_join_with_a_trailing_slash_glob(tmp_path: Path) -> None:
+    """Pachyderm's TestJoinTrailingSlash (src/server/pps_test.go): two repos of 10 files
+    joined on '/(*)/' give 10 datums (the trailing '/' is dropped, files match)."""
+    s = Store.open(tmp_path)
+    for repo in ("left", "right"):
+        s.create_repo(repo)
+        s.put_files(f"{repo}@master", [(f"/{i}", b"x") for i in range(10)])
+    datums = compute_datums(
+        s,
+        Join(
+            (
+                PfsInput("left", glob="/(*)/", join_on="$1"),
+                PfsInput("right", glob="/(*)/", join_on="$1"),
+            )
+        ),
+    )
+    assert len(datums) == 10
+    assert all(d.inputs[0].path == d.inputs[1].path for d in datums)
+    s.close()
+
+
 def join(orders_outer: bool = False, customers_outer: bool = False) -> Join:
     return Join(
         (
@@ -223,6 +265,30 @@ def test_outer_join_keeps_unmatched_of_the_outer_input(shop: Store) -> None:
         ["/c4-a.csv"],
     ]
     assert [i.name for i in both[3].inputs] == ["customers"]
+
+
+def test_three_way_join_with_one_outer_input_keeps_only_the_outer_match(tmp_path: Path) -> None:
+    """Pachyderm's processMergeTask (src/internal/datum/task.go): when a key is missing from
+    some input, the datum holds only the outer inputs' matches, not the inner ones that do
+    have the key."""
+    s = Store.open(tmp_path)
+    for repo, names in (("a", ["/k1", "/k2", "/k3"]), ("b", ["/k1", "/k2"]), ("c", ["/k1"])):
+        s.create_repo(repo)
+        s.put_files(f"{repo}@master", [(n, b"x") for n in names])
+    j = Join(
+        (
+            PfsInput("a", glob="/(*)", join_on="$1", outer_join=True),
+            PfsInput("b", glob="/(*)", join_on="$1"),
+            PfsInput("c", glob="/(*)", join_on="$1"),
+        )
+    )
+    got = [[(i.name, i.path) for i in d.inputs] for d in compute_datums(s, j)]
+    assert got == [
+        [("a", "/k1"), ("b", "/k1"), ("c", "/k1")],
+        [("a", "/k2")],  # b has k2 too, but c does not: only the outer input's match
+        [("a", "/k3")],
+    ]
+    s.close()
 
 
 def test_join_keys_from_nested_groups_braces_and_literal_text(shop: Store) -> None:
@@ -389,7 +455,7 @@ def test_resolve_commits_and_input_names(two: Store) -> None:
             "no capture group",
         ),  # fmt: skip
         (Group((PfsInput("a", glob="/(*)", group_by="$2"),)), r"refers to \$2"),
-        (Group((PfsInput("a", glob="/(*", group_by="$1"),)), "unbalanced"),
+        (Group((PfsInput("a", glob="/(*", group_by="$1"),)), "never closed"),
         (Cross((PfsInput("a"), PfsInput("b", name="a"))), "appears twice"),
         (Join((Union((PfsInput("a"),)), PfsInput("b", join_on="$1"))), "pfs inputs only"),  # type: ignore[arg-type]
         (Cross(()), "non-empty"),

@@ -320,6 +320,63 @@ def test_cmd_transform_with_stdin_env_and_layout(kit):
     assert kit.files("s@master") == {"/x.txt": b"onetwohi\n", "/y.txt": b"threehi\n"}
 
 
+def test_environment_names_each_input_its_datum_path_and_join_key(kit):
+    """Pachyderm's TestPipelineEnvVarAlias and TestPipelineEnvVarJoinOn (src/server/
+    pps_test.go): user code gets '<input name>' = the datum's path for that input,
+    'PACH_DATUM_<input name>_JOIN_ON' = the join key, and PACH_JOB_ID, PACH_DATUM_ID,
+    PACH_OUTPUT_COMMIT_ID, '<input name>_COMMIT' (driver.UserCodeEnv)."""
+    kit.store.create_repo("left")
+    kit.store.create_repo("right")
+    left = kit.store.put_files("left@master", [("/k1.txt", b"L")])
+    kit.store.put_files("right@master", [("/k1.csv", b"R")])
+    kit.stage(
+        {
+            "name": "s",
+            "input": {
+                "join": [
+                    {"pfs": {"repo": "left", "glob": "/(*).txt", "join_on": "$1", "name": "l"}},
+                    {"pfs": {"repo": "right", "glob": "/(*).csv", "join_on": "$1"}},
+                ]
+            },
+            "transform": {
+                "cmd": ["sh"],
+                "stdin": [
+                    'cat "$l" "$right" > "$HEADRACE_OUTPUT/both"',
+                    'echo "$PACH_DATUM_l_JOIN_ON $HEADRACE_DATUM_right_JOIN_ON" > '
+                    '"$HEADRACE_OUTPUT/key"',
+                    'echo "$PACH_JOB_ID $PACH_DATUM_ID $PACH_OUTPUT_COMMIT_ID $l_COMMIT" > '
+                    '"$HEADRACE_OUTPUT/ids"',
+                ],
+            },
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == SUCCESS, job.reason
+    files = kit.files("s@master")
+    assert files["/both"] == b"LR" and files["/key"] == b"k1 k1\n"
+    (row,) = kit.catalog.datums(job.id)
+    expected = f"{job.id} {row.datum_id} {job.output_commit} {left.id}\n"
+    assert files["/ids"] == expected.encode()
+
+
+def test_an_output_file_name_with_a_glob_character_fails_the_datum(kit):
+    """Pachyderm refuses output paths with glob characters (pfs: 'path contains glob
+    characters'); the datum fails naming the file instead of writing an unreachable one."""
+    _data(kit, {"/a.txt": b"a"})
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "data", "glob": "/"}},
+            "transform": {"cmd": ["sh", "-c", 'touch "$HEADRACE_OUTPUT/what?.txt"']},
+            "datum_tries": 1,
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == FAILURE
+    (row,) = kit.catalog.datums(job.id, with_logs=True)
+    assert "/what?.txt" in row.error and "glob character" in row.error
+
+
 def test_cmd_failure_names_the_exit_status(kit):
     _data(kit, {"/a.txt": b"a"})
     kit.stage(

@@ -293,6 +293,7 @@ def test_to_dict_omits_defaults_and_writes_seconds() -> None:
             "glob": "/*",
             "name": "orders",
             "empty_files": False,
+            "lazy": False,
         }
     }
     assert full["datum_tries"] == 3 and full["reprocess"] == "until_success"
@@ -393,11 +394,15 @@ def test_stage_name_does_not_change_version() -> None:
 
 
 def test_split_capture_groups() -> None:
+    """Every extended-glob construct is a capture group, braces are not (ohmyglob's
+    compiler/compiler.go); a glob is made absolute and loses a trailing '/'."""
     assert split_capture_groups("/*") == ("/*", 0)
-    assert split_capture_groups("/(*)/(*).csv") == ("/*/*.csv", 2)
-    assert split_capture_groups("/((*)-*)") == ("/*-*", 2)
-    assert split_capture_groups(r"/\(x\)/(*)") == (r"/\(x\)/*", 1)
-    for bad in ("/(*", "/*)", "/()"):
+    assert split_capture_groups("/(*)/(*).csv") == ("/(*)/(*).csv", 2)
+    assert split_capture_groups("/((*)-*)") == ("/((*)-*)", 2)
+    assert split_capture_groups(r"/\(x\)/(*)") == (r"/\(x\)/(*)", 1)
+    assert split_capture_groups("*.{a,b}/") == ("/*.{a,b}", 0)
+    assert split_capture_groups("/@(a)?(b)*(c)+(d)!(e)") == ("/@(a)?(b)*(c)+(d)!(e)", 5)
+    for bad in ("/(*", "/()", "/[", "/{a"):
         with pytest.raises(ValueError):
             split_capture_groups(bad)
 
@@ -428,9 +433,12 @@ def test_error_duplicate_key_yaml_and_json() -> None:
 def test_error_file_name_prefixes_message(tmp_path: Path) -> None:
     path = tmp_path / "stage.yaml"
     path.write_text(
-        "name: clean\ninput: {pfs: {repo: orders, glob: '*'}}\ntransform: {python: 'a:b'}\n"
+        "name: clean\ninput: {pfs: {repo: orders, glob: '/['}}\ntransform: {python: 'a:b'}\n"
     )
-    assert error(path) == f"{path}: input.pfs.glob: must start with '/', got '*'"
+    assert error(path) == (
+        f"{path}: input.pfs.glob: invalid glob '/[': a '[' set is never closed; "
+        "write '\\[' for a literal '['"
+    )
 
 
 def test_error_missing_file(tmp_path: Path) -> None:
@@ -533,8 +541,9 @@ def test_error_pfs_bad_repo_branch_name() -> None:
     )
 
 
-def test_error_glob_must_start_with_slash_nested() -> None:
-    msg = error(
+def test_glob_without_leading_slash_is_accepted() -> None:
+    """Pachyderm cleans a glob to an absolute path (pfsfile.CleanPath): '*.csv' is '/*.csv'."""
+    spec = load_spec(
         base(
             input={
                 "cross": [
@@ -544,7 +553,31 @@ def test_error_glob_must_start_with_slash_nested() -> None:
             }
         )
     )
-    assert msg == "input.cross[1].pfs.glob: must start with '/', got '*.csv'"
+    assert spec.input.inputs[1].glob == "*.csv"  # type: ignore[union-attr]
+
+
+def test_lazy_is_accepted_and_kept() -> None:
+    """Pachyderm's pfs input field 'lazy' (pipeline spec reference): inputs streamed instead
+    of downloaded; the results do not change, so headrace accepts and keeps it."""
+    spec = load_spec(base(input={"pfs": {"repo": "a", "glob": "/*", "lazy": True}}))
+    assert spec.input.lazy  # type: ignore[union-attr]
+    assert spec.to_dict()["input"]["pfs"]["lazy"] is True
+    assert load_spec(spec.to_dict()) == spec
+    assert "lazy" in error(base(input={"pfs": {"repo": "a", "glob": "/*", "lazy": "yes"}}))
+
+
+def test_error_glob_nested_names_its_field() -> None:
+    msg = error(
+        base(
+            input={
+                "cross": [
+                    {"pfs": {"repo": "a", "glob": "/"}},
+                    {"pfs": {"repo": "b", "glob": "/*.{csv"}},
+                ]
+            }
+        )
+    )
+    assert msg.startswith("input.cross[1].pfs.glob: invalid glob '/*.{csv': ")
 
 
 @pytest.mark.parametrize(
@@ -553,7 +586,9 @@ def test_error_glob_must_start_with_slash_nested() -> None:
         ("/a//b", "an empty segment"),
         ("/a/../b", "'..' is not allowed"),
         ("/(*", "never closed"),
-        ("/*)", "closes no capture group"),
+        ("/{a,b", "never closed"),
+        ("/[]", "empty set"),
+        ("/^(a)", "not a glob construct"),
         ("/()", "must not be empty"),
     ],
 )

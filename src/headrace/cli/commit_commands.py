@@ -41,6 +41,7 @@ from headrace.cli.common import (
     sub_app,
     valid_repo_name,
 )
+from headrace.store.errors import StoreError
 from headrace.store.refs import parse_ref
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def _commits_table(commits: list[CommitInfo], empty: str, with_repo: bool = True
     output_console().print(table)
 
 
-def _commit_fields(c: CommitInfo) -> None:
+def _commit_fields(c: CommitInfo, extra: list[tuple[str, str]] | None = None) -> None:
     print_fields([
         ("Commit", c.id),
         ("Repo", c.repo),
@@ -80,6 +81,7 @@ def _commit_fields(c: CommitInfo) -> None:
         ("Files", "-" if c.file_count is None else str(c.file_count)),
         ("Size", human_size(c.size_bytes)),
         ("Message", c.message),
+        *(extra or []),
     ])  # fmt: skip
 
 
@@ -132,14 +134,29 @@ def commit_finish(
         )
 
 
-@commit_app.command("list", help="List the commits of a repo, newest first.")
+@commit_app.command(
+    "list",
+    help=(
+        "List the commits of a repo, newest first; or with --trace ID, every commit and job of "
+        "one trace (Pachyderm's global ID: a user's commit and all it caused downstream)."
+    ),
+)
 def commit_list(
     repo: Annotated[
-        str,
+        str | None,
         typer.Argument(
             metavar="REPO", help="The repo (repo@branch is short for --branch).", show_default=False
         ),
-    ],
+    ] = None,
+    trace: Annotated[
+        str | None,
+        typer.Option(
+            "--trace",
+            metavar="ID",
+            help="List the commits and jobs of this trace instead (a user commit's id).",
+            show_default=False,
+        ),
+    ] = None,
     branch: Annotated[
         str | None,
         typer.Option(
@@ -156,6 +173,11 @@ def commit_list(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
+    if trace is not None:
+        _trace_list(trace, as_json, home, db, objects)
+        return
+    if repo is None:
+        fail("name a repo (headrace commit list REPO) or give --trace ID", 2)
     if "@" in repo:
         with handle_errors():
             parsed = parse_ref(repo)
@@ -170,7 +192,38 @@ def commit_list(
         _commits_table(commits, empty, with_repo=False)
 
 
-@commit_app.command("inspect", help="Show a commit: state, parent, times, size, message.")
+def _trace_list(
+    trace: str, as_json: bool, home: Path | None, db: str | None, objects: str | None
+) -> None:
+    """The commits and jobs of one trace, oldest first."""
+    from headrace.cli.stage_common import job_json, opened_catalog, print_jobs_table
+
+    with opened_catalog(home, db, objects) as catalog:
+        store = catalog.store
+        found = []
+        for commit_id in [trace, *catalog.commits_of_trace(trace)]:
+            for repo in store.list_repos():
+                try:
+                    found.append(store.inspect_commit(f"{repo.name}@{commit_id}"))
+                    break
+                except StoreError:
+                    continue
+        jobs = catalog.list_jobs(trace=trace)
+    if not found and not jobs:
+        fail(f"no commit or job has trace {trace}")
+    found.sort(key=lambda c: c.started_at)
+    if as_json:
+        emit_json({"trace": trace, "commits": [commit_json(c) for c in found],
+                   "jobs": [job_json(j) for j in jobs]})  # fmt: skip
+        return
+    _commits_table(found, f"No commits of trace {trace}", with_repo=True)
+    print_jobs_table(jobs, f"No jobs of trace {trace}")
+
+
+@commit_app.command(
+    "inspect",
+    help="Show a commit: state, parent, times, size, message and the commits it was made from.",
+)
 def commit_inspect(
     ref: RefArg,
     as_json: JsonOpt = False,
@@ -180,10 +233,12 @@ def commit_inspect(
 ) -> None:
     with opened_store(home, db, objects) as store:
         info = store.inspect_commit(ref)
+        direct = store.provenance(f"{info.repo}@{info.id}", transitive=False)
+    provenance = [f"{c.repo}@{c.id}" for c in direct]
     if as_json:
-        emit_json(commit_json(info))
+        emit_json({**commit_json(info), "provenance": provenance})
     else:
-        _commit_fields(info)
+        _commit_fields(info, [("Provenance", ", ".join(provenance) or "-")])
 
 
 @commit_app.command(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -177,7 +177,12 @@ def _url_sources(
 ) -> list[_Source]:
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(url)
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except ImportError as e:  # fsspec names the package that reads this kind of URL
+        fail(f"SOURCE {url!r}: {e}; install it (pip install ...) to read such URLs")
+    except ValueError as e:  # an unknown protocol
+        fail(f"SOURCE {url!r}: {e}", EXIT_USAGE)
     if recursive and fs.isfile(root):
         fail(f"-r: SOURCE {url!r} is a file, not a folder", EXIT_USAGE)
     if recursive or fs.isdir(root):
@@ -231,6 +236,41 @@ def _put_progress(sources: list[_Source]) -> Iterator[tuple[Callable[[int], None
         yield (lambda n: progress.advance(task, n)), file_done
 
 
+def _appended(store: Any, commit: str, source: _Source) -> _Source:
+    """``source`` with the file's current content (if any) in front of it (put --append)."""
+    from headrace.store.errors import NotFound
+
+    try:
+        before = store.get_file(f"{commit}:{source.path}")
+    except NotFound:
+        return source
+
+    @contextmanager
+    def joined() -> Iterator[IO[bytes]]:
+        with source.open() as f:
+            yield cast(IO[bytes], _Joined(before, f))
+
+    size = None if source.size is None else source.size + len(before)
+    return _Source(source.path, size, joined)
+
+
+class _Joined:
+    """A reader of ``head`` then ``rest``."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._rest.read(n)
+
+
 def _streams(sources: list[_Source], advance: Callable[[int], None]) -> Iterator[tuple[str, Any]]:
     """``(path, reader)`` pairs; each file is closed once the store has read it."""
     for s in sources:
@@ -267,6 +307,16 @@ def file_put(
         bool,
         typer.Option("-r", "--recursive", help="SOURCE is a folder: put every file under it."),
     ] = False,
+    append: Annotated[
+        bool,
+        typer.Option("--append", "-a", help="Add to the end of existing files, not replace."),
+    ] = False,
+    untar: Annotated[
+        bool,
+        typer.Option(
+            "--untar", help="SOURCE is a tar archive (any compression): put the files in it."
+        ),
+    ] = False,
     message: MessageOpt = "",
     as_json: JsonOpt = False,
     home: HomeOpt = None,
@@ -277,12 +327,59 @@ def file_put(
         if _stdin_is_terminal():
             fail("give SOURCE (a file, a folder, a URL, or - and pipe data in)", EXIT_USAGE)
         source = "-"
+    with ExitStack() as cleanup:
+        if untar:
+            source = _untarred(source, target, cleanup)
+        _file_put(target, source, recursive, append, message, as_json, home, db, objects)
+
+
+def _untarred(source: str, target: str, cleanup: ExitStack) -> str:
+    """A temporary folder holding the files of the tar archive ``source`` (a file, a URL or
+    - for stdin); the put then reads it as a folder."""
+    import shutil
+    import tarfile
+    import tempfile
+
+    _, sep, raw_path = target.partition(":")
+    if sep and raw_path and not raw_path.endswith("/") and raw_path != "/":
+        fail(f"--untar: {target!r} must name a folder (end it with '/')", EXIT_USAGE)
+    folder = tempfile.mkdtemp(prefix="headrace-untar-")
+    cleanup.callback(shutil.rmtree, folder, True)
+    if source == "-":
+        opened: AbstractContextManager[IO[bytes]] = nullcontext(typer.get_binary_stream("stdin"))
+    elif "://" in source:
+        import fsspec
+
+        opened = fsspec.open(source, "rb")
+    else:
+        opened = open(source, "rb")  # noqa: SIM115 (closed by the with below)
+    try:
+        with opened as raw, tarfile.open(fileobj=raw, mode="r|*") as archive:
+            archive.extractall(folder, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        fail(f"--untar: SOURCE {source!r} is not a readable tar archive: {e}")
+    return folder
+
+
+def _file_put(
+    target: str,
+    source: str,
+    recursive: bool,
+    append: bool,
+    message: str,
+    as_json: bool,
+    home: Path | None,
+    db: str | None,
+    objects: str | None,
+) -> None:
     with handle_errors():
         commit, sources = _put_plan(target, source, recursive)
         if not sources:
             fail(f"SOURCE {source!r} holds no files; nothing was written")
     written = [0]
     with opened_store(home, db, objects) as store, _put_progress(sources) as (advance, file_done):
+        if append:
+            sources = [_appended(store, commit, s) for s in sources]
 
         def counted(n: int) -> None:
             written[0] += n
@@ -394,8 +491,9 @@ def file_glob(
         typer.Argument(
             metavar="REF:PATTERN",
             help=(
-                "* matches within a name, ** across folders, ? one character, [a-z] one of a "
-                "set; a final / matches folders only."
+                "Pachyderm's globs: * within a name, ** across folders, ? one character, "
+                "[a-z] one of a set, {a,b} either, (a|b) @(..) ?(..) *(..) +(..) !(..) "
+                "extended globs; a final / changes nothing."
             ),
             show_default=False,
         ),
@@ -405,7 +503,7 @@ def file_glob(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
-    ref, sep, glob = pattern.partition(":")  # the pattern as written: '\\' and a final '/' count
+    ref, sep, glob = pattern.partition(":")
     with opened_store(home, db, objects) as store:
         files = store.glob_files(ref, glob if sep else None)
     if as_json:

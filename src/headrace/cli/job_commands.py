@@ -26,6 +26,7 @@ from headrace.cli.common import (
     emit_json,
     error_console,
     fail,
+    human_size,
     local_time,
     new_table,
     output_console,
@@ -50,7 +51,7 @@ from headrace.cli.stage_common import (
 )
 
 if TYPE_CHECKING:
-    from headrace.stages.catalog import DatumRecord
+    from headrace.stages.catalog import Catalog, DatumRecord
     from headrace.stages.datums import Datum
 
 __all__ = ["datum_app", "job_app", "register"]
@@ -207,6 +208,12 @@ def job_logs(
         ),
     ] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only the failed datums.")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Print each datum's log as it ends, until the job ends."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
@@ -214,8 +221,13 @@ def job_logs(
 ) -> None:
     from headrace.stages.catalog import DATUM_FAILED, DATUM_SKIPPED
 
+    if follow and as_json:
+        fail("--follow prints logs as they come; it does not combine with --json", 2)
     with opened_catalog(home, db, objects) as catalog:
         job = catalog.get_job(job_id)
+        if follow:
+            _follow_logs(catalog, job.id, datum, failed)
+            return
         if datum is not None:
             records = [catalog.get_datum(job.id, datum)]
             if failed and records[0].state != DATUM_FAILED:
@@ -236,23 +248,52 @@ def job_logs(
         if job.reason:
             say(f"Reason: {job.reason}")
         return
-    out = output_console()
     for i, r in enumerate(records):
-        if i:
-            out.print()
-        out.print(
-            Text(
-                f"== datum {r.datum_id} ({_datum_inputs(r)}): {r.state}, {r.attempts} "
-                f"attempt(s), {human_duration(r.seconds)}",
-                style="bold",
-            ),
-            soft_wrap=True,
-        )
-        log = r.log.rstrip("\n")
-        out.print(Text(log if log else "(no output)", style="" if log else "dim"), soft_wrap=True)
-        if r.error:
-            out.print(Text("error:", style="bold red"))
-            out.print(Text(r.error.rstrip("\n")), soft_wrap=True)
+        _print_datum_log(r, first=not i)
+
+
+def _print_datum_log(r: DatumRecord, first: bool) -> None:
+    out = output_console()
+    if not first:
+        out.print()
+    out.print(
+        Text(
+            f"== datum {r.datum_id} ({_datum_inputs(r)}): {r.state}, {r.attempts} "
+            f"attempt(s), {human_duration(r.seconds)}",
+            style="bold",
+        ),
+        soft_wrap=True,
+    )
+    log = r.log.rstrip("\n")
+    out.print(Text(log if log else "(no output)", style="" if log else "dim"), soft_wrap=True)
+    if r.error:
+        out.print(Text("error:", style="bold red"))
+        out.print(Text(r.error.rstrip("\n")), soft_wrap=True)
+
+
+def _follow_logs(catalog: Catalog, job_id: str, datum: str | None, failed: bool) -> None:
+    """Print the log of each datum of the job as it ends (pachctl logs --follow), until the
+    job ends; then say how it ended."""
+    import time
+
+    from headrace.stages.catalog import DATUM_FAILED, DATUM_SKIPPED
+
+    seen: set[str] = set()
+    while True:
+        job = catalog.get_job(job_id)  # read before the datums: none that ended is missed
+        for r in catalog.datums(job_id, with_logs=True):
+            if r.datum_id in seen or r.state == DATUM_SKIPPED:
+                continue
+            if datum is not None and not r.datum_id.startswith(datum):
+                continue
+            if failed and r.state != DATUM_FAILED:
+                continue
+            _print_datum_log(r, first=not seen)
+            seen.add(r.datum_id)
+        if job.done:
+            say(f"Job {job.id} of stage {job.stage} ended {job.state} ({datum_counts(job)})")
+            return
+        time.sleep(0.5)
 
 
 @job_app.command(
@@ -517,6 +558,44 @@ def _preview(
 
 
 @datum_app.command(
+    "inspect",
+    help=(
+        "Show one datum of a job (pachctl inspect datum): state, hash, inputs, outputs, "
+        "attempts, time and error."
+    ),
+)
+def datum_inspect(
+    job_id: JobArg,
+    datum: Annotated[
+        str,
+        typer.Argument(metavar="DATUM", help="The datum id (or a prefix).", show_default=False),
+    ],
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        record = catalog.get_datum(job.id, datum)
+    if as_json:
+        emit_json({"job_id": job.id, **_datum_json(record)})
+        return
+    outputs = ", ".join(f"{p} ({human_size(n)})" for p, _, n in record.output_files())
+    print_fields([
+        ("Datum", record.datum_id),
+        ("Job", f"{job.id} (stage {job.stage})"),
+        ("State", record.state),
+        ("Hash", record.hash),
+        ("Inputs", _datum_inputs(record) or "-"),
+        ("Outputs", outputs or "-"),
+        ("Attempts", str(record.attempts)),
+        ("Time", human_duration(record.seconds)),
+        ("Error", record.error.rstrip("\n") or "-"),
+    ])  # fmt: skip
+
+
+@datum_app.command(
     "restart",
     help=(
         "Run the failed datums of a FAILURE or KILLED job again: a new job of the stage runs on "
@@ -556,6 +635,44 @@ def datum_restart(
         new = run_now(catalog, stage, job.inputs, job.trace, not no_progress)
     if not as_json:
         say(f"Restarted job {job.id} as job {new.id}")
+    report_job(new, as_json)
+
+
+@job_app.command(
+    "rerun",
+    help=(
+        "Run a job of the same stage again over the same input commits (pachctl rerun job): "
+        "datums that succeeded with the same content are reused unless --reprocess. Prints "
+        "how the new job ended; the exit status is 1 unless it ended SUCCESS."
+    ),
+)
+def job_rerun(
+    job_id: JobArg,
+    reprocess: Annotated[
+        bool, typer.Option("--reprocess", help="Run every datum again, reusing none.")
+    ] = False,
+    no_progress: NoProgressOpt = False,
+    as_json: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    objects: ObjectsOpt = None,
+) -> None:
+    import dataclasses
+
+    with opened_catalog(home, db, objects) as catalog:
+        job = catalog.get_job(job_id)
+        if not job.done or not job.inputs:
+            fail(
+                f"job {job.id} of stage {job.stage} is {job.state}; only an ended job that read "
+                "its inputs can be rerun"
+            )
+        stage = catalog.get_stage(job.stage)
+        if reprocess:
+            spec = dataclasses.replace(stage.spec, reprocess="every_job")
+            stage = dataclasses.replace(stage, spec=spec)
+        new = run_now(catalog, stage, job.inputs, job.trace, not no_progress)
+    if not as_json:
+        say(f"Reran job {job.id} as job {new.id}")
     report_job(new, as_json)
 
 

@@ -107,8 +107,9 @@ def _spec_dict(spec: StageSpec) -> dict[str, Any]:
 
 def _check_spec(store: Store, catalog: Catalog, spec: StageSpec, source: Path) -> None:
     """Refuse a spec whose pfs input repos are missing, that would close a cycle of stages
-    (cron input repos are made by the daemon: not checked) or whose python / pipeline entry
-    point does not import or take ``(inputs, output)`` (see :mod:`headrace.cli.entry_check`)."""
+    (cron input repos are made by the daemon: not checked), that this machine cannot run, or
+    whose python / pipeline entry point does not import or take ``(inputs, output)`` (see
+    :mod:`headrace.cli.entry_check`)."""
     from headrace.stages.catalog import StageInfo
     from headrace.stages.daemon import stage_order
     from headrace.stages.spec import PfsInput, iter_inputs
@@ -124,6 +125,12 @@ def _check_spec(store: Store, catalog: Catalog, spec: StageSpec, source: Path) -
                 f"{source}: {path}.repo: repo {node.repo!r} does not exist; create it "
                 f"(headrace repo create {node.repo}) or correct the spec"
             )
+    from headrace.stages.sandbox import check_transform
+
+    try:
+        check_transform(spec.transform)  # an image without an engine, /pfs without namespaces
+    except ValueError as e:
+        fail(f"{source}: {e}")
     others = [s for s in catalog.list_stages() if s.name != spec.name]
     new = StageInfo(spec.name, spec, spec.version, None, 0.0, 0.0, False)
     try:
@@ -214,17 +221,35 @@ def stage_create(
 )
 def stage_update(
     spec_file: SpecFileOpt,
+    reprocess: Annotated[
+        bool,
+        typer.Option(
+            "--reprocess",
+            help=(
+                "Then run a job now over the inputs' heads that runs every datum again "
+                "(pachctl update pipeline --reprocess)."
+            ),
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
+    import dataclasses
+
     with opened_catalog(home, db, objects) as catalog:
         spec = load_spec_file(spec_file)
         old = catalog.get_stage(spec.name)
         _check_spec(catalog.store, catalog, spec, spec_file)
         info = catalog.put_stage(spec, str(spec_file.resolve()), update=True)
+        if reprocess:
+            every = dataclasses.replace(info, spec=dataclasses.replace(spec, reprocess="every_job"))
+            job = run_now(catalog, every, None, None, False)
         last = catalog.last_job(info.name)
+    if reprocess:
+        report_job(job, as_json)
+        return
     if as_json:
         emit_json(_stage_json(info, last))
         return

@@ -239,10 +239,14 @@ def print_jobs_table(jobs: list[JobInfo], empty: str) -> None:
 
 
 def load_spec_file(path: Path) -> StageSpec:
-    """The stage spec in the YAML or JSON file at ``path`` (the stage layer validates it)."""
+    """The stage spec in the YAML or JSON file at ``path`` (the stage layer validates it); a
+    Pachyderm pipeline spec's fields with no meaning here are named on stderr."""
     from headrace.stages.spec import load_spec
 
-    return load_spec(path)
+    def warn(message: str) -> None:
+        _error_console().print(f"Warning: {path}: {message}", markup=False, highlight=False)
+
+    return load_spec(path, warn=warn)
 
 
 def parse_input_options(values: list[str] | None, spec: StageSpec) -> dict[str, str] | None:

@@ -20,6 +20,7 @@ wait``).
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -42,7 +43,7 @@ from headrace.stages.catalog import (
     owner_id,
 )
 from headrace.stages.jobs import create_job, mark_unrunnable, resume_job
-from headrace.stages.planning import JobError, cron_repo, input_repos
+from headrace.stages.planning import EMPTY_INPUT, JobError, cron_repo, input_repos
 from headrace.stages.spec import CronInput, iter_inputs
 from headrace.store.errors import BranchNotFound, CommitNotFound, RepoNotFound, StoreError
 
@@ -157,11 +158,13 @@ class Daemon:
     poll: float = 0.5
     log: Callable[[str], None] = print
     max_jobs: int = 1
+    clock: Callable[[], float] = time.time  # when cron inputs are due
     _children: dict[str, Any] = field(default_factory=dict)  # job id -> its process
     _started: int = 0  # jobs started by the current pass
 
-    def step(self) -> list[JobInfo]:
-        """One pass (see the module docstring); returns the jobs that ended in it.
+    def step(self, tick: bool = True) -> list[JobInfo]:
+        """One pass (see the module docstring); returns the jobs that ended in it. With
+        ``tick`` false, cron inputs do not tick in this pass.
 
         Raises :class:`DaemonBusy` if another live daemon holds the store's daemon lock: two
         daemons would race to start the same jobs."""
@@ -175,7 +178,8 @@ class Daemon:
         stages = [s for s in self.catalog.list_stages() if not s.stopped]
         ended = [self._ended(job, stages) for job in self._reap()]
         ended.extend(self._ended(job, stages) for job in self._resume_orphans())
-        self._tick()
+        if tick:
+            self._tick()
         for stage in stage_order(stages):
             if self.max_jobs > 1 and len(self._children) >= self.max_jobs:
                 break
@@ -185,10 +189,14 @@ class Daemon:
         return ended
 
     def run_until_idle(self) -> list[JobInfo]:
-        """Pass after pass until a pass starts no job and no job runs; return the ended jobs."""
+        """Pass after pass until a pass starts no job and no job runs; return the ended jobs.
+        Cron inputs tick in the first pass only: a short ``@every`` would otherwise find a new
+        tick due after every job and never let the DAG become idle."""
         ended: list[JobInfo] = []
+        first = True
         while True:
-            ended.extend(self.step())
+            ended.extend(self.step(tick=first))
+            first = False
             if not self._started and not self._children:
                 return ended
             if self._children:
@@ -292,7 +300,7 @@ class Daemon:
         from headrace.stages.cron import next_tick, tick_name
 
         store = self.catalog.store
-        now = time.time()
+        now = self.clock()
         for stage in self.catalog.list_stages():
             if stage.stopped:
                 continue
@@ -334,8 +342,11 @@ class Daemon:
         for name, repo, branch in input_repos(stage.spec):
             try:
                 info = store.inspect_commit(f"{repo}@{branch}")
-            except (RepoNotFound, BranchNotFound, CommitNotFound):
-                return None  # an input with no commits yet: nothing to run on
+            except RepoNotFound:
+                return None  # made later (by the stage upstream, or a user)
+            except (BranchNotFound, CommitNotFound):
+                heads[name] = EMPTY_INPUT  # no commit yet: as in Pachyderm, the stage's first
+                continue  # job still runs, with no datums from this input
             if not info.finished:
                 return None  # wait for the open commit
             heads[name] = info.id
@@ -347,6 +358,10 @@ class Daemon:
             return None
         if last is not None and not last.done:
             return None  # another process runs it
+        if last is None:
+            heads = _first_inputs(store, stage, heads)
+        elif last.version == stage.version:
+            heads = _next_inputs(self.catalog, stage, last.inputs, heads)
         self.log(f"stage {stage.name}: new input commits, starting a job")
         try:
             job_id = create_job(self.catalog, stage, commits=heads)
@@ -420,6 +435,78 @@ def wait_for_arrival(
                 "daemon running (headrace daemon)?"
             )
         time.sleep(poll)
+
+
+_MAX_BACKLOG = 10_000  # commits walked back per input; beyond that a job takes the head
+
+
+def _backlog(store: Any, repo: str, head: str, stop: Callable[[Any], bool]) -> list[Any]:
+    """The commits from ``head`` back along parents, newest first, up to (not including) the
+    first one ``stop`` accepts; the last item is that one, or None past the first commit."""
+    chain: list[Any] = []
+    commit = store.inspect_commit(f"{repo}@{head}")
+    while not stop(commit) and len(chain) < _MAX_BACKLOG:
+        chain.append(commit)
+        if commit.parent is None:
+            return [*chain, None]
+        commit = store.inspect_commit(f"{repo}@{commit.parent}")
+    return [*chain, commit]
+
+
+def _is_commit(commit_id: str, commit: Any) -> bool:
+    return bool(commit.id == commit_id)
+
+
+def _first_inputs(store: Any, stage: StageInfo, heads: dict[str, str]) -> dict[str, str]:
+    """The input commits of a stage's first job: the commits its inputs were at when it was
+    created (Pachyderm runs a job at pipeline creation), or, for an input that had none then,
+    its first commit since; the commits after them get jobs of their own."""
+    out = {}
+    for name, repo, _ in input_repos(stage.spec):
+        if heads[name] == EMPTY_INPUT:
+            out[name] = EMPTY_INPUT
+            continue
+        chain = _backlog(store, repo, heads[name], lambda c: c.started_at <= stage.created_at)
+        base = chain[-1]
+        out[name] = base.id if base is not None else chain[-2].id
+    return out
+
+
+def _next_inputs(
+    catalog: Catalog, stage: StageInfo, done: dict[str, str], heads: dict[str, str]
+) -> dict[str, str]:
+    """The input commits of the next job: as in Pachyderm, every commit to an input branch
+    gets its own job, oldest first, the other inputs staying at the commits the last job read,
+    except those with a new commit of the same trace (Pachyderm's global ID: the commits one
+    upstream commit caused, as in a diamond of stages), which advance with it. An input whose
+    last commit is not an ancestor of its head (the branch moved elsewhere) goes to its head."""
+    store = catalog.store
+    oldest: tuple[float, str, str] | None = None  # (started_at, input name, commit id)
+    chains: dict[str, list[Any]] = {}
+    for name, repo, _ in input_repos(stage.spec):
+        head, seen = heads[name], done.get(name)
+        if seen is None or head in (seen, EMPTY_INPUT):
+            continue
+        chain = _backlog(store, repo, head, functools.partial(_is_commit, seen))
+        if seen == EMPTY_INPUT and chain[-1] is None:
+            pass  # the input's first commits since a job that had none
+        elif chain[-1] is None or chain[-1].id != seen:  # not an ancestor, or too far back
+            return heads
+        chains[name] = chain[:-1]
+        first = chain[-2]
+        if oldest is None or (first.started_at, name) < oldest[:2]:
+            oldest = (first.started_at, name, first.id)
+    if oldest is None:
+        return heads
+    out = {**{n: done.get(n, c) for n, c in heads.items()}, oldest[1]: oldest[2]}
+    new_ids = [c.id for chain in chains.values() for c in chain]
+    traces = catalog.traces(new_ids)
+    trace = traces.get(oldest[2], oldest[2])
+    for name, chain in chains.items():
+        same = [c for c in chain if traces.get(c.id, c.id) == trace]
+        if name != oldest[1] and same:
+            out[name] = same[0].id  # the newest commit of that trace (chains are newest first)
+    return out
 
 
 def _upstream_names(stages: dict[str, StageInfo], name: str) -> set[str]:

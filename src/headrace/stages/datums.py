@@ -8,15 +8,16 @@ Semantics follow Pachyderm's:
 
 - a **pfs** input's datums are its glob's matches in one commit, in tree order: a matched file is
   a datum holding that file, a matched directory a datum holding every file under it, and ``/``
-  one datum holding the whole commit. Parentheses in a glob are capture groups (numbered by
-  their opening parenthesis, nestable; ``\\(`` is a literal parenthesis); they do not change
-  what matches.
+  one datum holding the whole commit. Globs have Pachyderm's syntax and meaning
+  (:mod:`headrace.store.globs`); their ``(..)`` groups, numbered by their opening parenthesis,
+  capture what ``join_on`` and ``group_by`` refer to.
 - **cross**: the cartesian product of its inputs' datums (first input outermost);
 - **union**: its inputs' datums one after another (a datum produced twice is kept once);
 - **join**: pfs inputs whose ``join_on`` key (``$1``, ``$2``, ``${1}``... expanded from each
   match's capture groups; literal text kept) is equal make one datum per combination of their
-  matches; a key missing from some input makes no datum, unless an input with ``outer_join``
-  has matches for it, which then make datums with the inputs that do have it;
+  matches; a key missing from some input makes no datum, unless inputs with ``outer_join``
+  have matches for it: those matches alone then make datums (an inner input's match is left
+  out, as Pachyderm's ``processMergeTask`` does);
 - **group**: every match of its pfs inputs with the same ``group_by`` key makes one datum.
 
 A :class:`Datum` holds one :class:`DatumInput` per match it is made of (its input's name, the
@@ -46,11 +47,13 @@ from headrace.stages.spec import CrossInput as Cross
 from headrace.stages.spec import GroupInput as Group
 from headrace.stages.spec import JoinInput as Join
 from headrace.stages.spec import UnionInput as Union
-from headrace.store.errors import FileNotFound
+from headrace.store.errors import FileNotFound, InvalidPath
+from headrace.store.globs import CompiledGlob, compile_glob
 from headrace.store.records import FileInfo
 from headrace.store.store import Store
 
 __all__ = [
+    "EMPTY_INPUT",
     "Cross",
     "Datum",
     "DatumInput",
@@ -59,6 +62,7 @@ __all__ = [
     "Join",
     "PfsInput",
     "Union",
+    "capture_key",
     "compute_datums",
     "datum_id",
     "datums_at",
@@ -131,6 +135,9 @@ def resolve_commits(
             continue
         first[pfs.name] = pfs
         ref = commits.get(pfs.name, pfs.branch)
+        if ref == EMPTY_INPUT:
+            out[pfs.name] = EMPTY_INPUT
+            continue
         if "@" not in ref:
             ref = f"{pfs.repo}@{ref}"
         out[pfs.name] = store.inspect_commit(ref).id
@@ -179,32 +186,45 @@ def matches_of_changes(pfs: PfsInput, paths: Iterable[str]) -> set[str] | None:
     match still exists or not; None for a glob this cannot answer (with ``**``, a match's
     depth is not fixed).
 
-    A glob of k segments matches paths of exactly k segments: a changed file of k segments is
-    its own match (if it matches), a deeper one lies in the directory match of its first k.
+    A glob of k segments without ``**`` (or another construct that can match ``/``) matches
+    paths of exactly k segments: a changed file of k segments is its own match (if it
+    matches), a deeper one lies in the directory match of its first k.
 
     >>> sorted(matches_of_changes(PfsInput("logs", glob="/*"), ["/a/1.txt", "/b.txt"]))
     ['/a', '/b.txt']
     >>> matches_of_changes(PfsInput("logs", glob="/**"), ["/a"]) is None
     True
     """
-    glob = pfs.glob
-    if "**" in glob:
+    compiled = _compiled(pfs)
+    if not compiled.fixed_depth:
         return None
-    plain = _strip_groups(glob, pfs.name)
-    if "/" + plain.strip("/") == "/":
+    if compiled.pattern == "/":
         return {"/"}
-    dirs_only = len(plain) > 1 and plain.endswith("/")
-    depth = len(plain.strip("/").split("/"))
-    fullmatch, _ = _capture_regex(glob, pfs.name)
+    depth = compiled.depth
+    fullmatch = compiled.regex.fullmatch
     out: set[str] = set()
     for path in paths:
         segments = path.strip("/").split("/")
-        if len(segments) < depth or (dirs_only and len(segments) == depth):
+        if len(segments) < depth:
             continue
         candidate = "/" + "/".join(segments[:depth])
         if candidate not in out and fullmatch(candidate):
             out.add(candidate)
     return out
+
+
+def capture_key(glob: str, template: str, path: str) -> str:
+    """The ``join_on`` / ``group_by`` key ``template`` makes of ``path``'s match of ``glob``
+    ("" when the path does not match).
+
+    >>> capture_key("/(*)-(*).csv", "$2/$1", "/a-b.csv")
+    'b/a'
+    """
+    compiled = compile_glob(glob)
+    m = compiled.regex.fullmatch(path)
+    if m is None:
+        return ""
+    return _key_maker(template, compiled.groups, path, "key")(m.groups())
 
 
 def datum_id(name: str, path: str) -> str:
@@ -234,14 +254,11 @@ def datums_at(
     ref = f"{pfs.repo}@{commit}"
     wanted = sorted(matches)
     files = store.lookup_files(ref, [m for m in wanted if m != "/"])
-    plain = _strip_groups(pfs.glob, pfs.name)
-    dirs_only = len(plain) > 1 and plain.endswith("/")
     parts: list[_Parts] = []
     for match in wanted:
         found = files.get(match)
-        if found is not None:  # a file now: a match unless the glob takes folders only
-            if not dirs_only:
-                parts.append((tuple.__new__(DatumInput, (pfs.name, (found,), match)),))
+        if found is not None:  # a file now
+            parts.append((tuple.__new__(DatumInput, (pfs.name, (found,), match)),))
             continue
         try:
             under = tuple(store.walk_files(ref, prefix=match))
@@ -256,6 +273,8 @@ def datums_at(
 # Combining inputs
 
 _Parts = tuple[DatumInput, ...]
+
+EMPTY_INPUT = ""  # the "commit" of an input branch that has none yet: no matches
 
 
 def _pfs_inputs(input: Input) -> Iterable[PfsInput]:
@@ -336,17 +355,13 @@ def _keyed(
     store: Store, pfs: PfsInput, commit: str, template: str, what: str
 ) -> dict[str, list[DatumInput]]:
     """``pfs``'s matches by the key ``template`` makes of their capture groups."""
-    pattern, ngroups = _capture_regex(pfs.glob, pfs.name)
-    expand = _key_maker(template, ngroups, pfs.name, what)
+    compiled = _compiled(pfs)
+    expand = _key_maker(template, compiled.groups, pfs.name, what)
+    fullmatch = compiled.regex.fullmatch
     out: dict[str, list[DatumInput]] = {}
     for part in _matches(store, pfs, commit):
-        m = pattern(part.path)
-        if m is None:
-            raise ValueError(
-                f"input {pfs.name!r}: glob {pfs.glob!r} matched {part.path} but its capture "
-                "groups could not be read; a group around a whole '**' segment cannot "
-                "capture an empty path, so put it around '**' inside a segment"
-            )
+        m = fullmatch(part.path)
+        assert m is not None, "the store globs with the same compiled regex"
         out.setdefault(expand(m.groups()), []).append(part)
     return out
 
@@ -362,10 +377,10 @@ def _join(store: Store, input: Join, commits: Mapping[str, str]) -> Iterable[_Pa
     outer = [pfs.outer_join for pfs in input.inputs]
     for key in sorted(set().union(*keyed)):
         lists = [k.get(key, _NO_MATCHES) for k in keyed]
-        if _NO_MATCHES in lists:
-            if not any(found and is_outer for found, is_outer in zip(lists, outer)):
+        if _NO_MATCHES in lists:  # only the outer inputs' matches make datums then
+            lists = [found for found, is_outer in zip(lists, outer) if found and is_outer]
+            if not lists:
                 continue
-            lists = [found for found in lists if found]
         if all(len(found) == 1 for found in lists):
             yield tuple([found[0] for found in lists])
         else:
@@ -387,14 +402,16 @@ def _group(store: Store, input: Group, commits: Mapping[str, str]) -> Iterable[_
 
 def _matches(store: Store, pfs: PfsInput, commit: str) -> list[DatumInput]:
     """``pfs``'s glob matches in ``commit``, each with its files, in tree order."""
+    if commit == EMPTY_INPUT:
+        return []
     ref = f"{pfs.repo}@{commit}"
-    pattern = _strip_groups(pfs.glob, pfs.name)
-    found = store.glob_files(ref, pattern)
+    compiled = _compiled(pfs)
+    found = store.glob_files(ref, compiled.pattern)
     name = pfs.name
     new = tuple.__new__  # DatumInput(...) without the Python-level __new__: once per match
     if not any(f.type == "dir" for f in found):
         return [new(DatumInput, (name, (f,), f.path)) for f in found]
-    files = list(store.walk_files(ref, prefix=_literal_prefix(pattern)))
+    files = list(store.walk_files(ref, prefix=compiled.literal_prefix))
     keys = [f.path.replace("/", "\x00") for f in files]  # tree order: '/' sorts first
     out = []
     for f in found:
@@ -410,116 +427,12 @@ def _matches(store: Store, pfs: PfsInput, commit: str) -> list[DatumInput]:
     return out
 
 
-def _literal_prefix(pattern: str) -> str:
-    """The directory named by the pattern's leading segments without wildcards."""
-    literal = []
-    for seg in pattern.strip("/").split("/"):
-        if any(c in seg for c in "*?[\\"):
-            break
-        literal.append(seg)
-    return "/" + "/".join(literal)
-
-
-def _scan(glob: str, name: str) -> Iterable[tuple[str, str]]:
-    """Tokens of a glob: ``("(", "(")``, ``(")", ")")``, ``("\\", escaped char)``,
-    ``("[", class text)`` or ``("c", char)``."""
-    i, n = 0, len(glob)
-    depth = 0
-    while i < n:
-        c = glob[i]
-        if c == "\\" and i + 1 < n:
-            yield "\\", glob[i + 1]
-            i += 2
-            continue
-        if c == "[":
-            j = i + 1
-            if j < n and glob[j] in "!^":
-                j += 1
-            if j < n and glob[j] == "]":
-                j += 1
-            j = glob.find("]", j)
-            if j >= 0 and "/" not in glob[i:j]:
-                yield "[", glob[i : j + 1]
-                i = j + 1
-                continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth < 0:
-                break
-        yield (c, c) if c in "()" else ("c", c)
-        i += 1
-    if depth:
-        raise ValueError(
-            f"input {name!r}: glob {glob!r} has unbalanced parentheses; capture groups are "
-            "written '(...)', a literal parenthesis '\\('"
-        )
-
-
-def _strip_groups(glob: str, name: str) -> str:
-    """The glob without its capture-group parentheses (what the store matches)."""
-    if "(" not in glob and ")" not in glob:
-        return glob
-    out = []
-    for kind, text in _scan(glob, name):
-        if kind == "\\":
-            out.append("\\" + text)
-        elif kind not in ("(", ")"):
-            out.append(text)
-    return "".join(out)
-
-
-def _class_regex(text: str) -> str:
-    body = text[1:-1]
-    negate = body[:1] in ("!", "^")
-    if negate:
-        body = body[1:]
-    body = "".join("\\" + c if c in "\\[]^&~|" else c for c in body)
-    return ("[^/" if negate else "[") + body + "]"
-
-
-def _capture_regex(glob: str, name: str) -> tuple[Callable[[str], re.Match[str] | None], int]:
-    """A regex matching the paths the glob matches, with its capture groups, and their count."""
-    text = "/" + glob.strip("/")
-    if text == "/":
-        return re.compile("/").fullmatch, 0
-    tokens = list(_scan(text, name))
-    segments: list[list[tuple[str, str]]] = [[]]
-    for kind, t in tokens:
-        if kind == "c" and t == "/":
-            segments.append([])
-        else:
-            segments[-1].append((kind, t))
-    segments = segments[1:]
-    parts = []
-    for i, seg in enumerate(segments):
-        if seg == [("c", "*"), ("c", "*")]:
-            parts.append("(?:/[^/]+)+" if i == len(segments) - 1 else "(?:/[^/]+)*")
-            continue
-        out = ["/"]
-        j = 0
-        while j < len(seg):
-            kind, t = seg[j]
-            if kind == "c" and t == "*":
-                if j + 1 < len(seg) and seg[j + 1] == ("c", "*"):
-                    while j < len(seg) and seg[j] == ("c", "*"):
-                        j += 1
-                    out.append(".*")
-                    continue
-                out.append("[^/]*")
-            elif kind == "c" and t == "?":
-                out.append("[^/]")
-            elif kind == "[":
-                out.append(_class_regex(t))
-            elif kind in ("(", ")"):
-                out.append(t)
-            else:
-                out.append(re.escape(t))
-            j += 1
-        parts.append("".join(out))
-    regex = re.compile("".join(parts) if parts else "/")
-    return regex.fullmatch, regex.groups
+def _compiled(pfs: PfsInput) -> CompiledGlob:
+    """``pfs``'s compiled glob; a malformed one is a ValueError naming the input."""
+    try:
+        return compile_glob(pfs.glob)
+    except InvalidPath as err:
+        raise ValueError(f"input {pfs.name!r}: {err}") from None
 
 
 _GROUP_REF = re.compile(r"\$(?:(\d+)|\{(\d+)\})")

@@ -34,7 +34,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from headrace.stages.catalog import (
     StageInfo,
     owner_id,
 )
-from headrace.stages.datums import Datum
+from headrace.stages.datums import EMPTY_INPUT, Datum
 from headrace.stages.planning import (
     Plan,
     empty_inputs,
@@ -63,6 +63,7 @@ from headrace.stages.planning import (
     resolve_inputs,
     row,
 )
+from headrace.stages.spec import Input, PfsInput, iter_inputs
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, WorkerPool, make_scratch
 from headrace.store.content import Content, ContentWriter
 from headrace.store.errors import CommitNotFound, Conflict, RepoNotFound
@@ -249,7 +250,11 @@ class _JobRun:
                 raise _Abort()
             return
         repos = {name: repo for name, repo, _ in input_repos(self.spec)}
-        provenance = [f"{repos[name]}@{commit}" for name, commit in job.inputs.items()]
+        provenance = [
+            f"{repos[name]}@{commit}"
+            for name, commit in job.inputs.items()
+            if commit != EMPTY_INPUT
+        ]
         message = f"stage {job.stage} job {job.id} (spec version {job.version})"
 
         def record(conn: Any, commit: Any) -> None:
@@ -322,6 +327,9 @@ class _JobRun:
             scratch=scratch,
             sys_path=self._sys_path(),
             empty_inputs=frozenset(empty_inputs(spec.input)),
+            input_commits=tuple(sorted(self.job.inputs.items())),
+            output_commit=self.commit or "",
+            keys=tuple(_capture_keys(spec.input)),
         )
         batching = spec.datum_batching if spec.datum_batching is not None else True
         if spec.transform.kind == "cmd":
@@ -586,3 +594,13 @@ class _JobRun:
 
 class _Abort(Exception):
     """Leave the job's loop; the reason is on the run."""
+
+
+def _capture_keys(node: Input) -> Iterator[tuple[str, str, str, str]]:
+    """``(input name, "JOIN_ON" or "GROUP_BY", glob, template)`` of the keyed pfs inputs."""
+    for _, pfs in iter_inputs(node):
+        if isinstance(pfs, PfsInput):
+            if pfs.join_on:
+                yield pfs.name, "JOIN_ON", pfs.glob, pfs.join_on
+            if pfs.group_by:
+                yield pfs.name, "GROUP_BY", pfs.glob, pfs.group_by

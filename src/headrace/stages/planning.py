@@ -11,6 +11,7 @@ each here; their rows are copied inside the database later (:meth:`Catalog.copy_
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from headrace.stages.catalog import (
     JobInfo,
 )
 from headrace.stages.datums import (
+    EMPTY_INPUT,
     Datum,
     compute_datums,
     datum_id,
@@ -49,6 +51,7 @@ from headrace.store.errors import CommitNotFound, RepoNotFound, StoreError
 from headrace.store.store import Store
 
 __all__ = [
+    "EMPTY_INPUT",
     "JobError",
     "Plan",
     "cron_repo",
@@ -114,6 +117,8 @@ def resolve_inputs(
     except (RepoNotFound, CommitNotFound, StoreError) as e:
         raise JobError(f"stage {spec.name}: cannot read its inputs: {e}") from None
     for name, repo, _branch in input_repos(spec):
+        if resolved[name] == EMPTY_INPUT:
+            continue
         info = store.inspect_commit(f"{repo}@{resolved[name]}")
         if not info.finished:
             raise JobError(
@@ -126,7 +131,9 @@ def resolve_inputs(
 def job_trace(catalog: Catalog, store: Store, spec: StageSpec, inputs: Mapping[str, str]) -> str:
     """The trace of the newest input commit (a user's commit is its own trace)."""
     repos = {name: repo for name, repo, _ in input_repos(spec)}
-    infos = [store.inspect_commit(f"{repos[n]}@{c}") for n, c in inputs.items()]
+    infos = [store.inspect_commit(f"{repos[n]}@{c}") for n, c in inputs.items() if c != EMPTY_INPUT]
+    if not infos:  # every input is still empty: the job is a trace of its own
+        return uuid.uuid4().hex
     newest = max(infos, key=lambda c: (c.finished_at or c.started_at, c.id))
     return catalog.traces([newest.id]).get(newest.id, newest.id)
 
@@ -285,7 +292,7 @@ def _incremental_plan(catalog: Catalog, job: JobInfo) -> Plan | None:
     if base is None or base.version != job.version:
         return None
     old, new = base.inputs.get(tree.name), job.inputs.get(tree.name)
-    if old is None or new is None:
+    if old is None or new is None or EMPTY_INPUT in (old, new):
         return None
     store = catalog.store
     changes = store.diff(f"{tree.repo}@{new}", f"{tree.repo}@{old}")

@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -50,6 +50,7 @@ from headrace.stages.egressspec import (
     parse_egress,
     sql_egress_to_dict,
 )
+from headrace.stages.pachspec import from_pachyderm, is_pachyderm_spec
 from headrace.stages.specfields import (
     SpecError,
     check_bool,
@@ -109,6 +110,7 @@ class PfsInput:
     join_on: str | None = None
     outer_join: bool = False
     group_by: str | None = None
+    lazy: bool = False  # Pachyderm's streamed inputs: accepted, results are the same
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -175,6 +177,8 @@ class Transform:
     stdin: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     environment: str | None = None
+    image: str | None = None  # cmd only: run in this container image
+    pfs: bool = False  # cmd only: the datum under /pfs/<input>, the output at /pfs/out
 
     @property
     def kind(self) -> Literal["python", "pipeline", "cmd"]:
@@ -211,7 +215,7 @@ class StageSpec:
     ... datum_timeout: 5m
     ... ''')
     >>> spec.input
-    PfsInput(repo='orders', glob='/*.csv', branch='master', name='orders', empty_files=False, join_on=None, outer_join=False, group_by=None)
+    PfsInput(repo='orders', glob='/*.csv', branch='master', name='orders', empty_files=False, join_on=None, outer_join=False, group_by=None, lazy=False)
     >>> spec.datum_timeout, spec.datum_tries
     (300.0, 3)
     >>> spec.to_dict()
@@ -342,25 +346,46 @@ _KIND_OF: dict[type, str] = {
 # Loading
 
 
-def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> StageSpec:
+def load_spec(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    warn: Callable[[str], None] | None = None,
+) -> StageSpec:
     """Load a stage spec from a file path, a YAML or JSON text, or a parsed mapping.
+
+    A Pachyderm pipeline spec (with ``pipeline: {name: ...}``) is accepted too and translated
+    field by field (:mod:`headrace.stages.pachspec`); ``warn`` receives a message for each of
+    its fields that has no meaning here.
 
     A ``str`` is read as a file if it is one line naming an existing file or ending in
     ``.yaml``, ``.yml`` or ``.json``; otherwise it is the spec's text.
 
-    >>> load_spec('{"name": "s", "input": {"pfs": {"repo": "r", "glob": "*"}}, '
-    ...           '"transform": {"cmd": ["true"]}}')
+    >>> load_spec('{"name": "s", "input": {"pfs": {"repo": "r", "glob": "*.{csv"}}, '
+    ...           '"transform": {"cmd": ["true"]}}')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    headrace.stages.spec.SpecError: input.pfs.glob: must start with '/', got '*'
+    headrace.stages.spec.SpecError: input.pfs.glob: invalid glob '*.{csv': '{' alternatives ...
     """
     if isinstance(source, Mapping):
-        return StageSpec.from_dict(source)
+        return StageSpec.from_dict(_native(source, warn, None, None))
     if isinstance(source, os.PathLike) or _looks_like_file(source):
         path = Path(source)
         text = path.read_text(encoding="utf-8")
-        return StageSpec.from_dict(_parse_text(text, str(path)), source=str(path))
-    return StageSpec.from_dict(_parse_text(source, None))
+        data = _native(_parse_text(text, str(path)), warn, str(path.resolve().parent), str(path))
+        return StageSpec.from_dict(data, source=str(path))
+    return StageSpec.from_dict(_native(_parse_text(source, None), warn, None, None))
+
+
+def _native(
+    data: Any, warn: Callable[[str], None] | None, folder: str | None, source: str | None
+) -> Any:
+    """``data`` as a headrace spec: a Pachyderm pipeline spec is translated
+    (:mod:`headrace.stages.pachspec`), its warnings given to ``warn``."""
+    if not is_pachyderm_spec(data):
+        return data
+    try:
+        return from_pachyderm(data, warn or (lambda _: None), folder)
+    except SpecError as err:
+        raise SpecError(err.path, err.problem, source) from None
 
 
 def _looks_like_file(text: str) -> bool:
@@ -417,7 +442,9 @@ def _parse_text(text: str, source: str | None) -> Any:
 # Inputs
 
 _INPUT_KINDS = ("pfs", "cross", "union", "join", "group", "cron")
-_PFS_FIELDS = ("repo", "branch", "glob", "name", "empty_files", "join_on", "outer_join", "group_by")
+_PFS_FIELDS = (
+    "repo", "branch", "glob", "name", "empty_files", "join_on", "outer_join", "group_by", "lazy",
+)  # fmt: skip
 _CRON_FIELDS = ("name", "spec", "overwrite")
 _Context = Literal["top", "join", "group"]
 
@@ -472,7 +499,10 @@ def _parse_pfs(data: object, path: str, context: _Context) -> PfsInput:
         raw = required(fields, "group_by", path)
         group_by = check_capture_template(raw, field_path(path, "group_by"), glob, groups)
     outer_join = check_bool(fields.get("outer_join", False), field_path(path, "outer_join"))
-    return PfsInput(repo, glob, branch, name, empty_files, join_on, outer_join, group_by)
+    # lazy: Pachyderm streams such inputs instead of downloading them first; headrace lays a
+    # datum's files out before the code runs either way, so the results are the same
+    lazy = check_bool(fields.get("lazy", False), field_path(path, "lazy"))
+    return PfsInput(repo, glob, branch, name, empty_files, join_on, outer_join, group_by, lazy)
 
 
 def _parse_cron(data: object, path: str) -> CronInput:
@@ -502,7 +532,7 @@ def _check_unique_names(root: Input) -> None:
 # ---------------------------------------------------------------------------------------------
 # Transform
 
-_TRANSFORM_FIELDS = ("python", "pipeline", "cmd", "stdin", "env", "environment")
+_TRANSFORM_FIELDS = ("python", "pipeline", "cmd", "stdin", "env", "environment", "image", "pfs")
 _TRANSFORM_KINDS = ("python", "pipeline", "cmd")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENTRY_POINT = re.compile(rf"{_IDENT}(?:\.{_IDENT})*:{_IDENT}(?:\.{_IDENT})*")
@@ -534,7 +564,7 @@ def _parse_transform(data: object, path: str) -> Transform:
         python, pipeline = (target, None) if kind == "python" else (None, target)
     stdin: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
-    for key in ("stdin", "env"):
+    for key in ("stdin", "env", "image", "pfs"):
         if key in fields and kind != "cmd":
             raise SpecError(
                 field_path(path, key), f"only applies to a 'cmd' transform, not '{kind}'"
@@ -551,7 +581,11 @@ def _parse_transform(data: object, path: str) -> Transform:
     environment = None
     if "environment" in fields:
         environment = check_string(fields["environment"], field_path(path, "environment"))
-    return Transform(python, pipeline, cmd, stdin, env, environment)
+    image = None
+    if "image" in fields:
+        image = check_string(fields["image"], field_path(path, "image"))
+    pfs = check_bool(fields.get("pfs", False), field_path(path, "pfs"))
+    return Transform(python, pipeline, cmd, stdin, env, environment, image, pfs)
 
 
 def _string_list(value: object, path: str, what: str) -> tuple[str, ...]:
@@ -662,6 +696,8 @@ def _input_to_dict(node: Input, include_defaults: bool) -> dict[str, Any]:
                 pfs["outer_join"] = node.outer_join
         if node.group_by is not None:
             pfs["group_by"] = node.group_by
+        if include_defaults or node.lazy:
+            pfs["lazy"] = node.lazy
         return {"pfs": pfs}
     if isinstance(node, CronInput):
         cron: dict[str, Any] = {"name": node.name, "spec": node.spec}
@@ -685,4 +721,8 @@ def _transform_to_dict(transform: Transform, include_defaults: bool) -> dict[str
             out["env"] = dict(transform.env)
     if transform.environment is not None:
         out["environment"] = transform.environment
+    if transform.image is not None:
+        out["image"] = transform.image
+    if transform.pfs:
+        out["pfs"] = True
     return out

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from headrace.stages.sandbox import datum_environment, run_cmd
 from headrace.stages.spec import Transform
 from headrace.store.content import Content, ContentWriter
 from headrace.store.store import Store
@@ -112,6 +113,11 @@ class WorkerConfig:
     scratch: str
     sys_path: tuple[str, ...] = ()
     empty_inputs: frozenset[str] = frozenset()  # inputs laid out as empty files (empty_files)
+    input_commits: tuple[tuple[str, str], ...] = ()  # (input name, commit id) the job reads
+    output_commit: str = ""
+    keys: tuple[
+        tuple[str, str, str, str], ...
+    ] = ()  # (input name, JOIN_ON/GROUP_BY, glob, template)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +147,16 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
                 pairs.extend((h, root / p.lstrip("/")) for p, h, _ in files)
         _write_inputs(config.store, pairs, task.layouts)
         env = {
-            "HEADRACE_INPUT": str(in_dir),
+            **datum_environment(
+                task.job_id,
+                task.datum_id,
+                config.output_commit,
+                task.parts,
+                in_dir,
+                config.input_commits,
+                config.keys,
+            ),
+            "HEADRACE_INPUT": str(in_dir),  # after the per-input names: these always win
             "HEADRACE_OUTPUT": str(out_dir),
             "HEADRACE_DATUM_ID": task.datum_id,
             "HEADRACE_JOB_ID": task.job_id,
@@ -177,7 +192,7 @@ def _run_transform(
     transform = config.transform
     with open(log_path, "wb") as log:
         if transform.kind == "cmd":
-            return _run_cmd(transform, env, log, out_dir.parent)
+            return run_cmd(transform, env, log, out_dir.parent, inputs, out_dir)
         if transform.environment is not None:
             return _run_elsewhere(config, inputs, out_dir, env, log)
         with _redirected(log), _environ(env):
@@ -261,33 +276,6 @@ def _check_signature(function: Any, target: str, field: str) -> None:
         ) from None
 
 
-def _run_cmd(transform: Transform, env: dict[str, str], log: Any, cwd: Path) -> tuple[bool, str]:
-    assert transform.cmd is not None
-    stdin = "".join(line + "\n" for line in transform.stdin).encode() if transform.stdin else None
-    full_env = {**os.environ, **transform.env_dict, **env}
-    try:
-        proc = subprocess.run(
-            list(transform.cmd),
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=cwd,
-            check=False,
-        )
-    except OSError as e:
-        return False, f"transform.cmd: cannot start {transform.cmd[0]!r}: {e}"
-    if proc.returncode != 0:
-        how = (
-            f"was killed by signal {-proc.returncode}"
-            if proc.returncode < 0
-            else f"exited with status {proc.returncode}"
-        )
-        return False, f"command {' '.join(transform.cmd)!r} {how}; its output is in the log"
-    return True, ""
-
-
 _BOOTSTRAP = r"""
 import importlib, inspect, json, os, sys, traceback
 from pathlib import Path
@@ -362,6 +350,14 @@ def _run_elsewhere(
     return True, ""
 
 
+# the characters Pachyderm's file API refuses in a path (its IsGlob test)
+_GLOB_CHARS = ("*", "?", "[", "]", "{", "}", "!", "(", ")", "@", "+", "^")
+
+
+class OutputNameError(ValueError):
+    """An output file's name cannot be stored (it has a glob character)."""
+
+
 INLINE_FILE = 256 * 1024  # outputs up to this size go back to the job as bytes...
 INLINE_TOTAL = 4 * 1024 * 1024  # ...while a datum's inline outputs stay under this
 
@@ -376,6 +372,11 @@ def _store_outputs(
     inline: list[tuple[str, bytes]] = []
     inline_bytes = 0
     for rel, local in local_files(str(out_dir)):
+        if any(c in rel for c in _GLOB_CHARS):
+            raise OutputNameError(
+                f"output file /{rel} has a glob character ({' '.join(_GLOB_CHARS)}) in its "
+                "name, which Pachyderm refuses: a glob could never select it alone; rename it"
+            )
         size = os.path.getsize(local)
         if size <= INLINE_FILE and inline_bytes + size <= INLINE_TOTAL:
             with open(local, "rb") as f:

@@ -15,6 +15,7 @@ never changes again; deleting a commit is ``Metadata.delete_commit``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,6 +44,9 @@ def resolve(meta: Metadata, conn: Any, r: Ref) -> CommitRecord:
             try:  # (RepoNotFound if the repo does not exist)
                 meta.get_branch(conn, r.repo, r.ref)
             except BranchNotFound:
+                nth = _NTH.fullmatch(r.ref)
+                if nth is not None and meta.branch_head(conn, r.repo, nth.group(1)) is not None:
+                    return _nth_commit(meta, conn, r, nth.group(1), int(nth.group(2)))
                 raise BranchNotFound(
                     f"branch {r.repo}@{r.ref} does not exist yet; a branch is created by "
                     "its first commit (or headrace branch create)"
@@ -58,6 +62,22 @@ def resolve(meta: Metadata, conn: Any, r: Ref) -> CommitRecord:
             )
         commit = chain[-1]
     return commit
+
+
+_NTH = re.compile(r"(.+)\.(\d+)")
+
+
+def _nth_commit(meta: Metadata, conn: Any, r: Ref, branch: str, n: int) -> CommitRecord:
+    """``branch.N``: the N-th commit of the branch counting from its first (Pachyderm's
+    ancestry syntax), then ``r``'s ``^`` ancestry."""
+    head = meta.branch_head(conn, r.repo, branch)
+    assert head is not None
+    lineage = [head, *meta.ancestors(conn, head.id)][::-1]
+    if not 1 <= n <= len(lineage):
+        raise CommitNotFound(
+            f"{r.repo}@{branch}.{n}: the branch has {len(lineage)} commits (count from 1)"
+        )
+    return resolve(meta, conn, Ref(r.repo, lineage[n - 1].id, r.ancestry, r.path))
 
 
 def add_provenance(meta: Metadata, conn: Any, commit_id: str, sources: Iterable[str]) -> None:

@@ -26,7 +26,7 @@ __all__ = [
 DEFAULT_BRANCH = "master"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _COMMIT_ID = re.compile(r"^[0-9a-f]{32}$")
-_ANCESTRY = re.compile(r"(\^+|\^\d+|~\d+)$")
+_ANCESTRY = re.compile(r"(\^+|~+|\^\d+|~\d+)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]").search
 
 
@@ -104,10 +104,15 @@ class Ref:
 
 
 def parse_ref(text: str, default_branch: str = DEFAULT_BRANCH) -> Ref:
-    """Parse ``repo[@branch|commit][^N|~N][:/path]``.
+    """Parse ``repo[@branch|commit][^N|~N|^^|~~][:/path]``.
+
+    ``^`` and ``~`` repeated go back one commit each, as in Pachyderm. ``branch.N`` (the
+    N-th commit of the branch, counting from its first) is resolved with the branch.
 
     >>> parse_ref("sales@master^2:/2024/jan.csv")
     Ref(repo='sales', ref='master', ancestry=2, path='/2024/jan.csv')
+    >>> parse_ref("sales@master~~").ancestry
+    2
     >>> parse_ref("sales")
     Ref(repo='sales', ref='master', ancestry=0, path=None)
     """
@@ -127,7 +132,7 @@ def parse_ref(text: str, default_branch: str = DEFAULT_BRANCH) -> Ref:
     if match:
         suffix = match.group(1)
         ref = ref[: match.start()]
-        if (suffix.startswith("^") and suffix[1:].isdigit()) or suffix.startswith("~"):
+        if suffix[1:].isdigit():
             ancestry = int(suffix[1:])
         else:
             ancestry = len(suffix)

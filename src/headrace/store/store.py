@@ -224,11 +224,22 @@ class Store:
     def delete_commit(
         self, ref: str, also: Callable[[Any, CommitInfo], None] | None = None
     ) -> None:
-        """Delete a commit; its children move onto its parent (history stays connected).
+        """Delete a commit that has no children (Pachyderm refuses to delete one with
+        children: squash it into them, or delete them first).
 
         ``also(conn, commit)`` runs in the same transaction."""
         with self.meta.transaction() as conn:
             commit = commits.resolve(self.meta, conn, parse_ref(ref))
+            children = [
+                c.id for c in self.meta.list_commits(conn, commit.repo) if c.parent == commit.id
+            ]
+            if children:
+                raise StoreError(
+                    f"commit {commit.id} of {commit.repo} has {len(children)} child commit(s) "
+                    f"({', '.join(children)}); deleting it would rewrite their history, which "
+                    "Pachyderm refuses too: squash it into them (commit squash) or delete them "
+                    "first"
+                )
             self.meta.delete_commit(conn, commit.id)
             if also is not None:
                 also(conn, CommitInfo.of(commit))
@@ -277,6 +288,12 @@ class Store:
             if not children:
                 raise StoreError(
                     f"commit {commit.id} has no children to squash into; delete it instead"
+                )
+            open_children = [c.id for c in children if c.state == OPEN]
+            if open_children:
+                raise StoreError(
+                    f"commit {commit.id} has an open child ({', '.join(open_children)}); "
+                    "squashing into an open commit is refused (as in Pachyderm): finish it first"
                 )
             self.meta.delete_commit(conn, commit.id)
 

@@ -9,10 +9,9 @@ re-exports both (``trees.diff``, ``trees.glob``).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-from headrace.store.errors import InvalidPath
+from headrace.store.globs import compile_glob
 from headrace.store.refs import normalize_path
 from headrace.store.treenodes import (
     EMPTY_ROOT,
@@ -126,65 +125,17 @@ def diff(
 # Glob
 
 
-def _class_regex(seg: str, i: int) -> tuple[str, int] | None:
-    """The regex of the bracket expression starting at ``seg[i]`` and the index after it."""
-    j = i + 1
-    if j < len(seg) and seg[j] in "!^":
-        j += 1
-    if j < len(seg) and seg[j] == "]":
-        j += 1
-    j = seg.find("]", j)
-    if j < 0:
-        return None
-    body = seg[i + 1 : j]
-    negate = body[:1] in ("!", "^")
-    if negate:
-        body = body[1:]
-    body = "".join("\\" + c if c in "\\[]^&~|" else c for c in body)
-    return ("[^/" if negate else "[") + body + "]", j + 1
-
-
-def _segment_regex(seg: str) -> str:
-    out: list[str] = []
-    i, n = 0, len(seg)
-    while i < n:
-        c = seg[i]
-        if c == "*":
-            if seg.startswith("**", i):
-                out.append(".*")
-                while i < n and seg[i] == "*":
-                    i += 1
-                continue
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and (cls := _class_regex(seg, i)) is not None:
-            out.append(cls[0])
-            i = cls[1]
-            continue
-        elif c == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(seg[i]))
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
-def _magic(seg: str) -> bool:
-    return any(c in seg for c in "*?[\\")
-
-
 def glob(store: NodeStore, root: str, pattern: str) -> Iterator[Entry | DirEntry]:
     """Files (:class:`Entry`) and directories (:class:`DirEntry`) matching ``pattern``, in
     tree order, as Pachyderm globs datums.
 
-    ``*`` matches within one path segment, ``?`` one character, ``[abc]``, ``[a-z]`` and
-    ``[!abc]`` one character of a set; ``**`` matches across segments: ``/a/**`` is everything
-    under ``/a``, and ``/**/x.csv`` also matches ``/x.csv``. ``\\`` escapes the next character.
-    A trailing ``/`` matches directories only; ``/`` alone is the root directory. Only the
-    range under the pattern's literal leading directories is read, and subtrees that cannot
-    match are skipped.
+    The glob's syntax and meaning are Pachyderm's (:mod:`headrace.store.globs`): ``*`` within
+    a name, ``**`` across folders (``/**/x.csv`` needs a folder in between), ``?``, ``[a-z]``,
+    ``{a,b}``, ``(a|b)`` and the extended globs ``!(..)``, ``@(..)``, ``?(..)``, ``*(..)``,
+    ``+(..)``. A glob is made absolute and loses a trailing ``/``; ``/`` alone is the root
+    directory. Files and directories both match. Only the range under the pattern's literal
+    leading directories is read, and subtrees that cannot match are skipped. A malformed glob
+    raises :class:`InvalidPath`.
 
     >>> from headrace.store.trees import MemoryNodeStore, build
     >>> store = MemoryNodeStore()
@@ -194,43 +145,32 @@ def glob(store: NodeStore, root: str, pattern: str) -> Iterator[Entry | DirEntry
     >>> [e.path for e in glob(store, root, "/**/*.csv")]
     ['/in/a.csv', '/in/b/c.csv']
     """
-    dirs_only = len(pattern) > 1 and pattern.endswith("/")
-    text = "/" + pattern.strip("/")
+    compiled = compile_glob(pattern)
+    text = compiled.pattern
     if text == "/":
         if root != EMPTY_ROOT:
             yield DirEntry("/")
         return
-    segs = text[1:].split("/")
-    if "" in segs:
-        raise InvalidPath(f"invalid glob pattern {pattern!r}: it has an empty segment ('//')")
-    literal = 0
-    while literal < len(segs) and not _magic(segs[literal]):
-        literal += 1
-    if literal == len(segs):  # no wildcard: one path
-        found = None if dirs_only else get(store, root, text)
+    if compiled.exact:  # no wildcard: one path
+        path = compiled.literal_prefix
+        found = get(store, root, path)
         if found is not None:
             yield found
         else:
-            key = text.replace("/", "\x00")
+            key = path.replace("/", "\x00")
             reader = _Reader(store)
             if next(_slices(reader, reader.node(root), None, key + "\x00", key + "\x01"), None):
-                yield DirEntry(text)
+                yield DirEntry(path)
         return
-    parts: list[str] = []
-    for i, seg in enumerate(segs):
-        if seg == "**":
-            parts.append("(?:/[^/]+)+" if i == len(segs) - 1 else "(?:/[^/]+)*")
-        else:
-            parts.append("/" + _segment_regex(seg))
-    nsegs = len(segs)
-    first_star2 = next((i for i, s in enumerate(segs) if "**" in s), nsegs)
-    # matches[d]: whether a path of d segments matches the first d segments of the pattern
-    matches: dict[int, Callable[[str], object]] = {
-        d: re.compile("".join(parts[:d])).fullmatch for d in range(1, first_star2 + 1)
-    }
-    full = re.compile("".join(parts)).fullmatch
+    literal = compiled.literal
+    nsegs = compiled.depth
+    # matches[d]: whether a path of d segments can lead to a match, for the leading segments
+    # that cannot match '/'; deeper ones are tested against the whole glob
+    safe = len(compiled.prefix_matchers)
+    matches = dict(enumerate(compiled.prefix_matchers, start=1))
+    full = compiled.regex.fullmatch
     reader = _Reader(store)
-    lo, hi = _prefix_range("/" + "/".join(segs[:literal]))
+    lo, hi = _prefix_range(compiled.literal_prefix)
     if lo is not None and hi is not None:
         lo += "\x00"  # strictly under the literal directory
     scanner = _Scanner(reader, root, lo, hi)
@@ -249,7 +189,7 @@ def glob(store: NodeStore, root: str, pattern: str) -> Iterator[Entry | DirEntry
             skipped = False
             for d in range(max(shared, literal) + 1, len(names)):
                 candidate = "/".join(names[: d + 1])
-                if d > first_star2:
+                if d > safe:
                     if full(candidate):
                         yield DirEntry(candidate)
                     continue
@@ -261,10 +201,8 @@ def glob(store: NodeStore, root: str, pattern: str) -> Iterator[Entry | DirEntry
                     break
             if skipped:
                 continue
-        if dirs_only:
-            continue
         depth = len(dirs)
-        if depth > first_star2:
+        if depth > safe:
             if full(path):
                 yield entry
         elif depth == nsegs and matches[depth](path):
