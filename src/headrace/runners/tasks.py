@@ -34,6 +34,7 @@ from headrace.exec.operators import (
     _strip,
 )
 from headrace.exec.sideinputs import NO_DEFAULT, SideInput
+from headrace.exec.spill import SpillSpace
 from headrace.graph.nodes import Payload
 from headrace.model.metrics import MetricsContainer, MetricUpdates, set_current_container
 from headrace.model.timestamp import MIN_US
@@ -68,7 +69,7 @@ class TaskContext:
     """Settings shared by the tasks of a run."""
 
     num_partitions: int
-    spill_dir: str
+    spill: SpillSpace  # where this run's shuffle runs and collections live
     budget_bytes: int
     bundle_size: int
     in_memory_handoff: bool
@@ -137,7 +138,7 @@ class _TaskBuilder:
                 mode=_mode(self.plan, g),
                 merger=_merger(g),
                 num_partitions=self.ctx.num_partitions,
-                spill_dir=self.ctx.spill_dir,
+                spill=self.ctx.spill,
                 budget_bytes=self.ctx.budget_bytes,
                 windowed=self.windowed(g.input),
                 track_ts=_track_ts(self.plan, g),
@@ -152,7 +153,7 @@ class _TaskBuilder:
         c = self.collectors.get(pid)
         if c is None:
             c = Collector(
-                self.ctx.spill_dir,
+                self.ctx.spill,
                 self.ctx.budget_bytes,
                 self.ctx.in_memory_handoff,
                 self.ctx.bundle_size,
@@ -205,9 +206,8 @@ class _TaskBuilder:
     def _side_input(self, label: str, s: Any, i: int) -> SideInput:
         pc = self.plan.graph.pcollections[s.pcollection]
         producer = self.plan.graph.transforms[pc.producer].label
-        elements = [
-            e for chunk in read_collection(self.ctx.side_data.get(s.pcollection, [])) for e in chunk
-        ]
+        runs = self.ctx.side_data.get(s.pcollection, [])
+        elements = [e for chunk in read_collection(runs, self.ctx.spill) for e in chunk]
         return SideInput(
             kind=s.view,
             elements=elements,
@@ -293,7 +293,7 @@ def _grouping_chunks(
     merger.setup()
     try:
         for table, ts in read_partition(
-            runs, merger, in_windowed, track, ctx.budget_bytes, ctx.spill_dir, mode
+            runs, merger, in_windowed, track, ctx.budget_bytes, ctx.spill, mode
         ):
             if mode == "merging":
                 yield from _chunks(
@@ -397,7 +397,7 @@ def root_chunks(
         yield from _grouping_chunks(plan, plan.groupings[root.node], task.runs, ctx)
     elif root.kind == "collection":
         strip = root.node in plan.windowed and root.pcoll not in plan.windowed
-        for chunk in read_collection(task.collection, task.part):
+        for chunk in read_collection(task.collection, ctx.spill, task.part):
             yield _strip(chunk) if strip else chunk
 
 
