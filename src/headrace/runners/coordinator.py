@@ -15,6 +15,9 @@ worker produced its input, only the space it reads from.
 
 The coordinator runs in one thread and is the only code that moves a run's state; cancellation
 is an event it checks between chunks (inline) or while it waits for results (other executors).
+It reports each stage through :mod:`headrace.runners.events` (``StageStarted``, ``StageUpdated``,
+``TaskFinished`` with the task's metric updates, ``LogRecord`` for what user code logged,
+``StageFinished``) under the ``run_id`` it was given.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from headrace.exec.spill import SpillSpace
 from headrace.model.metrics import MetricUpdates
 from headrace.model.window import WindowedValue
 from headrace.plan.stages import ExecutionPlan, Stage
+from headrace.runners import events
 from headrace.runners.executors import Executor
 from headrace.runners.tasks import Cancelled, TaskContext, TaskInput, TaskResult
 
@@ -52,6 +56,7 @@ class StageProgress:
     seconds: float = 0.0
     tasks: int = 0
     spills: int = 0
+    watermark_us: int | None = None  # streaming steps: the output watermark
 
 
 @dataclass
@@ -120,7 +125,9 @@ class BatchCoordinator:
         budget_bytes: int,
         bundle_size: int,
         cancel: threading.Event | None = None,
+        run_id: str = "",
     ) -> None:
+        self.run_id = run_id
         self.plan = plan
         self.executor = executor
         self.spill = spill
@@ -147,8 +154,14 @@ class BatchCoordinator:
     def _context(self, progress: StageProgress) -> TaskContext:
         inline = self.executor.shares_memory
 
+        last = [0.0]
+
         def on_chunk(n: int) -> None:
             progress.elements_in += n
+            now = time.monotonic()
+            if now - last[0] >= events.PROGRESS_S:
+                last[0] = now
+                self._updated(progress)
 
         return TaskContext(
             num_partitions=self.executor.parallelism,
@@ -161,6 +174,14 @@ class BatchCoordinator:
             on_chunk=on_chunk if inline else None,
         )
 
+    def _updated(self, progress: StageProgress) -> None:
+        stage = self.progress.index(progress)
+        events.emit(
+            events.StageUpdated(
+                self.run_id, stage, progress.name, progress.elements_in, progress.elements_out
+            )
+        )
+
     def _run_stage(self, stage: Stage) -> None:
         progress = self.progress[stage.id]
         progress.state = "running"
@@ -169,13 +190,47 @@ class BatchCoordinator:
             self._run_stage_tasks(stage, progress)
         except BaseException:
             progress.state = "failed"
+            progress.seconds = time.perf_counter() - started
+            self._stage_finished(stage, progress)
             raise
         progress.seconds = time.perf_counter() - started
         progress.state = "done"
+        self._stage_finished(stage, progress)
+
+    def _stage_finished(self, stage: Stage, p: StageProgress) -> None:
+        events.emit(
+            events.StageFinished(
+                self.run_id,
+                stage.id,
+                stage.name,
+                p.state,
+                p.elements_in,
+                p.elements_out,
+                p.seconds,
+                p.tasks,
+                p.spills,
+            )
+        )
+
+    def _task_finished(self, stage: Stage, result: TaskResult) -> None:
+        events.emit(
+            events.TaskFinished(
+                self.run_id,
+                stage.id,
+                stage.name,
+                result.elements_in,
+                result.elements_out,
+                result.seconds,
+                result.metrics,
+            )
+        )
+        for step, level, logger, message in result.logs:
+            events.emit(events.LogRecord(self.run_id, step, level, logger, message))
 
     def _run_stage_tasks(self, stage: Stage, progress: StageProgress) -> None:
         tasks = self.outputs.tasks(self.plan, stage, self.executor.parallelism)
         progress.tasks = len(tasks)
+        events.emit(events.StageStarted(self.run_id, stage.id, stage.name, len(tasks)))
         ctx = self._context(progress)
         futures = [self.executor.submit(stage, task, ctx) for task in tasks]
         results: list[TaskResult] = []
@@ -186,11 +241,13 @@ class BatchCoordinator:
             result = future.result()
             if not self.executor.shares_memory:
                 progress.elements_in += result.elements_in
+            progress.elements_out += result.elements_out
+            progress.spills += result.spills
             results.append(result)
+            self._task_finished(stage, result)
+            self._updated(progress)
         for r in results:
             self.outputs.add(r)
-            progress.elements_out += r.elements_out
-            progress.spills += r.spills
 
     # -- sinks -----------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from headrace.model.window import (
     WindowFn,
 )
 from headrace.plan.stages import ExecutionPlan, Grouping, Stage
+from headrace.runners.events import capture_logs
 
 __all__ = ["Cancelled", "TaskContext", "TaskInput", "TaskResult", "run_stage_task"]
 
@@ -90,6 +91,7 @@ class TaskResult:
     elements_out: int
     seconds: float
     spills: int = 0
+    logs: list[tuple[str | None, int, str, str]] = field(default_factory=list)  # see events
 
 
 def _load_windowfn(payload: Payload | None) -> Any:
@@ -405,8 +407,10 @@ def run_stage_task(
     plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: TaskContext
 ) -> TaskResult:
     """Run one task of ``stage``; see the module docstring for the order of events."""
-    with relaxed_gc():
-        return _run_stage_task(plan, stage, task, ctx)
+    with relaxed_gc(), capture_logs() as logs:
+        result = _run_stage_task(plan, stage, task, ctx)
+    result.logs = logs
+    return result
 
 
 def _run_stage_task(

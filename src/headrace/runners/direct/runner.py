@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +28,18 @@ from headrace.graph.nodes import PipelineGraph
 from headrace.model.metrics import DirectMetricResults, MetricUpdates
 from headrace.model.result import PipelineResult, PipelineState
 from headrace.plan.stages import ExecutionPlan, build_plan
+from headrace.runners import events
 from headrace.runners.coordinator import BatchCoordinator, StageProgress
+from headrace.runners.direct.steps import StreamingProgress
 from headrace.runners.direct.streaming import StreamingRun
 from headrace.runners.direct.workers import LocalProcessExecutor
 from headrace.runners.executors import Executor, InlineExecutor
 from headrace.runners.tasks import Cancelled
 
 __all__ = ["DirectPipelineResult", "DirectRunner", "StageProgress"]
+
+# The state every step of a streaming run shows once the run ended.
+_STEP_STATES = {PipelineState.DONE: "done", PipelineState.CANCELLED: "cancelled"}
 
 
 @dataclass
@@ -116,6 +122,7 @@ class DirectPipelineResult(PipelineResult):
         self._done = threading.Event()
         self._metrics = MetricUpdates()
         self._thread: threading.Thread | None = None
+        self.run_id = f"run-{uuid.uuid4().hex[:12]}"
         self.coordinator: BatchCoordinator | None = None
         if plan is not None:
             self.executor = executor if executor is not None else settings.executor()
@@ -126,8 +133,13 @@ class DirectPipelineResult(PipelineResult):
                 budget_bytes=settings.budget_mb * 1024 * 1024,
                 bundle_size=settings.bundle_size,
                 cancel=self._cancel,
+                run_id=self.run_id,
             )
-        self.progress: list[StageProgress] = self.coordinator.progress if self.coordinator else []
+            self.progress: list[StageProgress] = self.coordinator.progress
+        else:
+            assert streaming is not None
+            self._steps = StreamingProgress(streaming, self.run_id)
+            self.progress = self._steps.progress
         self.started = time.perf_counter()
         self.finished: float | None = None
 
@@ -168,6 +180,10 @@ class DirectPipelineResult(PipelineResult):
         return self.plan
 
     def _start(self) -> None:
+        names = tuple(p.name for p in self.progress)
+        events.emit(
+            events.RunSubmitted(self.run_id, self.streaming is not None, names, result=self)
+        )
         if self.coordinator is not None:
             # Worker processes fork here, in the thread that called run(), before the
             # coordinator thread exists.
@@ -178,9 +194,16 @@ class DirectPipelineResult(PipelineResult):
         self._thread = threading.Thread(target=target, name="headrace-direct", daemon=True)
         self._thread.start()
 
+    def _finished(self) -> None:
+        self.finished = time.perf_counter()
+        error = None if self._error is None else f"{type(self._error).__name__}: {self._error}"
+        events.emit(events.RunFinished(self.run_id, self._state.name, error))
+        self._done.set()
+
     def _run(self) -> None:
         coordinator = self.coordinator
         assert coordinator is not None
+        events.emit(events.RunStarted(self.run_id))
         try:
             coordinator.run()
             self._state = PipelineState.DONE
@@ -194,14 +217,16 @@ class DirectPipelineResult(PipelineResult):
             self._metrics = coordinator.outputs.metrics
             self.executor.close(cancel=self._cancel.is_set() or self._error is not None)
             coordinator.spill.cleanup()
-            self.finished = time.perf_counter()
-            self._done.set()
+            self._finished()
 
     def _run_streaming(self) -> None:
         run = self.streaming
         assert run is not None
+        events.emit(events.RunStarted(self.run_id))
+        self._steps.start()
         try:
-            run.run()
+            with events.capture_logs(self.run_id):
+                run.run()
             self._metrics = run.metric_updates()
             if run.cancelled.is_set():
                 self._abort_streaming(run)
@@ -229,8 +254,8 @@ class DirectPipelineResult(PipelineResult):
             except Exception as e:  # closing must not hide the run's own outcome
                 if self._error is not None:
                     self._error.add_note(f"headrace: closing the sources also failed: {e!r}")
-            self.finished = time.perf_counter()
-            self._done.set()
+            self._steps.stop(_STEP_STATES.get(self._state, "failed"))
+            self._finished()
 
     def _abort_streaming(self, run: StreamingRun) -> None:
         for tid, records in run.finalize_records.items():
