@@ -68,8 +68,11 @@ class _Future:
             with open(self.out, "rb") as f:
                 kind, value = pickle.load(f)
         except FileNotFoundError:
+            with open(os.path.join(self.folder, "stderr.txt"), encoding="utf-8") as f:
+                stderr = f.read()
             raise RuntimeError(
-                f"the task's interpreter exited with {self.proc.returncode} and no result"
+                f"the task's interpreter exited with {self.proc.returncode} and no result; "
+                f"its stderr:\n{stderr}"
             ) from None
         finally:
             for name in os.listdir(self.folder):
@@ -100,7 +103,8 @@ class SubprocessExecutor:
         inp, out = os.path.join(folder, "in.pkl"), os.path.join(folder, "out.pkl")
         with open(inp, "wb") as f:
             cloudpickle.dump((self._plan, stage.id, task, ctx), f)
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, inp, out], cwd=ROOT)
+        with open(os.path.join(folder, "stderr.txt"), "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-c", CHILD, inp, out], cwd=ROOT, stderr=err)
         self._running.append(proc)
         return _Future(proc, out, folder)
 

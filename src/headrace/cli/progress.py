@@ -174,7 +174,7 @@ def format_watermark(micros: int | None) -> str:
 
     >>> format_watermark(1_700_000_000_123_000)
     '2023-11-14 22:13:20.123'
-    >>> format_watermark(None), format_watermark(MAX_US)
+    >>> format_watermark(None), format_watermark(2**63 - 1)
     ('-', 'end')
     """
     if micros is None or micros <= MIN_US:

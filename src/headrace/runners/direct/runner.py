@@ -25,6 +25,7 @@ from typing import Any
 from headrace.exec.errors import annotate
 from headrace.exec.spill import LocalSpillSpace
 from headrace.graph.nodes import PipelineGraph
+from headrace.graph.validate import validate_graph
 from headrace.model.metrics import DirectMetricResults, MetricUpdates
 from headrace.model.result import PipelineResult, PipelineState
 from headrace.plan.stages import ExecutionPlan, build_plan
@@ -86,6 +87,7 @@ class DirectRunner:
 
     def run_pipeline(self, pipeline: Any, options: Any) -> DirectPipelineResult:
         graph: PipelineGraph = pipeline.to_graph() if hasattr(pipeline, "to_graph") else pipeline
+        validate_graph(graph)
         settings = DirectSettings.from_options(options)
         unbounded = any(not pc.bounded for pc in graph.pcollections.values())
         triggered = any(pc.windowing.trigger is not None for pc in graph.pcollections.values())
