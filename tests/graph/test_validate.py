@@ -97,3 +97,22 @@ def test_one_walk_decides_what_runs_planner_and_streaming_differ_only_in_whole_c
     assert "Sum" not in parts and parts[:2] == ["Nums", "Pair"]
     assert all(n.kind in PRIMITIVE_KINDS for n in executable_leaves(graph))
     assert {PARDO, COMBINE_PER_KEY} <= PRIMITIVE_KINDS
+
+
+def test_the_model_objects_meet_the_protocols_exec_relies_on() -> None:
+    """What exec calls on user objects is written down (exec/protocols.py) and kept true."""
+    from headrace.exec import protocols
+    from headrace.io.filebasedsink import FileFinalizer
+    from headrace.model.sources import BoundedSource, UnboundedReader
+    from headrace.model.transforms.dofn import CallableWrapperCombineFn
+    from headrace.model.window import FixedWindows, GlobalWindow, IntervalWindow, Sessions
+
+    assert isinstance(IntervalWindow(0, 10), protocols.Window)
+    assert isinstance(GlobalWindow(), protocols.Window)
+    for fn in (FixedWindows(10), Sessions(5)):
+        assert isinstance(fn, protocols.WindowFn)
+    assert isinstance(CallableWrapperCombineFn(sum), protocols.CombineFnLike)
+    assert issubclass(BoundedSource, protocols.BoundedSourceLike)
+    assert issubclass(UnboundedReader, protocols.UnboundedReaderLike)
+    assert issubclass(FileFinalizer, protocols.FinalizerLike)
+    assert not isinstance(object(), protocols.WindowFn)

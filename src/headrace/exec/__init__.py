@@ -18,6 +18,10 @@ runners cannot disagree on semantics. Modules (one concern each):
                 key and window (the pane state machine).
 ``triggers``    trigger state machines (Beam's trigger semantics) used by ``panes``.
 ``userstate``   user state and timers of stateful DoFns, keyed by (key, window).
+``stateful``    the executor of a stateful DoFn in a streaming run (state, timers, merging).
+``windowing``   window merging and output-timestamp rules shared by the executors.
+``protocols``   what executors call on user objects (windows, window functions, CombineFns,
+                sources, readers, finalizers), as ``typing.Protocol``\ s.
 ``errors``      errors in user code annotated with the transform label and the element.
 ``gcpolicy``    the garbage-collector policy while stages run.
 

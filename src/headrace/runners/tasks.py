@@ -35,6 +35,11 @@ from headrace.exec.operators import (
 )
 from headrace.exec.sideinputs import NO_DEFAULT, SideInput
 from headrace.exec.spill import SpillSpace
+from headrace.exec.windowing import (
+    group_merged_windows,
+    timestamp_tracking,
+    transformed_output_time,
+)
 from headrace.graph.nodes import Payload
 from headrace.model.metrics import MetricsContainer, MetricUpdates, set_current_container
 from headrace.model.timestamp import MIN_US
@@ -43,7 +48,6 @@ from headrace.model.window import (
     PANE_ONLY_FIRING,
     TimestampedValue,
     WindowedValue,
-    WindowFn,
 )
 from headrace.plan.stages import ExecutionPlan, Grouping, Stage
 from headrace.runners.events import capture_logs
@@ -243,12 +247,7 @@ def _merger(g: Grouping) -> Merger:
 
 
 def _track_ts(plan: ExecutionPlan, g: Grouping) -> str | None:
-    combiner = plan.graph.pcollections[g.input].windowing.timestamp_combiner
-    if combiner in ("OUTPUT_AT_EARLIEST", "OUTPUT_AT_EARLIEST_TRANSFORMED"):
-        return "min"
-    if combiner == "OUTPUT_AT_LATEST":
-        return "max"
-    return None
+    return timestamp_tracking(plan.graph.pcollections[g.input].windowing.timestamp_combiner)
 
 
 def _chunks(items: Iterator[Any] | list[Any], n: int) -> Iterator[list[Any]]:
@@ -299,7 +298,7 @@ def _grouping_chunks(
         ):
             if mode == "merging":
                 yield from _chunks(
-                    _merged_windows(table, window_fn, track, out_windowed, transformed), n
+                    group_merged_windows(table, window_fn, track, out_windowed, transformed), n
                 )
                 continue
             if not in_windowed:
@@ -325,7 +324,7 @@ def _grouping_chunks(
                     continue
                 t = ts[(k, w)] if ts is not None else w.max_timestamp_us()
                 if transformed and window_fn is not None:
-                    t = _transformed(window_fn, w, t)
+                    t = transformed_output_time(window_fn, w, t)
                 result.append(WindowedValue(value, t, (w,), PANE_ONLY_FIRING))
             yield from _chunks(result, n)
     finally:
@@ -336,46 +335,6 @@ def _global_end() -> int:
     from headrace.model.window import GLOBAL_WINDOW_MAX_US
 
     return GLOBAL_WINDOW_MAX_US
-
-
-def _transformed(window_fn: Any, window: Any, t: int) -> int:
-    from headrace.model.timestamp import Timestamp, to_micros
-
-    return to_micros(window_fn.get_transformed_output_time(window, Timestamp(micros=t)))
-
-
-def _merged_windows(
-    table: dict[Any, list[Any]],
-    window_fn: Any,
-    track: str | None,
-    out_windowed: bool,
-    transformed: bool,
-) -> Iterator[Any]:
-    for k, entries in table.items():
-        windows = {w for w, _, _ in entries}
-        ctx = WindowFn.MergeContext(windows)
-        window_fn.merge(ctx)
-        mapping = {}
-        for merged_from, result in ctx.merges:
-            for w in merged_from:
-                mapping[w] = result
-        groups: dict[Any, list[Any]] = {}
-        times: dict[Any, int] = {}
-        for w, t, v in entries:
-            mw = mapping.get(w, w)
-            groups.setdefault(mw, []).append(v)
-            cur = times.get(mw)
-            if cur is None or (t < cur if track == "min" else t > cur):
-                times[mw] = t
-        for mw in sorted(groups, key=lambda w: w.max_timestamp_us()):
-            value = (k, groups[mw])
-            if not out_windowed:
-                yield value
-                continue
-            t = times[mw] if track else mw.max_timestamp_us()
-            if transformed:
-                t = _transformed(window_fn, mw, t)
-            yield WindowedValue(value, t, (mw,), PANE_ONLY_FIRING)
 
 
 def root_chunks(

@@ -6,7 +6,6 @@
                processes, with dead-worker detection and one retry.
 ``streaming``  :class:`~headrace.runners.direct.streaming.StreamingRun`: the single event loop of
                a streaming run (sources, watermarks, pane engines, sinks).
-``stateful``   the streaming executor of stateful DoFns (user state and timers).
 ``steps``      per-step progress of a streaming run, sampled and reported as run events.
 """
 

@@ -36,12 +36,12 @@ from headrace.exec.gcpolicy import relaxed_gc
 from headrace.exec.operators import FlattenOperator, Operator, ParDoOperator, WindowIntoOperator
 from headrace.exec.panes import PaneEngine
 from headrace.exec.sideinputs import NO_DEFAULT, SideInput
+from headrace.exec.stateful import StatefulParDo
 from headrace.graph.kinds import COMBINE_PER_KEY, executable_leaves
 from headrace.graph.nodes import PipelineGraph, TransformNode
 from headrace.model.metrics import Metrics, MetricsContainer, MetricUpdates, set_current_container
 from headrace.model.timestamp import MAX_US, MIN_US, to_micros
 from headrace.model.window import GLOBAL_WINDOWS_TUPLE, TimestampedValue, WindowedValue
-from headrace.runners.direct.stateful import StatefulParDo
 
 __all__ = ["StreamingRun", "streaming_leaves"]
 
