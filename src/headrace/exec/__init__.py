@@ -21,7 +21,7 @@ runners cannot disagree on semantics. Modules (one concern each):
 ``stateful``    the executor of a stateful DoFn in a streaming run (state, timers, merging).
 ``windowing``   window merging and output-timestamp rules shared by the executors.
 ``protocols``   what executors call on user objects (windows, window functions, CombineFns,
-                sources, readers, finalizers), as ``typing.Protocol``\ s.
+                sources, readers, finalizers), as ``typing.Protocol`` classes.
 ``errors``      errors in user code annotated with the transform label and the element.
 ``gcpolicy``    the garbage-collector policy while stages run.
 
