@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
+from headrace.exec.spill import LocalSpillSpace
 from headrace.model.options import PipelineOptions
 from headrace.model.pipeline import Pipeline
 from headrace.model.transforms.core import Create, GroupByKey, Map
+from headrace.plan import build_plan
+from headrace.runners.coordinator import RunOutputs
+from headrace.runners.direct.workers import LocalProcessExecutor
 from headrace.runners.executors import WorkerLost
+from headrace.runners.tasks import TaskContext
 from headrace.testing.util import assert_that, equal_to
 
 TWO_PROCESSES = {"direct_num_workers": 2, "direct_running_mode": "multi_processing"}
@@ -99,3 +105,38 @@ def test_an_exception_in_user_code_is_not_retried(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bad element"):
         p.run().wait_until_finish()
     assert len(list(calls.iterdir())) == 1
+
+
+@pytest.mark.timeout(120)
+def test_workers_that_died_while_idle_are_replaced_before_they_get_a_task(tmp_path: Path) -> None:
+    """A worker killed between tasks costs nothing: no attempt of any task is spent on it."""
+    p = Pipeline()
+    _ = p | Create(list(range(10))) | Map(lambda x: x + 1)
+    plan = build_plan(p.to_graph())
+    executor = LocalProcessExecutor(2)
+    executor.start(plan)
+    try:
+        for pid in executor.pids:
+            os.kill(pid, signal.SIGKILL)
+            _wait_until_dead(pid)
+        ctx = TaskContext(2, LocalSpillSpace(str(tmp_path)), 1 << 20, 64, False, {})
+        stage = plan.stages[0]
+        futures = [executor.submit(stage, t, ctx) for t in RunOutputs().tasks(plan, stage, 2)]
+        results = []
+        for future in futures:
+            assert future.wait(60)
+            results.append(future.result())
+        assert sum(r.elements_in for r in results) == 10
+        assert [f.attempts for f in futures] == [1] * len(futures)  # type: ignore[attr-defined]
+    finally:
+        executor.close()
+
+
+def _wait_until_dead(pid: int) -> None:
+    """Until the killed child is a zombie (dead, not yet reaped by its parent: this process)."""
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(6000):
+        if not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not die within 60 s of SIGKILL")

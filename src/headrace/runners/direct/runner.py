@@ -217,9 +217,11 @@ class DirectPipelineResult(PipelineResult):
                 self._state = PipelineState.FAILED
         finally:
             self._metrics = coordinator.outputs.metrics
-            self.executor.close(cancel=self._cancel.is_set() or self._error is not None)
-            coordinator.spill.cleanup()
-            self._finished()
+            try:
+                self.executor.close(cancel=self._cancel.is_set() or self._error is not None)
+            finally:
+                coordinator.spill.cleanup()
+                self._finished()
 
     def _run_streaming(self) -> None:
         run = self.streaming

@@ -153,6 +153,11 @@ class LocalProcessExecutor:
         self._plan = plan
         self._workers = [_Worker(self._ctx, plan) for _ in range(self.parallelism)]
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the current workers (for monitoring, and tests that kill one)."""
+        return [w.process.pid for w in self._workers]
+
     def submit(self, stage: Stage, task: TaskInput, ctx: TaskContext) -> TaskFuture:
         future = _Future(self, stage, (stage.id, task, ctx))
         self._queue.append(future)
@@ -160,9 +165,15 @@ class LocalProcessExecutor:
         return future
 
     def _dispatch(self) -> None:
-        for worker in self._workers:
+        for i, worker in enumerate(self._workers):
             if not self._queue:
                 return
+            if worker.task is None and not worker.process.is_alive():
+                # Died while idle (killed from outside): replace it before it gets a task.
+                assert self._plan is not None
+                worker.conn.close()
+                worker.process.join()
+                worker = self._workers[i] = _Worker(self._ctx, self._plan)
             if worker.task is None:
                 future = self._queue.popleft()
                 future.attempts += 1
