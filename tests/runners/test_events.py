@@ -137,6 +137,24 @@ def test_a_streaming_run_reports_step_counts_and_watermarks(seen: list[events.Ru
     assert rows["Events"].watermark_us is not None
 
 
+def _log_in_stream(kv: tuple[str, int]) -> tuple[str, int]:
+    logging.getLogger("user.stream").error("pair %s", kv[0])
+    return kv
+
+
+def test_a_streaming_run_reports_user_log_records_with_their_step(
+    seen: list[events.RunEvent],
+) -> None:
+    stream = TestStream().add_elements([("a", 1)]).advance_watermark_to_infinity()
+    with Pipeline() as p:
+        _ = p | "Events" >> stream | "Loud" >> Map(_log_in_stream)
+    logs = [e for e in seen if isinstance(e, events.LogRecord)]
+    assert [(e.step, e.level, e.logger, e.message) for e in logs] == [
+        ("Loud", logging.ERROR, "user.stream", "pair a")
+    ]
+    assert logs[0].run_id == seen[0].run_id
+
+
 STREAMING_SCRIPT = """
 from headrace.model.pipeline import Pipeline
 from headrace.model.transforms.core import CombinePerKey, WindowInto

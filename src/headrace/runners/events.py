@@ -1,7 +1,9 @@
 """Run events: what a running pipeline tells the outside (progress displays, the job service).
 
 Every runner reports the life of a run as a stream of small, frozen events delivered to the
-registered listeners, in order, from the thread that coordinates the run:
+registered listeners, in order within a run. The coordinating thread emits them; in a streaming
+run the per-step ``StageUpdated`` and ``Watermark`` events come from a sampler thread, and
+``LogRecord`` events from the thread that ran the user code (so a listener must be thread-safe):
 
 ==================  ============================================================================
 event               when
