@@ -1,7 +1,12 @@
-"""Shared fixtures: ``make_pipeline`` builds pipelines for each direct-runner configuration.
+"""Shared fixtures: ``make_pipeline`` builds pipelines for each runner configuration.
 
-Tests that take ``make_pipeline`` (or ``pipeline_options``) run twice: in this process and with
-two worker processes, so both execution paths must agree.
+Tests that take ``make_pipeline`` (or ``pipeline_options``) form the runner suite: they run once
+per entry of ``RUNNER_CONFIGS`` (in this process; two worker processes; every task in a fresh
+interpreter from its pickled input, the toy remote executor of ``tests/runners/
+subprocess_executor.py``), so every execution path must agree. A new runner adds one entry.
+A test that a configuration cannot pass yet says so with
+``@pytest.mark.runner_gap("<config>", reason=...)``: it is then an expected failure (strict, so
+closing the gap is noticed) on that configuration only.
 
 Metadata backends: ``metadata_url`` runs a test once per backend in ``BACKENDS``:
 ``sqlite_metadata_url`` (a file in ``tmp_path``) and ``postgresql_metadata_url`` (a fresh schema
@@ -15,9 +20,12 @@ skipped, with the reason, otherwise.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -27,16 +35,66 @@ from headrace.model.options import PipelineOptions
 from headrace.model.pipeline import Pipeline
 from headrace.store.metadata import Metadata
 
-RUNNER_CONFIGS: dict[str, dict[str, object]] = {
-    "in_process": {},
-    "two_processes": {"direct_num_workers": 2, "direct_running_mode": "multi_processing"},
+
+def _load_subprocess_executor() -> object:
+    """tests/runners/subprocess_executor.py as a module (the tests folder is not a package)."""
+    name = "headrace_tests_subprocess_executor"
+    if name not in sys.modules:
+        path = Path(__file__).parent / "runners" / "subprocess_executor.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """One runner configuration of the runner suite: its options, and marks for its variants."""
+
+    options: dict[str, object]
+    make_runner: Callable[[], object] | None = None
+    marks: tuple[pytest.MarkDecorator, ...] = field(default_factory=tuple)
+
+    def pipeline_options(self) -> PipelineOptions:
+        values = dict(self.options)
+        if self.make_runner is not None:
+            values["runner"] = self.make_runner()
+        return PipelineOptions(**values)
+
+
+RUNNER_CONFIGS: dict[str, RunnerConfig] = {
+    "in_process": RunnerConfig({}),
+    "two_processes": RunnerConfig(
+        {"direct_num_workers": 2, "direct_running_mode": "multi_processing"}
+    ),
+    # One interpreter start per task: about a second per test, so only in the slow runs.
+    "subprocess_tasks": RunnerConfig(
+        {},
+        lambda: _load_subprocess_executor().subprocess_runner(),  # type: ignore[attr-defined]
+        (pytest.mark.slow,),
+    ),
 }
 
 
-@pytest.fixture(params=list(RUNNER_CONFIGS))
-def pipeline_options(request: pytest.FixtureRequest) -> PipelineOptions:
-    """Options for one direct-runner configuration (see ``RUNNER_CONFIGS``)."""
-    return PipelineOptions(**RUNNER_CONFIGS[request.param])
+@pytest.fixture(
+    params=[pytest.param(name, marks=c.marks, id=name) for name, c in RUNNER_CONFIGS.items()]
+)
+def runner_config(request: pytest.FixtureRequest) -> str:
+    """The name of one runner configuration (see ``RUNNER_CONFIGS``); applies ``runner_gap``."""
+    name: str = request.param
+    for mark in request.node.iter_markers("runner_gap"):
+        if name in mark.args:
+            reason = mark.kwargs.get("reason", "")
+            request.applymarker(pytest.mark.xfail(strict=True, reason=f"{name}: {reason}"))
+    return name
+
+
+@pytest.fixture
+def pipeline_options(runner_config: str) -> PipelineOptions:
+    """Options (with the runner) for one runner configuration (see ``RUNNER_CONFIGS``)."""
+    return RUNNER_CONFIGS[runner_config].pipeline_options()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from headrace.exec.grouping import FileRun, GroupTable, Merger, read_partition
+from headrace.exec.spill import LocalSpillSpace
 
 CHILD = textwrap.dedent(
     """
@@ -90,8 +91,9 @@ def test_spilled_runs_are_sized_by_their_memory_not_their_pickled_bytes(tmp_path
     """A spilled run records how much memory its pickled bytes stand for, and the reader splits
     by that: a partition whose pickled runs fit the budget but whose groups do not is read one
     sub-bucket at a time (before, it was merged whole)."""
+    space = LocalSpillSpace(str(tmp_path))
     table = GroupTable(
-        "G", "gbk", Merger("gbk", None), 1, str(tmp_path), budget_bytes=200_000, windowed=False
+        "G", "gbk", Merger("gbk", None), 1, space, budget_bytes=200_000, windowed=False
     )
     for start in range(0, 40_000, 1000):
         table.add([(f"k{i % 2000}", i) for i in range(start, start + 1000)])
@@ -102,7 +104,7 @@ def test_spilled_runs_are_sized_by_their_memory_not_their_pickled_bytes(tmp_path
     assert all(r.mem_ratio > 2 for r in file_runs)  # ints pickle to a few bytes
     budget = 2 * pickled  # the pickled bytes fit; the groups in memory do not
     merger = Merger("gbk", None)
-    pieces = list(read_partition(runs, merger, False, None, budget, str(tmp_path), "gbk"))
+    pieces = list(read_partition(runs, merger, False, None, budget, space, "gbk"))
     assert len(pieces) > 1
     merged = {k: sorted(v) for piece, _ in pieces for k, v in piece.items()}
     assert len(merged) == 2000

@@ -45,19 +45,25 @@ def _lines(directory, glob="*") -> list[str]:
     )
 
 
-def test_text_round_trip_one_shard(tmp_path):
+@pytest.mark.runner_gap(
+    "two_processes",
+    "subprocess_tasks",
+    reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
+    "expects the single shard of one task",
+)
+def test_text_round_trip_one_shard(make_pipeline, tmp_path):
     lines = [f"line {i}" for i in range(100)]
-    with Pipeline() as p:
+    with make_pipeline() as p:
         _ = p | Create(lines) | WriteToText(str(tmp_path / "out"), ".txt")
     assert _files(tmp_path) == ["out-00000-of-00001.txt"]
     assert (tmp_path / "out-00000-of-00001.txt").read_text().splitlines() == lines
-    with Pipeline() as p:
+    with make_pipeline() as p:
         got = p | ReadFromText(str(tmp_path / "out*.txt"))
         assert_that(got, equal_to(lines))
 
 
-def test_text_fixed_shards_template_and_gzip(tmp_path):
-    with Pipeline() as p:
+def test_text_fixed_shards_template_and_gzip(make_pipeline, tmp_path):
+    with make_pipeline() as p:
         nums = p | Create(list(range(50)))
         _ = nums | "Three" >> WriteToText(str(tmp_path / "three"), num_shards=3)
         _ = nums | "One" >> WriteToText(
@@ -72,13 +78,13 @@ def test_text_fixed_shards_template_and_gzip(tmp_path):
     assert sorted(map(int, _lines(tmp_path, "three-*"))) == list(range(50))
     body = gzip.decompress((tmp_path / "single.txt.gz").read_bytes()).decode().splitlines()
     assert body[0] == "n" and sorted(map(int, body[1:])) == list(range(50))
-    with Pipeline() as p:
+    with make_pipeline() as p:
         got = p | ReadFromText(str(tmp_path / "single.txt.gz"), skip_header_lines=1)
         assert_that(got | Map(int), equal_to(list(range(50))))
 
 
-def test_empty_input_writes_one_empty_shard(tmp_path):
-    with Pipeline() as p:
+def test_empty_input_writes_one_empty_shard(make_pipeline, tmp_path):
+    with make_pipeline() as p:
         _ = p | Create([]) | WriteToText(str(tmp_path / "empty"), footer="end")
         _ = (
             p
@@ -89,8 +95,8 @@ def test_empty_input_writes_one_empty_shard(tmp_path):
     assert (tmp_path / "empty-00000-of-00001").read_text() == "end\n"
 
 
-def test_windowed_input_with_fixed_shards(tmp_path):
-    with Pipeline() as p:
+def test_windowed_input_with_fixed_shards(make_pipeline, tmp_path):
+    with make_pipeline() as p:
         _ = (
             p
             | Create(list(range(20)))
@@ -102,10 +108,10 @@ def test_windowed_input_with_fixed_shards(tmp_path):
     assert sorted(map(int, _lines(tmp_path))) == list(range(20))
 
 
-def test_read_with_filename_and_read_all(tmp_path):
+def test_read_with_filename_and_read_all(make_pipeline, tmp_path):
     (tmp_path / "a.txt").write_text("1\n2\n")
     (tmp_path / "b.txt").write_text("3\n")
-    with Pipeline() as p:
+    with make_pipeline() as p:
         named = p | ReadFromTextWithFilename(str(tmp_path / "*.txt"))
         assert_that(
             named,
@@ -122,31 +128,43 @@ def test_read_with_filename_and_read_all(tmp_path):
         assert_that(every, equal_to(["1", "2", "3"]), label="All")
 
 
-def test_csv_round_trip(tmp_path):
+@pytest.mark.runner_gap(
+    "two_processes",
+    "subprocess_tasks",
+    reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
+    "expects the single shard of one task",
+)
+def test_csv_round_trip(make_pipeline, tmp_path):
     records = [{"id": i, "name": f"n,{i}", "score": i / 2} for i in range(30)]
-    with Pipeline() as p:
+    with make_pipeline() as p:
         _ = p | Create(records) | WriteToCsv(str(tmp_path / "t"), file_name_suffix=".csv")
     [name] = _files(tmp_path)
     assert name == "t-00000-of-00001.csv"
     assert (tmp_path / name).read_text().splitlines()[0] == "id,name,score"
-    with Pipeline() as p:
+    with make_pipeline() as p:
         rows = p | ReadFromCsv(str(tmp_path / "*.csv"))
         assert_that(rows, equal_to([Row(**r) for r in records]))
 
 
-def test_json_round_trip(tmp_path):
+def test_json_round_trip(make_pipeline, tmp_path):
     rows = [Row(k=f"k{i}", v=i, nested={"xs": [i, i + 1]}) for i in range(25)]
-    with Pipeline() as p:
+    with make_pipeline() as p:
         _ = p | Create(rows) | WriteToJson(str(tmp_path / "j"), num_shards=2)
     assert _files(tmp_path) == ["j-00000-of-00002", "j-00001-of-00002"]
-    with Pipeline() as p:
+    with make_pipeline() as p:
         assert_that(p | ReadFromJson(str(tmp_path / "j-*")), equal_to(rows))
 
 
-def test_parquet_round_trip(tmp_path):
+@pytest.mark.runner_gap(
+    "two_processes",
+    "subprocess_tasks",
+    reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
+    "expects the single shard of one task",
+)
+def test_parquet_round_trip(make_pipeline, tmp_path):
     records = [{"name": f"n{i}", "age": i} for i in range(40)]
     schema = pa.schema([("name", pa.string()), ("age", pa.int64())])
-    with Pipeline() as p:
+    with make_pipeline() as p:
         pc = p | Create(records)
         _ = pc | "Typed" >> WriteToParquet(str(tmp_path / "typed"), schema, num_shards=2)
         _ = pc | "Inferred" >> WriteToParquet(
@@ -158,7 +176,7 @@ def test_parquet_round_trip(tmp_path):
         "typed-00001-of-00002",
     ]
     assert pq.read_table(tmp_path / "typed-00000-of-00002").schema == schema
-    with Pipeline() as p:
+    with make_pipeline() as p:
         assert_that(
             p | "R1" >> ReadFromParquet(str(tmp_path / "typed-*")), equal_to(records), label="Dicts"
         )
@@ -168,19 +186,25 @@ def test_parquet_round_trip(tmp_path):
         assert_that(sizes | "Sum" >> Map(lambda n: n > 0), equal_to([True, True]), label="Batched")
 
 
-def test_avro_round_trip(tmp_path):
+@pytest.mark.runner_gap(
+    "two_processes",
+    "subprocess_tasks",
+    reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
+    "expects the single shard of one task",
+)
+def test_avro_round_trip(make_pipeline, tmp_path):
     schema = {
         "type": "record",
         "name": "Item",
         "fields": [{"name": "id", "type": "long"}, {"name": "tag", "type": "string"}],
     }
     records = [{"id": i, "tag": f"t{i % 3}"} for i in range(60)]
-    with Pipeline() as p:
+    with make_pipeline() as p:
         _ = p | Create(records) | WriteToAvro(str(tmp_path / "a"), schema, file_name_suffix=".avro")
     [name] = _files(tmp_path)
     with open(tmp_path / name, "rb") as f:
         assert sorted(r["id"] for r in fastavro.reader(f)) == list(range(60))
-    with Pipeline() as p:
+    with make_pipeline() as p:
         assert_that(p | ReadFromAvro(str(tmp_path / "*.avro")), equal_to(records))
 
 
@@ -190,18 +214,32 @@ def _boom(x):
     return x
 
 
-@pytest.mark.parametrize("num_shards", [0, 2])
-def test_failing_pipeline_leaves_no_output(tmp_path, num_shards):
+@pytest.mark.parametrize(
+    "num_shards",
+    [
+        pytest.param(
+            0,
+            marks=pytest.mark.runner_gap(
+                "two_processes",
+                "subprocess_tasks",
+                reason="with two tasks, the task without element 7 fails first, in the Parquet "
+                "sink that the test feeds ints; the run reports that first failure",
+            ),
+        ),
+        2,
+    ],
+)
+def test_failing_pipeline_leaves_no_output(make_pipeline, tmp_path, num_shards):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(Exception, match="boom at 7"):
-        with Pipeline() as p:
+        with make_pipeline() as p:
             nums = p | Create(list(range(10)))
             _ = nums | WriteToText(str(out / "data"), num_shards=num_shards)
             _ = nums | "Later" >> Map(_boom)
     assert _files(out) == []
     with pytest.raises(Exception, match="boom at 7"):
-        with Pipeline() as p:
+        with make_pipeline() as p:
             _ = (
                 p
                 | Create(list(range(10)))
@@ -211,17 +249,17 @@ def test_failing_pipeline_leaves_no_output(tmp_path, num_shards):
     assert _files(out) == []
 
 
-def test_bad_record_fails_the_run_and_names_the_output(tmp_path):
+def test_bad_record_fails_the_run_and_names_the_output(make_pipeline, tmp_path):
     schema = pa.schema([("a", pa.int64())])
     with pytest.raises(Exception, match=r"WriteToParquet to .*bad.*'a': 'x'"):
-        with Pipeline() as p:
+        with make_pipeline() as p:
             _ = p | Create([{"a": 1}, {"a": "x"}]) | WriteToParquet(str(tmp_path / "bad"), schema)
     assert _files(tmp_path) == []
 
 
-def test_missing_input_names_the_pattern(tmp_path):
+def test_missing_input_names_the_pattern(make_pipeline, tmp_path):
     with pytest.raises(Exception, match="nope-"):
-        with Pipeline() as p:
+        with make_pipeline() as p:
             _ = p | ReadFromText(str(tmp_path / "nope-*.txt"), validate=False)
 
 

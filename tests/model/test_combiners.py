@@ -105,9 +105,9 @@ def test_count_subclass_overriding_a_method_loses_the_fast_path():
     )
 
 
-def test_count_globally_per_key_per_element():
+def test_count_globally_per_key_per_element(make_pipeline):
     words = ["a", "b", "a", "c", "a"]
-    with Pipeline() as p:
+    with make_pipeline() as p:
         pc = p | Create(words)
         assert_that(pc | Count.Globally(), equal_to([5]), label="CheckGlobally")
         assert_that(
@@ -119,8 +119,8 @@ def test_count_globally_per_key_per_element():
         )
 
 
-def test_count_empty_input():
-    with Pipeline() as p:
+def test_count_empty_input(make_pipeline):
+    with make_pipeline() as p:
         empty = p | Create([])
         assert_that(empty | Count.Globally(), equal_to([0]), label="CheckDefault")
         assert_that(
@@ -147,8 +147,8 @@ def test_count_per_element_takes_the_count_fast_path(monkeypatch):
     )
 
 
-def test_count_per_element_graph_uses_count_combine_fn():
-    p = Pipeline()
+def test_count_per_element_graph_uses_count_combine_fn(make_pipeline):
+    p = make_pipeline()
     _ = p | Create(["a"]) | Count.PerElement()
     labels = [t.label for t in p.to_graph().transforms.values()]
     assert "PerElement" in labels
@@ -193,8 +193,8 @@ def _is_nan_singleton(actual):
         raise BeamAssertException(f"expected [nan], got {actual!r}")
 
 
-def test_mean_globally_and_per_key():
-    with Pipeline() as p:
+def test_mean_globally_and_per_key(make_pipeline):
+    with make_pipeline() as p:
         assert_that(p | "Nums" >> Create([1, 2, 3, 4]) | Mean.Globally(), equal_to([2.5]))
         pairs = p | "Pairs" >> Create([("a", 1), ("b", 4), ("a", 2), ("a", 6)])
         assert_that(pairs | Mean.PerKey(), equal_to([("a", 3.0), ("b", 4.0)]), label="CheckPerKey")
@@ -272,8 +272,8 @@ def test_top_errors_are_clear():
         TopCombineFn(2, key="len")
 
 
-def test_top_transforms():
-    with Pipeline() as p:
+def test_top_transforms(make_pipeline):
+    with make_pipeline() as p:
         nums = p | "Nums" >> Create([3, 4, 1, 2, 8, 5])
         assert_that(nums | Top.Of(3), equal_to([[8, 5, 4]]), label="CheckOf")
         assert_that(nums | "Rev" >> Top.Of(2, reverse=True), equal_to([[1, 2]]), label="CheckOfRev")
@@ -302,8 +302,8 @@ def test_top_transforms():
         )
 
 
-def test_top_empty_input():
-    with Pipeline() as p:
+def test_top_empty_input(make_pipeline):
+    with make_pipeline() as p:
         empty = p | Create([])
         assert_that(empty | Top.Of(3), equal_to([[]]), label="CheckOf")
         assert_that(empty | Top.Largest(3), equal_to([[]]), label="CheckLargest")
@@ -418,9 +418,9 @@ def _sample_check(n, population):
     return match
 
 
-def test_sample_transforms():
+def test_sample_transforms(make_pipeline):
     data = list(range(100))
-    with Pipeline() as p:
+    with make_pipeline() as p:
         nums = p | "Nums" >> Create(data)
         assert_that(nums | Sample.FixedSizeGlobally(5), _sample_check(5, data), label="CheckG")
         few = p | "Few" >> Create([1, 2])
@@ -475,8 +475,8 @@ def test_collection_combine_fn_errors():
         ToSetCombineFn().apply([1, [1]])
 
 
-def test_collection_transforms():
-    with Pipeline() as p:
+def test_collection_transforms(make_pipeline):
+    with make_pipeline() as p:
         pairs = p | Create([("a", 1), ("b", 2), ("c", 3)])
         assert_that(
             pairs | ToList() | Map(sorted),
@@ -489,8 +489,8 @@ def test_collection_transforms():
         )
 
 
-def test_collection_transforms_on_empty_input():
-    with Pipeline() as p:
+def test_collection_transforms_on_empty_input(make_pipeline):
+    with make_pipeline() as p:
         empty = p | Create([])
         assert_that(empty | ToList(), equal_to([[]]), label="CheckL")
         assert_that(empty | ToDict(), equal_to([{}]), label="CheckD")
@@ -498,8 +498,8 @@ def test_collection_transforms_on_empty_input():
         assert_that(empty | "LN" >> ToList().without_defaults(), equal_to([]), label="CheckLN")
 
 
-def test_to_list_graph_label_nesting_as_beam():
-    p = Pipeline()
+def test_to_list_graph_label_nesting_as_beam(make_pipeline):
+    p = make_pipeline()
     _ = p | Create([1]) | ToList()
     labels = {t.label for t in p.to_graph().transforms.values()}
     assert "ToList/ToList" in labels
@@ -516,8 +516,8 @@ def test_latest_combine_fn():
     assert fn.extract_output(fn.merge_accumulators([fn.create_accumulator(), *accs])) == "b"
 
 
-def test_latest_transforms():
-    with Pipeline() as p:
+def test_latest_transforms(make_pipeline):
+    with make_pipeline() as p:
         stamped = (
             p
             | Create([("a", "x", 10), ("a", "y", 30), ("b", "z", 20), ("a", "w", 20)])
@@ -554,7 +554,7 @@ def test_tuple_combine_fns():
 # -- windowed input -------------------------------------------------------------------------------
 
 
-def test_windowed_input_needs_without_defaults():
+def test_windowed_input_needs_without_defaults(make_pipeline):
     def windowed(p):
         return (
             p
@@ -563,7 +563,7 @@ def test_windowed_input_needs_without_defaults():
             | WindowInto(FixedWindows(60))
         )
 
-    p = Pipeline()
+    p = make_pipeline()
     with pytest.raises(ValueError, match="without_defaults"):
         _ = windowed(p) | Count.Globally()
     _run_and_check(lambda p: windowed(p) | Count.Globally().without_defaults(), [2, 1])
@@ -574,7 +574,7 @@ def test_windowed_input_needs_without_defaults():
     )
 
 
-def test_per_key_combiners_on_merging_windows():
+def test_per_key_combiners_on_merging_windows(make_pipeline):
     # Session windows are merged before combining, through the non-lifted path.
     def sessions(p):
         events = [("a", 1, 1), ("a", 5, 2), ("a", 3, 100), ("b", 7, 3)]
@@ -585,7 +585,7 @@ def test_per_key_combiners_on_merging_windows():
             | WindowInto(Sessions(10))
         )
 
-    with Pipeline() as p:
+    with make_pipeline() as p:
         pcoll = sessions(p)
         assert_that(
             pcoll | Count.PerKey(), equal_to([("a", 2), ("a", 1), ("b", 1)]), label="CheckCount"

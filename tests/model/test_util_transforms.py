@@ -91,8 +91,8 @@ def test_keys_values_kvswap_on_empty_input(make_pipeline):
         assert_that(pc | KvSwap(), is_empty(), label="CheckS")
 
 
-def test_keys_label_is_the_given_one():
-    p = Pipeline()
+def test_keys_label_is_the_given_one(make_pipeline):
+    p = make_pipeline()
     pc = p | Create([("a", 1)])
     out = pc | Keys("MyKeys")
     assert out.producer_label == "MyKeys"
@@ -393,8 +393,8 @@ def test_cogroupbykey_windowed_inputs_group_per_window(make_pipeline):
         )
 
 
-def test_cogroupbykey_construction_errors():
-    p = Pipeline()
+def test_cogroupbykey_construction_errors(make_pipeline):
+    p = make_pipeline()
     ints = p | "Ints" >> Create([1, 2])
     pairs = p | "Pairs" >> Create([("a", 1)])
     with pytest.raises(ValueError, match=r"'Join/pair_with_nums'.*\(key, value\) pairs"):
@@ -572,8 +572,8 @@ def test_util_pipeline_round_trips_through_json(pipeline_options):
     Pipeline.from_json(text, options=pipeline_options).run().wait_until_finish()
 
 
-def test_composites_are_recorded_with_their_parts():
-    p = Pipeline()
+def test_composites_are_recorded_with_their_parts(make_pipeline):
+    p = make_pipeline()
     a = p | "A" >> Create([("x", 1)])
     _ = {"a": a} | "Join" >> CoGroupByKey()
     _ = a | Reshuffle()

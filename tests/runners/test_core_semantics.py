@@ -261,8 +261,8 @@ def test_with_outputs_by_attribute_by_tag_and_unpacking(make_pipeline):
         assert_that(negative, equal_to([-1]), label="CheckNegUnpacked")
 
 
-def test_with_outputs_unknown_tag_access_is_an_error():
-    p = Pipeline()
+def test_with_outputs_unknown_tag_access_is_an_error(make_pipeline):
+    p = make_pipeline()
     out = p | Create([1]) | ParDo(SplitParity()).with_outputs("odd", "negative", main="even")
     with pytest.raises(AttributeError, match="no output tagged 'nope'"):
         _ = out.nope
@@ -528,8 +528,8 @@ def test_combine_globally_defaults_and_views(make_pipeline):
         )
 
 
-def test_combine_globally_with_defaults_on_windowed_input_is_an_error():
-    p = Pipeline()
+def test_combine_globally_with_defaults_on_windowed_input_is_an_error(make_pipeline):
+    p = make_pipeline()
     windowed = stamped(p, "A", [1], FixedWindows(10))
     with pytest.raises(ValueError, match="'Total'.*without_defaults"):
         windowed | "Total" >> CombineGlobally(sum)
@@ -815,15 +815,15 @@ def test_from_json_pipeline_still_runs_its_assertions(pipeline_options):
 # -- construction errors ------------------------------------------------------------------------
 
 
-def test_duplicate_label_is_rejected_with_the_label():
-    p = Pipeline()
+def test_duplicate_label_is_rejected_with_the_label(make_pipeline):
+    p = make_pipeline()
     p | "Source" >> Create([1])
     with pytest.raises(ValueError, match="'Source' already exists"):
         p | "Source" >> Create([2])
 
 
-def test_group_by_key_on_non_pairs_is_rejected_with_the_label():
-    p = Pipeline()
+def test_group_by_key_on_non_pairs_is_rejected_with_the_label(make_pipeline):
+    p = make_pipeline()
     ints = p | Create([1, 2])
     with pytest.raises(ValueError, match="'Group'.*\\(key, value\\) pairs"):
         ints | "Group" >> GroupByKey()
@@ -838,8 +838,8 @@ def test_group_by_key_on_non_pairs_at_run_time_names_the_label(pipeline_options)
         p.run().wait_until_finish()
 
 
-def test_pcollection_of_another_pipeline_is_rejected():
-    p1, p2 = Pipeline(), Pipeline()
+def test_pcollection_of_another_pipeline_is_rejected(make_pipeline):
+    p1, p2 = make_pipeline(), make_pipeline()
     a = p1 | "A" >> Create([1])
     b = p2 | "B" >> Create([2])
     with pytest.raises(ValueError, match="'Both'.*another pipeline"):
@@ -850,8 +850,8 @@ def test_pcollection_of_another_pipeline_is_rejected():
         p2.apply("Apply" >> Map(lambda x: x), a)
 
 
-def test_applying_something_that_is_not_a_transform():
-    p = Pipeline()
+def test_applying_something_that_is_not_a_transform(make_pipeline):
+    p = make_pipeline()
     pc = p | Create([("a", 1)])
     with pytest.raises(TypeError, match="forget to call it"):
         pc | GroupByKey

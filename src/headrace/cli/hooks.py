@@ -1,10 +1,11 @@
 """Observing or intercepting the pipelines a script runs, without changing the script.
 
-Both hooks patch classes in this process only, for the duration of a ``with`` block, and put
-the original methods back on exit (also on error):
+Both hooks act for the duration of a ``with`` block, in this process only (the second patches
+classes and puts the original methods back on exit, also on error):
 
-- :func:`observe_runs` wraps ``DirectRunner.run_pipeline``: the run starts as usual, then the
-  returned result is handed to a :class:`~headrace.cli.progress.RunMonitor`.
+- :func:`observe_runs` listens to run events (:mod:`headrace.runners.events`): the result of
+  every run submitted inside the block is handed to a
+  :class:`~headrace.cli.progress.RunMonitor`. Nothing is patched.
 - :func:`capture_pipelines` replaces ``Pipeline.run`` (and, for scripts that call a runner
   directly, ``DirectRunner.run_pipeline``): the pipeline's graph is recorded and planned, and a
   :class:`PlannedResult` comes back instead of a run. ``with Pipeline() as p:`` blocks end
@@ -24,25 +25,21 @@ from headrace.model.pipeline import Pipeline
 from headrace.model.result import PipelineResult, PipelineState
 from headrace.plan.stages import ExecutionPlan, build_plan
 from headrace.runners.direct.runner import DirectRunner
+from headrace.runners.events import RunEvent, RunSubmitted, listening
 
 __all__ = ["CapturedPipeline", "PlannedResult", "capture_pipelines", "observe_runs"]
 
 
 @contextmanager
 def observe_runs(monitor: Any) -> Iterator[None]:
-    """Hand every direct-runner result created inside the block to ``monitor.observe``."""
-    original = DirectRunner.run_pipeline
+    """Hand the result of every run submitted inside the block to ``monitor.observe``."""
 
-    def run_pipeline(self: DirectRunner, pipeline: Any, options: Any) -> Any:
-        result = original(self, pipeline, options)
-        monitor.observe(result)
-        return result
+    def on_event(event: RunEvent) -> None:
+        if isinstance(event, RunSubmitted) and event.result is not None:
+            monitor.observe(event.result)
 
-    DirectRunner.run_pipeline = run_pipeline  # type: ignore[method-assign]
-    try:
+    with listening(on_event):
         yield
-    finally:
-        DirectRunner.run_pipeline = original  # type: ignore[method-assign]
 
 
 @dataclass

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rich import box
@@ -27,8 +28,11 @@ from rich.table import Table
 from rich.text import Text
 
 from headrace.model.result import PipelineState
+from headrace.model.timestamp import MIN_US
 
-__all__ = ["ObservedResult", "RunMonitor", "StageView", "format_rate"]
+_YEAR_10000_US = 253_402_300_800_000_000
+
+__all__ = ["ObservedResult", "RunMonitor", "StageView", "format_rate", "format_watermark"]
 
 
 class StageView(Protocol):
@@ -145,17 +149,40 @@ def live_table(tracked: _Tracked, now: float) -> Table:
     table.add_column("out", justify="right")
     table.add_column("elements/s", justify="right")
     table.add_column("seconds", justify="right")
-    for i, stage in enumerate(tracked.result.progress):
+    stages = tracked.result.progress
+    watermarks = any(getattr(s, "watermark_us", None) is not None for s in stages)
+    if watermarks:
+        table.add_column("watermark", justify="right")
+    for i, stage in enumerate(stages):
         seconds = tracked.stage_seconds(i, stage, now)
-        table.add_row(
+        row: list[RenderableType] = [
             f"S{i} {stage.name}",
             _state_text(tracked.stage_state(stage)),
             f"{stage.elements_in:,}",
             f"{stage.elements_out:,}",
             format_rate(stage.elements_in, seconds or 0.0),
             _seconds(seconds),
-        )
+        ]
+        if watermarks:
+            row.append(format_watermark(getattr(stage, "watermark_us", None)))
+        table.add_row(*row)
     return table
+
+
+def format_watermark(micros: int | None) -> str:
+    """A step's output watermark for the table: UTC time, or the ends of time.
+
+    >>> format_watermark(1_700_000_000_123_000)
+    '2023-11-14 22:13:20.123'
+    >>> format_watermark(None), format_watermark(2**63 - 1)
+    ('-', 'end')
+    """
+    if micros is None or micros <= MIN_US:
+        return "-"
+    if micros >= _YEAR_10000_US:  # the end of time, or the end of the global window
+        return "end"
+    moment = datetime.fromtimestamp(micros / 1e6, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def summary_table(tracked: _Tracked, now: float) -> Table:

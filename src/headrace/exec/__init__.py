@@ -1,7 +1,29 @@
-"""Operator executors shared by every runner.
+"""Operator executors shared by every runner: what happens to elements, defined once.
 
-Fused ParDo/WindowInto/Flatten operators (:mod:`~headrace.exec.operators`), grouping and combining
-tables with spilling (:mod:`~headrace.exec.grouping`), materialised collections
-(:mod:`~headrace.exec.collect`), side-input views, deterministic key hashing and error
-annotation. Runners assemble them into stage tasks (:mod:`headrace.runners.tasks`).
+A runner decides where work runs; everything about what the work *means* lives here, so two
+runners cannot disagree on semantics. Modules (one concern each):
+
+``operators``   fused operators: ParDo (fast paths for Map/FlatMap/Filter), WindowInto, Flatten;
+                the per-bundle life of a DoFn (setup, start_bundle, process, finish_bundle,
+                teardown) and windowed-value handling.
+``grouping``    the two sides of a shuffle: :class:`~headrace.exec.grouping.GroupTable` (group or
+                lifted combine within a memory budget, spilling hash-partitioned runs) and
+                :func:`~headrace.exec.grouping.read_partition` (merging one partition's runs).
+``collect``     materialised PCollections (side inputs, sink records, inputs of cut stages).
+``spill``       :class:`~headrace.exec.spill.SpillSpace`: where shuffle runs and collections are
+                written and found again by key (local files today).
+``keys``        deterministic key hashing, the same in every process and machine.
+``sideinputs``  side-input views (singleton, iterable, list, dict, multimap) per window.
+``panes``       streaming groupings: buffering, triggering, lateness and garbage collection per
+                key and window (the pane state machine).
+``triggers``    trigger state machines (Beam's trigger semantics) used by ``panes``.
+``userstate``   user state and timers of stateful DoFns, keyed by (key, window).
+``stateful``    the executor of a stateful DoFn in a streaming run (state, timers, merging).
+``windowing``   window merging and output-timestamp rules shared by the executors.
+``protocols``   what executors call on user objects (windows, window functions, CombineFns,
+                sources, readers, finalizers), as ``typing.Protocol`` classes.
+``errors``      errors in user code annotated with the transform label and the element.
+``gcpolicy``    the garbage-collector policy while stages run.
+
+Runners assemble these into stage tasks (:mod:`headrace.runners.tasks`).
 """

@@ -1,17 +1,19 @@
 """Materialised PCollections: side inputs, sink records and inputs of cut ParDos.
 
-A :class:`Collector` keeps the chunks it receives; past its memory budget it appends them to a
-file. ``close()`` returns runs that :func:`read_collection` reads back chunk by chunk.
+A :class:`Collector` keeps the chunks it receives; past its memory budget (or always, when its
+output goes to another process) it appends them to a blob of the run's
+:class:`~headrace.exec.spill.SpillSpace`. ``close()`` returns runs that :func:`read_collection`
+reads back chunk by chunk, through the same space.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
+
+from headrace.exec.spill import SpillSpace
 
 __all__ = ["Collector", "FileCollection", "MemoryCollection", "read_collection"]
 
@@ -26,7 +28,7 @@ class MemoryCollection:
 
 @dataclass
 class FileCollection:
-    path: str
+    key: str
     count: int
     offsets: list[int]
 
@@ -38,18 +40,22 @@ class Collector:
     """Writer side of a materialised PCollection for one task."""
 
     def __init__(
-        self, spill_dir: str, budget_bytes: int, in_memory_handoff: bool, chunk_size: int = 1024
+        self,
+        spill: SpillSpace,
+        budget_bytes: int,
+        in_memory_handoff: bool,
+        chunk_size: int = 1024,
     ) -> None:
         self.chunk_size = chunk_size
-        self.spill_dir = spill_dir
+        self.spill = spill
         self.budget = budget_bytes
         self.in_memory = in_memory_handoff
         self.chunks: list[list[Any]] = []
         self.count = 0
         self.pending = 0
         self.runs: list[CollectionRun] = []
-        self._file: Any = None
-        self._path = ""
+        self._file: IO[bytes] | None = None
+        self._key = ""
         self._file_count = 0
         self._offsets: list[int] = []
 
@@ -72,8 +78,7 @@ class Collector:
         if not self.chunks:
             return
         if self._file is None:
-            self._path = os.path.join(self.spill_dir, f"coll-{uuid.uuid4().hex}.bin")
-            self._file = open(self._path, "wb")  # noqa: SIM115 - closed in close()
+            self._key, self._file = self.spill.create("coll")  # closed in close()
         for chunk in self.chunks:
             self._offsets.append(self._file.tell())
             pickle.dump(chunk, self._file, protocol=_PROTO)
@@ -86,7 +91,7 @@ class Collector:
             self._flush()
             if self._file is not None:
                 self._file.close()
-                self.runs.append(FileCollection(self._path, self._file_count, self._offsets))
+                self.runs.append(FileCollection(self._key, self._file_count, self._offsets))
         if self.chunks:
             self.runs.append(MemoryCollection(self.chunks, sum(len(c) for c in self.chunks)))
             self.chunks = []
@@ -94,7 +99,7 @@ class Collector:
 
 
 def read_collection(
-    runs: list[CollectionRun], part: tuple[int, int] = (0, 1)
+    runs: list[CollectionRun], spill: SpillSpace, part: tuple[int, int] = (0, 1)
 ) -> Iterator[list[Any]]:
     """The chunks of ``runs``; with ``part=(i, n)`` only every n-th chunk, starting at the i-th."""
     i, n = part
@@ -102,7 +107,7 @@ def read_collection(
         if isinstance(run, MemoryCollection):
             yield from run.chunks[i::n]
             continue
-        with open(run.path, "rb") as f:
+        with spill.open(run.key) as f:
             for offset in run.offsets[i::n]:
                 f.seek(offset)
                 yield pickle.load(f)

@@ -12,8 +12,9 @@ merging   key                    list of (window, timestamp_us, value) (merging 
 
 When the estimated size passes the budget, the table is *spilled*: items are split by a stable
 hash of the key into partitions (one per reading task) and, inside each partition, into
-``SUB_BUCKETS`` sub-buckets; each partition goes to one file whose index says where each
-sub-bucket's block is. ``close()`` returns one list of runs per partition: the in-memory table
+``SUB_BUCKETS`` sub-buckets; each partition goes to one blob of the run's
+:class:`~headrace.exec.spill.SpillSpace` (a file, for the direct runner) whose index says where
+each sub-bucket's block is. ``close()`` returns one list of runs per partition: the in-memory table
 itself (:class:`MemoryRun`, single-process only) and/or :class:`FileRun` descriptors.
 
 Reader side (:func:`read_partition`): merges the runs of one partition. When everything fits the
@@ -24,16 +25,15 @@ several times the budget finishes with bounded memory.
 
 from __future__ import annotations
 
-import os
 import pickle
 import sys
-import uuid
 from collections import _count_elements, defaultdict  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from headrace.exec.keys import stable_hash
+from headrace.exec.spill import SpillSpace
 
 __all__ = ["FileRun", "GroupTable", "MemoryRun", "Merger", "read_partition"]
 
@@ -53,9 +53,9 @@ class MemoryRun:
 
 @dataclass
 class FileRun:
-    """One partition of a spill: block offsets per sub-bucket in one file."""
+    """One partition of a spill: block offsets per sub-bucket in one blob of the spill space."""
 
-    path: str
+    key: str
     index: dict[int, tuple[int, int]] = field(default_factory=dict)
     salt: int = 0
     # In-memory size per pickled byte (the writer's estimate over what it wrote): a pickled int
@@ -171,7 +171,7 @@ class GroupTable:
         mode: str,
         merger: Merger,
         num_partitions: int,
-        spill_dir: str,
+        spill: SpillSpace,
         budget_bytes: int,
         windowed: bool,
         track_ts: str | None = None,
@@ -183,7 +183,7 @@ class GroupTable:
         self.mode = mode
         self.merger = merger
         self.num_partitions = num_partitions
-        self.spill_dir = spill_dir
+        self.space = spill
         self.budget = budget_bytes
         self.windowed = windowed
         self.track_ts = track_ts  # None, "min" or "max": OUTPUT_AT_EARLIEST / OUTPUT_AT_LATEST
@@ -488,7 +488,7 @@ class GroupTable:
             if not any(buckets[p]):
                 runs.append(None)
                 continue
-            runs.append(write_file_run(self.spill_dir, buckets[p], salt=0))
+            runs.append(write_file_run(self.space, buckets[p], salt=0))
         written = sum(sum(n for _, n in r.index.values()) for r in runs if r is not None)
         ratio = max(1.0, self._estimate() / written) if written else 1.0
         for r in runs:
@@ -533,24 +533,24 @@ def _short(value: Any) -> str:
     return truncated_repr(value)
 
 
-def write_file_run(spill_dir: str, sub_buckets: list[list[Any]], salt: int) -> FileRun:
-    path = os.path.join(spill_dir, f"run-{uuid.uuid4().hex}.bin")
+def write_file_run(spill: SpillSpace, sub_buckets: list[list[Any]], salt: int) -> FileRun:
+    key, f = spill.create("run")
     index: dict[int, tuple[int, int]] = {}
-    with open(path, "wb") as f:
+    with f:
         for s, items in enumerate(sub_buckets):
             if not items:
                 continue
             data = pickle.dumps(items, protocol=_PROTO)
             index[s] = (f.tell(), len(data))
             f.write(data)
-    return FileRun(path, index, salt)
+    return FileRun(key, index, salt)
 
 
-def _load_block(run: FileRun, s: int) -> list[Any]:
+def _load_block(spill: SpillSpace, run: FileRun, s: int) -> list[Any]:
     span = run.index.get(s)
     if span is None:
         return []
-    with open(run.path, "rb") as f:
+    with spill.open(run.key) as f:
         f.seek(span[0])
         return pickle.loads(f.read(span[1]))
 
@@ -561,7 +561,7 @@ def read_partition(
     windowed: bool,
     track_ts: str | None,
     budget_bytes: int,
-    spill_dir: str,
+    spill: SpillSpace,
     mode: str,
 ) -> Iterator[tuple[dict[Any, Any], dict[Any, int] | None]]:
     """Yield merged (table, timestamps) pieces that together hold every group of the partition."""
@@ -572,17 +572,15 @@ def read_partition(
         return
     total = sum(r.nbytes for r in runs)
     if total <= budget_bytes:
-        yield _merge_all(runs, merger, track_ts, list(range(SUB_BUCKETS)), None, windowed, mode)
+        yield _merge_all(runs, merger, track_ts, list(range(SUB_BUCKETS)), spill, windowed, mode)
         return
     # Over budget: spill any in-memory run so that every run can be read sub-bucket by sub-bucket.
     file_runs = [r for r in runs if isinstance(r, FileRun)]
     for r in runs:
         if isinstance(r, MemoryRun):
-            file_runs.append(_memory_to_file(r, spill_dir, windowed, mode))
+            file_runs.append(_memory_to_file(r, spill, windowed, mode))
             r.table = {}
-    yield from _read_bucketed(
-        file_runs, merger, windowed, track_ts, budget_bytes, spill_dir, mode, 0
-    )
+    yield from _read_bucketed(file_runs, merger, windowed, track_ts, budget_bytes, spill, mode, 0)
 
 
 def _gk_hash(gk: Any, windowed: bool, mode: str, salt: int) -> int:
@@ -590,14 +588,14 @@ def _gk_hash(gk: Any, windowed: bool, mode: str, salt: int) -> int:
     return stable_hash(key, salt)
 
 
-def _memory_to_file(run: MemoryRun, spill_dir: str, windowed: bool, mode: str) -> FileRun:
+def _memory_to_file(run: MemoryRun, spill: SpillSpace, windowed: bool, mode: str) -> FileRun:
     buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
     ts = run.ts
     for gk, v in run.table.items():
         h = _gk_hash(gk, windowed, mode, 0)
         # partition count is 1 whenever a MemoryRun exists, so the sub-bucket is h % SUB_BUCKETS
         buckets[h % SUB_BUCKETS].append((gk, v, ts.get(gk)) if ts is not None else (gk, v))
-    out = write_file_run(spill_dir, buckets, salt=0)
+    out = write_file_run(spill, buckets, salt=0)
     written = out.nbytes
     out.mem_ratio = max(1.0, run.nbytes / written) if written else 1.0
     return out
@@ -609,7 +607,7 @@ def _read_bucketed(
     windowed: bool,
     track_ts: str | None,
     budget: int,
-    spill_dir: str,
+    spill: SpillSpace,
     mode: str,
     depth: int,
 ) -> Iterator[tuple[dict[Any, Any], dict[Any, int] | None]]:
@@ -618,27 +616,27 @@ def _read_bucketed(
         if not size:
             continue
         if size <= budget or depth >= 4:
-            yield _merge_all(runs, merger, track_ts, [s], None, windowed, mode)
+            yield _merge_all(runs, merger, track_ts, [s], spill, windowed, mode)
             continue
         # Still too big: split this sub-bucket again with another salt, one block at a time.
         salt = depth + 1
         sub_runs = []
         for r in runs:
-            items = _load_block(r, s)
+            items = _load_block(spill, r, s)
             if not items:
                 continue
             buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
             for item in items:
                 buckets[_gk_hash(item[0], windowed, mode, salt) % SUB_BUCKETS].append(item)
             del items
-            sub_run = write_file_run(spill_dir, buckets, salt)
+            sub_run = write_file_run(spill, buckets, salt)
             sub_run.mem_ratio = r.mem_ratio
             sub_runs.append(sub_run)
         yield from _read_bucketed(
-            sub_runs, merger, windowed, track_ts, budget, spill_dir, mode, depth + 1
+            sub_runs, merger, windowed, track_ts, budget, spill, mode, depth + 1
         )
         for r in sub_runs:
-            os.unlink(r.path)
+            spill.delete(r.key)
 
 
 def _merge_all(
@@ -646,7 +644,7 @@ def _merge_all(
     merger: Merger,
     track_ts: str | None,
     sub_buckets: list[int],
-    _unused: Any,
+    spill: SpillSpace,
     windowed: bool,
     mode: str,
 ) -> tuple[dict[Any, Any], dict[Any, int] | None]:
@@ -659,7 +657,7 @@ def _merge_all(
                 _merge_ts(ts_target, r.ts.items(), track_ts)
             continue
         for s in sub_buckets:
-            items = _load_block(r, s)
+            items = _load_block(spill, r, s)
             if not items:
                 continue
             if ts_target is not None:

@@ -15,6 +15,9 @@ Primitive kinds:
 ``Flatten``      merges several PCollections.
 ``WindowInto``   payload: the window function; re-assigns windows.
 ``Finalize``     payload: a finalizer; its input is handed over when the whole run succeeded.
+
+The kinds are named as constants, with the typed shape of each kind's ``params``, in
+:mod:`headrace.graph.kinds`; :mod:`headrace.graph.validate` checks a whole graph.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ import marshal
 import pickle
 import types
 from collections import ChainMap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import cloudpickle
+
+from headrace.graph.kinds import COMBINE_PER_KEY, PRIMITIVE_KINDS, executable_leaves
+from headrace.graph.validate import GraphError, validate_graph
 
 __all__ = [
     "PRIMITIVE_KINDS",
@@ -43,10 +49,9 @@ __all__ = [
     "dumps",
 ]
 
-PRIMITIVE_KINDS = frozenset(
-    {"Impulse", "Read", "ParDo", "GroupByKey", "CombinePerKey", "Flatten", "WindowInto", "Finalize"}
-)
 FORMAT_VERSION = 1
+
+_T = TypeVar("_T")
 
 
 def _load_code(data: bytes) -> types.CodeType:
@@ -289,21 +294,7 @@ class PipelineGraph:
 
     def primitives(self) -> list[TransformNode]:
         """Primitive transforms in the order they were applied (a topological order)."""
-        out: list[TransformNode] = []
-
-        def visit(tid: str) -> None:
-            node = self.transforms[tid]
-            if node.parts and node.kind != "CombinePerKey":
-                for part in node.parts:
-                    visit(part)
-            elif node.parts and node.kind == "CombinePerKey":
-                out.append(node)
-            else:
-                out.append(node)
-
-        for root in self.roots:
-            visit(root)
-        return out
+        return list(executable_leaves(self, lambda node: node.kind == COMBINE_PER_KEY))
 
     def consumers(self) -> dict[str, list[str]]:
         """PCollection id -> ids of the primitive transforms that read it (main or side input)."""
@@ -328,15 +319,38 @@ class PipelineGraph:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PipelineGraph:
+        """The graph ``to_dict`` wrote, checked by :func:`~headrace.graph.validate.validate_graph`.
+
+        A missing or mistyped field raises :class:`~headrace.graph.validate.GraphError` naming
+        the entry (transform label or PCollection id) and the field.
+        """
         if d.get("format") != FORMAT_VERSION:
             raise ValueError(
                 f"unsupported pipeline graph format {d.get('format')!r}; "
                 f"this headrace reads format {FORMAT_VERSION}"
             )
-        transforms = {t["id"]: TransformNode.from_dict(t) for t in d["transforms"]}
-        pcolls = {p["id"]: PCollectionNode.from_dict(p) for p in d["pcollections"]}
-        return cls(transforms=transforms, pcollections=pcolls, roots=tuple(d["roots"]))
+        transforms = {}
+        for i, t in enumerate(d.get("transforms", ())):
+            node = _decoded(TransformNode.from_dict, t, f"transform {t.get('label', f'#{i}')!r}")
+            transforms[node.id] = node
+        pcolls = {}
+        for i, p in enumerate(d.get("pcollections", ())):
+            pc = _decoded(PCollectionNode.from_dict, p, f"PCollection {p.get('id', f'#{i}')!r}")
+            pcolls[pc.id] = pc
+        graph = cls(transforms=transforms, pcollections=pcolls, roots=tuple(d.get("roots", ())))
+        return validate_graph(graph)
 
     @classmethod
     def from_json(cls, text: str) -> PipelineGraph:
         return cls.from_dict(json.loads(text))
+
+
+def _decoded(make: Callable[[Mapping[str, Any]], _T], entry: Any, what: str) -> _T:
+    if not isinstance(entry, Mapping):
+        raise GraphError(f"{what}: expected an object, got {type(entry).__name__}")
+    try:
+        return make(entry)
+    except KeyError as e:
+        raise GraphError(f"{what}: missing field {e.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise GraphError(f"{what}: malformed ({e})") from None

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from headrace.graph.kinds import COMBINE_PER_KEY, RESHUFFLE, executable_leaves
 from headrace.graph.nodes import PipelineGraph, TransformNode
 from headrace.plan.udf import pairs_with_constant
 
@@ -162,18 +163,10 @@ def _liftable(graph: PipelineGraph, node: TransformNode) -> bool:
 def leaves_of(graph: PipelineGraph) -> Iterator[TransformNode]:
     """Executable leaves in application (topological) order."""
 
-    def visit(tid: str) -> Iterator[TransformNode]:
-        node = graph.transforms[tid]
-        if (node.kind == "CombinePerKey" and _liftable(graph, node)) or node.kind == "Reshuffle":
-            yield node
-        elif node.parts:
-            for part in node.parts:
-                yield from visit(part)
-        elif node.kind != "Composite":
-            yield node
+    def whole(node: TransformNode) -> bool:
+        return (node.kind == COMBINE_PER_KEY and _liftable(graph, node)) or node.kind == RESHUFFLE
 
-    for root in graph.roots:
-        yield from visit(root)
+    return executable_leaves(graph, whole)
 
 
 class _Builder:

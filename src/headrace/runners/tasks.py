@@ -34,6 +34,12 @@ from headrace.exec.operators import (
     _strip,
 )
 from headrace.exec.sideinputs import NO_DEFAULT, SideInput
+from headrace.exec.spill import SpillSpace
+from headrace.exec.windowing import (
+    group_merged_windows,
+    timestamp_tracking,
+    transformed_output_time,
+)
 from headrace.graph.nodes import Payload
 from headrace.model.metrics import MetricsContainer, MetricUpdates, set_current_container
 from headrace.model.timestamp import MIN_US
@@ -42,9 +48,9 @@ from headrace.model.window import (
     PANE_ONLY_FIRING,
     TimestampedValue,
     WindowedValue,
-    WindowFn,
 )
 from headrace.plan.stages import ExecutionPlan, Grouping, Stage
+from headrace.runners.events import capture_logs
 
 __all__ = ["Cancelled", "TaskContext", "TaskInput", "TaskResult", "run_stage_task"]
 
@@ -68,7 +74,7 @@ class TaskContext:
     """Settings shared by the tasks of a run."""
 
     num_partitions: int
-    spill_dir: str
+    spill: SpillSpace  # where this run's shuffle runs and collections live
     budget_bytes: int
     bundle_size: int
     in_memory_handoff: bool
@@ -89,6 +95,7 @@ class TaskResult:
     elements_out: int
     seconds: float
     spills: int = 0
+    logs: list[tuple[str | None, int, str, str]] = field(default_factory=list)  # see events
 
 
 def _load_windowfn(payload: Payload | None) -> Any:
@@ -137,7 +144,7 @@ class _TaskBuilder:
                 mode=_mode(self.plan, g),
                 merger=_merger(g),
                 num_partitions=self.ctx.num_partitions,
-                spill_dir=self.ctx.spill_dir,
+                spill=self.ctx.spill,
                 budget_bytes=self.ctx.budget_bytes,
                 windowed=self.windowed(g.input),
                 track_ts=_track_ts(self.plan, g),
@@ -152,7 +159,7 @@ class _TaskBuilder:
         c = self.collectors.get(pid)
         if c is None:
             c = Collector(
-                self.ctx.spill_dir,
+                self.ctx.spill,
                 self.ctx.budget_bytes,
                 self.ctx.in_memory_handoff,
                 self.ctx.bundle_size,
@@ -205,9 +212,8 @@ class _TaskBuilder:
     def _side_input(self, label: str, s: Any, i: int) -> SideInput:
         pc = self.plan.graph.pcollections[s.pcollection]
         producer = self.plan.graph.transforms[pc.producer].label
-        elements = [
-            e for chunk in read_collection(self.ctx.side_data.get(s.pcollection, [])) for e in chunk
-        ]
+        runs = self.ctx.side_data.get(s.pcollection, [])
+        elements = [e for chunk in read_collection(runs, self.ctx.spill) for e in chunk]
         return SideInput(
             kind=s.view,
             elements=elements,
@@ -241,12 +247,7 @@ def _merger(g: Grouping) -> Merger:
 
 
 def _track_ts(plan: ExecutionPlan, g: Grouping) -> str | None:
-    combiner = plan.graph.pcollections[g.input].windowing.timestamp_combiner
-    if combiner in ("OUTPUT_AT_EARLIEST", "OUTPUT_AT_EARLIEST_TRANSFORMED"):
-        return "min"
-    if combiner == "OUTPUT_AT_LATEST":
-        return "max"
-    return None
+    return timestamp_tracking(plan.graph.pcollections[g.input].windowing.timestamp_combiner)
 
 
 def _chunks(items: Iterator[Any] | list[Any], n: int) -> Iterator[list[Any]]:
@@ -293,11 +294,11 @@ def _grouping_chunks(
     merger.setup()
     try:
         for table, ts in read_partition(
-            runs, merger, in_windowed, track, ctx.budget_bytes, ctx.spill_dir, mode
+            runs, merger, in_windowed, track, ctx.budget_bytes, ctx.spill, mode
         ):
             if mode == "merging":
                 yield from _chunks(
-                    _merged_windows(table, window_fn, track, out_windowed, transformed), n
+                    group_merged_windows(table, window_fn, track, out_windowed, transformed), n
                 )
                 continue
             if not in_windowed:
@@ -323,7 +324,7 @@ def _grouping_chunks(
                     continue
                 t = ts[(k, w)] if ts is not None else w.max_timestamp_us()
                 if transformed and window_fn is not None:
-                    t = _transformed(window_fn, w, t)
+                    t = transformed_output_time(window_fn, w, t)
                 result.append(WindowedValue(value, t, (w,), PANE_ONLY_FIRING))
             yield from _chunks(result, n)
     finally:
@@ -334,46 +335,6 @@ def _global_end() -> int:
     from headrace.model.window import GLOBAL_WINDOW_MAX_US
 
     return GLOBAL_WINDOW_MAX_US
-
-
-def _transformed(window_fn: Any, window: Any, t: int) -> int:
-    from headrace.model.timestamp import Timestamp, to_micros
-
-    return to_micros(window_fn.get_transformed_output_time(window, Timestamp(micros=t)))
-
-
-def _merged_windows(
-    table: dict[Any, list[Any]],
-    window_fn: Any,
-    track: str | None,
-    out_windowed: bool,
-    transformed: bool,
-) -> Iterator[Any]:
-    for k, entries in table.items():
-        windows = {w for w, _, _ in entries}
-        ctx = WindowFn.MergeContext(windows)
-        window_fn.merge(ctx)
-        mapping = {}
-        for merged_from, result in ctx.merges:
-            for w in merged_from:
-                mapping[w] = result
-        groups: dict[Any, list[Any]] = {}
-        times: dict[Any, int] = {}
-        for w, t, v in entries:
-            mw = mapping.get(w, w)
-            groups.setdefault(mw, []).append(v)
-            cur = times.get(mw)
-            if cur is None or (t < cur if track == "min" else t > cur):
-                times[mw] = t
-        for mw in sorted(groups, key=lambda w: w.max_timestamp_us()):
-            value = (k, groups[mw])
-            if not out_windowed:
-                yield value
-                continue
-            t = times[mw] if track else mw.max_timestamp_us()
-            if transformed:
-                t = _transformed(window_fn, mw, t)
-            yield WindowedValue(value, t, (mw,), PANE_ONLY_FIRING)
 
 
 def root_chunks(
@@ -397,7 +358,7 @@ def root_chunks(
         yield from _grouping_chunks(plan, plan.groupings[root.node], task.runs, ctx)
     elif root.kind == "collection":
         strip = root.node in plan.windowed and root.pcoll not in plan.windowed
-        for chunk in read_collection(task.collection, task.part):
+        for chunk in read_collection(task.collection, ctx.spill, task.part):
             yield _strip(chunk) if strip else chunk
 
 
@@ -405,8 +366,10 @@ def run_stage_task(
     plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: TaskContext
 ) -> TaskResult:
     """Run one task of ``stage``; see the module docstring for the order of events."""
-    with relaxed_gc():
-        return _run_stage_task(plan, stage, task, ctx)
+    with relaxed_gc(), capture_logs() as logs:
+        result = _run_stage_task(plan, stage, task, ctx)
+    result.logs = logs
+    return result
 
 
 def _run_stage_task(

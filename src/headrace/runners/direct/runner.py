@@ -4,39 +4,46 @@ States of a run (:class:`DirectPipelineResult`): ``RUNNING`` from ``run()``; the
 every stage finished and every sink committed, ``FAILED`` when a task or a commit raised, or
 ``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state.
 
-The coordinator walks the stages in plan order. For each it makes the tasks (source splits, one
-per partition of a grouping, or runs of a collection), runs them (inline, or in the worker pool),
-and keeps what they wrote: grouping runs per partition, collection runs, metric updates. After the
-last stage it hands each ``Finalize`` its records (``commit``); on failure it calls ``abort``
-instead, so no sink output becomes visible. Spill and shuffle files live in one temporary folder
-per run, removed at the end.
+A batch run is the runner-neutral :class:`~headrace.runners.coordinator.BatchCoordinator` on one
+of two executors: :class:`~headrace.runners.executors.InlineExecutor` (the default, and the
+reference path) or :class:`~headrace.runners.direct.workers.LocalProcessExecutor` (with
+``direct_running_mode='multi_processing'`` and ``direct_num_workers > 1``), in a thread of its
+own. Spill and shuffle blobs live in a :class:`~headrace.exec.spill.LocalSpillSpace`: one
+temporary folder per run, removed at the end. A streaming run is a
+:class:`~headrace.runners.direct.streaming.StreamingRun`.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from headrace.exec.collect import CollectionRun, read_collection
 from headrace.exec.errors import annotate
-from headrace.exec.grouping import Run
+from headrace.exec.spill import LocalSpillSpace
 from headrace.graph.nodes import PipelineGraph
+from headrace.graph.validate import validate_graph
 from headrace.model.metrics import DirectMetricResults, MetricUpdates
 from headrace.model.result import PipelineResult, PipelineState
-from headrace.model.window import WindowedValue
-from headrace.plan.stages import ExecutionPlan, Stage, build_plan
+from headrace.plan.stages import ExecutionPlan, build_plan
+from headrace.runners import events
+from headrace.runners.coordinator import BatchCoordinator, StageProgress
+from headrace.runners.direct.steps import StreamingProgress
 from headrace.runners.direct.streaming import StreamingRun
-from headrace.runners.direct.workers import TaskFailure, WorkerPool
-from headrace.runners.tasks import Cancelled, TaskContext, TaskInput, TaskResult, run_stage_task
+from headrace.runners.direct.workers import LocalProcessExecutor
+from headrace.runners.executors import Executor, InlineExecutor
+from headrace.runners.tasks import Cancelled
 
 __all__ = ["DirectPipelineResult", "DirectRunner", "StageProgress"]
 
 _LOGGER = logging.getLogger(__name__)
+
+# The state every step of a streaming run shows once the run ended.
+_STEP_STATES = {PipelineState.DONE: "done", PipelineState.CANCELLED: "cancelled"}
 
 
 @dataclass
@@ -83,26 +90,11 @@ class DirectSettings:
                 self.num_workers,
             )
 
-
-@dataclass
-class StageProgress:
-    """Live counts of one stage, for progress displays."""
-
-    name: str
-    state: str = "pending"  # pending -> running -> done | failed
-    started: float | None = None
-    elements_in: int = 0
-    elements_out: int = 0
-    seconds: float = 0.0
-    tasks: int = 0
-    spills: int = 0
-
-
-@dataclass
-class _RunState:
-    groupings: dict[str, list[list[Run]]] = field(default_factory=dict)
-    collections: dict[str, list[CollectionRun]] = field(default_factory=dict)
-    metrics: MetricUpdates = field(default_factory=MetricUpdates)
+    def executor(self) -> Executor:
+        """The executor of a batch run with these settings."""
+        if self.multi_process:
+            return LocalProcessExecutor(self.num_workers)
+        return InlineExecutor()
 
 
 class DirectRunner:
@@ -113,10 +105,17 @@ class DirectRunner:
     ``direct_bundle_size`` for elements per chunk. Worker settings that cannot take effect
     (workers without ``multi_processing``, or on a streaming run) are logged as a warning on this
     module's logger, naming the option and saying the run uses this one process.
+
+    ``executor`` (for tests and other runners' experiments) makes the executor of every batch
+    run from its settings, instead of the inline or local-process one the options choose.
     """
+
+    def __init__(self, executor: Callable[[DirectSettings], Executor] | None = None) -> None:
+        self.make_executor = executor
 
     def run_pipeline(self, pipeline: Any, options: Any) -> DirectPipelineResult:
         graph: PipelineGraph = pipeline.to_graph() if hasattr(pipeline, "to_graph") else pipeline
+        validate_graph(graph)
         settings = DirectSettings.from_options(options)
         unbounded = any(not pc.bounded for pc in graph.pcollections.values())
         triggered = any(pc.windowing.trigger is not None for pc in graph.pcollections.values())
@@ -140,7 +139,8 @@ class DirectRunner:
             streaming = StreamingRun(graph, threading.Event())
             result = DirectPipelineResult(None, settings, streaming)
         else:
-            result = DirectPipelineResult(build_plan(graph), settings)
+            executor = self.make_executor(settings) if self.make_executor else None
+            result = DirectPipelineResult(build_plan(graph), settings, executor=executor)
         result._start()
         return result
 
@@ -153,18 +153,35 @@ class DirectPipelineResult(PipelineResult):
         plan: ExecutionPlan | None,
         settings: DirectSettings,
         streaming: StreamingRun | None = None,
+        executor: Executor | None = None,
     ) -> None:
         super().__init__(PipelineState.RUNNING)
         self.plan = plan
         self.settings = settings
         self.streaming = streaming
-        self.progress = [StageProgress(s.name) for s in plan.stages] if plan else []
         self._error: BaseException | None = None
         self._cancel = threading.Event()
         self._done = threading.Event()
-        self._pool: WorkerPool | None = None
         self._metrics = MetricUpdates()
         self._thread: threading.Thread | None = None
+        self.run_id = f"run-{uuid.uuid4().hex[:12]}"
+        self.coordinator: BatchCoordinator | None = None
+        if plan is not None:
+            self.executor = executor if executor is not None else settings.executor()
+            self.coordinator = BatchCoordinator(
+                plan,
+                self.executor,
+                LocalSpillSpace.make_temporary(),
+                budget_bytes=settings.budget_mb * 1024 * 1024,
+                bundle_size=settings.bundle_size,
+                cancel=self._cancel,
+                run_id=self.run_id,
+            )
+            self.progress: list[StageProgress] = self.coordinator.progress
+        else:
+            assert streaming is not None
+            self._steps = StreamingProgress(streaming, self.run_id)
+            self.progress = self._steps.progress
         self.started = time.perf_counter()
         self.finished: float | None = None
 
@@ -184,14 +201,10 @@ class DirectPipelineResult(PipelineResult):
         return self._state
 
     def cancel(self) -> PipelineState:
-        if not self._done.is_set():
-            self._cancel.set()
-            if self._pool is not None:
-                self._pool.close(terminate=True)
+        self._cancel.set()
         if self.streaming is not None:
             self.streaming.cancelled.set()
-        if not self._done.is_set():
-            self._done.wait()
+        self._done.wait()
         return self._state
 
     def metrics(self) -> DirectMetricResults:
@@ -201,7 +214,7 @@ class DirectPipelineResult(PipelineResult):
     def error(self) -> BaseException | None:
         return self._error
 
-    # -- coordinator -----------------------------------------------------------------------------
+    # -- running ---------------------------------------------------------------------------------
 
     @property
     def batch_plan(self) -> ExecutionPlan:
@@ -209,46 +222,55 @@ class DirectPipelineResult(PipelineResult):
         return self.plan
 
     def _start(self) -> None:
-        if self.streaming is not None:
-            target = self._run_streaming
-        else:
+        names = tuple(p.name for p in self.progress)
+        events.emit(
+            events.RunSubmitted(self.run_id, self.streaming is not None, names, result=self)
+        )
+        if self.coordinator is not None:
+            # Worker processes fork here, in the thread that called run(), before the
+            # coordinator thread exists.
+            self.executor.start(self.batch_plan)
             target = self._run
-        if self.settings.multi_process and self.streaming is None:
-            self._pool = WorkerPool(self.settings.num_workers, self.batch_plan)
+        else:
+            target = self._run_streaming
         self._thread = threading.Thread(target=target, name="headrace-direct", daemon=True)
         self._thread.start()
 
+    def _finished(self) -> None:
+        self.finished = time.perf_counter()
+        error = None if self._error is None else f"{type(self._error).__name__}: {self._error}"
+        events.emit(events.RunFinished(self.run_id, self._state.name, error))
+        self._done.set()
+
     def _run(self) -> None:
-        spill_dir = tempfile.mkdtemp(prefix="headrace-run-")
-        state = _RunState()
+        coordinator = self.coordinator
+        assert coordinator is not None
+        events.emit(events.RunStarted(self.run_id))
         try:
-            for stage in self.batch_plan.stages:
-                if self._cancel.is_set():
-                    raise Cancelled()
-                self._run_stage(stage, state, spill_dir)
-            self._metrics = state.metrics
-            self._commit(state)
+            coordinator.run()
             self._state = PipelineState.DONE
         except BaseException as e:
-            self._metrics = state.metrics
-            self._abort(state)
             if isinstance(e, Cancelled) or self._cancel.is_set():
                 self._state = PipelineState.CANCELLED
             else:
                 self._error = e
                 self._state = PipelineState.FAILED
         finally:
-            if self._pool is not None and not self._cancel.is_set():
-                self._pool.close()
-            shutil.rmtree(spill_dir, ignore_errors=True)
-            self.finished = time.perf_counter()
-            self._done.set()
+            self._metrics = coordinator.outputs.metrics
+            try:
+                self.executor.close(cancel=self._cancel.is_set() or self._error is not None)
+            finally:
+                coordinator.spill.cleanup()
+                self._finished()
 
     def _run_streaming(self) -> None:
         run = self.streaming
         assert run is not None
+        events.emit(events.RunStarted(self.run_id))
+        self._steps.start()
         try:
-            run.run()
+            with events.capture_logs(self.run_id):
+                run.run()
             self._metrics = run.metric_updates()
             if run.cancelled.is_set():
                 self._abort_streaming(run)
@@ -276,8 +298,8 @@ class DirectPipelineResult(PipelineResult):
             except Exception as e:  # closing must not hide the run's own outcome
                 if self._error is not None:
                     self._error.add_note(f"headrace: closing the sources also failed: {e!r}")
-            self.finished = time.perf_counter()
-            self._done.set()
+            self._steps.stop(_STEP_STATES.get(self._state, "failed"))
+            self._finished()
 
     def _abort_streaming(self, run: StreamingRun) -> None:
         for tid, records in run.finalize_records.items():
@@ -288,124 +310,3 @@ class DirectPipelineResult(PipelineResult):
                 except Exception as e:
                     if self._error is not None:
                         self._error.add_note(f"headrace: aborting {node.label!r} failed: {e!r}")
-
-    def _partitions(self) -> int:
-        return self.settings.num_workers if self.settings.multi_process else 1
-
-    def _tasks(self, stage: Stage, state: _RunState) -> list[TaskInput]:
-        root, n = stage.root, self._partitions()
-        if root.kind == "source":
-            node = self.batch_plan.leaves[root.node]
-            assert node.payload is not None
-            source = node.payload.load()
-            try:
-                splits = source.split(n) if n > 1 else [source]
-            except Exception as e:
-                raise annotate(e, node.label, what="split()") from None
-            tasks = [TaskInput(sources=splits[i::n]) for i in range(min(n, len(splits)))]
-            return tasks
-        if root.kind == "impulse":
-            return [TaskInput(sources=[None])]
-        if root.kind == "grouping":
-            parts = state.groupings.get(root.node, [])
-            return [TaskInput(runs=runs) for runs in parts if runs]
-        if root.kind == "collection":
-            runs = state.collections.get(root.node, [])
-            return [TaskInput(collection=runs, part=(i, n)) for i in range(n)] if runs else []
-        return [TaskInput()]
-
-    def _context(self, state: _RunState, spill_dir: str, progress: StageProgress) -> TaskContext:
-        per_process = self.settings.budget_mb * 1024 * 1024
-
-        def on_chunk(n: int) -> None:
-            progress.elements_in += n
-
-        return TaskContext(
-            num_partitions=self._partitions(),
-            spill_dir=spill_dir,
-            budget_bytes=per_process,
-            bundle_size=self.settings.bundle_size,
-            in_memory_handoff=not self.settings.multi_process,
-            side_data={pid: state.collections.get(pid, []) for pid in self._side_inputs()},
-            cancelled=None if self.settings.multi_process else self._cancel.is_set,
-            on_chunk=None if self.settings.multi_process else on_chunk,
-        )
-
-    def _side_inputs(self) -> set[str]:
-        return {s.pcollection for n in self.batch_plan.leaves.values() for s in n.side_inputs}
-
-    def _run_stage(self, stage: Stage, state: _RunState, spill_dir: str) -> None:
-        progress = self.progress[stage.id]
-        progress.state = "running"
-        started = progress.started = time.perf_counter()
-        try:
-            self._run_stage_tasks(stage, state, spill_dir, progress)
-        except BaseException:
-            progress.state = "failed"
-            raise
-        progress.seconds = time.perf_counter() - started
-        progress.state = "done"
-
-    def _run_stage_tasks(
-        self, stage: Stage, state: _RunState, spill_dir: str, progress: StageProgress
-    ) -> None:
-        tasks = self._tasks(stage, state)
-        progress.tasks = len(tasks)
-        ctx = self._context(state, spill_dir, progress)
-        results: list[TaskResult] = []
-        if self._pool is None:
-            for task in tasks:
-                results.append(run_stage_task(self.batch_plan, stage, task, ctx))
-        else:
-            pending = [self._pool.submit(stage.id, task, ctx) for task in tasks]
-            for handle in pending:
-                while not handle.ready():
-                    handle.wait(0.05)
-                    if self._cancel.is_set():
-                        raise Cancelled()
-                outcome = handle.get()
-                if isinstance(outcome, TaskFailure):
-                    raise outcome.rebuild()
-                results.append(outcome)
-                progress.elements_in += outcome.elements_in
-        for r in results:
-            for gid, parts in r.groupings.items():
-                target = state.groupings.setdefault(gid, [[] for _ in range(len(parts))])
-                for p, runs in enumerate(parts):
-                    target[p].extend(runs)
-            for pid, coll_runs in r.collections.items():
-                state.collections.setdefault(pid, []).extend(coll_runs)
-            state.metrics.merge(r.metrics)
-            progress.elements_out += r.elements_out
-            progress.spills += r.spills
-
-    def _finalize_records(self, state: _RunState, pid: str) -> list[Any]:
-        records: list[Any] = []
-        for chunk in read_collection(state.collections.get(pid, [])):
-            records.extend(x.value if type(x) is WindowedValue else x for x in chunk)
-        return records
-
-    def _commit(self, state: _RunState) -> None:
-        for tid, pid in self.batch_plan.finalizers:
-            node = self.batch_plan.leaves[tid]
-            assert node.payload is not None
-            finalizer = node.payload.load()
-            try:
-                finalizer.commit(self._finalize_records(state, pid))
-            except Exception as e:
-                raise annotate(e, node.label, what="commit") from None
-
-    def _abort(self, state: _RunState) -> None:
-        for tid, pid in self.batch_plan.finalizers:
-            node = self.batch_plan.leaves[tid]
-            assert node.payload is not None
-            records: list[Any] = []
-            try:
-                records = self._finalize_records(state, pid)
-            except Exception:
-                pass
-            try:
-                node.payload.load().abort(records)
-            except Exception as e:  # keep the original failure; report this one beside it
-                if self._error is not None:
-                    self._error.add_note(f"headrace: aborting {node.label!r} also failed: {e!r}")

@@ -39,11 +39,12 @@ from headrace.exec.gcpolicy import relaxed_gc
 from headrace.exec.operators import FlattenOperator, Operator, ParDoOperator, WindowIntoOperator
 from headrace.exec.panes import PaneEngine
 from headrace.exec.sideinputs import NO_DEFAULT, SideInput
+from headrace.exec.stateful import StatefulParDo
+from headrace.graph.kinds import COMBINE_PER_KEY, executable_leaves
 from headrace.graph.nodes import PipelineGraph, TransformNode
 from headrace.model.metrics import Metrics, MetricsContainer, MetricUpdates, set_current_container
 from headrace.model.timestamp import MAX_US, MIN_US, to_micros
 from headrace.model.window import GLOBAL_WINDOWS_TUPLE, TimestampedValue, WindowedValue
-from headrace.runners.direct.stateful import StatefulParDo
 
 __all__ = ["StreamingRun", "streaming_leaves"]
 
@@ -65,21 +66,13 @@ def streaming_leaves(graph: PipelineGraph) -> Iterator[TransformNode]:
     """Primitives in topological order. A CombinePerKey without extra arguments is one step (its
     pane engine combines values as they arrive); other composites run as their parts."""
 
-    def visit(tid: str) -> Iterator[TransformNode]:
-        node = graph.transforms[tid]
-        if node.kind == "CombinePerKey" and node.payload is not None:
+    def whole(node: TransformNode) -> bool:
+        if node.kind == COMBINE_PER_KEY and node.payload is not None:
             _, args, kwargs = node.payload.load()
-            if not args and not kwargs:
-                yield node
-                return
-        if node.parts:
-            for part in node.parts:
-                yield from visit(part)
-        elif node.kind != "Composite":
-            yield node
+            return not args and not kwargs
+        return False
 
-    for root in graph.roots:
-        yield from visit(root)
+    return executable_leaves(graph, whole)
 
 
 class Clock:

@@ -1,27 +1,42 @@
-"""Worker processes for ``direct_running_mode='multi_processing'``.
+"""Worker processes for ``direct_running_mode='multi_processing'``: the local process executor.
 
-The pool is forked from the thread that calls ``Pipeline.run()`` (before any coordinator thread
-exists), after the execution plan has been stored in :data:`_PLAN`, so every worker inherits the
-plan without it being sent again. A task message carries only the stage id, the task's input
-descriptors (source splits or file runs) and the shared context; results come back as small
-descriptors of the files the task wrote.
+:class:`LocalProcessExecutor` forks its workers from the thread that calls ``Pipeline.run()``
+(before any coordinator thread exists) and inherits the execution plan from the fork, so the
+plan is never sent; a worker that replaces a dead one is forked later, from the coordinator
+thread. A task message carries only the stage id, the task's input descriptors (source splits or
+spill-space runs) and the shared context; results come back as small descriptors of the blobs
+the task wrote.
+
+Each worker has its own pipe and runs one task at a time, so the executor always knows which task
+a worker holds. The coordinator's ``wait`` pumps the pool: it hands queued tasks to idle workers,
+reads finished results, and watches every worker's process sentinel. A worker that dies without
+answering (SIGKILL from the OOM killer, ``os._exit`` in user code, a crash in a C extension) is
+replaced, and its task is run once more on the new worker; if the task's second worker dies as
+well, the task fails with :class:`~headrace.runners.executors.WorkerLost` naming the stage, the
+worker and the signal, and the run fails instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
 import pickle
 import signal
+import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from headrace.plan.stages import ExecutionPlan
+from headrace.plan.stages import ExecutionPlan, Stage
+from headrace.runners.executors import TaskFuture, WorkerLost
 from headrace.runners.tasks import TaskContext, TaskInput, TaskResult, run_stage_task
 
-__all__ = ["TaskFailure", "WorkerPool"]
+__all__ = ["LocalProcessExecutor", "TaskFailure"]
 
-_PLAN: ExecutionPlan | None = None
+# How many times a task runs at most when its worker process dies under it.
+MAX_ATTEMPTS = 2
 
 
 @dataclass
@@ -45,14 +60,11 @@ class TaskFailure:
         return exc
 
 
-def _init_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
-
-
-def _run_task(stage_id: int, task: TaskInput, ctx: TaskContext) -> TaskResult | TaskFailure:
-    assert _PLAN is not None
+def _run_task(
+    plan: ExecutionPlan, stage_id: int, task: TaskInput, ctx: TaskContext
+) -> TaskResult | TaskFailure:
     try:
-        return run_stage_task(_PLAN, _PLAN.stages[stage_id], task, ctx)
+        return run_stage_task(plan, plan.stages[stage_id], task, ctx)
     except BaseException as e:
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         try:
@@ -63,22 +75,184 @@ def _run_task(stage_id: int, task: TaskInput, ctx: TaskContext) -> TaskResult | 
         return TaskFailure(data, f"{type(e).__name__}: {e}", tb)
 
 
-class WorkerPool:
-    """N forked worker processes running stage tasks."""
+def _worker_main(conn: multiprocessing.connection.Connection, plan: ExecutionPlan) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        conn.send(_run_task(plan, *message))
 
-    def __init__(self, num_workers: int, plan: ExecutionPlan) -> None:
-        global _PLAN
-        _PLAN = plan
-        ctx = multiprocessing.get_context("fork")
-        self.pool = ctx.Pool(num_workers, initializer=_init_worker)
-        self.num_workers = num_workers
 
-    def submit(self, stage_id: int, task: TaskInput, ctx: TaskContext) -> Any:
-        return self.pool.apply_async(_run_task, (stage_id, task, ctx))
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by signal {-exitcode} ({name})"
+    return f"exited with status {exitcode}"
 
-    def close(self, terminate: bool = False) -> None:
-        if terminate:
-            self.pool.terminate()
-        else:
-            self.pool.close()
-        self.pool.join()
+
+class _Future:
+    def __init__(self, pool: LocalProcessExecutor, stage: Stage, message: tuple[Any, ...]) -> None:
+        self.pool = pool
+        self.stage = stage
+        self.message = message
+        self.attempts = 0
+        self.done = False
+        self.outcome: TaskResult | BaseException | None = None
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.pool.pump(left)
+        return True
+
+    def result(self) -> TaskResult:
+        assert self.done, "wait() for the task first"
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        assert self.outcome is not None
+        return self.outcome
+
+    def finish(self, outcome: TaskResult | BaseException) -> None:
+        self.outcome = outcome
+        self.done = True
+
+
+class _Worker:
+    def __init__(self, ctx: Any, plan: ExecutionPlan) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, plan), daemon=True)
+        self.process.start()
+        child.close()
+        self.task: _Future | None = None
+
+
+class LocalProcessExecutor:
+    """N forked worker processes running stage tasks; a dead worker is replaced (see module)."""
+
+    name = "local_processes"
+    shares_memory = False
+
+    def __init__(self, num_workers: int) -> None:
+        self.parallelism = num_workers
+        self._ctx = multiprocessing.get_context("fork")
+        self._workers: list[_Worker] = []
+        self._queue: deque[_Future] = deque()
+        self._plan: ExecutionPlan | None = None
+
+    def start(self, plan: ExecutionPlan) -> None:
+        self._plan = plan
+        self._workers = [_Worker(self._ctx, plan) for _ in range(self.parallelism)]
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the current workers (for monitoring, and tests that kill one)."""
+        return [w.process.pid for w in self._workers]
+
+    def submit(self, stage: Stage, task: TaskInput, ctx: TaskContext) -> TaskFuture:
+        future = _Future(self, stage, (stage.id, task, ctx))
+        self._queue.append(future)
+        self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        for i, worker in enumerate(self._workers):
+            if not self._queue:
+                return
+            if worker.task is None and not worker.process.is_alive():
+                # Died while idle (killed from outside): replace it before it gets a task.
+                assert self._plan is not None
+                worker.conn.close()
+                worker.process.join()
+                worker = self._workers[i] = _Worker(self._ctx, self._plan)
+            if worker.task is None:
+                future = self._queue.popleft()
+                future.attempts += 1
+                worker.task = future
+                try:
+                    worker.conn.send(future.message)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the worker died; pump() sees its sentinel and handles the task
+                except Exception as e:  # the task itself cannot be sent (does not pickle)
+                    worker.task = None
+                    future.finish(e)
+
+    def pump(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for news from the workers and act on it (see the module)."""
+        busy = [w for w in self._workers if w.task is not None]
+        if not busy:
+            self._dispatch()
+            busy = [w for w in self._workers if w.task is not None]
+            if not busy:
+                time.sleep(min(timeout, 0.01))
+                return
+        waitables: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(multiprocessing.connection.wait(waitables, timeout))
+        for worker in busy:
+            future = worker.task
+            assert future is not None
+            if worker.conn in ready:
+                try:
+                    outcome = worker.conn.recv()
+                except (EOFError, OSError):
+                    outcome = None  # died while answering: handled as a death below
+                if outcome is not None:
+                    worker.task = None
+                    if isinstance(outcome, TaskFailure):
+                        future.finish(outcome.rebuild())
+                    else:
+                        future.finish(outcome)
+                    continue
+            if worker.conn in ready or worker.process.sentinel in ready:
+                self._replace(worker)
+        self._dispatch()
+
+    def _replace(self, worker: _Worker) -> None:
+        """The worker died holding a task: start another worker; retry the task or fail it."""
+        future = worker.task
+        assert future is not None
+        worker.process.join(5)
+        how = _how_it_ended(worker.process.exitcode)
+        pid = worker.process.pid
+        worker.conn.close()
+        assert self._plan is not None
+        self._workers[self._workers.index(worker)] = _Worker(self._ctx, self._plan)
+        if future.attempts < MAX_ATTEMPTS:
+            self._queue.appendleft(future)
+            return
+        future.finish(
+            WorkerLost(
+                f"stage {future.stage.name!r}: the worker process (pid {pid}) running one of its "
+                f"tasks {how}, after the task had already been retried once on a fresh worker "
+                f"(attempt {future.attempts} of {MAX_ATTEMPTS}); a worker killed by SIGKILL is "
+                "often the out-of-memory killer: lower direct_memory_budget_mb or the size of "
+                "what one element makes"
+            )
+        )
+
+    def close(self, cancel: bool = False) -> None:
+        workers, self._workers = self._workers, []
+        for w in workers:
+            if cancel or w.task is not None:
+                w.process.terminate()
+            else:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    w.process.terminate()
+        for w in workers:
+            w.process.join(5)
+            if w.process.is_alive():
+                os.kill(w.process.pid, signal.SIGKILL)
+                w.process.join()
+            w.conn.close()
+        self._queue.clear()

@@ -22,12 +22,13 @@ from typing import Any
 
 from headrace.exec.errors import annotate
 from headrace.exec.userstate import StateScope, StateStore, TimerQueue
+from headrace.exec.windowing import merges
 from headrace.graph.nodes import TransformNode, WindowingStrategy
 from headrace.model.metrics import MetricsContainer, set_current_container
 from headrace.model.pvalue import TaggedOutput
 from headrace.model.timestamp import MAX_US, MIN_US, Timestamp
 from headrace.model.userstate import TimeDomain, check_merging_windows, describe_stateful_dofn
-from headrace.model.window import GLOBAL_WINDOWS_TUPLE, TimestampedValue, WindowedValue, WindowFn
+from headrace.model.window import GLOBAL_WINDOWS_TUPLE, TimestampedValue, WindowedValue
 
 __all__ = ["StatefulParDo"]
 
@@ -183,11 +184,8 @@ class StatefulParDo:
         state and timers into the merged windows; return the windows the element now lives in."""
         active = self.active.setdefault(key, set())
         active.update(new_windows)
-        context = WindowFn.MergeContext(active)
-        window_fn: Any = self.window_fn
-        window_fn.merge(context)
         mapping = {}
-        for olds, merged in context.merges:
+        for olds, merged in merges(self.window_fn, active):
             self.store.merge_windows(key, olds, merged)
             self.timers.merge_windows(key, olds, merged)
             active.difference_update(olds)
