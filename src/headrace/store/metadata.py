@@ -56,6 +56,7 @@ from headrace.store.refs import validate_name
 from headrace.store.schema import (
     _COMMIT_COLUMNS,
     _COMMIT_SEQ,
+    _GC_LOCK,
     _MIGRATION_LOCK,
     _SCHEMA_VERSION_TABLE,
     AUTO,
@@ -72,6 +73,7 @@ from headrace.store.schema import (
     _branches,
     _commits,
     _contents,
+    _gc_doomed,
     _provenance,
     _repos,
     _staged,
@@ -714,6 +716,40 @@ class Metadata(SQLDatabase):
                 _tree_nodes.delete().where(self._ops.among(_tree_nodes.c.key, batch))
             ).rowcount
             for batch in self._ops.batches(unique)
+        )
+
+    # ---- the gc protocol (see headrace.store.maintenance)
+
+    def lock_for_gc(self, conn: Connection, *, exclusive: bool) -> None:
+        """Serialise ``conn``'s transaction with gc: gc's marking and deleting take this
+        exclusively, a writer adding references to contents takes it shared (writers do not
+        wait for each other). On SQLite every write transaction is exclusive already."""
+        if self.dialect == "postgresql":
+            if exclusive:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_GC_LOCK)))
+            else:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(_GC_LOCK)))
+
+    def doom_objects(self, conn: Connection, keys: Iterable[str]) -> None:
+        """Replace the doomed objects by ``keys`` (gc's marking; call with the gc lock held)."""
+        conn.execute(_gc_doomed.delete())
+        unique = list(dict.fromkeys(keys))
+        if unique:
+            self._ops.bulk_insert(conn, _gc_doomed, {"key": unique})
+
+    def doomed_objects(self, conn: Connection, limit: int) -> list[str]:
+        """Up to ``limit`` doomed object keys, in key order."""
+        query = sa.select(_gc_doomed.c.key).order_by(_gc_doomed.c.key).limit(limit)
+        return list(conn.scalars(query))
+
+    def forget_doomed(self, conn: Connection, keys: Iterable[str]) -> int:
+        """Remove ``keys`` from the doomed objects; return how many were doomed. A writer calls
+        it (with the gc lock held shared) for every object it is about to refer to: taken back,
+        they are not deleted; gc calls it for the objects it deleted."""
+        doomed = _gc_doomed.c.key
+        return sum(
+            conn.execute(_gc_doomed.delete().where(self._ops.among(doomed, batch))).rowcount
+            for batch in self._ops.batches(keys)
         )
 
     def tree_nodes(self, conn: Connection, *, cached: bool = True) -> TreeNodes:

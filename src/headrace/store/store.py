@@ -49,7 +49,7 @@ import fsspec
 
 from headrace.store import commits, reading, writing
 from headrace.store.content import Content, ContentWriter, iter_content, read_content
-from headrace.store.errors import FileNotFound, InvalidReference, StoreError
+from headrace.store.errors import FileNotFound, InvalidReference, ObjectsCollected, StoreError
 from headrace.store.maintenance import FsckReport, GcReport, MergeResult, fsck, gc, merge
 from headrace.store.metadata import OPEN, Metadata, sqlite_url
 from headrace.store.objects import ObjectStore
@@ -243,7 +243,7 @@ class Store:
         objects are already stored (a :meth:`writer`'s flushed Contents), ``(path, None)``
         deletes one; the last change to a path wins. ``also(conn)`` runs in the same
         transaction. Nothing is visible until the commit finishes."""
-        writing.stage_files(self.meta, commit, files, also)
+        writing.stage_files(self.meta, self.objects, commit, files, also)
 
     def contents(self, hashes: Collection[str]) -> dict[str, Content]:
         """The stored :class:`Content` (layout) of each known content hash among ``hashes``."""
@@ -349,13 +349,7 @@ class Store:
         the branch this makes a one-shot commit.
         """
         r = parse_ref(ref)
-        path = file_path(r, ref)
-        writer = self.writer()
-        content = add_data(writer, data)
-        created = writer.flush()
-        content = writer.resolve(content)
-        changes = [(path, content.hash, content.size)]
-        return writing.record(self.meta, ref, changes, [*created, content], message)
+        return self._write(ref, [(file_path(r, ref), data)], message, None)
 
     def put_files(
         self,
@@ -367,18 +361,41 @@ class Store:
         """Write many files (``(path, data)`` pairs; paths relative to ``ref``'s path) at once."""
         r = parse_ref(ref)
         base = r.path or "/"
-        writer = self.writer()
-        staged: list[tuple[str, Content]] = []
-        for rel, data in files:
-            path = normalize_path(base.rstrip("/") + "/" + str(rel).lstrip("/"), allow_root=False)
-            staged.append((path, add_data(writer, data)))
-            if progress is not None:
-                progress(1)
-        created = writer.flush()
-        finals = [writer.resolve(c) for _, c in staged]
-        changes = [(p, c.hash, c.size) for (p, _), c in zip(staged, finals)]
-        target = str(Ref(r.repo, r.ref, r.ancestry))
-        return writing.record(self.meta, target, changes, [*created, *finals], message)
+        items = [
+            (normalize_path(base.rstrip("/") + "/" + str(rel).lstrip("/"), allow_root=False), data)
+            for rel, data in files
+        ]
+        return self._write(str(Ref(r.repo, r.ref, r.ancestry)), items, message, progress)
+
+    def _write(
+        self,
+        target: str,
+        items: list[tuple[str, bytes | str | os.PathLike[str] | IO[bytes]]],
+        message: str,
+        progress: Callable[[int], None] | None,
+    ) -> CommitInfo:
+        """Store ``(path, data)`` items and record them on ``target``. When a concurrent gc
+        deleted objects the write found (:class:`ObjectsCollected`), the write is made once more
+        if its data can be read again (bytes and paths, not streams)."""
+        rereadable = (bytes, bytearray, memoryview, str, os.PathLike)
+        again = all(isinstance(d, rereadable) for _, d in items)
+        while True:
+            writer = self.writer()
+            staged: list[tuple[str, Content]] = []
+            for path, data in items:
+                staged.append((path, add_data(writer, data)))
+                if progress is not None:
+                    progress(1)
+            created = writer.flush()
+            finals = [writer.resolve(c) for _, c in staged]
+            changes = [(p, c.hash, c.size) for (p, _), c in zip(staged, finals)]
+            contents = [*created, *finals]
+            try:
+                return writing.record(self.meta, self.objects, target, changes, contents, message)
+            except ObjectsCollected:
+                if not again:
+                    raise
+                again, progress = False, None
 
     def record_files(
         self,
@@ -396,7 +413,7 @@ class Store:
         in one transaction: the commit appears whole or not at all. A path given twice is an
         error; so is an open commit on the branch (:class:`Conflict`).
         """
-        return writing.record_files(self.meta, ref, files, message, provenance)
+        return writing.record_files(self.meta, self.objects, ref, files, message, provenance)
 
     def put_dir(
         self,
@@ -418,11 +435,11 @@ class Store:
 
     def delete_file(self, ref: str, message: str = "") -> CommitInfo:
         """Delete a file, or every file under a directory."""
-        return writing.delete_files(self.meta, ref, message)
+        return writing.delete_files(self.meta, self.objects, ref, message)
 
     def copy_file(self, src: str, dst: str, message: str = "") -> CommitInfo:
         """Copy a file or directory between commits or repos without copying bytes."""
-        return writing.copy_files(self.meta, src, dst, message)
+        return writing.copy_files(self.meta, self.objects, src, dst, message)
 
     # -- reading files --------------------------------------------------------------------------
 
@@ -490,5 +507,6 @@ class Store:
         return fsck(self, verify_objects)
 
     def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> GcReport:
-        """Remove unreferenced tree nodes, contents and objects (never an open commit's)."""
+        """Remove unreferenced tree nodes, contents and objects (never an open commit's, never
+        one a concurrent writer commits: see :mod:`~headrace.store.maintenance`)."""
         return gc(self, dry_run, grace_seconds)

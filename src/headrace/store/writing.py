@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any
 
 from headrace.store import commits, trees
-from headrace.store.content import Content, ContentWriter
-from headrace.store.errors import FileNotFound, InvalidPath, InvalidReference
+from headrace.store.content import Content, ContentWriter, object_keys
+from headrace.store.errors import FileNotFound, InvalidPath, InvalidReference, ObjectsCollected
 from headrace.store.metadata import Metadata
+from headrace.store.objects import ObjectStore
 from headrace.store.records import CommitInfo
 from headrace.store.refs import Ref, file_path, normalize_path, parse_ref
 
@@ -41,6 +42,7 @@ __all__ = [
     "record",
     "record_files",
     "stage_files",
+    "take_back",
 ]
 
 
@@ -76,6 +78,26 @@ def local_files(top: str, rel: str = "") -> Iterator[tuple[str, str]]:
             yield name, e.path
 
 
+def take_back(meta: Metadata, objects: ObjectStore, conn: Any, contents: Iterable[Content]) -> None:
+    """The writer's step of the gc protocol (:mod:`headrace.store.maintenance`), first in a
+    transaction that refers to ``contents``: take the gc lock shared, take their objects back
+    from a running gc, and check they exist (:class:`ObjectsCollected` if a gc deleted one)."""
+    meta.lock_for_gc(conn, exclusive=False)
+    keys: set[str] = set()
+    for content in contents:
+        keys.update(object_keys(content))
+    if not keys:
+        return
+    meta.forget_doomed(conn, keys)
+    missing = sorted(key for key in keys if not objects.exists(key))
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ObjectsCollected(
+            f"a gc that ran during this write deleted {len(missing)} object(s) it uses "
+            f"({shown}); nothing was recorded: write the files again"
+        )
+
+
 def content_rows(contents: Iterable[Content]) -> list[tuple[str, int, str]]:
     """Rows for :meth:`Metadata.put_contents`, one per distinct hash."""
     unique = {c.hash: c for c in contents}
@@ -84,17 +106,31 @@ def content_rows(contents: Iterable[Content]) -> list[tuple[str, int, str]]:
 
 def record(
     meta: Metadata,
+    objects: ObjectStore,
     ref: str,
     changes: Sequence[tuple[str, str | None, int | None]],
     contents: list[Content],
     message: str = "",
+    reused: Collection[str] = (),
 ) -> CommitInfo:
     """Stage ``changes`` on the open commit of ``ref``'s branch, or make a one-shot commit.
 
     ``contents`` are recorded again even when known: a concurrent ``gc`` may have dropped the
-    row of a content this writer found and reused."""
+    row of a content this writer found and reused. ``reused``: hashes of contents the changes
+    copy from commits read earlier; their rows are read again in the transaction (a concurrent
+    gc may have collected them, if those commits were deleted meanwhile)."""
     r = parse_ref(ref)
     with meta.transaction() as conn:
+        if reused:
+            found = meta.get_contents(conn, reused)
+            if len(found) < len(reused):
+                lost = sorted(set(reused) - found.keys())
+                raise ObjectsCollected(
+                    f"the contents {', '.join(lost[:5])} copied to {ref} were deleted by a gc "
+                    "meanwhile (their commits were deleted); nothing was recorded"
+                )
+            contents = [*contents, *(Content.from_json(c.layout) for c in found.values())]
+        take_back(meta, objects, conn, contents)
         if contents:
             meta.put_contents(conn, content_rows(contents))
         target, one_shot = commits.write_target(meta, conn, r, message)
@@ -107,6 +143,7 @@ def record(
 
 def record_files(
     meta: Metadata,
+    objects: ObjectStore,
     ref: str,
     files: Iterable[tuple[str, Content]],
     message: str,
@@ -125,6 +162,7 @@ def record_files(
         staged[path] = content
     rows = content_rows(staged.values())  # refuses pending ones
     with meta.transaction() as conn:
+        take_back(meta, objects, conn, staged.values())
         if rows:
             meta.put_contents(conn, rows)
         commit = commits.start(meta, conn, Ref(r.repo, r.ref), message, "USER", None)
@@ -135,6 +173,7 @@ def record_files(
 
 def stage_files(
     meta: Metadata,
+    objects: ObjectStore,
     commit: str,
     files: Iterable[tuple[str, Content | None]],
     also: Callable[[Any], None] | None,
@@ -154,6 +193,7 @@ def stage_files(
             contents.append(content)
     rows = content_rows(contents)
     with meta.transaction() as conn:
+        take_back(meta, objects, conn, contents)
         if rows:
             meta.put_contents(conn, rows)
         target = meta.get_commit(conn, r.ref, repo=r.repo)
@@ -163,7 +203,7 @@ def stage_files(
             also(conn)
 
 
-def delete_files(meta: Metadata, ref: str, message: str) -> CommitInfo:
+def delete_files(meta: Metadata, objects: ObjectStore, ref: str, message: str) -> CommitInfo:
     """Delete a file, or every file under a directory; see ``Store.delete_file``."""
     r = parse_ref(ref)
     path = file_path(r, ref)
@@ -175,10 +215,13 @@ def delete_files(meta: Metadata, ref: str, message: str) -> CommitInfo:
             paths = [e.path for e in trees.iter_entries(nodes, base, path)]
     if not paths:
         raise FileNotFound(f"{ref}: no such file or directory")
-    return record(meta, str(Ref(r.repo, r.ref)), [(p, None, None) for p in paths], [], message)
+    changes = [(p, None, None) for p in paths]
+    return record(meta, objects, str(Ref(r.repo, r.ref)), changes, [], message)
 
 
-def copy_files(meta: Metadata, src: str, dst: str, message: str) -> CommitInfo:
+def copy_files(
+    meta: Metadata, objects: ObjectStore, src: str, dst: str, message: str
+) -> CommitInfo:
     """Copy a file or directory without copying bytes; see ``Store.copy_file``."""
     s = parse_ref(src)
     d = parse_ref(dst)
@@ -205,7 +248,8 @@ def copy_files(meta: Metadata, src: str, dst: str, message: str) -> CommitInfo:
                 (normalize_path(dst_path.rstrip("/") + e.path[len(prefix) :]), e) for e in found
             ]
     changes = [(p, e.hash, e.size) for p, e in entries]
-    return record(meta, str(Ref(d.repo, d.ref)), changes, [], message)
+    reused = {e.hash for _, e in entries}
+    return record(meta, objects, str(Ref(d.repo, d.ref)), changes, [], message, reused)
 
 
 def _entries(
@@ -295,6 +339,7 @@ class CommitContext(AbstractContextManager[OpenCommit]):
                 changes[path] = trees.Entry(path, final.hash, final.size)
         meta = self.store.meta
         with meta.transaction() as conn:
+            take_back(meta, self.store.objects, conn, created)
             if created:
                 meta.put_contents(conn, content_rows(created))
             commit = commits.start(meta, conn, self.ref, self.message, self.origin, None)
