@@ -319,6 +319,25 @@ def test_put_sources_and_their_usage_errors(cli, local_dir, tmp_path, monkeypatc
     assert cli("file", "put", "r@master:/x", code=2).stderr.startswith("Error: give SOURCE")
 
 
+def test_put_of_a_folder_refuses_links_unless_told(cli, local_dir, tmp_path):
+    """Issue 13 item 4: a link in a folder is refused, naming it (nothing is written);
+    --follow-links follows links inside the folder only."""
+    cli("repo", "create", "r")
+    (tmp_path / "secret").write_bytes(b"secret")
+    (local_dir / "2024" / "leak").symlink_to(tmp_path / "secret")
+    refused = cli("file", "put", "r@master:/t/", str(local_dir), code=2)
+    assert refused.stderr.startswith("Error: ") and refused.stderr.count("\n") == 1
+    assert "2024/leak is a symbolic link to" in refused.stderr
+    assert "--follow-links" in refused.stderr
+    outside = cli("file", "put", "r@master:/t/", str(local_dir), "--follow-links", code=2)
+    assert "outside the folder being stored" in outside.stderr
+    assert cli.json("commit", "list", "r") == []
+    (local_dir / "2024" / "leak").unlink()
+    (local_dir / "2024" / "readme").symlink_to(local_dir / "readme.txt")
+    cli("file", "put", "r@master:/t/", str(local_dir), "--follow-links")
+    assert cli("file", "get", "r@master:/t/2024/readme").stdout == "sales data\n"
+
+
 def test_put_from_fsspec_urls(cli):
     base = f"memory://headrace-cli-{uuid.uuid4().hex}"
     fs = fsspec.filesystem("memory")

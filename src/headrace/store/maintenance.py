@@ -297,14 +297,14 @@ def gc(
         while True:
             with meta.transaction() as conn:
                 meta.lock_for_gc(conn, exclusive=True)
-                keys = meta.doomed_objects(conn, batch)
-                for key in keys:
+                sweep = meta.doomed_objects(conn, batch)
+                for key in sweep:
                     size = _size(store, key)
                     if store.objects.delete(key):
                         report.objects_deleted += 1
                         report.bytes_freed += size
-                meta.forget_doomed(conn, keys)
-            if len(keys) < batch:
+                meta.forget_doomed(conn, sweep)
+            if len(sweep) < batch:
                 break
     _step("swept")
     for path, size in _stale_temp_files(store, cutoff):

@@ -361,29 +361,35 @@ class Store:
         """Write many files (``(path, data)`` pairs; paths relative to ``ref``'s path) at once."""
         r = parse_ref(ref)
         base = r.path or "/"
-        items = [
+        items = (
             (normalize_path(base.rstrip("/") + "/" + str(rel).lstrip("/"), allow_root=False), data)
             for rel, data in files
-        ]
+        )
         return self._write(str(Ref(r.repo, r.ref, r.ancestry)), items, message, progress)
 
     def _write(
         self,
         target: str,
-        items: list[tuple[str, bytes | str | os.PathLike[str] | IO[bytes]]],
+        items: Iterable[tuple[str, bytes | str | os.PathLike[str] | IO[bytes]]],
         message: str,
         progress: Callable[[int], None] | None,
     ) -> CommitInfo:
-        """Store ``(path, data)`` items and record them on ``target``. When a concurrent gc
-        deleted objects the write found (:class:`ObjectsCollected`), the write is made once more
-        if its data can be read again (bytes and paths, not streams)."""
+        """Store ``(path, data)`` items (read once, lazily) and record them on ``target``. When
+        a concurrent gc deleted objects the write found (:class:`ObjectsCollected`), the write
+        is made once more if its data can be read again (bytes and paths, not streams)."""
         rereadable = (bytes, bytearray, memoryview, str, os.PathLike)
-        again = all(isinstance(d, rereadable) for _, d in items)
+        again = True
+        kept: list[tuple[str, Any]] = []
+        source: Iterable[tuple[str, Any]] = items
         while True:
             writer = self.writer()
             staged: list[tuple[str, Content]] = []
-            for path, data in items:
+            for path, data in source:
                 staged.append((path, add_data(writer, data)))
+                if source is items:
+                    again = again and isinstance(data, rereadable)
+                    if again:
+                        kept.append((path, data))
                 if progress is not None:
                     progress(1)
             created = writer.flush()
@@ -393,9 +399,9 @@ class Store:
             try:
                 return writing.record(self.meta, self.objects, target, changes, contents, message)
             except ObjectsCollected:
-                if not again:
+                if not again or source is kept:
                     raise
-                again, progress = False, None
+                source, progress = kept, None
 
     def record_files(
         self,
@@ -421,12 +427,18 @@ class Store:
         local_dir: str | os.PathLike[str],
         message: str = "",
         progress: Callable[[int], None] | None = None,
+        *,
+        follow_links: bool = False,
     ) -> CommitInfo:
-        """Write every file under ``local_dir`` (recursively) below ``ref``'s path."""
+        """Write every file under ``local_dir`` (recursively) below ``ref``'s path.
+
+        A symbolic link in the folder is refused unless ``follow_links``, which follows links
+        that stay inside ``local_dir`` (see :func:`~headrace.store.writing.local_files`)."""
         root = Path(local_dir)
         if not root.is_dir():
             raise FileNotFound(f"{root} is not a local directory")
-        return self.put_files(ref, writing.local_files(os.fspath(root)), message, progress)
+        files = writing.local_files(os.fspath(root), follow_links=follow_links)
+        return self.put_files(ref, files, message, progress)
 
     def put_url(self, ref: str, url: str, message: str = "") -> CommitInfo:
         """Write the file at an fsspec ``url`` (``s3://...``, ``https://...``, ``memory://...``)."""

@@ -64,18 +64,62 @@ def add_data(writer: ContentWriter, data: Any) -> Content:
     )
 
 
-def local_files(top: str, rel: str = "") -> Iterator[tuple[str, str]]:
+def local_files(
+    top: str, rel: str = "", *, follow_links: bool = False
+) -> Iterator[tuple[str, str]]:
     """``(relative posix path, local path)`` of every file under ``top``, in path order, as
-    ``sorted(Path(top).rglob("*"))`` orders them; symbolic links to files are followed, those
-    to directories are not."""
-    with os.scandir(top) as it:
+    ``sorted(Path(top).rglob("*"))`` orders them.
+
+    A symbolic link under ``top`` is refused (:class:`InvalidPath`, naming it): storing a
+    folder never reads through a link by default, so a link to ``/etc/passwd`` left in an
+    output folder cannot put that file's bytes in a commit. With ``follow_links``, a link whose
+    target lies inside ``top`` is followed (a file is read, a folder walked; the local path
+    given is the target's) and one leading outside is still refused. Anything but files,
+    folders and links (a FIFO, a socket, a device) is refused too. ``top`` itself may be a
+    link: the caller named it.
+    """
+    root = os.path.realpath(top)
+    yield from _walk(top, rel, root, follow_links, (root,))
+
+
+def _walk(
+    folder: str, rel: str, root: str, follow: bool, active: tuple[str, ...]
+) -> Iterator[tuple[str, str]]:
+    with os.scandir(folder) as it:
         found = sorted(it, key=lambda e: e.name)
     for e in found:
         name = rel + e.name
-        if e.is_dir(follow_symlinks=False):
-            yield from local_files(e.path, name + "/")
-        elif e.is_file():
+        if e.is_symlink():
+            target = os.path.realpath(e.path)
+            shown = f"{e.path} is a symbolic link to {os.readlink(e.path)}"
+            if not follow:
+                raise InvalidPath(
+                    f"{shown}: headrace does not follow links when storing a folder; replace "
+                    "the link with the file it names, or follow links that stay inside the "
+                    "folder (--follow-links, follow_links=True)"
+                )
+            if os.path.commonpath([root, target]) != root:
+                raise InvalidPath(
+                    f"{shown}, outside the folder being stored ({root}); only links inside "
+                    "it are followed"
+                )
+            if os.path.isdir(target):
+                if target in active:
+                    raise InvalidPath(f"{shown}, a folder that contains the link (a cycle)")
+                yield from _walk(target, name + "/", root, follow, (*active, target))
+            elif os.path.isfile(target):
+                yield name, target
+            else:
+                raise InvalidPath(f"{shown}, which does not exist or is not a file or folder")
+        elif e.is_dir(follow_symlinks=False):
+            yield from _walk(e.path, name + "/", root, follow, (*active, os.path.realpath(e.path)))
+        elif e.is_file(follow_symlinks=False):
             yield name, e.path
+        else:
+            raise InvalidPath(
+                f"{e.path} is not a regular file, folder or link (a FIFO, socket or device); "
+                "remove it from the folder before storing it"
+            )
 
 
 def take_back(meta: Metadata, objects: ObjectStore, conn: Any, contents: Iterable[Content]) -> None:
@@ -275,10 +319,12 @@ class OpenCommit:
     def put_file(self, path: str, data: bytes | str | os.PathLike[str] | IO[bytes]) -> None:
         self._changes[normalize_path(path, allow_root=False)] = add_data(self.writer, data)
 
-    def put_dir(self, path: str, local_dir: str | os.PathLike[str]) -> None:
+    def put_dir(
+        self, path: str, local_dir: str | os.PathLike[str], *, follow_links: bool = False
+    ) -> None:
         if not os.path.isdir(local_dir):
             raise FileNotFound(f"{os.fspath(local_dir)} is not a local directory")
-        for rel, local in local_files(os.fspath(local_dir)):
+        for rel, local in local_files(os.fspath(local_dir), follow_links=follow_links):
             self.put_file(path.rstrip("/") + "/" + rel, local)
 
     def delete_file(self, path: str) -> None:
