@@ -484,6 +484,8 @@ class Metadata(SQLDatabase):
         self.get_commit(conn, commit_id)
         if n is not None and n <= 0:
             return []
+        if n is not None:
+            n = min(n, 2**62)  # no history is longer; a bigger number overflows SQL integers
         one = sa.literal_column("1", sa.Integer)
         walk = (
             sa.select(_commits.c.parent.label("id"), one.label("depth"))

@@ -125,7 +125,9 @@ def _walk(
 def take_back(meta: Metadata, objects: ObjectStore, conn: Any, contents: Iterable[Content]) -> None:
     """The writer's step of the gc protocol (:mod:`headrace.store.maintenance`), first in a
     transaction that refers to ``contents``: take the gc lock shared, take their objects back
-    from a running gc, and check they exist (:class:`ObjectsCollected` if a gc deleted one)."""
+    from a running gc, and check they exist (:class:`ObjectsCollected` if a gc deleted one).
+    Objects this process wrote are made durable first (normally done by the writer's flush)."""
+    objects.sync()
     meta.lock_for_gc(conn, exclusive=False)
     keys: set[str] = set()
     for content in contents:
