@@ -57,6 +57,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import DatabaseError
+
 from headrace.store import commits, trees
 from headrace.store.content import Content, object_keys
 from headrace.store.errors import Conflict, MergeConflict, ObjectNotFound, StoreError
@@ -172,6 +174,16 @@ def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
     """Check every reference: commits → tree nodes → contents → objects (and their hashes)."""
     report = FsckReport()
     meta = store.meta
+    report.problems += [f"metadata database: {p}" for p in meta.integrity_problems()]
+    try:
+        _check_references(store, report, verify_objects)
+    except DatabaseError as e:  # a damaged page the integrity check did not name
+        report.problems.append(f"metadata database: reading it failed: {e.orig}")
+    return report
+
+
+def _check_references(store: Store, report: FsckReport, verify_objects: bool) -> None:
+    meta = store.meta
     content_hashes: dict[str, str] = {}  # hash -> where it was referenced
     with meta.read() as conn:
         nodes = meta.tree_nodes(conn, cached=False)  # what the database holds, not the cache
@@ -193,6 +205,11 @@ def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
                 try:
                     for entry in trees.iter_entries(nodes, root, "/"):
                         content_hashes.setdefault(entry.hash, f"{where}:{entry.path}")
+                except DatabaseError as e:
+                    report.problems.append(
+                        f"{where}: its file tree cannot be read from the database: "
+                        f"{str(e.orig).splitlines()[0]}"
+                    )
                 except Exception as e:
                     report.problems.append(f"{where}: its file tree cannot be read: {e}")
         records = meta.get_contents(conn, content_hashes)
@@ -213,7 +230,6 @@ def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
             report.problems.append(
                 f"{where}: object {key} is {state} at {store.objects.location(key)}"
             )
-    return report
 
 
 @dataclass

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +51,7 @@ from headrace.store.errors import (
     RepoNotFound,
     StoreError,
 )
+from headrace.store.integrity import integrity_problems, is_damage
 from headrace.store.nodecache import DEFAULT_NODE_CACHE_BYTES, NodeCache, TreeNodes
 from headrace.store.refs import validate_name
 from headrace.store.schema import (
@@ -123,9 +124,11 @@ class Metadata(SQLDatabase):
         *,
         busy_timeout: float = 60.0,
         node_cache_bytes: int = DEFAULT_NODE_CACHE_BYTES,
+        before_create: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(url, busy_timeout=busy_timeout)
         self.node_cache = NodeCache(node_cache_bytes)
+        self._before_create = before_create
         try:
             self._migrate()
         except BaseException:
@@ -145,9 +148,17 @@ class Metadata(SQLDatabase):
     # ---- schema versions
 
     def _migrate(self) -> None:
-        with self.read() as conn:
-            if self._current_version(conn) == len(MIGRATIONS):
-                return
+        try:
+            with self.read() as conn:
+                current = self._current_version(conn)
+        except sa.exc.DatabaseError as e:
+            if is_damage(e):
+                raise self._damaged(e) from None
+            raise
+        if current == len(MIGRATIONS):
+            return
+        if current == 0 and self._before_create is not None:
+            self._before_create()  # may refuse to make a new store here
         with self.transaction() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
@@ -163,6 +174,10 @@ class Metadata(SQLDatabase):
         if not sa.inspect(conn).has_table("schema_version"):
             return 0
         version = conn.scalar(sa.select(sa.func.max(_SCHEMA_VERSION_TABLE.c.version))) or 0
+        if version > len(MIGRATIONS) and self.dialect == "sqlite":
+            problems = self.integrity_problems(quick=True)
+            if problems:  # a damaged page, not a newer headrace
+                raise self._damaged(problems[0])
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"the metadata database {self._shown_url} has schema version {version}, but "
@@ -170,6 +185,19 @@ class Metadata(SQLDatabase):
                 "newer headrace; upgrade headrace to open it"
             )
         return int(version)
+
+    def _damaged(self, detail: object) -> StoreError:
+        problems = self.integrity_problems(quick=True)
+        found = "; ".join(problems[:3]) if problems else str(detail).splitlines()[0]
+        return StoreError(
+            f"the metadata database {self._shown_url} is damaged ({found}); restore it from a "
+            "backup. headrace fsck lists what its integrity check finds"
+        )
+
+    def integrity_problems(self, quick: bool = False) -> list[str]:
+        """What is damaged in the database itself (empty when it is sound); see
+        :func:`headrace.store.integrity.integrity_problems`."""
+        return integrity_problems(self._engine, self.dialect, quick)
 
     def schema_version(self) -> int:
         """The schema version of the open database."""

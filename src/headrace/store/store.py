@@ -99,8 +99,20 @@ class Store:
         objects = objects or os.environ.get("HEADRACE_OBJECTS")
         if db is None or objects is None:
             home_path.mkdir(parents=True, exist_ok=True)
-        meta = Metadata(db or sqlite_url(home_path / "metadata.db"))
-        return cls(meta, ObjectStore(objects or str(home_path / "objects"), compression))
+        db_url = db or sqlite_url(home_path / "metadata.db")
+        store = ObjectStore(objects or str(home_path / "objects"), compression)
+
+        def refuse_over_objects() -> None:  # the database is new: are the objects of another?
+            if next(iter(store.keys()), None) is not None:
+                raise StoreError(
+                    f"the metadata database {Metadata.shown_url(db_url)} holds no store (it is "
+                    f"new, empty or was truncated) but the objects folder {store.url} holds the "
+                    "objects of one: the store's database was lost. Restore it from a backup "
+                    "(or point --db / HEADRACE_DB at it); a new store needs an empty objects "
+                    "folder"
+                )
+
+        return cls(Metadata(db_url, before_create=refuse_over_objects), store)
 
     def close(self) -> None:
         self.meta.close()
