@@ -116,3 +116,40 @@ def test_lost_postgresql_schema_with_objects_is_refused(
     _filled(home)  # SQLite metadata; its objects folder is then given a new, empty database
     with pytest.raises(StoreError, match="the store's database was lost"):
         Store.open(home, db=postgresql_metadata_url)
+
+
+def _pack_of_12(tmp_path: Path) -> tuple[Store, str, dict[str, tuple[int, int]]]:
+    store = Store.open(tmp_path / "home")
+    store.create_repo("r")
+    store.put_files("r@master", [(f"/f{i:02d}.txt", b"file %02d\n" % i * 20) for i in range(12)])
+    slices = {}
+    for f in store.walk_files("r@master"):
+        (segment,) = store.contents([f.hash])[f.hash].layout
+        assert segment[0] == "p"
+        slices[f.path] = (segment[2], segment[3])
+        pack = segment[1]
+    return store, pack, slices
+
+
+def test_fsck_names_the_files_whose_slice_of_a_pack_is_damaged(tmp_path: Path) -> None:
+    """Issue 13 item 10: damage inside a pack object shared by 12 small files names the files
+    whose bytes it hit (here the 8th), not the first file that uses the pack."""
+    store, pack, slices = _pack_of_12(tmp_path)
+    offset, _ = slices["/f07.txt"]
+    location = store.objects.location(pack)
+    with open(location, "r+b") as f:
+        f.seek(1 + offset + 3)  # after the format header byte
+        f.write(b"XX")
+    problems = store.fsck().problems
+    assert len(problems) == 1 and ":/f07.txt: object " in problems[0], problems
+    assert "corrupt" in problems[0]
+    store.close()
+
+
+def test_fsck_names_every_file_of_a_missing_pack(tmp_path: Path) -> None:
+    store, pack, slices = _pack_of_12(tmp_path)
+    os.unlink(store.objects.location(pack))
+    problems = store.fsck().problems
+    named = sorted(p.split(":")[1] for p in problems)
+    assert named == sorted(slices) and all("is missing" in p for p in problems)
+    store.close()
