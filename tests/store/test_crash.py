@@ -335,7 +335,7 @@ def crash_loop(tmp_path: Path, db: str, iterations: int) -> None:
     reported = reconciled = orphans_removed = 0
     for i in range(iterations):
         where = f"seed {seed}, iteration {i}"
-        delay = rng.uniform(0.05, 0.5)
+        delay = rng.uniform(0.05, 1.0)
         done, _ = run_writer(script, home, db, model.next_step, delay, tmp_path / f"w{i}.log")
         first_new = len(model.new_files)
         for n, commit_id in done:
