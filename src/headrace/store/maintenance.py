@@ -104,6 +104,7 @@ def merge(store: Store, source: str, target: str, message: str = "") -> MergeRes
     if s_ref.repo != t_ref.repo:
         raise StoreError(f"merge works within one repo; {source} and {target} differ")
     with store.meta.transaction() as conn:
+        store.meta.lock_for_gc(conn, exclusive=False)  # it refers to contents: not during gc
         src = commits.resolve(store.meta, conn, s_ref)
         if src.state == OPEN:
             raise Conflict(f"{source} has an open commit {src.id}; finish it before merging")
