@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -121,7 +122,10 @@ def writer_and_gc(db: str, rounds: int, rng: random.Random) -> tuple[int, int, i
             [sys.executable, "-c", textwrap.dedent(GC), str(home), db, str(stop)],
             stderr=open(work / f"gc{r}.log", "w"),  # noqa: SIM115 - the child owns it
         )
-        time.sleep(rng.uniform(2.0, 6.0))  # both are past their start-up and working
+        assert writer.stdout is not None
+        ready, _, _ = select.select([writer.stdout], [], [], 300)
+        first = writer.stdout.readline() if ready else ""  # its first write is done
+        time.sleep(rng.uniform(0.1, 3.0))
         victim = rng.choice(["writer", "gc", "both"])
         if victim in ("gc", "both"):
             gc.send_signal(signal.SIGKILL)
@@ -131,6 +135,7 @@ def writer_and_gc(db: str, rounds: int, rng: random.Random) -> tuple[int, int, i
         writer.send_signal(signal.SIGKILL)  # the writer always ends killed
         kills += victim != "gc"
         out, _ = writer.communicate(timeout=60)
+        out = first + out
         stop.touch()
         gc.wait(timeout=120)
         for line in out.splitlines():
