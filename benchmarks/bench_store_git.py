@@ -114,12 +114,15 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def open_store(home: Path) -> Store:
-    """A store in ``home`` (SQLite + local folder), whatever $HEADRACE_DB/_OBJECTS say."""
+def open_store(home: Path, fsync: bool = True) -> Store:
+    """A store in ``home`` (SQLite + local folder), whatever $HEADRACE_DB/_OBJECTS say;
+    ``fsync=False`` turns off flushing objects to disk (the default before issue 13)."""
     home.mkdir(parents=True, exist_ok=True)
-    return Store.open(
+    store = Store.open(
         home, db=f"sqlite:///{home.absolute()}/metadata.db", objects=str(home / "objects")
     )
+    store.objects.fsync = fsync
+    return store
 
 
 def object_stats(store: Store) -> tuple[int, int]:
@@ -188,6 +191,14 @@ def bench_put_dir(
         state["store"], state["commit"] = store, info
         return seconds
 
+    def run_store_no_fsync(_: int) -> float:
+        home = tmp / "put-store-no-fsync"
+        shutil.rmtree(home, ignore_errors=True)
+        with open_store(home, fsync=False) as store:
+            store.create_repo("files")
+            seconds, _ = timed(lambda: store.put_dir("files@master", data, message="all"))
+        return seconds
+
     def check_store(_: int) -> None:
         store, info = state["store"], state["commit"]
         check(info.file_count == n, f"put_dir: commit has {info.file_count} files, expected {n}")
@@ -213,6 +224,8 @@ def bench_put_dir(
                  elements=n),
             Case("Store.put_dir, one commit", run_store, check_store, goal=("<=", 1.0),
                  elements=n),
+            Case("Store.put_dir, objects not fsynced", run_store_no_fsync, elements=n,
+                 note="the cost of durability: the default before issue 13"),
             Case("diagnostic: ContentWriter only, no look-ups", run_writer_only, elements=n,
                  note="reads, hashes, packs the files; no metadata"),
         ],
@@ -336,6 +349,14 @@ def bench_big(tmp: Path, size_mb: int, repeat: int, facts: dict[str, Any]) -> li
         state["after_put"] = object_stats(store)
         return seconds
 
+    def run_put_no_fsync(_: int) -> float:
+        home = tmp / "big-store-no-fsync"
+        shutil.rmtree(home, ignore_errors=True)
+        with open_store(home, fsync=False) as store:
+            store.create_repo("big")
+            seconds, _ = timed(lambda: store.put_file("big@master:/big.bin", source))
+        return seconds
+
     def run_reput(_: int) -> float:
         store = state["store"]
         seconds, commit = timed(lambda: store.put_file("big@master:/big.bin", source))
@@ -353,6 +374,11 @@ def bench_big(tmp: Path, size_mb: int, repeat: int, facts: dict[str, Any]) -> li
         [
             Case(f"cp of a {size_mb} MB file", run_cp),
             Case("Store.put_file (chunked, fresh store)", run_put),
+            Case(
+                "Store.put_file, objects not fsynced",
+                run_put_no_fsync,
+                note="the default before issue 13",
+            ),
             Case("Store.put_file again, unchanged", run_reput),
         ],
         repeat,
@@ -362,7 +388,7 @@ def bench_big(tmp: Path, size_mb: int, repeat: int, facts: dict[str, Any]) -> li
     for row in rows:
         row.note = f"{size / row.best / 1e6:.0f} MB/s"
     rows[1].note += f"; {objects} chunks, {stored / 1e6:.0f} MB stored"
-    rows[2].note += "; 0 new objects, 0 new bytes"
+    rows[3].note += "; 0 new objects, 0 new bytes"
     facts["big_file"] = {"bytes": size, "chunks": objects, "stored_bytes": stored}
     state["store"].close()
     return rows
@@ -524,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs per case (default 2)")
     parser.add_argument("--dir", help="folder for the temporary data (default: the system's)")
     parser.add_argument("--json", default=str(HERE / "results" / "store.json"))
+    parser.add_argument(
+        "--writes-only", action="store_true", help="only put_dir and big file (no diff, list)"
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -542,11 +571,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"put_dir: generating {sizes.put_files:,} files of 1 KB")
             put_rows, put = bench_put_dir(tmp, sizes.put_files, args.repeat, facts)
             rows += put_rows
-            rows += bench_diff(tmp, put, sizes.put_files, args.repeat)
+            if not args.writes_only:
+                rows += bench_diff(tmp, put, sizes.put_files, args.repeat)
             put["store"].close()
             log(f"big file: generating {sizes.big_mb} MB")
             rows += bench_big(tmp, sizes.big_mb, args.repeat, facts)
-            rows += bench_list(tmp, sizes.list_files, sizes.page, args.repeat, facts)
+            if not args.writes_only:
+                rows += bench_list(tmp, sizes.list_files, sizes.page, args.repeat, facts)
     except BenchmarkError as e:
         print(f"BENCHMARK FAILED: {e}", file=sys.stderr)
         return 1

@@ -319,6 +319,25 @@ def test_put_sources_and_their_usage_errors(cli, local_dir, tmp_path, monkeypatc
     assert cli("file", "put", "r@master:/x", code=2).stderr.startswith("Error: give SOURCE")
 
 
+def test_put_of_a_folder_refuses_links_unless_told(cli, local_dir, tmp_path):
+    """Issue 13 item 4: a link in a folder is refused, naming it (nothing is written);
+    --follow-links follows links inside the folder only."""
+    cli("repo", "create", "r")
+    (tmp_path / "secret").write_bytes(b"secret")
+    (local_dir / "2024" / "leak").symlink_to(tmp_path / "secret")
+    refused = cli("file", "put", "r@master:/t/", str(local_dir), code=2)
+    assert refused.stderr.startswith("Error: ") and refused.stderr.count("\n") == 1
+    assert "2024/leak is a symbolic link to" in refused.stderr
+    assert "--follow-links" in refused.stderr
+    outside = cli("file", "put", "r@master:/t/", str(local_dir), "--follow-links", code=2)
+    assert "outside the folder being stored" in outside.stderr
+    assert cli.json("commit", "list", "r") == []
+    (local_dir / "2024" / "leak").unlink()
+    (local_dir / "2024" / "readme").symlink_to(local_dir / "readme.txt")
+    cli("file", "put", "r@master:/t/", str(local_dir), "--follow-links")
+    assert cli("file", "get", "r@master:/t/2024/readme").stdout == "sales data\n"
+
+
 def test_put_from_fsspec_urls(cli):
     base = f"memory://headrace-cli-{uuid.uuid4().hex}"
     fs = fsspec.filesystem("memory")
@@ -474,3 +493,47 @@ def test_the_cli_imports_the_store_only_when_a_store_command_runs():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_huge_ancestry_and_missing_content_rows_are_clear_errors(cli, home, tmp_path):
+    """Issue 13 item 7: an ancestry beyond any SQL integer, and a file whose content row is
+    gone, give one ``Error:`` line (they were OverflowError and KeyError tracebacks)."""
+    cli("repo", "create", "r")
+    cli("file", "put", "r@master:/a.txt", "-", input=b"a")
+    huge = "r@master~999999999999999999999999"
+    for args in (
+        ("file", "list", huge),
+        ("file", "get", huge + ":/a.txt"),
+        ("file", "inspect", huge + ":/a.txt"),
+        ("commit", "inspect", huge),
+    ):
+        result = cli(*args, code=1)
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, args
+        assert "goes back 999999999999999999999999 commits" in result.stderr
+    with Store.open(home) as store, store.meta.transaction() as conn:
+        conn.exec_driver_sql("DELETE FROM contents")
+    out = tmp_path / "out.txt"
+    for args in (
+        ("file", "get", "r@master:/a.txt", "-o", str(out)),
+        ("file", "get", "r@master:/a.txt"),
+    ):
+        result = cli(*args, code=1)
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, args
+        assert "content" in result.stderr and "fsck" in result.stderr
+    assert not out.exists()
+
+
+def test_failed_get_leaves_no_partial_file(cli, home, tmp_path):
+    """Issue 13 item 11: ``file get -o X`` that fails midway removes ``X.headrace-part``."""
+    cli("repo", "create", "r")
+    data = random.Random(11).randbytes(3 * 1024 * 1024)  # chunked: several objects
+    (tmp_path / "big.bin").write_bytes(data)
+    cli("file", "put", "r@master:/big.bin", str(tmp_path / "big.bin"))
+    with Store.open(home) as store:
+        keys = sorted(store.objects.keys())
+        assert len(keys) > 1
+        Path(store.objects.location(keys[-1])).write_bytes(b"\x00damaged")
+    out = tmp_path / "got" / "big.bin"
+    result = cli("file", "get", "r@master:/big.bin", "-o", str(out), code=1)
+    assert "corrupt" in result.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == []

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import blake3
 import pytest
+import sqlalchemy as sa
 
 from headrace.store.store import Store
 
@@ -333,6 +334,30 @@ def read_back(store: Store, pairs: list[tuple[str, str]], where: str) -> None:
         assert data == content_of(path), f"{where}: {path} of commit {commit_id} reads wrong"
 
 
+def settle(db: str, writer_db: str) -> None:
+    """Wait until the killed writer's database sessions are gone. A PostgreSQL server finishes a
+    COMMIT it received even when its client dies meanwhile: checking before the session ends
+    could miss a commit that then appears (SQLite commits inside the writer's process)."""
+    if writer_db == db:
+        return
+    name = sa.make_url(writer_db).query["application_name"]
+    engine = sa.create_engine(db)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with engine.connect() as conn:
+                left = conn.execute(
+                    sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"),
+                    {"n": name},
+                ).scalar_one()
+            if not left:
+                return
+            assert time.monotonic() < deadline, "the killed writer's sessions are still open"
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
 def crash_loop(tmp_path: Path, db: str, iterations: int) -> None:
     seed = int(os.environ.get("HEADRACE_CRASH_SEED") or random.SystemRandom().randrange(2**32))
     rng = random.Random(seed)
@@ -343,13 +368,22 @@ def crash_loop(tmp_path: Path, db: str, iterations: int) -> None:
         store.create_repo(REPO)
     model = Model()
     reported = reconciled = orphans_removed = awaited = 0
+    writer_db = db
+    if db.startswith("postgresql"):  # tag the writer's sessions, to wait for them to end
+        name = f"crash-writer-{seed}"
+        writer_db = (
+            sa.make_url(db)
+            .update_query_dict({"application_name": name})
+            .render_as_string(hide_password=False)
+        )
     for i in range(iterations):
         where = f"seed {seed}, iteration {i}"
-        delay = rng.uniform(0.0, 0.3)
+        delay = rng.uniform(0.0, 0.5)
         after = rng.choice((0, 1, 1, 2))
         awaited += after
         log = tmp_path / f"w{i}.log"
-        done, _ = run_writer(script, home, db, model.next_step, delay, log, after)
+        done, _ = run_writer(script, home, writer_db, model.next_step, delay, log, after)
+        settle(db, writer_db)
         first_new = len(model.new_files)
         for n, commit_id in done:
             model.record(n, commit_id, where)

@@ -505,7 +505,7 @@ def test_concurrent_first_opens_migrate_once(metadata_url: str) -> None:
         t.join(60)
     assert errors == []
     with Metadata(metadata_url) as meta:
-        assert _versions(meta) == [1]
+        assert _versions(meta) == list(range(1, SCHEMA_VERSION + 1))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
@@ -665,17 +665,17 @@ def test_reopen_does_not_migrate_again(metadata_url: str, monkeypatch) -> None:
     meta = Metadata(metadata_url)
     with meta.transaction() as conn:
         meta.create_repo(conn, "r")
-    assert meta.schema_version() == SCHEMA_VERSION == 1
+    assert meta.schema_version() == SCHEMA_VERSION == 2
     meta.close()
 
     def must_not_run(conn: sa.Connection) -> None:
         raise AssertionError("a migration ran on an up-to-date database")
 
-    monkeypatch.setattr(metadata_module, "MIGRATIONS", [must_not_run])
+    monkeypatch.setattr(metadata_module, "MIGRATIONS", [must_not_run, must_not_run])
     again = Metadata(metadata_url)
     with again.read() as conn:
         assert [r.name for r in again.list_repos(conn)] == ["r"]
-    assert _versions(again) == [1]
+    assert _versions(again) == [1, 2]
     again.close()
 
 
@@ -690,9 +690,25 @@ def test_new_migration_is_applied_once(metadata_url: str, monkeypatch) -> None:
     monkeypatch.setattr(metadata_module, "MIGRATIONS", [*metadata_module.MIGRATIONS, add_labels])
     for _ in range(2):
         with Metadata(metadata_url) as meta:
-            assert meta.schema_version() == 2
-            assert _versions(meta) == [1, 2]
+            assert meta.schema_version() == 3
+            assert _versions(meta) == [1, 2, 3]
     assert calls == [1]
+
+
+def test_version_1_database_gains_the_gc_table(metadata_url: str, monkeypatch) -> None:
+    """A store written before the gc protocol (schema 1) is upgraded in place, its data kept."""
+    monkeypatch.setattr(metadata_module, "MIGRATIONS", metadata_module.MIGRATIONS[:1])
+    with Metadata(metadata_url) as meta:
+        with meta.transaction() as conn:
+            meta.create_repo(conn, "old")
+            assert not sa.inspect(conn).has_table("gc_doomed")
+    monkeypatch.undo()
+    with Metadata(metadata_url) as meta:
+        assert _versions(meta) == [1, 2]
+        with meta.transaction() as conn:
+            assert [r.name for r in meta.list_repos(conn)] == ["old"]
+            meta.doom_objects(conn, ["a" * 64])
+            assert meta.doomed_objects(conn, 10) == ["a" * 64]
 
 
 def test_failed_migration_changes_nothing(metadata_url: str, monkeypatch) -> None:
@@ -700,14 +716,14 @@ def test_failed_migration_changes_nothing(metadata_url: str, monkeypatch) -> Non
 
     def broken(conn: sa.Connection) -> None:
         conn.execute(sa.text("CREATE TABLE half_done (x INTEGER)"))
-        raise RuntimeError("migration 2 failed")
+        raise RuntimeError("migration 3 failed")
 
     monkeypatch.setattr(metadata_module, "MIGRATIONS", [*metadata_module.MIGRATIONS, broken])
-    with pytest.raises(RuntimeError, match="migration 2 failed"):
+    with pytest.raises(RuntimeError, match="migration 3 failed"):
         Metadata(metadata_url)
     monkeypatch.undo()
     meta = Metadata(metadata_url)
-    assert _versions(meta) == [1]
+    assert _versions(meta) == [1, 2]
     with meta.read() as conn:
         assert not sa.inspect(conn).has_table("half_done")
     meta.close()
@@ -718,7 +734,7 @@ def test_future_schema_version_is_refused(metadata_url: str) -> None:
     with meta.transaction() as conn:
         conn.execute(sa.text("INSERT INTO schema_version VALUES (7, 0)"))
     meta.close()
-    with pytest.raises(StoreError, match=r"schema version 7.*up to 1.*upgrade headrace"):
+    with pytest.raises(StoreError, match=r"schema version 7.*up to 2.*upgrade headrace"):
         Metadata(metadata_url)
 
 
@@ -745,7 +761,7 @@ def test_postgresql_scheme_means_psycopg(postgresql_metadata_url: str) -> None:
     with Metadata(plain) as meta:
         assert meta.dialect == "postgresql"
         assert meta.engine.dialect.driver == "psycopg"
-        assert meta.schema_version() == 1
+        assert meta.schema_version() == SCHEMA_VERSION
 
 
 def test_sqlite_settings(tmp_path) -> None:

@@ -301,3 +301,54 @@ def test_round_trip_any_bytes(root: str, data: bytes, compression: str | None) -
             store.get_range(key, len(data) // 3, len(data) // 2)
             == (data[len(data) // 3 : len(data) // 3 + len(data) // 2])
         )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd (Linux)")
+def test_objects_are_on_disk_before_the_commit_refers_to_them(tmp_path, monkeypatch):
+    """Issue 13 item 5: by default every new object's bytes and its folder entry are flushed
+    (fsync) before the metadata transaction that refers to them; a put of many small files
+    costs a handful of flushes (one pack), not one per file."""
+    from headrace.store import objects as objects_module
+    from headrace.store.store import Store
+
+    assert ObjectStore(tmp_path / "o").fsync is True
+    store = Store.open(tmp_path / "home")
+    store.create_repo("r")
+    events: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    real_transaction = store.meta.transaction
+
+    def transaction():
+        events.append(("transaction", ""))
+        return real_transaction()
+
+    monkeypatch.setattr(objects_module.os, "fsync", fsync)
+    monkeypatch.setattr(store.meta, "transaction", transaction)
+    store.put_files("r@master", [(f"/f{i}.txt", b"row %d\n" % i) for i in range(1000)])
+    first_txn = events.index(("transaction", ""))
+    flushed = {path for kind, path in events[:first_txn] if kind == "fsync"}
+    keys = list(store.objects.keys())
+    assert len(keys) == 1  # one pack
+    location = store.objects.location(keys[0])
+    root = str(tmp_path / "home" / "objects")
+    assert any(p.startswith(location + ".") for p in flushed)  # the temporary file, then renamed
+    assert os.path.dirname(location) in flushed and root in flushed
+    assert len(flushed) == 3
+    assert store.get_file("r@master:/f7.txt") == b"row 7\n"
+    store.close()
+
+
+def test_fsync_can_be_turned_off(tmp_path, monkeypatch):
+    from headrace.store import objects as objects_module
+
+    calls: list[int] = []
+    monkeypatch.setattr(objects_module.os, "fsync", calls.append)
+    store = ObjectStore(tmp_path / "o", fsync=False)
+    store.put(b"x")
+    store.sync()
+    assert calls == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 import uuid
@@ -381,23 +382,64 @@ def test_put_dir_walks_like_sorted_rglob(store, tmp_path):
         target.write_bytes(rel.encode())
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "o.txt").write_bytes(b"outside")
-    (src / "link-to-file").symlink_to(src / "a.txt")
-    (src / "link-to-dir").symlink_to(tmp_path / "outside")
     expected = [
         (p.relative_to(src).as_posix(), str(p)) for p in sorted(src.rglob("*")) if p.is_file()
     ]
     assert list(_local_files(str(src))) == expected
-    assert "link-to-file" in dict(expected) and "link-to-dir/o.txt" not in dict(expected)
     store.create_repo("r")
     info = store.put_dir("r@master:/in", Path(src))
     assert info.file_count == len(expected)
-    assert store.get_file("r@master:/in/link-to-file") == b"a.txt"
     with pytest.raises(FileNotFound, match="does not exist"):
         store.put_file("r@master:/x", str(tmp_path / "missing.txt"))
     with pytest.raises(FileNotFound, match="does not exist"):
         store.put_file("r@master:/x", str(src / "a"))  # a directory
     with pytest.raises(FileNotFound, match="not a local directory"):
         store.put_dir("r@master", tmp_path / "missing")
+
+
+def test_put_dir_refuses_symbolic_links(store, tmp_path):
+    """Issue 13 item 4: storing a folder never reads through a link by default (git stores a
+    link as a link; headrace refuses it, naming it). ``follow_links`` follows links that stay
+    inside the folder, and still refuses one leading out of it."""
+    from pathlib import Path
+
+    from headrace.store.errors import InvalidPath
+
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a")
+    (src / "sub" / "b.txt").write_bytes(b"b")
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not yours")
+    store.create_repo("r")
+    (src / "passwd").symlink_to(secret)
+    with pytest.raises(InvalidPath, match=r"src/passwd is a symbolic link to .*secret\.txt.*"
+                       r"does not follow links"):  # fmt: skip
+        store.put_dir("r@master", Path(src))
+    with pytest.raises(InvalidPath, match=r"outside the folder being stored"):
+        store.put_dir("r@master", Path(src), follow_links=True)
+    (src / "passwd").unlink()
+    (src / "sub" / "up").symlink_to(tmp_path)  # a folder link out of it
+    with pytest.raises(InvalidPath, match=r"sub/up is a symbolic link.*outside"):
+        store.put_dir("r@master", Path(src), follow_links=True)
+    (src / "sub" / "up").unlink()
+    (src / "alias.txt").symlink_to("a.txt")  # relative, inside
+    (src / "again").symlink_to(src / "sub")  # a folder inside
+    with pytest.raises(InvalidPath, match=r"src/again is a symbolic link to .*src/sub: headrace"):
+        store.put_dir("r@master", Path(src))
+    assert store.list_commits("r") == []
+    store.put_dir("r@master", Path(src), follow_links=True)
+    files = {f.path: store.get_file(f"r@master:{f.path}") for f in store.walk_files("r@master")}
+    assert files == {
+        "/a.txt": b"a", "/alias.txt": b"a", "/again/b.txt": b"b", "/sub/b.txt": b"b",
+    }  # fmt: skip
+    (src / "sub" / "loop").symlink_to(src)  # a cycle
+    with pytest.raises(InvalidPath, match="a cycle"):
+        store.put_dir("r@master", Path(src), follow_links=True)
+    (src / "sub" / "loop").unlink()
+    os.mkfifo(src / "pipe")
+    with pytest.raises(InvalidPath, match="pipe is not a regular file"):
+        store.put_dir("r@master", Path(src), follow_links=True)
 
 
 # ---------------------------------------------------------------- walking and the node cache

@@ -10,6 +10,7 @@ commands to the ``headrace`` application.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
@@ -129,7 +130,9 @@ def _join(directory: str, name: str) -> str:
     return normalize_path(directory.rstrip("/") + "/" + name.lstrip("/"), allow_root=False)
 
 
-def _put_plan(target: str, source: str, recursive: bool) -> tuple[str, list[_Source]]:
+def _put_plan(
+    target: str, source: str, recursive: bool, follow_links: bool = False
+) -> tuple[str, list[_Source]]:
     """The branch or open commit written to, and the files to put (usage errors exit 2)."""
     r = parse_ref(target)
     if r.ancestry:
@@ -156,10 +159,11 @@ def _put_plan(target: str, source: str, recursive: bool) -> tuple[str, list[_Sou
         return commit, _url_sources(source, recursive, base, single)
     local = Path(source)
     if local.is_dir():
-        files = [p for p in sorted(local.rglob("*")) if p.is_file()]
+        from headrace.store.writing import local_files
+
+        files = local_files(str(local), follow_links=follow_links)
         return commit, [
-            _Source(_join(base, p.relative_to(local).as_posix()), p.stat().st_size, _opener(p))
-            for p in files
+            _Source(_join(base, rel), os.path.getsize(p), _opener(Path(p))) for rel, p in files
         ]
     if not local.is_file():
         fail(
@@ -317,6 +321,14 @@ def file_put(
             "--untar", help="SOURCE is a tar archive (any compression): put the files in it."
         ),
     ] = False,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Follow symbolic links inside a folder SOURCE that stay inside it (links are "
+            "refused otherwise).",
+        ),
+    ] = False,
     message: MessageOpt = "",
     as_json: JsonOpt = False,
     home: HomeOpt = None,
@@ -330,7 +342,9 @@ def file_put(
     with ExitStack() as cleanup:
         if untar:
             source = _untarred(source, target, cleanup)
-        _file_put(target, source, recursive, append, message, as_json, home, db, objects)
+        _file_put(
+            target, source, recursive, append, follow_links, message, as_json, home, db, objects
+        )
 
 
 def _untarred(source: str, target: str, cleanup: ExitStack) -> str:
@@ -366,6 +380,7 @@ def _file_put(
     source: str,
     recursive: bool,
     append: bool,
+    follow_links: bool,
     message: str,
     as_json: bool,
     home: Path | None,
@@ -373,7 +388,7 @@ def _file_put(
     objects: str | None,
 ) -> None:
     with handle_errors():
-        commit, sources = _put_plan(target, source, recursive)
+        commit, sources = _put_plan(target, source, recursive, follow_links)
         if not sources:
             fail(f"SOURCE {source!r} holds no files; nothing was written")
     written = [0]

@@ -55,6 +55,11 @@ def fsck_command(
         for problem in report.problems:
             say(f"  {problem}")
     if not report.ok:
+        if any(p.startswith("metadata database: ") for p in report.problems):
+            fail(
+                f"fsck found {len(report.problems)} problem(s); the metadata database is "
+                "damaged: restore it from a backup"
+            )
         fail(
             f"fsck found {len(report.problems)} problem(s); restore the objects named from a "
             "backup, or delete the commits that use them"

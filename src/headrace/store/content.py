@@ -356,12 +356,14 @@ class ContentWriter:
     def flush(self) -> list[Content]:
         """Write the pending pack; return the Contents created since the last flush.
 
-        Every returned Content is final (its objects are stored); record them in metadata.
+        Every returned Content is final (its objects are stored, and on disk when the object
+        store fsyncs); record them in metadata.
         """
         with self._lock:
             self._write_pack()
             created, self._created = self._created, []
-            return created
+        self.objects.sync()  # durable before the caller's metadata refers to them
+        return created
 
     def resolve(self, content: Content) -> Content:
         """The latest form of ``content`` this writer knows (final once its pack is written)."""

@@ -16,6 +16,7 @@ __all__ = [
     "MergeConflict",
     "NotFound",
     "ObjectNotFound",
+    "ObjectsCollected",
     "RepoExists",
     "RepoNotFound",
     "StoreError",
@@ -83,6 +84,11 @@ class MergeConflict(Conflict):
     def __init__(self, message: str, paths: list[str]) -> None:
         super().__init__(message)
         self.paths = paths
+
+
+class ObjectsCollected(Conflict):
+    """A gc running during a write deleted objects the write was about to refer to; nothing
+    was recorded (writing the same files again stores them again)."""
 
 
 class CorruptObject(StoreError):

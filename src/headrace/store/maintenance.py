@@ -9,10 +9,39 @@ the provenance table, so later merges find the right common ancestor.
 gc keeps: every tree node reachable from a commit's root, every content referenced by those trees
 or by an open commit's staged changes, and every object those contents use. Objects younger than
 the grace period are never deleted, so a writer that stored objects but has not yet committed the
-metadata that refers to them is safe. The tree nodes it deletes leave the metadata's node cache.
-In a local objects folder gc also removes the temporary files (``<key>.<pid>.<thread>.tmp``) of
-writers killed before their rename: such a file can never become an object. The same grace
-period protects a write in progress, and nothing but names of exactly that form is touched.
+metadata that refers to them is normally left alone. The tree nodes it deletes leave the
+metadata's node cache. In a local objects folder gc also removes the temporary files
+(``<key>.<pid>.<thread>.tmp``) of writers killed before their rename: such a file can never become
+an object. The same grace period protects a write in progress, and nothing but names of exactly
+that form is touched.
+
+gc and writers: no interleaving loses a committed object. A writer stores objects (or finds them
+already stored, or finds a known content whose objects they are) and later refers to them in its
+commit transaction; gc cannot see a writer between those two steps, so it must not decide and
+delete in one go. The protocol, with one lock in the metadata database (on SQLite the write lock
+every write transaction takes; on PostgreSQL an advisory transaction lock, exclusive for gc,
+shared for writers, which do not wait for each other):
+
+1. *list*: gc lists the objects older than the grace period (no lock).
+2. *mark*: in one transaction holding the lock exclusively, gc computes what is live, deletes
+   the dead content rows and tree nodes, and records the listed objects that are not live in
+   the table ``gc_doomed`` (replacing what an earlier, killed gc left there).
+3. *sweep*: batch by batch, in transactions holding the lock exclusively, gc deletes the doomed
+   objects still recorded and removes their rows, the file deletions inside the transaction.
+4. *writer*: every transaction that refers to contents (a commit, staged changes) first takes the
+   lock shared, then removes every object its contents use from ``gc_doomed`` (taking them back)
+   and checks that each of them exists. If one does not, a sweep deleted it after the writer had
+   found it: the transaction fails with :class:`~headrace.store.errors.ObjectsCollected` and
+   records nothing (the caller writes the files again).
+
+Why it holds: a writer's transaction W runs wholly before or after a mark M and each sweep batch
+S (the lock). If W is before M, its contents are live at M and their objects are not doomed.
+If W is after M and before the S that would delete an object, W took the object back and S
+does not delete it; if W is after that S, W sees the object missing and records nothing. An
+invariant follows: every content row's objects exist and none is doomed, so a content a writer
+finds in the metadata refers to objects that stay until W (or W fails loudly). The cost for a
+writer is one indexed delete and one existence check per object it refers to, in its own
+transaction.
 
 fsck reads tree nodes from the database, past the node cache, so a missing node is reported even
 while the cache still holds it.
@@ -24,12 +53,15 @@ import os
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import DatabaseError
+
 from headrace.store import commits, trees
-from headrace.store.content import Content, object_keys
-from headrace.store.errors import Conflict, MergeConflict, StoreError
+from headrace.store.content import Content, object_keys, read_content
+from headrace.store.errors import Conflict, MergeConflict, ObjectNotFound, StoreError
 from headrace.store.metadata import OPEN
 from headrace.store.records import CommitInfo, OverlayNodes
 from headrace.store.refs import parse_ref
@@ -72,6 +104,7 @@ def merge(store: Store, source: str, target: str, message: str = "") -> MergeRes
     if s_ref.repo != t_ref.repo:
         raise StoreError(f"merge works within one repo; {source} and {target} differ")
     with store.meta.transaction() as conn:
+        store.meta.lock_for_gc(conn, exclusive=False)  # it refers to contents: not during gc
         src = commits.resolve(store.meta, conn, s_ref)
         if src.state == OPEN:
             raise Conflict(f"{source} has an open commit {src.id}; finish it before merging")
@@ -142,7 +175,18 @@ def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
     """Check every reference: commits → tree nodes → contents → objects (and their hashes)."""
     report = FsckReport()
     meta = store.meta
-    content_hashes: dict[str, str] = {}  # hash -> where it was referenced
+    report.problems += [f"metadata database: {p}" for p in meta.integrity_problems()]
+    try:
+        _check_references(store, report, verify_objects)
+    except DatabaseError as e:  # a damaged page the integrity check did not name
+        report.problems.append(f"metadata database: reading it failed: {e.orig}")
+    return report
+
+
+def _check_references(store: Store, report: FsckReport, verify_objects: bool) -> None:
+    meta = store.meta
+    # content hash -> {path: where it is (the first commit seen with it at that path)}
+    content_hashes: dict[str, dict[str, str]] = {}
     with meta.read() as conn:
         nodes = meta.tree_nodes(conn, cached=False)  # what the database holds, not the cache
         seen_roots: set[str] = set()
@@ -153,7 +197,9 @@ def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
                 if commit.state == OPEN:
                     for s in meta.staged_changes(conn, commit.id):
                         if s.content_hash is not None:
-                            content_hashes.setdefault(s.content_hash, f"{where}:{s.path} (staged)")
+                            content_hashes.setdefault(s.content_hash, {}).setdefault(
+                                s.path, f"{where}:{s.path} (staged)"
+                            )
                     continue
                 root = commit.root_tree or trees.EMPTY_ROOT
                 if root in seen_roots:
@@ -162,28 +208,52 @@ def fsck(store: Store, verify_objects: bool = True) -> FsckReport:
                 report.trees += 1
                 try:
                     for entry in trees.iter_entries(nodes, root, "/"):
-                        content_hashes.setdefault(entry.hash, f"{where}:{entry.path}")
+                        content_hashes.setdefault(entry.hash, {}).setdefault(
+                            entry.path, f"{where}:{entry.path}"
+                        )
+                except DatabaseError as e:
+                    report.problems.append(
+                        f"{where}: its file tree cannot be read from the database: "
+                        f"{str(e.orig).splitlines()[0]}"
+                    )
                 except Exception as e:
                     report.problems.append(f"{where}: its file tree cannot be read: {e}")
         records = meta.get_contents(conn, content_hashes)
-    keys: dict[str, str] = {}
-    for digest, where in content_hashes.items():
+    users: dict[str, list[Content]] = {}  # object key -> the contents that use it
+    for digest, places in content_hashes.items():
         report.contents += 1
         record = records.get(digest)
         if record is None:
-            report.problems.append(f"{where}: content {digest} is not recorded in the metadata")
+            for where in places.values():
+                report.problems.append(f"{where}: content {digest} is not recorded in the metadata")
             continue
-        for key in object_keys(Content.from_json(record.layout)):
-            keys.setdefault(key, where)
-    for key, where in keys.items():
+        content = Content.from_json(record.layout)
+        for key in object_keys(content):
+            users.setdefault(key, []).append(content)
+    for key, contents in users.items():
         report.objects += 1
         good = store.objects.verify(key) if verify_objects else store.objects.exists(key)
-        if not good:
-            state = "missing" if not store.objects.exists(key) else "corrupt (hash mismatch)"
-            report.problems.append(
-                f"{where}: object {key} is {state} at {store.objects.location(key)}"
-            )
-    return report
+        if good:
+            continue
+        missing = not store.objects.exists(key)
+        state = "missing" if missing else "corrupt (hash mismatch)"
+        for content in contents:
+            # A pack holds many files: a file whose own slice still reads back whole is intact.
+            if not missing and _intact(store, content):
+                continue
+            for where in content_hashes[content.hash].values():
+                report.problems.append(
+                    f"{where}: object {key} is {state} at {store.objects.location(key)}"
+                )
+
+
+def _intact(store: Store, content: Content) -> bool:
+    """Whether ``content`` reads back whole, its bytes matching its hash."""
+    try:
+        read_content(store.objects, content)
+    except StoreError:
+        return False
+    return True
 
 
 @dataclass
@@ -203,11 +273,31 @@ class GcReport:
     temp_bytes_freed: int = 0
 
 
-def gc(store: Store, dry_run: bool = False, grace_seconds: float = 3600.0) -> GcReport:
-    """Delete what nothing references (see the module docstring for what is kept)."""
+# Called with the name of each step gc finished ("listed", "marked", "swept") when set: tests
+# use it to run a writer at every point between gc's steps.
+_step_hook: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    if _step_hook is not None:
+        _step_hook(name)
+
+
+def gc(
+    store: Store, dry_run: bool = False, grace_seconds: float = 3600.0, batch: int = 1000
+) -> GcReport:
+    """Delete what nothing references (see the module docstring for what is kept and how a
+    concurrent writer is protected)."""
     meta = store.meta
     report = GcReport(dry_run=dry_run)
+    cutoff = time.time() - grace_seconds
+    # 1. list: only objects stored before the marking can be doomed by it.
+    stored = list(store.objects.keys())
+    old = [key for key in stored if _older_than(store, key, cutoff)]
+    _step("listed")
+    # 2. mark, excluding writers: what no tree, staged change or content row uses is doomed.
     with meta.transaction() as conn:
+        meta.lock_for_gc(conn, exclusive=True)
         nodes = meta.tree_nodes(conn)
         live_nodes: set[str] = set()
         live_contents: set[str] = set(meta.staged_content_hashes(conn))
@@ -226,23 +316,37 @@ def gc(store: Store, dry_run: bool = False, grace_seconds: float = 3600.0) -> Gc
                 live_objects |= keys
             else:
                 dead_contents.append(digest)
+        doomed = [key for key in old if key not in live_objects]
         if not dry_run:
             report.nodes_deleted = meta.delete_tree_nodes(conn, dead_nodes)
             report.contents_deleted = meta.delete_contents(conn, dead_contents)
+            meta.doom_objects(conn, doomed)
         else:
             report.nodes_deleted, report.contents_deleted = len(dead_nodes), len(dead_contents)
     if not dry_run:
         # delete_tree_nodes evicted them; a reader of an older snapshot may have cached one
         # again before this transaction committed.
         meta.node_cache.discard(dead_nodes)
-    cutoff = time.time() - grace_seconds
-    for key in list(store.objects.keys()):
-        if key in live_objects or not _older_than(store, key, cutoff):
-            continue
-        size = store.objects.size(key)
-        if dry_run or store.objects.delete(key):
+    _step("marked")
+    # 3. sweep, excluding writers batch by batch: delete the doomed objects no writer took back.
+    if dry_run:
+        for key in doomed:
             report.objects_deleted += 1
-            report.bytes_freed += size
+            report.bytes_freed += _size(store, key)
+    else:
+        while True:
+            with meta.transaction() as conn:
+                meta.lock_for_gc(conn, exclusive=True)
+                sweep = meta.doomed_objects(conn, batch)
+                for key in sweep:
+                    size = _size(store, key)
+                    if store.objects.delete(key):
+                        report.objects_deleted += 1
+                        report.bytes_freed += size
+                meta.forget_doomed(conn, sweep)
+            if len(sweep) < batch:
+                break
+    _step("swept")
     for path, size in _stale_temp_files(store, cutoff):
         if not dry_run:
             try:
@@ -252,6 +356,13 @@ def gc(store: Store, dry_run: bool = False, grace_seconds: float = 3600.0) -> Gc
         report.temp_files_removed += 1
         report.temp_bytes_freed += size
     return report
+
+
+def _size(store: Store, key: str) -> int:
+    try:
+        return store.objects.size(key)
+    except ObjectNotFound:
+        return 0
 
 
 # What ObjectStore._put_local writes before renaming: <root>/<kk>/<rest of key>.<pid>.<thread>.tmp

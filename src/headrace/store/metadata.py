@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,11 +51,13 @@ from headrace.store.errors import (
     RepoNotFound,
     StoreError,
 )
+from headrace.store.integrity import integrity_problems, is_damage
 from headrace.store.nodecache import DEFAULT_NODE_CACHE_BYTES, NodeCache, TreeNodes
 from headrace.store.refs import validate_name
 from headrace.store.schema import (
     _COMMIT_COLUMNS,
     _COMMIT_SEQ,
+    _GC_LOCK,
     _MIGRATION_LOCK,
     _SCHEMA_VERSION_TABLE,
     AUTO,
@@ -72,6 +74,7 @@ from headrace.store.schema import (
     _branches,
     _commits,
     _contents,
+    _gc_doomed,
     _provenance,
     _repos,
     _staged,
@@ -121,9 +124,11 @@ class Metadata(SQLDatabase):
         *,
         busy_timeout: float = 60.0,
         node_cache_bytes: int = DEFAULT_NODE_CACHE_BYTES,
+        before_create: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(url, busy_timeout=busy_timeout)
         self.node_cache = NodeCache(node_cache_bytes)
+        self._before_create = before_create
         try:
             self._migrate()
         except BaseException:
@@ -143,9 +148,17 @@ class Metadata(SQLDatabase):
     # ---- schema versions
 
     def _migrate(self) -> None:
-        with self.read() as conn:
-            if self._current_version(conn) == len(MIGRATIONS):
-                return
+        try:
+            with self.read() as conn:
+                current = self._current_version(conn)
+        except sa.exc.DatabaseError as e:
+            if is_damage(e):
+                raise self._damaged(e) from None
+            raise
+        if current == len(MIGRATIONS):
+            return
+        if current == 0 and self._before_create is not None:
+            self._before_create()  # may refuse to make a new store here
         with self.transaction() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
@@ -161,6 +174,10 @@ class Metadata(SQLDatabase):
         if not sa.inspect(conn).has_table("schema_version"):
             return 0
         version = conn.scalar(sa.select(sa.func.max(_SCHEMA_VERSION_TABLE.c.version))) or 0
+        if version > len(MIGRATIONS) and self.dialect == "sqlite":
+            problems = self.integrity_problems(quick=True)
+            if problems:  # a damaged page, not a newer headrace
+                raise self._damaged(problems[0])
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"the metadata database {self._shown_url} has schema version {version}, but "
@@ -168,6 +185,19 @@ class Metadata(SQLDatabase):
                 "newer headrace; upgrade headrace to open it"
             )
         return int(version)
+
+    def _damaged(self, detail: object) -> StoreError:
+        problems = self.integrity_problems(quick=True)
+        found = "; ".join(problems[:3]) if problems else str(detail).splitlines()[0]
+        return StoreError(
+            f"the metadata database {self._shown_url} is damaged ({found}); restore it from a "
+            "backup. headrace fsck lists what its integrity check finds"
+        )
+
+    def integrity_problems(self, quick: bool = False) -> list[str]:
+        """What is damaged in the database itself (empty when it is sound); see
+        :func:`headrace.store.integrity.integrity_problems`."""
+        return integrity_problems(self._engine, self.dialect, quick)
 
     def schema_version(self) -> int:
         """The schema version of the open database."""
@@ -482,6 +512,8 @@ class Metadata(SQLDatabase):
         self.get_commit(conn, commit_id)
         if n is not None and n <= 0:
             return []
+        if n is not None:
+            n = min(n, 2**62)  # no history is longer; a bigger number overflows SQL integers
         one = sa.literal_column("1", sa.Integer)
         walk = (
             sa.select(_commits.c.parent.label("id"), one.label("depth"))
@@ -714,6 +746,40 @@ class Metadata(SQLDatabase):
                 _tree_nodes.delete().where(self._ops.among(_tree_nodes.c.key, batch))
             ).rowcount
             for batch in self._ops.batches(unique)
+        )
+
+    # ---- the gc protocol (see headrace.store.maintenance)
+
+    def lock_for_gc(self, conn: Connection, *, exclusive: bool) -> None:
+        """Serialise ``conn``'s transaction with gc: gc's marking and deleting take this
+        exclusively, a writer adding references to contents takes it shared (writers do not
+        wait for each other). On SQLite every write transaction is exclusive already."""
+        if self.dialect == "postgresql":
+            if exclusive:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_GC_LOCK)))
+            else:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(_GC_LOCK)))
+
+    def doom_objects(self, conn: Connection, keys: Iterable[str]) -> None:
+        """Replace the doomed objects by ``keys`` (gc's marking; call with the gc lock held)."""
+        conn.execute(_gc_doomed.delete())
+        unique = list(dict.fromkeys(keys))
+        if unique:
+            self._ops.bulk_insert(conn, _gc_doomed, {"key": unique})
+
+    def doomed_objects(self, conn: Connection, limit: int) -> list[str]:
+        """Up to ``limit`` doomed object keys, in key order."""
+        query = sa.select(_gc_doomed.c.key).order_by(_gc_doomed.c.key).limit(limit)
+        return list(conn.scalars(query))
+
+    def forget_doomed(self, conn: Connection, keys: Iterable[str]) -> int:
+        """Remove ``keys`` from the doomed objects; return how many were doomed. A writer calls
+        it (with the gc lock held shared) for every object it is about to refer to: taken back,
+        they are not deleted; gc calls it for the objects it deleted."""
+        doomed = _gc_doomed.c.key
+        return sum(
+            conn.execute(_gc_doomed.delete().where(self._ops.among(doomed, batch))).rowcount
+            for batch in self._ops.batches(keys)
         )
 
     def tree_nodes(self, conn: Connection, *, cached: bool = True) -> TreeNodes:

@@ -154,8 +154,10 @@ class ObjectStore:
     """Content-addressed blobs under ``url``, keyed by the blake3 hash of their bytes.
 
     ``compression``: ``None`` (store plain) or ``"zstd"`` / ``"zstd:<level>"``; objects are read
-    whatever it is. ``fsync``: flush each new local object to disk before it is moved into place
-    (slower; protects against power loss, not just process crashes). ``cache_bytes``: memory for
+    whatever it is. ``fsync`` (default on): flush each new local object to disk before it is
+    moved into place, and its folder at :meth:`sync`, so a power loss cannot leave a committed
+    reference to bytes that never reached the disk (or a torn object under its final name);
+    off, only process crashes are survived. ``cache_bytes``: memory for
     decoded objects that :meth:`get_range` reads whole (compressed or non-local objects).
 
     >>> store = ObjectStore("memory://doctest-objects")
@@ -168,7 +170,7 @@ class ObjectStore:
         self,
         url: str | os.PathLike[str],
         compression: str | None = None,
-        fsync: bool = False,
+        fsync: bool = True,
         cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.url = os.fspath(url)
@@ -187,6 +189,8 @@ class ObjectStore:
         self._atomic = any(p in _ATOMIC_PROTOCOLS for p in protocols)
         self._threads = threading.local()
         self._cache = _LRU(cache_bytes)
+        self._unsynced: set[str] = set()  # folders whose new entries are not yet on disk
+        self._unsynced_lock = threading.Lock()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ObjectStore, (self.url, self.compression, self.fsync, self.cache_bytes))
@@ -327,9 +331,29 @@ class ObjectStore:
                 pass
             raise
         if self.fsync:
-            _fsync_folder(folder)
-            if new_folder:
-                _fsync_folder(self._root)
+            with self._unsynced_lock:
+                self._unsynced.add(folder)
+                if new_folder:
+                    self._unsynced.add(self._root)
+
+    def sync(self) -> None:
+        """Make the objects this store wrote durable: each object's bytes were flushed to disk
+        before it was moved into place, and here the folders that gained one are flushed, once
+        each (so a batch of puts costs one folder flush per folder touched). Call it before a
+        metadata transaction that refers to new objects (``ContentWriter.flush`` does). A no-op
+        without ``fsync`` and on object stores (their uploads are durable when they return)."""
+        with self._unsynced_lock:
+            folders, self._unsynced = self._unsynced, set()
+        root = self._root if self._root in folders else None
+        try:
+            for folder in sorted(folders - {self._root}):
+                _fsync_folder(folder)
+            if root is not None:
+                _fsync_folder(root)
+        except BaseException:
+            with self._unsynced_lock:
+                self._unsynced |= folders
+            raise
 
     def _put_remote(self, path: str, parts: list[Buffer]) -> None:
         payload = b"".join(parts)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from headrace.store import commits, trees
 from headrace.store.content import Content, iter_content
-from headrace.store.errors import FileNotFound
+from headrace.store.errors import FileNotFound, ObjectNotFound
 from headrace.store.metadata import Metadata
 from headrace.store.objects import ObjectStore
 from headrace.store.records import DiffEntry, FileInfo, OverlayNodes, file_info, file_infos
@@ -62,11 +62,18 @@ def _write_local(objects: ObjectStore, content: Content, target: Path) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".headrace-part")
     total = 0
-    with open(tmp, "wb") as f:
-        for block in iter_content(objects, content):
-            f.write(block)
-            total += len(block)
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "wb") as f:
+            for block in iter_content(objects, content):
+                f.write(block)
+                total += len(block)
+        os.replace(tmp, target)
+    except BaseException:  # a damaged or missing object, a full disk: leave no partial file
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return total
 
 
@@ -84,6 +91,14 @@ def get_file_to(
         if not entries:
             raise FileNotFound(f"{ref}: no such file or directory")
         records = meta.get_contents(conn, {e.hash for e in entries})
+    lost = [e for e in entries if e.hash not in records]
+    if lost:
+        shown = ", ".join(f"{e.path} (content {e.hash})" for e in lost[:5])
+        more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
+        raise ObjectNotFound(
+            f"{ref}: the metadata has no record of the content of {shown}{more}; the store is "
+            "damaged: run fsck"
+        )
     written = []
     for e in entries:
         if single is not None:

@@ -25,6 +25,9 @@ Tables (times are seconds since the epoch as floating point numbers; hashes and 
                     cascade); PK (commit_id, source_commit_id): the commit was made from the source.
 ``contents``        ``hash`` (PK), ``size``, ``layout`` (JSON text: how the bytes are stored).
 ``tree_nodes``      ``key`` (PK), ``data`` (bytes): content-addressed, immutable tree nodes.
+``gc_doomed``       ``key`` (PK): objects a running gc found unreferenced and will delete unless
+                    a writer takes them back first (version 2; see
+                    :mod:`headrace.store.maintenance` for the protocol).
 
 Schema versions: ``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1`` (version 1
 is the initial schema); ``schema_version`` records each one applied. :class:`Metadata
@@ -228,13 +231,25 @@ def _migrate_v1(conn: Connection) -> None:
     meta.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_v1]
+def _v2_tables(meta: sa.MetaData) -> None:
+    """Tables added by migration 2. Frozen."""
+    sa.Table("gc_doomed", meta, sa.Column("key", sa.String(64), primary_key=True))
+
+
+def _migrate_v2(conn: Connection) -> None:
+    meta = sa.MetaData()
+    _v2_tables(meta)
+    meta.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_migrate_v1, _migrate_v2]
 """``MIGRATIONS[i]`` upgrades a database from version ``i`` to ``i + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# The current schema (the same as version 1 until a migration changes it).
+# The current schema: version 1 plus the tables of version 2.
 _META = sa.MetaData()
 _v1_tables(_META)
+_v2_tables(_META)
 _SCHEMA_VERSION_TABLE = sa.Table(
     "schema_version",
     sa.MetaData(),
@@ -249,7 +264,11 @@ _staged = _META.tables["staged"]
 _provenance = _META.tables["provenance"]
 _contents = _META.tables["contents"]
 _tree_nodes = _META.tables["tree_nodes"]
+_gc_doomed = _META.tables["gc_doomed"]
 _COMMIT_COLUMNS = [c for c in _commits.c if c.name != "seq"]
 
 # A fixed key for pg_advisory_xact_lock: serialises concurrent migrations of one database.
 _MIGRATION_LOCK = 0x68656164726163  # "headrac"
+# A fixed key for the gc lock on PostgreSQL: gc takes it exclusively, writers that add
+# references to contents take it shared (on SQLite every write transaction is exclusive).
+_GC_LOCK = 0x68656164676300  # "headgc"

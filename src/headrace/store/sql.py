@@ -307,6 +307,11 @@ class SQLDatabase:
         self._local = threading.local()  # .writing: this thread is inside transaction()
         self._engine = create_engine(parsed, busy_timeout)
 
+    @staticmethod
+    def shown_url(url: str) -> str:
+        """``url`` as messages show it (the password hidden)."""
+        return normalise_url(url).render_as_string(hide_password=True)
+
     @property
     def ops(self) -> DialectOps:
         """This database's dialect-specific bulk statements (for tables of other layers kept in

@@ -49,7 +49,7 @@ import fsspec
 
 from headrace.store import commits, reading, writing
 from headrace.store.content import Content, ContentWriter, iter_content, read_content
-from headrace.store.errors import FileNotFound, InvalidReference, StoreError
+from headrace.store.errors import FileNotFound, InvalidReference, ObjectsCollected, StoreError
 from headrace.store.maintenance import FsckReport, GcReport, MergeResult, fsck, gc, merge
 from headrace.store.metadata import OPEN, Metadata, sqlite_url
 from headrace.store.objects import ObjectStore
@@ -99,8 +99,20 @@ class Store:
         objects = objects or os.environ.get("HEADRACE_OBJECTS")
         if db is None or objects is None:
             home_path.mkdir(parents=True, exist_ok=True)
-        meta = Metadata(db or sqlite_url(home_path / "metadata.db"))
-        return cls(meta, ObjectStore(objects or str(home_path / "objects"), compression))
+        db_url = db or sqlite_url(home_path / "metadata.db")
+        store = ObjectStore(objects or str(home_path / "objects"), compression)
+
+        def refuse_over_objects() -> None:  # the database is new: are the objects of another?
+            if next(iter(store.keys()), None) is not None:
+                raise StoreError(
+                    f"the metadata database {Metadata.shown_url(db_url)} holds no store (it is "
+                    f"new, empty or was truncated) but the objects folder {store.url} holds the "
+                    "objects of one: the store's database was lost. Restore it from a backup "
+                    "(or point --db / HEADRACE_DB at it); a new store needs an empty objects "
+                    "folder"
+                )
+
+        return cls(Metadata(db_url, before_create=refuse_over_objects), store)
 
     def close(self) -> None:
         self.meta.close()
@@ -254,7 +266,7 @@ class Store:
         objects are already stored (a :meth:`writer`'s flushed Contents), ``(path, None)``
         deletes one; the last change to a path wins. ``also(conn)`` runs in the same
         transaction. Nothing is visible until the commit finishes."""
-        writing.stage_files(self.meta, commit, files, also)
+        writing.stage_files(self.meta, self.objects, commit, files, also)
 
     def contents(self, hashes: Collection[str]) -> dict[str, Content]:
         """The stored :class:`Content` (layout) of each known content hash among ``hashes``."""
@@ -366,13 +378,7 @@ class Store:
         the branch this makes a one-shot commit.
         """
         r = parse_ref(ref)
-        path = file_path(r, ref)
-        writer = self.writer()
-        content = add_data(writer, data)
-        created = writer.flush()
-        content = writer.resolve(content)
-        changes = [(path, content.hash, content.size)]
-        return writing.record(self.meta, ref, changes, [*created, content], message)
+        return self._write(ref, [(file_path(r, ref), data)], message, None)
 
     def put_files(
         self,
@@ -384,18 +390,47 @@ class Store:
         """Write many files (``(path, data)`` pairs; paths relative to ``ref``'s path) at once."""
         r = parse_ref(ref)
         base = r.path or "/"
-        writer = self.writer()
-        staged: list[tuple[str, Content]] = []
-        for rel, data in files:
-            path = normalize_path(base.rstrip("/") + "/" + str(rel).lstrip("/"), allow_root=False)
-            staged.append((path, add_data(writer, data)))
-            if progress is not None:
-                progress(1)
-        created = writer.flush()
-        finals = [writer.resolve(c) for _, c in staged]
-        changes = [(p, c.hash, c.size) for (p, _), c in zip(staged, finals)]
-        target = str(Ref(r.repo, r.ref, r.ancestry))
-        return writing.record(self.meta, target, changes, [*created, *finals], message)
+        items = (
+            (normalize_path(base.rstrip("/") + "/" + str(rel).lstrip("/"), allow_root=False), data)
+            for rel, data in files
+        )
+        return self._write(str(Ref(r.repo, r.ref, r.ancestry)), items, message, progress)
+
+    def _write(
+        self,
+        target: str,
+        items: Iterable[tuple[str, bytes | str | os.PathLike[str] | IO[bytes]]],
+        message: str,
+        progress: Callable[[int], None] | None,
+    ) -> CommitInfo:
+        """Store ``(path, data)`` items (read once, lazily) and record them on ``target``. When
+        a concurrent gc deleted objects the write found (:class:`ObjectsCollected`), the write
+        is made once more if its data can be read again (bytes and paths, not streams)."""
+        rereadable = (bytes, bytearray, memoryview, str, os.PathLike)
+        again = True
+        kept: list[tuple[str, Any]] = []
+        source: Iterable[tuple[str, Any]] = items
+        while True:
+            writer = self.writer()
+            staged: list[tuple[str, Content]] = []
+            for path, data in source:
+                staged.append((path, add_data(writer, data)))
+                if source is items:
+                    again = again and isinstance(data, rereadable)
+                    if again:
+                        kept.append((path, data))
+                if progress is not None:
+                    progress(1)
+            created = writer.flush()
+            finals = [writer.resolve(c) for _, c in staged]
+            changes = [(p, c.hash, c.size) for (p, _), c in zip(staged, finals)]
+            contents = [*created, *finals]
+            try:
+                return writing.record(self.meta, self.objects, target, changes, contents, message)
+            except ObjectsCollected:
+                if not again or source is kept:
+                    raise
+                source, progress = kept, None
 
     def record_files(
         self,
@@ -413,7 +448,7 @@ class Store:
         in one transaction: the commit appears whole or not at all. A path given twice is an
         error; so is an open commit on the branch (:class:`Conflict`).
         """
-        return writing.record_files(self.meta, ref, files, message, provenance)
+        return writing.record_files(self.meta, self.objects, ref, files, message, provenance)
 
     def put_dir(
         self,
@@ -421,12 +456,18 @@ class Store:
         local_dir: str | os.PathLike[str],
         message: str = "",
         progress: Callable[[int], None] | None = None,
+        *,
+        follow_links: bool = False,
     ) -> CommitInfo:
-        """Write every file under ``local_dir`` (recursively) below ``ref``'s path."""
+        """Write every file under ``local_dir`` (recursively) below ``ref``'s path.
+
+        A symbolic link in the folder is refused unless ``follow_links``, which follows links
+        that stay inside ``local_dir`` (see :func:`~headrace.store.writing.local_files`)."""
         root = Path(local_dir)
         if not root.is_dir():
             raise FileNotFound(f"{root} is not a local directory")
-        return self.put_files(ref, writing.local_files(os.fspath(root)), message, progress)
+        files = writing.local_files(os.fspath(root), follow_links=follow_links)
+        return self.put_files(ref, files, message, progress)
 
     def put_url(self, ref: str, url: str, message: str = "") -> CommitInfo:
         """Write the file at an fsspec ``url`` (``s3://...``, ``https://...``, ``memory://...``)."""
@@ -435,11 +476,11 @@ class Store:
 
     def delete_file(self, ref: str, message: str = "") -> CommitInfo:
         """Delete a file, or every file under a directory."""
-        return writing.delete_files(self.meta, ref, message)
+        return writing.delete_files(self.meta, self.objects, ref, message)
 
     def copy_file(self, src: str, dst: str, message: str = "") -> CommitInfo:
         """Copy a file or directory between commits or repos without copying bytes."""
-        return writing.copy_files(self.meta, src, dst, message)
+        return writing.copy_files(self.meta, self.objects, src, dst, message)
 
     # -- reading files --------------------------------------------------------------------------
 
@@ -507,5 +548,6 @@ class Store:
         return fsck(self, verify_objects)
 
     def gc(self, dry_run: bool = False, grace_seconds: float = 3600.0) -> GcReport:
-        """Remove unreferenced tree nodes, contents and objects (never an open commit's)."""
+        """Remove unreferenced tree nodes, contents and objects (never an open commit's, never
+        one a concurrent writer commits: see :mod:`~headrace.store.maintenance`)."""
         return gc(self, dry_run, grace_seconds)

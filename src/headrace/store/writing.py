@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any
 
 from headrace.store import commits, trees
-from headrace.store.content import Content, ContentWriter
-from headrace.store.errors import FileNotFound, InvalidPath, InvalidReference
+from headrace.store.content import Content, ContentWriter, object_keys
+from headrace.store.errors import FileNotFound, InvalidPath, InvalidReference, ObjectsCollected
 from headrace.store.metadata import Metadata
+from headrace.store.objects import ObjectStore
 from headrace.store.records import CommitInfo
 from headrace.store.refs import Ref, file_path, normalize_path, parse_ref
 
@@ -41,6 +42,7 @@ __all__ = [
     "record",
     "record_files",
     "stage_files",
+    "take_back",
 ]
 
 
@@ -62,18 +64,84 @@ def add_data(writer: ContentWriter, data: Any) -> Content:
     )
 
 
-def local_files(top: str, rel: str = "") -> Iterator[tuple[str, str]]:
+def local_files(
+    top: str, rel: str = "", *, follow_links: bool = False
+) -> Iterator[tuple[str, str]]:
     """``(relative posix path, local path)`` of every file under ``top``, in path order, as
-    ``sorted(Path(top).rglob("*"))`` orders them; symbolic links to files are followed, those
-    to directories are not."""
-    with os.scandir(top) as it:
+    ``sorted(Path(top).rglob("*"))`` orders them.
+
+    A symbolic link under ``top`` is refused (:class:`InvalidPath`, naming it): storing a
+    folder never reads through a link by default, so a link to ``/etc/passwd`` left in an
+    output folder cannot put that file's bytes in a commit. With ``follow_links``, a link whose
+    target lies inside ``top`` is followed (a file is read, a folder walked; the local path
+    given is the target's) and one leading outside is still refused. Anything but files,
+    folders and links (a FIFO, a socket, a device) is refused too. ``top`` itself may be a
+    link: the caller named it.
+    """
+    root = os.path.realpath(top)
+    yield from _walk(top, rel, root, follow_links, (root,))
+
+
+def _walk(
+    folder: str, rel: str, root: str, follow: bool, active: tuple[str, ...]
+) -> Iterator[tuple[str, str]]:
+    with os.scandir(folder) as it:
         found = sorted(it, key=lambda e: e.name)
     for e in found:
         name = rel + e.name
-        if e.is_dir(follow_symlinks=False):
-            yield from local_files(e.path, name + "/")
-        elif e.is_file():
+        if e.is_symlink():
+            target = os.path.realpath(e.path)
+            shown = f"{e.path} is a symbolic link to {os.readlink(e.path)}"
+            if not follow:
+                raise InvalidPath(
+                    f"{shown}: headrace does not follow links when storing a folder; replace "
+                    "the link with the file it names, or follow links that stay inside the "
+                    "folder (--follow-links, follow_links=True)"
+                )
+            if os.path.commonpath([root, target]) != root:
+                raise InvalidPath(
+                    f"{shown}, outside the folder being stored ({root}); only links inside "
+                    "it are followed"
+                )
+            if os.path.isdir(target):
+                if target in active:
+                    raise InvalidPath(f"{shown}, a folder that contains the link (a cycle)")
+                yield from _walk(target, name + "/", root, follow, (*active, target))
+            elif os.path.isfile(target):
+                yield name, target
+            else:
+                raise InvalidPath(f"{shown}, which does not exist or is not a file or folder")
+        elif e.is_dir(follow_symlinks=False):
+            yield from _walk(e.path, name + "/", root, follow, (*active, os.path.realpath(e.path)))
+        elif e.is_file(follow_symlinks=False):
             yield name, e.path
+        else:
+            raise InvalidPath(
+                f"{e.path} is not a regular file, folder or link (a FIFO, socket or device); "
+                "remove it from the folder before storing it"
+            )
+
+
+def take_back(meta: Metadata, objects: ObjectStore, conn: Any, contents: Iterable[Content]) -> None:
+    """The writer's step of the gc protocol (:mod:`headrace.store.maintenance`), first in a
+    transaction that refers to ``contents``: take the gc lock shared, take their objects back
+    from a running gc, and check they exist (:class:`ObjectsCollected` if a gc deleted one).
+    Objects this process wrote are made durable first (normally done by the writer's flush)."""
+    objects.sync()
+    meta.lock_for_gc(conn, exclusive=False)
+    keys: set[str] = set()
+    for content in contents:
+        keys.update(object_keys(content))
+    if not keys:
+        return
+    meta.forget_doomed(conn, keys)
+    missing = sorted(key for key in keys if not objects.exists(key))
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ObjectsCollected(
+            f"a gc that ran during this write deleted {len(missing)} object(s) it uses "
+            f"({shown}); nothing was recorded: write the files again"
+        )
 
 
 def content_rows(contents: Iterable[Content]) -> list[tuple[str, int, str]]:
@@ -84,17 +152,31 @@ def content_rows(contents: Iterable[Content]) -> list[tuple[str, int, str]]:
 
 def record(
     meta: Metadata,
+    objects: ObjectStore,
     ref: str,
     changes: Sequence[tuple[str, str | None, int | None]],
     contents: list[Content],
     message: str = "",
+    reused: Collection[str] = (),
 ) -> CommitInfo:
     """Stage ``changes`` on the open commit of ``ref``'s branch, or make a one-shot commit.
 
     ``contents`` are recorded again even when known: a concurrent ``gc`` may have dropped the
-    row of a content this writer found and reused."""
+    row of a content this writer found and reused. ``reused``: hashes of contents the changes
+    copy from commits read earlier; their rows are read again in the transaction (a concurrent
+    gc may have collected them, if those commits were deleted meanwhile)."""
     r = parse_ref(ref)
     with meta.transaction() as conn:
+        if reused:
+            found = meta.get_contents(conn, reused)
+            if len(found) < len(reused):
+                lost = sorted(set(reused) - found.keys())
+                raise ObjectsCollected(
+                    f"the contents {', '.join(lost[:5])} copied to {ref} were deleted by a gc "
+                    "meanwhile (their commits were deleted); nothing was recorded"
+                )
+            contents = [*contents, *(Content.from_json(c.layout) for c in found.values())]
+        take_back(meta, objects, conn, contents)
         if contents:
             meta.put_contents(conn, content_rows(contents))
         target, one_shot = commits.write_target(meta, conn, r, message)
@@ -107,6 +189,7 @@ def record(
 
 def record_files(
     meta: Metadata,
+    objects: ObjectStore,
     ref: str,
     files: Iterable[tuple[str, Content]],
     message: str,
@@ -125,6 +208,7 @@ def record_files(
         staged[path] = content
     rows = content_rows(staged.values())  # refuses pending ones
     with meta.transaction() as conn:
+        take_back(meta, objects, conn, staged.values())
         if rows:
             meta.put_contents(conn, rows)
         commit = commits.start(meta, conn, Ref(r.repo, r.ref), message, "USER", None)
@@ -135,6 +219,7 @@ def record_files(
 
 def stage_files(
     meta: Metadata,
+    objects: ObjectStore,
     commit: str,
     files: Iterable[tuple[str, Content | None]],
     also: Callable[[Any], None] | None,
@@ -154,6 +239,7 @@ def stage_files(
             contents.append(content)
     rows = content_rows(contents)
     with meta.transaction() as conn:
+        take_back(meta, objects, conn, contents)
         if rows:
             meta.put_contents(conn, rows)
         target = meta.get_commit(conn, r.ref, repo=r.repo)
@@ -163,7 +249,7 @@ def stage_files(
             also(conn)
 
 
-def delete_files(meta: Metadata, ref: str, message: str) -> CommitInfo:
+def delete_files(meta: Metadata, objects: ObjectStore, ref: str, message: str) -> CommitInfo:
     """Delete a file, or every file under a directory; see ``Store.delete_file``."""
     r = parse_ref(ref)
     path = file_path(r, ref)
@@ -175,10 +261,13 @@ def delete_files(meta: Metadata, ref: str, message: str) -> CommitInfo:
             paths = [e.path for e in trees.iter_entries(nodes, base, path)]
     if not paths:
         raise FileNotFound(f"{ref}: no such file or directory")
-    return record(meta, str(Ref(r.repo, r.ref)), [(p, None, None) for p in paths], [], message)
+    changes = [(p, None, None) for p in paths]
+    return record(meta, objects, str(Ref(r.repo, r.ref)), changes, [], message)
 
 
-def copy_files(meta: Metadata, src: str, dst: str, message: str) -> CommitInfo:
+def copy_files(
+    meta: Metadata, objects: ObjectStore, src: str, dst: str, message: str
+) -> CommitInfo:
     """Copy a file or directory without copying bytes; see ``Store.copy_file``."""
     s = parse_ref(src)
     d = parse_ref(dst)
@@ -205,7 +294,8 @@ def copy_files(meta: Metadata, src: str, dst: str, message: str) -> CommitInfo:
                 (normalize_path(dst_path.rstrip("/") + e.path[len(prefix) :]), e) for e in found
             ]
     changes = [(p, e.hash, e.size) for p, e in entries]
-    return record(meta, str(Ref(d.repo, d.ref)), changes, [], message)
+    reused = {e.hash for _, e in entries}
+    return record(meta, objects, str(Ref(d.repo, d.ref)), changes, [], message, reused)
 
 
 def _entries(
@@ -231,10 +321,12 @@ class OpenCommit:
     def put_file(self, path: str, data: bytes | str | os.PathLike[str] | IO[bytes]) -> None:
         self._changes[normalize_path(path, allow_root=False)] = add_data(self.writer, data)
 
-    def put_dir(self, path: str, local_dir: str | os.PathLike[str]) -> None:
+    def put_dir(
+        self, path: str, local_dir: str | os.PathLike[str], *, follow_links: bool = False
+    ) -> None:
         if not os.path.isdir(local_dir):
             raise FileNotFound(f"{os.fspath(local_dir)} is not a local directory")
-        for rel, local in local_files(os.fspath(local_dir)):
+        for rel, local in local_files(os.fspath(local_dir), follow_links=follow_links):
             self.put_file(path.rstrip("/") + "/" + rel, local)
 
     def delete_file(self, path: str) -> None:
@@ -295,6 +387,7 @@ class CommitContext(AbstractContextManager[OpenCommit]):
                 changes[path] = trees.Entry(path, final.hash, final.size)
         meta = self.store.meta
         with meta.transaction() as conn:
+            take_back(meta, self.store.objects, conn, created)
             if created:
                 meta.put_contents(conn, content_rows(created))
             commit = commits.start(meta, conn, self.ref, self.message, self.origin, None)
