@@ -1,0 +1,126 @@
+"""``/api/v1/runs`` (pipeline runs: event intake, list, inspect, events and logs, cancel) and
+``/api/v1/jobs``, the one list of pipeline runs and stage jobs together.
+
+A process running pipelines posts its run events in batches to ``/api/v1/runs/events``; the
+reply names the runs of the batch whose cancel was requested, which the process then cancels
+(:mod:`headrace.service.client`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from headrace.service.errors import BadRequest
+from headrace.service.runs import RUN_STATES, TERMINAL_STATES, RunHistory
+from headrace.service.stages_api import parse_job_states
+from headrace.service.views import run_job_view, run_view, stage_job_view
+from headrace.stages.catalog import Catalog
+
+__all__ = ["EventBatch", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+class EventBatch(BaseModel):
+    """Run events as :func:`headrace.service.wire.encode_event` makes them."""
+
+    source: str = Field("", description="Who sends them, e.g. host:pid.")
+    events: list[dict[str, Any]] = Field(description="Events, oldest first.")
+
+
+def _runs(request: Request) -> RunHistory:
+    runs: RunHistory = request.app.state.runs
+    return runs
+
+
+def _run_states(state: str | None) -> tuple[str, ...] | None:
+    if state is None:
+        return None
+    wanted = tuple(s.strip().upper() for s in state.split(",") if s.strip())
+    unknown = [s for s in wanted if s not in RUN_STATES]
+    if unknown:
+        raise BadRequest(
+            f"state {', '.join(unknown)!r} is not a run state; use {', '.join(RUN_STATES)}"
+        )
+    return wanted
+
+
+@router.post("/runs/events", summary="Record a batch of run events")
+def post_events(request: Request, batch: EventBatch) -> dict[str, Any]:
+    cancel = _runs(request).record(batch.events, batch.source)
+    return {"recorded": len(batch.events), "cancel": cancel}
+
+
+@router.get("/runs", summary="List pipeline runs, running first")
+def list_runs(
+    request: Request,
+    state: Annotated[str | None, Query(description="Comma-separated run states.")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    runs, total = _runs(request).list_runs(_run_states(state), limit, offset)
+    return {"total": total, "offset": offset, "runs": [run_job_view(r) for r in runs]}
+
+
+@router.get("/runs/{run_id}", summary="A pipeline run with its steps")
+def inspect_run(request: Request, run_id: str) -> dict[str, Any]:
+    return run_view(_runs(request).get(run_id))
+
+
+@router.get("/runs/{run_id}/events", summary="A run's state changes and log records")
+def run_events(
+    request: Request,
+    run_id: str,
+    kind: Annotated[str | None, Query(description="state or log")] = None,
+    after: Annotated[int, Query(ge=0, description="Only events after this seq (follow).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    if kind is not None and kind not in ("state", "log"):
+        raise BadRequest(f"kind {kind!r}: use state or log")
+    return _runs(request).events(run_id, kind, after, limit)
+
+
+@router.post("/runs/{run_id}/cancel", summary="Cancel a pipeline run")
+def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
+    """The run's process cancels it when it next reports (within a second while it runs)."""
+    return run_view(_runs(request).request_cancel(run_id))
+
+
+@router.get("/jobs", summary="Pipeline runs and stage jobs in one list")
+def list_jobs(
+    request: Request,
+    kind: Annotated[
+        str | None, Query(description="pipeline_run or stage_job (default: both)")
+    ] = None,
+    running: Annotated[bool | None, Query(description="Only running (or only ended) jobs.")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Running jobs first, then the most recent; each entry has ``kind``, ``id``, ``name``,
+    ``state``, ``running``, ``created_at``, ``seconds`` and ``elements``."""
+    if kind not in (None, "pipeline_run", "stage_job"):
+        raise BadRequest(f"kind {kind!r}: use pipeline_run or stage_job")
+    wanted = offset + limit
+    items: list[dict[str, Any]] = []
+    total = 0
+    if kind in (None, "pipeline_run"):
+        states = None
+        if running is not None:
+            states = [s for s in RUN_STATES if (s not in TERMINAL_STATES) == running]
+        runs, n = _runs(request).list_runs(states, wanted, 0)
+        items += [run_job_view(r) for r in runs]
+        total += n
+    if kind in (None, "stage_job"):
+        catalog: Catalog = request.app.state.catalog
+        states_ = None
+        if running is not None:
+            states_ = parse_job_states("created,running" if running else
+                                       "success,failure,killed,unrunnable")  # fmt: skip
+        jobs = catalog.list_jobs(states=states_, limit=wanted)
+        items += [stage_job_view(j) for j in jobs]
+        total += len(jobs)
+    items.sort(key=lambda j: (not j["running"], -j["created_at"]))
+    return {"offset": offset, "jobs": items[offset:wanted], "more": total > wanted}
