@@ -187,7 +187,13 @@ def reporting_to(service: str | None) -> Iterator[None]:
     from headrace.runners.events import listening
     from headrace.service.client import ServiceReporter
 
-    reporter = ServiceReporter(service, os.environ.get("HEADRACE_TOKEN"))
+    def cancelled(run_id: str) -> None:
+        _error_console().print(
+            Text(f"Run {run_id} cancelled from the job service at {service}", style="yellow"),
+            soft_wrap=True,
+        )
+
+    reporter = ServiceReporter(service, os.environ.get("HEADRACE_TOKEN"), on_cancel=cancelled)
     try:
         with listening(reporter):
             yield

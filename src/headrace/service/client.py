@@ -20,6 +20,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from headrace.runners.events import RunEvent, RunFinished, RunSubmitted
@@ -35,11 +36,20 @@ class ServiceUnavailable(RuntimeError):
 
 
 class ServiceReporter:
-    """Posts run events to ``url`` (the service's root, e.g. ``http://127.0.0.1:8080``)."""
+    """Posts run events to ``url`` (the service's root, e.g. ``http://127.0.0.1:8080``).
+
+    ``on_cancel(run_id)`` is called before a run is cancelled at the service's request.
+    """
 
     def __init__(
-        self, url: str, token: str | None = None, interval: float = 0.5, timeout: float = 10.0
+        self,
+        url: str,
+        token: str | None = None,
+        interval: float = 0.5,
+        timeout: float = 10.0,
+        on_cancel: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_cancel = on_cancel
         self.url = url.rstrip("/") + "/api/v1/runs/events"
         self.token = token
         self.interval = interval
@@ -97,7 +107,9 @@ class ServiceReporter:
             if result is None or run_id in self._cancelled:
                 return
             self._cancelled.add(run_id)
-        _log.warning("headrace: run %s cancelled from the job service", run_id)
+        _log.info("headrace: run %s cancelled from the job service", run_id)
+        if self.on_cancel is not None:
+            self.on_cancel(run_id)
         result.cancel()
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:

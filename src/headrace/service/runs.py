@@ -33,7 +33,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from headrace.service.wire import EVENT_TYPES
+from headrace.runners.events import RunEvent
+from headrace.service.wire import EVENT_TYPES, encode_event
 from headrace.store.sql import SQLDatabase
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "RunHistory",
     "RunNotFound",
     "RunRecord",
+    "RunRecorder",
     "StepRecord",
 ]
 
@@ -391,3 +393,27 @@ def _run(row: Any, steps: list[StepRecord]) -> RunRecord:
         row.id, row.state, bool(row.streaming), row.source, row.created_at, row.started_at,
         row.finished_at, row.updated_at, row.error, bool(row.cancel_requested), steps,
     )  # fmt: skip
+
+
+class RunRecorder:
+    """A run-event listener that records the runs of this process in ``history`` directly
+    (what the service does with the events a remote process posts).
+
+    >>> import tempfile
+    >>> from headrace.runners.events import RunStarted, RunSubmitted, listening, emit
+    >>> from headrace.store.store import Store
+    >>> store = Store.open(tempfile.mkdtemp())
+    >>> history = RunHistory(store.meta)
+    >>> with listening(RunRecorder(history)):
+    ...     emit(RunSubmitted("run-1", streaming=False, stages=("Read",)))
+    ...     emit(RunStarted("run-1"))
+    >>> history.get("run-1").state
+    'RUNNING'
+    """
+
+    def __init__(self, history: RunHistory, source: str = "") -> None:
+        self.history = history
+        self.source = source
+
+    def __call__(self, event: RunEvent) -> None:
+        self.history.record([encode_event(event)], self.source)
