@@ -202,3 +202,40 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path):
     )
     assert result.exit_code == 2
     assert "not loopback" in result.stderr and "--token" in result.stderr
+
+
+def test_serve_runs_the_stage_daemon_by_default(tmp_path):
+    """``headrace serve`` runs the whole platform: a commit to a stage's input starts a job
+    (the daemon, as ``headrace daemon`` would), visible through the API."""
+    from tests.service.conftest import (
+        headrace_cli,
+        seed_store,
+        start_service,
+        stop_service,
+        wait_for,
+    )
+
+    home = tmp_path / "home"
+    seed_store(home, tmp_path / "project")
+    service = start_service(home)
+    try:
+        before = {j["id"] for j in service.get("/api/v1/stage-jobs?stage=up")["jobs"]}
+        (tmp_path / "d.txt").write_text("delta")
+        headrace_cli(home, "file", "put", "data@master:/d.txt", str(tmp_path / "d.txt"))
+
+        def new_job_done():
+            jobs = service.get("/api/v1/stage-jobs?stage=up")["jobs"]
+            fresh = [j for j in jobs if j["id"] not in before and not j["running"]]
+            return fresh[0] if fresh else None
+
+        job = wait_for(new_job_done, timeout=120, what="the daemon to run a job")
+        assert job["state"] == "FAILURE"  # c.txt still fails; the job ran all the same
+        assert any(i["repo"] == "data" for i in job["inputs"])
+    finally:
+        stop_service(service)
+    # SIGTERM stopped the server gracefully, and it stopped its daemon, which let go of its lock
+    assert service.process.returncode in (0, -15)
+    import sqlite3
+
+    with sqlite3.connect(home / "metadata.db") as db:
+        assert db.execute("SELECT count(*) FROM stage_locks").fetchone() == (0,)

@@ -46,8 +46,13 @@ def static_dir() -> Any:
     return resources.files("headrace.service") / "static"
 
 
-def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
-    """The application over ``config``'s store (or ``store``, already open)."""
+def create_app(
+    config: ServiceConfig,
+    store: Store | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The application over ``config``'s store (or ``store``, already open); ``on_shutdown``
+    runs when the server shuts down gracefully (before a signal that stopped it is re-raised)."""
     own = store is None
 
     @asynccontextmanager
@@ -59,6 +64,8 @@ def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if on_shutdown is not None:
+                on_shutdown()
             if own:
                 opened.close()
 

@@ -58,16 +58,22 @@ def serve(
 ) -> None:
     """Serve until SIGINT or SIGTERM; refuses a non-loopback ``host`` without a token."""
     check_bind(host, config.token)
-    app = create_app(config)
+    child = start_daemon(config) if daemon else None
+
+    def stop_daemon() -> None:
+        if child is not None:
+            _stop(child)
+
+    # uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown, which ends this process
+    # before a ``finally`` here would run: the daemon is stopped from the app's shutdown.
+    app = create_app(config, on_shutdown=stop_daemon)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     )
-    child = start_daemon(config) if daemon else None
     if on_started is not None:
         shown = f"[{host}]" if ":" in host else host
         on_started(f"http://{shown}:{port}/")
     try:
         server.run()
     finally:
-        if child is not None:
-            _stop(child)
+        stop_daemon()
