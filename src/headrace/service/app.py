@@ -8,6 +8,7 @@ answers, and the web UI's assets (shipped in the package, no CDN).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -18,10 +19,12 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 import headrace
+from headrace.runners.events import add_listener, remove_listener
 from headrace.service import metrics, repos_api, runs_api, stages_api
 from headrace.service.config import ServiceConfig, token_matches
 from headrace.service.errors import install_error_handlers
-from headrace.service.runs import RunHistory
+from headrace.service.runs import RunHistory, RunRecorder
+from headrace.service.submit import Submitter
 from headrace.stages.catalog import Catalog
 from headrace.store.store import Store
 
@@ -61,9 +64,14 @@ def create_app(
         app.state.store = opened
         app.state.catalog = Catalog(opened)
         app.state.runs = RunHistory(opened.meta)
+        app.state.submitter = Submitter()
+        app.state.config = config
+        recorder = RunRecorder(app.state.runs, source=f"service:{os.getpid()}")
+        add_listener(recorder)  # runs submitted to the service run in this process
         try:
             yield
         finally:
+            remove_listener(recorder)
             if on_shutdown is not None:
                 on_shutdown()
             if own:

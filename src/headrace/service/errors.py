@@ -15,15 +15,20 @@ from headrace.service.runs import BadEvent, RunNotFound
 from headrace.stages.catalog import JobNotFound, StageNotFound
 from headrace.store.errors import InvalidName, InvalidPath, InvalidReference, NotFound, StoreError
 
-__all__ = ["BadRequest", "install_error_handlers"]
+__all__ = ["BadRequest", "Forbidden", "install_error_handlers"]
 
 
 class BadRequest(ValueError):
     """A request the service refuses, with the reason (answered 400)."""
 
 
+class Forbidden(PermissionError):
+    """A request this service is not set up to accept (answered 403)."""
+
+
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (BadRequest, 400),
+    (Forbidden, 403),
     (BadEvent, 400),
     (InvalidName, 400),
     (InvalidReference, 400),

@@ -13,15 +13,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from headrace.service.errors import BadRequest
+from headrace.service.errors import BadRequest, Forbidden
 from headrace.service.runs import RUN_STATES, TERMINAL_STATES, RunHistory
 from headrace.service.stages_api import parse_job_states
+from headrace.service.submit import BadSubmission, Submitter, graph_text
 from headrace.service.views import run_job_view, run_view, stage_job_view
 from headrace.stages.catalog import Catalog
 
 __all__ = ["EventBatch", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+class Submission(BaseModel):
+    """A pipeline to run in the service: ``Pipeline.to_json()`` and its options."""
+
+    pipeline: dict[str, Any] | str = Field(description="The graph, as Pipeline.to_json() makes it.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Pipeline options by name, e.g. {'runner': 'direct'}."
+    )
 
 
 class EventBatch(BaseModel):
@@ -52,6 +62,24 @@ def _run_states(state: str | None) -> tuple[str, ...] | None:
 def post_events(request: Request, batch: EventBatch) -> dict[str, Any]:
     cancel = _runs(request).record(batch.events, batch.source)
     return {"recorded": len(batch.events), "cancel": cancel}
+
+
+@router.post("/runs", status_code=201, summary="Submit a pipeline graph to run in the service")
+def submit_run(request: Request, submission: Submission) -> dict[str, Any]:
+    """Validates the graph and its options (400 naming the problem), starts it on the runner
+    the options name and answers its run id. The graph's user code runs in the service's
+    process, so a service started without a token refuses submissions (403)."""
+    if not request.app.state.config.token:
+        raise Forbidden(
+            "this service has no token, so it does not run submitted code; start it with "
+            "--token (or HEADRACE_TOKEN), or run the pipeline with 'headrace run --service'"
+        )
+    submitter: Submitter = request.app.state.submitter
+    try:
+        run_id = submitter.submit(graph_text(submission.pipeline), submission.options)
+    except BadSubmission as e:
+        raise BadRequest(str(e)) from None
+    return {"id": run_id}
 
 
 @router.get("/runs", summary="List pipeline runs, running first")
@@ -86,7 +114,10 @@ def run_events(
 @router.post("/runs/{run_id}/cancel", summary="Cancel a pipeline run")
 def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
     """The run's process cancels it when it next reports (within a second while it runs)."""
-    return run_view(_runs(request).request_cancel(run_id))
+    record = _runs(request).request_cancel(run_id)
+    submitter: Submitter = request.app.state.submitter
+    submitter.cancel(run_id)  # a run submitted to this service: cancel it here
+    return run_view(record)
 
 
 @router.get("/jobs", summary="Pipeline runs and stage jobs in one list")
