@@ -126,7 +126,7 @@ def test_job_page_shows_every_step_with_its_counts(page, service, tmp_path):
     page.locator("#steps th", has_text="Elements out").click()
     outs = [
         int(t.replace(",", ""))
-        for t in page.locator("#steps tbody tr td:nth-child(5)").all_inner_texts()
+        for t in page.locator("#steps tbody tr td:nth-child(6)").all_inner_texts()
     ]
     assert outs == sorted(outs)
     _shot(page, tmp_path, "pipeline-run")

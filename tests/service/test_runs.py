@@ -162,3 +162,20 @@ def test_a_run_is_cancelled_from_the_service(fresh_service, tmp_path):
     # a cancel of an ended run changes nothing
     assert fresh_service.post(f"/api/v1/runs/{run_id}/cancel")["state"] == "CANCELLED"
     assert fresh_service.request("POST", "/api/v1/runs/nosuch/cancel")[0] == 404
+
+
+def test_steps_carry_the_plan_edges(tmp_path):
+    """A run's steps say which steps they read (the plan's stage dependencies), so the UI can
+    draw the graph of a branching pipeline, not just a chain."""
+    history = RunHistory(Store.open(tmp_path).meta)
+    with listening(RunRecorder(history)):
+        with beam.Pipeline() as p:
+            left = p | "Left" >> beam.Create([("a", 1)])
+            right = p | "Right" >> beam.Create([("a", 2)])
+            _ = (left, right) | "Join" >> beam.CoGroupByKey() | "Show" >> beam.Map(str)
+    (run,) = history.list_runs()[0]
+    steps = history.get(run.id).steps
+    assert steps[0].depends_on == []
+    readers = [s for s in steps if s.depends_on]
+    assert readers, [(s.name, s.depends_on) for s in steps]
+    assert all(d < s.position for s in readers for d in s.depends_on)

@@ -12,7 +12,8 @@ folded into three tables by :meth:`RunHistory.record`:
                        ``position``, ``state`` (``pending``, ``running``, ``done``,
                        ``failed``), ``elements_in``, ``elements_out``, ``seconds``, ``tasks``,
                        ``tasks_done``, ``spills``, ``counters`` (JSON: ``namespace/name`` ->
-                       value, user metrics), ``watermark_us``.
+                       value, user metrics), ``watermark_us``, ``depends_on`` (JSON: positions
+                       of the steps it reads from, when the run's plan is known).
 ``service_run_events`` per run, in arrival order (``seq``): state changes, failures and user
                        log records with the step that wrote them.
 
@@ -82,6 +83,7 @@ _steps = sa.Table(
     sa.Column("spills", sa.Integer, nullable=False, server_default="0"),
     sa.Column("counters", sa.Text, nullable=False, server_default="{}"),
     sa.Column("watermark_us", sa.BigInteger),
+    sa.Column("depends_on", sa.Text, nullable=False, server_default="[]"),
 )
 _events = sa.Table(
     "service_run_events",
@@ -118,6 +120,7 @@ class StepRecord:
     spills: int
     counters: dict[str, int]
     watermark_us: int | None
+    depends_on: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -203,12 +206,15 @@ class RunHistory:
                     created_at=at, updated_at=at,
                 )
             )  # fmt: skip
+            depends = e.get("depends_on") or []
             for position, name in enumerate(e["stages"]):
+                reads = depends[position] if position < len(depends) else []
                 conn.execute(
                     _steps.insert().values(
-                        run_id=run_id, name=str(name), position=position, state="pending"
+                        run_id=run_id, name=str(name), position=position, state="pending",
+                        depends_on=json.dumps([int(d) for d in reads]),
                     )
-                )
+                )  # fmt: skip
             self._event(conn, run_id, at, "state", None, "submitted")
             return
         if not self._known(conn, run_id):  # events of a run whose submission was not seen
@@ -383,6 +389,7 @@ class RunHistory:
                 StepRecord(
                     r.name, r.position, r.state, r.elements_in, r.elements_out, r.seconds,
                     r.tasks, r.tasks_done, r.spills, json.loads(r.counters), r.watermark_us,
+                    json.loads(r.depends_on),
                 )
             )  # fmt: skip
         return out

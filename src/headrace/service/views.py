@@ -149,6 +149,7 @@ def step_view(s: StepRecord) -> dict[str, Any]:
         "counters": s.counters,
         "watermark_us": s.watermark_us,
         "lag_seconds": lag,
+        "depends_on": s.depends_on,
     }
 
 

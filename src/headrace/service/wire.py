@@ -1,7 +1,9 @@
 """Run events as plain JSON: what a pipeline process posts to the job service.
 
 Each event becomes ``{"type": <class name>, <field>: <value>, ...}``. The in-process result
-handle of ``RunSubmitted`` stays behind; a task's metric updates travel as their counters,
+handle of ``RunSubmitted`` stays behind, but when it holds a batch plan the event gains
+``depends_on``: for each stage, the positions of the stages it reads from (the graph's edges).
+A task's metric updates travel as their counters,
 ``[[step, namespace, name, value], ...]`` (distributions and gauges are not sent yet).
 
 >>> from headrace.runners.events import StageUpdated
@@ -15,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from headrace.runners.events import RunEvent
+from headrace.runners.events import RunEvent, RunSubmitted
 
 __all__ = ["EVENT_TYPES", "encode_event"]
 
@@ -47,4 +49,17 @@ def encode_event(event: RunEvent) -> dict[str, Any]:
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value
+    if isinstance(event, RunSubmitted):
+        depends = _stage_dependencies(event.result)
+        if depends is not None:
+            out["depends_on"] = depends
     return out
+
+
+def _stage_dependencies(result: Any) -> list[list[int]] | None:
+    """For each stage of the result's plan, the positions of the stages it reads from."""
+    stages = getattr(getattr(result, "plan", None), "stages", None)
+    if not stages:
+        return None
+    position = {stage.id: i for i, stage in enumerate(stages)}
+    return [sorted(position[d] for d in stage.depends_on if d in position) for stage in stages]

@@ -135,11 +135,19 @@ async function jobsPage(params) {
 // ---- a pipeline run -----------------------------------------------------------------------
 
 function stepGraph(steps) {
+  // Steps in execution order; an arrow joins a step to the next when the next reads it, with
+  // the elements passed on; a step reading others names them ("reads #1, #3").
   const parts = [];
   steps.forEach((s, i) => {
-    if (i) parts.push(h("div", { class: "edge", title: "elements passed on" }, fmt.n(steps[i - 1].elements_out)));
+    if (i) {
+      const joined = s.depends_on.includes(i - 1);
+      parts.push(joined ? h("div", { class: "edge", title: "elements passed on" }, fmt.n(steps[i - 1].elements_out))
+                        : h("div", { class: "edge gap" }, ""));
+    }
+    const reads = s.depends_on.filter((d) => d !== i - 1).map((d) => `#${d + 1}`);
     parts.push(h("div", { class: `step ${s.state}`, "data-step": s.name },
-      h("div", { class: "name" }, s.name),
+      h("div", { class: "name" }, `#${i + 1} ${s.name}`),
+      reads.length ? h("div", { class: "counts" }, `reads ${reads.join(", ")}`) : null,
       h("div", { class: "counts" },
         h("span", { class: "count-in" }, `in ${fmt.n(s.elements_in)}`), " · ",
         h("span", { class: "count-out" }, `out ${fmt.n(s.elements_out)}`), " · ",
@@ -163,6 +171,7 @@ async function runPage(id) {
     const counters = (s) => Object.entries(s.counters).map(([k, v]) => `${k}=${fmt.n(v)}`).join(", ") || "-";
     const steps = table([
       { title: "#", num: true, key: (s) => s.position }, { title: "Step", key: (s) => s.name },
+      { title: "Reads" },
       { title: "State", key: (s) => s.state },
       { title: "Elements in", num: true, key: (s) => s.elements_in },
       { title: "Elements out", num: true, key: (s) => s.elements_out },
@@ -170,7 +179,8 @@ async function runPage(id) {
       { title: "Tasks", num: true, key: (s) => s.tasks_done }, { title: "Counters" },
       { title: "Watermark lag", num: true, key: (s) => s.lag_seconds || 0 },
     ], run.steps.map((s) => ({ data: s, attrs: { "data-step": s.name }, cells: [
-      s.position + 1, s.name, state(s.state), fmt.n(s.elements_in), fmt.n(s.elements_out),
+      s.position + 1, s.name, s.depends_on.map((d) => `#${d + 1}`).join(", ") || "-",
+      state(s.state), fmt.n(s.elements_in), fmt.n(s.elements_out),
       fmt.secs(s.seconds), `${s.tasks_done}/${s.tasks}`, counters(s), fmt.secs(s.lag_seconds),
     ] })), { id: "steps" });
     const failure = run.error ? h("pre", { id: "run-error", class: "log-ERROR" }, run.error) : null;
