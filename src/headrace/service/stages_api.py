@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 
 from headrace.service.errors import BadRequest
 from headrace.service.views import datum_view, stage_job_view, stage_view
-from headrace.stages.catalog import JOB_STATES, Catalog, JobInfo
+from headrace.stages.catalog import JOB_STATES, Catalog
 from headrace.store.errors import NotFound
 
 __all__ = ["parse_job_states", "router"]
@@ -88,11 +88,6 @@ def stop_stage_job(request: Request, job_id: str) -> dict[str, Any]:
     return stage_job_view(job)
 
 
-def _datum_order(job: JobInfo, records: list[Any]) -> list[Any]:
-    # failed first (what one looks for), then the slowest
-    return sorted(records, key=lambda r: (r.state != "failed", -r.seconds, r.datum_id))
-
-
 @router.get("/stage-jobs/{job_id}/datums", summary="A page of a job's datums, failed first")
 def list_datums(
     request: Request,
@@ -108,12 +103,12 @@ def list_datums(
         if state.lower() not in DATUM_STATES:
             raise BadRequest(f"datum state {state!r}: use one of {', '.join(DATUM_STATES)}")
         states = (state.lower(),)
-    records = _datum_order(job, catalog.datums(job.id, states=states))
+    records, total = catalog.datum_page(job.id, states, offset, limit)
     return {
         "job": stage_job_view(job),
-        "total": len(records),
+        "total": total,
         "offset": offset,
-        "datums": [datum_view(r) for r in records[offset : offset + limit]],
+        "datums": [datum_view(r) for r in records],
     }
 
 
