@@ -179,3 +179,32 @@ def test_steps_carry_the_plan_edges(tmp_path):
     readers = [s for s in steps if s.depends_on]
     assert readers, [(s.name, s.depends_on) for s in steps]
     assert all(d < s.position for s in readers for d in s.depends_on)
+
+
+@pytest.mark.slow
+def test_a_run_streams_as_server_sent_events(fresh_service, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    proc = _run_script(fresh_service, script, "0.01", "100")
+    try:
+        run_id = wait_for(
+            lambda: next((r["id"] for r in fresh_service.get("/api/v1/runs")["runs"]), None),
+            what="the run to be reported",
+        )
+        import urllib.request
+
+        req = urllib.request.Request(f"{fresh_service.url}/api/v1/runs/{run_id}/stream")
+        req.add_header("Authorization", f"Bearer {TOKEN}")
+        with urllib.request.urlopen(req, timeout=120) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            text = response.read().decode()  # the stream ends when the run has ended
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    kinds = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
+    assert kinds[-1] == "end" and kinds.count("end") == 1
+    assert "log" in kinds and kinds.count("state") >= 3
+    assert '"message": "first element"' in text
+    assert text.rstrip().endswith('data: {"state": "DONE"}')

@@ -3,14 +3,19 @@
 
 A process running pipelines posts its run events in batches to ``/api/v1/runs/events``; the
 reply names the runs of the batch whose cancel was requested, which the process then cancels
-(:mod:`headrace.service.client`).
+(:mod:`headrace.service.client`). ``/runs/{id}/stream`` follows a run as server-sent events.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from headrace.service.errors import BadRequest, Forbidden
@@ -109,6 +114,45 @@ def run_events(
     if kind is not None and kind not in ("state", "log"):
         raise BadRequest(f"kind {kind!r}: use state or log")
     return _runs(request).events(run_id, kind, after, limit)
+
+
+STREAM_POLL_S = 0.5
+
+
+@router.get(
+    "/runs/{run_id}/stream",
+    summary="Server-sent events: a run's state changes and log records as they happen",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_run(
+    request: Request,
+    run_id: str,
+    after: Annotated[int, Query(ge=0, description="Start after this seq (resume).")] = 0,
+) -> StreamingResponse:
+    """Each event is ``event: state|log``, ``id: <seq>`` and its JSON as ``data``; when the run
+    has ended and everything was sent, a last ``event: end`` carries the run's final state and
+    the stream closes."""
+    runs = _runs(request)
+    await run_in_threadpool(runs.get, run_id)  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[str]:
+        last = after
+        while True:
+            batch = await run_in_threadpool(runs.events, run_id, None, last, 500)
+            for e in batch:
+                last = e["seq"]
+                yield f"event: {e['kind']}\nid: {last}\ndata: {json.dumps(e)}\n\n"
+            if not batch:
+                run = await run_in_threadpool(runs.get, run_id)
+                if run.state in TERMINAL_STATES:
+                    yield f"event: end\ndata: {json.dumps({'state': run.state})}\n\n"
+                    return
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(STREAM_POLL_S)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
 
 
 @router.post("/runs/{run_id}/cancel", summary="Cancel a pipeline run")
