@@ -32,15 +32,16 @@ class _Logs(beam.DoFn):
         yield x
 
 
-def test_a_run_is_recorded_with_steps_counts_and_logs_and_survives_a_reopen(tmp_path):
-    store = Store.open(tmp_path)
+def test_a_run_is_recorded_with_steps_counts_and_logs_and_survives_a_reopen(tmp_path, metadata_url):
+    store = Store.open(tmp_path, db=metadata_url)
     history = RunHistory(store.meta)
     with listening(RunRecorder(history, "here")):
         with beam.Pipeline() as p:
             _ = p | beam.Create([1, 2, 3, 4]) | "Logs" >> beam.ParDo(_Logs()) | beam.Map(str)
     store.close()
 
-    reopened = RunHistory(Store.open(tmp_path).meta)
+    store = Store.open(tmp_path, db=metadata_url)
+    reopened = RunHistory(store.meta)
     runs, total = reopened.list_runs()
     assert total == 1
     run = reopened.get(runs[0].id)
@@ -54,10 +55,12 @@ def test_a_run_is_recorded_with_steps_counts_and_logs_and_survives_a_reopen(tmp_
     assert logs[0]["step"] is not None and "Logs" in logs[0]["step"]
     states = [e["message"] for e in reopened.events(run.id, kind="state")]
     assert states == ["submitted", "running", "done"]
+    store.close()
 
 
-def test_a_failed_run_keeps_its_error(tmp_path):
-    history = RunHistory(Store.open(tmp_path).meta)
+def test_a_failed_run_keeps_its_error(tmp_path, metadata_url):
+    store = Store.open(tmp_path, db=metadata_url)
+    history = RunHistory(store.meta)
 
     def boom(x):
         raise ValueError(f"bad element {x}")
@@ -68,6 +71,7 @@ def test_a_failed_run_keeps_its_error(tmp_path):
     (run,) = history.list_runs()[0]
     assert run.state == "FAILED" and "bad element 7" in run.error
     assert [s.state for s in history.get(run.id).steps].count("failed") == 1
+    store.close()
 
 
 SCRIPT = """
@@ -162,6 +166,35 @@ def test_a_run_is_cancelled_from_the_service(fresh_service, tmp_path):
     # a cancel of an ended run changes nothing
     assert fresh_service.post(f"/api/v1/runs/{run_id}/cancel")["state"] == "CANCELLED"
     assert fresh_service.request("POST", "/api/v1/runs/nosuch/cancel")[0] == 404
+
+
+def test_a_streaming_run_records_its_steps_watermarks(tmp_path):
+    """Streaming runs report each step's output watermark (Dataflow shows a data watermark
+    per step); the recorded steps keep the latest."""
+    from headrace.beam.options.pipeline_options import PipelineOptions
+    from headrace.beam.testing.test_stream import TestStream
+    from headrace.model.window import FixedWindows
+
+    history = RunHistory(Store.open(tmp_path).meta)
+    stream = (
+        TestStream()
+        .add_elements([beam.window.TimestampedValue(("k", 1), 5)])
+        .advance_watermark_to(20)
+        .add_elements([beam.window.TimestampedValue(("k", 2), 25)])
+        .advance_watermark_to_infinity()
+    )
+    with listening(RunRecorder(history)):
+        with beam.Pipeline(options=PipelineOptions(streaming=True)) as p:
+            _ = (
+                p
+                | "Events" >> stream
+                | "Window" >> beam.WindowInto(FixedWindows(10))
+                | "Group" >> beam.GroupByKey()
+            )
+    (run,) = history.list_runs()[0]
+    assert run.streaming and run.state == "DONE"
+    marks = {s.name: s.watermark_us for s in history.get(run.id).steps}
+    assert any(m is not None for m in marks.values()), marks
 
 
 def test_steps_carry_the_plan_edges(tmp_path):
