@@ -239,3 +239,42 @@ def test_serve_runs_the_stage_daemon_by_default(tmp_path):
 
     with sqlite3.connect(home / "metadata.db") as db:
         assert db.execute("SELECT count(*) FROM stage_locks").fetchone() == (0,)
+
+
+def test_posted_events_make_a_run_listed_first_while_it_runs(service):
+    """Events posted as ``headrace run --service`` posts them: the run is RUNNING, comes first
+    in the combined list (running first, as Dataflow's job list), and filters by running."""
+    events = [
+        {"type": "RunSubmitted", "run_id": "r-live", "at": 1.0, "streaming": False,
+         "stages": ["Read", "Write"], "depends_on": [[], [0]]},
+        {"type": "RunStarted", "run_id": "r-live", "at": 1.5},
+        {"type": "StageStarted", "run_id": "r-live", "at": 2.0, "stage": 0, "name": "Read",
+         "tasks": 2},
+        {"type": "StageUpdated", "run_id": "r-live", "at": 2.5, "stage": 0, "name": "Read",
+         "elements_in": 7, "elements_out": 7},
+        {"type": "TaskFinished", "run_id": "r-live", "at": 3.0, "stage": 0, "name": "Read",
+         "elements_in": 7, "elements_out": 7, "seconds": 0.5,
+         "metrics": [["Read", "io", "lines", 7]]},
+    ]  # fmt: skip
+    reply = service.post("/api/v1/runs/events", {"source": "test", "events": events})
+    assert reply == {"recorded": 5, "cancel": []}
+    run = service.get("/api/v1/runs/r-live")
+    assert run["state"] == "RUNNING" and run["elements"] == 7
+    read, write = run["steps"]
+    assert (read["state"], read["tasks_done"], read["tasks"]) == ("running", 1, 2)
+    assert read["counters"] == {"io/lines": 7} and write["depends_on"] == [0]
+    jobs = service.get("/api/v1/jobs")["jobs"]
+    assert jobs[0]["id"] == "r-live"  # running first, although it is the oldest
+    assert [j["id"] for j in service.get("/api/v1/jobs?running=true")["jobs"]] == ["r-live"]
+    assert "r-live" not in [j["id"] for j in service.get("/api/v1/jobs?running=false")["jobs"]]
+
+    service.post("/api/v1/runs/r-live/cancel")
+    assert service.post("/api/v1/runs/events", {"events": []}) == {"recorded": 0, "cancel": []}
+    more = [{"type": "LogRecord", "run_id": "r-live", "at": 4.0, "step": "Read", "level": 20,
+             "logger": "u", "message": "hello"}]  # fmt: skip
+    assert service.post("/api/v1/runs/events", {"events": more})["cancel"] == ["r-live"]
+    end = [{"type": "RunFinished", "run_id": "r-live", "at": 5.0, "state": "CANCELLED",
+            "error": None}]  # fmt: skip
+    assert service.post("/api/v1/runs/events", {"events": end})["cancel"] == []
+    assert service.get("/api/v1/runs/r-live")["state"] == "CANCELLED"
+    assert [e["message"] for e in service.get("/api/v1/runs/r-live/events?kind=log")] == ["hello"]

@@ -101,14 +101,21 @@ function report(err) {
 // ---- jobs ---------------------------------------------------------------------------------
 
 async function jobsPage(params) {
-  const kind = params.get("kind") || "";
-  const filter = h("select", { id: "kind-filter", onchange: (e) => {
-    location.hash = "#/jobs" + (e.target.value ? `?kind=${e.target.value}` : "");
-  } }, [["", "All jobs"], ["pipeline_run", "Pipeline runs"], ["stage_job", "Stage jobs"]].map(
-    ([v, label]) => h("option", { value: v, selected: v === kind }, label)));
+  const kind = params.get("kind") || "", running = params.get("running") || "";
+  const go = (k, r) => {
+    const q = new URLSearchParams();
+    if (k) q.set("kind", k);
+    if (r) q.set("running", r);
+    location.hash = "#/jobs" + (q.toString() ? `?${q}` : "");
+  };
+  const options = (pairs, current) => pairs.map(([v, label]) => h("option", { value: v, selected: v === current }, label));
+  const filter = h("select", { id: "kind-filter", onchange: (e) => go(e.target.value, running) },
+    options([["", "All jobs"], ["pipeline_run", "Pipeline runs"], ["stage_job", "Stage jobs"]], kind));
+  const stateFilter = h("select", { id: "running-filter", onchange: (e) => go(kind, e.target.value) },
+    options([["", "Running and ended"], ["true", "Running"], ["false", "Ended"]], running));
   const holder = h("div");
   async function load() {
-    const data = await api(`/jobs?limit=200${kind ? `&kind=${kind}` : ""}`);
+    const data = await api(`/jobs?limit=200${kind ? `&kind=${kind}` : ""}${running ? `&running=${running}` : ""}`);
     const rows = data.jobs.map((j) => ({
       data: j,
       attrs: { "data-job": j.id, class: "job-row" },
@@ -128,7 +135,7 @@ async function jobsPage(params) {
   }
   await load();
   show(h("h1", {}, "Jobs"), h("p", { class: "muted" }, "Running first, then the most recent."),
-       h("div", { class: "toolbar" }, filter), holder);
+       h("div", { class: "toolbar" }, filter, stateFilter), holder);
   every(2000, load);
 }
 
