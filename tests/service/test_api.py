@@ -278,3 +278,17 @@ def test_posted_events_make_a_run_listed_first_while_it_runs(service):
     assert service.post("/api/v1/runs/events", {"events": end})["cancel"] == []
     assert service.get("/api/v1/runs/r-live")["state"] == "CANCELLED"
     assert [e["message"] for e in service.get("/api/v1/runs/r-live/events?kind=log")] == ["hello"]
+
+
+def test_serve_on_a_port_in_use_says_so(tmp_path: Path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            app, ["serve", "--no-daemon", "--port", str(port), "--home", str(tmp_path)]
+        )
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr

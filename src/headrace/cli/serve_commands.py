@@ -27,7 +27,8 @@ def serve_command(
         ),
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on.")
+        int,
+        typer.Option("--port", "-p", min=1, max=65535, metavar="PORT", help="Port to listen on."),
     ] = 8080,
     token: Annotated[
         str | None,

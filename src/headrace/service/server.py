@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -56,8 +57,18 @@ def serve(
     daemon: bool = True,
     on_started: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM; refuses a non-loopback ``host`` without a token."""
+    """Serve until SIGINT or SIGTERM; refuses a non-loopback ``host`` without a token.
+
+    The address is bound before anything starts, so an address in use is an ``OSError`` here
+    (and no daemon was started)."""
     check_bind(host, config.token)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     child = start_daemon(config) if daemon else None
 
     def stop_daemon() -> None:
@@ -74,6 +85,7 @@ def serve(
         shown = f"[{host}]" if ":" in host else host
         on_started(f"http://{shown}:{port}/")
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         stop_daemon()
+        sock.close()
