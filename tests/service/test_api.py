@@ -48,7 +48,8 @@ def test_files_list_paging_and_download(service):
         "GET", "/api/v1/repos/data/commits/master/file?path=/docs/readme.md"
     )
     assert code == 200 and body == b"# read me\n"
-    assert 'filename="readme.md"' in headers["content-disposition"]
+    assert headers["content-disposition"] == "attachment; filename*=UTF-8''readme.md"
+    assert headers["x-content-type-options"] == "nosniff"
     code, _, body = service.request(
         "GET", "/api/v1/repos/data/commits/master/file?path=/a.txt&max_bytes=3"
     )
@@ -134,6 +135,8 @@ def test_requests_without_the_token_are_refused(service):
 def test_browser_token_in_query_sets_a_cookie(service):
     code, headers, _ = service.request("GET", f"/ui/?token={service.token}", token=False)
     assert code == 200
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
     assert "headrace_token=" in headers["set-cookie"] and "HttpOnly" in headers["set-cookie"]
 
 

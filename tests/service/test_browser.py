@@ -187,3 +187,31 @@ def test_browse_a_commits_files_and_provenance(page, service, tmp_path):
     page.locator("h1", has_text=service.ids["up_head"]).wait_for()
     assert "data@" in page.locator("#provenance").inner_text()
     _shot(page, tmp_path, "provenance")
+
+
+def test_previews_show_csv_as_a_table_images_and_the_diff(page, service, tmp_path):
+    import base64
+
+    from tests.service.conftest import headrace_cli
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+    )
+    (tmp_path / "t.csv").write_text('name,note\nann,"hello, world"\nbob,plain\n')
+    (tmp_path / "dot.png").write_bytes(png)
+    headrace_cli(service.home, "repo", "create", "tables")
+    headrace_cli(service.home, "file", "put", "tables@master:/t.csv", str(tmp_path / "t.csv"))
+    headrace_cli(service.home, "file", "put", "tables@master:/dot.png", str(tmp_path / "dot.png"))
+
+    page.goto(f"{service.url}/ui/#/commit/tables/master?path=%2F&file=%2Ft.csv")
+    cells = page.locator("table#file-preview tbody tr").first.locator("td")
+    cells.first.wait_for()
+    assert cells.all_inner_texts() == ["ann", "hello, world"]
+    assert page.locator("#diff").inner_text().count("/t.csv") == 0  # this commit added the png
+    assert "/dot.png" in page.locator("#diff").inner_text()
+
+    page.goto(f"{service.url}/ui/#/commit/tables/master?path=%2F&file=%2Fdot.png")
+    image = page.locator("img#file-preview")
+    image.wait_for()
+    page.wait_for_function("document.querySelector('img#file-preview').naturalWidth === 2")
+    _shot(page, tmp_path, "csv-image-preview")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -137,9 +138,9 @@ def get_file(
     info = store.inspect_file(target)
     if info.type != "file":
         raise BadRequest(f"{path} is a folder; list it with .../files?path={path}")
-    name = path.rsplit("/", 1)[-1]
+    name = quote(path.rsplit("/", 1)[-1], safe="")
     headers = {
-        "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
         "X-Headrace-Size": str(info.size),
     }
     if max_bytes is not None:

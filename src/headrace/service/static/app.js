@@ -300,6 +300,29 @@ async function repoPage(name) {
       { id: "commits", empty: "No commits." }));
 }
 
+function csvTable(text, sep) {
+  // A preview: the first 200 rows, fields split on the separator outside double quotes.
+  const rows = text.split(/\r?\n/).filter((l) => l.length).slice(0, 200).map((line) => {
+    const out = []; let field = "", quoted = false;
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i];
+      if (quoted) {
+        if (c === '"' && line[i + 1] === '"') { field += '"'; i++; }
+        else if (c === '"') quoted = false;
+        else field += c;
+      } else if (c === '"') quoted = true;
+      else if (c === sep) { out.push(field); field = ""; }
+      else field += c;
+    }
+    out.push(field);
+    return out;
+  });
+  if (!rows.length) return h("p", { class: "muted" }, "(empty)");
+  const [head, ...body] = rows;
+  return h("table", { id: "file-preview", class: "csv" }, h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
+    h("tbody", {}, body.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
+}
+
 function looksText(bytes) {
   for (let i = 0; i < Math.min(bytes.length, 4096); i++) if (bytes[i] === 0) return false;
   return true;
@@ -310,6 +333,7 @@ async function commitPage(repo, ref, params) {
   const base = `/repos/${repo}/commits/${encodeURIComponent(ref)}`;
   const [commit, listing, prov] = await Promise.all([
     api(base), api(`${base}/files?path=${encodeURIComponent(path)}&limit=1000`), api(`${base}/provenance`)]);
+  const changes = commit.parent ? await api(`${base}/diff`) : null;
   const link = (p, f) => `#/commit/${repo}/${ref}?path=${encodeURIComponent(p)}${f ? `&file=${encodeURIComponent(f)}` : ""}`;
   const parts = path.split("/").filter(Boolean);
   const crumbs = h("div", { class: "crumbs mono" }, h("a", { href: link("/") }, `${repo}@${fmt.short(commit.id)}:/`),
@@ -326,9 +350,19 @@ async function commitPage(repo, ref, params) {
     const bytes = new Uint8Array(await response.arrayBuffer());
     const size = Number(response.headers.get("X-Headrace-Size"));
     const text = response.ok ? (looksText(bytes) ? new TextDecoder().decode(bytes) : "(binary file)") : `error ${response.status}`;
+    const more = size > bytes.length ? `… (the first ${fmt.size(bytes.length)} of ${fmt.size(size)})` : null;
+    let body;
+    if (response.ok && /\.(png|jpe?g|gif|webp)$/i.test(file) && size <= bytes.length) {
+      const mime = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", webp: "image/webp" }[file.split(".").pop().toLowerCase()];
+      body = h("img", { id: "file-preview", alt: file, src: URL.createObjectURL(new Blob([bytes], { type: mime })) });
+    } else if (response.ok && /\.(csv|tsv)$/i.test(file) && looksText(bytes)) {
+      body = csvTable(text, file.toLowerCase().endsWith(".tsv") ? "\t" : ",");
+    } else {
+      body = h("pre", { id: "file-preview" }, text);
+    }
     preview = h("div", {}, h("h2", {}, file, " ",
-      h("a", { href: `${API}${base}/file?path=${encodeURIComponent(file)}` }, "download")),
-      h("pre", { id: "file-preview" }, text + (size > bytes.length ? `\n… (${fmt.size(size)} in all)` : "")));
+      h("a", { href: `${API}${base}/file?path=${encodeURIComponent(file)}` }, "download")), body,
+      more ? h("p", { class: "muted" }, more) : null);
   }
   const commitList = (cs) => cs.length ? h("ul", {}, cs.map((c) => h("li", {},
     h("a", { href: `#/commit/${c.repo}/${c.id}` }, `${c.repo}@${fmt.short(c.id)}`), ` ${c.branch || ""} ${c.message || ""}`))) : h("p", { class: "muted" }, "none");
@@ -338,6 +372,11 @@ async function commitPage(repo, ref, params) {
       h("span", {}, `origin ${commit.origin}`), h("span", {}, `${fmt.n(commit.file_count)} files, ${fmt.size(commit.size_bytes)}`),
       h("span", {}, fmt.time(commit.finished_at)), commit.message ? h("span", {}, `“${commit.message}”`) : null),
     h("h2", {}, "Files"), crumbs, files, preview,
+    changes ? h("h2", {}, `Changes from the parent commit (${changes.length})`) : null,
+    changes ? table([{ title: "Path", key: (d) => d.path }, { title: "Change", key: (d) => d.kind },
+      { title: "Old size", num: true }, { title: "New size", num: true }],
+      changes.map((d) => ({ data: d, cells: [d.path, d.kind, fmt.size(d.old && d.old.size_bytes),
+        fmt.size(d.new && d.new.size_bytes)] })), { id: "diff", empty: "No changes." }) : null,
     h("div", { class: "grid2", id: "provenance" },
       h("div", {}, h("h2", {}, "Made from (provenance)"), commitList(prov.provenance)),
       h("div", {}, h("h2", {}, "Used by (subvenance)"), commitList(prov.subvenance))),
