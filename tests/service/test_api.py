@@ -295,3 +295,10 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path):
         )
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+def test_stopping_an_ended_stage_job_changes_nothing(service):
+    job_id = service.ids["failed_job"]
+    stopped = service.post(f"/api/v1/stage-jobs/{job_id}/stop")
+    assert stopped["state"] == "FAILURE" and stopped["stop_requested"] is False
+    assert service.request("POST", "/api/v1/stage-jobs/0000000000/stop")[0] == 404
