@@ -76,7 +76,7 @@ def browser():
 def page(browser, service):
     context = browser.new_context(viewport={"width": 1366, "height": 820})
     pg = context.new_page()
-    pg.set_default_timeout(30_000)
+    pg.set_default_timeout(90_000)  # generous: the machine may be loaded
     pg.goto(f"{service.url}/?token={TOKEN}")  # sets the token cookie, redirects to the UI
     yield pg
     context.close()
@@ -146,7 +146,7 @@ def test_cancel_button_cancels_a_running_pipeline(page, service, tmp_path):
         )
         page.goto(f"{service.url}/ui/#/run/{run_id}")
         page.locator("#cancel").click()
-        page.locator(".meta .state", has_text="CANCELLED").wait_for(timeout=90_000)
+        page.locator(".meta .state", has_text="CANCELLED").wait_for(timeout=120_000)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
