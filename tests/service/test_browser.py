@@ -209,9 +209,9 @@ def test_previews_show_csv_as_a_table_images_and_the_diff(page, service, tmp_pat
     assert cells.all_inner_texts() == ["ann", "hello, world"]
     assert page.locator("#diff").inner_text().count("/t.csv") == 0  # this commit added the png
     assert "/dot.png" in page.locator("#diff").inner_text()
+    _shot(page, tmp_path, "csv-preview")
 
     page.goto(f"{service.url}/ui/#/commit/tables/master?path=%2F&file=%2Fdot.png")
     image = page.locator("img#file-preview")
     image.wait_for()
     page.wait_for_function("document.querySelector('img#file-preview').naturalWidth === 2")
-    _shot(page, tmp_path, "csv-image-preview")
