@@ -34,6 +34,7 @@ from headrace.cli import (
     job_commands,
     maintenance_commands,
     repo_commands,
+    serve_commands,
     stage_commands,
 )
 from headrace.cli.helptext import HeadraceTyper
@@ -244,12 +245,62 @@ def run(
         bool,
         typer.Option("--traceback", help="On failure, also print the full Python traceback."),
     ] = False,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            "--service",
+            envvar="HEADRACE_SERVICE",
+            metavar="URL",
+            help=(
+                "Report the runs to the job service at URL (its states, step counts and logs "
+                "show there, and it can cancel them); the token is $HEADRACE_TOKEN."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    console = _error_console()
+    target = Target(file, module)
+    with reporting_to(service):
+        _run(console, target, args, progress, quiet, show_traceback)
+
+
+@contextmanager
+def reporting_to(service: str | None) -> Iterator[None]:
+    """Stream the runs of the block to the job service at ``service`` (if given)."""
+    if not service:
+        yield
+        return
+    import os
+
+    from headrace.runners.events import listening
+    from headrace.service.client import ServiceReporter
+
+    def cancelled(run_id: str) -> None:
+        _error_console().print(
+            Text(f"Run {run_id} cancelled from the job service at {service}", style="yellow"),
+            soft_wrap=True,
+        )
+
+    reporter = ServiceReporter(service, os.environ.get("HEADRACE_TOKEN"), on_cancel=cancelled)
+    try:
+        with listening(reporter):
+            yield
+    finally:
+        reporter.close()
+
+
+def _run(
+    console: Console,
+    target: Target,
+    args: list[str] | None,
+    progress: bool | None,
+    quiet: bool,
+    show_traceback: bool,
 ) -> None:
     from headrace.cli.hooks import observe_runs
     from headrace.cli.progress import RunMonitor
 
-    console = _error_console()
-    target = Target(file, module)
     show = not quiet and (progress if progress is not None else console.is_terminal)
     monitor = RunMonitor(console if show else None, live=show and console.is_terminal)
     error: BaseException | None = None
@@ -431,6 +482,7 @@ for _commands in (
     stage_commands,
     job_commands,
     daemon_command,
+    serve_commands,
 ):
     _commands.register(app)
 

@@ -1,0 +1,136 @@
+"""Streaming a process's pipeline runs to a job service, and obeying its cancel requests.
+
+:class:`ServiceReporter` is a run-event listener (:mod:`headrace.runners.events`). It queues
+each event as JSON (:mod:`headrace.service.wire`) and a background thread posts the queue to
+``<service>/api/v1/runs/events`` every ``interval`` seconds, and at once when a run finishes.
+While a run of this process is unfinished the thread posts even an empty batch, so that the
+reply, which names the runs whose cancel was requested, reaches it within ``interval``; it then
+cancels them through their result handle. A service that cannot be reached is reported once
+on the ``headrace.service`` logger and the events are dropped, never failing the run.
+
+This module uses only the standard library, so a pipeline process needs no web framework.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from headrace.runners.events import RunEvent, RunFinished, RunSubmitted
+from headrace.service.wire import encode_event
+
+__all__ = ["ServiceReporter", "ServiceUnavailable"]
+
+_log = logging.getLogger("headrace.service")
+
+
+class ServiceUnavailable(RuntimeError):
+    """The service did not answer, or refused the events."""
+
+
+class ServiceReporter:
+    """Posts run events to ``url`` (the service's root, e.g. ``http://127.0.0.1:8080``).
+
+    ``on_cancel(run_id)`` is called before a run is cancelled at the service's request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        interval: float = 0.5,
+        timeout: float = 10.0,
+        on_cancel: Callable[[str], None] | None = None,
+    ) -> None:
+        self.on_cancel = on_cancel
+        self.url = url.rstrip("/") + "/api/v1/runs/events"
+        self.token = token
+        self.interval = interval
+        self.timeout = timeout
+        self.source = f"{socket.gethostname()}:{os.getpid()}"
+        self._queue: list[dict[str, Any]] = []
+        self._results: dict[str, Any] = {}  # unfinished runs of this process: id -> handle
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._failed = False
+        self._post_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="headrace-service", daemon=True)
+        self._thread.start()
+
+    def __call__(self, event: RunEvent) -> None:
+        with self._lock:
+            if isinstance(event, RunSubmitted) and event.result is not None:
+                self._results[event.run_id] = event.result
+            elif isinstance(event, RunFinished):
+                self._results.pop(event.run_id, None)
+            self._queue.append(encode_event(event))
+        if isinstance(event, RunFinished):
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Post what is queued (or an empty batch while a run is unfinished)."""
+        with self._post_lock:
+            with self._lock:
+                batch, self._queue = self._queue, []
+                active = bool(self._results)
+            if not batch and not active:
+                return
+            try:
+                reply = self._post({"source": self.source, "events": batch})
+            except ServiceUnavailable as e:
+                if not self._failed:
+                    _log.warning("headrace: cannot report runs to %s: %s", self.url, e)
+                    self._failed = True
+                return
+            self._failed = False
+            for run_id in reply.get("cancel", []):
+                self._cancel(run_id)
+
+    def _cancel(self, run_id: str) -> None:
+        with self._lock:
+            result = self._results.get(run_id)
+            if result is None or run_id in self._cancelled:
+                return
+            self._cancelled.add(run_id)
+        _log.info("headrace: run %s cancelled from the job service", run_id)
+        if self.on_cancel is not None:
+            self.on_cancel(run_id)
+        result.cancel()
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body).encode()
+        request = urllib.request.Request(self.url, data=data, method="POST")
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                reply: dict[str, Any] = json.loads(response.read() or b"{}")
+                return reply
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")[:500]
+            raise ServiceUnavailable(f"HTTP {e.code}: {detail}") from None
+        except (OSError, ValueError) as e:
+            raise ServiceUnavailable(str(e)) from None
+
+    def close(self) -> None:
+        """Post what is left and stop the thread."""
+        self._closed = True
+        self._wake.set()
+        self._thread.join(self.timeout)
+        self.flush()

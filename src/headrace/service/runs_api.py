@@ -1,0 +1,201 @@
+"""``/api/v1/runs`` (pipeline runs: event intake, list, inspect, events and logs, cancel) and
+``/api/v1/jobs``, the one list of pipeline runs and stage jobs together.
+
+A process running pipelines posts its run events in batches to ``/api/v1/runs/events``; the
+reply names the runs of the batch whose cancel was requested, which the process then cancels
+(:mod:`headrace.service.client`). ``/runs/{id}/stream`` follows a run as server-sent events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from headrace.service.errors import BadRequest, Forbidden
+from headrace.service.runs import RUN_STATES, TERMINAL_STATES, RunHistory
+from headrace.service.stages_api import parse_job_states
+from headrace.service.submit import BadSubmission, Submitter, graph_text
+from headrace.service.views import run_job_view, run_view, stage_job_view
+from headrace.stages.catalog import Catalog
+
+__all__ = ["EventBatch", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+class Submission(BaseModel):
+    """A pipeline to run in the service: ``Pipeline.to_json()`` and its options."""
+
+    pipeline: dict[str, Any] | str = Field(description="The graph, as Pipeline.to_json() makes it.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Pipeline options by name, e.g. {'runner': 'direct'}."
+    )
+
+
+class EventBatch(BaseModel):
+    """Run events as :func:`headrace.service.wire.encode_event` makes them."""
+
+    source: str = Field("", description="Who sends them, e.g. host:pid.")
+    events: list[dict[str, Any]] = Field(description="Events, oldest first.")
+
+
+def _runs(request: Request) -> RunHistory:
+    runs: RunHistory = request.app.state.runs
+    return runs
+
+
+def _run_states(state: str | None) -> tuple[str, ...] | None:
+    if state is None:
+        return None
+    wanted = tuple(s.strip().upper() for s in state.split(",") if s.strip())
+    unknown = [s for s in wanted if s not in RUN_STATES]
+    if unknown:
+        raise BadRequest(
+            f"state {', '.join(unknown)!r} is not a run state; use {', '.join(RUN_STATES)}"
+        )
+    return wanted
+
+
+@router.post("/runs/events", summary="Record a batch of run events")
+def post_events(request: Request, batch: EventBatch) -> dict[str, Any]:
+    cancel = _runs(request).record(batch.events, batch.source)
+    return {"recorded": len(batch.events), "cancel": cancel}
+
+
+@router.post("/runs", status_code=201, summary="Submit a pipeline graph to run in the service")
+def submit_run(request: Request, submission: Submission) -> dict[str, Any]:
+    """Validates the graph and its options (400 naming the problem), starts it on the runner
+    the options name and answers its run id. The graph's user code runs in the service's
+    process, so a service started without a token refuses submissions (403)."""
+    if not request.app.state.config.token:
+        raise Forbidden(
+            "this service has no token, so it does not run submitted code; start it with "
+            "--token (or HEADRACE_TOKEN), or run the pipeline with 'headrace run --service'"
+        )
+    submitter: Submitter = request.app.state.submitter
+    try:
+        run_id = submitter.submit(graph_text(submission.pipeline), submission.options)
+    except BadSubmission as e:
+        raise BadRequest(str(e)) from None
+    return {"id": run_id}
+
+
+@router.get("/runs", summary="List pipeline runs, running first")
+def list_runs(
+    request: Request,
+    state: Annotated[str | None, Query(description="Comma-separated run states.")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    runs, total = _runs(request).list_runs(_run_states(state), limit, offset)
+    return {"total": total, "offset": offset, "runs": [run_job_view(r) for r in runs]}
+
+
+@router.get("/runs/{run_id}", summary="A pipeline run with its steps")
+def inspect_run(request: Request, run_id: str) -> dict[str, Any]:
+    return run_view(_runs(request).get(run_id))
+
+
+@router.get("/runs/{run_id}/events", summary="A run's state changes and log records")
+def run_events(
+    request: Request,
+    run_id: str,
+    kind: Annotated[str | None, Query(description="state or log")] = None,
+    after: Annotated[int, Query(ge=0, description="Only events after this seq (follow).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[dict[str, Any]]:
+    if kind is not None and kind not in ("state", "log"):
+        raise BadRequest(f"kind {kind!r}: use state or log")
+    return _runs(request).events(run_id, kind, after, limit)
+
+
+STREAM_POLL_S = 0.5
+
+
+@router.get(
+    "/runs/{run_id}/stream",
+    summary="Server-sent events: a run's state changes and log records as they happen",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_run(
+    request: Request,
+    run_id: str,
+    after: Annotated[int, Query(ge=0, description="Start after this seq (resume).")] = 0,
+) -> StreamingResponse:
+    """Each event is ``event: state|log``, ``id: <seq>`` and its JSON as ``data``; when the run
+    has ended and everything was sent, a last ``event: end`` carries the run's final state and
+    the stream closes."""
+    runs = _runs(request)
+    await run_in_threadpool(runs.get, run_id)  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[str]:
+        last = after
+        while True:
+            batch = await run_in_threadpool(runs.events, run_id, None, last, 500)
+            for e in batch:
+                last = e["seq"]
+                yield f"event: {e['kind']}\nid: {last}\ndata: {json.dumps(e)}\n\n"
+            if not batch:
+                run = await run_in_threadpool(runs.get, run_id)
+                if run.state in TERMINAL_STATES:
+                    yield f"event: end\ndata: {json.dumps({'state': run.state})}\n\n"
+                    return
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(STREAM_POLL_S)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+@router.post("/runs/{run_id}/cancel", summary="Cancel a pipeline run")
+def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
+    """The run's process cancels it when it next reports (within a second while it runs)."""
+    record = _runs(request).request_cancel(run_id)
+    submitter: Submitter = request.app.state.submitter
+    submitter.cancel(run_id)  # a run submitted to this service: cancel it here
+    return run_view(record)
+
+
+@router.get("/jobs", summary="Pipeline runs and stage jobs in one list")
+def list_jobs(
+    request: Request,
+    kind: Annotated[
+        str | None, Query(description="pipeline_run or stage_job (default: both)")
+    ] = None,
+    running: Annotated[bool | None, Query(description="Only running (or only ended) jobs.")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Running jobs first, then the most recent; each entry has ``kind``, ``id``, ``name``,
+    ``state``, ``running``, ``created_at``, ``seconds`` and ``elements``."""
+    if kind not in (None, "pipeline_run", "stage_job"):
+        raise BadRequest(f"kind {kind!r}: use pipeline_run or stage_job")
+    wanted = offset + limit
+    items: list[dict[str, Any]] = []
+    total = 0
+    if kind in (None, "pipeline_run"):
+        states = None
+        if running is not None:
+            states = [s for s in RUN_STATES if (s not in TERMINAL_STATES) == running]
+        runs, n = _runs(request).list_runs(states, wanted, 0)
+        items += [run_job_view(r) for r in runs]
+        total += n
+    if kind in (None, "stage_job"):
+        catalog: Catalog = request.app.state.catalog
+        states_ = None
+        if running is not None:
+            states_ = parse_job_states("created,running" if running else
+                                       "success,failure,killed,unrunnable")  # fmt: skip
+        jobs = catalog.list_jobs(states=states_, limit=wanted)
+        items += [stage_job_view(j) for j in jobs]
+        total += len(jobs)
+    items.sort(key=lambda j: (not j["running"], -j["created_at"]))
+    return {"offset": offset, "jobs": items[offset:wanted], "more": total > wanted}

@@ -1,0 +1,414 @@
+// The headrace web UI: a small single-page app over /api/v1 (no framework, no CDN).
+// Routes (location.hash): #/jobs, #/run/ID, #/stage-job/ID[/datum/DATUM], #/stages,
+// #/repos, #/repo/NAME, #/commit/REPO/REF?path=/dir[&file=/a.txt].
+"use strict";
+
+const API = "/api/v1";
+let refreshTimer = null;
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(path, options) {
+  const response = await fetch(API + path, Object.assign({ credentials: "same-origin" }, options));
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail; } catch (e) { /* not JSON */ }
+    throw new Error(`${response.status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+  }
+  return response.json();
+}
+
+const fmt = {
+  n: (x) => (x === null || x === undefined ? "-" : Number(x).toLocaleString("en-US")),
+  secs(s) {
+    if (s === null || s === undefined) return "-";
+    if (s < 1) return `${(s * 1000).toFixed(0)} ms`;
+    if (s < 60) return `${s.toFixed(1)} s`;
+    const m = Math.floor(s / 60);
+    return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  },
+  time: (t) => (t ? new Date(t * 1000).toLocaleString() : "-"),
+  size(b) {
+    if (b === null || b === undefined) return "-";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (b >= 1024 && i < units.length - 1) { b /= 1024; i++; }
+    return i ? `${b.toFixed(1)} ${units[i]}` : `${b} B`;
+  },
+  short: (id) => (id && id.length > 12 ? id.slice(0, 12) : id),
+};
+
+const state = (s) => h("span", { class: `state state-${s}` }, s);
+const main = () => document.getElementById("main");
+
+function fill(el, ...nodes) {
+  el.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
+
+function show(...nodes) {
+  fill(main(), ...nodes);
+}
+
+function table(columns, rows, opts = {}) {
+  // columns: [{title, num, key(row) -> sort value}], rows: [[cells...], ...] with row.data
+  const head = h("tr", {}, columns.map((c, i) =>
+    h("th", { class: [c.num ? "num" : "", c.key ? "sortable" : ""].join(" "),
+              onclick: c.key ? () => sortBy(i) : null }, c.title)));
+  const body = h("tbody");
+  let current = rows.slice();
+  let order = { col: -1, dir: 1 };
+  function render() {
+    fill(body, current.map((r) => h("tr", r.attrs || {},
+      r.cells.map((cell, i) => h("td", { class: columns[i].num ? "num" : "" }, cell)))));
+  }
+  function sortBy(i) {
+    order = { col: i, dir: order.col === i ? -order.dir : 1 };
+    const key = columns[i].key;
+    current.sort((a, b) => {
+      const x = key(a.data), y = key(b.data);
+      return (x < y ? -1 : x > y ? 1 : 0) * order.dir;
+    });
+    render();
+  }
+  render();
+  const t = h("table", { id: opts.id || null }, h("thead", {}, head), body);
+  if (!rows.length && opts.empty) return h("p", { class: "muted" }, opts.empty);
+  return t;
+}
+
+function every(ms, fn) {
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(() => fn().catch(report), ms);
+}
+
+function report(err) {
+  document.getElementById("status").textContent = err.message || String(err);
+}
+
+// ---- jobs ---------------------------------------------------------------------------------
+
+async function jobsPage(params) {
+  const kind = params.get("kind") || "", running = params.get("running") || "";
+  const go = (k, r) => {
+    const q = new URLSearchParams();
+    if (k) q.set("kind", k);
+    if (r) q.set("running", r);
+    location.hash = "#/jobs" + (q.toString() ? `?${q}` : "");
+  };
+  const options = (pairs, current) => pairs.map(([v, label]) => h("option", { value: v, selected: v === current }, label));
+  const filter = h("select", { id: "kind-filter", onchange: (e) => go(e.target.value, running) },
+    options([["", "All jobs"], ["pipeline_run", "Pipeline runs"], ["stage_job", "Stage jobs"]], kind));
+  const stateFilter = h("select", { id: "running-filter", onchange: (e) => go(kind, e.target.value) },
+    options([["", "Running and ended"], ["true", "Running"], ["false", "Ended"]], running));
+  const holder = h("div");
+  async function load() {
+    const data = await api(`/jobs?limit=200${kind ? `&kind=${kind}` : ""}${running ? `&running=${running}` : ""}`);
+    const rows = data.jobs.map((j) => ({
+      data: j,
+      attrs: { "data-job": j.id, class: "job-row" },
+      cells: [
+        j.kind === "pipeline_run" ? "pipeline run" : "stage job",
+        h("a", { href: j.kind === "pipeline_run" ? `#/run/${j.id}` : `#/stage-job/${j.id}`,
+                 class: "job-link" }, j.kind === "pipeline_run" ? j.id : `${j.name} · ${fmt.short(j.id)}`),
+        state(j.state), fmt.secs(j.seconds), fmt.n(j.elements), fmt.time(j.created_at),
+      ],
+    }));
+    fill(holder, table([
+      { title: "Kind" }, { title: "Job" }, { title: "State", key: (j) => j.state },
+      { title: "Duration", num: true, key: (j) => j.seconds || 0 },
+      { title: "Elements", num: true, key: (j) => j.elements || 0 },
+      { title: "Created", key: (j) => j.created_at },
+    ], rows, { id: "jobs", empty: "No jobs yet: run a pipeline with headrace run --service URL, or a stage." }));
+  }
+  await load();
+  show(h("h1", {}, "Jobs"), h("p", { class: "muted" }, "Running first, then the most recent."),
+       h("div", { class: "toolbar" }, filter, stateFilter), holder);
+  every(2000, load);
+}
+
+// ---- a pipeline run -----------------------------------------------------------------------
+
+function stepGraph(steps) {
+  // Steps in execution order; an arrow joins a step to the next when the next reads it, with
+  // the elements passed on; a step reading others names them ("reads #1, #3").
+  const parts = [];
+  steps.forEach((s, i) => {
+    if (i) {
+      const joined = s.depends_on.includes(i - 1);
+      parts.push(joined ? h("div", { class: "edge", title: "elements passed on" }, fmt.n(steps[i - 1].elements_out))
+                        : h("div", { class: "edge gap" }, ""));
+    }
+    const reads = s.depends_on.filter((d) => d !== i - 1).map((d) => `#${d + 1}`);
+    parts.push(h("div", { class: `step ${s.state}`, "data-step": s.name },
+      h("div", { class: "name" }, `#${i + 1} ${s.name}`),
+      reads.length ? h("div", { class: "counts" }, `reads ${reads.join(", ")}`) : null,
+      h("div", { class: "counts" },
+        h("span", { class: "count-in" }, `in ${fmt.n(s.elements_in)}`), " · ",
+        h("span", { class: "count-out" }, `out ${fmt.n(s.elements_out)}`), " · ",
+        fmt.secs(s.seconds)),
+      s.watermark_us !== null ? h("div", { class: "counts" }, `watermark ${new Date(s.watermark_us / 1000).toISOString()}`) : null));
+  });
+  return h("div", { class: "graph", id: "graph" }, parts);
+}
+
+async function runPage(id) {
+  const holder = h("div");
+  let lastSeq = 0;
+  const logRows = [];
+  async function load() {
+    const run = await api(`/runs/${encodeURIComponent(id)}`);
+    const events = await api(`/runs/${encodeURIComponent(id)}/events?after=${lastSeq}&limit=1000`);
+    for (const e of events) { logRows.push(e); lastSeq = e.seq; }
+    const cancel = run.running ? h("button", { class: "danger", id: "cancel", onclick: async () => {
+      await api(`/runs/${encodeURIComponent(id)}/cancel`, { method: "POST" }); await load();
+    } }, "Cancel") : null;
+    const counters = (s) => Object.entries(s.counters).map(([k, v]) => `${k}=${fmt.n(v)}`).join(", ") || "-";
+    const steps = table([
+      { title: "#", num: true, key: (s) => s.position }, { title: "Step", key: (s) => s.name },
+      { title: "Reads" },
+      { title: "State", key: (s) => s.state },
+      { title: "Elements in", num: true, key: (s) => s.elements_in },
+      { title: "Elements out", num: true, key: (s) => s.elements_out },
+      { title: "Time", num: true, key: (s) => s.seconds },
+      { title: "Tasks", num: true, key: (s) => s.tasks_done }, { title: "Counters" },
+      { title: "Watermark lag", num: true, key: (s) => s.lag_seconds || 0 },
+    ], run.steps.map((s) => ({ data: s, attrs: { "data-step": s.name }, cells: [
+      s.position + 1, s.name, s.depends_on.map((d) => `#${d + 1}`).join(", ") || "-",
+      state(s.state), fmt.n(s.elements_in), fmt.n(s.elements_out),
+      fmt.secs(s.seconds), `${s.tasks_done}/${s.tasks}`, counters(s), fmt.secs(s.lag_seconds),
+    ] })), { id: "steps" });
+    const failure = run.error ? h("pre", { id: "run-error", class: "log-ERROR" }, run.error) : null;
+    const logs = logRows.length ? h("pre", { id: "logs" }, logRows.map((e) =>
+      h("div", { class: e.level >= 30 ? "log-WARNING" : "" },
+        `${new Date(e.at * 1000).toLocaleTimeString()}  ${e.step ? `[${e.step}] ` : ""}${e.message}`)))
+      : h("p", { class: "muted" }, "No log records.");
+    fill(holder, 
+      h("h1", {}, `Pipeline run ${run.id}`),
+      h("div", { class: "meta" }, state(run.state), h("span", {}, "duration ", h("b", {}, fmt.secs(run.seconds))),
+        h("span", {}, "elements ", h("b", {}, fmt.n(run.elements))),
+        h("span", {}, run.streaming ? "streaming" : "batch"), h("span", {}, `from ${run.source || "?"}`),
+        h("span", {}, `submitted ${fmt.time(run.created_at)}`)),
+      h("div", { class: "toolbar" }, cancel),
+      failure,
+      h("h2", {}, "Graph"), stepGraph(run.steps),
+      h("h2", {}, "Steps"), steps,
+      h("h2", {}, "Logs and state changes"), logs);
+    if (!run.running) clearInterval(refreshTimer);
+  }
+  show(holder);
+  await load();
+  every(1000, load);
+}
+
+// ---- stage jobs ---------------------------------------------------------------------------
+
+async function stageJobPage(id, datumId, params) {
+  const offset = Number(params.get("offset") || 0), limit = 100;
+  const data = await api(`/stage-jobs/${encodeURIComponent(id)}/datums?offset=${offset}&limit=${limit}`);
+  const job = data.job;
+  const stop = job.running ? h("button", { class: "danger", id: "stop", onclick: async () => {
+    await api(`/stage-jobs/${job.id}/stop`, { method: "POST" }); route();
+  } }, "Stop") : null;
+  const rows = data.datums.map((d) => ({ data: d, attrs: { "data-datum": d.datum_id }, cells: [
+    h("a", { href: `#/stage-job/${job.id}/datum/${d.datum_id}`, class: "datum-link" }, fmt.short(d.datum_id)),
+    state(d.state), d.inputs.map((i) => `${i.name}:${i.path}`).join(", "), d.attempts, fmt.secs(d.seconds),
+    d.error ? d.error.trim().split("\n").pop() : "-",
+  ] }));
+  const pager = h("div", { class: "pager" },
+    offset > 0 ? h("a", { href: `#/stage-job/${job.id}?offset=${Math.max(0, offset - limit)}` }, "← previous") : null,
+    h("span", { class: "muted" }, `${offset + 1}–${offset + data.datums.length} of ${fmt.n(data.total)} datums`),
+    offset + limit < data.total ? h("a", { href: `#/stage-job/${job.id}?offset=${offset + limit}` }, "next →") : null);
+  let detail = null;
+  if (datumId) {
+    const d = await api(`/stage-jobs/${job.id}/datums/${encodeURIComponent(datumId)}`);
+    detail = h("div", { id: "datum" }, h("h2", {}, `Datum ${d.datum_id}`),
+      h("div", { class: "meta" }, state(d.state), h("span", {}, `${d.attempts} attempt(s)`),
+        h("span", {}, fmt.secs(d.seconds)), h("span", {}, d.inputs.map((i) => `${i.name}:${i.path}`).join(", "))),
+      d.error ? h("pre", { id: "datum-error", class: "log-ERROR" }, d.error) : null,
+      h("pre", { id: "datum-log" }, d.log || "(no output)"));
+  }
+  show(
+    h("h1", {}, `Stage job ${job.id}`),
+    h("div", { class: "meta" }, state(job.state), h("span", {}, "stage ", h("a", { href: "#/stages" }, job.stage)),
+      h("span", {}, "duration ", h("b", {}, fmt.secs(job.seconds))),
+      h("span", {}, `${fmt.n(job.processed)} processed · ${fmt.n(job.skipped)} skipped · ${fmt.n(job.failed)} failed`),
+      job.output_commit ? h("a", { href: `#/commit/${job.stage}/${job.output_commit}` }, "output commit") : null),
+    job.reason ? h("pre", { class: "log-ERROR" }, job.reason) : null,
+    h("div", { class: "toolbar" }, stop),
+    h("div", { class: "meta" }, "inputs: ", job.inputs.map((i) =>
+      h("a", { href: `#/commit/${i.repo}/${i.commit}` }, `${i.name} (${i.repo}@${fmt.short(i.commit)})`))),
+    detail,
+    h("h2", {}, "Datums (failed first, then slowest)"), pager,
+    table([{ title: "Datum" }, { title: "State", key: (d) => d.state }, { title: "Inputs" },
+           { title: "Attempts", num: true, key: (d) => d.attempts },
+           { title: "Time", num: true, key: (d) => d.seconds }, { title: "Error" }],
+          rows, { id: "datums", empty: "No datums." }));
+  if (job.running) every(2000, async () => route());
+}
+
+async function stagesPage() {
+  const stages = await api("/stages");
+  show(h("h1", {}, "Stages"), table([
+    { title: "Stage", key: (s) => s.name }, { title: "Inputs" }, { title: "Last job" },
+    { title: "State" }, { title: "Output" }],
+    stages.map((s) => ({ data: s, cells: [
+      s.name + (s.stopped ? " (stopped)" : ""),
+      s.inputs.map((i) => h("a", { href: `#/repo/${i.repo}` }, `${i.name} ← ${i.repo} `)),
+      s.last_job ? h("a", { href: `#/stage-job/${s.last_job.id}` }, fmt.short(s.last_job.id)) : "-",
+      s.last_job ? state(s.last_job.state) : "-",
+      h("a", { href: `#/repo/${s.output_repo}` }, s.output_repo)] })),
+    { id: "stages", empty: "No stages." }));
+}
+
+// ---- repos --------------------------------------------------------------------------------
+
+async function reposPage() {
+  const repos = await api("/repos");
+  show(h("h1", {}, "Repos"), table([
+    { title: "Repo", key: (r) => r.name }, { title: "Branches" }, { title: "Created", key: (r) => r.created_at },
+    { title: "Description" }],
+    repos.map((r) => ({ data: r, cells: [h("a", { href: `#/repo/${r.name}`, class: "repo-link" }, r.name),
+      r.branches.join(", "), fmt.time(r.created_at), r.description || ""] })),
+    { id: "repos", empty: "No repos." }));
+}
+
+async function repoPage(name) {
+  const [branches, commits] = await Promise.all([api(`/repos/${name}/branches`), api(`/repos/${name}/commits?limit=200`)]);
+  show(h("div", { class: "crumbs" }, h("a", { href: "#/repos" }, "Repos"), " / "), h("h1", {}, name),
+    h("h2", {}, "Branches"), table([{ title: "Branch" }, { title: "Head" }],
+      branches.map((b) => ({ data: b, cells: [b.name, b.head ? h("a", { href: `#/commit/${name}/${b.head}` }, b.head) : "-"] }))),
+    h("h2", {}, "Commits"), table([
+      { title: "Commit" }, { title: "Branch" }, { title: "State" }, { title: "Origin" },
+      { title: "Files", num: true, key: (c) => c.file_count || 0 }, { title: "Size", num: true, key: (c) => c.size_bytes || 0 },
+      { title: "Finished", key: (c) => c.finished_at || 0 }, { title: "Message" }],
+      commits.map((c) => ({ data: c, cells: [
+        h("a", { href: `#/commit/${name}/${c.id}`, class: "commit-link" }, fmt.short(c.id)), c.branch || "-",
+        state(c.state), c.origin, fmt.n(c.file_count), fmt.size(c.size_bytes), fmt.time(c.finished_at), c.message] })),
+      { id: "commits", empty: "No commits." }));
+}
+
+function csvTable(text, sep) {
+  // A preview: the first 200 rows, fields split on the separator outside double quotes.
+  const rows = text.split(/\r?\n/).filter((l) => l.length).slice(0, 200).map((line) => {
+    const out = []; let field = "", quoted = false;
+    for (let i = 0; i < line.length; i++) {
+      const c = line[i];
+      if (quoted) {
+        if (c === '"' && line[i + 1] === '"') { field += '"'; i++; }
+        else if (c === '"') quoted = false;
+        else field += c;
+      } else if (c === '"') quoted = true;
+      else if (c === sep) { out.push(field); field = ""; }
+      else field += c;
+    }
+    out.push(field);
+    return out;
+  });
+  if (!rows.length) return h("p", { class: "muted" }, "(empty)");
+  const [head, ...body] = rows;
+  return h("table", { id: "file-preview", class: "csv" }, h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
+    h("tbody", {}, body.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
+}
+
+function looksText(bytes) {
+  for (let i = 0; i < Math.min(bytes.length, 4096); i++) if (bytes[i] === 0) return false;
+  return true;
+}
+
+async function commitPage(repo, ref, params) {
+  const path = params.get("path") || "/", file = params.get("file");
+  const base = `/repos/${repo}/commits/${encodeURIComponent(ref)}`;
+  const [commit, listing, prov] = await Promise.all([
+    api(base), api(`${base}/files?path=${encodeURIComponent(path)}&limit=1000`), api(`${base}/provenance`)]);
+  const changes = commit.parent ? await api(`${base}/diff`) : null;
+  const link = (p, f) => `#/commit/${repo}/${ref}?path=${encodeURIComponent(p)}${f ? `&file=${encodeURIComponent(f)}` : ""}`;
+  const parts = path.split("/").filter(Boolean);
+  const crumbs = h("div", { class: "crumbs mono" }, h("a", { href: link("/") }, `${repo}@${fmt.short(commit.id)}:/`),
+    parts.map((p, i) => [h("a", { href: link("/" + parts.slice(0, i + 1).join("/")) }, p), "/"]));
+  const files = table([{ title: "Name", key: (f) => f.path }, { title: "Type" },
+    { title: "Size", num: true, key: (f) => f.size_bytes }],
+    listing.files.map((f) => ({ data: f, cells: [
+      h("a", { href: f.type === "dir" ? link(f.path) : link(path, f.path), class: "file-link" },
+        f.path.split("/").pop() + (f.type === "dir" ? "/" : "")), f.type, fmt.size(f.size_bytes)] })),
+    { id: "files", empty: "This folder is empty." });
+  let preview = null;
+  if (file) {
+    const response = await fetch(`${API}${base}/file?path=${encodeURIComponent(file)}&max_bytes=65536`, { credentials: "same-origin" });
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const size = Number(response.headers.get("X-Headrace-Size"));
+    const text = response.ok ? (looksText(bytes) ? new TextDecoder().decode(bytes) : "(binary file)") : `error ${response.status}`;
+    const more = size > bytes.length ? `… (the first ${fmt.size(bytes.length)} of ${fmt.size(size)})` : null;
+    let body;
+    if (response.ok && /\.(png|jpe?g|gif|webp)$/i.test(file) && size <= bytes.length) {
+      const mime = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", webp: "image/webp" }[file.split(".").pop().toLowerCase()];
+      body = h("img", { id: "file-preview", alt: file, src: URL.createObjectURL(new Blob([bytes], { type: mime })) });
+    } else if (response.ok && /\.(csv|tsv)$/i.test(file) && looksText(bytes)) {
+      body = csvTable(text, file.toLowerCase().endsWith(".tsv") ? "\t" : ",");
+    } else {
+      body = h("pre", { id: "file-preview" }, text);
+    }
+    preview = h("div", {}, h("h2", {}, file, " ",
+      h("a", { href: `${API}${base}/file?path=${encodeURIComponent(file)}` }, "download")), body,
+      more ? h("p", { class: "muted" }, more) : null);
+  }
+  const commitList = (cs) => cs.length ? h("ul", {}, cs.map((c) => h("li", {},
+    h("a", { href: `#/commit/${c.repo}/${c.id}` }, `${c.repo}@${fmt.short(c.id)}`), ` ${c.branch || ""} ${c.message || ""}`))) : h("p", { class: "muted" }, "none");
+  show(h("div", { class: "crumbs" }, h("a", { href: "#/repos" }, "Repos"), " / ", h("a", { href: `#/repo/${repo}` }, repo), " /"),
+    h("h1", {}, `Commit ${commit.id}`),
+    h("div", { class: "meta" }, state(commit.state), h("span", {}, `branch ${commit.branch || "-"}`),
+      h("span", {}, `origin ${commit.origin}`), h("span", {}, `${fmt.n(commit.file_count)} files, ${fmt.size(commit.size_bytes)}`),
+      h("span", {}, fmt.time(commit.finished_at)), commit.message ? h("span", {}, `“${commit.message}”`) : null),
+    h("h2", {}, "Files"), crumbs, files, preview,
+    changes ? h("h2", {}, `Changes from the parent commit (${changes.length})`) : null,
+    changes ? table([{ title: "Path", key: (d) => d.path }, { title: "Change", key: (d) => d.kind },
+      { title: "Old size", num: true }, { title: "New size", num: true }],
+      changes.map((d) => ({ data: d, cells: [d.path, d.kind, fmt.size(d.old && d.old.size_bytes),
+        fmt.size(d.new && d.new.size_bytes)] })), { id: "diff", empty: "No changes." }) : null,
+    h("div", { class: "grid2", id: "provenance" },
+      h("div", {}, h("h2", {}, "Made from (provenance)"), commitList(prov.provenance)),
+      h("div", {}, h("h2", {}, "Used by (subvenance)"), commitList(prov.subvenance))),
+    h("h2", {}, "Stage jobs of this trace"), prov.jobs.length ? h("ul", {}, prov.jobs.map((j) => h("li", {},
+      h("a", { href: `#/stage-job/${j.id}` }, `${j.stage} · ${fmt.short(j.id)}`), " ", state(j.state)))) : h("p", { class: "muted" }, "none"));
+}
+
+// ---- routing ------------------------------------------------------------------------------
+
+async function route() {
+  clearInterval(refreshTimer);
+  document.getElementById("status").textContent = "";
+  const [rawPath, query] = (location.hash.slice(1) || "/jobs").split("?");
+  const params = new URLSearchParams(query || "");
+  const parts = rawPath.split("/").filter(Boolean).map(decodeURIComponent);
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === parts[0] ||
+    (a.dataset.nav === "jobs" && ["run", "stage-job"].includes(parts[0])) ||
+    (a.dataset.nav === "repos" && ["repo", "commit"].includes(parts[0])));
+  try {
+    switch (parts[0]) {
+      case "run": return await runPage(parts[1]);
+      case "stage-job": return await stageJobPage(parts[1], parts[2] === "datum" ? parts[3] : null, params);
+      case "stages": return await stagesPage();
+      case "repos": return await reposPage();
+      case "repo": return await repoPage(parts[1]);
+      case "commit": return await commitPage(parts[1], parts[2], params);
+      default: return await jobsPage(params);
+    }
+  } catch (err) {
+    show(h("h1", {}, "Error"), h("pre", { class: "log-ERROR", id: "error" }, err.message));
+  }
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,217 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright (no browser download).
+
+Needs ``apt-get install chromium`` and the ``playwright`` package (in the ``dev`` extra). Under
+``CI=true`` a missing browser FAILS these tests; elsewhere they are skipped with the reason.
+``HEADRACE_UPDATE_SCREENSHOTS=1`` also writes the screenshots to docs/screenshots/.
+
+What is checked follows Dataflow's job page (a graph whose steps show element counts, a steps
+table, logs, a cancel button) and Pachyderm's console (datums failed first with their logs, a
+repo browser with file previews and provenance).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests.service.conftest import TOKEN, headrace_command, wait_for
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("HEADRACE_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+SCRIPT = """
+import logging, sys, time
+from headrace import beam
+from headrace.beam.options.pipeline_options import PipelineOptions
+
+def slow(x):
+    if x == 0:
+        logging.getLogger("wordcount").warning("first element seen")
+    time.sleep(float(sys.argv[1]))
+    return x
+
+with beam.Pipeline(options=PipelineOptions(direct_bundle_size=10)) as p:
+    (p | "Numbers" >> beam.Create(list(range(int(sys.argv[2]))))
+       | "Slow" >> beam.Map(slow)
+       | "Pair" >> beam.Map(lambda x: (x % 3, x))
+       | "Group" >> beam.GroupByKey()
+       | "Sizes" >> beam.MapTuple(lambda k, v: (k, len(list(v)))))
+"""
+
+
+def _missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run under CI: {reason}")
+        pytest.skip(f"browser tests need a browser: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, service):
+    context = browser.new_context(viewport={"width": 1366, "height": 820})
+    pg = context.new_page()
+    pg.set_default_timeout(90_000)  # generous: the machine may be loaded
+    pg.goto(f"{service.url}/?token={TOKEN}")  # sets the token cookie, redirects to the UI
+    yield pg
+    context.close()
+
+
+def _shot(page, tmp_path: Path, name: str) -> None:
+    target = tmp_path / f"{name}.png"
+    page.screenshot(path=str(target), full_page=True)
+    assert target.stat().st_size > 0
+    if os.environ.get("HEADRACE_UPDATE_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(target, SCREENSHOTS / f"{name}.png")
+
+
+def _run(service, tmp_path: Path, sleep: str, n: str) -> subprocess.Popen[bytes]:
+    script = tmp_path / "pipeline.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env["HEADRACE_TOKEN"] = TOKEN
+    return subprocess.Popen(
+        [*headrace_command(), "run", "--service", service.url, "--no-progress", str(script),
+         sleep, n],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_job_page_shows_every_step_with_its_counts(page, service, tmp_path):
+    proc = _run(service, tmp_path, "0", "60")
+    assert proc.wait(timeout=120) == 0
+    run = service.get("/api/v1/runs?state=DONE")["runs"][0]
+    steps = service.get(f"/api/v1/runs/{run['id']}")["steps"]
+    assert steps
+
+    page.goto(f"{service.url}/ui/#/jobs")
+    page.locator(f"tr[data-job='{run['id']}'] a.job-link").click()
+    graph = page.locator("#graph")
+    graph.wait_for()
+    for step in steps:
+        box = graph.locator(f".step[data-step='{step['name']}']")
+        assert box.count() == 1, step["name"]
+        assert box.locator(".count-in").inner_text() == f"in {step['elements_in']:,}"
+        assert box.locator(".count-out").inner_text() == f"out {step['elements_out']:,}"
+        row = page.locator(f"#steps tr[data-step='{step['name']}']")
+        assert step["name"] in row.inner_text()
+    assert "first element seen" in page.locator("#logs").inner_text()
+    # the steps table sorts by a column when its header is clicked
+    page.locator("#steps th", has_text="Elements out").click()
+    outs = [
+        int(t.replace(",", ""))
+        for t in page.locator("#steps tbody tr td:nth-child(6)").all_inner_texts()
+    ]
+    assert outs == sorted(outs)
+    _shot(page, tmp_path, "pipeline-run")
+    page.goto(f"{service.url}/ui/#/jobs")
+    page.locator("#jobs").wait_for()
+    _shot(page, tmp_path, "jobs")
+
+
+def test_cancel_button_cancels_a_running_pipeline(page, service, tmp_path):
+    proc = _run(service, tmp_path, "0.05", "4000")
+    try:
+        run_id = wait_for(
+            lambda: next(
+                (r["id"] for r in service.get("/api/v1/runs?state=RUNNING")["runs"]), None
+            ),
+            what="a running run",
+        )
+        page.goto(f"{service.url}/ui/#/run/{run_id}")
+        page.locator("#cancel").click()
+        page.locator(".meta .state", has_text="CANCELLED").wait_for(timeout=120_000)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_failed_datums_log_is_one_click_from_its_job(page, service, tmp_path):
+    job_id = service.ids["failed_job"]
+    page.goto(f"{service.url}/ui/#/jobs?kind=stage_job")
+    page.locator(f"tr[data-job='{job_id}'] a.job-link").click()
+    first = page.locator("#datums tbody tr").first
+    first.wait_for()
+    assert "failed" in first.inner_text() and "data:/c.txt" in first.inner_text()
+    first.locator("a.datum-link").click()
+    error = page.locator("#datum-error")
+    error.wait_for()
+    assert "ValueError: cannot process c.txt" in error.inner_text()
+    assert "Traceback" in error.inner_text()
+    _shot(page, tmp_path, "stage-job")
+
+
+def test_browse_a_commits_files_and_provenance(page, service, tmp_path):
+    page.goto(f"{service.url}/ui/#/repos")
+    page.locator("#repos a.repo-link", has_text="data").click()
+    page.locator("#commits a.commit-link").first.click()
+    page.locator("#files a.file-link", has_text="docs/").click()
+    page.locator("#files a.file-link", has_text="readme.md").click()
+    preview = page.locator("#file-preview")
+    preview.wait_for()
+    assert preview.inner_text().strip() == "# read me"
+    _shot(page, tmp_path, "commit")
+    # the first commit of data was read by the stage's successful job: its output shows
+    page.goto(f"{service.url}/ui/#/commit/data/{service.ids['first']}")
+    page.locator("h1", has_text=service.ids["first"]).wait_for()
+    assert re.search(r"up@[0-9a-f]{12}", page.locator("#provenance").inner_text())
+    page.goto(f"{service.url}/ui/#/commit/up/{service.ids['up_head']}")
+    page.locator("h1", has_text=service.ids["up_head"]).wait_for()
+    assert "data@" in page.locator("#provenance").inner_text()
+    _shot(page, tmp_path, "provenance")
+
+
+def test_previews_show_csv_as_a_table_images_and_the_diff(page, service, tmp_path):
+    import base64
+
+    from tests.service.conftest import headrace_cli
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+    )
+    (tmp_path / "t.csv").write_text('name,note\nann,"hello, world"\nbob,plain\n')
+    (tmp_path / "dot.png").write_bytes(png)
+    headrace_cli(service.home, "repo", "create", "tables")
+    headrace_cli(service.home, "file", "put", "tables@master:/t.csv", str(tmp_path / "t.csv"))
+    headrace_cli(service.home, "file", "put", "tables@master:/dot.png", str(tmp_path / "dot.png"))
+
+    page.goto(f"{service.url}/ui/#/commit/tables/master?path=%2F&file=%2Ft.csv")
+    cells = page.locator("table#file-preview tbody tr").first.locator("td")
+    cells.first.wait_for()
+    assert cells.all_inner_texts() == ["ann", "hello, world"]
+    assert page.locator("#diff").inner_text().count("/t.csv") == 0  # this commit added the png
+    assert "/dot.png" in page.locator("#diff").inner_text()
+    _shot(page, tmp_path, "csv-preview")
+
+    page.goto(f"{service.url}/ui/#/commit/tables/master?path=%2F&file=%2Fdot.png")
+    image = page.locator("img#file-preview")
+    image.wait_for()
+    page.wait_for_function("document.querySelector('img#file-preview').naturalWidth === 2")

@@ -1,0 +1,243 @@
+"""Pipeline runs in the job service: run events folded into the store's database (history that
+survives a restart), streamed from ``headrace run --service``, listed with stage jobs, and
+cancelled from the service.
+
+States are Beam's (``PipelineState``: apache_beam/runners/runner.py; JobState in
+beam_job_api.proto: STOPPED, RUNNING, DONE, FAILED, CANCELLED, CANCELLING), as Dataflow's job
+list shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests.service.conftest import TOKEN, headrace_command, start_service, stop_service, wait_for
+
+from headrace import beam
+from headrace.runners.events import listening
+from headrace.service.runs import RunHistory, RunRecorder
+from headrace.store.store import Store
+
+
+class _Logs(beam.DoFn):
+    def process(self, x):
+        if x == 3:
+            logging.getLogger("user.code").warning("saw three")
+        beam.metrics.Metrics.counter("test", "seen").inc()
+        yield x
+
+
+def test_a_run_is_recorded_with_steps_counts_and_logs_and_survives_a_reopen(tmp_path, metadata_url):
+    store = Store.open(tmp_path, db=metadata_url)
+    history = RunHistory(store.meta)
+    with listening(RunRecorder(history, "here")):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([1, 2, 3, 4]) | "Logs" >> beam.ParDo(_Logs()) | beam.Map(str)
+    store.close()
+
+    store = Store.open(tmp_path, db=metadata_url)
+    reopened = RunHistory(store.meta)
+    runs, total = reopened.list_runs()
+    assert total == 1
+    run = reopened.get(runs[0].id)
+    assert run.state == "DONE" and run.source == "here"
+    assert run.started_at is not None and run.finished_at is not None
+    assert run.steps and all(s.state == "done" for s in run.steps)
+    assert max(s.elements_in for s in run.steps) == 4
+    assert sum(s.counters.get("test/seen", 0) for s in run.steps) == 4
+    logs = reopened.events(run.id, kind="log")
+    assert [(e["message"], e["level"]) for e in logs] == [("saw three", logging.WARNING)]
+    assert logs[0]["step"] is not None and "Logs" in logs[0]["step"]
+    states = [e["message"] for e in reopened.events(run.id, kind="state")]
+    assert states == ["submitted", "running", "done"]
+    store.close()
+
+
+def test_a_failed_run_keeps_its_error(tmp_path, metadata_url):
+    store = Store.open(tmp_path, db=metadata_url)
+    history = RunHistory(store.meta)
+
+    def boom(x):
+        raise ValueError(f"bad element {x}")
+
+    with listening(RunRecorder(history)), pytest.raises(Exception, match="bad element"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([7]) | "Boom" >> beam.Map(boom)
+    (run,) = history.list_runs()[0]
+    assert run.state == "FAILED" and "bad element 7" in run.error
+    assert [s.state for s in history.get(run.id).steps].count("failed") == 1
+    store.close()
+
+
+SCRIPT = """
+import logging, sys, time
+from headrace import beam
+from headrace.beam.options.pipeline_options import PipelineOptions
+
+def slow(x):
+    if x == 0:
+        logging.getLogger("wc").warning("first element")
+    time.sleep(float(sys.argv[1]))
+    return x
+
+with beam.Pipeline(options=PipelineOptions(direct_bundle_size=10)) as p:
+    (p | "Numbers" >> beam.Create(list(range(int(sys.argv[2]))))
+       | "Slow" >> beam.Map(slow)
+       | "Pair" >> beam.Map(lambda x: (x % 3, x))
+       | "Group" >> beam.GroupByKey()
+       | "Sizes" >> beam.MapTuple(lambda k, v: (k, len(list(v)))))
+"""
+
+
+def _run_script(service, script: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env["HEADRACE_TOKEN"] = TOKEN
+    return subprocess.Popen(
+        [*headrace_command(), "run", "--service", service.url, "--no-progress", str(script),
+         *args],
+        env=env, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def fresh_service(tmp_path):
+    s = start_service(tmp_path / "home", TOKEN, "--no-daemon")
+    yield s
+    stop_service(s)
+
+
+@pytest.mark.slow
+def test_headrace_run_streams_its_run_and_history_survives_a_restart(fresh_service, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    proc = _run_script(fresh_service, script, "0", "30")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+
+    runs = fresh_service.get("/api/v1/runs")["runs"]
+    assert len(runs) == 1 and runs[0]["state"] == "DONE"
+    run = fresh_service.get(f"/api/v1/runs/{runs[0]['id']}")
+    assert all(s["state"] == "done" for s in run["steps"])
+    assert max(s["elements_in"] for s in run["steps"]) >= 30
+    logs = fresh_service.get(f"/api/v1/runs/{run['id']}/events?kind=log")
+    assert [e["message"] for e in logs] == ["first element"] and "Slow" in logs[0]["step"]
+    both = fresh_service.get("/api/v1/jobs")["jobs"]
+    assert [(j["kind"], j["id"]) for j in both] == [("pipeline_run", run["id"])]
+    assert both[0]["elements"] == run["elements"] > 0
+
+    stop_service(fresh_service)
+    again = start_service(fresh_service.home, TOKEN, "--no-daemon")
+    try:
+        assert again.get(f"/api/v1/runs/{run['id']}")["steps"] == run["steps"]
+    finally:
+        stop_service(again)
+
+
+@pytest.mark.slow
+def test_a_run_is_cancelled_from_the_service(fresh_service, tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    proc = _run_script(fresh_service, script, "0.05", "2000")  # ~100 s unless cancelled
+    try:
+        run_id = wait_for(
+            lambda: next(
+                (r["id"] for r in fresh_service.get("/api/v1/runs?state=RUNNING")["runs"]), None
+            ),
+            what="the run to show as RUNNING",
+        )
+        cancelling = fresh_service.post(f"/api/v1/runs/{run_id}/cancel")
+        assert cancelling["state"] == "CANCELLING" and cancelling["cancel_requested"]
+        wait_for(
+            lambda: fresh_service.get(f"/api/v1/runs/{run_id}")["state"] == "CANCELLED",
+            timeout=90,
+            what="the run to be cancelled",
+        )
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert f"Run {run_id} cancelled from the job service".encode() in err
+    # a cancel of an ended run changes nothing
+    assert fresh_service.post(f"/api/v1/runs/{run_id}/cancel")["state"] == "CANCELLED"
+    assert fresh_service.request("POST", "/api/v1/runs/nosuch/cancel")[0] == 404
+
+
+def test_a_streaming_run_records_its_steps_watermarks(tmp_path):
+    """Streaming runs report each step's output watermark (Dataflow shows a data watermark
+    per step); the recorded steps keep the latest."""
+    from headrace.beam.options.pipeline_options import PipelineOptions
+    from headrace.beam.testing.test_stream import TestStream
+    from headrace.model.window import FixedWindows
+
+    history = RunHistory(Store.open(tmp_path).meta)
+    stream = (
+        TestStream()
+        .add_elements([beam.window.TimestampedValue(("k", 1), 5)])
+        .advance_watermark_to(20)
+        .add_elements([beam.window.TimestampedValue(("k", 2), 25)])
+        .advance_watermark_to_infinity()
+    )
+    with listening(RunRecorder(history)):
+        with beam.Pipeline(options=PipelineOptions(streaming=True)) as p:
+            _ = (
+                p
+                | "Events" >> stream
+                | "Window" >> beam.WindowInto(FixedWindows(10))
+                | "Group" >> beam.GroupByKey()
+            )
+    (run,) = history.list_runs()[0]
+    assert run.streaming and run.state == "DONE"
+    marks = {s.name: s.watermark_us for s in history.get(run.id).steps}
+    assert any(m is not None for m in marks.values()), marks
+
+
+def test_steps_carry_the_plan_edges(tmp_path):
+    """A run's steps say which steps they read (the plan's stage dependencies), so the UI can
+    draw the graph of a branching pipeline, not just a chain."""
+    history = RunHistory(Store.open(tmp_path).meta)
+    with listening(RunRecorder(history)):
+        with beam.Pipeline() as p:
+            left = p | "Left" >> beam.Create([("a", 1)])
+            right = p | "Right" >> beam.Create([("a", 2)])
+            _ = (left, right) | "Join" >> beam.CoGroupByKey() | "Show" >> beam.Map(str)
+    (run,) = history.list_runs()[0]
+    steps = history.get(run.id).steps
+    assert steps[0].depends_on == []
+    readers = [s for s in steps if s.depends_on]
+    assert readers, [(s.name, s.depends_on) for s in steps]
+    assert all(d < s.position for s in readers for d in s.depends_on)
+
+
+@pytest.mark.slow
+def test_a_run_streams_as_server_sent_events(fresh_service, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    proc = _run_script(fresh_service, script, "0.01", "100")
+    try:
+        run_id = wait_for(
+            lambda: next((r["id"] for r in fresh_service.get("/api/v1/runs")["runs"]), None),
+            what="the run to be reported",
+        )
+        import urllib.request
+
+        req = urllib.request.Request(f"{fresh_service.url}/api/v1/runs/{run_id}/stream")
+        req.add_header("Authorization", f"Bearer {TOKEN}")
+        with urllib.request.urlopen(req, timeout=120) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            text = response.read().decode()  # the stream ends when the run has ended
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    kinds = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
+    assert kinds[-1] == "end" and kinds.count("end") == 1
+    assert "log" in kinds and kinds.count("state") >= 3
+    assert '"message": "first element"' in text
+    assert text.rstrip().endswith('data: {"state": "DONE"}')
