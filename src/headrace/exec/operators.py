@@ -76,7 +76,22 @@ def _emit_to(receivers: list[Receiver]) -> Receiver:
 
 def _unwrap_plain(out: list[Any]) -> list[Any]:
     """Plain representation: TimestampedValue/WindowedValue outputs keep only their value."""
-    return [o.value if type(o) in (TimestampedValue, WindowedValue) else o for o in out]
+    return [_plain_value(o) if type(o) in (TimestampedValue, WindowedValue) else o for o in out]
+
+
+def _plain_value(o: TimestampedValue | WindowedValue) -> Any:
+    """The value of a wrapper bound for a plain (global window) collection.
+
+    A WindowedValue naming other windows cannot be carried there: refuse it rather than drop
+    its windows (Beam would keep them).
+    """
+    if type(o) is WindowedValue and o.windows != GLOBAL_WINDOWS_TUPLE:
+        raise ValueError(
+            f"a WindowedValue in windows {o.windows} was output into a globally windowed "
+            "PCollection, where headrace keeps no windows; apply beam.WindowInto(...) to the "
+            "input so that this transform's output is windowed"
+        )
+    return o.value
 
 
 def _strip(chunk: list[Any]) -> list[Any]:
@@ -263,7 +278,7 @@ class ParDoOperator(Operator):
                     else:
                         o = WindowedValue(o, MIN_US, GLOBAL_WINDOWS_TUPLE)
             elif type(o) in (WindowedValue, TimestampedValue):
-                o = o.value
+                o = _plain_value(o)
             outs.setdefault(tag, []).append(o)
         for tag, out in outs.items():
             self.elements_out += len(out)
@@ -418,7 +433,7 @@ class ParDoOperator(Operator):
                                 else:
                                     o = WindowedValue(o, x.timestamp_us, wins, x.pane)
                             elif type(o) in (TimestampedValue, WindowedValue):
-                                o = o.value
+                                o = _plain_value(o)
                             outs[tag].append(o)
                             pending += 1
                 else:
@@ -442,7 +457,7 @@ class ParDoOperator(Operator):
                             elif type(o) is not WindowedValue:
                                 o = WindowedValue(o, MIN_US, GLOBAL_WINDOWS_TUPLE)
                         elif type(o) in (TimestampedValue, WindowedValue):
-                            o = o.value
+                            o = _plain_value(o)
                         outs[tag].append(o)
                         pending += 1
                 if pending > FLUSH_AT:

@@ -143,7 +143,7 @@ class PaneEngine:
     >>> engine.add("k", 1, 5_000_000, (IntervalWindow(0, 60),))
     >>> engine.add("k", 2, 7_000_000, (IntervalWindow(0, 60),))
     >>> [(wv.value, wv.windows, wv.pane.timing.name) for wv in engine.finish()]
-    [(('k', [1, 2]), (IntervalWindow(0, 60),), 'ON_TIME')]
+    [(('k', [1, 2]), ([0.0, 60.0),), 'ON_TIME')]
     """
 
     def __init__(
