@@ -306,8 +306,9 @@ class ReadFromCsv(PTransform):
     Accepts a subset of ``pandas.read_csv``'s options: ``sep``/``delimiter``, ``header`` (0 or
     None), ``names``, ``usecols``, ``dtype``, ``quotechar``, ``escapechar``, ``doublequote``,
     ``skipinitialspace``, ``skiprows`` (an int), ``keep_default_na``, ``encoding`` (ASCII-
-    compatible), ``compression``. Values are typed per field (int, float, None for empty, else
-    str; see :mod:`headrace.io.tabular`). ``splittable=False`` reads each file whole, which is
+    compatible), ``compression``. Values are typed per column as Beam's pandas-based reader
+    types them (int, float, bool or str; missing values None; see
+    :mod:`headrace.io.csvtyping`). ``splittable=False`` reads each file whole, which is
     needed when quoted fields contain newlines.
 
     >>> import fsspec
