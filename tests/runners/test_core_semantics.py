@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from headrace.model.pipeline import Pipeline
-from headrace.model.pvalue import AsDict, AsIter, AsList, AsMultiMap, AsSingleton, TaggedOutput
+from headrace.model.pvalue import (
+    AsDict,
+    AsIter,
+    AsList,
+    AsMultiMap,
+    AsSingleton,
+    EmptySideInput,
+    TaggedOutput,
+)
 from headrace.model.transforms.core import (
     CombineFn,
     CombineGlobally,
@@ -363,13 +371,26 @@ def test_side_input_singleton_default_and_empty_views(make_pipeline):
         )
 
 
-def test_empty_singleton_without_default_is_a_clear_error(pipeline_options):
-    p = Pipeline(options=pipeline_options)
-    main = p | "Main" >> Create([1])
-    empty = p | "Empty" >> Create([])
-    _ = main | "UsesSide" >> Map(lambda x, s: x, AsSingleton(empty))
-    with pytest.raises(ValueError, match="'UsesSide'.*AsSingleton.*empty.*default_value"):
-        p.run().wait_until_finish()
+def test_empty_singleton_without_default_gives_empty_side_input(make_pipeline):
+    """Beam (pvalue.py, ``AsSingleton._from_runtime_iterable``): an empty PCollection read as a
+    singleton with no default gives an ``EmptySideInput`` instance, not an error."""
+    with make_pipeline() as p:
+        main = p | "Main" >> Create([1])
+        empty = p | "Empty" >> Create([])
+        out = main | "UsesSide" >> Map(
+            lambda x, s: (x, isinstance(s, EmptySideInput)), AsSingleton(empty)
+        )
+        assert_that(out, equal_to([(1, True)]))
+
+
+def test_multimap_gives_an_empty_list_for_a_missing_key(make_pipeline):
+    """Beam (pvalue.py, ``AsMultiMap._from_runtime_iterable``): a ``defaultdict(list)``, so a
+    key with no values reads as ``[]`` (headrace raised KeyError)."""
+    with make_pipeline() as p:
+        main = p | "Main" >> Create(["a", "zz"])
+        pairs = p | "Pairs" >> Create([("a", 1), ("a", 2)])
+        out = main | "Look" >> Map(lambda k, m: (k, sorted(m[k])), AsMultiMap(pairs))
+        assert_that(out, equal_to([("a", [1, 2]), ("zz", [])]))
 
 
 def test_singleton_with_several_elements_is_a_clear_error(pipeline_options):
