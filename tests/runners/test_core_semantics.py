@@ -975,3 +975,24 @@ def test_a_failed_apply_leaves_nothing_in_the_graph(pipeline_options):
     assert_that(nums | "Double" >> Map(lambda x: 2 * x), equal_to([2, 4]))
     p.run().wait_until_finish()
     _ = nums | "Group" >> Map(lambda x: x)  # the failed label is free again
+
+
+def _times_side(entry, vector):
+    (i, j), a = entry
+    return (i, a * vector[j])
+
+
+def test_iterated_side_input_over_one_collection_is_planned(make_pipeline):
+    """Beam's ``examples/matrix_power.py``: ``v = m | Map(f, AsDict(v)) | CombinePerKey(sum)``
+    repeated over one matrix ``m``. Each multiply reads ``m`` and the previous vector; headrace
+    put every cut multiply in one stage that waited for itself ("could not order the stages")."""
+    with make_pipeline() as p:
+        matrix = p | "Matrix" >> Create([((0, 0), 1), ((0, 1), 2), ((1, 0), 3), ((1, 1), 4)])
+        vector = p | "Vector" >> Create([(0, 1), (1, 1)])
+        for i in range(3):
+            vector = (
+                matrix
+                | f"Multiply{i}" >> Map(_times_side, AsDict(vector))
+                | f"Sum{i}" >> CombinePerKey(sum)
+            )
+        assert_that(vector, equal_to([(0, 91), (1, 199)]))  # [[1, 2], [3, 4]] ** 3 @ [1, 1]
