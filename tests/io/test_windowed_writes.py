@@ -176,6 +176,7 @@ def test_discarding_panes_and_the_global_window(tmp_path: Path) -> None:
                 window.GlobalWindows(),
                 trigger=Repeatedly(AfterCount(2)),
                 accumulation_mode=AccumulationMode.DISCARDING,
+                fire_at_expiry=True,  # headrace's option: the final pane names its file too
             )
             | beam.io.WriteToText(str(tmp_path / "g"), shard_name_template="")
         )

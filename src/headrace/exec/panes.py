@@ -30,8 +30,9 @@ Who moves it
   merges windows (merging window functions), updates the hold and the trigger, and fires the pane
   if the trigger says so.
 - :meth:`PaneEngine.advance_watermark` evaluates the panes whose end of window or garbage-collection
-  time it passes. A window that expires with elements its trigger never emitted gets a final pane
-  (``is_last``): data is never lost silently.
+  time it passes. A window that expires with elements its trigger never emitted drops them, as
+  Beam's trigger driver does (``GeneralTriggerDriver.process_timer`` emits only when the trigger
+  fires); with ``fire_at_expiry`` it emits them as a last pane (``is_last``) instead.
 - :meth:`PaneEngine.advance_processing_time` evaluates the panes whose deadlines it reaches.
 
 Emitted panes are ``WindowedValue((key, values), timestamp_us, (window,), PaneInfo)``; values are
@@ -135,8 +136,9 @@ class PaneEngine:
     ``window_fn`` (default: the global window), ``trigger`` (default: ``DefaultTrigger``),
     ``accumulation_mode``, ``allowed_lateness_us`` and ``timestamp_combiner`` are the windowing
     strategy of the grouped PCollection. ``combine_fn`` (optional) combines values as they arrive
-    instead of buffering them. ``label`` is the grouping's, for error messages. Times are int
-    microseconds.
+    instead of buffering them. ``label`` is the grouping's, for error messages. ``fire_at_expiry``
+    emits what the trigger never emitted when a window expires (see the module docstring).
+    Times are int microseconds.
 
     >>> from headrace.model.window import FixedWindows, IntervalWindow
     >>> engine = PaneEngine(FixedWindows(60))
@@ -157,8 +159,10 @@ class PaneEngine:
         watermark_us: int = MIN_US,
         processing_time_us: int = 0,
         label: str = "GroupByKey",
+        fire_at_expiry: bool = False,
     ) -> None:
         self.label = label
+        self.fire_at_expiry = fire_at_expiry
         self.window_fn = window_fn if window_fn is not None else GlobalWindows()
         self.merging = self.window_fn.is_merging()
         self.machine = TriggerMachine.for_trigger(trigger)
@@ -210,6 +214,7 @@ class PaneEngine:
             allowed_lateness_us=strategy.allowed_lateness_us,
             timestamp_combiner=strategy.timestamp_combiner,
             combine_fn=combine_fn,
+            fire_at_expiry=strategy.fire_at_expiry,
         )
 
     # -- the clock ---------------------------------------------------------------------------------
@@ -452,7 +457,7 @@ class PaneEngine:
             self._fire(key, window, pane)
             return
         if expiring:
-            if pane.pending:
+            if pane.pending and self.fire_at_expiry:
                 self._emit(key, window, pane, is_last=True)
             self._remove(key, window)
         elif self.machine.uses_processing_time:
@@ -643,6 +648,10 @@ def simulate(
     >>> from headrace.model.trigger import AfterCount, Repeatedly
     >>> out = simulate([Element("a", 1), Element("b", 2), Element("c", 3), EndOfInput()],
     ...                trigger=Repeatedly(AfterCount(2)))
+    >>> [(wv.value[1], wv.pane.timing.name, wv.pane.is_last) for wv in out]
+    [(['a', 'b'], 'EARLY', False)]
+    >>> out = simulate([Element("a", 1), Element("b", 2), Element("c", 3), EndOfInput()],
+    ...                trigger=Repeatedly(AfterCount(2)), fire_at_expiry=True)
     >>> [(wv.value[1], wv.pane.timing.name, wv.pane.is_last) for wv in out]
     [(['a', 'b'], 'EARLY', False), (['c'], 'ON_TIME', True)]
     """

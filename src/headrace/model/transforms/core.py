@@ -679,6 +679,11 @@ class FinishingTriggerWarning(UserWarning):
 class WindowInto(PTransform):
     """Assign elements to windows (and set the trigger, lateness and accumulation mode).
 
+    As in Beam, a grouping emits only when its trigger fires: elements that the trigger has not
+    emitted when their window expires (``Repeatedly(AfterCount(10))`` over 9 elements, say) are
+    dropped. ``fire_at_expiry=True`` (a headrace option; Beam Java's
+    ``ClosingBehavior.FIRE_IF_NON_EMPTY``) emits them as a last pane instead.
+
     >>> from headrace.model.pipeline import Pipeline
     >>> from headrace.model.window import FixedWindows, TimestampedValue
     >>> from headrace.testing.util import assert_that, equal_to
@@ -697,6 +702,8 @@ class WindowInto(PTransform):
         accumulation_mode: Any = None,
         timestamp_combiner: Any = None,
         allowed_lateness: Any = 0,
+        *,
+        fire_at_expiry: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(windowfn, type) and issubclass(windowfn, WindowFn):
@@ -712,6 +719,7 @@ class WindowInto(PTransform):
         self.accumulation_mode = accumulation_mode
         self.timestamp_combiner = timestamp_combiner
         self.allowed_lateness_us = to_micros(allowed_lateness)
+        self.fire_at_expiry = bool(fire_at_expiry)
 
     def default_label(self) -> str:
         return f"WindowInto({self.windowfn!r})"
@@ -731,6 +739,7 @@ class WindowInto(PTransform):
             allowed_lateness_us=self.allowed_lateness_us,
             timestamp_combiner=getattr(combiner, "value", str(combiner)),
             window_fn_name=repr(self.windowfn),
+            fire_at_expiry=self.fire_at_expiry,
         )
 
     def expand(self, pcoll: PCollection) -> PCollection:
