@@ -45,6 +45,7 @@ from headrace.model.window import (
     MIN_TIMESTAMP,
     FixedWindows,
     GlobalWindow,
+    GlobalWindows,
     IntervalWindow,
     Sessions,
     SlidingWindows,
@@ -996,3 +997,32 @@ def test_iterated_side_input_over_one_collection_is_planned(make_pipeline):
                 | f"Sum{i}" >> CombinePerKey(sum)
             )
         assert_that(vector, equal_to([(0, 91), (1, 199)]))  # [[1, 2], [3, 4]] ** 3 @ [1, 1]
+
+
+def test_rewindowing_sliding_output_keeps_one_copy_per_window(make_pipeline):
+    """Beam assigns windows once per (element, window) pair (``AssignWindowsDoFn`` takes
+    ``DoFn.WindowParam``, so the runner explodes the element's windows): an element in two sliding
+    windows becomes two elements in the new windowing. headrace kept one copy."""
+    with make_pipeline() as p:
+        sliding = (
+            p
+            | Create([1, 7])
+            | Map(lambda x: TimestampedValue(x, x))
+            | "Slide" >> WindowInto(SlidingWindows(10, 5))
+        )
+        fixed = (
+            sliding
+            | "Fixed" >> WindowInto(FixedWindows(100))
+            | "KeyF" >> Map(lambda x: ("k", x))
+            | "GroupF" >> GroupByKey()
+            | "SortF" >> MapTuple(lambda k, vs: sorted(vs))
+        )
+        assert_that(fixed, equal_to([[1, 1, 7, 7]]), label="CheckFixed")
+        glob = (
+            sliding
+            | "Global" >> WindowInto(GlobalWindows())
+            | "KeyG" >> Map(lambda x: ("k", x))
+            | "GroupG" >> GroupByKey()
+            | "SortG" >> MapTuple(lambda k, vs: sorted(vs))
+        )
+        assert_that(glob, equal_to([[1, 1, 7, 7]]), label="CheckGlobal")

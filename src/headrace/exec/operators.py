@@ -112,8 +112,28 @@ class FlattenOperator(Operator):
         self.emit(_strip(chunk) if self.strip else chunk)
 
 
+def _per_window(chunk: list[WindowedValue]) -> list[WindowedValue]:
+    """``chunk`` with each element in several windows split into one copy per window.
+
+    Beam's window assignment runs once per (element, window) pair, so re-windowing an element
+    of two sliding windows yields two elements (``WindowFn.AssignContext`` names one window).
+    """
+    if all(len(x.windows) == 1 for x in chunk):
+        return chunk
+    out = []
+    for x in chunk:
+        if len(x.windows) == 1:
+            out.append(x)
+        else:
+            out.extend(WindowedValue(x.value, x.timestamp_us, (w,), x.pane) for w in x.windows)
+    return out
+
+
 class WindowIntoOperator(Operator):
-    """Assigns windows from each element's timestamp (and current window, for custom fns)."""
+    """Assigns windows from each element's timestamp (and current window, for custom fns).
+
+    An element in several windows (sliding windows) is re-windowed once per window, as in Beam.
+    """
 
     def __init__(
         self,
@@ -133,6 +153,8 @@ class WindowIntoOperator(Operator):
 
     def process(self, chunk: list[Any]) -> None:
         self.elements_in += len(chunk)
+        if self.in_windowed:
+            chunk = _per_window(chunk)
         if not self.out_windowed:
             out = _strip(chunk) if self.in_windowed else chunk
         elif not self.in_windowed:  # pragma: no cover - the planner makes such inputs windowed
