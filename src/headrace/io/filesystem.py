@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompressionTypes",
     "CorruptFileError",
+    "EmptyMatchTreatment",
     "FileMetadata",
     "check_compression_type",
     "delete_files",
@@ -42,6 +43,34 @@ __all__ = [
 ]
 
 _GLOB_CHARS = frozenset("*?[")
+
+
+class EmptyMatchTreatment:
+    """What a pattern that matches no file means (Beam's ``apache_beam.io.fileio`` names).
+
+    >>> EmptyMatchTreatment.allow_empty_match("logs/*.txt", EmptyMatchTreatment.ALLOW_IF_WILDCARD)
+    True
+    >>> EmptyMatchTreatment.allow_empty_match("logs/a.txt", EmptyMatchTreatment.ALLOW_IF_WILDCARD)
+    False
+    """
+
+    ALLOW = "ALLOW"
+    DISALLOW = "DISALLOW"
+    ALLOW_IF_WILDCARD = "ALLOW_IF_WILDCARD"
+
+    @staticmethod
+    def allow_empty_match(pattern: str, setting: str) -> bool:
+        """Whether ``pattern`` may match nothing under ``setting``."""
+        if setting == EmptyMatchTreatment.ALLOW:
+            return True
+        if setting == EmptyMatchTreatment.ALLOW_IF_WILDCARD:
+            return "*" in pattern
+        if setting == EmptyMatchTreatment.DISALLOW:
+            return False
+        raise ValueError(
+            f"unknown empty match treatment {setting!r}: use EmptyMatchTreatment.ALLOW, "
+            "DISALLOW or ALLOW_IF_WILDCARD"
+        )
 
 
 class CompressionTypes:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from headrace.io.filebasedsink import WriteFiles
-from headrace.io.filesystem import CompressionTypes
+from headrace.io.filesystem import CompressionTypes, EmptyMatchTreatment, match_files
 from headrace.io.lines import TextSink, TextSource
 from headrace.io.tabular import CsvSink, CsvSource, JsonSink, JsonSource
 from headrace.io.windowedsink import WriteWindowedFiles
@@ -138,15 +138,27 @@ class ReadFromTextWithFilename(ReadFromText):
 class _ReadAllFiles:
     """Reads every file of one pattern (the function ``ReadAllFromText`` maps over patterns)."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], empty_match_treatment: str) -> None:
         self.options = options
+        self.empty_match_treatment = empty_match_treatment
 
     def __call__(self, pattern: str) -> Iterator[Any]:
-        return TextSource(pattern, validate=True, **self.options).read()
+        try:
+            match_files(pattern)
+        except FileNotFoundError:
+            if EmptyMatchTreatment.allow_empty_match(pattern, self.empty_match_treatment):
+                return iter(())
+            raise
+        return TextSource(pattern, validate=False, **self.options).read()
 
 
 class ReadAllFromText(PTransform):
     """Read the text files named by a PCollection of file patterns.
+
+    A pattern that matches no file reads as nothing, as in Beam (its ``ReadAllFiles`` expands
+    each pattern with ``FileSystems.match``, which gives an empty list). Pass
+    ``empty_match_treatment=EmptyMatchTreatment.DISALLOW`` (or ``ALLOW_IF_WILDCARD``) to fail
+    on such a pattern instead (a headrace option, named after Beam's ``fileio.MatchAll``).
 
     >>> import fsspec
     >>> from headrace.model.pipeline import Pipeline
@@ -172,10 +184,12 @@ class ReadAllFromText(PTransform):
         with_filename: bool = False,
         delimiter: bytes | None = None,
         escapechar: bytes | None = None,
+        empty_match_treatment: str = EmptyMatchTreatment.ALLOW,
         **kwargs: Any,
     ) -> None:
         super().__init__(_pop_label(kwargs))
         _reject_extra("ReadAllFromText", kwargs)
+        EmptyMatchTreatment.allow_empty_match("", empty_match_treatment)  # validate it now
         _unsupported("ReadAllFromText", escapechar=(escapechar, None))
         self._read = _ReadAllFiles(
             {
@@ -186,7 +200,8 @@ class ReadAllFromText(PTransform):
                 "skip_header_lines": skip_header_lines,
                 "delimiter": delimiter,
                 "with_filename": with_filename,
-            }
+            },
+            empty_match_treatment,
         )
         self.desired_bundle_size = desired_bundle_size
 
