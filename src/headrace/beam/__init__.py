@@ -44,6 +44,7 @@ from headrace.model.transforms.core import (
     WindowInto,
 )
 from headrace.model.transforms.ptransform import PTransform, ptransform_fn
+from headrace.model.transforms.regex import Regex
 from headrace.model.transforms.util import (
     BatchElements,
     CoGroupByKey,
@@ -87,6 +88,7 @@ __all__ = [
     "Partition",
     "PartitionFn",
     "Pipeline",
+    "Regex",
     "RemoveDuplicates",
     "Reshuffle",
     "Row",
