@@ -167,7 +167,10 @@ def test_early_firings_give_one_file_per_pane(tmp_path: Path) -> None:
 
 
 def test_discarding_panes_and_the_global_window(tmp_path: Path) -> None:
-    stream = TestStream().add_elements([TV(i, i) for i in range(5)]).advance_watermark_to_infinity()
+    stream = TestStream()
+    for i in range(5):  # one bundle each: Beam evaluates a trigger once per bundle
+        stream = stream.add_elements([TV(i, i)])
+    stream = stream.advance_watermark_to_infinity()
     with beam.Pipeline() as p:
         _ = (
             p

@@ -55,7 +55,11 @@ Panes are emitted when the trigger fires and there is something new in them, exc
 pane, which is emitted even when empty (Beam's default ``OnTimeBehavior.FIRE_ALWAYS``). A pane is
 EARLY while the watermark is at or before the window's max timestamp; after that the first pane
 is ON_TIME if the window still held the watermark back (see ``triggers.pane_info``), else LATE.
-Triggers are evaluated after every element, so the panes do not depend on how input is bundled.
+A custom trigger is evaluated once per key and window after each bundle given to
+:meth:`PaneEngine.process` (all its elements added first), as Beam's trigger driver does, so
+panes depend on bundling as in Beam: a TestStream's ``add_elements`` is one bundle; the direct
+runner feeds a bounded source in bundles of up to 1024 elements (Beam's batch: one per key).
+:meth:`PaneEngine.add` is a bundle of one element.
 
 Merging windows
 ---------------
@@ -198,6 +202,7 @@ class PaneEngine:
         self._hold_heap: list[tuple[int, int, Any, BoundedWindow]] = []
         self._seq = 0
         self._out: list[WindowedValue] = []
+        self._deferred: dict[tuple[Any, BoundedWindow], None] | None = None
         self.dropped_late = 0
         self.dropped_closed = 0
 
@@ -312,9 +317,15 @@ class PaneEngine:
     def process(self, chunk: Sequence[WindowedValue]) -> list[WindowedValue]:
         """Add a bundle of ``WindowedValue((key, value), ...)`` and return the panes that fire.
 
+        As in Beam's trigger driver (``GeneralTriggerDriver.process_elements``), a custom trigger
+        is evaluated once per key and window after all of the bundle's elements are added, not
+        after each element: ``Repeatedly(AfterCount(2))`` over a bundle of 5 fires one pane of 5.
         A malformed element raises an error that names the engine's ``label``.
         """
         add_one = self._add_merging if self.merging else self._add_one
+        touched: dict[tuple[Any, BoundedWindow], None] | None = None
+        if not self.machine.is_default:
+            touched = self._deferred = {}
         try:
             for wv in chunk:
                 key, value = wv.value
@@ -326,6 +337,10 @@ class PaneEngine:
             if error is e:
                 raise
             raise error from e
+        finally:
+            self._deferred = None
+        if touched:
+            self._evaluate_deferred(touched)
         return self.drain()
 
     def _gc_time(self, max_ts: int) -> int:
@@ -413,10 +428,28 @@ class PaneEngine:
                 self._fire(key, window, pane)
             return
         m.on_element(pane.trig, ctx)
+        if self._deferred is not None:
+            self._deferred[(key, window)] = None  # evaluated once the whole bundle is in
+            return
         if m.should_fire(pane.trig, ctx):
             self._fire(key, window, pane)
         elif m.uses_processing_time:
             self._schedule_deadline(key, window, pane)
+
+    def _evaluate_deferred(self, touched: dict[tuple[Any, BoundedWindow], None]) -> None:
+        """Evaluate once each trigger a bundle's elements reached (Beam's trigger driver)."""
+        m = self.machine
+        ctx = self._ctx
+        for key, window in touched:
+            pane = self._panes.get((key, window))
+            if pane is None or pane.closed:
+                continue  # merged away, or closed by a firing
+            ctx.window = window
+            ctx.max_timestamp = pane.max_ts
+            if m.should_fire(pane.trig, ctx):
+                self._fire(key, window, pane)
+            elif m.uses_processing_time:
+                self._schedule_deadline(key, window, pane)
 
     # -- holds and deadlines -----------------------------------------------------------------------
 
