@@ -1026,3 +1026,15 @@ def test_rewindowing_sliding_output_keeps_one_copy_per_window(make_pipeline):
             | "SortG" >> MapTuple(lambda k, vs: sorted(vs))
         )
         assert_that(glob, equal_to([[1, 1, 7, 7]]), label="CheckGlobal")
+
+
+def test_pardo_of_a_dofn_class_is_a_value_error_as_in_beam():
+    """Beam's ``ptransform_test.test_do_with_do_fn_class`` (ParDo(MyDoFn) without ``()``) expects
+    ValueError; headrace raised TypeError."""
+
+    class MyDoFn(DoFn):
+        def process(self, x):
+            yield x
+
+    with pytest.raises(ValueError, match=r"MyDoFn; add \(\)"):
+        ParDo(MyDoFn)

@@ -113,7 +113,7 @@ class ParDo(PTransform):
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         if isinstance(fn, type) and issubclass(fn, DoFn):
-            raise TypeError(f"ParDo needs a DoFn instance, got the class {fn.__name__}; add ()")
+            raise ValueError(f"ParDo needs a DoFn instance, got the class {fn.__name__}; add ()")
         if not isinstance(fn, DoFn):
             raise TypeError(
                 f"ParDo needs a DoFn, got {fn!r}; use beam.Map or beam.FlatMap for plain functions"
