@@ -215,7 +215,7 @@ class WriteToText(PTransform):
     ``str`` is written as UTF-8, ``bytes`` as they are, anything else as ``str(element)``
     (or via ``coder.encode``). ``num_shards=0`` writes one file per worker; ``num_shards=n``
     exactly ``n`` files; ``shard_name_template=''`` one file named ``prefix + suffix``.
-    A ``.gz``/``.bz2`` suffix compresses (``compression_type=AUTO``). Files appear only
+    A ``.gz``/``.bz2``/``.deflate``/``.zst``/``.xz`` suffix compresses (``compression_type=AUTO``). Files appear only
     when the pipeline succeeds.
 
     On an unbounded PCollection (or with ``windowed_writes=True``) each pane of each window
@@ -301,6 +301,8 @@ _COMPRESSION_NAMES = {
     "infer": CompressionTypes.AUTO,
     "gzip": CompressionTypes.GZIP,
     "bz2": CompressionTypes.BZIP2,
+    "xz": CompressionTypes.LZMA,
+    "zstd": CompressionTypes.ZSTD,
 }
 
 
@@ -311,7 +313,8 @@ def _compression_from_pandas(transform: str, kwargs: dict[str, Any]) -> str:
     if CompressionTypes.is_valid_compression_type(value):
         return str(value)
     raise NotImplementedError(
-        f"{transform}: compression={value!r} is not supported; use 'infer', 'gzip', 'bz2' or None"
+        f"{transform}: compression={value!r} is not supported; use 'infer', 'gzip', 'bz2', 'xz', "
+        "'zstd' or None"
     )
 
 
