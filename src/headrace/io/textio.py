@@ -215,8 +215,8 @@ class WriteToText(PTransform):
     ``str`` is written as UTF-8, ``bytes`` as they are, anything else as ``str(element)``
     (or via ``coder.encode``). ``num_shards=0`` writes one file per worker; ``num_shards=n``
     exactly ``n`` files; ``shard_name_template=''`` one file named ``prefix + suffix``.
-    A ``.gz``/``.bz2``/``.deflate``/``.zst``/``.xz`` suffix compresses (``compression_type=AUTO``). Files appear only
-    when the pipeline succeeds.
+    A ``.gz``/``.bz2``/``.deflate``/``.zst``/``.xz`` suffix compresses
+    (``compression_type=AUTO``). Files appear only when the pipeline succeeds.
 
     On an unbounded PCollection (or with ``windowed_writes=True``) each pane of each window
     is written to its own file as soon as it fires, and the transform returns the paths written;
