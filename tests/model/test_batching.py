@@ -116,3 +116,64 @@ def test_batch_elements_length_option_validation():
     for bad in ([], [20, 10], [0, 10]):
         with pytest.raises(ValueError, match="non-empty sorted list of positive"):
             util.BatchElements(max_batch_duration_secs=100, length_fn=len, bucket_boundaries=bad)
+
+
+def test_group_into_batches_per_key_and_window():
+    """Beam's ``util_test.GroupIntoBatchesTest``: batches of at most batch_size values of one
+    key; the last batch of a key holds the rest."""
+    pairs = [("a", i) for i in range(5)] + [("b", 9)]
+    check(
+        pairs,
+        util.GroupIntoBatches(2),
+        [("a", 2), ("a", 2), ("a", 1), ("b", 1)],
+        beam.Map(lambda kv: (kv[0], len(kv[1]))),
+    )
+    check(pairs, util.GroupIntoBatches(10), [("a", [0, 1, 2, 3, 4]), ("b", [9])])
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | beam.Create([("k", 1), ("k", 2), ("k", 12)])
+            | beam.Map(lambda kv: beam.window.TimestampedValue(kv, kv[1]))
+            | beam.WindowInto(beam.window.FixedWindows(10))
+            | util.GroupIntoBatches(5)
+            | beam.MapTuple(lambda k, vs: sorted(vs))
+        )
+        assert_that(out, equal_to([[1, 2], [12]]))
+
+
+def test_group_into_batches_with_sharded_key():
+    from headrace.beam.utils.sharded_key import ShardedKey
+
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | beam.Create([("a", 1), ("a", 2), ("a", 3)])
+            | util.GroupIntoBatches.WithShardedKey(2)
+            | beam.MapTuple(lambda sk, vs: (type(sk) is ShardedKey, sk.key, len(vs)))
+        )
+        assert_that(out, equal_to([(True, "a", 2), (True, "a", 1)]))
+    assert ShardedKey("a", b"1") == ShardedKey("a", b"1") != ShardedKey("a", b"2")
+    assert cloudpickle.loads(cloudpickle.dumps(ShardedKey("a", b"1"))) == ShardedKey("a", b"1")
+
+
+def test_group_into_batches_validation():
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="batch_size must be a positive"):
+            util.GroupIntoBatches(bad)
+    with pytest.raises(ValueError, match="non-negative"):
+        util.GroupIntoBatches(2, max_buffering_duration_secs=-1)
+
+
+def test_sample_any_and_fanout_hints():
+    """Beam's ``combiners_test``: Sample.Any(n) gives up to n elements (all if fewer, none for
+    n=0) and rejects a negative n with ValueError; with_fanout / with_hot_key_fanout change
+    nothing in the result."""
+    check([1, 2, 3], beam.combiners.Sample.Any(5), [1, 2, 3])
+    check([1, 2, 3], beam.combiners.Sample.Any(0), [])
+    check([1, 1, 1, 1], beam.combiners.Sample.Any(2), [1, 1])
+    with pytest.raises(ValueError, match="non-negative"):
+        beam.combiners.Sample.Any(-1)
+    check([1, 2, 3], beam.CombineGlobally(sum).with_fanout(4), [6])
+    check([("a", 1), ("a", 2)], beam.CombinePerKey(sum).with_hot_key_fanout(3), [("a", 3)])
+    with pytest.raises(ValueError, match="with_fanout"):
+        beam.CombineGlobally(sum).with_fanout(-2)

@@ -1,5 +1,6 @@
-"""Batching transforms: :class:`BatchElements`, :class:`SortAndBatchElements` and the
-:class:`WithLengthBucketKey` DoFn (Beam's ``apache_beam.transforms.util`` names).
+"""Batching transforms: :class:`BatchElements`, :class:`SortAndBatchElements`,
+:class:`GroupIntoBatches` and the :class:`WithLengthBucketKey` DoFn (Beam's
+``apache_beam.transforms.util`` names), and Beam's :class:`ShardedKey`.
 
 All of them batch within a bundle (one worker's share of a stage): batches never span bundles.
 Batches are stamped with the end of their window (its ``max_timestamp()``).
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from headrace.model.pvalue import PCollection
-from headrace.model.transforms.core import ParDo
+from headrace.model.transforms.core import FlatMap, GroupByKey, Map, ParDo
 from headrace.model.transforms.dofn import DoFn
 from headrace.model.transforms.ptransform import PTransform
 from headrace.model.window import GLOBAL_WINDOW, GLOBAL_WINDOWS_TUPLE, WindowedValue
@@ -22,6 +23,8 @@ from headrace.model.window import GLOBAL_WINDOW, GLOBAL_WINDOWS_TUPLE, WindowedV
 __all__ = [
     "DEFAULT_BUCKET_BOUNDARIES",
     "BatchElements",
+    "GroupIntoBatches",
+    "ShardedKey",
     "SortAndBatchElements",
     "WithLengthBucketKey",
 ]
@@ -391,3 +394,129 @@ class SortAndBatchElements(PTransform):
     def expand(self, pcoll: PCollection) -> PCollection:
         dofn = _SortAndBatch(self._max_batch_size, self._max_batch_weight, self._element_size_fn)
         return pcoll | "SortAndBatch" >> ParDo(dofn)
+
+
+# -- GroupIntoBatches -----------------------------------------------------------------------------
+
+
+class ShardedKey:
+    """A user key with an opaque shard id (Beam's ``apache_beam.utils.sharded_key``).
+
+    >>> ShardedKey("user", b"1") == ShardedKey("user", b"1"), ShardedKey("user", b"1").key
+    (True, 'user')
+    """
+
+    __slots__ = ("_key", "_shard_id")
+
+    def __init__(self, key: Any, shard_id: bytes) -> None:
+        if shard_id is None:
+            raise ValueError("ShardedKey needs a shard_id")
+        self._key = key
+        self._shard_id = shard_id
+
+    @property
+    def key(self) -> Any:
+        return self._key
+
+    def __repr__(self) -> str:
+        return f"({self._key!r}, {self._shard_id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(self) is type(other)
+            and self._key == other._key
+            and self._shard_id == other._shard_id
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._key, self._shard_id))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ShardedKey, (self._key, self._shard_id))
+
+
+class _SplitIntoBatches:
+    """``(key, values)`` as ``(key, batch)`` pairs of at most ``size`` values, in order."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, kv: tuple[Any, Iterable[Any]]) -> Iterable[tuple[Any, list[Any]]]:
+        key, values = kv
+        values = list(values)
+        size = self.size
+        return [(key, values[i : i + size]) for i in range(0, len(values), size)]
+
+
+class _ShardKey:
+    def __init__(self, shard_id: bytes) -> None:
+        self.shard_id = shard_id
+
+    def __call__(self, kv: tuple[Any, Any]) -> tuple[ShardedKey, Any]:
+        return (ShardedKey(kv[0], self.shard_id), kv[1])
+
+
+def _check_batch_params(batch_size: Any, max_buffering_duration_secs: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive value, got {batch_size!r}")
+    if max_buffering_duration_secs is not None and max_buffering_duration_secs < 0:
+        raise ValueError(
+            "max_buffering_duration must be a non-negative value, got "
+            f"{max_buffering_duration_secs!r}"
+        )
+
+
+class GroupIntoBatches(PTransform):
+    """Batch the values of each key (and window) into lists of at most ``batch_size``.
+
+    The output is ``(key, [values])``; values keep their arrival order within a key. Beam runs
+    this as a stateful DoFn that flushes when a batch is full, at the end of the window, or after
+    ``max_buffering_duration_secs``; in a bounded run only the size matters, and headrace groups
+    the key's values, then cuts them. Batches are stamped with the end of their window.
+
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.transforms.core import Create, Map
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with Pipeline() as p:
+    ...     pairs = p | Create([("a", i) for i in range(5)])
+    ...     sizes = pairs | GroupIntoBatches(2) | Map(lambda kv: (kv[0], len(kv[1])))
+    ...     assert_that(sizes, equal_to([("a", 2), ("a", 2), ("a", 1)]))
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        max_buffering_duration_secs: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__()
+        _check_batch_params(batch_size, max_buffering_duration_secs)
+        self.batch_size = batch_size
+        self.max_buffering_duration_secs = max_buffering_duration_secs
+
+    def expand(self, pcoll: PCollection) -> PCollection:
+        grouped = pcoll | "GroupByKey" >> GroupByKey()
+        return grouped | "Split" >> FlatMap(_SplitIntoBatches(self.batch_size))
+
+    class WithShardedKey(PTransform):
+        """GroupIntoBatches with the key wrapped as ``ShardedKey(key, shard_id)`` in the output.
+
+        Beam shards a key by worker and thread; here the shard id is one per transform, so each
+        key has one shard (Beam's sharding is an optimisation, its batches are the same).
+        """
+
+        def __init__(
+            self,
+            batch_size: int,
+            max_buffering_duration_secs: float | None = None,
+            clock: Callable[[], float] | None = None,
+        ) -> None:
+            super().__init__()
+            _check_batch_params(batch_size, max_buffering_duration_secs)
+            self.batch_size = batch_size
+            self.max_buffering_duration_secs = max_buffering_duration_secs
+            self._shard_id = uuid.uuid4().bytes
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            sharded = pcoll | "ShardKeys" >> Map(_ShardKey(self._shard_id))
+            return sharded | GroupIntoBatches(self.batch_size, self.max_buffering_duration_secs)

@@ -324,6 +324,16 @@ class CombinePerKey(PTransform):
     def default_label(self) -> str:
         return f"CombinePerKey({self.fn.default_label()})"
 
+    def with_hot_key_fanout(self, fanout: Any) -> CombinePerKey:
+        """Beam's hint to pre-combine hot keys over ``fanout`` intermediate keys.
+
+        headrace already combines each bundle before the shuffle (combiner lifting), so the
+        hint changes nothing in the result and is accepted for compatibility.
+        """
+        if not callable(fanout) and (not isinstance(fanout, int) or fanout < 0):
+            raise ValueError(f"with_hot_key_fanout needs an int >= 0 or a function, got {fanout!r}")
+        return self
+
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
         self._graph_composite: tuple[str, Any, dict[str, Any]] = (
@@ -422,6 +432,16 @@ class CombineGlobally(PTransform):
 
     def default_label(self) -> str:
         return f"CombineGlobally({self.fn.default_label()})"
+
+    def with_fanout(self, fanout: int) -> CombineGlobally:
+        """Beam's hint to combine in ``fanout`` intermediate partitions first.
+
+        headrace combines each bundle before merging (combiner lifting), so the hint changes
+        nothing in the result and is accepted for compatibility.
+        """
+        if not isinstance(fanout, int) or isinstance(fanout, bool) or fanout < 0:
+            raise ValueError(f"with_fanout needs an int >= 0, got {fanout!r}")
+        return self
 
     def without_defaults(self) -> CombineGlobally:
         """Emit nothing for an empty input (needed outside the global window)."""

@@ -28,6 +28,7 @@ from headrace.graph.nodes import WindowingStrategy
 from headrace.model.pvalue import PCollection
 from headrace.model.transforms.batching import (
     BatchElements,
+    GroupIntoBatches,
     SortAndBatchElements,
     WithLengthBucketKey,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "BatchElements",
     "CoGroupByKey",
     "Distinct",
+    "GroupIntoBatches",
     "Keys",
     "KvSwap",
     "RemoveDuplicates",
