@@ -12,9 +12,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from headrace.io.avroio import ReadFromAvro, WriteToAvro
+    from headrace.io.avroio import ReadAllFromAvro, ReadFromAvro, WriteToAvro
     from headrace.io.filesystem import CompressionTypes
-    from headrace.io.parquetio import ReadFromParquet, ReadFromParquetBatched, WriteToParquet
+    from headrace.io.parquetio import (
+        ReadAllFromParquet,
+        ReadAllFromParquetBatched,
+        ReadFromParquet,
+        ReadFromParquetBatched,
+        WriteToParquet,
+    )
     from headrace.io.repoio import ReadFromRepo, WriteToRepo
     from headrace.io.textio import (
         ReadAllFromText,
@@ -29,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CompressionTypes",
+    "ReadAllFromAvro",
+    "ReadAllFromParquet",
+    "ReadAllFromParquetBatched",
     "ReadAllFromText",
     "ReadFromAvro",
     "ReadFromCsv",
@@ -49,6 +58,9 @@ __all__ = [
 # Where each public name lives.
 _EXPORTS = {
     "CompressionTypes": "filesystem",
+    "ReadAllFromAvro": "avroio",
+    "ReadAllFromParquet": "parquetio",
+    "ReadAllFromParquetBatched": "parquetio",
     "ReadAllFromText": "textio",
     "ReadFromAvro": "avroio",
     "ReadFromCsv": "textio",

@@ -16,11 +16,12 @@ schema), not when this module is, so ``import headrace.beam`` does not pay for i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, WriteFiles
-from headrace.io.filebasedsource import FileBasedSource, FileRange
+from headrace.io.filebasedsource import FileBasedSource, FileRange, ReadEachPattern
 from headrace.io.filesystem import (
     CompressionTypes,
     CorruptFileError,
@@ -29,14 +30,20 @@ from headrace.io.filesystem import (
 )
 from headrace.io.tabular import record_to_dict
 from headrace.model.row import Row
-from headrace.model.transforms.core import Read
+from headrace.model.transforms.core import FlatMap, Read
 from headrace.model.transforms.ptransform import PTransform
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-__all__ = ["ReadFromParquet", "ReadFromParquetBatched", "WriteToParquet"]
+__all__ = [
+    "ReadAllFromParquet",
+    "ReadAllFromParquetBatched",
+    "ReadFromParquet",
+    "ReadFromParquetBatched",
+    "WriteToParquet",
+]
 
 
 def _arrow_errors(*more: type[Exception]) -> tuple[type[Exception], ...]:
@@ -203,6 +210,89 @@ class ReadFromParquetBatched(_ReadParquetFiles):
         label: str | None = None,
     ) -> None:
         super().__init__(file_pattern, min_bundle_size, validate, columns, label, batched=True)
+
+
+class _ReadAllParquet(PTransform):
+    """What the two ReadAllFromParquet transforms share: a FlatMap over the input patterns."""
+
+    def __init__(
+        self,
+        min_bundle_size: int,
+        columns: list[str] | None,
+        with_filename: bool,
+        label: str,
+        *,
+        batched: bool,
+    ) -> None:
+        super().__init__()
+        self._read = ReadEachPattern(
+            functools.partial(
+                _ParquetSource,
+                min_bundle_size=min_bundle_size,
+                validate=False,
+                columns=None if columns is None else list(columns),
+                batched=batched,
+            ),
+            with_filename,
+        )
+        self._read_label = label
+
+    def expand(self, pcoll: Any) -> Any:
+        return pcoll | self._read_label >> FlatMap(self._read)
+
+
+class ReadAllFromParquetBatched(_ReadAllParquet):
+    """Read the Parquet files named by a PCollection of patterns, one ``pyarrow.Table`` per row
+    group (``with_filename=True``: ``(path, table)``). A pattern matching nothing reads nothing,
+    as in Beam.
+
+    >>> import pyarrow as pa, pyarrow.parquet as pq, fsspec
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.transforms.core import Create, Map
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with fsspec.open("memory://doc/all-b.parquet", "wb") as f:
+    ...     pq.write_table(pa.table({"v": [1, 2]}), f)
+    >>> with Pipeline() as p:
+    ...     tables = p | Create(["memory://doc/all-b.parquet"]) | ReadAllFromParquetBatched()
+    ...     assert_that(tables | Map(len), equal_to([2]))
+    """
+
+    def __init__(
+        self,
+        min_bundle_size: int = 0,
+        desired_bundle_size: int = 64 * 1024 * 1024,
+        columns: list[str] | None = None,
+        with_filename: bool = False,
+        label: str = "ReadAllFiles",
+    ) -> None:
+        super().__init__(min_bundle_size, columns, with_filename, label, batched=True)
+
+
+class ReadAllFromParquet(_ReadAllParquet):
+    """Read the Parquet files named by a PCollection of patterns, one dict per record
+    (``with_filename=True``: ``(path, record)``). A pattern matching nothing reads nothing, as
+    in Beam.
+
+    >>> import pyarrow as pa, pyarrow.parquet as pq, fsspec
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.transforms.core import Create
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with fsspec.open("memory://doc/all-r.parquet", "wb") as f:
+    ...     pq.write_table(pa.table({"v": [1, 2]}), f)
+    >>> with Pipeline() as p:
+    ...     rows = p | Create(["memory://doc/all-r.parquet"]) | ReadAllFromParquet()
+    ...     assert_that(rows, equal_to([{"v": 1}, {"v": 2}]))
+    """
+
+    def __init__(
+        self,
+        min_bundle_size: int = 0,
+        desired_bundle_size: int = 64 * 1024 * 1024,
+        columns: list[str] | None = None,
+        with_filename: bool = False,
+        label: str = "ReadAllFiles",
+    ) -> None:
+        super().__init__(min_bundle_size, columns, with_filename, label, batched=False)
 
 
 class _ParquetShardWriter(FileShardWriter):
