@@ -405,3 +405,20 @@ def test_windowed_writes_to_a_non_local_file_system() -> None:
     assert names == [f"/windowed/out-{w}-pane-0" for w in (W0, W1, W2)]
     assert lines(fs.cat(names[1]).decode()) == ["c", "d"]
     fs.rm("/windowed", recursive=True)
+
+
+def test_triggering_frequency_writes_fixed_windows_of_a_global_stream(tmp_path: Path) -> None:
+    """Beam's ``triggering_frequency`` (``iobase.WriteImpl._apply_windowing``): an unbounded write
+    is re-windowed into FixedWindows(triggering_frequency), each written once when the watermark
+    passes it (headrace did not take the argument)."""
+    with beam.Pipeline() as p:
+        _ = (
+            p
+            | three_windows()
+            | beam.io.WriteToText(
+                str(tmp_path / "out"), file_name_suffix=".txt", triggering_frequency=60
+            )
+        )
+    out = files(tmp_path)
+    assert sorted(out) == [f"out-{w}-pane-0{ONE_SHARD}.txt" for w in (W0, W1, W2)]
+    assert [lines(t) for t in out.values()] == [["a", "b"], ["c", "d"], ["e", "f"]]

@@ -19,8 +19,10 @@ from headrace.io.filesystem import CompressionTypes, EmptyMatchTreatment, match_
 from headrace.io.lines import TextSink, TextSource
 from headrace.io.tabular import CsvSink, CsvSource, JsonSink, JsonSource
 from headrace.io.windowedsink import WriteWindowedFiles
-from headrace.model.transforms.core import FlatMap, Read
+from headrace.model.transforms.core import FlatMap, Read, WindowInto
 from headrace.model.transforms.ptransform import PTransform
+from headrace.model.trigger import AccumulationMode, AfterWatermark
+from headrace.model.window import FixedWindows
 
 __all__ = [
     "ReadAllFromText",
@@ -49,6 +51,21 @@ def _unsupported(transform: str, **given: Any) -> None:
 def _pop_label(kwargs: dict[str, Any]) -> str | None:
     label = kwargs.pop("label", None)
     return label if isinstance(label, str) or label is None else str(label)
+
+
+def _with_triggering_frequency(pcoll: Any, triggering_frequency: float | None) -> Any:
+    """Beam's ``triggering_frequency`` for a windowed write: fixed windows of that many seconds,
+    each written once when the watermark passes it (``iobase.WriteImpl._apply_windowing``)."""
+    if not triggering_frequency:
+        return pcoll
+    if triggering_frequency < 0:
+        raise ValueError(f"triggering_frequency must be > 0 seconds, got {triggering_frequency!r}")
+    return pcoll | "ApplyFixedWindows" >> WindowInto(
+        FixedWindows(triggering_frequency),
+        trigger=AfterWatermark(),
+        accumulation_mode=AccumulationMode.DISCARDING,
+        allowed_lateness=0,
+    )
 
 
 def _windowed(windowed_writes: bool | None, pcoll: Any) -> bool:
@@ -220,7 +237,9 @@ class WriteToText(PTransform):
 
     On an unbounded PCollection (or with ``windowed_writes=True``) each pane of each window
     is written to its own file as soon as it fires, and the transform returns the paths written;
-    ``windowed_writes=False`` keeps the one-commit-at-the-end write. File names and guarantees:
+    ``windowed_writes=False`` keeps the one-commit-at-the-end write. ``triggering_frequency``
+    (seconds) re-windows a windowed write into fixed windows of that length, each written once
+    the watermark passes it, as Beam does for streaming file writes. File names and guarantees:
     :mod:`headrace.io.windowedsink`.
 
     >>> import fsspec
@@ -249,10 +268,12 @@ class WriteToText(PTransform):
         max_bytes_per_shard: int | None = None,
         skip_if_empty: bool = False,
         windowed_writes: bool | None = None,
+        triggering_frequency: float | None = None,
         label: str | None = None,
     ) -> None:
         super().__init__(label)
         self._windowed_writes = windowed_writes
+        self._triggering_frequency = triggering_frequency
         _unsupported(
             "WriteToText",
             max_records_per_shard=(max_records_per_shard, None),
@@ -273,6 +294,7 @@ class WriteToText(PTransform):
 
     def expand(self, pcoll: Any) -> Any:
         if _windowed(self._windowed_writes, pcoll):
+            pcoll = _with_triggering_frequency(pcoll, self._triggering_frequency)
             return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)
 
@@ -494,15 +516,18 @@ class WriteToJson(PTransform):
         orient: str = "records",
         lines: bool = True,
         windowed_writes: bool | None = None,
+        triggering_frequency: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(_pop_label(kwargs))
         _unsupported("WriteToJson", orient=(orient, "records"))
+        self._triggering_frequency = triggering_frequency
         options = _write_options("WriteToJson", num_shards, file_naming, kwargs, self._ALLOWED)
         self._sink = JsonSink(path, lines=lines, **options)
         self._windowed_writes = windowed_writes
 
     def expand(self, pcoll: Any) -> Any:
         if _windowed(self._windowed_writes, pcoll):
+            pcoll = _with_triggering_frequency(pcoll, self._triggering_frequency)
             return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)
