@@ -173,3 +173,22 @@ def test_read_all_from_parquet_and_avro(tmp_path):
             | beam.io.ReadAllFromAvro()
         )
         assert_that(avro, equal_to([{"n": 7}]), label="CheckAvro")
+
+
+def test_write_to_parquet_batched_writes_tables(tmp_path):
+    """Beam's ``WriteToParquetBatched``: elements are pyarrow Tables, written as they come."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import headrace.beam as beam
+
+    with beam.Pipeline() as p:
+        _ = (
+            p
+            | beam.Create([pa.table({"v": [1, 2]}), pa.table({"v": [3]})])
+            | (beam.io.WriteToParquetBatched(str(tmp_path / "t"), shard_name_template=""))
+        )
+    assert sorted(pq.read_table(str(tmp_path / "t")).column("v").to_pylist()) == [1, 2, 3]
+    with pytest.raises(TypeError, match="pyarrow Tables"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([{"v": 1}]) | beam.io.WriteToParquetBatched(str(tmp_path / "u"))

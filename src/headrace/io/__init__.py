@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         ReadFromParquet,
         ReadFromParquetBatched,
         WriteToParquet,
+        WriteToParquetBatched,
     )
     from headrace.io.repoio import ReadFromRepo, WriteToRepo
     from headrace.io.textio import (
@@ -51,6 +52,7 @@ __all__ = [
     "WriteToCsv",
     "WriteToJson",
     "WriteToParquet",
+    "WriteToParquetBatched",
     "WriteToRepo",
     "WriteToText",
 ]
@@ -74,6 +76,7 @@ _EXPORTS = {
     "WriteToCsv": "textio",
     "WriteToJson": "textio",
     "WriteToParquet": "parquetio",
+    "WriteToParquetBatched": "parquetio",
     "WriteToRepo": "repoio",
     "WriteToText": "textio",
 }
