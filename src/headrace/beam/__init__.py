@@ -45,6 +45,7 @@ from headrace.model.transforms.core import (
 )
 from headrace.model.transforms.ptransform import PTransform, ptransform_fn
 from headrace.model.transforms.regex import Regex
+from headrace.model.transforms.schemas import GroupBy, Select
 from headrace.model.transforms.util import (
     BatchElements,
     CoGroupByKey,
@@ -76,6 +77,7 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "GroupBy",
     "GroupByKey",
     "GroupIntoBatches",
     "Impulse",
@@ -95,6 +97,7 @@ __all__ = [
     "RemoveDuplicates",
     "Reshuffle",
     "Row",
+    "Select",
     "TaggedOutput",
     "TimestampedValue",
     "ToString",

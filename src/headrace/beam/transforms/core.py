@@ -22,6 +22,7 @@ from headrace.model.transforms.core import (
     WindowInto,
 )
 from headrace.model.transforms.dofn import CallableWrapperCombineFn
+from headrace.model.transforms.schemas import GroupBy, Select
 
 __all__ = [
     "CallableWrapperCombineFn",
@@ -35,6 +36,7 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "GroupBy",
     "GroupByKey",
     "Impulse",
     "Map",
@@ -43,5 +45,6 @@ __all__ = [
     "Partition",
     "PartitionFn",
     "Read",
+    "Select",
     "WindowInto",
 ]
