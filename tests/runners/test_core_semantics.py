@@ -879,7 +879,7 @@ def test_applying_something_that_is_not_a_transform():
         pc | GroupByKey
     with pytest.raises(TypeError, match="PTransform"):
         pc | (lambda x: x)
-    with pytest.raises(TypeError, match="add \\(\\)"):
+    with pytest.raises(ValueError, match="add \\(\\)"):  # Beam: ValueError here
         ParDo(Reify)
     with pytest.raises(TypeError, match="beam.Map"):
         ParDo(lambda x: x)
