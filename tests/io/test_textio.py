@@ -188,3 +188,25 @@ def test_read_all_from_text_skips_patterns_matching_nothing_as_beam(tmp_path, te
         assert_that(lines, equal_to([]))
     with pytest.raises(ValueError, match="empty match treatment"):
         ReadAllFromText(empty_match_treatment="SOMETIMES")
+
+
+def test_read_all_from_text_continuously_reads_the_matched_files(tmp_path):
+    """Beam's ``ReadAllFromTextContinuously`` (textio.py): MatchContinuously's arguments plus
+    ReadAllFromText's; here the watch stops after a second, having read the file once."""
+    import headrace.beam as beam
+    from headrace.model.timestamp import Timestamp
+    from headrace.testing.util import assert_that, equal_to
+
+    (tmp_path / "file1").write_text("first\n")
+    with beam.Pipeline() as p:
+        lines = p | hio.textio.ReadAllFromTextContinuously(
+            str(tmp_path / "*"),
+            with_filename=True,
+            interval=0.2,
+            stop_timestamp=Timestamp.now() + 1,
+            match_updated_files=False,
+        )
+        assert_that(
+            lines | beam.MapTuple(lambda path, line: (path.rsplit("/", 1)[-1], line)),
+            equal_to([("file1", "first")]),
+        )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from headrace.io.repoio import ReadFromRepo, WriteToRepo
     from headrace.io.textio import (
         ReadAllFromText,
+        ReadAllFromTextContinuously,
         ReadFromCsv,
         ReadFromJson,
         ReadFromText,
@@ -40,6 +41,7 @@ __all__ = [
     "ReadAllFromParquet",
     "ReadAllFromParquetBatched",
     "ReadAllFromText",
+    "ReadAllFromTextContinuously",
     "ReadFromAvro",
     "ReadFromCsv",
     "ReadFromJson",
@@ -64,6 +66,7 @@ _EXPORTS = {
     "ReadAllFromParquet": "parquetio",
     "ReadAllFromParquetBatched": "parquetio",
     "ReadAllFromText": "textio",
+    "ReadAllFromTextContinuously": "textio",
     "ReadFromAvro": "avroio",
     "ReadFromCsv": "textio",
     "ReadFromJson": "textio",

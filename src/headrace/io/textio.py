@@ -17,6 +17,7 @@ from typing import Any
 from headrace.io.filebasedsink import WriteFiles
 from headrace.io.filesystem import CompressionTypes, EmptyMatchTreatment, match_files
 from headrace.io.lines import TextSink, TextSource
+from headrace.io.streaming.filewatch import MatchContinuously
 from headrace.io.tabular import CsvSink, CsvSource, JsonSink, JsonSource
 from headrace.io.windowedsink import WriteWindowedFiles
 from headrace.model.transforms.core import FlatMap, Read, WindowInto
@@ -26,6 +27,7 @@ from headrace.model.window import FixedWindows
 
 __all__ = [
     "ReadAllFromText",
+    "ReadAllFromTextContinuously",
     "ReadFromCsv",
     "ReadFromJson",
     "ReadFromText",
@@ -159,7 +161,8 @@ class _ReadAllFiles:
         self.options = options
         self.empty_match_treatment = empty_match_treatment
 
-    def __call__(self, pattern: str) -> Iterator[Any]:
+    def __call__(self, pattern: Any) -> Iterator[Any]:
+        pattern = getattr(pattern, "path", pattern)  # a FileMetadata from MatchContinuously
         try:
             match_files(pattern)
         except FileNotFoundError:
@@ -224,6 +227,36 @@ class ReadAllFromText(PTransform):
 
     def expand(self, pcoll: Any) -> Any:
         return pcoll | "ReadAllFiles" >> FlatMap(self._read)
+
+
+class ReadAllFromTextContinuously(ReadAllFromText):
+    """Watch ``file_pattern`` and read each new (or, with ``match_updated_files``, changed) file.
+
+    Takes :class:`ReadAllFromText`'s arguments and ``MatchContinuously``'s (``interval``,
+    ``has_deduplication``, ``start_timestamp``, ``stop_timestamp``, ``match_updated_files``,
+    ``apply_windowing``), as Beam's transform does. The output is unbounded.
+    """
+
+    _ARGS_FOR_MATCH = frozenset(
+        {
+            "interval",
+            "has_deduplication",
+            "start_timestamp",
+            "stop_timestamp",
+            "match_updated_files",
+            "apply_windowing",
+        }
+    )
+
+    def __init__(self, file_pattern: str, **kwargs: Any) -> None:
+        match = {k: kwargs.pop(k) for k in list(kwargs) if k in self._ARGS_FOR_MATCH}
+        super().__init__(**kwargs)
+        self._file_pattern = file_pattern
+        self._match = match
+
+    def expand(self, pbegin: Any) -> Any:
+        files = pbegin | MatchContinuously(self._file_pattern, **self._match)
+        return files | "ReadAllFiles" >> FlatMap(self._read)
 
 
 class WriteToText(PTransform):
