@@ -148,3 +148,23 @@ class _WithWindow(beam.DoFn):
     def process(self, kv, w=beam.DoFn.WindowParam, t=beam.DoFn.TimestampParam):
         assert t == w.max_timestamp()
         yield (str(w), sorted(kv[1]))
+
+
+def test_windowing_value_as_beams():
+    """Beam's ``transforms.core.Windowing``: defaults, equality of default strategies, and the
+    ValueError for a non-default trigger without an accumulation mode."""
+    from headrace.beam.transforms import trigger
+    from headrace.beam.transforms.core import Windowing
+
+    assert Windowing(GlobalWindows()).is_default()
+    assert Windowing(GlobalWindows()) == Windowing(GlobalWindows(), trigger.DefaultTrigger())
+    fixed = Windowing(
+        beam.window.FixedWindows(10),
+        trigger.AfterCount(2),
+        trigger.AccumulationMode.ACCUMULATING,
+        allowed_lateness=5,
+    )
+    assert not fixed.is_default() and fixed.allowed_lateness == Duration(5)
+    assert fixed != Windowing(beam.window.FixedWindows(10))
+    with pytest.raises(ValueError, match="accumulation_mode must be provided"):
+        Windowing(GlobalWindows(), trigger.AfterCount(2))

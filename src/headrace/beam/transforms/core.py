@@ -23,6 +23,7 @@ from headrace.model.transforms.core import (
 )
 from headrace.model.transforms.dofn import CallableWrapperCombineFn
 from headrace.model.transforms.schemas import GroupBy, Select
+from headrace.model.windowing import Windowing
 
 __all__ = [
     "CallableWrapperCombineFn",
@@ -47,4 +48,5 @@ __all__ = [
     "Read",
     "Select",
     "WindowInto",
+    "Windowing",
 ]
