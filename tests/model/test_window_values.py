@@ -168,3 +168,15 @@ def test_windowing_value_as_beams():
     assert fixed != Windowing(beam.window.FixedWindows(10))
     with pytest.raises(ValueError, match="accumulation_mode must be provided"):
         Windowing(GlobalWindows(), trigger.AfterCount(2))
+
+
+def test_builtin_window_fns_assign_lists_as_beam():
+    """Beam's ``window_test`` compares ``assign()`` results with lists: ``FixedWindows``,
+    ``SlidingWindows``, ``Sessions`` and ``GlobalWindows`` return lists there."""
+    from headrace.model.window import FixedWindows, Sessions, SlidingWindows, WindowFn
+
+    ctx = WindowFn.AssignContext(Timestamp(7))
+    assert FixedWindows(5).assign(ctx) == [IntervalWindow(5, 10)]
+    assert SlidingWindows(10, 5).assign(ctx) == [IntervalWindow(5, 15), IntervalWindow(0, 10)]
+    assert Sessions(3).assign(ctx) == [IntervalWindow(7, 10)]
+    assert GlobalWindows().assign(ctx) == [GlobalWindow()]

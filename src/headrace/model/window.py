@@ -455,7 +455,7 @@ class GlobalWindows(NonMergingWindowFn):
     """Everything in the one global window (the default)."""
 
     def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
-        return GLOBAL_WINDOWS_TUPLE
+        return [GLOBAL_WINDOW]  # a list, as Beam's assign() returns
 
     def assign_us(self, timestamp_us: int) -> tuple[BoundedWindow, ...]:
         return GLOBAL_WINDOWS_TUPLE
@@ -487,7 +487,7 @@ class FixedWindows(NonMergingWindowFn):
     """Tumbling windows of ``size`` seconds, aligned to ``offset``.
 
     >>> FixedWindows(60).assign(WindowFn.AssignContext(125))
-    ([120.0, 180.0),)
+    [[120.0, 180.0)]
     """
 
     def __init__(self, size: Any, offset: Any = 0) -> None:
@@ -509,7 +509,7 @@ class FixedWindows(NonMergingWindowFn):
         return (IntervalWindow.from_us(start, start + self.size_us),)
 
     def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
-        return self.assign_us(assign_context.timestamp.micros)
+        return list(self.assign_us(assign_context.timestamp.micros))
 
     def __repr__(self) -> str:
         return f"FixedWindows({_secs(self.size_us)})"
@@ -519,7 +519,7 @@ class SlidingWindows(NonMergingWindowFn):
     """Windows of ``size`` seconds starting every ``period`` seconds; an element is in several.
 
     >>> SlidingWindows(60, 30).assign(WindowFn.AssignContext(45))
-    ([30.0, 90.0), [0.0, 60.0))
+    [[30.0, 90.0), [0.0, 60.0)]
     """
 
     def __init__(self, size: Any, period: Any, offset: Any = 0) -> None:
@@ -547,7 +547,7 @@ class SlidingWindows(NonMergingWindowFn):
         return tuple(out)
 
     def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
-        return self.assign_us(assign_context.timestamp.micros)
+        return list(self.assign_us(assign_context.timestamp.micros))
 
     def __repr__(self) -> str:
         return f"SlidingWindows({_secs(self.size_us)}, {_secs(self.period_us)})"
@@ -576,7 +576,7 @@ class Sessions(WindowFn):
         return (IntervalWindow.from_us(timestamp_us, timestamp_us + self.gap_us),)
 
     def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
-        return self.assign_us(assign_context.timestamp.micros)
+        return list(self.assign_us(assign_context.timestamp.micros))
 
     def merge(self, merge_context: WindowFn.MergeContext) -> None:
         windows: list[Any] = sorted(merge_context.windows, key=_interval_key)
