@@ -181,7 +181,7 @@ def _check_pane_sequences(out):
     steps=st.lists(st.integers(0, 4), min_size=1, max_size=5),
 )
 def test_discarding_panes_partition_the_input(elements, window_fn, trigger, steps):
-    engine = PaneEngine(window_fn, trigger, AccumulationMode.DISCARDING)
+    engine = PaneEngine(window_fn, trigger, AccumulationMode.DISCARDING, fire_at_expiry=True)
     out = _streaming_run(engine, elements, steps)
     _check_pane_sequences(out)
     emitted = Counter((wv.value[0], v) for wv in out for v in wv.value[1])
@@ -211,7 +211,7 @@ def test_discarding_panes_partition_the_input(elements, window_fn, trigger, step
     steps=st.lists(st.integers(0, 4), min_size=1, max_size=5),
 )
 def test_accumulating_last_pane_equals_the_batch_result(elements, window_fn, trigger, steps):
-    engine = PaneEngine(window_fn, trigger, AccumulationMode.ACCUMULATING)
+    engine = PaneEngine(window_fn, trigger, AccumulationMode.ACCUMULATING, fire_at_expiry=True)
     out = _streaming_run(engine, elements, steps)
     by_window = _check_pane_sequences(out)
     last = {}
@@ -245,7 +245,7 @@ OPS = st.lists(
 def test_out_of_order_runs_lose_nothing_silently_and_respect_holds(
     ops, window_fn, trigger, combiner, lateness
 ):
-    engine = PaneEngine(window_fn, trigger, DISC, lateness, combiner)
+    engine = PaneEngine(window_fn, trigger, DISC, lateness, combiner, fire_at_expiry=True)
     out, copies, now = [], 0, 0
     for op in [*ops, ("finish",)]:
         output_watermark = min(engine.watermark, engine.hold())

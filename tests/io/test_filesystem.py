@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import lzma
 import os
 import uuid
+import zlib
 
 import pytest
+import zstandard
 
 from headrace.io.filesystem import (
     CompressionTypes,
+    CorruptFileError,
     FileMetadata,
     delete_recursive,
     dirname,
@@ -69,7 +73,15 @@ def test_memory_urls_round_trip():
 
 @pytest.mark.parametrize(
     ("name", "decompress"),
-    [("a.gz", gzip.decompress), ("a.bz2", bz2.decompress), ("a.txt", lambda b: b)],
+    [
+        ("a.gz", gzip.decompress),
+        ("a.bz2", bz2.decompress),
+        ("a.deflate", zlib.decompress),
+        ("a.zst", lambda b: zstandard.ZstdDecompressor().decompressobj().decompress(b)),
+        ("a.xz", lzma.decompress),
+        ("a.lzma", lzma.decompress),
+        ("a.txt", lambda b: b),
+    ],
 )
 def test_write_compresses_by_extension(tmp_path, name, decompress):
     path = str(tmp_path / "sub" / name)  # parent created on demand
@@ -122,3 +134,47 @@ def test_dirname_and_join():
     assert dirname("/tmp/out/part") == "/tmp/out"
     assert join("s3://bucket/out/", "f") == "s3://bucket/out/f"
     assert dirname("relative-prefix") == os.getcwd()
+
+
+def test_beam_compression_types_are_detected_and_read_as_beam_writes_them(tmp_path):
+    """Beam's ``io/filesystem.py``: AUTO maps .deflate/.zst/.zstd/.xz/.lzma besides .gz/.bz2
+    (and nothing else: ``.gzip`` is uncompressed); DEFLATE is a zlib stream, several streams may
+    follow each other; the names are importable from ``beam.io.filesystem``."""
+    from headrace.beam.io.filesystem import CompressionTypes as BeamCompressionTypes
+
+    assert BeamCompressionTypes is CompressionTypes
+    detect = CompressionTypes.detect_compression_type
+    assert detect("x.DEFLATE") == CompressionTypes.DEFLATE == "deflate"
+    assert detect("x.zstd") == detect("x.zst") == CompressionTypes.ZSTD
+    assert detect("x.xz") == detect("x.lzma") == CompressionTypes.LZMA
+    assert detect("x.gzip") == CompressionTypes.UNCOMPRESSED
+    assert CompressionTypes.mime_type(CompressionTypes.DEFLATE) == "application/x-deflate"
+    p = tmp_path / "two.deflate"
+    p.write_bytes(zlib.compress(b"a\nb\n") + zlib.compress(b"c\n"))
+    with open_for_read(str(p)) as f:
+        assert f.read() == b"a\nb\nc\n"
+    (tmp_path / "empty.deflate").write_bytes(b"")
+    with open_for_read(str(tmp_path / "empty.deflate")) as f:
+        assert f.read() == b""
+    (tmp_path / "cut.deflate").write_bytes(zlib.compress(b"x" * 1000)[:-6])
+    with pytest.raises(CorruptFileError, match="cut.deflate"):
+        with open_for_read(str(tmp_path / "cut.deflate")) as f:
+            f.read()
+
+
+def test_read_from_text_with_every_compression(tmp_path):
+    import headrace.beam as beam
+    from headrace.testing.util import assert_that, equal_to
+
+    for suffix in ("deflate", "zst", "xz"):
+        path = str(tmp_path / f"in.txt.{suffix}")
+        with open_for_write(path) as f:
+            f.write(b"one\ntwo\n")
+    with beam.Pipeline() as p:
+        lines = p | beam.io.ReadFromText(str(tmp_path / "in.txt.*"))
+        assert_that(lines, equal_to(["one", "two"] * 3))
+    with beam.Pipeline() as p:
+        lines = p | beam.io.ReadFromText(
+            str(tmp_path / "in.txt.deflate"), compression_type=CompressionTypes.DEFLATE
+        )
+        assert_that(lines, equal_to(["one", "two"]))

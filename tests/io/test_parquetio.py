@@ -135,3 +135,60 @@ def test_parquet_objects_pickle(tmp_path):
             assert type(pickle.loads(dumps(obj))) is type(obj)
     assert pickle.loads(pickle.dumps(sink)).schema == SCHEMA
     assert list(pickle.loads(cloudpickle.dumps(src)).read()) == [{"name": "n0"}, {"name": "n1"}]
+
+
+def test_read_all_from_parquet_and_avro(tmp_path):
+    """Beam's ``ReadAllFromParquet(Batched)`` / ``ReadAllFromAvro``: read the files each input
+    pattern names; ``with_filename`` pairs records with their file; a pattern that matches
+    nothing reads nothing (Beam's ``ReadAllFiles``)."""
+    import fastavro
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import headrace.beam as beam
+    from headrace.testing.util import assert_that, equal_to
+
+    pq.write_table(pa.table({"v": [1, 2]}), str(tmp_path / "a.parquet"))
+    pq.write_table(pa.table({"v": [3]}), str(tmp_path / "b.parquet"))
+    schema = {"type": "record", "name": "U", "fields": [{"name": "n", "type": "long"}]}
+    with open(tmp_path / "u.avro", "wb") as f:
+        fastavro.writer(f, schema, [{"n": 7}])
+    patterns = [str(tmp_path / "*.parquet"), str(tmp_path / "none*.parquet")]
+    b = str(tmp_path / "b.parquet")
+    with beam.Pipeline() as p:
+        names = p | "Patterns" >> beam.Create(patterns)
+        rows = names | "Rows" >> beam.io.ReadAllFromParquet()
+        assert_that(rows, equal_to([{"v": 1}, {"v": 2}, {"v": 3}]), label="CheckRows")
+        tables = names | "Tables" >> beam.io.ReadAllFromParquetBatched(label="Batched")
+        assert_that(tables | beam.Map(len), equal_to([2, 1]), label="CheckTables")
+        named = (
+            p
+            | "One" >> beam.Create([b])
+            | "Named" >> beam.io.ReadAllFromParquet(with_filename=True, label="WithName")
+        )
+        assert_that(named, equal_to([(b, {"v": 3})]), label="CheckNamed")
+        avro = (
+            p
+            | "Avro" >> beam.Create([str(tmp_path / "u.avro"), str(tmp_path / "x.avro")])
+            | beam.io.ReadAllFromAvro()
+        )
+        assert_that(avro, equal_to([{"n": 7}]), label="CheckAvro")
+
+
+def test_write_to_parquet_batched_writes_tables(tmp_path):
+    """Beam's ``WriteToParquetBatched``: elements are pyarrow Tables, written as they come."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import headrace.beam as beam
+
+    with beam.Pipeline() as p:
+        _ = (
+            p
+            | beam.Create([pa.table({"v": [1, 2]}), pa.table({"v": [3]})])
+            | (beam.io.WriteToParquetBatched(str(tmp_path / "t"), shard_name_template=""))
+        )
+    assert sorted(pq.read_table(str(tmp_path / "t")).column("v").to_pylist()) == [1, 2, 3]
+    with pytest.raises(TypeError, match="pyarrow Tables"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([{"v": 1}]) | beam.io.WriteToParquetBatched(str(tmp_path / "u"))

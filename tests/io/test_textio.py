@@ -158,3 +158,55 @@ def test_transforms_pickle(tmp_path, text_file):
     for t in transforms:
         for dumps in (pickle.dumps, cloudpickle.dumps):
             assert type(pickle.loads(dumps(t))) is type(t)
+
+
+def test_read_all_from_text_skips_patterns_matching_nothing_as_beam(tmp_path, text_file):
+    """Beam's ReadAllFromText expands each pattern with ``FileSystems.match`` (an empty list for a
+    missing file or an empty glob) and reads nothing for it; checked on Beam 2.77. headrace
+    raised. ``empty_match_treatment`` (Beam's ``fileio.EmptyMatchTreatment``) makes it fail."""
+    import headrace.beam as beam
+    from headrace.beam.io.fileio import EmptyMatchTreatment
+    from headrace.testing.util import assert_that, equal_to
+
+    missing = [str(tmp_path / "nope.txt"), str(tmp_path / "nope*.txt")]
+    with beam.Pipeline() as p:
+        lines = p | beam.Create([*missing, text_file]) | ReadAllFromText(with_filename=True)
+        assert_that(lines, equal_to([(text_file, "a"), (text_file, "b")]))
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        with beam.Pipeline() as p:
+            _ = (
+                p
+                | beam.Create(missing[:1])
+                | ReadAllFromText(empty_match_treatment=EmptyMatchTreatment.ALLOW_IF_WILDCARD)
+            )
+    with beam.Pipeline() as p:
+        lines = (
+            p
+            | beam.Create(missing[1:])
+            | ReadAllFromText(empty_match_treatment=EmptyMatchTreatment.ALLOW_IF_WILDCARD)
+        )
+        assert_that(lines, equal_to([]))
+    with pytest.raises(ValueError, match="empty match treatment"):
+        ReadAllFromText(empty_match_treatment="SOMETIMES")
+
+
+def test_read_all_from_text_continuously_reads_the_matched_files(tmp_path):
+    """Beam's ``ReadAllFromTextContinuously`` (textio.py): MatchContinuously's arguments plus
+    ReadAllFromText's; here the watch stops after a second, having read the file once."""
+    import headrace.beam as beam
+    from headrace.model.timestamp import Timestamp
+    from headrace.testing.util import assert_that, equal_to
+
+    (tmp_path / "file1").write_text("first\n")
+    with beam.Pipeline() as p:
+        lines = p | hio.textio.ReadAllFromTextContinuously(
+            str(tmp_path / "*"),
+            with_filename=True,
+            interval=0.2,
+            stop_timestamp=Timestamp.now() + 1,
+            match_updated_files=False,
+        )
+        assert_that(
+            lines | beam.MapTuple(lambda path, line: (path.rsplit("/", 1)[-1], line)),
+            equal_to([("file1", "first")]),
+        )

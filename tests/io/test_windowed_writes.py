@@ -169,7 +169,10 @@ def test_early_firings_give_one_file_per_pane(tmp_path: Path) -> None:
 
 
 def test_discarding_panes_and_the_global_window(tmp_path: Path) -> None:
-    stream = TestStream().add_elements([TV(i, i) for i in range(5)]).advance_watermark_to_infinity()
+    stream = TestStream()
+    for i in range(5):  # one bundle each: Beam evaluates a trigger once per bundle
+        stream = stream.add_elements([TV(i, i)])
+    stream = stream.advance_watermark_to_infinity()
     with beam.Pipeline() as p:
         _ = (
             p
@@ -178,6 +181,7 @@ def test_discarding_panes_and_the_global_window(tmp_path: Path) -> None:
                 window.GlobalWindows(),
                 trigger=Repeatedly(AfterCount(2)),
                 accumulation_mode=AccumulationMode.DISCARDING,
+                fire_at_expiry=True,  # headrace's option: the final pane names its file too
             )
             | beam.io.WriteToText(str(tmp_path / "g"), shard_name_template="")
         )
@@ -462,3 +466,20 @@ def test_windowed_writes_to_a_non_local_file_system() -> None:
     assert names == [f"/windowed/out-{w}-pane-0" for w in (W0, W1, W2)]
     assert lines(fs.cat(names[1]).decode()) == ["c", "d"]
     fs.rm("/windowed", recursive=True)
+
+
+def test_triggering_frequency_writes_fixed_windows_of_a_global_stream(tmp_path: Path) -> None:
+    """Beam's ``triggering_frequency`` (``iobase.WriteImpl._apply_windowing``): an unbounded write
+    is re-windowed into FixedWindows(triggering_frequency), each written once when the watermark
+    passes it (headrace did not take the argument)."""
+    with beam.Pipeline() as p:
+        _ = (
+            p
+            | three_windows()
+            | beam.io.WriteToText(
+                str(tmp_path / "out"), file_name_suffix=".txt", triggering_frequency=60
+            )
+        )
+    out = files(tmp_path)
+    assert sorted(out) == [f"out-{w}-pane-0{ONE_SHARD}.txt" for w in (W0, W1, W2)]
+    assert [lines(t) for t in out.values()] == [["a", "b"], ["c", "d"], ["e", "f"]]

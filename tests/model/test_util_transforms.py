@@ -10,7 +10,7 @@ import pytest
 
 from headrace.model.pipeline import Pipeline
 from headrace.model.pvalue import AsSingleton
-from headrace.model.transforms import util
+from headrace.model.transforms import batching, util
 from headrace.model.transforms.core import (
     CombineGlobally,
     Create,
@@ -529,8 +529,8 @@ def test_helpers_pickle_with_pickle_and_cloudpickle():
         util._AddRandomKeyGlobal(None),
         util._AddRandomKeyWindowed(5),
         util._KeepWindows(),
-        util._BatchGlobalWindow(util._BatchSizer(1, 10, None)),
-        util._BatchPerWindow(util._BatchSizer(2, 4, len)),
+        batching._BatchGlobalWindow(batching._BatchSizer(1, 10, None)),
+        batching._BatchPerWindow(batching._BatchSizer(2, 4, len)),
         util._KvToString("="),
         util._IterableToString(";"),
     ]
@@ -547,7 +547,7 @@ def test_helpers_pickle_with_pickle_and_cloudpickle():
         (["v"], []),
     )
     assert pickle.loads(pickle.dumps(util._KeyFrom(len)))("abc") == (3, "abc")
-    sizer = pickle.loads(pickle.dumps(util._BatchSizer(2, 8, None)))
+    sizer = pickle.loads(pickle.dumps(batching._BatchSizer(2, 8, None)))
     assert (sizer.min_size, sizer.max_size, sizer.target) == (2, 8, 2)
 
 

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from headrace.model.pipeline import Pipeline
-from headrace.model.pvalue import AsDict, AsIter, AsList, AsMultiMap, AsSingleton, TaggedOutput
+from headrace.model.pvalue import (
+    AsDict,
+    AsIter,
+    AsList,
+    AsMultiMap,
+    AsSingleton,
+    EmptySideInput,
+    TaggedOutput,
+)
 from headrace.model.transforms.core import (
     CombineFn,
     CombineGlobally,
@@ -37,6 +45,7 @@ from headrace.model.window import (
     MIN_TIMESTAMP,
     FixedWindows,
     GlobalWindow,
+    GlobalWindows,
     IntervalWindow,
     Sessions,
     SlidingWindows,
@@ -363,13 +372,26 @@ def test_side_input_singleton_default_and_empty_views(make_pipeline):
         )
 
 
-def test_empty_singleton_without_default_is_a_clear_error(pipeline_options):
-    p = Pipeline(options=pipeline_options)
-    main = p | "Main" >> Create([1])
-    empty = p | "Empty" >> Create([])
-    _ = main | "UsesSide" >> Map(lambda x, s: x, AsSingleton(empty))
-    with pytest.raises(ValueError, match="'UsesSide'.*AsSingleton.*empty.*default_value"):
-        p.run().wait_until_finish()
+def test_empty_singleton_without_default_gives_empty_side_input(make_pipeline):
+    """Beam (pvalue.py, ``AsSingleton._from_runtime_iterable``): an empty PCollection read as a
+    singleton with no default gives an ``EmptySideInput`` instance, not an error."""
+    with make_pipeline() as p:
+        main = p | "Main" >> Create([1])
+        empty = p | "Empty" >> Create([])
+        out = main | "UsesSide" >> Map(
+            lambda x, s: (x, isinstance(s, EmptySideInput)), AsSingleton(empty)
+        )
+        assert_that(out, equal_to([(1, True)]))
+
+
+def test_multimap_gives_an_empty_list_for_a_missing_key(make_pipeline):
+    """Beam (pvalue.py, ``AsMultiMap._from_runtime_iterable``): a ``defaultdict(list)``, so a
+    key with no values reads as ``[]`` (headrace raised KeyError)."""
+    with make_pipeline() as p:
+        main = p | "Main" >> Create(["a", "zz"])
+        pairs = p | "Pairs" >> Create([("a", 1), ("a", 2)])
+        out = main | "Look" >> Map(lambda k, m: (k, sorted(m[k])), AsMultiMap(pairs))
+        assert_that(out, equal_to([("a", [1, 2]), ("zz", [])]))
 
 
 def test_singleton_with_several_elements_is_a_clear_error(pipeline_options):
@@ -857,7 +879,7 @@ def test_applying_something_that_is_not_a_transform(make_pipeline):
         pc | GroupByKey
     with pytest.raises(TypeError, match="PTransform"):
         pc | (lambda x: x)
-    with pytest.raises(TypeError, match="add \\(\\)"):
+    with pytest.raises(ValueError, match="add \\(\\)"):  # Beam: ValueError here
         ParDo(Reify)
     with pytest.raises(TypeError, match="beam.Map"):
         ParDo(lambda x: x)
@@ -954,3 +976,65 @@ def test_a_failed_apply_leaves_nothing_in_the_graph(pipeline_options):
     assert_that(nums | "Double" >> Map(lambda x: 2 * x), equal_to([2, 4]))
     p.run().wait_until_finish()
     _ = nums | "Group" >> Map(lambda x: x)  # the failed label is free again
+
+
+def _times_side(entry, vector):
+    (i, j), a = entry
+    return (i, a * vector[j])
+
+
+def test_iterated_side_input_over_one_collection_is_planned(make_pipeline):
+    """Beam's ``examples/matrix_power.py``: ``v = m | Map(f, AsDict(v)) | CombinePerKey(sum)``
+    repeated over one matrix ``m``. Each multiply reads ``m`` and the previous vector; headrace
+    put every cut multiply in one stage that waited for itself ("could not order the stages")."""
+    with make_pipeline() as p:
+        matrix = p | "Matrix" >> Create([((0, 0), 1), ((0, 1), 2), ((1, 0), 3), ((1, 1), 4)])
+        vector = p | "Vector" >> Create([(0, 1), (1, 1)])
+        for i in range(3):
+            vector = (
+                matrix
+                | f"Multiply{i}" >> Map(_times_side, AsDict(vector))
+                | f"Sum{i}" >> CombinePerKey(sum)
+            )
+        assert_that(vector, equal_to([(0, 91), (1, 199)]))  # [[1, 2], [3, 4]] ** 3 @ [1, 1]
+
+
+def test_rewindowing_sliding_output_keeps_one_copy_per_window(make_pipeline):
+    """Beam assigns windows once per (element, window) pair (``AssignWindowsDoFn`` takes
+    ``DoFn.WindowParam``, so the runner explodes the element's windows): an element in two sliding
+    windows becomes two elements in the new windowing. headrace kept one copy."""
+    with make_pipeline() as p:
+        sliding = (
+            p
+            | Create([1, 7])
+            | Map(lambda x: TimestampedValue(x, x))
+            | "Slide" >> WindowInto(SlidingWindows(10, 5))
+        )
+        fixed = (
+            sliding
+            | "Fixed" >> WindowInto(FixedWindows(100))
+            | "KeyF" >> Map(lambda x: ("k", x))
+            | "GroupF" >> GroupByKey()
+            | "SortF" >> MapTuple(lambda k, vs: sorted(vs))
+        )
+        assert_that(fixed, equal_to([[1, 1, 7, 7]]), label="CheckFixed")
+        glob = (
+            sliding
+            | "Global" >> WindowInto(GlobalWindows())
+            | "KeyG" >> Map(lambda x: ("k", x))
+            | "GroupG" >> GroupByKey()
+            | "SortG" >> MapTuple(lambda k, vs: sorted(vs))
+        )
+        assert_that(glob, equal_to([[1, 1, 7, 7]]), label="CheckGlobal")
+
+
+def test_pardo_of_a_dofn_class_is_a_value_error_as_in_beam():
+    """Beam's ``ptransform_test.test_do_with_do_fn_class`` (ParDo(MyDoFn) without ``()``) expects
+    ValueError; headrace raised TypeError."""
+
+    class MyDoFn(DoFn):
+        def process(self, x):
+            yield x
+
+    with pytest.raises(ValueError, match=r"MyDoFn; add \(\)"):
+        ParDo(MyDoFn)

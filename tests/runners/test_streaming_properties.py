@@ -191,6 +191,9 @@ def test_accumulating_last_pane_equals_batch(items, size, k, watermark_trigger, 
                 window.FixedWindows(size),
                 trigger=trigger,
                 accumulation_mode=AccumulationMode.ACCUMULATING,
+                # Repeatedly(AfterCount) leaves a remainder unemitted at expiry (as in Beam);
+                # the option emits it, so that the last pane is the whole window
+                fire_at_expiry=True,
             )
         )
         grouped = windowed | "Group" >> beam.GroupByKey() | "RG" >> beam.ParDo(ReifyGroups())

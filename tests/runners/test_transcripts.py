@@ -183,6 +183,7 @@ class Transcript(NamedTuple):
     expected: list[Pane]
     dropped: int
     features: frozenset[str]
+    fire_at_expiry: bool
 
 
 _ELEMENT_KEYS = ({"value", "timestamp"}, {"key"})
@@ -289,7 +290,7 @@ def load_transcript(path: pathlib.Path) -> Transcript:
         "windowing",
         w,
         {"window_fn", "trigger"},
-        {"accumulation_mode", "allowed_lateness", "timestamp_combiner"},
+        {"accumulation_mode", "allowed_lateness", "timestamp_combiner", "fire_at_expiry"},
     )
     window_fn = parse_window_fn(w["window_fn"], name)
     trigger = parse_trigger(w["trigger"], name)
@@ -303,6 +304,9 @@ def load_transcript(path: pathlib.Path) -> Transcript:
         combiner = window.TimestampCombiner[combiner_name]
     except KeyError:
         raise _fail(name, f"unknown timestamp_combiner {combiner_name!r}") from None
+    fire_at_expiry = w.get("fire_at_expiry", False)
+    if not isinstance(fire_at_expiry, bool):
+        raise _fail(name, f"fire_at_expiry must be true or false, got {fire_at_expiry!r}")
     expected = doc["expected"] or []
     if not isinstance(expected, list):
         raise _fail(name, "expected must be a list of panes")
@@ -314,6 +318,8 @@ def load_transcript(path: pathlib.Path) -> Transcript:
     features = _features(trigger) | {mode_name, combiner_name, f"window:{window_kind}"}
     if dropped:
         features.add("dropped")
+    if fire_at_expiry:
+        features.add("fire_at_expiry")
     if any(p.timing == "LATE" for p in panes):
         features.add("late_pane")
     return Transcript(
@@ -328,6 +334,7 @@ def load_transcript(path: pathlib.Path) -> Transcript:
         panes,
         dropped,
         frozenset(features),
+        fire_at_expiry,
     )
 
 
@@ -380,6 +387,7 @@ def test_transcript(path: pathlib.Path) -> None:
             accumulation_mode=t.accumulation_mode,
             timestamp_combiner=t.timestamp_combiner,
             allowed_lateness=t.allowed_lateness,
+            fire_at_expiry=t.fire_at_expiry,
         )
         | GROUP_LABEL >> beam.GroupByKey()
     )

@@ -44,14 +44,18 @@ from headrace.model.transforms.core import (
     WindowInto,
 )
 from headrace.model.transforms.ptransform import PTransform, ptransform_fn
+from headrace.model.transforms.regex import Regex
+from headrace.model.transforms.schemas import GroupBy, Select
 from headrace.model.transforms.util import (
     BatchElements,
     CoGroupByKey,
     Distinct,
+    GroupIntoBatches,
     Keys,
     KvSwap,
     RemoveDuplicates,
     Reshuffle,
+    SortAndBatchElements,
     ToString,
     Values,
     WithKeys,
@@ -73,7 +77,9 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "GroupBy",
     "GroupByKey",
+    "GroupIntoBatches",
     "Impulse",
     "Keys",
     "KvSwap",
@@ -87,9 +93,11 @@ __all__ = [
     "Partition",
     "PartitionFn",
     "Pipeline",
+    "Regex",
     "RemoveDuplicates",
     "Reshuffle",
     "Row",
+    "Select",
     "TaggedOutput",
     "TimestampedValue",
     "ToString",

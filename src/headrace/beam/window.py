@@ -1,6 +1,7 @@
 """``apache_beam.transforms.window`` (also reachable as ``beam.window``)."""
 
 from headrace.model.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Duration, Timestamp
+from headrace.model.window import BeamWindowedValue as WindowedValue
 from headrace.model.window import (
     BoundedWindow,
     FixedWindows,
@@ -14,7 +15,6 @@ from headrace.model.window import (
     SlidingWindows,
     TimestampCombiner,
     TimestampedValue,
-    WindowedValue,
     WindowFn,
 )
 

@@ -78,7 +78,22 @@ def _emit_to(receivers: list[Receiver]) -> Receiver:
 
 def _unwrap_plain(out: list[Any]) -> list[Any]:
     """Plain representation: TimestampedValue/WindowedValue outputs keep only their value."""
-    return [o.value if type(o) in (TimestampedValue, WindowedValue) else o for o in out]
+    return [_plain_value(o) if type(o) in (TimestampedValue, WindowedValue) else o for o in out]
+
+
+def _plain_value(o: TimestampedValue | WindowedValue) -> Any:
+    """The value of a wrapper bound for a plain (global window) collection.
+
+    A WindowedValue naming other windows cannot be carried there: refuse it rather than drop
+    its windows (Beam would keep them).
+    """
+    if type(o) is WindowedValue and o.windows != GLOBAL_WINDOWS_TUPLE:
+        raise ValueError(
+            f"a WindowedValue in windows {o.windows} was output into a globally windowed "
+            "PCollection, where headrace keeps no windows; apply beam.WindowInto(...) to the "
+            "input so that this transform's output is windowed"
+        )
+    return o.value
 
 
 def _strip(chunk: list[Any]) -> list[Any]:
@@ -99,8 +114,28 @@ class FlattenOperator(Operator):
         self.emit(_strip(chunk) if self.strip else chunk)
 
 
+def _per_window(chunk: list[WindowedValue]) -> list[WindowedValue]:
+    """``chunk`` with each element in several windows split into one copy per window.
+
+    Beam's window assignment runs once per (element, window) pair, so re-windowing an element
+    of two sliding windows yields two elements (``WindowFn.AssignContext`` names one window).
+    """
+    if all(len(x.windows) == 1 for x in chunk):
+        return chunk
+    out = []
+    for x in chunk:
+        if len(x.windows) == 1:
+            out.append(x)
+        else:
+            out.extend(WindowedValue(x.value, x.timestamp_us, (w,), x.pane) for w in x.windows)
+    return out
+
+
 class WindowIntoOperator(Operator):
-    """Assigns windows from each element's timestamp (and current window, for custom fns)."""
+    """Assigns windows from each element's timestamp (and current window, for custom fns).
+
+    An element in several windows (sliding windows) is re-windowed once per window, as in Beam.
+    """
 
     def __init__(
         self,
@@ -120,6 +155,8 @@ class WindowIntoOperator(Operator):
 
     def process(self, chunk: list[Any]) -> None:
         self.elements_in += len(chunk)
+        if self.in_windowed:
+            chunk = _per_window(chunk)
         if not self.out_windowed:
             out = _strip(chunk) if self.in_windowed else chunk
         elif not self.in_windowed:  # pragma: no cover - the planner makes such inputs windowed
@@ -265,7 +302,7 @@ class ParDoOperator(Operator):
                     else:
                         o = WindowedValue(o, MIN_US, GLOBAL_WINDOWS_TUPLE)
             elif type(o) in (WindowedValue, TimestampedValue):
-                o = o.value
+                o = _plain_value(o)
             outs.setdefault(tag, []).append(o)
         for tag, out in outs.items():
             self.elements_out += len(out)
@@ -444,7 +481,7 @@ class ParDoOperator(Operator):
                                 else:
                                     o = WindowedValue(o, x.timestamp_us, wins, x.pane)
                             elif type(o) in (TimestampedValue, WindowedValue):
-                                o = o.value
+                                o = _plain_value(o)
                             outs[tag].append(o)
                             pending += 1
                 else:
@@ -468,7 +505,7 @@ class ParDoOperator(Operator):
                             elif type(o) is not WindowedValue:
                                 o = WindowedValue(o, MIN_US, GLOBAL_WINDOWS_TUPLE)
                         elif type(o) in (TimestampedValue, WindowedValue):
-                            o = o.value
+                            o = _plain_value(o)
                         outs[tag].append(o)
                         pending += 1
                 if pending > FLUSH_AT:

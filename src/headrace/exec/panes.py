@@ -30,8 +30,9 @@ Who moves it
   merges windows (merging window functions), updates the hold and the trigger, and fires the pane
   if the trigger says so.
 - :meth:`PaneEngine.advance_watermark` evaluates the panes whose end of window or garbage-collection
-  time it passes. A window that expires with elements its trigger never emitted gets a final pane
-  (``is_last``): data is never lost silently.
+  time it passes. A window that expires with elements its trigger never emitted drops them, as
+  Beam's trigger driver does (``GeneralTriggerDriver.process_timer`` emits only when the trigger
+  fires); with ``fire_at_expiry`` it emits them as a last pane (``is_last``) instead.
 - :meth:`PaneEngine.advance_processing_time` evaluates the panes whose deadlines it reaches.
 
 Emitted panes are ``WindowedValue((key, values), timestamp_us, (window,), PaneInfo)``; values are
@@ -54,7 +55,11 @@ Panes are emitted when the trigger fires and there is something new in them, exc
 pane, which is emitted even when empty (Beam's default ``OnTimeBehavior.FIRE_ALWAYS``). A pane is
 EARLY while the watermark is at or before the window's max timestamp; after that the first pane
 is ON_TIME if the window still held the watermark back (see ``triggers.pane_info``), else LATE.
-Triggers are evaluated after every element, so the panes do not depend on how input is bundled.
+A custom trigger is evaluated once per key and window after each bundle given to
+:meth:`PaneEngine.process` (all its elements added first), as Beam's trigger driver does, so
+panes depend on bundling as in Beam: a TestStream's ``add_elements`` is one bundle; the direct
+runner feeds a bounded source in bundles of up to 1024 elements (Beam's batch: one per key).
+:meth:`PaneEngine.add` is a bundle of one element.
 
 Merging windows
 ---------------
@@ -135,15 +140,16 @@ class PaneEngine:
     ``window_fn`` (default: the global window), ``trigger`` (default: ``DefaultTrigger``),
     ``accumulation_mode``, ``allowed_lateness_us`` and ``timestamp_combiner`` are the windowing
     strategy of the grouped PCollection. ``combine_fn`` (optional) combines values as they arrive
-    instead of buffering them. ``label`` is the grouping's, for error messages. Times are int
-    microseconds.
+    instead of buffering them. ``label`` is the grouping's, for error messages. ``fire_at_expiry``
+    emits what the trigger never emitted when a window expires (see the module docstring).
+    Times are int microseconds.
 
     >>> from headrace.model.window import FixedWindows, IntervalWindow
     >>> engine = PaneEngine(FixedWindows(60))
     >>> engine.add("k", 1, 5_000_000, (IntervalWindow(0, 60),))
     >>> engine.add("k", 2, 7_000_000, (IntervalWindow(0, 60),))
     >>> [(wv.value, wv.windows, wv.pane.timing.name) for wv in engine.finish()]
-    [(('k', [1, 2]), (IntervalWindow(0, 60),), 'ON_TIME')]
+    [(('k', [1, 2]), ([0.0, 60.0),), 'ON_TIME')]
     """
 
     def __init__(
@@ -157,8 +163,10 @@ class PaneEngine:
         watermark_us: int = MIN_US,
         processing_time_us: int = 0,
         label: str = "GroupByKey",
+        fire_at_expiry: bool = False,
     ) -> None:
         self.label = label
+        self.fire_at_expiry = fire_at_expiry
         self.window_fn = window_fn if window_fn is not None else GlobalWindows()
         self.merging = self.window_fn.is_merging()
         self.machine = TriggerMachine.for_trigger(trigger)
@@ -194,6 +202,7 @@ class PaneEngine:
         self._hold_heap: list[tuple[int, int, Any, BoundedWindow]] = []
         self._seq = 0
         self._out: list[WindowedValue] = []
+        self._deferred: dict[tuple[Any, BoundedWindow], None] | None = None
         self.dropped_late = 0
         self.dropped_closed = 0
 
@@ -210,6 +219,7 @@ class PaneEngine:
             allowed_lateness_us=strategy.allowed_lateness_us,
             timestamp_combiner=strategy.timestamp_combiner,
             combine_fn=combine_fn,
+            fire_at_expiry=strategy.fire_at_expiry,
         )
 
     # -- the clock ---------------------------------------------------------------------------------
@@ -313,9 +323,15 @@ class PaneEngine:
     def process(self, chunk: Sequence[WindowedValue]) -> list[WindowedValue]:
         """Add a bundle of ``WindowedValue((key, value), ...)`` and return the panes that fire.
 
+        As in Beam's trigger driver (``GeneralTriggerDriver.process_elements``), a custom trigger
+        is evaluated once per key and window after all of the bundle's elements are added, not
+        after each element: ``Repeatedly(AfterCount(2))`` over a bundle of 5 fires one pane of 5.
         A malformed element raises an error that names the engine's ``label``.
         """
         add_one = self._add_merging if self.merging else self._add_one
+        touched: dict[tuple[Any, BoundedWindow], None] | None = None
+        if not self.machine.is_default:
+            touched = self._deferred = {}
         try:
             for wv in chunk:
                 key, value = wv.value
@@ -327,6 +343,10 @@ class PaneEngine:
             if error is e:
                 raise
             raise error from e
+        finally:
+            self._deferred = None
+        if touched:
+            self._evaluate_deferred(touched)
         return self.drain()
 
     def _gc_time(self, max_ts: int) -> int:
@@ -414,10 +434,28 @@ class PaneEngine:
                 self._fire(key, window, pane)
             return
         m.on_element(pane.trig, ctx)
+        if self._deferred is not None:
+            self._deferred[(key, window)] = None  # evaluated once the whole bundle is in
+            return
         if m.should_fire(pane.trig, ctx):
             self._fire(key, window, pane)
         elif m.uses_processing_time:
             self._schedule_deadline(key, window, pane)
+
+    def _evaluate_deferred(self, touched: dict[tuple[Any, BoundedWindow], None]) -> None:
+        """Evaluate once each trigger a bundle's elements reached (Beam's trigger driver)."""
+        m = self.machine
+        ctx = self._ctx
+        for key, window in touched:
+            pane = self._panes.get((key, window))
+            if pane is None or pane.closed:
+                continue  # merged away, or closed by a firing
+            ctx.window = window
+            ctx.max_timestamp = pane.max_ts
+            if m.should_fire(pane.trig, ctx):
+                self._fire(key, window, pane)
+            elif m.uses_processing_time:
+                self._schedule_deadline(key, window, pane)
 
     # -- holds and deadlines -----------------------------------------------------------------------
 
@@ -458,7 +496,7 @@ class PaneEngine:
             self._fire(key, window, pane)
             return
         if expiring:
-            if pane.pending:
+            if pane.pending and self.fire_at_expiry:
                 self._emit(key, window, pane, is_last=True)
             self._remove(key, window)
         elif self.machine.uses_processing_time:
@@ -649,6 +687,10 @@ def simulate(
     >>> from headrace.model.trigger import AfterCount, Repeatedly
     >>> out = simulate([Element("a", 1), Element("b", 2), Element("c", 3), EndOfInput()],
     ...                trigger=Repeatedly(AfterCount(2)))
+    >>> [(wv.value[1], wv.pane.timing.name, wv.pane.is_last) for wv in out]
+    [(['a', 'b'], 'EARLY', False)]
+    >>> out = simulate([Element("a", 1), Element("b", 2), Element("c", 3), EndOfInput()],
+    ...                trigger=Repeatedly(AfterCount(2)), fire_at_expiry=True)
     >>> [(wv.value[1], wv.pane.timing.name, wv.pane.is_last) for wv in out]
     [(['a', 'b'], 'EARLY', False), (['c'], 'ON_TIME', True)]
     """

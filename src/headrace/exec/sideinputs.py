@@ -7,9 +7,11 @@ value per side window; a main-input element in window ``w`` reads the side windo
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from headrace.model.pvalue import EmptySideInput
 from headrace.model.window import WindowedValue
 
 __all__ = ["SideInput", "build_view"]
@@ -24,12 +26,7 @@ def build_view(kind: str, elements: list[Any], default: Any, label: str, side: s
         if len(elements) == 1:
             return elements[0]
         if not elements:
-            if default is not _NO_DEFAULT:
-                return default
-            raise ValueError(
-                f"{label!r}: side input AsSingleton({side}) is empty; give it a default with "
-                "AsSingleton(pcoll, default_value=...) or make sure it has one element"
-            )
+            return EmptySideInput() if default is _NO_DEFAULT else default
         raise ValueError(
             f"{label!r}: side input AsSingleton({side}) has {len(elements)} elements but must "
             "have exactly one; use AsList or AsIter to read several"
@@ -44,10 +41,10 @@ def build_view(kind: str, elements: list[Any], default: Any, label: str, side: s
                 f"{label!r}: side input AsDict({side}) needs (key, value) pairs"
             ) from None
     if kind == "multimap":
-        out: dict[Any, list[Any]] = {}
+        out: defaultdict[Any, list[Any]] = defaultdict(list)  # a key never seen gives []
         try:
             for k, v in elements:
-                out.setdefault(k, []).append(v)
+                out[k].append(v)
         except (TypeError, ValueError):
             raise ValueError(
                 f"{label!r}: side input AsMultiMap({side}) needs (key, value) pairs"

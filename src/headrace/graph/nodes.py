@@ -123,7 +123,8 @@ class WindowingStrategy:
     """How a PCollection is windowed and when its groupings fire.
 
     ``window_fn`` is None for the global window (the common, fast case). ``trigger`` is None for the
-    default trigger. Lateness is in microseconds.
+    default trigger. Lateness is in microseconds. ``fire_at_expiry``: when a window expires with
+    elements its trigger never emitted, emit them as a last pane (off by default, as in Beam).
     """
 
     window_fn: Payload | None = None
@@ -133,6 +134,7 @@ class WindowingStrategy:
     allowed_lateness_us: int = 0
     timestamp_combiner: str = "OUTPUT_AT_EOW"
     window_fn_name: str = "GlobalWindows"
+    fire_at_expiry: bool = False
 
     @property
     def is_global(self) -> bool:
@@ -147,6 +149,7 @@ class WindowingStrategy:
             "allowed_lateness_us": self.allowed_lateness_us,
             "timestamp_combiner": self.timestamp_combiner,
             "window_fn_name": self.window_fn_name,
+            "fire_at_expiry": self.fire_at_expiry,
         }
 
     @classmethod
@@ -159,6 +162,7 @@ class WindowingStrategy:
             allowed_lateness_us=d["allowed_lateness_us"],
             timestamp_combiner=d["timestamp_combiner"],
             window_fn_name=d["window_fn_name"],
+            fire_at_expiry=d.get("fire_at_expiry", False),
         )
 
 

@@ -12,12 +12,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from headrace.io.avroio import ReadFromAvro, WriteToAvro
+    from headrace.io.avroio import ReadAllFromAvro, ReadFromAvro, WriteToAvro
     from headrace.io.filesystem import CompressionTypes
-    from headrace.io.parquetio import ReadFromParquet, ReadFromParquetBatched, WriteToParquet
+    from headrace.io.parquetio import (
+        ReadAllFromParquet,
+        ReadAllFromParquetBatched,
+        ReadFromParquet,
+        ReadFromParquetBatched,
+        WriteToParquet,
+        WriteToParquetBatched,
+    )
     from headrace.io.repoio import ReadFromRepo, WriteToRepo
     from headrace.io.textio import (
         ReadAllFromText,
+        ReadAllFromTextContinuously,
         ReadFromCsv,
         ReadFromJson,
         ReadFromText,
@@ -29,7 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CompressionTypes",
+    "ReadAllFromAvro",
+    "ReadAllFromParquet",
+    "ReadAllFromParquetBatched",
     "ReadAllFromText",
+    "ReadAllFromTextContinuously",
     "ReadFromAvro",
     "ReadFromCsv",
     "ReadFromJson",
@@ -42,6 +54,7 @@ __all__ = [
     "WriteToCsv",
     "WriteToJson",
     "WriteToParquet",
+    "WriteToParquetBatched",
     "WriteToRepo",
     "WriteToText",
 ]
@@ -49,7 +62,11 @@ __all__ = [
 # Where each public name lives.
 _EXPORTS = {
     "CompressionTypes": "filesystem",
+    "ReadAllFromAvro": "avroio",
+    "ReadAllFromParquet": "parquetio",
+    "ReadAllFromParquetBatched": "parquetio",
     "ReadAllFromText": "textio",
+    "ReadAllFromTextContinuously": "textio",
     "ReadFromAvro": "avroio",
     "ReadFromCsv": "textio",
     "ReadFromJson": "textio",
@@ -62,6 +79,7 @@ _EXPORTS = {
     "WriteToCsv": "textio",
     "WriteToJson": "textio",
     "WriteToParquet": "parquetio",
+    "WriteToParquetBatched": "parquetio",
     "WriteToRepo": "repoio",
     "WriteToText": "textio",
 }

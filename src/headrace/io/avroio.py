@@ -11,20 +11,21 @@ module is, so ``import headrace.beam`` does not pay for it.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Iterator
 from typing import IO, Any
 
 from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, WriteFiles
-from headrace.io.filebasedsource import FileBasedSource, FileRange
+from headrace.io.filebasedsource import FileBasedSource, FileRange, ReadEachPattern
 from headrace.io.filesystem import CompressionTypes, CorruptFileError, open_for_read
 from headrace.io.tabular import record_to_dict
 from headrace.model.row import Row
-from headrace.model.transforms.core import Read
+from headrace.model.transforms.core import FlatMap, Read
 from headrace.model.transforms.ptransform import PTransform
 
-__all__ = ["ReadFromAvro", "WriteToAvro"]
+__all__ = ["ReadAllFromAvro", "ReadFromAvro", "WriteToAvro"]
 
 
 class _AvroSource(FileBasedSource):
@@ -86,6 +87,44 @@ class ReadFromAvro(PTransform):
 
     def expand(self, pbegin: Any) -> Any:
         return pbegin | Read(self._source)
+
+
+class ReadAllFromAvro(PTransform):
+    """Read the Avro files named by a PCollection of patterns, one dict per record
+    (``with_filename=True``: ``(path, record)``). A pattern matching nothing reads nothing, as
+    in Beam.
+
+    >>> import fastavro, fsspec
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.transforms.core import Create
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> schema = {"type": "record", "name": "U", "fields": [{"name": "n", "type": "long"}]}
+    >>> with fsspec.open("memory://doc/all-u.avro", "wb") as f:
+    ...     fastavro.writer(f, schema, [{"n": 1}])
+    >>> with Pipeline() as p:
+    ...     records = p | Create(["memory://doc/all-u.avro"]) | ReadAllFromAvro(with_filename=True)
+    ...     assert_that(records, equal_to([("memory:///doc/all-u.avro", {"n": 1})]))
+    """
+
+    def __init__(
+        self,
+        min_bundle_size: int = 0,
+        desired_bundle_size: int = 64 * 1024 * 1024,
+        use_fastavro: bool = True,
+        with_filename: bool = False,
+        label: str = "ReadAllFiles",
+    ) -> None:
+        super().__init__()
+        self._read = ReadEachPattern(
+            functools.partial(
+                _AvroSource, min_bundle_size=min_bundle_size, validate=False, as_rows=False
+            ),
+            with_filename,
+        )
+        self._read_label = label
+
+    def expand(self, pcoll: Any) -> Any:
+        return pcoll | self._read_label >> FlatMap(self._read)
 
 
 class _AvroShardWriter(FileShardWriter):

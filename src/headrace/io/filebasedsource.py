@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from headrace.io.filesystem import (
@@ -23,7 +23,7 @@ from headrace.io.filesystem import (
 )
 from headrace.model.sources import BoundedSource
 
-__all__ = ["FileBasedSource", "FileRange"]
+__all__ = ["FileBasedSource", "FileRange", "ReadEachPattern"]
 
 
 class FileRange(NamedTuple):
@@ -143,3 +143,30 @@ class FileBasedSource(BoundedSource):
         if self._ranges is not None:
             data["ranges"] = len(self._ranges)
         return data
+
+
+class ReadEachPattern:
+    """``pattern -> records``: what the ``ReadAllFrom*`` transforms FlatMap over their input.
+
+    ``make_source(pattern)`` builds the (unvalidated) source for one pattern. A pattern that
+    matches no file reads as nothing, as Beam's ``ReadAllFiles`` does (``FileSystems.match``
+    gives an empty list). ``with_filename`` yields ``(path, record)`` pairs.
+    """
+
+    def __init__(self, make_source: Callable[[str], FileBasedSource], with_filename: bool) -> None:
+        self.make_source = make_source
+        self.with_filename = with_filename
+
+    def __call__(self, pattern: str) -> Iterator[Any]:
+        try:
+            match_files(pattern)
+        except FileNotFoundError:
+            return
+        source = self.make_source(pattern)
+        for file_range in source._file_ranges():
+            if self.with_filename:
+                path = file_range.path
+                for record in source.read_range(file_range):
+                    yield (path, record)
+            else:
+                yield from source.read_range(file_range)

@@ -16,11 +16,14 @@ import bz2
 import contextlib
 import gzip
 import io
+import lzma
 import os
 import posixpath
 import zlib
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
+
+import zstandard
 
 if TYPE_CHECKING:
     import fsspec
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompressionTypes",
     "CorruptFileError",
+    "EmptyMatchTreatment",
     "FileMetadata",
     "check_compression_type",
     "delete_files",
@@ -45,14 +49,45 @@ __all__ = [
 _GLOB_CHARS = frozenset("*?[")
 
 
+class EmptyMatchTreatment:
+    """What a pattern that matches no file means (Beam's ``apache_beam.io.fileio`` names).
+
+    >>> EmptyMatchTreatment.allow_empty_match("logs/*.txt", EmptyMatchTreatment.ALLOW_IF_WILDCARD)
+    True
+    >>> EmptyMatchTreatment.allow_empty_match("logs/a.txt", EmptyMatchTreatment.ALLOW_IF_WILDCARD)
+    False
+    """
+
+    ALLOW = "ALLOW"
+    DISALLOW = "DISALLOW"
+    ALLOW_IF_WILDCARD = "ALLOW_IF_WILDCARD"
+
+    @staticmethod
+    def allow_empty_match(pattern: str, setting: str) -> bool:
+        """Whether ``pattern`` may match nothing under ``setting``."""
+        if setting == EmptyMatchTreatment.ALLOW:
+            return True
+        if setting == EmptyMatchTreatment.ALLOW_IF_WILDCARD:
+            return "*" in pattern
+        if setting == EmptyMatchTreatment.DISALLOW:
+            return False
+        raise ValueError(
+            f"unknown empty match treatment {setting!r}: use EmptyMatchTreatment.ALLOW, "
+            "DISALLOW or ALLOW_IF_WILDCARD"
+        )
+
+
 class CompressionTypes:
     """How a file is compressed (Beam's ``apache_beam.io.filesystem.CompressionTypes``).
 
-    ``AUTO`` picks the compression from the file extension (``.gz``: gzip, ``.bz2``: bzip2,
-    anything else: uncompressed).
+    ``AUTO`` picks the compression from the file name's ending, as Beam does: ``.gz`` gzip,
+    ``.bz2`` bzip2, ``.deflate`` deflate (zlib stream), ``.zst``/``.zstd`` zstd, ``.xz``/``.lzma``
+    lzma; anything else is uncompressed.
 
     >>> CompressionTypes.detect_compression_type("logs/day-1.txt.gz")
     'gzip'
+    >>> CompressionTypes.detect_compression_type("logs/day-1.txt.deflate")
+    'deflate'
     >>> CompressionTypes.detect_compression_type("logs/day-1.txt")
     'uncompressed'
     """
@@ -61,19 +96,53 @@ class CompressionTypes:
     UNCOMPRESSED = "uncompressed"
     GZIP = "gzip"
     BZIP2 = "bzip2"
+    DEFLATE = "deflate"
+    ZSTD = "zstd"
+    LZMA = "lzma"
 
-    _BY_EXTENSION = {".gz": GZIP, ".gzip": GZIP, ".bz2": BZIP2}
+    _BY_SUFFIX = {
+        ".bz2": BZIP2,
+        ".deflate": DEFLATE,
+        ".gz": GZIP,
+        ".zst": ZSTD,
+        ".zstd": ZSTD,
+        ".xz": LZMA,
+        ".lzma": LZMA,
+    }
+    _MIME_TYPES = {
+        BZIP2: "application/x-bz2",
+        DEFLATE: "application/x-deflate",
+        GZIP: "application/x-gzip",
+        ZSTD: "application/zstd",
+        LZMA: "application/lzma",
+    }
 
     @classmethod
     def is_valid_compression_type(cls, compression_type: object) -> bool:
         """True when ``compression_type`` is one of the values of this class."""
-        return compression_type in (cls.AUTO, cls.UNCOMPRESSED, cls.GZIP, cls.BZIP2)
+        return compression_type in (
+            cls.AUTO,
+            cls.UNCOMPRESSED,
+            cls.GZIP,
+            cls.BZIP2,
+            cls.DEFLATE,
+            cls.ZSTD,
+            cls.LZMA,
+        )
+
+    @classmethod
+    def mime_type(cls, compression_type: str, default: str = "application/octet-stream") -> str:
+        """The MIME type of a compression (Beam's ``CompressionTypes.mime_type``)."""
+        return cls._MIME_TYPES.get(compression_type, default)
 
     @classmethod
     def detect_compression_type(cls, path: str) -> str:
-        """The compression implied by ``path``'s extension (never ``AUTO``)."""
-        _, ext = posixpath.splitext(path)
-        return cls._BY_EXTENSION.get(ext.lower(), cls.UNCOMPRESSED)
+        """The compression implied by ``path``'s ending (never ``AUTO``)."""
+        lowered = path.lower()
+        for suffix, compression in cls._BY_SUFFIX.items():
+            if lowered.endswith(suffix):
+                return compression
+        return cls.UNCOMPRESSED
 
     @classmethod
     def resolve(cls, compression_type: str, path: str) -> str:
@@ -88,8 +157,8 @@ def check_compression_type(compression_type: object) -> None:
     """Raise :class:`ValueError` unless ``compression_type`` is one of :class:`CompressionTypes`."""
     if not CompressionTypes.is_valid_compression_type(compression_type):
         raise ValueError(
-            f"unknown compression_type {compression_type!r}; use one of "
-            "CompressionTypes.AUTO, UNCOMPRESSED, GZIP or BZIP2"
+            f"unknown compression_type {compression_type!r}; use one of CompressionTypes.AUTO, "
+            "UNCOMPRESSED, GZIP, BZIP2, DEFLATE, ZSTD or LZMA"
         )
 
 
@@ -172,7 +241,14 @@ class _LayeredFile(io.BufferedIOBase):
     def read(self, size: int | None = -1) -> bytes:
         try:
             return cast(bytes, self._outer.read(-1 if size is None else size))
-        except (OSError, EOFError, zlib.error, ValueError) as exc:
+        except (
+            OSError,
+            EOFError,
+            zlib.error,
+            ValueError,
+            lzma.LZMAError,
+            zstandard.ZstdError,
+        ) as exc:
             raise self._corrupt(exc) from exc
 
     def read1(self, size: int = -1) -> bytes:
@@ -212,8 +288,18 @@ def open_for_read(path: str, compression_type: str = CompressionTypes.AUTO) -> I
     try:
         if compression == CompressionTypes.GZIP:
             outer: Any = gzip.GzipFile(fileobj=raw, mode="rb")
-        else:
+        elif compression == CompressionTypes.BZIP2:
             outer = bz2.BZ2File(raw, mode="rb")
+        elif compression == CompressionTypes.DEFLATE:
+            outer = io.BufferedReader(_DeflateReader(raw))
+        elif compression == CompressionTypes.ZSTD:
+            outer = io.BufferedReader(
+                zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(
+                    raw, read_across_frames=True, closefd=False
+                )
+            )
+        else:
+            outer = lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115 - _LayeredFile closes it
     except Exception:
         raw.close()
         raise
@@ -234,9 +320,72 @@ def open_for_write(path: str, compression_type: str = CompressionTypes.AUTO) -> 
         return raw
     if compression == CompressionTypes.GZIP:
         outer: Any = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0)
-    else:
+    elif compression == CompressionTypes.BZIP2:
         outer = bz2.BZ2File(raw, mode="wb")
+    elif compression == CompressionTypes.DEFLATE:
+        outer = _DeflateWriter(raw)
+    elif compression == CompressionTypes.ZSTD:
+        outer = zstandard.ZstdCompressor().stream_writer(raw, closefd=False)
+    else:
+        outer = lzma.LZMAFile(raw, mode="wb")  # noqa: SIM115 - _LayeredFile closes it
     return cast(IO[bytes], _LayeredFile(outer, raw, path, compression))
+
+
+class _DeflateReader(io.RawIOBase):
+    """Decompresses a zlib (``.deflate``) stream, concatenated streams included, as Beam does."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._z = zlib.decompressobj()
+        self._buffer = b""
+        self._done = False
+        self._started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._buffer and not self._done:
+            data = self._raw.read(1 << 16)
+            if not data:
+                self._done = True
+                self._buffer = self._z.flush()
+                if self._started and not self._z.eof:
+                    raise zlib.error("the deflate stream ends early (truncated file)")
+                break
+            self._started = True
+            out = self._z.decompress(data)
+            while self._z.eof and self._z.unused_data:
+                rest = self._z.unused_data
+                self._z = zlib.decompressobj()
+                out += self._z.decompress(rest)
+            self._buffer = out
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+class _DeflateWriter(io.RawIOBase):
+    """Compresses into a zlib (``.deflate``) stream as Beam does; closing leaves ``raw`` open."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._z = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._raw.write(self._z.compress(bytes(data)))
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.write(self._z.flush())
+        super().close()
 
 
 def rename(src: str, dst: str) -> None:

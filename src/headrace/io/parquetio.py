@@ -16,11 +16,12 @@ schema), not when this module is, so ``import headrace.beam`` does not pay for i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, WriteFiles
-from headrace.io.filebasedsource import FileBasedSource, FileRange
+from headrace.io.filebasedsource import FileBasedSource, FileRange, ReadEachPattern
 from headrace.io.filesystem import (
     CompressionTypes,
     CorruptFileError,
@@ -29,14 +30,21 @@ from headrace.io.filesystem import (
 )
 from headrace.io.tabular import record_to_dict
 from headrace.model.row import Row
-from headrace.model.transforms.core import Read
+from headrace.model.transforms.core import FlatMap, Read
 from headrace.model.transforms.ptransform import PTransform
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-__all__ = ["ReadFromParquet", "ReadFromParquetBatched", "WriteToParquet"]
+__all__ = [
+    "ReadAllFromParquet",
+    "ReadAllFromParquetBatched",
+    "ReadFromParquet",
+    "ReadFromParquetBatched",
+    "WriteToParquet",
+    "WriteToParquetBatched",
+]
 
 
 def _arrow_errors(*more: type[Exception]) -> tuple[type[Exception], ...]:
@@ -205,6 +213,89 @@ class ReadFromParquetBatched(_ReadParquetFiles):
         super().__init__(file_pattern, min_bundle_size, validate, columns, label, batched=True)
 
 
+class _ReadAllParquet(PTransform):
+    """What the two ReadAllFromParquet transforms share: a FlatMap over the input patterns."""
+
+    def __init__(
+        self,
+        min_bundle_size: int,
+        columns: list[str] | None,
+        with_filename: bool,
+        label: str,
+        *,
+        batched: bool,
+    ) -> None:
+        super().__init__()
+        self._read = ReadEachPattern(
+            functools.partial(
+                _ParquetSource,
+                min_bundle_size=min_bundle_size,
+                validate=False,
+                columns=None if columns is None else list(columns),
+                batched=batched,
+            ),
+            with_filename,
+        )
+        self._read_label = label
+
+    def expand(self, pcoll: Any) -> Any:
+        return pcoll | self._read_label >> FlatMap(self._read)
+
+
+class ReadAllFromParquetBatched(_ReadAllParquet):
+    """Read the Parquet files named by a PCollection of patterns, one ``pyarrow.Table`` per row
+    group (``with_filename=True``: ``(path, table)``). A pattern matching nothing reads nothing,
+    as in Beam.
+
+    >>> import pyarrow as pa, pyarrow.parquet as pq, fsspec
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.transforms.core import Create, Map
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with fsspec.open("memory://doc/all-b.parquet", "wb") as f:
+    ...     pq.write_table(pa.table({"v": [1, 2]}), f)
+    >>> with Pipeline() as p:
+    ...     tables = p | Create(["memory://doc/all-b.parquet"]) | ReadAllFromParquetBatched()
+    ...     assert_that(tables | Map(len), equal_to([2]))
+    """
+
+    def __init__(
+        self,
+        min_bundle_size: int = 0,
+        desired_bundle_size: int = 64 * 1024 * 1024,
+        columns: list[str] | None = None,
+        with_filename: bool = False,
+        label: str = "ReadAllFiles",
+    ) -> None:
+        super().__init__(min_bundle_size, columns, with_filename, label, batched=True)
+
+
+class ReadAllFromParquet(_ReadAllParquet):
+    """Read the Parquet files named by a PCollection of patterns, one dict per record
+    (``with_filename=True``: ``(path, record)``). A pattern matching nothing reads nothing, as
+    in Beam.
+
+    >>> import pyarrow as pa, pyarrow.parquet as pq, fsspec
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.transforms.core import Create
+    >>> from headrace.testing.util import assert_that, equal_to
+    >>> with fsspec.open("memory://doc/all-r.parquet", "wb") as f:
+    ...     pq.write_table(pa.table({"v": [1, 2]}), f)
+    >>> with Pipeline() as p:
+    ...     rows = p | Create(["memory://doc/all-r.parquet"]) | ReadAllFromParquet()
+    ...     assert_that(rows, equal_to([{"v": 1}, {"v": 2}]))
+    """
+
+    def __init__(
+        self,
+        min_bundle_size: int = 0,
+        desired_bundle_size: int = 64 * 1024 * 1024,
+        columns: list[str] | None = None,
+        with_filename: bool = False,
+        label: str = "ReadAllFiles",
+    ) -> None:
+        super().__init__(min_bundle_size, columns, with_filename, label, batched=False)
+
+
 class _ParquetShardWriter(FileShardWriter):
     def __init__(self, sink: _ParquetSink, f: IO[bytes]) -> None:
         super().__init__(f)
@@ -276,6 +367,30 @@ class _ParquetShardWriter(FileShardWriter):
         self._parquet_writer().close()
 
 
+class _ParquetTablesShardWriter(_ParquetShardWriter):
+    """Writes each ``pyarrow.Table`` (or ``RecordBatch``) element as it comes."""
+
+    def write(self, value: Any) -> None:
+        import pyarrow as pa
+
+        if isinstance(value, pa.RecordBatch):
+            value = pa.Table.from_batches([value])
+        if not isinstance(value, pa.Table):
+            raise TypeError(
+                f"WriteToParquetBatched writes pyarrow Tables (or RecordBatches), got "
+                f"{type(value).__name__}; use WriteToParquet for dicts and Rows"
+            )
+        if self._schema is None:
+            self._schema = value.schema
+        try:
+            self._parquet_writer().write_table(value)
+        except _arrow_errors() as exc:
+            raise self._sink.record_error(value.schema, exc) from exc
+
+    def finish(self) -> None:
+        self._parquet_writer().close()
+
+
 def _is_arrow_schema(schema: object) -> bool:
     import pyarrow as pa
 
@@ -325,7 +440,11 @@ class _ParquetSink(FileBasedSink):
         self.use_deprecated_int96_timestamps = use_deprecated_int96_timestamps
         self.use_compliant_nested_type = use_compliant_nested_type
 
+    tables = False
+
     def open_writer(self, path: str) -> ShardWriter:
+        if self.tables:
+            return _ParquetTablesShardWriter(self, self.open_file(path))
         return _ParquetShardWriter(self, self.open_file(path))
 
 
@@ -376,6 +495,54 @@ class WriteToParquet(PTransform):
             shard_name_template=shard_name_template,
             mime_type=mime_type,
         )
+
+    def expand(self, pcoll: Any) -> Any:
+        return pcoll | WriteFiles(self._sink)
+
+
+class WriteToParquetBatched(PTransform):
+    """Write ``pyarrow.Table`` elements as Parquet files, each table as it comes (Beam's name).
+
+    >>> import pyarrow as pa, pyarrow.parquet as pq, fsspec
+    >>> from headrace.model.pipeline import Pipeline
+    >>> from headrace.model.transforms.core import Create
+    >>> table = pa.table({"v": [1, 2]})
+    >>> with Pipeline() as p:
+    ...     _ = (p | Create([table])
+    ...            | WriteToParquetBatched("memory://doc/pqb/t", shard_name_template=""))
+    >>> with fsspec.open("memory://doc/pqb/t", "rb") as f:
+    ...     pq.read_table(f).to_pylist()
+    [{'v': 1}, {'v': 2}]
+    """
+
+    def __init__(
+        self,
+        file_path_prefix: str,
+        schema: pa.Schema | None = None,
+        codec: str = "none",
+        use_deprecated_int96_timestamps: bool = False,
+        use_compliant_nested_type: bool = False,
+        file_name_suffix: str = "",
+        num_shards: int = 0,
+        shard_name_template: str | None = None,
+        mime_type: str = "application/x-parquet",
+        label: str | None = None,
+    ) -> None:
+        super().__init__(label)
+        self._sink = _ParquetSink(
+            file_path_prefix,
+            schema=schema,
+            row_group_buffer_size=1,
+            record_batch_size=1,
+            codec=codec,
+            use_deprecated_int96_timestamps=use_deprecated_int96_timestamps,
+            use_compliant_nested_type=use_compliant_nested_type,
+            file_name_suffix=file_name_suffix,
+            num_shards=num_shards,
+            shard_name_template=shard_name_template,
+            mime_type=mime_type,
+        )
+        self._sink.tables = True
 
     def expand(self, pcoll: Any) -> Any:
         return pcoll | WriteFiles(self._sink)

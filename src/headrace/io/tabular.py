@@ -1,15 +1,13 @@
 """CSV and JSON records: sources that yield :class:`~headrace.model.row.Row` and their sinks.
 
-CSV field typing (one rule per value, so every split of a file types alike):
-
-* an empty field is ``None`` (``keep_default_na=False`` keeps it as ``''``);
-* a field of ASCII digits with an optional sign (``-12``, ``007``) is an ``int``;
-* a decimal or exponent literal (``1.5``, ``-.5``, ``3.``, ``1e-3``) is a ``float``;
-* anything else, including ``nan``, ``inf``, ``NA`` and numbers with spaces, stays a ``str``.
+CSV fields are typed per column, as Beam types them through pandas (see
+:mod:`headrace.io.csvtyping`): each column of each chunk of 10,000 lines gets one type (``int``,
+``float``, ``bool`` or ``str``; missing values ``None``), so ``02134`` stays ``'02134'`` in a
+column that also holds non-numbers, and one column never mixes ints and strings.
+``keep_default_na=False`` keeps missing markers (``''``, ``NA``, ...) as text.
 
 Pass ``dtype`` (one callable for every column, or ``{column: callable}``) to override, e.g.
-``dtype={"zip": str}`` to keep leading zeros. A column may thus mix ``int`` and ``float`` when
-some values have a decimal point; ``dtype={"x": float}`` makes it uniform.
+``dtype={"zip": str}`` to keep leading zeros in an all-digit column.
 
 JSON Lines records are parsed with :func:`json.loads`; each line must hold an object, which
 becomes a ``Row`` (nested objects stay ``dict``).
@@ -21,36 +19,17 @@ import contextlib
 import csv
 import io
 import json
-import re
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import IO, Any
 
+from headrace.io.csvtyping import BEAM_CSV_CHUNK_LINES, DEFAULT_NA_VALUES, type_csv_column
 from headrace.io.filebasedsink import FileBasedSink, FileShardWriter, ShardWriter, describe_record
 from headrace.io.filebasedsource import FileBasedSource, FileRange
 from headrace.io.filesystem import CompressionTypes, open_for_read
 from headrace.io.lines import TextSource
 from headrace.model.row import Row
 
-__all__ = ["CsvSink", "CsvSource", "JsonSink", "JsonSource", "parse_csv_value", "record_to_dict"]
-
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z").match
-_NUMBER_START = frozenset("0123456789+-.")
-_FLOAT_MARKS = frozenset(".eE")
-
-
-def parse_csv_value(text: str) -> Any:
-    """Type one CSV field by the rule in the module docstring.
-
-    >>> [parse_csv_value(v) for v in ["12", "-0.5", "1e3", "", "nan", "x1"]]
-    [12, -0.5, 1000.0, None, 'nan', 'x1']
-    """
-    if not text:
-        return None
-    if text.isdigit() and text.isascii():
-        return int(text)
-    if text[0] in _NUMBER_START and _NUMBER(text):
-        return float(text) if _FLOAT_MARKS.intersection(text) else int(text)
-    return text
+__all__ = ["CsvSink", "CsvSource", "JsonSink", "JsonSource", "record_to_dict"]
 
 
 def _dedupe(names: Sequence[Any]) -> list[str]:
@@ -195,7 +174,9 @@ class CsvSource(FileBasedSource):
             return []
         return _dedupe(first)
 
-    def _plan(self, path: str) -> tuple[list[str], list[int] | None, list[Callable[[str], Any]]]:
+    def _plan(
+        self, path: str
+    ) -> tuple[list[str], list[int] | None, list[Callable[[str], Any] | None]]:
         """Field names, selected column indices and per-column converters for one file."""
         names = self._column_names(path)
         picks: list[int] | None = None
@@ -220,17 +201,13 @@ class CsvSource(FileBasedSource):
         convert = [self._converter(name) for name in out_names]
         return out_names, picks, convert
 
-    def _converter(self, name: str) -> Callable[[str], Any]:
+    def _converter(self, name: str) -> Callable[[str], Any] | None:
+        """The user's converter for column ``name``; None where the column's type is inferred."""
         dtype = self.dtype
         fn = dtype.get(name) if isinstance(dtype, Mapping) else dtype
-        na = self.keep_default_na
-        if fn is None:
-            if na:
-                return parse_csv_value
-            return lambda s: parse_csv_value(s) if s else s
-        if na:
-            return lambda s: fn(s) if s else None
-        return fn
+        if fn is None or not self.keep_default_na:
+            return fn
+        return lambda s: None if s in DEFAULT_NA_VALUES else fn(s)
 
     def _records(self, path: str, file_range: FileRange) -> Iterator[list[str]]:
         if self.splittable:
@@ -242,9 +219,8 @@ class CsvSource(FileBasedSource):
     def read_range(self, file_range: FileRange) -> Iterator[Any]:
         path = file_range.path
         names, picks, convert = self._plan(path)
-        width = len(names) if picks is None else None
-        make = _new_row
-        uniform = all(f is parse_csv_value for f in convert)
+        width = len(names)
+        chunk: list[list[str]] = []
         try:
             for fields in self._records(path, file_range):
                 if not fields:
@@ -252,18 +228,36 @@ class CsvSource(FileBasedSource):
                 if picks is not None:
                     fields = [fields[i] if i < len(fields) else "" for i in picks]
                 elif len(fields) != width:
-                    if len(fields) > len(names):
+                    if len(fields) > width:
                         raise ValueError(
                             f"ReadFromCsv: a line of {path!r} has {len(fields)} fields but the "
-                            f"file has {len(names)} columns: {describe_record(fields)}"
+                            f"file has {width} columns: {describe_record(fields)}"
                         )
-                    fields = fields + [""] * (len(names) - len(fields))
-                if uniform:
-                    yield make(dict(zip(names, map(parse_csv_value, fields))))
-                else:
-                    yield make({n: f(v) for n, f, v in zip(names, convert, fields)})
+                    fields = fields + [""] * (width - len(fields))
+                chunk.append(fields)
+                if len(chunk) == BEAM_CSV_CHUNK_LINES:
+                    yield from self._typed_rows(names, convert, chunk)
+                    chunk = []
         except csv.Error as exc:
             raise ValueError(f"ReadFromCsv: cannot parse {path!r}: {exc}") from exc
+        if chunk:
+            yield from self._typed_rows(names, convert, chunk)
+
+    def _typed_rows(
+        self,
+        names: list[str],
+        convert: list[Callable[[str], Any] | None],
+        chunk: list[list[str]],
+    ) -> Iterator[Row]:
+        """Rows of one chunk, each column typed as a whole (Beam's per-chunk pandas inference)."""
+        na = DEFAULT_NA_VALUES if self.keep_default_na else frozenset()
+        columns = [
+            type_csv_column(column, na) if fn is None else [fn(v) for v in column]
+            for fn, column in zip(convert, zip(*chunk))
+        ]
+        make = _new_row
+        for values in zip(*columns):
+            yield make(dict(zip(names, values)))
 
     def display_data(self) -> dict[str, Any]:
         data = super().display_data()

@@ -15,15 +15,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from headrace.io.filebasedsink import WriteFiles
-from headrace.io.filesystem import CompressionTypes
+from headrace.io.filesystem import CompressionTypes, EmptyMatchTreatment, match_files
 from headrace.io.lines import TextSink, TextSource
+from headrace.io.streaming.filewatch import MatchContinuously
 from headrace.io.tabular import CsvSink, CsvSource, JsonSink, JsonSource
 from headrace.io.windowedsink import WriteWindowedFiles
-from headrace.model.transforms.core import FlatMap, Read
+from headrace.model.transforms.core import FlatMap, Read, WindowInto
 from headrace.model.transforms.ptransform import PTransform
+from headrace.model.trigger import AccumulationMode, AfterWatermark
+from headrace.model.window import FixedWindows
 
 __all__ = [
     "ReadAllFromText",
+    "ReadAllFromTextContinuously",
     "ReadFromCsv",
     "ReadFromJson",
     "ReadFromText",
@@ -49,6 +53,21 @@ def _unsupported(transform: str, **given: Any) -> None:
 def _pop_label(kwargs: dict[str, Any]) -> str | None:
     label = kwargs.pop("label", None)
     return label if isinstance(label, str) or label is None else str(label)
+
+
+def _with_triggering_frequency(pcoll: Any, triggering_frequency: float | None) -> Any:
+    """Beam's ``triggering_frequency`` for a windowed write: fixed windows of that many seconds,
+    each written once when the watermark passes it (``iobase.WriteImpl._apply_windowing``)."""
+    if not triggering_frequency:
+        return pcoll
+    if triggering_frequency < 0:
+        raise ValueError(f"triggering_frequency must be > 0 seconds, got {triggering_frequency!r}")
+    return pcoll | "ApplyFixedWindows" >> WindowInto(
+        FixedWindows(triggering_frequency),
+        trigger=AfterWatermark(),
+        accumulation_mode=AccumulationMode.DISCARDING,
+        allowed_lateness=0,
+    )
 
 
 def _windowed(windowed_writes: bool | None, pcoll: Any) -> bool:
@@ -138,15 +157,28 @@ class ReadFromTextWithFilename(ReadFromText):
 class _ReadAllFiles:
     """Reads every file of one pattern (the function ``ReadAllFromText`` maps over patterns)."""
 
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], empty_match_treatment: str) -> None:
         self.options = options
+        self.empty_match_treatment = empty_match_treatment
 
-    def __call__(self, pattern: str) -> Iterator[Any]:
-        return TextSource(pattern, validate=True, **self.options).read()
+    def __call__(self, pattern: Any) -> Iterator[Any]:
+        pattern = getattr(pattern, "path", pattern)  # a FileMetadata from MatchContinuously
+        try:
+            match_files(pattern)
+        except FileNotFoundError:
+            if EmptyMatchTreatment.allow_empty_match(pattern, self.empty_match_treatment):
+                return iter(())
+            raise
+        return TextSource(pattern, validate=False, **self.options).read()
 
 
 class ReadAllFromText(PTransform):
     """Read the text files named by a PCollection of file patterns.
+
+    A pattern that matches no file reads as nothing, as in Beam (its ``ReadAllFiles`` expands
+    each pattern with ``FileSystems.match``, which gives an empty list). Pass
+    ``empty_match_treatment=EmptyMatchTreatment.DISALLOW`` (or ``ALLOW_IF_WILDCARD``) to fail
+    on such a pattern instead (a headrace option, named after Beam's ``fileio.MatchAll``).
 
     >>> import fsspec
     >>> from headrace.model.pipeline import Pipeline
@@ -172,10 +204,12 @@ class ReadAllFromText(PTransform):
         with_filename: bool = False,
         delimiter: bytes | None = None,
         escapechar: bytes | None = None,
+        empty_match_treatment: str = EmptyMatchTreatment.ALLOW,
         **kwargs: Any,
     ) -> None:
         super().__init__(_pop_label(kwargs))
         _reject_extra("ReadAllFromText", kwargs)
+        EmptyMatchTreatment.allow_empty_match("", empty_match_treatment)  # validate it now
         _unsupported("ReadAllFromText", escapechar=(escapechar, None))
         self._read = _ReadAllFiles(
             {
@@ -186,12 +220,43 @@ class ReadAllFromText(PTransform):
                 "skip_header_lines": skip_header_lines,
                 "delimiter": delimiter,
                 "with_filename": with_filename,
-            }
+            },
+            empty_match_treatment,
         )
         self.desired_bundle_size = desired_bundle_size
 
     def expand(self, pcoll: Any) -> Any:
         return pcoll | "ReadAllFiles" >> FlatMap(self._read)
+
+
+class ReadAllFromTextContinuously(ReadAllFromText):
+    """Watch ``file_pattern`` and read each new (or, with ``match_updated_files``, changed) file.
+
+    Takes :class:`ReadAllFromText`'s arguments and ``MatchContinuously``'s (``interval``,
+    ``has_deduplication``, ``start_timestamp``, ``stop_timestamp``, ``match_updated_files``,
+    ``apply_windowing``), as Beam's transform does. The output is unbounded.
+    """
+
+    _ARGS_FOR_MATCH = frozenset(
+        {
+            "interval",
+            "has_deduplication",
+            "start_timestamp",
+            "stop_timestamp",
+            "match_updated_files",
+            "apply_windowing",
+        }
+    )
+
+    def __init__(self, file_pattern: str, **kwargs: Any) -> None:
+        match = {k: kwargs.pop(k) for k in list(kwargs) if k in self._ARGS_FOR_MATCH}
+        super().__init__(**kwargs)
+        self._file_pattern = file_pattern
+        self._match = match
+
+    def expand(self, pbegin: Any) -> Any:
+        files = pbegin | MatchContinuously(self._file_pattern, **self._match)
+        return files | "ReadAllFiles" >> FlatMap(self._read)
 
 
 class WriteToText(PTransform):
@@ -200,12 +265,14 @@ class WriteToText(PTransform):
     ``str`` is written as UTF-8, ``bytes`` as they are, anything else as ``str(element)``
     (or via ``coder.encode``). ``num_shards=0`` writes one file per worker; ``num_shards=n``
     exactly ``n`` files; ``shard_name_template=''`` one file named ``prefix + suffix``.
-    A ``.gz``/``.bz2`` suffix compresses (``compression_type=AUTO``). Files appear only
-    when the pipeline succeeds.
+    A ``.gz``/``.bz2``/``.deflate``/``.zst``/``.xz`` suffix compresses
+    (``compression_type=AUTO``). Files appear only when the pipeline succeeds.
 
     On an unbounded PCollection (or with ``windowed_writes=True``) each pane of each window
     is written to its own file as soon as it fires, and the transform returns the paths written;
-    ``windowed_writes=False`` keeps the one-commit-at-the-end write. File names and guarantees:
+    ``windowed_writes=False`` keeps the one-commit-at-the-end write. ``triggering_frequency``
+    (seconds) re-windows a windowed write into fixed windows of that length, each written once
+    the watermark passes it, as Beam does for streaming file writes. File names and guarantees:
     :mod:`headrace.io.windowedsink`.
 
     >>> import fsspec
@@ -234,10 +301,12 @@ class WriteToText(PTransform):
         max_bytes_per_shard: int | None = None,
         skip_if_empty: bool = False,
         windowed_writes: bool | None = None,
+        triggering_frequency: float | None = None,
         label: str | None = None,
     ) -> None:
         super().__init__(label)
         self._windowed_writes = windowed_writes
+        self._triggering_frequency = triggering_frequency
         _unsupported(
             "WriteToText",
             max_records_per_shard=(max_records_per_shard, None),
@@ -258,6 +327,7 @@ class WriteToText(PTransform):
 
     def expand(self, pcoll: Any) -> Any:
         if _windowed(self._windowed_writes, pcoll):
+            pcoll = _with_triggering_frequency(pcoll, self._triggering_frequency)
             return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)
 
@@ -286,6 +356,8 @@ _COMPRESSION_NAMES = {
     "infer": CompressionTypes.AUTO,
     "gzip": CompressionTypes.GZIP,
     "bz2": CompressionTypes.BZIP2,
+    "xz": CompressionTypes.LZMA,
+    "zstd": CompressionTypes.ZSTD,
 }
 
 
@@ -296,7 +368,8 @@ def _compression_from_pandas(transform: str, kwargs: dict[str, Any]) -> str:
     if CompressionTypes.is_valid_compression_type(value):
         return str(value)
     raise NotImplementedError(
-        f"{transform}: compression={value!r} is not supported; use 'infer', 'gzip', 'bz2' or None"
+        f"{transform}: compression={value!r} is not supported; use 'infer', 'gzip', 'bz2', 'xz', "
+        "'zstd' or None"
     )
 
 
@@ -306,8 +379,9 @@ class ReadFromCsv(PTransform):
     Accepts a subset of ``pandas.read_csv``'s options: ``sep``/``delimiter``, ``header`` (0 or
     None), ``names``, ``usecols``, ``dtype``, ``quotechar``, ``escapechar``, ``doublequote``,
     ``skipinitialspace``, ``skiprows`` (an int), ``keep_default_na``, ``encoding`` (ASCII-
-    compatible), ``compression``. Values are typed per field (int, float, None for empty, else
-    str; see :mod:`headrace.io.tabular`). ``splittable=False`` reads each file whole, which is
+    compatible), ``compression``. Values are typed per column as Beam's pandas-based reader
+    types them (int, float, bool or str; missing values None; see
+    :mod:`headrace.io.csvtyping`). ``splittable=False`` reads each file whole, which is
     needed when quoted fields contain newlines.
 
     >>> import fsspec
@@ -475,15 +549,18 @@ class WriteToJson(PTransform):
         orient: str = "records",
         lines: bool = True,
         windowed_writes: bool | None = None,
+        triggering_frequency: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(_pop_label(kwargs))
         _unsupported("WriteToJson", orient=(orient, "records"))
+        self._triggering_frequency = triggering_frequency
         options = _write_options("WriteToJson", num_shards, file_naming, kwargs, self._ALLOWED)
         self._sink = JsonSink(path, lines=lines, **options)
         self._windowed_writes = windowed_writes
 
     def expand(self, pcoll: Any) -> Any:
         if _windowed(self._windowed_writes, pcoll):
+            pcoll = _with_triggering_frequency(pcoll, self._triggering_frequency)
             return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)

@@ -24,6 +24,7 @@ __all__ = [
     "AsSideInput",
     "AsSingleton",
     "DoOutputsTuple",
+    "EmptySideInput",
     "PBegin",
     "PCollection",
     "PDone",
@@ -155,6 +156,18 @@ class TaggedOutput:
 _NO_DEFAULT = object()
 
 
+class EmptySideInput:
+    """What a DoFn receives for ``AsSingleton`` of an empty PCollection given no default.
+
+    As in Beam (``apache_beam/pvalue.py``): the DoFn can test ``isinstance(x, EmptySideInput)``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "EmptySideInput()"
+
+
 class AsSideInput:
     """Base of side-input views: a PCollection read whole by every element of another transform."""
 
@@ -176,7 +189,8 @@ class AsSideInput:
 class AsSingleton(AsSideInput):
     """View a PCollection of exactly one element as that element.
 
-    An empty PCollection gives ``default_value`` when one was given, and is an error otherwise.
+    An empty PCollection gives ``default_value`` when one was given, else an
+    :class:`EmptySideInput` instance (Beam's behaviour); more than one element is an error.
     """
 
     view = "singleton"

@@ -35,13 +35,20 @@ def to_micros(value: Any) -> int:
     raise TypeError(f"expected seconds as int or float, a Timestamp or a Duration, got {value!r}")
 
 
+def _seconds_text(micros: int) -> str:
+    """Seconds as Beam's ``Timestamp``/``Duration`` reprs print them: ``12``, ``-0.500000``."""
+    sign = "-" if micros < 0 else ""
+    secs, frac = divmod(abs(micros), 1_000_000)
+    return f"{sign}{secs}.{frac:06d}" if frac else f"{sign}{secs}"
+
+
 @total_ordering
 class Timestamp:
     """A point in event time with microsecond precision.
 
     >>> t = Timestamp(10) + 2.5
     >>> t, t.micros, float(t)
-    (Timestamp(12.5), 12500000, 12.5)
+    (Timestamp(12.500000), 12500000, 12.5)
     >>> Timestamp(60) - Timestamp(15)
     Duration(45)
     >>> Timestamp(90) % 60
@@ -98,12 +105,7 @@ class Timestamp:
         return self.micros // 1_000_000
 
     def __repr__(self) -> str:
-        if self.micros == MIN_US:
-            return "Timestamp(-inf)"
-        if self.micros == MAX_US:
-            return "Timestamp(inf)"
-        secs, frac = divmod(self.micros, 1_000_000)
-        return f"Timestamp({secs})" if not frac else f"Timestamp({self.micros / 1_000_000})"
+        return f"Timestamp({_seconds_text(self.micros)})"
 
     def __str__(self) -> str:
         return repr(self)
@@ -145,7 +147,7 @@ class Duration:
     """A span of event or processing time with microsecond precision.
 
     >>> Duration(90).micros, Duration(seconds=1.5) + 1
-    (90000000, Duration(2.5))
+    (90000000, Duration(2.500000))
     """
 
     __slots__ = ("micros",)
@@ -163,8 +165,7 @@ class Duration:
         return self.micros / 1_000_000
 
     def __repr__(self) -> str:
-        secs, frac = divmod(self.micros, 1_000_000)
-        return f"Duration({secs})" if not frac else f"Duration({self.micros / 1_000_000})"
+        return f"Duration({_seconds_text(self.micros)})"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (Duration, int, float)) and not isinstance(other, bool):

@@ -27,6 +27,7 @@ from headrace.model.timestamp import (
 __all__ = [
     "MAX_TIMESTAMP",
     "MIN_TIMESTAMP",
+    "BeamWindowedValue",
     "BoundedWindow",
     "Duration",
     "FixedWindows",
@@ -111,7 +112,7 @@ class IntervalWindow(BoundedWindow):
     >>> w.start, w.end, w.max_timestamp()
     (Timestamp(60), Timestamp(120), Timestamp(119.999999))
     >>> w.intersects(IntervalWindow(100, 200)), w.union(IntervalWindow(100, 200))
-    (True, IntervalWindow(60, 200))
+    (True, [60.0, 200.0))
     """
 
     __slots__ = ("_end", "_hash", "_start")
@@ -171,7 +172,8 @@ class IntervalWindow(BoundedWindow):
         return self._hash
 
     def __repr__(self) -> str:
-        return f"IntervalWindow({_secs(self._start)}, {_secs(self._end)})"
+        # Beam prints a window as the half-open interval of float seconds (window.py).
+        return f"[{self._start / 1_000_000}, {self._end / 1_000_000})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (IntervalWindow.from_us, (self._start, self._end))
@@ -186,7 +188,7 @@ class TimestampedValue:
     """A value with an event timestamp; yield it from a DoFn to set the element's timestamp.
 
     >>> TimestampedValue("click", 12.5).timestamp
-    Timestamp(12.5)
+    Timestamp(12.500000)
     """
 
     __slots__ = ("timestamp_us", "value")
@@ -217,12 +219,26 @@ class TimestampedValue:
 
 
 class PaneInfoTiming(enum.IntEnum):
-    """When a pane fired relative to the watermark."""
+    """When a pane fired relative to the watermark.
+
+    >>> PaneInfoTiming.to_string(PaneInfoTiming.LATE), PaneInfoTiming.from_string("EARLY")
+    ('LATE', <PaneInfoTiming.EARLY: 0>)
+    """
 
     EARLY = 0
     ON_TIME = 1
     LATE = 2
     UNKNOWN = 3
+
+    @classmethod
+    def to_string(cls, value: int) -> str:
+        """The name of a timing value, as Beam's ``PaneInfoTiming.to_string``."""
+        return cls(value).name
+
+    @classmethod
+    def from_string(cls, value: str) -> PaneInfoTiming:
+        """The timing named ``value`` (``'EARLY'``, ``'ON_TIME'``, ``'LATE'``, ``'UNKNOWN'``)."""
+        return cls[value]
 
 
 class PaneInfo:
@@ -268,7 +284,13 @@ PANE_ONLY_FIRING = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
 
 
 class WindowedValue:
-    """An element with its timestamp (int microseconds), windows and pane."""
+    """An element with its timestamp (int microseconds), windows and pane.
+
+    This is the executors' representation: its constructor takes **microseconds**. Beam's
+    ``WindowedValue(value, timestamp, windows, pane_info)`` takes seconds; user code gets that
+    constructor as :class:`BeamWindowedValue` (exported as ``WindowedValue`` by
+    ``headrace.beam``), which builds instances of this class.
+    """
 
     __slots__ = ("pane", "timestamp_us", "value", "windows")
 
@@ -288,6 +310,16 @@ class WindowedValue:
     def timestamp(self) -> Timestamp:
         return Timestamp(micros=self.timestamp_us)
 
+    @property
+    def timestamp_micros(self) -> int:
+        """The timestamp in microseconds (Beam's attribute name)."""
+        return self.timestamp_us
+
+    @property
+    def pane_info(self) -> PaneInfo:
+        """The pane (Beam's attribute name)."""
+        return self.pane
+
     def with_value(self, value: Any) -> WindowedValue:
         return WindowedValue(value, self.timestamp_us, self.windows, self.pane)
 
@@ -304,10 +336,53 @@ class WindowedValue:
         return hash((self.value, self.timestamp_us, self.windows))
 
     def __repr__(self) -> str:
-        return f"WindowedValue({self.value!r}, {_secs(self.timestamp_us)}, {self.windows!r})"
+        # Beam's format (utils/windowed_value.py): (value, seconds, windows, pane).
+        us = self.timestamp_us
+        when = "MIN_TIMESTAMP" if us == MIN_US else "MAX_TIMESTAMP" if us == MAX_US else us / 1e6
+        return f"({self.value!r}, {when}, {self.windows}, {self.pane!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (WindowedValue, (self.value, self.timestamp_us, self.windows, self.pane))
+
+
+class _BeamWindowedValueMeta(type):
+    """Makes :class:`BeamWindowedValue` a constructor of :class:`WindowedValue` instances."""
+
+    def __call__(
+        cls,
+        value: Any,
+        timestamp: Any,
+        windows: Iterable[BoundedWindow],
+        pane_info: PaneInfo | None = None,
+    ) -> WindowedValue:
+        return WindowedValue(
+            value,
+            to_micros(timestamp),
+            tuple(windows),
+            PANE_INFO_UNKNOWN if pane_info is None else pane_info,
+        )
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, WindowedValue)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, WindowedValue)
+
+
+class BeamWindowedValue(metaclass=_BeamWindowedValueMeta):
+    """Beam's ``WindowedValue(value, timestamp, windows, pane_info)``: timestamp in **seconds**.
+
+    An int or float is seconds, as in Beam (``utils/windowed_value.py``); a :class:`Timestamp`
+    is taken as is. The result is a :class:`WindowedValue`, the executors' own type, so a DoFn
+    may yield it (from ``finish_bundle`` for instance) and the element lands in its windows.
+
+    >>> wv = BeamWindowedValue("a", 5, [IntervalWindow(0, 10)])
+    >>> wv.timestamp, wv.timestamp_micros, wv
+    (Timestamp(5), 5000000, ('a', 5.0, ([0.0, 10.0),), PaneInfo(first: True, last: True, \
+timing: UNKNOWN, index: 0, nonspeculative_index: 0)))
+    >>> isinstance(wv, BeamWindowedValue)
+    True
+    """
 
 
 class TimestampCombiner(enum.Enum):
@@ -380,10 +455,29 @@ class GlobalWindows(NonMergingWindowFn):
     """Everything in the one global window (the default)."""
 
     def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
-        return GLOBAL_WINDOWS_TUPLE
+        return [GLOBAL_WINDOW]  # a list, as Beam's assign() returns
 
     def assign_us(self, timestamp_us: int) -> tuple[BoundedWindow, ...]:
         return GLOBAL_WINDOWS_TUPLE
+
+    @classmethod
+    def windowed_value(
+        cls,
+        value: Any,
+        timestamp: Any = MIN_TIMESTAMP,
+        pane_info: PaneInfo = PANE_INFO_UNKNOWN,
+    ) -> WindowedValue:
+        """``value`` in the global window at ``timestamp`` (seconds or a Timestamp), as Beam's.
+
+        >>> GlobalWindows.windowed_value("x").windows
+        (GlobalWindow,)
+        """
+        return WindowedValue(value, to_micros(timestamp), GLOBAL_WINDOWS_TUPLE, pane_info)
+
+    @classmethod
+    def windowed_value_at_end_of_window(cls, value: Any) -> WindowedValue:
+        """``value`` in the global window at the window's last timestamp."""
+        return WindowedValue(value, GLOBAL_WINDOW_MAX_US, GLOBAL_WINDOWS_TUPLE)
 
     def __repr__(self) -> str:
         return "GlobalWindows()"
@@ -393,7 +487,7 @@ class FixedWindows(NonMergingWindowFn):
     """Tumbling windows of ``size`` seconds, aligned to ``offset``.
 
     >>> FixedWindows(60).assign(WindowFn.AssignContext(125))
-    (IntervalWindow(120, 180),)
+    [[120.0, 180.0)]
     """
 
     def __init__(self, size: Any, offset: Any = 0) -> None:
@@ -415,7 +509,7 @@ class FixedWindows(NonMergingWindowFn):
         return (IntervalWindow.from_us(start, start + self.size_us),)
 
     def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
-        return self.assign_us(assign_context.timestamp.micros)
+        return list(self.assign_us(assign_context.timestamp.micros))
 
     def __repr__(self) -> str:
         return f"FixedWindows({_secs(self.size_us)})"
@@ -425,7 +519,7 @@ class SlidingWindows(NonMergingWindowFn):
     """Windows of ``size`` seconds starting every ``period`` seconds; an element is in several.
 
     >>> SlidingWindows(60, 30).assign(WindowFn.AssignContext(45))
-    (IntervalWindow(30, 90), IntervalWindow(0, 60))
+    [[30.0, 90.0), [0.0, 60.0)]
     """
 
     def __init__(self, size: Any, period: Any, offset: Any = 0) -> None:
@@ -453,7 +547,7 @@ class SlidingWindows(NonMergingWindowFn):
         return tuple(out)
 
     def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
-        return self.assign_us(assign_context.timestamp.micros)
+        return list(self.assign_us(assign_context.timestamp.micros))
 
     def __repr__(self) -> str:
         return f"SlidingWindows({_secs(self.size_us)}, {_secs(self.period_us)})"
@@ -466,7 +560,7 @@ class Sessions(WindowFn):
     ...                              IntervalWindow(30, 40)])
     >>> Sessions(10).merge(ctx)
     >>> ctx.merges
-    [([IntervalWindow(0, 10), IntervalWindow(5, 15)], IntervalWindow(0, 15))]
+    [([[0.0, 10.0), [5.0, 15.0)], [0.0, 15.0))]
     """
 
     def __init__(self, gap_size: Any) -> None:
@@ -482,7 +576,7 @@ class Sessions(WindowFn):
         return (IntervalWindow.from_us(timestamp_us, timestamp_us + self.gap_us),)
 
     def assign(self, assign_context: WindowFn.AssignContext) -> Iterable[BoundedWindow]:
-        return self.assign_us(assign_context.timestamp.micros)
+        return list(self.assign_us(assign_context.timestamp.micros))
 
     def merge(self, merge_context: WindowFn.MergeContext) -> None:
         windows: list[Any] = sorted(merge_context.windows, key=_interval_key)

@@ -14,8 +14,9 @@ Vocabulary
 
 A ParDo with a side input must run after the side input is complete. When that would make a stage
 wait for itself (``data | Map(f, AsSingleton(data | CombineGlobally(sum)))``), the ParDo is cut:
-its main input is materialised and it starts a new stage. Cuts are added until the stage
-dependency graph is acyclic.
+its main input is materialised and it starts a new stage of its own (two cut ParDos reading one
+collection get two stages, as in an iteration ``v = m | Map(f, AsDict(v)) | CombinePerKey(sum)``
+repeated over one ``m``). Cuts are added until the stage dependency graph is acyclic.
 
 *windowed*    the PCollections whose elements must carry timestamps and windows
               (``WindowedValue``); all others move as plain values, the fast case.
@@ -46,6 +47,9 @@ class StageRoot:
     kind: str
     node: str
     pcoll: str | None
+    cut: str | None = None
+    """For the stage of a cut ParDo: that ParDo's transform id (each cut ParDo has its own stage,
+    so that two cut readers of one collection never wait for each other)."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,6 @@ class _Builder:
             if node.kind == "Reshuffle":
                 collections.add(node.inputs[0])
         roots: list[StageRoot] = []
-        cut_inputs: set[str] = set()
         for node in self.leaves.values():
             if node.kind == "Read":
                 roots.append(StageRoot("source", node.id, node.outputs[0][1]))
@@ -258,9 +261,8 @@ class _Builder:
                 roots.append(StageRoot("collection", node.inputs[0], node.outputs[0][1]))
             elif node.kind == "Flatten" and not node.inputs:
                 roots.append(StageRoot("empty", node.id, node.outputs[0][1]))
-            elif node.id in cuts and node.inputs[0] not in cut_inputs:
-                cut_inputs.add(node.inputs[0])
-                roots.append(StageRoot("collection", node.inputs[0], node.inputs[0]))
+            elif node.id in cuts:
+                roots.append(StageRoot("collection", node.inputs[0], node.inputs[0], node.id))
         stages: list[Stage] = []
         for root in roots:
             stages.append(self._grow(len(stages), root, cuts, collections))
@@ -275,8 +277,8 @@ class _Builder:
             start = [root.pcoll] if root.pcoll else []
         elif root.kind == "collection":
             # the cut ParDo itself is this stage's first operator
-            cut_ops = [t for t in cuts if self.leaves[t].inputs[0] == root.node]
-            edges[root.node] = [("op", t) for t in sorted(cut_ops, key=self.order.__getitem__)]
+            cut_ops = [root.cut] if root.cut else []
+            edges[root.node] = [("op", t) for t in cut_ops]
             ops.update(cut_ops)
             start = [pid for t in cut_ops for pid in self.outputs(self.leaves[t])]
             for t in cut_ops:

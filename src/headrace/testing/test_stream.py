@@ -274,7 +274,7 @@ class TestStream(PTransform):
     WatermarkEvent(Timestamp(10))
     ElementEvent([TimestampedValue('b', 12), TimestampedValue('c', 10)])
     ProcessingTimeEvent(Duration(5))
-    WatermarkEvent(Timestamp(inf))
+    WatermarkEvent(Timestamp(9223372036854.775807))
     >>> events = Pipeline() | stream
     >>> events.is_bounded
     False

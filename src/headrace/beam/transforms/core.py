@@ -22,6 +22,8 @@ from headrace.model.transforms.core import (
     WindowInto,
 )
 from headrace.model.transforms.dofn import CallableWrapperCombineFn
+from headrace.model.transforms.schemas import GroupBy, Select
+from headrace.model.windowing import Windowing
 
 __all__ = [
     "CallableWrapperCombineFn",
@@ -35,6 +37,7 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "GroupBy",
     "GroupByKey",
     "Impulse",
     "Map",
@@ -43,5 +46,7 @@ __all__ = [
     "Partition",
     "PartitionFn",
     "Read",
+    "Select",
     "WindowInto",
+    "Windowing",
 ]

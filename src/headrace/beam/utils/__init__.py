@@ -1,5 +1,5 @@
 """``apache_beam.utils``."""
 
-from headrace.beam.utils import timestamp
+from headrace.beam.utils import sharded_key, timestamp, windowed_value
 
-__all__ = ["timestamp"]
+__all__ = ["sharded_key", "timestamp", "windowed_value"]

@@ -29,7 +29,7 @@ from headrace.model.transforms.combinefns import (
     TupleCombineFn,
     _check_n,
 )
-from headrace.model.transforms.core import CombineGlobally, CombinePerKey, Map
+from headrace.model.transforms.core import CombineGlobally, CombinePerKey, FlatMap, Map
 from headrace.model.transforms.dofn import CombineFn, DoFn
 from headrace.model.transforms.ptransform import PTransform, ptransform_fn
 
@@ -361,6 +361,65 @@ class Sample:
 
         def expand(self, pcoll: PCollection) -> PCollection:
             return pcoll | CombinePerKey(SampleCombineFn(self._n))
+
+    class Any(PTransform):
+        """Up to ``n`` arbitrary elements (not a random sample), as elements, not a list.
+
+        Beam's ``Sample.Any`` (Java's ``Sample.any``): all elements when there are fewer.
+
+        >>> from headrace.model.pipeline import Pipeline
+        >>> from headrace.model.transforms.core import Create
+        >>> from headrace.testing.util import assert_that, equal_to
+        >>> with Pipeline() as p:
+        ...     assert_that(p | Create([1, 2]) | Sample.Any(5), equal_to([1, 2]))
+        """
+
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(f"Expected non-negative n, received {n!r}.")
+            self._n = n
+
+        def default_label(self) -> str:
+            return f"Any({self._n})"
+
+        def display_data(self) -> dict[str, Any]:
+            return {"n": self._n}
+
+        def expand(self, pcoll: PCollection) -> PCollection:
+            some = pcoll | CombineGlobally(_SampleAnyCombineFn(self._n)).without_defaults()
+            return some | FlatMap(_identity_list)
+
+
+def _identity_list(elements: list[Any]) -> list[Any]:
+    return elements
+
+
+class _SampleAnyCombineFn(CombineFn):
+    """Keeps the first ``n`` elements it sees (no random sampling)."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+
+    def create_accumulator(self) -> list[Any]:
+        return []
+
+    def add_input(self, accumulator: list[Any], element: Any) -> list[Any]:
+        if len(accumulator) < self._n:
+            accumulator.append(element)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Any) -> list[Any]:
+        result: list[Any] = []
+        for accumulator in accumulators:
+            for element in accumulator:
+                if len(result) >= self._n:
+                    return result
+                result.append(element)
+        return result
+
+    def extract_output(self, accumulator: list[Any]) -> list[Any]:
+        return accumulator
 
 
 # -- ToList, ToDict, ToSet ------------------------------------------------------------------------

@@ -113,7 +113,7 @@ class ParDo(PTransform):
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         if isinstance(fn, type) and issubclass(fn, DoFn):
-            raise TypeError(f"ParDo needs a DoFn instance, got the class {fn.__name__}; add ()")
+            raise ValueError(f"ParDo needs a DoFn instance, got the class {fn.__name__}; add ()")
         if not isinstance(fn, DoFn):
             raise TypeError(
                 f"ParDo needs a DoFn, got {fn!r}; use beam.Map or beam.FlatMap for plain functions"
@@ -324,6 +324,16 @@ class CombinePerKey(PTransform):
     def default_label(self) -> str:
         return f"CombinePerKey({self.fn.default_label()})"
 
+    def with_hot_key_fanout(self, fanout: Any) -> CombinePerKey:
+        """Beam's hint to pre-combine hot keys over ``fanout`` intermediate keys.
+
+        headrace already combines each bundle before the shuffle (combiner lifting), so the
+        hint changes nothing in the result and is accepted for compatibility.
+        """
+        if not callable(fanout) and (not isinstance(fanout, int) or fanout < 0):
+            raise ValueError(f"with_hot_key_fanout needs an int >= 0 or a function, got {fanout!r}")
+        return self
+
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
         self._graph_composite: tuple[str, Any, dict[str, Any]] = (
@@ -422,6 +432,16 @@ class CombineGlobally(PTransform):
 
     def default_label(self) -> str:
         return f"CombineGlobally({self.fn.default_label()})"
+
+    def with_fanout(self, fanout: int) -> CombineGlobally:
+        """Beam's hint to combine in ``fanout`` intermediate partitions first.
+
+        headrace combines each bundle before merging (combiner lifting), so the hint changes
+        nothing in the result and is accepted for compatibility.
+        """
+        if not isinstance(fanout, int) or isinstance(fanout, bool) or fanout < 0:
+            raise ValueError(f"with_fanout needs an int >= 0, got {fanout!r}")
+        return self
 
     def without_defaults(self) -> CombineGlobally:
         """Emit nothing for an empty input (needed outside the global window)."""
@@ -679,6 +699,11 @@ class FinishingTriggerWarning(UserWarning):
 class WindowInto(PTransform):
     """Assign elements to windows (and set the trigger, lateness and accumulation mode).
 
+    As in Beam, a grouping emits only when its trigger fires: elements that the trigger has not
+    emitted when their window expires (``Repeatedly(AfterCount(10))`` over 9 elements, say) are
+    dropped. ``fire_at_expiry=True`` (a headrace option; Beam Java's
+    ``ClosingBehavior.FIRE_IF_NON_EMPTY``) emits them as a last pane instead.
+
     >>> from headrace.model.pipeline import Pipeline
     >>> from headrace.model.window import FixedWindows, TimestampedValue
     >>> from headrace.testing.util import assert_that, equal_to
@@ -697,6 +722,8 @@ class WindowInto(PTransform):
         accumulation_mode: Any = None,
         timestamp_combiner: Any = None,
         allowed_lateness: Any = 0,
+        *,
+        fire_at_expiry: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(windowfn, type) and issubclass(windowfn, WindowFn):
@@ -712,6 +739,7 @@ class WindowInto(PTransform):
         self.accumulation_mode = accumulation_mode
         self.timestamp_combiner = timestamp_combiner
         self.allowed_lateness_us = to_micros(allowed_lateness)
+        self.fire_at_expiry = bool(fire_at_expiry)
 
     def default_label(self) -> str:
         return f"WindowInto({self.windowfn!r})"
@@ -731,6 +759,7 @@ class WindowInto(PTransform):
             allowed_lateness_us=self.allowed_lateness_us,
             timestamp_combiner=getattr(combiner, "value", str(combiner)),
             window_fn_name=repr(self.windowfn),
+            fire_at_expiry=self.fire_at_expiry,
         )
 
     def expand(self, pcoll: PCollection) -> PCollection:

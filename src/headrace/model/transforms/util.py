@@ -9,7 +9,9 @@ names and semantics follow ``apache_beam.transforms.util``:
 * :class:`CoGroupByKey` groups several keyed PCollections by key at once;
 * :class:`Reshuffle` redistributes elements through a shuffle, keeping their timestamps and
   windows;
-* :class:`BatchElements` groups elements into lists within a bundle;
+* :class:`BatchElements`, :class:`SortAndBatchElements` and :class:`WithLengthBucketKey`
+  (defined in :mod:`headrace.model.transforms.batching`) group elements into lists within a
+  bundle;
 * :class:`ToString` turns elements into strings.
 
 The functions handed to Map and ParDo here are module-level functions or small classes, so they
@@ -24,6 +26,12 @@ from typing import Any
 
 from headrace.graph.nodes import WindowingStrategy
 from headrace.model.pvalue import PCollection
+from headrace.model.transforms.batching import (
+    BatchElements,
+    GroupIntoBatches,
+    SortAndBatchElements,
+    WithLengthBucketKey,
+)
 from headrace.model.transforms.core import (
     CombinePerKey,
     FlatMap,
@@ -36,7 +44,6 @@ from headrace.model.transforms.core import (
 from headrace.model.transforms.dofn import DoFn
 from headrace.model.transforms.ptransform import PTransform
 from headrace.model.window import (
-    GLOBAL_WINDOW,
     GLOBAL_WINDOWS_TUPLE,
     BoundedWindow,
     GlobalWindows,
@@ -49,13 +56,16 @@ __all__ = [
     "BatchElements",
     "CoGroupByKey",
     "Distinct",
+    "GroupIntoBatches",
     "Keys",
     "KvSwap",
     "RemoveDuplicates",
     "Reshuffle",
+    "SortAndBatchElements",
     "ToString",
     "Values",
     "WithKeys",
+    "WithLengthBucketKey",
 ]
 
 
@@ -439,174 +449,6 @@ class Reshuffle(PTransform):
             | "RemoveRandomKeys" >> FlatMap(_restore_windowed)
             | "RestoreWindowing" >> _RestoreWindowing(saved)
         )
-
-
-# -- BatchElements ----------------------------------------------------------------------------
-
-
-class _BatchSizer:
-    """Target batch sizes: start at the minimum, double after each batch, stop at the maximum."""
-
-    __slots__ = ("max_size", "min_size", "size_fn", "target")
-
-    def __init__(self, min_size: int, max_size: int, size_fn: Callable[[Any], int] | None) -> None:
-        self.min_size = min_size
-        self.max_size = max_size
-        self.size_fn = size_fn
-        self.target = min_size
-
-    def grow(self) -> None:
-        self.target = min(self.max_size, self.target * 2)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_BatchSizer, (self.min_size, self.max_size, self.size_fn))
-
-
-class _SizedBatch:
-    __slots__ = ("elements", "size")
-
-    def __init__(self) -> None:
-        self.elements: list[Any] = []
-        self.size = 0
-
-
-_GLOBAL_MAX_US = GLOBAL_WINDOW.max_timestamp_us()
-
-
-class _BatchGlobalWindow(DoFn):
-    """Batches of a globally windowed PCollection; one open batch per bundle."""
-
-    def __init__(self, sizer: _BatchSizer) -> None:
-        self.sizer = sizer
-        self._batch = _SizedBatch()
-
-    def start_bundle(self) -> None:
-        self._batch = _SizedBatch()
-
-    def process(self, x: Any) -> Iterable[Any] | None:
-        batch = self._batch
-        batch.elements.append(x)
-        sizer = self.sizer
-        batch.size += 1 if sizer.size_fn is None else sizer.size_fn(x)
-        if batch.size < sizer.target:
-            return None
-        self._batch = _SizedBatch()
-        sizer.grow()
-        return (WindowedValue(batch.elements, _GLOBAL_MAX_US, GLOBAL_WINDOWS_TUPLE),)
-
-    def finish_bundle(self) -> Iterable[Any] | None:
-        batch, self._batch = self._batch, _SizedBatch()
-        if not batch.elements:
-            return None
-        return (WindowedValue(batch.elements, _GLOBAL_MAX_US, GLOBAL_WINDOWS_TUPLE),)
-
-
-class _BatchPerWindow(DoFn):
-    """Batches per window; at most ``MAX_LIVE_WINDOWS`` open batches (the largest goes first)."""
-
-    MAX_LIVE_WINDOWS = 10
-
-    def __init__(self, sizer: _BatchSizer) -> None:
-        self.sizer = sizer
-        self._batches: dict[Any, _SizedBatch] = {}
-
-    def start_bundle(self) -> None:
-        self._batches = {}
-
-    def process(self, x: Any, window: Any = DoFn.WindowParam) -> Iterable[Any] | None:
-        batches = self._batches
-        batch = batches.get(window)
-        if batch is None:
-            batch = batches[window] = _SizedBatch()
-        batch.elements.append(x)
-        sizer = self.sizer
-        batch.size += 1 if sizer.size_fn is None else sizer.size_fn(x)
-        if batch.size >= sizer.target:
-            del batches[window]
-            sizer.grow()
-            return (_in_window(batch, window),)
-        if len(batches) > self.MAX_LIVE_WINDOWS:
-            w, largest = max(batches.items(), key=lambda item: item[1].size)
-            del batches[w]
-            return (_in_window(largest, w),)
-        return None
-
-    def finish_bundle(self) -> Iterable[Any] | None:
-        batches, self._batches = self._batches, {}
-        return [_in_window(b, w) for w, b in batches.items()]
-
-
-def _in_window(batch: _SizedBatch, window: Any) -> WindowedValue:
-    return WindowedValue(batch.elements, window.max_timestamp_us(), (window,))
-
-
-class BatchElements(PTransform):
-    """Group elements into lists, for functions whose cost is mostly per call, not per element.
-
-    Each output is a list of input elements of one window, stamped with the window's end (its
-    ``max_timestamp()``). Batching happens within a bundle (one worker's share of a stage), so
-    batches never span bundles, and the last batch of a bundle may be smaller than
-    ``min_batch_size``. With ``element_size_fn``, sizes are sums of ``element_size_fn(element)``
-    instead of element counts.
-
-    Beam tunes batch sizes by timing the downstream work. headrace does not (outputs of a bundle
-    are handed on after the bundle's elements are processed, so there is nothing to time): the
-    target size starts at ``min_batch_size`` and doubles after every batch up to
-    ``max_batch_size``. ``target_batch_overhead``, ``target_batch_duration_secs``, ``variance``,
-    ``clock`` and ``record_metrics`` are accepted for compatibility and have no effect.
-
-    >>> from headrace.model.pipeline import Pipeline
-    >>> from headrace.model.transforms.core import Create, Map
-    >>> from headrace.testing.util import assert_that, equal_to
-    >>> with Pipeline() as p:
-    ...     batches = p | Create(range(10)) | BatchElements(min_batch_size=4, max_batch_size=4)
-    ...     assert_that(batches | Map(sorted), equal_to([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]))
-    """
-
-    def __init__(
-        self,
-        min_batch_size: int = 1,
-        max_batch_size: int = 10000,
-        target_batch_overhead: float | None = 0.05,
-        target_batch_duration_secs: float | None = 10,
-        target_batch_duration_secs_including_fixed_cost: float | None = None,
-        *,
-        element_size_fn: Callable[[Any], int] | None = None,
-        variance: float = 0.25,
-        clock: Callable[[], float] | None = None,
-        record_metrics: bool = True,
-    ) -> None:
-        super().__init__()
-        for name, value in (("min_batch_size", min_batch_size), ("max_batch_size", max_batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"BatchElements {name} must be a positive int, got {value!r}")
-        if min_batch_size > max_batch_size:
-            raise ValueError(
-                f"BatchElements min_batch_size ({min_batch_size}) must not be greater than "
-                f"max_batch_size ({max_batch_size})"
-            )
-        if element_size_fn is not None and not callable(element_size_fn):
-            raise TypeError(
-                f"BatchElements element_size_fn must be callable, got {element_size_fn!r}"
-            )
-        self.min_batch_size = min_batch_size
-        self.max_batch_size = max_batch_size
-        self.element_size_fn = element_size_fn
-
-    def expand(self, pcoll: PCollection) -> PCollection:
-        if not isinstance(pcoll, PCollection):
-            raise TypeError(f"{self.label!r} must be applied to a PCollection, not {pcoll!r}")
-        if not pcoll.is_bounded:
-            raise NotImplementedError(
-                f"{self.label!r}: BatchElements on an unbounded PCollection needs stateful "
-                "processing, which headrace does not run yet; use it on bounded input"
-            )
-        sizer = _BatchSizer(self.min_batch_size, self.max_batch_size, self.element_size_fn)
-        if pcoll.windowing.is_global:
-            dofn: DoFn = _BatchGlobalWindow(sizer)
-        else:
-            dofn = _BatchPerWindow(sizer)
-        return pcoll | "Batch" >> ParDo(dofn)
 
 
 # -- ToString ---------------------------------------------------------------------------------

@@ -1,0 +1,6 @@
+"""``apache_beam.utils.windowed_value``."""
+
+from headrace.model.window import PANE_INFO_UNKNOWN, PaneInfo, PaneInfoTiming
+from headrace.model.window import BeamWindowedValue as WindowedValue
+
+__all__ = ["PANE_INFO_UNKNOWN", "PaneInfo", "PaneInfoTiming", "WindowedValue"]
