@@ -45,6 +45,8 @@ _RUNNERS = {
     "switchingdirectrunner": "headrace.runners.direct:DirectRunner",
     "fnapirunner": "headrace.runners.direct:DirectRunner",
     "prismrunner": "headrace.runners.direct:DirectRunner",
+    "rayrunner": "headrace.runners.ray:RayRunner",
+    "ray": "headrace.runners.ray:RayRunner",
 }
 
 
@@ -58,7 +60,7 @@ def resolve_runner(runner: Any) -> Any:
         return runner
     target = _RUNNERS.get(runner.lower())
     if target is None:
-        known = sorted({"DirectRunner", "BundleBasedDirectRunner", "FnApiRunner"})
+        known = sorted({"DirectRunner", "BundleBasedDirectRunner", "FnApiRunner", "RayRunner"})
         raise ValueError(f"unknown runner {runner!r}; headrace knows {', '.join(known)}")
     module_name, _, cls_name = target.partition(":")
     return getattr(importlib.import_module(module_name), cls_name)()
