@@ -28,6 +28,7 @@ import io
 import os
 import shutil
 import tempfile
+import traceback
 import uuid
 from collections import deque
 from dataclasses import replace
@@ -113,6 +114,9 @@ def execute_task(
                     raise TypeError(f"a Ray task produced an in-memory collection: {coll!r}")
                 collected[coll.key] = space.read(coll.key)
         return (result, collected, *parts)
+    except BaseException as e:  # the user's file and line, as the direct runner's workers report
+        e.add_note("Traceback in the Ray worker process:\n" + traceback.format_exc().rstrip())
+        raise
     finally:
         space.cleanup()
 
@@ -170,6 +174,16 @@ class _RayFuture:
         ready, _ = ray.wait(self.refs[:1], timeout=timeout)
         return bool(ready)
 
+    def _handle_errors(self) -> None:
+        """Fetch the failed task's other returns, so Ray does not print them as unhandled."""
+        import ray
+
+        for ref in (self.refs or [])[1:]:
+            try:
+                ray.get(ref)
+            except Exception:
+                pass
+
     def result(self) -> TaskResult:
         import ray
         from ray.exceptions import RayTaskError, WorkerCrashedError
@@ -180,11 +194,13 @@ class _RayFuture:
         try:
             result: TaskResult = ray.get(self.refs[0])
         except RayTaskError as e:
+            self._handle_errors()
             cause = getattr(e, "cause", None)
             if isinstance(cause, BaseException):
                 raise cause.with_traceback(None) from None
             raise
         except WorkerCrashedError as e:
+            self._handle_errors()
             raise WorkerLost(
                 f"a Ray worker died running a task (after {MAX_RETRIES} retries): {e}"
             ) from None

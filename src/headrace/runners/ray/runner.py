@@ -58,6 +58,20 @@ def unsupported_features(graph: PipelineGraph, streaming: bool) -> list[str]:
     return problems
 
 
+def cluster_machines(nodes: list[dict[str, Any]]) -> list[str]:
+    """The distinct addresses of the live nodes of a cluster (``ray.nodes()``).
+
+    Nodes on one address (a ``ray.cluster_utils.Cluster``, several raylets of one host) share a
+    disk, so local paths work there.
+
+    >>> cluster_machines([{"Alive": True, "NodeManagerAddress": "10.0.0.1"},
+    ...                   {"Alive": True, "NodeManagerAddress": "10.0.0.1"},
+    ...                   {"Alive": False, "NodeManagerAddress": "10.0.0.2"}])
+    ['10.0.0.1']
+    """
+    return sorted({str(n.get("NodeManagerAddress")) for n in nodes if n.get("Alive")})
+
+
 def _local_paths(graph: PipelineGraph) -> list[str]:
     found: list[str] = []
     for t in graph.transforms.values():
@@ -112,12 +126,13 @@ class RayRunner:
             raise RuntimeError(ray_missing_message()) from None
         owns = _connect(ray, values)
         try:
-            nodes = [n for n in ray.nodes() if n.get("Alive")]
-            if len(nodes) > 1:
+            machines = cluster_machines(ray.nodes())
+            if len(machines) > 1:
                 local = _local_paths(graph)
                 if local:
                     raise UnsupportedOnRay(
-                        f"the Ray cluster has {len(nodes)} nodes, but these sources/sinks use "
+                        f"the Ray cluster spans {len(machines)} machines "
+                        f"({', '.join(machines)}), but these sources/sinks use "
                         "paths local to one machine (each node would read or write its own "
                         "disk); use an fsspec URL every node reaches (s3://, gs://, ...) or "
                         "ReadFromRepo/WriteToRepo:\n  - " + "\n  - ".join(local)
