@@ -227,3 +227,33 @@ def test_a_worker_killed_mid_run_is_retried_with_identical_output(
         expected = [(k, [x for x in range(40) if x % 3 == k]) for k in range(3)]
         assert_that(groups, equal_to(expected))
     assert os.path.exists(marker), "the DoFn never killed its worker: the test proves nothing"
+
+
+class _FakeRay:
+    """Records how the runner connects (``ray.init`` keywords), without starting Ray."""
+
+    def __init__(self, initialized: bool = False) -> None:
+        self.initialized = initialized
+        self.calls: list[dict[str, object]] = []
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **kwargs: object) -> None:
+        self.calls.append(kwargs)
+
+
+def test_address_from_option_then_ray_address_then_a_local_ray(monkeypatch) -> None:
+    """Ray's own order: an explicit address, else RAY_ADDRESS, else a new local instance
+    (ray.init docs, "address" parameter); a Ray already connected is used as it is."""
+    from headrace.runners.ray.runner import _connect
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
+    fake = _FakeRay()
+    assert _connect(fake, {"ray_address": "10.0.0.1:6379"}) is True
+    assert _connect(fake, {}) is True
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert _connect(fake, {"ray_num_cpus": 3}) is True
+    assert [c.get("address") for c in fake.calls] == ["10.0.0.1:6379", "10.0.0.9:6379", None]
+    assert fake.calls[2]["num_cpus"] == 3
+    assert _connect(_FakeRay(initialized=True), {"ray_address": "x:1"}) is False

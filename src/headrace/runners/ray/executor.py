@@ -6,7 +6,8 @@ on the direct runner. It writes its blobs (shuffle runs, collection chunks) into
 ``2 + P`` objects: the small :class:`~headrace.runners.tasks.TaskResult` (the only one the driver
 fetches), one bundle ``{key: bytes}`` with the collection blobs it wrote, and one bundle per
 grouping partition ``p`` with the runs of that partition. The driver keeps only the object
-*references*, by blob key, in an :class:`ObjectStoreSpill`; a later task receives the references
+*references*, by blob key, in an :class:`ObjectStoreSpill` (a grouping run's reference is dropped
+once the one task that reads it finished, so Ray can free it); a later task receives the references
 of exactly the bundles it reads as top-level arguments, so Ray moves those bytes from worker to
 worker (across nodes if needed) and they never pass through the driver. Side inputs are the
 bundles of the tasks that collected them: stored once, passed by reference.
@@ -156,8 +157,9 @@ def _input_keys(task: TaskInput, ctx: TaskContext) -> list[str]:
 
 
 class _RayFuture:
-    def __init__(self, executor: RayExecutor) -> None:
+    def __init__(self, executor: RayExecutor, consumed: list[str]) -> None:
         self.executor = executor
+        self.consumed = consumed  # keys of the grouping runs only this task reads
         self.refs: list[Any] | None = None  # set once submitted to Ray
         self._result: TaskResult | None = None
 
@@ -207,6 +209,8 @@ class _RayFuture:
         finally:
             self.executor._done(self)
         refs = self.executor.spill.refs
+        for key in self.consumed:  # read by this task only: let Ray free the bundle
+            refs.pop(key, None)
         for runs_by_part in result.groupings.values():
             for p, runs in enumerate(runs_by_part):
                 for run in runs:
@@ -249,7 +253,7 @@ class RayExecutor:
             bundles[ref.hex()] = ref
         shipped = replace(ctx, spill=_Unset(), cancelled=None, on_chunk=None)
         args = (self._plan_ref, stage.id, task, shipped, ctx.num_partitions, *bundles.values())
-        future = _RayFuture(self)
+        future = _RayFuture(self, [r.key for r in task.runs if isinstance(r, FileRun)])
         self._queue.append((future, args))
         self._pump()
         return future
