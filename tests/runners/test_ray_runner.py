@@ -257,3 +257,39 @@ def test_address_from_option_then_ray_address_then_a_local_ray(monkeypatch) -> N
     assert [c.get("address") for c in fake.calls] == ["10.0.0.1:6379", "10.0.0.9:6379", None]
     assert fake.calls[2]["num_cpus"] == 3
     assert _connect(_FakeRay(initialized=True), {"ray_address": "x:1"}) is False
+
+
+def _block(started: str):
+    def fn(x: int) -> int:
+        Path(started).touch()
+        deadline = time.monotonic() + 120  # released only by cancellation
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        return x
+
+    return fn
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_cancel_stops_the_ray_tasks_and_commits_no_sink(ray_cluster: object, tmp_path: Path):
+    from headrace.model.result import PipelineState
+
+    started = tmp_path / "started"
+    out = tmp_path / "out"
+    out.mkdir()
+    p = beam.Pipeline(options=PipelineOptions(**RAY))
+    _ = (
+        p
+        | beam.Create(list(range(10)))
+        | "Block" >> beam.Map(_block(str(started)))
+        | beam.Map(str)
+        | beam.io.WriteToText(str(out / "part"))
+    )
+    result = p.run()
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), "no task started within two minutes"
+    assert result.cancel() == PipelineState.CANCELLED
+    assert os.listdir(out) == []
