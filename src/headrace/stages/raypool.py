@@ -1,0 +1,130 @@
+"""Stage datums as Ray tasks: a drop-in for :class:`~headrace.stages.worker.WorkerPool`.
+
+When ``HEADRACE_RAY_ADDRESS`` is set (``headrace daemon --ray ADDRESS`` sets it), a job hands
+its datums to :class:`RayDatumPool` instead of local worker processes: each attempt is one Ray
+task running the same :func:`~headrace.stages.worker.execute` as a local worker (sandbox, the
+transform, outputs stored as content-addressed objects), and the job commits the results in one
+transaction, as always. The worker reaches the store itself, so on a cluster of several machines
+the store must be shared (PostgreSQL metadata, an object location every node reaches).
+
+What maps to what: ``parallelism`` bounds the attempts in flight; ``datum_tries`` stays the job's
+retry count (Ray's own retries are off, so an attempt is counted once); ``datum_timeout`` is
+enforced from the job: a late attempt is cancelled (its worker process killed) and reported as
+the local pool reports it. A worker process that dies fails the attempt with Ray's reason. What
+it does not do yet: ``datum_batching`` (every attempt is its own Ray task; Ray reuses worker
+processes, so a module is imported once per worker anyway), a stage ``environment`` as a Ray
+``runtime_env``, and resource requests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from typing import Any
+
+from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, execute
+
+__all__ = ["RAY_ADDRESS_ENV", "RayDatumPool", "ray_address"]
+
+RAY_ADDRESS_ENV = "HEADRACE_RAY_ADDRESS"
+
+
+def ray_address() -> str | None:
+    """The Ray cluster jobs run their datums on (``HEADRACE_RAY_ADDRESS``), if any."""
+    return os.environ.get(RAY_ADDRESS_ENV) or None
+
+
+class RayDatumPool:
+    """Runs :class:`DatumTask` s as Ray tasks; the interface of ``WorkerPool`` (see the module
+    docstring). Connects to ``address`` unless this process is already connected to Ray."""
+
+    def __init__(
+        self, config: WorkerConfig, size: int, address: str, timeout: float | None = None
+    ) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError(
+                f"{RAY_ADDRESS_ENV} is set, but Ray is not installed; install it with "
+                "pip install 'headrace[ray]', or unset it to run datums in local processes"
+            ) from None
+        self._ray = ray
+        self._owns = False
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            self._owns = True
+        self.size = max(1, size)
+        self.timeout = timeout
+        self._config = ray.put(config)  # once per job; every attempt gets the reference
+        self._remote = ray.remote(execute).options(max_retries=0, num_cpus=1)
+        self._queue: deque[DatumTask] = deque()
+        self._running: dict[Any, tuple[DatumTask, float]] = {}
+
+    def __enter__(self) -> RayDatumPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pending(self) -> int:
+        """Tasks submitted and not yet reported."""
+        return len(self._queue) + len(self._running)
+
+    def submit(self, task: DatumTask) -> None:
+        self._queue.append(task)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._queue and len(self._running) < self.size:
+            task = self._queue.popleft()
+            ref = self._remote.remote(self._config, task)
+            self._running[ref] = (task, time.monotonic())
+
+    def results(self, wait: float) -> list[DatumResult]:
+        """Results that arrive within ``wait`` seconds (fewer, or none, if none are ready)."""
+        if not self._running:
+            return []
+        ray = self._ray
+        wait_for = wait
+        if self.timeout is not None:
+            soonest = min(started + self.timeout for _, started in self._running.values())
+            wait_for = max(0.0, min(wait, soonest - time.monotonic()))
+        refs = list(self._running)
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=wait_for)
+        out: list[DatumResult] = []
+        for ref in ready:
+            task, started = self._running.pop(ref)
+            try:
+                out.append(ray.get(ref))
+            except Exception as e:  # the worker died, or Ray could not run the attempt
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                error = f"the Ray task running the datum failed: {type(e).__name__}: {reason}"
+                seconds = time.monotonic() - started
+                out.append(DatumResult(task.datum_id, task.attempt, False, (), error, "", seconds))
+        if self.timeout is not None:
+            now = time.monotonic()
+            for ref, (task, started) in list(self._running.items()):
+                if now - started >= self.timeout:
+                    del self._running[ref]
+                    ray.cancel(ref, force=True)
+                    error = (
+                        f"datum_timeout: the datum ran longer than {self.timeout:g} s and was "
+                        "killed (its Ray worker process was stopped)"
+                    )
+                    seconds = now - started
+                    out.append(
+                        DatumResult(task.datum_id, task.attempt, False, (), error, "", seconds)
+                    )
+        self._dispatch()
+        return out
+
+    def close(self) -> None:
+        """Stop every attempt still running (their Ray worker processes are killed)."""
+        for ref in self._running:
+            self._ray.cancel(ref, force=True)
+        self._running.clear()
+        self._queue.clear()
+        if self._owns:
+            self._ray.shutdown()
