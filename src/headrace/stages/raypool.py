@@ -25,7 +25,7 @@ from typing import Any
 
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, execute
 
-__all__ = ["RAY_ADDRESS_ENV", "RayDatumPool", "ray_address"]
+__all__ = ["RAY_ADDRESS_ENV", "RayDatumPool", "check_shared_store", "ray_address"]
 
 RAY_ADDRESS_ENV = "HEADRACE_RAY_ADDRESS"
 
@@ -33,6 +33,40 @@ RAY_ADDRESS_ENV = "HEADRACE_RAY_ADDRESS"
 def ray_address() -> str | None:
     """The Ray cluster jobs run their datums on (``HEADRACE_RAY_ADDRESS``), if any."""
     return os.environ.get(RAY_ADDRESS_ENV) or None
+
+
+def check_shared_store(config: WorkerConfig, nodes: list[dict[str, Any]]) -> None:
+    """Refuse a store only one machine reaches when the cluster spans several machines.
+
+    ``nodes`` is ``ray.nodes()``; nodes on one address share a disk (one host, several raylets).
+
+    >>> from headrace.store.store import Store
+    >>> import tempfile
+    >>> store = Store.open(tempfile.mkdtemp())
+    >>> config = WorkerConfig(store, None, "up", "/tmp")  # type: ignore[arg-type]
+    >>> check_shared_store(config, [{"Alive": True, "NodeManagerAddress": "10.0.0.1"}])
+    >>> check_shared_store(config, [{"Alive": True, "NodeManagerAddress": "10.0.0.1"},
+    ...                             {"Alive": True, "NodeManagerAddress": "10.0.0.2"}])
+    Traceback (most recent call last):
+    ...
+    ValueError: stage 'up': the Ray cluster spans 2 machines, but the workers on every node ...
+    >>> store.close()
+    """
+    machines = {str(n.get("NodeManagerAddress")) for n in nodes if n.get("Alive")}
+    if len(machines) < 2:
+        return
+    store = config.store
+    problems = []
+    if store.meta.dialect == "sqlite":
+        problems.append("its metadata is a SQLite file (use PostgreSQL: --db postgresql://...)")
+    url = str(store.objects.url)
+    if "://" not in url or url.startswith("file://"):
+        problems.append(f"its objects are in the local folder {url} (use an fsspec URL)")
+    if problems:
+        raise ValueError(
+            f"stage {config.stage!r}: the Ray cluster spans {len(machines)} machines, but the "
+            "workers on every node must reach the store: " + "; ".join(problems)
+        )
 
 
 class RayDatumPool:
@@ -54,6 +88,11 @@ class RayDatumPool:
         if not ray.is_initialized():
             ray.init(address=address, log_to_driver=False, configure_logging=False)
             self._owns = True
+        try:
+            check_shared_store(config, ray.nodes())
+        except BaseException:
+            self.close_ray()
+            raise
         self.size = max(1, size)
         self.timeout = timeout
         self._config = ray.put(config)  # once per job; every attempt gets the reference
@@ -120,11 +159,15 @@ class RayDatumPool:
         self._dispatch()
         return out
 
+    def close_ray(self) -> None:
+        if self._owns:
+            self._ray.shutdown()
+            self._owns = False
+
     def close(self) -> None:
         """Stop every attempt still running (their Ray worker processes are killed)."""
         for ref in self._running:
             self._ray.cancel(ref, force=True)
         self._running.clear()
         self._queue.clear()
-        if self._owns:
-            self._ray.shutdown()
+        self.close_ray()
