@@ -5,7 +5,9 @@ Cases (each run ``--repeat`` times, best time kept, outputs compared between run
 - start-up: from ``run()`` to the first task's first element, on a local Ray that the run starts
   itself (no Ray running before), and on a Ray already connected; the whole run's time beside it;
 - word count: ReadFromText, split, CombinePerKey(sum), WriteToText over ``--mb`` MB of text;
-- GroupByKey: the same lines keyed by their first word, grouped, the group sizes written.
+- GroupByKey: the same lines keyed by their first word, grouped, the group sizes written;
+- datums: ``--datums`` trivial datums of bench_stages' copy stage (parallelism 2), as Ray tasks
+  (``HEADRACE_RAY_ADDRESS``) vs the local worker pool with ``datum_batching``.
 
 The Ray cases use a local Ray of ``--cpus`` CPUs (default 2, as many worker processes as the
 direct runner gets), started once before the timed runs. Usage::
@@ -109,11 +111,46 @@ def startup(options: dict[str, Any], work: str) -> tuple[float, float]:
     return first - t0, t1 - t0
 
 
+def datums(n: int, work: str) -> None:
+    """Seconds of one job of ``n`` trivial datums: local worker pool, then Ray tasks."""
+    from pathlib import Path
+
+    from bench_stages import _setup
+
+    from headrace.stages.catalog import SUCCESS
+    from headrace.stages.jobs import run_job
+    from headrace.stages.raypool import RAY_ADDRESS_ENV
+
+    seconds = {}
+    for where in ("local pool", "ray"):
+        root = Path(tempfile.mkdtemp(dir=work))
+        name = "copy" + where.replace(" ", "")
+        catalog = _setup(root, n, batching=True, name=name)
+        if where == "ray":
+            os.environ[RAY_ADDRESS_ENV] = "auto"  # this process is connected: the pool reuses it
+        try:
+            t = time.perf_counter()
+            job = run_job(catalog, name)
+            seconds[where] = time.perf_counter() - t
+        finally:
+            os.environ.pop(RAY_ADDRESS_ENV, None)
+        if job.state != SUCCESS or job.processed != n:
+            raise SystemExit(f"datums on {where}: {job.state} {job.reason}")
+        catalog.store.close()
+    local, on_ray = seconds["local pool"], seconds["ray"]
+    print(
+        f"    datums: {n} trivial datums, parallelism 2: local pool {local:.2f} s "
+        f"({n / local:.0f}/s), ray {on_ray:.2f} s ({n / on_ray:.0f}/s); "
+        f"ray / local = {on_ray / local:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=20, help="MB of text for the data cases")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--datums", type=int, default=1000, help="0 skips the datums case")
     args = parser.parse_args()
     import ray
 
@@ -162,6 +199,8 @@ def main() -> None:
                 f"{name:>10}: direct x2 {seconds['direct x2']:.2f} s, ray {seconds['ray']:.2f} s "
                 f"({mb_s:.1f} MB/s); ray / direct = {seconds['ray'] / seconds['direct x2']:.2f}x"
             )
+        if args.datums:
+            datums(args.datums, work)
     finally:
         if ray.is_initialized():
             ray.shutdown()

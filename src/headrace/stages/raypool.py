@@ -30,6 +30,24 @@ __all__ = ["RAY_ADDRESS_ENV", "RayDatumPool", "check_shared_store", "ray_address
 RAY_ADDRESS_ENV = "HEADRACE_RAY_ADDRESS"
 
 
+# The job's WorkerConfig per Ray worker process, by object id: its store (database engine, object
+# location) is opened once per worker and job, not once per datum.
+_CONFIGS: dict[str, WorkerConfig] = {}
+
+
+def _execute(config_box: list[Any], task: DatumTask) -> DatumResult:
+    """One attempt on a Ray worker; ``config_box`` holds the (unresolved) config reference."""
+    import ray
+
+    (ref,) = config_box
+    config = _CONFIGS.get(ref.hex())
+    if config is None:
+        if len(_CONFIGS) > 8:  # a long-lived worker serves many jobs: keep the recent ones
+            _CONFIGS.pop(next(iter(_CONFIGS)))
+        config = _CONFIGS[ref.hex()] = ray.get(ref)
+    return execute(config, task)
+
+
 def ray_address() -> str | None:
     """The Ray cluster jobs run their datums on (``HEADRACE_RAY_ADDRESS``), if any."""
     return os.environ.get(RAY_ADDRESS_ENV) or None
@@ -95,8 +113,10 @@ class RayDatumPool:
             raise
         self.size = max(1, size)
         self.timeout = timeout
-        self._config = ray.put(config)  # once per job; every attempt gets the reference
-        self._remote = ray.remote(execute).options(max_retries=0, num_cpus=1)
+        # Once per job; every attempt gets the reference, inside a list so that Ray does not
+        # resolve (and unpickle) it per attempt: _execute does, once per worker process.
+        self._config = [ray.put(config)]
+        self._remote = ray.remote(_execute).options(max_retries=0, num_cpus=1)
         self._queue: deque[DatumTask] = deque()
         self._running: dict[Any, tuple[DatumTask, float]] = {}
 
@@ -131,7 +151,10 @@ class RayDatumPool:
             soonest = min(started + self.timeout for _, started in self._running.values())
             wait_for = max(0.0, min(wait, soonest - time.monotonic()))
         refs = list(self._running)
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=wait_for)
+        ready, rest = ray.wait(refs, num_returns=1, timeout=wait_for)  # back at the first one
+        if ready and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
         out: list[DatumResult] = []
         for ref in ready:
             task, started = self._running.pop(ref)
