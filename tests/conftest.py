@@ -75,6 +75,8 @@ RUNNER_CONFIGS: dict[str, RunnerConfig] = {
         lambda: _load_subprocess_executor().subprocess_runner(),  # type: ignore[attr-defined]
         (pytest.mark.slow,),
     ),
+    # Every task a Ray task on a two-node local cluster (one per test session, ``ray_cluster``).
+    "ray": RunnerConfig({"runner": "RayRunner"}, marks=(pytest.mark.slow,)),
 }
 
 
@@ -92,8 +94,10 @@ def runner_config(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def pipeline_options(runner_config: str) -> PipelineOptions:
+def pipeline_options(runner_config: str, request: pytest.FixtureRequest) -> PipelineOptions:
     """Options (with the runner) for one runner configuration (see ``RUNNER_CONFIGS``)."""
+    if runner_config == "ray":
+        request.getfixturevalue("ray_cluster")
     return RUNNER_CONFIGS[runner_config].pipeline_options()
 
 
@@ -101,6 +105,43 @@ def pipeline_options(runner_config: str) -> PipelineOptions:
 def make_pipeline(pipeline_options: PipelineOptions) -> Callable[[], Pipeline]:
     """A factory of pipelines that run with ``pipeline_options``."""
     return lambda: Pipeline(options=pipeline_options)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """A local Ray cluster of two nodes with one CPU each, connected, for the whole session.
+
+    Ray workers import test modules by name (functions defined in tests pickle by reference), so
+    the repository root goes on their ``PYTHONPATH``.
+    """
+    try:
+        import ray
+        from ray.cluster_utils import Cluster
+    except ImportError:
+        message = "Ray is not installed (pip install -e '.[ray]'); the ray configuration needs it"
+        if _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = root + (os.pathsep + path if path else "")
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False},
+    )
+    cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        if path:
+            os.environ["PYTHONPATH"] = path
+        else:
+            del os.environ["PYTHONPATH"]
 
 
 POSTGRES_URL = os.environ.get(

@@ -48,6 +48,7 @@ def _lines(directory, glob="*") -> list[str]:
 @pytest.mark.runner_gap(
     "two_processes",
     "subprocess_tasks",
+    "ray",
     reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
     "expects the single shard of one task",
 )
@@ -131,6 +132,7 @@ def test_read_with_filename_and_read_all(make_pipeline, tmp_path):
 @pytest.mark.runner_gap(
     "two_processes",
     "subprocess_tasks",
+    "ray",
     reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
     "expects the single shard of one task",
 )
@@ -158,6 +160,7 @@ def test_json_round_trip(make_pipeline, tmp_path):
 @pytest.mark.runner_gap(
     "two_processes",
     "subprocess_tasks",
+    "ray",
     reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
     "expects the single shard of one task",
 )
@@ -189,6 +192,7 @@ def test_parquet_round_trip(make_pipeline, tmp_path):
 @pytest.mark.runner_gap(
     "two_processes",
     "subprocess_tasks",
+    "ray",
     reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
     "expects the single shard of one task",
 )
@@ -222,6 +226,7 @@ def _boom(x):
             marks=pytest.mark.runner_gap(
                 "two_processes",
                 "subprocess_tasks",
+                "ray",
                 reason="with two tasks, the task without element 7 fails first, in the Parquet "
                 "sink that the test feeds ints; the run reports that first failure",
             ),

@@ -116,12 +116,27 @@ def daemon_command(
             ),
         ),
     ] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help=(
+                "Run every job's datums as Ray tasks on the Ray cluster at ADDRESS (needs "
+                "pip install 'headrace[ray]' and a store every node reaches)."
+            ),
+        ),
+    ] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
     from headrace.stages.catalog import SUCCESS
     from headrace.stages.daemon import Daemon, DaemonBusy
+    from headrace.stages.raypool import RAY_ADDRESS_ENV
+
+    if ray:
+        os.environ[RAY_ADDRESS_ENV] = ray  # read by each job, also in job processes
 
     with opened_catalog(home, db, objects) as catalog:
         daemon = Daemon(catalog, poll=poll, log=_log, max_jobs=jobs)

@@ -71,6 +71,7 @@ __all__ = [
     "DirectOptions",
     "PipelineOptions",
     "PipelineOptionsError",
+    "RayOptions",
     "SetupOptions",
     "StandardOptions",
     "TypeOptions",
@@ -481,7 +482,8 @@ class StandardOptions(PipelineOptions):
             default=None,
             help=(
                 "The runner: DirectRunner (the default; Beam's BundleBasedDirectRunner, "
-                "FnApiRunner, PrismRunner and SwitchingDirectRunner names select it too)."
+                "FnApiRunner, PrismRunner and SwitchingDirectRunner names select it too) or "
+                "RayRunner (batch pipelines on a Ray cluster; pip install 'headrace[ray]')."
             ),
         )
         parser.add_argument(
@@ -525,6 +527,42 @@ class DirectOptions(PipelineOptions):
             type=_positive_int,
             default=1024,
             help="Elements per chunk moved between fused operators (>= 1).",
+        )
+
+
+class RayOptions(PipelineOptions):
+    """Settings of the Ray runner (``--runner=RayRunner``)."""
+
+    ray_address: str | None
+    ray_num_cpus: int
+    ray_partitions: int | None
+    ray_max_in_flight: int | None
+
+    @classmethod
+    def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        parser.add_argument(
+            "--ray_address",
+            default=None,
+            help="Address of a running Ray cluster (e.g. ray://head:10001 or head:6379); default: "
+            "$RAY_ADDRESS, else a local Ray started for the run and stopped after it.",
+        )
+        parser.add_argument(
+            "--ray_num_cpus",
+            type=_positive_int,
+            default=2,
+            help="CPUs of the local Ray started when no address is given (>= 1).",
+        )
+        parser.add_argument(
+            "--ray_partitions",
+            type=_positive_int,
+            default=None,
+            help="Partitions of each grouping (default: the cluster's CPUs).",
+        )
+        parser.add_argument(
+            "--ray_max_in_flight",
+            type=_positive_int,
+            default=None,
+            help="Tasks submitted to Ray at once (default: twice the partitions).",
         )
 
 

@@ -45,6 +45,8 @@ _RUNNERS = {
     "switchingdirectrunner": "headrace.runners.direct:DirectRunner",
     "fnapirunner": "headrace.runners.direct:DirectRunner",
     "prismrunner": "headrace.runners.direct:DirectRunner",
+    "rayrunner": "headrace.runners.ray:RayRunner",
+    "ray": "headrace.runners.ray:RayRunner",
 }
 
 
@@ -61,9 +63,9 @@ def resolve_runner(runner: Any) -> Any:
         from headrace.model.options import PipelineOptionsError
 
         raise PipelineOptionsError(
-            f"Invalid pipeline option --runner: unknown runner {runner!r}; headrace has only "
+            f"Invalid pipeline option --runner: unknown runner {runner!r}; headrace has "
             "DirectRunner (also selected by Beam's names BundleBasedDirectRunner, FnApiRunner, "
-            "PrismRunner and SwitchingDirectRunner)",
+            "PrismRunner and SwitchingDirectRunner) and RayRunner (pip install 'headrace[ray]')",
             "runner",
         )
     module_name, _, cls_name = target.partition(":")

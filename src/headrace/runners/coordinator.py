@@ -233,21 +233,44 @@ class BatchCoordinator:
         events.emit(events.StageStarted(self.run_id, stage.id, stage.name, len(tasks)))
         ctx = self._context(progress)
         futures = [self.executor.submit(stage, task, ctx) for task in tasks]
-        results: list[TaskResult] = []
-        for future in futures:
-            while not future.wait(_POLL):
+        results: list[TaskResult | None] = [None] * len(futures)
+        # Results are taken as tasks finish and recorded in task order below, so collections
+        # keep their order. When a task fails, the run fails with the failure of the first task
+        # in task order (the tasks before it are waited for), so the error does not depend on
+        # timing. The inline executor runs a task when it is first waited for: still in order.
+        errors: dict[int, BaseException] = {}
+        pending = list(range(len(futures)))
+        while pending:
+            waiting = []
+            for i in pending:
+                if errors and i > min(errors):
+                    continue  # never start (inline) or wait for a task after a failed one
+                if futures[i].wait(0):
+                    try:
+                        results[i] = self._consume(stage, progress, futures[i])
+                    except BaseException as e:
+                        errors[i] = e
+                else:
+                    waiting.append(i)
+            if waiting and len(waiting) == len(pending) and not futures[waiting[0]].wait(_POLL):
                 if self.cancel.is_set():
                     raise Cancelled()
-            result = future.result()
-            if not self.executor.shares_memory:
-                progress.elements_in += result.elements_in
-            progress.elements_out += result.elements_out
-            progress.spills += result.spills
-            results.append(result)
-            self._task_finished(stage, result)
-            self._updated(progress)
+            pending = waiting
+        if errors:
+            raise errors[min(errors)]
         for r in results:
+            assert r is not None
             self.outputs.add(r)
+
+    def _consume(self, stage: Stage, progress: StageProgress, future: Any) -> TaskResult:
+        result: TaskResult = future.result()
+        if not self.executor.shares_memory:
+            progress.elements_in += result.elements_in
+        progress.elements_out += result.elements_out
+        progress.spills += result.spills
+        self._task_finished(stage, result)
+        self._updated(progress)
+        return result
 
     # -- sinks -----------------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ from headrace.stages.planning import (
     resolve_inputs,
     row,
 )
+from headrace.stages.raypool import RayDatumPool, ray_address
 from headrace.stages.spec import Input, PfsInput, iter_inputs
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, WorkerPool, make_scratch
 from headrace.store.content import Content, ContentWriter
@@ -339,7 +340,13 @@ class _JobRun:
         next_poll = time.monotonic() + STOP_POLL_SECONDS
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
         try:
-            with WorkerPool(config, spec.parallelism, batching, spec.datum_timeout) as pool:
+            address = ray_address()
+            pool: WorkerPool | RayDatumPool = (
+                RayDatumPool(config, spec.parallelism, address, spec.datum_timeout)
+                if address
+                else WorkerPool(config, spec.parallelism, batching, spec.datum_timeout)
+            )
+            with pool:
                 for start in range(0, len(todo), 5000):
                     chunk = todo[start : start + 5000]
                     hashes = {f.hash for d in chunk for p in d.inputs for f in p.files if f.hash}

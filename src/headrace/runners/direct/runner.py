@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from headrace.exec.errors import annotate
-from headrace.exec.spill import LocalSpillSpace
+from headrace.exec.spill import LocalSpillSpace, SpillSpace
 from headrace.graph.nodes import PipelineGraph
 from headrace.graph.validate import validate_graph
 from headrace.model.metrics import DirectMetricResults, MetricUpdates
@@ -154,6 +154,7 @@ class DirectPipelineResult(PipelineResult):
         settings: DirectSettings,
         streaming: StreamingRun | None = None,
         executor: Executor | None = None,
+        spill: SpillSpace | None = None,
     ) -> None:
         super().__init__(PipelineState.RUNNING)
         self.plan = plan
@@ -171,7 +172,7 @@ class DirectPipelineResult(PipelineResult):
             self.coordinator = BatchCoordinator(
                 plan,
                 self.executor,
-                LocalSpillSpace.make_temporary(),
+                spill if spill is not None else LocalSpillSpace.make_temporary(),
                 budget_bytes=settings.budget_mb * 1024 * 1024,
                 bundle_size=settings.bundle_size,
                 cancel=self._cancel,

@@ -1,0 +1,196 @@
+"""Stage datums as Ray tasks: a drop-in for :class:`~headrace.stages.worker.WorkerPool`.
+
+When ``HEADRACE_RAY_ADDRESS`` is set (``headrace daemon --ray ADDRESS`` sets it), a job hands
+its datums to :class:`RayDatumPool` instead of local worker processes: each attempt is one Ray
+task running the same :func:`~headrace.stages.worker.execute` as a local worker (sandbox, the
+transform, outputs stored as content-addressed objects), and the job commits the results in one
+transaction, as always. The worker reaches the store itself, so on a cluster of several machines
+the store must be shared (PostgreSQL metadata, an object location every node reaches).
+
+What maps to what: ``parallelism`` bounds the attempts in flight; ``datum_tries`` stays the job's
+retry count (Ray's own retries are off, so an attempt is counted once); ``datum_timeout`` is
+enforced from the job: a late attempt is cancelled (its worker process killed) and reported as
+the local pool reports it. A worker process that dies fails the attempt with Ray's reason. What
+it does not do yet: ``datum_batching`` (every attempt is its own Ray task; Ray reuses worker
+processes, so a module is imported once per worker anyway), a stage ``environment`` as a Ray
+``runtime_env``, and resource requests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from typing import Any
+
+from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, execute
+
+__all__ = ["RAY_ADDRESS_ENV", "RayDatumPool", "check_shared_store", "ray_address"]
+
+RAY_ADDRESS_ENV = "HEADRACE_RAY_ADDRESS"
+
+
+# The job's WorkerConfig per Ray worker process, by object id: its store (database engine, object
+# location) is opened once per worker and job, not once per datum.
+_CONFIGS: dict[str, WorkerConfig] = {}
+
+
+def _execute(config_box: list[Any], task: DatumTask) -> DatumResult:
+    """One attempt on a Ray worker; ``config_box`` holds the (unresolved) config reference."""
+    import ray
+
+    (ref,) = config_box
+    config = _CONFIGS.get(ref.hex())
+    if config is None:
+        if len(_CONFIGS) > 8:  # a long-lived worker serves many jobs: keep the recent ones
+            _CONFIGS.pop(next(iter(_CONFIGS)))
+        config = _CONFIGS[ref.hex()] = ray.get(ref)
+    return execute(config, task)
+
+
+def ray_address() -> str | None:
+    """The Ray cluster jobs run their datums on (``HEADRACE_RAY_ADDRESS``), if any."""
+    return os.environ.get(RAY_ADDRESS_ENV) or None
+
+
+def check_shared_store(config: WorkerConfig, nodes: list[dict[str, Any]]) -> None:
+    """Refuse a store only one machine reaches when the cluster spans several machines.
+
+    ``nodes`` is ``ray.nodes()``; nodes on one address share a disk (one host, several raylets).
+
+    >>> from headrace.store.store import Store
+    >>> import tempfile
+    >>> store = Store.open(tempfile.mkdtemp())
+    >>> config = WorkerConfig(store, None, "up", "/tmp")  # type: ignore[arg-type]
+    >>> check_shared_store(config, [{"Alive": True, "NodeManagerAddress": "10.0.0.1"}])
+    >>> check_shared_store(config, [{"Alive": True, "NodeManagerAddress": "10.0.0.1"},
+    ...                             {"Alive": True, "NodeManagerAddress": "10.0.0.2"}])
+    Traceback (most recent call last):
+    ...
+    ValueError: stage 'up': the Ray cluster spans 2 machines, but the workers on every node ...
+    >>> store.close()
+    """
+    machines = {str(n.get("NodeManagerAddress")) for n in nodes if n.get("Alive")}
+    if len(machines) < 2:
+        return
+    store = config.store
+    problems = []
+    if store.meta.dialect == "sqlite":
+        problems.append("its metadata is a SQLite file (use PostgreSQL: --db postgresql://...)")
+    url = str(store.objects.url)
+    if "://" not in url or url.startswith("file://"):
+        problems.append(f"its objects are in the local folder {url} (use an fsspec URL)")
+    if problems:
+        raise ValueError(
+            f"stage {config.stage!r}: the Ray cluster spans {len(machines)} machines, but the "
+            "workers on every node must reach the store: " + "; ".join(problems)
+        )
+
+
+class RayDatumPool:
+    """Runs :class:`DatumTask` s as Ray tasks; the interface of ``WorkerPool`` (see the module
+    docstring). Connects to ``address`` unless this process is already connected to Ray."""
+
+    def __init__(
+        self, config: WorkerConfig, size: int, address: str, timeout: float | None = None
+    ) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError(
+                f"{RAY_ADDRESS_ENV} is set, but Ray is not installed; install it with "
+                "pip install 'headrace[ray]', or unset it to run datums in local processes"
+            ) from None
+        self._ray = ray
+        self._owns = False
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            self._owns = True
+        try:
+            check_shared_store(config, ray.nodes())
+        except BaseException:
+            self.close_ray()
+            raise
+        self.size = max(1, size)
+        self.timeout = timeout
+        # Once per job; every attempt gets the reference, inside a list so that Ray does not
+        # resolve (and unpickle) it per attempt: _execute does, once per worker process.
+        self._config = [ray.put(config)]
+        self._remote = ray.remote(_execute).options(max_retries=0, num_cpus=1)
+        self._queue: deque[DatumTask] = deque()
+        self._running: dict[Any, tuple[DatumTask, float]] = {}
+
+    def __enter__(self) -> RayDatumPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pending(self) -> int:
+        """Tasks submitted and not yet reported."""
+        return len(self._queue) + len(self._running)
+
+    def submit(self, task: DatumTask) -> None:
+        self._queue.append(task)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._queue and len(self._running) < self.size:
+            task = self._queue.popleft()
+            ref = self._remote.remote(self._config, task)
+            self._running[ref] = (task, time.monotonic())
+
+    def results(self, wait: float) -> list[DatumResult]:
+        """Results that arrive within ``wait`` seconds (fewer, or none, if none are ready)."""
+        if not self._running:
+            return []
+        ray = self._ray
+        wait_for = wait
+        if self.timeout is not None:
+            soonest = min(started + self.timeout for _, started in self._running.values())
+            wait_for = max(0.0, min(wait, soonest - time.monotonic()))
+        refs = list(self._running)
+        ready, rest = ray.wait(refs, num_returns=1, timeout=wait_for)  # back at the first one
+        if ready and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        out: list[DatumResult] = []
+        for ref in ready:
+            task, started = self._running.pop(ref)
+            try:
+                out.append(ray.get(ref))
+            except Exception as e:  # the worker died, or Ray could not run the attempt
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                error = f"the Ray task running the datum failed: {type(e).__name__}: {reason}"
+                seconds = time.monotonic() - started
+                out.append(DatumResult(task.datum_id, task.attempt, False, (), error, "", seconds))
+        if self.timeout is not None:
+            now = time.monotonic()
+            for ref, (task, started) in list(self._running.items()):
+                if now - started >= self.timeout:
+                    del self._running[ref]
+                    ray.cancel(ref, force=True)
+                    error = (
+                        f"datum_timeout: the datum ran longer than {self.timeout:g} s and was "
+                        "killed (its Ray worker process was stopped)"
+                    )
+                    seconds = now - started
+                    out.append(
+                        DatumResult(task.datum_id, task.attempt, False, (), error, "", seconds)
+                    )
+        self._dispatch()
+        return out
+
+    def close_ray(self) -> None:
+        if self._owns:
+            self._ray.shutdown()
+            self._owns = False
+
+    def close(self) -> None:
+        """Stop every attempt still running (their Ray worker processes are killed)."""
+        for ref in self._running:
+            self._ray.cancel(ref, force=True)
+        self._running.clear()
+        self._queue.clear()
+        self.close_ray()

@@ -1,0 +1,112 @@
+"""Stage datums as Ray tasks (issue 14, "Stages on Ray"): the same jobs as test_jobs.py, with
+``HEADRACE_RAY_ADDRESS`` set so each datum attempt is a Ray task on the session's two-node
+cluster (``ray_cluster``). Pachyderm semantics kept: ``datum_tries`` counts attempts (Pachyderm's
+``datumTries``, docs "Pipeline Specification"), ``datum_timeout`` fails a late attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from headrace.stages.catalog import FAILURE, SUCCESS
+from headrace.stages.jobs import run_job
+from headrace.stages.raypool import RAY_ADDRESS_ENV
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def on_ray(ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RAY_ADDRESS_ENV, ray_cluster.address)
+
+
+UPPER = """
+import os
+import ray
+def run(inputs, output):
+    for f in sorted(inputs["data"].rglob("*")):
+        if f.is_file():
+            (output / f.name).write_text(f.read_text().upper())
+            print("pid", os.getpid(), "ray task", ray.get_runtime_context().get_task_id())
+"""
+
+
+def _data(kit: Any, files: dict[str, bytes]) -> None:
+    kit.store.create_repo("data")
+    kit.store.put_files("data@master", list(files.items()))
+
+
+def test_every_datum_runs_as_a_ray_task_and_commits(kit):
+    _data(kit, {f"/f{i}.txt": f"hello {i}".encode() for i in range(6)})
+    mod = kit.module(UPPER)
+    kit.stage(
+        {
+            "name": "up",
+            "input": {"pfs": {"repo": "data", "glob": "/*"}},
+            "transform": {"python": f"{mod}:run"},
+            "parallelism": 2,
+        }
+    )
+    job = run_job(kit.catalog, "up")
+    assert job.state == SUCCESS, job.reason
+    assert kit.files("up@master") == {f"/f{i}.txt": f"HELLO {i}".encode() for i in range(6)}
+    rows = kit.catalog.datums(job.id, with_logs=True)
+    assert all("pid" in r.log for r in rows)  # per-datum logs kept
+    assert not [r.log for r in rows if "ray task None" in r.log or "ray task" not in r.log]
+
+
+def test_a_datum_failing_twice_then_succeeding(kit, tmp_path):
+    marker = tmp_path / "attempts"
+    mod = kit.module(
+        f"""
+        from pathlib import Path
+        def run(inputs, output):
+            m = Path({str(marker)!r})
+            n = int(m.read_text()) if m.exists() else 0
+            m.write_text(str(n + 1))
+            if n < 2:
+                raise RuntimeError("flaky twice")
+            (output / "ok.txt").write_text("ok")
+        """
+    )
+    _data(kit, {"/a.txt": b"a"})
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "data", "glob": "/"}},
+            "transform": {"python": f"{mod}:run"},
+            "datum_tries": 3,
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == SUCCESS, job.reason
+    (row,) = kit.catalog.datums(job.id)
+    assert row.attempts == 3
+    assert kit.files("s@master") == {"/ok.txt": b"ok"}
+
+
+def test_datum_timeout_stops_the_ray_task(kit):
+    mod = kit.module(
+        """
+        import time
+        def run(inputs, output):
+            time.sleep(60)
+        """
+    )
+    _data(kit, {"/a.txt": b"a"})
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "data", "glob": "/"}},
+            "transform": {"python": f"{mod}:run"},
+            "datum_timeout": "1s",
+            "datum_tries": 2,
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == FAILURE
+    (row,) = kit.catalog.datums(job.id)
+    assert row.attempts == 2
+    assert "datum_timeout" in row.error
