@@ -2,6 +2,8 @@
 (the runs of stages) and show their logs; list a job's datums, preview the datums of a spec
 without running anything, and restart a failed job.
 
+Stopping, restarting and rerunning are :mod:`headrace.stages.jobctl`'s functions and the
+``--json`` output is :mod:`headrace.stages.views`'; this module parses arguments and prints.
 Options, output and exit statuses follow :mod:`headrace.cli.stage_common`. :func:`register`
 adds the commands to the ``headrace`` application; the stage layer is imported only when one
 of them runs.

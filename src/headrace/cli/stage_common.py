@@ -17,7 +17,8 @@ Running a job forks worker processes, so nothing here starts a thread: the progr
 :func:`run_now` is redrawn from the job's progress callback, never by a refresh thread.
 
 The stage layer (:mod:`headrace.stages`) is imported only inside the functions here, when a
-command runs.
+command runs. What the commands do lives there (:mod:`headrace.stages.jobctl` controls jobs,
+:mod:`headrace.stages.views` makes the ``--json`` data); the commands parse and print.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ A job
    marks it FAILURE / KILLED: nothing of a failed job is ever visible;
 6. egresses the output commit when the spec asks.
 
+A job's state moves only as :mod:`headrace.stages.jobstate` allows (through
+:meth:`~headrace.stages.catalog.Catalog.move_job`).
+
 A job carries a **trace**: the id of the user commit that caused it (the trace of its newest
 input commit). The output commit gets the same trace, so every job and commit downstream of
 one upstream commit share one id.
