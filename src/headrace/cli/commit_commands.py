@@ -41,7 +41,6 @@ from headrace.cli.common import (
     sub_app,
     valid_repo_name,
 )
-from headrace.store.errors import StoreError
 from headrace.store.refs import parse_ref
 
 if TYPE_CHECKING:
@@ -196,27 +195,18 @@ def _trace_list(
     trace: str, as_json: bool, home: Path | None, db: str | None, objects: str | None
 ) -> None:
     """The commits and jobs of one trace, oldest first."""
-    from headrace.cli.stage_common import job_json, opened_catalog, print_jobs_table
+    from headrace.cli.stage_common import opened_catalog, print_jobs_table
+    from headrace.stages.views import trace_of, trace_view
 
     with opened_catalog(home, db, objects) as catalog:
-        store = catalog.store
-        found = []
-        for commit_id in [trace, *catalog.commits_of_trace(trace)]:
-            for repo in store.list_repos():
-                try:
-                    found.append(store.inspect_commit(f"{repo.name}@{commit_id}"))
-                    break
-                except StoreError:
-                    continue
-        jobs = catalog.list_jobs(trace=trace)
-    if not found and not jobs:
+        found = trace_of(catalog, trace)
+    if not found.commits and not found.jobs:
         fail(f"no commit or job has trace {trace}")
-    found.sort(key=lambda c: c.started_at)
     if as_json:
-        emit_json({"trace": trace, "commits": [commit_json(c) for c in found],
-                   "jobs": [job_json(j) for j in jobs]})  # fmt: skip
+        emit_json(trace_view(found))
         return
-    _commits_table(found, f"No commits of trace {trace}", with_repo=True)
+    jobs = found.jobs
+    _commits_table(found.commits, f"No commits of trace {trace}", with_repo=True)
     print_jobs_table(jobs, f"No jobs of trace {trace}")
 
 
@@ -397,14 +387,12 @@ def _linked_commits(
         info = store.inspect_commit(ref)
         walk = store.provenance if direction == "provenance" else store.subvenance
         commits = walk(f"{info.repo}@{info.id}", transitive=not direct)
-        from headrace.cli.stage_common import job_summary, jobs_of_commits
+        from headrace.cli.stage_common import jobs_of_commits
+        from headrace.stages.views import commits_with_jobs
 
         jobs = jobs_of_commits(store, [info.id, *(c.id for c in commits)])
     if as_json:
-        emit_json([
-            {**commit_json(c), "job": job_summary(jobs[c.id]) if c.id in jobs else None}
-            for c in commits
-        ])  # fmt: skip
+        emit_json(commits_with_jobs(commits, jobs))
         return
     own = jobs.get(info.id)
     if own is not None:

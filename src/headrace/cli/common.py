@@ -276,20 +276,10 @@ def iso_utc(ts: float | None) -> str | None:
 
 
 def commit_json(c: CommitInfo) -> dict[str, Any]:
-    """A commit as the JSON the commands print."""
-    return {
-        "id": c.id,
-        "repo": c.repo,
-        "branch": c.branch,
-        "parent": c.parent,
-        "state": c.state,
-        "origin": c.origin,
-        "message": c.message,
-        "started_at": iso_utc(c.started_at),
-        "finished_at": iso_utc(c.finished_at),
-        "file_count": c.file_count,
-        "size_bytes": c.size_bytes,
-    }
+    """A commit as the JSON the commands print (:func:`headrace.stages.views.commit_view`)."""
+    from headrace.stages.views import commit_view
+
+    return commit_view(c)
 
 
 def emit_json(value: Any) -> None:

@@ -2,6 +2,8 @@
 (the runs of stages) and show their logs; list a job's datums, preview the datums of a spec
 without running anything, and restart a failed job.
 
+Stopping, restarting and rerunning are :mod:`headrace.stages.jobctl`'s functions and the
+``--json`` output is :mod:`headrace.stages.views`'; this module parses arguments and prints.
 Options, output and exit statuses follow :mod:`headrace.cli.stage_common`. :func:`register`
 adds the commands to the ``headrace`` application; the stage layer is imported only when one
 of them runs.
@@ -39,8 +41,6 @@ from headrace.cli.stage_common import (
     NoProgressOpt,
     datum_counts,
     human_duration,
-    input_repo_map,
-    job_json,
     load_spec_file,
     opened_catalog,
     parse_input_options,
@@ -52,7 +52,6 @@ from headrace.cli.stage_common import (
 
 if TYPE_CHECKING:
     from headrace.stages.catalog import Catalog, DatumRecord
-    from headrace.stages.datums import Datum
 
 __all__ = ["datum_app", "job_app", "register"]
 
@@ -88,19 +87,9 @@ def _datum_inputs(record: DatumRecord) -> str:
 
 
 def _datum_json(record: DatumRecord, with_log: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "datum_id": record.datum_id,
-        "state": record.state,
-        "hash": record.hash,
-        "inputs": [{"name": n, "path": p} for n, p in record.input_paths()],
-        "outputs": [{"path": p, "hash": h, "size_bytes": s} for p, h, s in record.output_files()],
-        "attempts": record.attempts,
-        "seconds": record.seconds,
-        "error": record.error,
-    }
-    if with_log:
-        out["log"] = record.log
-    return out
+    from headrace.stages.views import datum_view
+
+    return datum_view(record, with_log)
 
 
 # -- job -----------------------------------------------------------------------------------------
@@ -144,7 +133,9 @@ def job_list(
             catalog.get_stage(stage)
         jobs = catalog.list_jobs(stage, states=states, limit=limit)
     if as_json:
-        emit_json([job_json(j) for j in jobs])
+        from headrace.stages.views import job_view
+
+        emit_json([job_view(j) for j in jobs])
     else:
         print_jobs_table(jobs, "No jobs" + (f" of stage {stage}" if stage else ""))
 
@@ -159,10 +150,12 @@ def job_inspect(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
+    from headrace.stages.views import input_repo_map, job_view
+
     with opened_catalog(home, db, objects) as catalog:
         job = catalog.get_job(job_id)
     if as_json:
-        emit_json(job_json(job))
+        emit_json(job_view(job))
         return
     repos = input_repo_map(job.spec)
     inputs = "\n".join(
@@ -344,25 +337,17 @@ def job_stop(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
-    from headrace.stages.catalog import KILLED
-    from headrace.stages.daemon import orphaned
-    from headrace.stages.jobs import kill_job
+    from headrace.stages.jobctl import stop_job
 
     with opened_catalog(home, db, objects) as catalog:
-        job = catalog.get_job(job_id)
-        if job.done:
-            fail(f"job {job.id} of stage {job.stage} already ended {job.state}; nothing to stop")
-        catalog.set_job(job.id, stop_requested=True)
-        if not orphaned(job):
-            say(
-                f"Asked job {job.id} of stage {job.stage} to stop; it ends KILLED within about "
-                f"a second (headrace job wait {short_id(job.id)})"
-            )
-            return
-        job = kill_job(
-            catalog, job.id, "stopped by request (headrace job stop) while no process ran it"
+        result = stop_job(catalog, job_id)
+    job = result.job
+    if result.how == "asked":
+        say(
+            f"Asked job {job.id} of stage {job.stage} to stop; it ends KILLED within about "
+            f"a second (headrace job wait {short_id(job.id)})"
         )
-    if job.state == KILLED:
+    elif result.how == "killed":
         say(f"Job {job.id} of stage {job.stage} had no process running it: marked KILLED")
     else:
         say(
@@ -483,55 +468,24 @@ def _preview(
     location: tuple[Path | None, str | None, str | None],
 ) -> None:
     """``datum list --spec``: the spec's datums and how each compares with the last job."""
-    from headrace.stages.catalog import SUCCESS
-    from headrace.stages.planning import plan_datums, resolve_inputs
+    from headrace.stages.views import PREVIEW_STATUSES, preview_datums, preview_view
 
-    statuses = ("new", "changed", "unchanged")
-    if state is not None and state.lower() not in statuses:
-        fail(f"--state {state!r}: with --spec use one of {', '.join(statuses)}", EXIT_USAGE)
+    if state is not None and state.lower() not in PREVIEW_STATUSES:
+        fail(f"--state {state!r}: with --spec use one of {', '.join(PREVIEW_STATUSES)}", EXIT_USAGE)
+    status = None if state is None else state.lower()
     with opened_catalog(*location) as catalog:
         spec = load_spec_file(spec_file)
-        commits = resolve_inputs(catalog.store, spec, parse_input_options(inputs, spec))
-        datums, base = plan_datums(catalog, spec, commits)
-        stage = next((s for s in catalog.list_stages() if s.name == spec.name), None)
-        exists = stage is not None
-        last = catalog.last_job(spec.name, states=(SUCCESS,)) if exists else None
-    rows: list[tuple[Datum, str]] = []
-    for d in datums:
-        old = base.get(d.id)
-        rows.append((d, "new" if old is None else "unchanged" if old == d.hash else "changed"))
-    counts = {s: sum(1 for _, st in rows if st == s) for s in statuses}
-    ids = {d.id for d in datums}
-    removed = sorted(i for i in base if i not in ids)
-    if state is not None:
-        rows = [(d, st) for d, st in rows if st == state.lower()]
+        preview = preview_datums(catalog, spec, parse_input_options(inputs, spec))
     if as_json:
-        emit_json({
-            "stage": spec.name,
-            "stage_exists": exists,
-            "compared_with_job": last.id if last and base else None,
-            "version": spec.version,
-            "inputs": dict(sorted(commits.items())),
-            "counts": {**counts, "removed": len(removed)},
-            "datums": [
-                {
-                    "datum_id": d.id, "status": st, "hash": d.hash,
-                    "inputs": [
-                        {"name": p.name, "path": p.path,
-                         "files": [{"path": f.path, "size_bytes": f.size, "hash": f.hash}
-                                   for f in p.files]}
-                        for p in d.inputs
-                    ],
-                }
-                for d, st in rows
-            ],
-            "removed": removed,
-        })  # fmt: skip
+        emit_json(preview_view(preview, status))
         return
+    stage, exists, last = preview.stage, preview.stage is not None, preview.compared_with
+    rows = [(d, st) for d, st in preview.rows if status is None or st == status]
+    counts, removed = preview.counts, preview.removed
     if not exists:
         say(f"No stage {spec.name} yet: every datum is new")
-    elif last is not None and base:
-        say(f"Compared with job {short_id(last.id)}, the last successful job of stage {spec.name}")
+    elif last is not None:
+        say(f"Compared with job {short_id(last)}, the last successful job of stage {spec.name}")
         if stage is not None and stage.version != spec.version:
             say(
                 f"(the spec's version {spec.version[:8]} differs from the stage's "
@@ -552,7 +506,7 @@ def _preview(
         output_console().print(table)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     tail = f"; {len(removed)} removed since that job" if removed else ""
-    say(f"{len(datums)} datum(s): {summary}{tail}")
+    say(f"{len(preview.rows)} datum(s): {summary}{tail}")
     if spec.reprocess == "every_job":
         say("(reprocess: every_job: a job runs every datum, whatever its status)")
 
@@ -612,27 +566,16 @@ def datum_restart(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
-    from headrace.stages.catalog import FAILURE, KILLED
+    from headrace.stages.jobctl import restart_job
+
+    def note(message: str) -> None:
+        error_console().print(Text(f"Note: {message}", style="yellow"), soft_wrap=True)
 
     with opened_catalog(home, db, objects) as catalog:
         job = catalog.get_job(job_id)
-        if job.state not in (FAILURE, KILLED) or not job.inputs:
-            how = "is still " if not job.done else "ended "
-            fail(
-                f"job {job.id} of stage {job.stage} {how}{job.state}; only a job that ended "
-                "FAILURE or KILLED after reading its inputs can be restarted"
-            )
-        stage = catalog.get_stage(job.stage)
-        if stage.version != job.version:
-            error_console().print(
-                Text(
-                    f"Note: stage {stage.name}'s spec changed since job {short_id(job.id)} "
-                    f"(version {job.version[:8]} -> {stage.version[:8]}): every datum runs",
-                    style="yellow",
-                ),
-                soft_wrap=True,
-            )
-        new = run_now(catalog, stage, job.inputs, job.trace, not no_progress)
+        new = run_now(
+            catalog, lambda progress: restart_job(catalog, job.id, progress, note), not no_progress
+        )
     if not as_json:
         say(f"Restarted job {job.id} as job {new.id}")
     report_job(new, as_json)
@@ -657,20 +600,15 @@ def job_rerun(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
-    import dataclasses
+    from headrace.stages.jobctl import rerun_job
 
     with opened_catalog(home, db, objects) as catalog:
         job = catalog.get_job(job_id)
-        if not job.done or not job.inputs:
-            fail(
-                f"job {job.id} of stage {job.stage} is {job.state}; only an ended job that read "
-                "its inputs can be rerun"
-            )
-        stage = catalog.get_stage(job.stage)
-        if reprocess:
-            spec = dataclasses.replace(stage.spec, reprocess="every_job")
-            stage = dataclasses.replace(stage, spec=spec)
-        new = run_now(catalog, stage, job.inputs, job.trace, not no_progress)
+        new = run_now(
+            catalog,
+            lambda progress: rerun_job(catalog, job.id, reprocess, progress),
+            not no_progress,
+        )
     if not as_json:
         say(f"Reran job {job.id} as job {new.id}")
     report_job(new, as_json)

@@ -22,7 +22,6 @@ from headrace.cli.common import (
     emit_json,
     error_console,
     fail,
-    iso_utc,
     local_time,
     new_table,
     output_console,
@@ -33,7 +32,6 @@ from headrace.cli.common import (
 from headrace.cli.stage_common import (
     InputOpt,
     NoProgressOpt,
-    job_json,
     load_spec_file,
     opened_catalog,
     parse_input_options,
@@ -76,20 +74,9 @@ def _inputs_text(spec: StageSpec) -> str:
 
 
 def _stage_json(stage: StageInfo, last: JobInfo | None) -> dict[str, Any]:
-    from headrace.stages.planning import input_repos
+    from headrace.stages.views import stage_view
 
-    return {
-        "name": stage.name,
-        "state": "stopped" if stage.stopped else "running",
-        "version": stage.version,
-        "output_repo": stage.output_repo,
-        "output_branch": stage.spec.output_branch,
-        "input_repos": [{"name": n, "repo": r, "branch": b} for n, r, b in input_repos(stage.spec)],
-        "spec_file": stage.spec_file,
-        "created_at": iso_utc(stage.created_at),
-        "updated_at": iso_utc(stage.updated_at),
-        "last_job": None if last is None else {"id": last.id, "state": last.state},
-    }
+    return stage_view(stage, last)
 
 
 def _spec_dict(spec: StageSpec) -> dict[str, Any]:
@@ -236,7 +223,7 @@ def stage_update(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
-    import dataclasses
+    from headrace.stages.jobctl import run_stage_now
 
     with opened_catalog(home, db, objects) as catalog:
         spec = load_spec_file(spec_file)
@@ -244,8 +231,11 @@ def stage_update(
         _check_spec(catalog.store, catalog, spec, spec_file)
         info = catalog.put_stage(spec, str(spec_file.resolve()), update=True)
         if reprocess:
-            every = dataclasses.replace(info, spec=dataclasses.replace(spec, reprocess="every_job"))
-            job = run_now(catalog, every, None, None, False)
+            job = run_now(
+                catalog,
+                lambda progress: run_stage_now(catalog, info, reprocess=True, progress=progress),
+                False,
+            )
         last = catalog.last_job(info.name)
     if reprocess:
         report_job(job, as_json)
@@ -314,7 +304,9 @@ def stage_inspect(
     if as_json:
         out = _stage_json(stage, recent[0] if recent else None)
         out["spec"] = _spec_dict(stage.spec)
-        out["jobs"] = [job_json(j) for j in recent]
+        from headrace.stages.views import job_view
+
+        out["jobs"] = [job_view(j) for j in recent]
         emit_json(out)
         return
     print_fields([
@@ -457,10 +449,16 @@ def stage_run(
     db: DbOpt = None,
     objects: ObjectsOpt = None,
 ) -> None:
+    from headrace.stages.jobctl import run_stage_now
+
     with opened_catalog(home, db, objects) as catalog:
         stage = catalog.get_stage(name)
         commits = parse_input_options(inputs, stage.spec)
-        job = run_now(catalog, stage, commits, None, not no_progress)
+        job = run_now(
+            catalog,
+            lambda progress: run_stage_now(catalog, stage, commits, progress=progress),
+            not no_progress,
+        )
     report_job(job, as_json)
 
 

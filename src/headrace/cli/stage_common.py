@@ -17,15 +17,16 @@ Running a job forks worker processes, so nothing here starts a thread: the progr
 :func:`run_now` is redrawn from the job's progress callback, never by a refresh thread.
 
 The stage layer (:mod:`headrace.stages`) is imported only inside the functions here, when a
-command runs.
+command runs. What the commands do lives there (:mod:`headrace.stages.jobctl` controls jobs,
+:mod:`headrace.stages.views` makes the ``--json`` data); the commands parse and print.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
@@ -38,7 +39,6 @@ from headrace.cli.common import (
     EXIT_USAGE,
     emit_json,
     fail,
-    iso_utc,
     local_time,
     new_table,
     opened_store,
@@ -49,7 +49,8 @@ from headrace.cli.common import error_console as _error_console  # the progress 
 from headrace.store.errors import StoreError
 
 if TYPE_CHECKING:
-    from headrace.stages.catalog import Catalog, JobInfo, StageInfo
+    from headrace.stages.catalog import Catalog, JobInfo
+    from headrace.stages.jobs import ProgressFn
     from headrace.stages.spec import StageSpec
     from headrace.store.store import Store
 
@@ -59,9 +60,6 @@ __all__ = [
     "NoProgressOpt",
     "datum_counts",
     "human_duration",
-    "input_repo_map",
-    "job_json",
-    "job_summary",
     "jobs_of_commits",
     "load_spec_file",
     "open_catalog",
@@ -172,43 +170,6 @@ def datum_counts(job: JobInfo) -> str:
     )
 
 
-def input_repo_map(spec: StageSpec) -> dict[str, str]:
-    """``input name -> repo`` of every input (cron inputs: their tick repo)."""
-    from headrace.stages.planning import input_repos
-
-    return {name: repo for name, repo, _ in input_repos(spec)}
-
-
-def job_json(job: JobInfo) -> dict[str, Any]:
-    """A job as the JSON the commands print."""
-    repos = input_repo_map(job.spec)
-    return {
-        "id": job.id,
-        "stage": job.stage,
-        "state": job.state,
-        "version": job.version,
-        "trace": job.trace,
-        "inputs": [
-            {"name": name, "repo": repos.get(name), "commit": commit}
-            for name, commit in sorted(job.inputs.items())
-        ],
-        "output_commit": job.output_commit,
-        "total": job.total,
-        "processed": job.processed,
-        "skipped": job.skipped,
-        "failed": job.failed,
-        "recovered": job.recovered,
-        "created_at": iso_utc(job.created_at),
-        "started_at": iso_utc(job.started_at),
-        "finished_at": iso_utc(job.finished_at),
-        "seconds": job.seconds,
-        "reason": job.reason,
-        "owner": job.owner,
-        "heartbeat": iso_utc(job.heartbeat),
-        "stop_requested": job.stop_requested,
-    }
-
-
 def print_jobs_table(jobs: list[JobInfo], empty: str) -> None:
     """Print ``jobs`` as a table, or the line ``empty`` when there are none."""
     if not jobs:
@@ -253,6 +214,8 @@ def parse_input_options(values: list[str] | None, spec: StageSpec) -> dict[str, 
     """``--input NAME=COMMIT`` options as a mapping (usage errors exit 2)."""
     if not values:
         return None
+    from headrace.stages.views import input_repo_map
+
     names = list(input_repo_map(spec))
     out: dict[str, str] = {}
     for value in values:
@@ -285,15 +248,10 @@ def _progress_line(job: JobInfo) -> Table:
 
 
 def run_now(
-    catalog: Catalog,
-    stage: StageInfo,
-    commits: Mapping[str, str] | None,
-    trace: str | None,
-    show_progress: bool,
+    catalog: Catalog, start: Callable[[ProgressFn], JobInfo], show_progress: bool
 ) -> JobInfo:
-    """Run a job of ``stage`` in this process, with a progress line on a terminal."""
-    from headrace.stages.jobs import run_job
-
+    """Run a job in this process by calling ``start`` with a progress callback (one of the
+    functions of :mod:`headrace.stages.jobctl`), with a progress line on a terminal."""
     console = _error_console()
     show = show_progress and console.is_terminal
     seen: list[JobInfo] = []
@@ -318,7 +276,7 @@ def run_now(
 
     try:
         try:
-            return run_job(catalog, stage, commits=commits, trace=trace, progress=progress)
+            return start(progress)
         finally:
             for shown in live:
                 shown.stop()
@@ -333,9 +291,10 @@ def run_now(
 def report_job(job: JobInfo, as_json: bool) -> None:
     """Print how a job ended; exit 1 unless it ended SUCCESS."""
     from headrace.stages.catalog import SUCCESS
+    from headrace.stages.views import job_view
 
     if as_json:
-        emit_json(job_json(job))
+        emit_json(job_view(job))
     else:
         say(f"Job {job.id} of stage {job.stage}: {job.state} in {human_duration(job.seconds)}")
         say(f"  {datum_counts(job)}")
@@ -369,18 +328,6 @@ def stage_output_branch(store: Store, ref: str) -> tuple[Catalog, str] | None:
 
 def jobs_of_commits(store: Store, commit_ids: list[str]) -> dict[str, JobInfo]:
     """The job that made each of ``commit_ids``, for those a stage job made."""
-    catalog = open_catalog(store, create=False)
-    if catalog is None or not commit_ids:
-        return {}
-    wanted = set(commit_ids)
-    out: dict[str, JobInfo] = {}
-    for trace in set(catalog.traces(commit_ids).values()):
-        for job in catalog.list_jobs(trace=trace):
-            if job.output_commit in wanted:
-                out[job.output_commit] = job
-    return out
+    from headrace.stages.views import jobs_of_commits as lookup
 
-
-def job_summary(job: JobInfo) -> dict[str, Any]:
-    """What ``commit provenance --json`` tells of the job that made a commit."""
-    return {"id": job.id, "stage": job.stage, "version": job.version, "trace": job.trace}
+    return lookup(open_catalog(store, create=False), commit_ids)

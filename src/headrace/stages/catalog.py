@@ -45,6 +45,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from headrace.stages.jobstate import INITIAL, TERMINAL, IllegalJobMove, JobState, check_move
 from headrace.stages.spec import StageSpec, load_spec
 from headrace.store.store import Store
 
@@ -65,16 +66,9 @@ __all__ = [
     "StageNotFound",
 ]
 
-CREATED, RUNNING, SUCCESS, FAILURE, KILLED, UNRUNNABLE = (
-    "CREATED",
-    "RUNNING",
-    "SUCCESS",
-    "FAILURE",
-    "KILLED",
-    "UNRUNNABLE",
-)
-JOB_STATES = (CREATED, RUNNING, SUCCESS, FAILURE, KILLED, UNRUNNABLE)
-TERMINAL = frozenset({SUCCESS, FAILURE, KILLED, UNRUNNABLE})
+# job states: the state machine is documented, and its moves listed, in headrace.stages.jobstate
+CREATED, RUNNING, SUCCESS, FAILURE, KILLED, UNRUNNABLE = tuple(JobState)
+JOB_STATES = tuple(JobState)
 
 # datum states
 DATUM_SUCCESS, DATUM_SKIPPED, DATUM_FAILED, DATUM_RECOVERED = (
@@ -383,7 +377,12 @@ class Catalog:
         state: str = CREATED,
         reason: str = "",
     ) -> str:
-        """Insert a job row on ``conn``; returns its id."""
+        """Insert a job row on ``conn`` in ``state`` (CREATED or UNRUNNABLE, the states a job
+        is born in); returns its id."""
+        if state not in INITIAL:
+            raise IllegalJobMove(
+                f"a job cannot be created {state}: it starts CREATED or UNRUNNABLE"
+            )
         job_id = uuid.uuid4().hex
         seq = int(conn.scalar(sa.select(sa.func.coalesce(sa.func.max(_jobs.c.seq), 0))) or 0) + 1
         now = time.time()
@@ -407,7 +406,26 @@ class Catalog:
         return job_id
 
     def update_job(self, conn: Connection, job_id: str, **values: Any) -> None:
+        """Set columns of a job on ``conn``; its state changes only by :meth:`move_job`."""
+        if "state" in values:
+            raise TypeError("a job's state changes only by Catalog.move_job")
         conn.execute(_jobs.update().where(_jobs.c.id == job_id).values(**values))
+
+    def move_job(self, conn: Connection, job_id: str, state: str, **values: Any) -> JobState:
+        """Move a job to ``state`` (and set ``values``) on ``conn``: the one place a job's state
+        changes. The current state is read in the same transaction (locking the row where the
+        database can) and the move checked against :data:`headrace.stages.jobstate.MOVES`;
+        :class:`~headrace.stages.jobstate.IllegalJobMove` if it is not allowed. Returns the
+        state the job was in."""
+        query = sa.select(_jobs.c.state).where(_jobs.c.id == job_id)
+        if conn.dialect.name != "sqlite":  # SQLite's write transactions are serialised already
+            query = query.with_for_update()
+        old = conn.scalar(query)
+        if old is None:
+            raise JobNotFound(f"no job {job_id!r}; 'headrace job list' shows the jobs")
+        check_move(old, state)
+        conn.execute(_jobs.update().where(_jobs.c.id == job_id).values(state=str(state), **values))
+        return JobState(old)
 
     def set_job(self, job_id: str, **values: Any) -> None:
         with self.meta.transaction() as conn:
@@ -682,7 +700,7 @@ def _job(row: Any) -> JobInfo:
     return JobInfo(
         id=row.id,
         stage=row.stage,
-        state=row.state,
+        state=JobState(row.state),
         spec=load_spec(json.loads(row.spec)),
         version=row.version,
         inputs=json.loads(row.inputs),

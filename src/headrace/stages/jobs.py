@@ -22,6 +22,9 @@ A job
    marks it FAILURE / KILLED: nothing of a failed job is ever visible;
 6. egresses the output commit when the spec asks.
 
+A job's state moves only as :mod:`headrace.stages.jobstate` allows (through
+:meth:`~headrace.stages.catalog.Catalog.move_job`).
+
 A job carries a **trace**: the id of the user commit that caused it (the trace of its newest
 input commit). The output commit gets the same trace, so every job and commit downstream of
 one upstream commit share one id.
@@ -138,7 +141,7 @@ def kill_job(catalog: Catalog, job_id: str, reason: str) -> JobInfo:
     store = catalog.store
 
     def record(conn: Any, _commit: Any = None) -> None:
-        catalog.update_job(conn, job.id, state=KILLED, reason=reason, finished_at=time.time())
+        catalog.move_job(conn, job.id, KILLED, reason=reason, finished_at=time.time())
 
     if job.output_commit is not None:
         ref = f"{job.stage}@{job.output_commit}"
@@ -293,9 +296,7 @@ class _JobRun:
 
         def record(conn: Any) -> None:
             self.catalog.add_skipped(conn, self.job.id, skipped)
-            self.catalog.update_job(
-                conn, self.job.id, state=RUNNING, heartbeat=time.time(), **self.counts
-            )
+            self.catalog.move_job(conn, self.job.id, RUNNING, heartbeat=time.time(), **self.counts)
 
         self.store.stage_files(f"{self.repo}@{self.commit}", changes, also=record)
         self.job = self.catalog.get_job(self.job.id)
@@ -559,8 +560,8 @@ class _JobRun:
                 self.rows, self.files = [], []
 
         def record(conn: Any, _commit: Any = None) -> None:
-            self.catalog.update_job(
-                conn, self.job.id, state=state, reason=reason, finished_at=now, **self.counts
+            self.catalog.move_job(
+                conn, self.job.id, state, reason=reason, finished_at=now, **self.counts
             )
 
         if not self.commit:
@@ -579,6 +580,8 @@ class _JobRun:
             try:
                 self.store.delete_commit(ref, also=record)
             except CommitNotFound:
+                if self.catalog.get_job(self.job.id).done:
+                    return  # ended meanwhile (job stop marked it KILLED): that end stands
                 with self.catalog.transaction() as conn:
                     record(conn)
 
