@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/venv.sh
-ensure_venv dev,examples
+ensure_venv dev,examples,ray
 all=${CI:-}
 args=()
 for a in "$@"; do
