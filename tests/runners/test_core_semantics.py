@@ -896,6 +896,49 @@ def test_timestamped_value_output_keeps_the_current_window(make_pipeline):
         assert_that(rewindowed, equal_to([(5, 70.0, IntervalWindow(60, 120))]), label="CMoved")
 
 
+def test_map_into_a_windowed_collection_keeps_timestamp_window_or_takes_its_own(make_pipeline):
+    """A Map whose output is windowed (a WindowInto follows): a plain output keeps the input's
+    timestamp and windows, a TimestampedValue output sets the timestamp and keeps the windows,
+    and a Map over unwindowed input starts in the global window at the minimum timestamp.
+
+    Follows Beam's ``DoFnRunner`` (apache_beam/runners/common.py ``_OutputHandler``: a
+    non-WindowedValue result takes the input's windowed value; a TimestampedValue only replaces
+    the timestamp) and ``test_timestamped_value_output_keeps_the_current_window`` above.
+    """
+    lowest = FixedWindows(60).assign_us(MIN_TIMESTAMP.micros)[0]
+    with make_pipeline() as p:
+        pc = stamped(p, "A", [5, 61], FixedWindows(60))
+        plain = pc | "Double" >> Map(lambda x: 2 * x) | "R1" >> ParDo(Reify())
+        assert_that(
+            plain,
+            equal_to([(10, 5.0, IntervalWindow(0, 60)), (122, 61.0, IntervalWindow(60, 120))]),
+            label="CPlain",
+        )
+        moved = pc | "Move" >> Map(lambda x: TimestampedValue(x, x + 1)) | "R2" >> ParDo(Reify())
+        assert_that(
+            moved,
+            equal_to([(5, 6.0, IntervalWindow(0, 60)), (61, 62.0, IntervalWindow(60, 120))]),
+            label="CMoved",
+        )
+        fresh = (
+            p
+            | "B" >> Create([3, 70])
+            | "Stamp" >> Map(lambda x: TimestampedValue(("k", x), x) if x > 50 else ("k", x))
+            | "Win" >> WindowInto(FixedWindows(60))
+            | "R3" >> ParDo(Reify())
+        )
+        assert_that(
+            fresh,
+            equal_to(
+                [
+                    (("k", 3), MIN_TIMESTAMP.micros / 1e6, lowest),
+                    (("k", 70), 70.0, IntervalWindow(60, 120)),
+                ]
+            ),
+            label="CFresh",
+        )
+
+
 def test_combine_globally_without_defaults_per_window(make_pipeline):
     with make_pipeline() as p:
         pc = stamped(p, "A", [1, 2, 61], FixedWindows(60))
