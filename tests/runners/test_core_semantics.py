@@ -706,6 +706,44 @@ def test_combine_per_key_in_windows(make_pipeline):
         )
 
 
+def test_builtin_sum_per_key_in_fixed_and_sliding_windows(make_pipeline):
+    """``CombinePerKey(sum)`` (lifted, summed in place per (key, window)) over fixed and sliding
+    windows: each element counts once in every window it falls in, and each sum is output at its
+    window's end. Follows Beam's ``test_combine_per_key_with_sliding_windows``-style cases in
+    apache_beam/transforms/combiners_test.py (default ``TimestampCombiner.OUTPUT_AT_EOW``)."""
+    with make_pipeline() as p:
+        values = [("a", 1), ("b", 2), ("a", 4), ("a", 7), ("b", 11)]
+        fixed = stamped(p, "F", values, FixedWindows(5))
+        assert_that(
+            fixed | "SumF" >> CombinePerKey(sum) | "RF" >> ParDo(Reify()),
+            equal_to(
+                [
+                    (("a", 5), 4.999999, IntervalWindow(0, 5)),
+                    (("b", 2), 4.999999, IntervalWindow(0, 5)),
+                    (("a", 7), 9.999999, IntervalWindow(5, 10)),
+                    (("b", 11), 14.999999, IntervalWindow(10, 15)),
+                ]
+            ),
+            label="CFixed",
+        )
+        sliding = stamped(p, "S", values, SlidingWindows(10, 5))
+        assert_that(
+            sliding | "SumS" >> CombinePerKey(sum) | "RS" >> ParDo(Reify()),
+            equal_to(
+                [
+                    (("a", 5), 4.999999, IntervalWindow(-5, 5)),
+                    (("b", 2), 4.999999, IntervalWindow(-5, 5)),
+                    (("a", 12), 9.999999, IntervalWindow(0, 10)),
+                    (("b", 2), 9.999999, IntervalWindow(0, 10)),
+                    (("a", 7), 14.999999, IntervalWindow(5, 15)),
+                    (("b", 11), 14.999999, IntervalWindow(5, 15)),
+                    (("b", 11), 19.999999, IntervalWindow(10, 20)),
+                ]
+            ),
+            label="CSliding",
+        )
+
+
 def test_timestamp_combiner_earliest(make_pipeline):
     with make_pipeline() as p:
         pc = stamped(p, "A", [("k", 7), ("k", 3), ("k", 12)], None)
