@@ -17,6 +17,7 @@ tags make several outputs: applying the stream then gives a dict from tag to PCo
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,7 +72,36 @@ class ElementEvent(Event):
         return f"ElementEvent({self.timestamped_values!r}{tag})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ElementEvent, (self.timestamped_values, self.tag))
+        # Stored as two columns, values and integer timestamps, pickled by the C pickler when it
+        # can reproduce them: a TestStream of many elements is pickled into the pipeline graph,
+        # and one TimestampedValue object per element made that the slowest part of a run.
+        # Values plain pickle refuses, or would store as references into __main__ (which a
+        # worker process cannot import), go as they are to the caller's pickler (cloudpickle).
+        values = [tv.value for tv in self.timestamped_values]
+        stamps = [tv.timestamp_us for tv in self.timestamped_values]
+        try:
+            data = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # lambdas, local classes, ...: cloudpickle stores those by value
+            return (_element_event, (values, stamps, self.tag))
+        if b"__main__" in data:
+            return (_element_event, (values, stamps, self.tag))
+        return (_element_event_from_pickle, (data, stamps, self.tag))
+
+
+def _element_event(values: list[Any], stamps: list[int], tag: Any) -> ElementEvent:
+    new = TimestampedValue.__new__
+    event = ElementEvent((), tag)
+    out = event.timestamped_values
+    append = out.append
+    for value, t in zip(values, stamps, strict=True):
+        tv = new(TimestampedValue)
+        tv.value, tv.timestamp_us = value, t
+        append(tv)
+    return event
+
+
+def _element_event_from_pickle(data: bytes, stamps: list[int], tag: Any) -> ElementEvent:
+    return _element_event(pickle.loads(data), stamps, tag)
 
 
 class WatermarkEvent(Event):
@@ -354,6 +384,7 @@ class TestStream(PTransform):
         self.output_tags.add(tag)
         current = self.watermarks.setdefault(tag, Timestamp(micros=MIN_US))
         default_us = current.micros if event_timestamp is None else to_micros(event_timestamp)
+        default = Timestamp(micros=default_us)
         values: list[TimestampedValue] = []
         append = values.append
         for element in elements:
@@ -362,7 +393,7 @@ class TestStream(PTransform):
             elif isinstance(element, WindowedValue):
                 append(TimestampedValue(element.value, Timestamp(micros=element.timestamp_us)))
             else:
-                append(TimestampedValue(element, Timestamp(micros=default_us)))
+                append(TimestampedValue(element, default))
         self._add(ElementEvent(values, tag))
         return self
 
