@@ -88,16 +88,16 @@ class ElementEvent(Event):
         return (_element_event_from_pickle, (data, stamps, self.tag))
 
 
+def _stamped(value: Any, timestamp_us: int) -> TimestampedValue:
+    """``TimestampedValue(value, Timestamp(micros=timestamp_us))`` without converting the
+    timestamp (a TestStream makes one per element)."""
+    tv = TimestampedValue.__new__(TimestampedValue)
+    tv.value, tv.timestamp_us = value, timestamp_us
+    return tv
+
+
 def _element_event(values: list[Any], stamps: list[int], tag: Any) -> ElementEvent:
-    new = TimestampedValue.__new__
-    event = ElementEvent((), tag)
-    out = event.timestamped_values
-    append = out.append
-    for value, t in zip(values, stamps, strict=True):
-        tv = new(TimestampedValue)
-        tv.value, tv.timestamp_us = value, t
-        append(tv)
-    return event
+    return ElementEvent(map(_stamped, values, stamps), tag)
 
 
 def _element_event_from_pickle(data: bytes, stamps: list[int], tag: Any) -> ElementEvent:
@@ -384,16 +384,15 @@ class TestStream(PTransform):
         self.output_tags.add(tag)
         current = self.watermarks.setdefault(tag, Timestamp(micros=MIN_US))
         default_us = current.micros if event_timestamp is None else to_micros(event_timestamp)
-        default = Timestamp(micros=default_us)
         values: list[TimestampedValue] = []
         append = values.append
         for element in elements:
             if isinstance(element, TimestampedValue):
                 append(element)
             elif isinstance(element, WindowedValue):
-                append(TimestampedValue(element.value, Timestamp(micros=element.timestamp_us)))
+                append(_stamped(element.value, element.timestamp_us))
             else:
-                append(TimestampedValue(element, default))
+                append(_stamped(element, default_us))
         self._add(ElementEvent(values, tag))
         return self
 
