@@ -20,7 +20,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NAMES = ("wordcount", "grouping", "spill", "streaming", "startup")
+NAMES = ("wordcount", "grouping", "spill", "streaming", "eventtime", "startup")
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,21 @@ class Sizes:
     spill_budget_mb: int
     streaming_events: int = 1_000_000
     streaming_keys: int = 1_000
+    eventtime_events: int = 300_000
 
 
 FULL = Sizes(10.0, 5_000_000, 100_000, 2_000_000, 50_000, 50, 64)
-QUICK = Sizes(2.0, 1_000_000, 20_000, 500_000, 20_000, 50, 16, streaming_events=200_000)
+QUICK = Sizes(
+    2.0,
+    1_000_000,
+    20_000,
+    500_000,
+    20_000,
+    50,
+    16,
+    streaming_events=200_000,
+    eventtime_events=100_000,
+)
 
 
 def _ensure_headrace() -> None:
@@ -108,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     _ensure_headrace()
     sys.path.insert(0, str(HERE))
     from bench_cli_startup import run_cli_startup
+    from bench_eventtime import run_eventtime
     from bench_grouping import run_grouping
     from bench_spill import run_spill
     from bench_streaming import run_streaming
@@ -170,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
                 t_dir.mkdir()
                 t_rows, facts["streaming"] = run_streaming(t_dir, events, keys, args.repeat, log)
                 rows.extend(t_rows)
+            if "eventtime" in selected:
+                n = sizes.eventtime_events
+                log(f"eventtime: {n:,} events as users write them (Create + Map, TestStream)")
+                rows_e, facts["eventtime"] = run_eventtime(tmp, n, args.repeat, log)
+                rows.extend(rows_e)
             if "startup" in selected:
                 log("startup: CPU seconds of headrace commands against git status")
                 c_dir = tmp / "startup"

@@ -728,6 +728,44 @@ def test_combine_per_key_in_windows(make_pipeline):
         )
 
 
+def test_builtin_sum_per_key_in_fixed_and_sliding_windows(make_pipeline):
+    """``CombinePerKey(sum)`` (lifted, summed in place per (key, window)) over fixed and sliding
+    windows: each element counts once in every window it falls in, and each sum is output at its
+    window's end. Follows Beam's ``test_combine_per_key_with_sliding_windows``-style cases in
+    apache_beam/transforms/combiners_test.py (default ``TimestampCombiner.OUTPUT_AT_EOW``)."""
+    with make_pipeline() as p:
+        values = [("a", 1), ("b", 2), ("a", 4), ("a", 7), ("b", 11)]
+        fixed = stamped(p, "F", values, FixedWindows(5))
+        assert_that(
+            fixed | "SumF" >> CombinePerKey(sum) | "RF" >> ParDo(Reify()),
+            equal_to(
+                [
+                    (("a", 5), 4.999999, IntervalWindow(0, 5)),
+                    (("b", 2), 4.999999, IntervalWindow(0, 5)),
+                    (("a", 7), 9.999999, IntervalWindow(5, 10)),
+                    (("b", 11), 14.999999, IntervalWindow(10, 15)),
+                ]
+            ),
+            label="CFixed",
+        )
+        sliding = stamped(p, "S", values, SlidingWindows(10, 5))
+        assert_that(
+            sliding | "SumS" >> CombinePerKey(sum) | "RS" >> ParDo(Reify()),
+            equal_to(
+                [
+                    (("a", 5), 4.999999, IntervalWindow(-5, 5)),
+                    (("b", 2), 4.999999, IntervalWindow(-5, 5)),
+                    (("a", 12), 9.999999, IntervalWindow(0, 10)),
+                    (("b", 2), 9.999999, IntervalWindow(0, 10)),
+                    (("a", 7), 14.999999, IntervalWindow(5, 15)),
+                    (("b", 11), 14.999999, IntervalWindow(5, 15)),
+                    (("b", 11), 19.999999, IntervalWindow(10, 20)),
+                ]
+            ),
+            label="CSliding",
+        )
+
+
 def test_timestamp_combiner_earliest(make_pipeline):
     with make_pipeline() as p:
         pc = stamped(p, "A", [("k", 7), ("k", 3), ("k", 12)], None)
@@ -916,6 +954,49 @@ def test_timestamped_value_output_keeps_the_current_window(make_pipeline):
             | "R2" >> ParDo(Reify())
         )
         assert_that(rewindowed, equal_to([(5, 70.0, IntervalWindow(60, 120))]), label="CMoved")
+
+
+def test_map_into_a_windowed_collection_keeps_timestamp_window_or_takes_its_own(make_pipeline):
+    """A Map whose output is windowed (a WindowInto follows): a plain output keeps the input's
+    timestamp and windows, a TimestampedValue output sets the timestamp and keeps the windows,
+    and a Map over unwindowed input starts in the global window at the minimum timestamp.
+
+    Follows Beam's ``DoFnRunner`` (apache_beam/runners/common.py ``_OutputHandler``: a
+    non-WindowedValue result takes the input's windowed value; a TimestampedValue only replaces
+    the timestamp) and ``test_timestamped_value_output_keeps_the_current_window`` above.
+    """
+    lowest = FixedWindows(60).assign_us(MIN_TIMESTAMP.micros)[0]
+    with make_pipeline() as p:
+        pc = stamped(p, "A", [5, 61], FixedWindows(60))
+        plain = pc | "Double" >> Map(lambda x: 2 * x) | "R1" >> ParDo(Reify())
+        assert_that(
+            plain,
+            equal_to([(10, 5.0, IntervalWindow(0, 60)), (122, 61.0, IntervalWindow(60, 120))]),
+            label="CPlain",
+        )
+        moved = pc | "Move" >> Map(lambda x: TimestampedValue(x, x + 1)) | "R2" >> ParDo(Reify())
+        assert_that(
+            moved,
+            equal_to([(5, 6.0, IntervalWindow(0, 60)), (61, 62.0, IntervalWindow(60, 120))]),
+            label="CMoved",
+        )
+        fresh = (
+            p
+            | "B" >> Create([3, 70])
+            | "Stamp" >> Map(lambda x: TimestampedValue(("k", x), x) if x > 50 else ("k", x))
+            | "Win" >> WindowInto(FixedWindows(60))
+            | "R3" >> ParDo(Reify())
+        )
+        assert_that(
+            fresh,
+            equal_to(
+                [
+                    (("k", 3), MIN_TIMESTAMP.micros / 1e6, lowest),
+                    (("k", 70), 70.0, IntervalWindow(60, 120)),
+                ]
+            ),
+            label="CFresh",
+        )
 
 
 def test_combine_globally_without_defaults_per_window(make_pipeline):

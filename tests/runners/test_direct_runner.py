@@ -353,3 +353,17 @@ def test_reshuffle_spreads_one_worker_output_over_all_workers():
     p.run().wait_until_finish()
     plan = build_plan(p.to_graph())
     assert "Reshuffle [redistributed" in plan.describe()
+
+
+def test_failure_in_a_windowed_map_reports_element():
+    """The Map feeding a WindowInto runs on its own path; its failures still name the element."""
+    p = beam.Pipeline()
+    _ = (
+        p
+        | beam.Create([1, 0, 2])
+        | "Stamp" >> beam.Map(lambda x: beam.window.TimestampedValue(x, 1 / x))
+        | beam.WindowInto(beam.window.FixedWindows(60))
+    )
+    with pytest.raises(ZeroDivisionError) as info:
+        p.run().wait_until_finish()
+    assert "transform 'Stamp' failed on element 0" in "\n".join(info.value.__notes__)

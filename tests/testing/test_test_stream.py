@@ -362,3 +362,26 @@ def test_beam_path():
         "WatermarkEvent",
         "ProcessingTimeEvent",
     }
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps], ids=["pickle", "cloudpickle"])
+def test_element_events_pickle_as_columns_whatever_their_values(dumps):
+    """An element event is stored as values and integer timestamps; values plain pickle cannot
+    store (a lambda under cloudpickle) or could only store as a reference into ``__main__``
+    round-trip as well, with their timestamps."""
+
+    class Local:
+        def __init__(self, x: int) -> None:
+            self.x = x
+
+    Local.__module__ = "__main__"
+    Local.__qualname__ = "Local"  # pickle finds no such class in __main__: it refuses
+    plain = ElementEvent([tv(("k", 1), 5), tv(("k", 2), -1.5), tv("x", 0)], tag="t")
+    back = pickle.loads(dumps(plain))
+    assert back == plain and back.tag == "t"
+    assert [v.timestamp_us for v in back.timestamped_values] == [5_000_000, -1_500_000, 0]
+    if dumps is cloudpickle.dumps:
+        odd = pickle.loads(dumps(ElementEvent([tv(lambda: 7, 3), tv(Local(4), 4)])))
+        (fn, local) = [v.value for v in odd.timestamped_values]
+        assert fn() == 7 and local.x == 4
+        assert [v.timestamp_us for v in odd.timestamped_values] == [3_000_000, 4_000_000]

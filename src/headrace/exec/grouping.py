@@ -339,6 +339,14 @@ class GroupTable:
         """Non-merging windows: the group key is (key, window)."""
         if not self.per_key:
             self._sample(chunk)
+        if (
+            self.ts is None
+            and self.mode == "combine"
+            and self.merger.fast == "sum"
+            and not self.elements_as_keys
+        ):
+            self._add_windowed_sum(chunk)
+            return
         pairs: list[tuple[Any, Any]] = []
         append = pairs.append
         ts_table, track = self.ts, self.track_ts
@@ -372,6 +380,28 @@ class GroupTable:
                 self.windowed = saved
             self.values = n
         self._after_add(len(pairs))
+
+    def _add_windowed_sum(self, chunk: list[Any]) -> None:
+        """A lifted sum over non-merging windows: one dict update per (element, window)."""
+        table = self.table
+        get = table.get
+        added = 0
+        try:
+            for wv in chunk:
+                k, v = wv.value
+                windows = wv.windows
+                if len(windows) == 1:
+                    gk = (k, windows[0])
+                    table[gk] = get(gk, 0) + v
+                    added += 1
+                else:
+                    for w in windows:
+                        gk = (k, w)
+                        table[gk] = get(gk, 0) + v
+                        added += 1
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair([wv.value for wv in chunk], e) from e
+        self._after_add(added)
 
     def _choose_add_plain(self) -> Callable[[list[Any]], None]:
         fast = self.merger.fast

@@ -267,6 +267,14 @@ class ParDoOperator(Operator):
         )
         if simple and not self.kwargs and self.fn_kind in ("map", "flatmap", "filter", "maptuple"):
             return self._fast(self._fast_body())
+        if (
+            self.fn_kind == "map"
+            and not self.dofn_params
+            and not self.window_sides
+            and not self.multi_output
+            and self.out_windowed[self.main_tag]
+        ):
+            return self._windowed_map()
         return self._process_general
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -387,6 +395,52 @@ class ParDoOperator(Operator):
             return out
 
         return flatmap
+
+    def _windowed_map(self) -> Callable[[list[Any]], None]:
+        """A Map whose output is windowed: one call and one wrapper per element.
+
+        An output ``TimestampedValue`` sets the element's timestamp and keeps its windows (as
+        :meth:`_process_general` does); any other output keeps the input's timestamp, windows and
+        pane (or the global window at the minimum timestamp for a plain input).
+        """
+        fn, args, kwargs = self.user_fn, self.args, self.kwargs
+        emit = self.emitters[self.main_tag]
+        in_windowed = self.in_windowed
+        wv, tv = WindowedValue, TimestampedValue
+
+        def process(chunk: list[Any]) -> None:
+            self.elements_in += len(chunk)
+            set_current_container(self.metrics)
+            out: list[Any] = []
+            append = out.append
+            try:
+                if in_windowed:
+                    for x in chunk:
+                        o = fn(x.value, *args, **kwargs)
+                        t = type(o)
+                        if t is tv:
+                            append(wv(o.value, o.timestamp_us, x.windows, x.pane))
+                        elif t is wv:
+                            append(o)
+                        else:
+                            append(wv(o, x.timestamp_us, x.windows, x.pane))
+                else:
+                    glob = GLOBAL_WINDOWS_TUPLE
+                    for x in chunk:
+                        o = fn(x, *args, **kwargs)
+                        t = type(o)
+                        if t is tv:
+                            append(wv(o.value, o.timestamp_us, glob))
+                        elif t is wv:
+                            append(o)
+                        else:
+                            append(wv(o, MIN_US, glob))
+            except Exception as e:
+                raise self._fail(e) from None
+            self.elements_out += len(out)
+            emit(out)
+
+        return process
 
     def _bad_return(self, r: Any) -> TypeError:
         return TypeError(

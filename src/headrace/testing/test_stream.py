@@ -17,6 +17,7 @@ tags make several outputs: applying the stream then gives a dict from tag to PCo
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,7 +72,36 @@ class ElementEvent(Event):
         return f"ElementEvent({self.timestamped_values!r}{tag})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ElementEvent, (self.timestamped_values, self.tag))
+        # Stored as two columns, values and integer timestamps, pickled by the C pickler when it
+        # can reproduce them: a TestStream of many elements is pickled into the pipeline graph,
+        # and one TimestampedValue object per element made that the slowest part of a run.
+        # Values plain pickle refuses, or would store as references into __main__ (which a
+        # worker process cannot import), go as they are to the caller's pickler (cloudpickle).
+        values = [tv.value for tv in self.timestamped_values]
+        stamps = [tv.timestamp_us for tv in self.timestamped_values]
+        try:
+            data = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # lambdas, local classes, ...: cloudpickle stores those by value
+            return (_element_event, (values, stamps, self.tag))
+        if b"__main__" in data:
+            return (_element_event, (values, stamps, self.tag))
+        return (_element_event_from_pickle, (data, stamps, self.tag))
+
+
+def _stamped(value: Any, timestamp_us: int) -> TimestampedValue:
+    """``TimestampedValue(value, Timestamp(micros=timestamp_us))`` without converting the
+    timestamp (a TestStream makes one per element)."""
+    tv = TimestampedValue.__new__(TimestampedValue)
+    tv.value, tv.timestamp_us = value, timestamp_us
+    return tv
+
+
+def _element_event(values: list[Any], stamps: list[int], tag: Any) -> ElementEvent:
+    return ElementEvent(map(_stamped, values, stamps), tag)
+
+
+def _element_event_from_pickle(data: bytes, stamps: list[int], tag: Any) -> ElementEvent:
+    return _element_event(pickle.loads(data), stamps, tag)
 
 
 class WatermarkEvent(Event):
@@ -360,9 +390,9 @@ class TestStream(PTransform):
             if isinstance(element, TimestampedValue):
                 append(element)
             elif isinstance(element, WindowedValue):
-                append(TimestampedValue(element.value, Timestamp(micros=element.timestamp_us)))
+                append(_stamped(element.value, element.timestamp_us))
             else:
-                append(TimestampedValue(element, Timestamp(micros=default_us)))
+                append(_stamped(element, default_us))
         self._add(ElementEvent(values, tag))
         return self
 
