@@ -395,14 +395,14 @@ def crash_loop(tmp_path: Path, db: str, iterations: int) -> None:
             for path in files:
                 by_content.setdefault(expected_meta(path)[1], (commit_id, path))
         read_back(store, sorted(by_content.values()), f"seed {seed}, at the end")
-    # The kills must have hit a working writer, not only its start or its idle moments.
-    assert reported >= iterations, f"seed {seed}: only {reported} commits in {iterations} runs"
-    assert model.next_step >= 12, f"seed {seed}: only {model.next_step} steps were made"
     print(
         f"seed {seed}: {iterations} kills, {model.next_step} steps finished ({reported} reported, "
         f"{reconciled} found after the kill), {len(model.snapshots)} commits checked, "
         f"{orphans_removed} orphaned objects removed by gc"
     )
+    # The kills must have hit a working writer, not only its start or its idle moments.
+    assert reported >= iterations, f"seed {seed}: only {reported} commits in {iterations} runs"
+    assert model.next_step >= 12, f"seed {seed}: only {model.next_step} steps were made"
 
 
 def test_sigkilled_writer_leaves_a_consistent_store_sqlite(
