@@ -8,9 +8,10 @@ way of writing; the stress test runs a writer process and a gc process against e
 
 The data written is the data of a deleted repo, old enough for gc to delete: the case of the
 issue (a writer stores bytes whose object is already present, or reuses a content it looked up,
-while gc decides that object is garbage). Pachyderm's gc has the same duty ("garbage collection
-... never deletes data referenced by a commit", docs: pachctl garbage-collect); it holds a
-lock over the whole store while it runs, which headrace avoids.
+while gc decides that object is garbage). Pachyderm 1.x avoids the race by excluding writers:
+``pachctl garbage-collect`` "puts the cluster into a readonly mode where no new jobs can be
+created and no data can be added" (doc/managing_pachyderm/data_management.md, "Garbage
+collection"); headrace's gc runs alongside writers instead, so it needs the protocol pinned here.
 """
 
 from __future__ import annotations

@@ -310,26 +310,33 @@ class ObjectStore:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
         folder = os.path.dirname(path)
         new_folder = False
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            new_folder = True
-            fd = os.open(tmp, flags, 0o666)
-        try:
+        for attempt in range(3):
             try:
-                _write_all(fd, parts)
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
+                fd = os.open(tmp, flags, 0o666)
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+                new_folder = True
+                fd = os.open(tmp, flags, 0o666)
             try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+                try:
+                    _write_all(fd, parts)
+                    if self.fsync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, path)
+                break
+            except FileNotFoundError:
+                # A gc with a grace period shorter than this write took the temporary file
+                # for a dead writer's: write it again.
+                if attempt == 2 or os.path.exists(tmp):
+                    raise
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
         if self.fsync:
             with self._unsynced_lock:
                 self._unsynced.add(folder)

@@ -167,6 +167,7 @@ def record(
     gc may have collected them, if those commits were deleted meanwhile)."""
     r = parse_ref(ref)
     with meta.transaction() as conn:
+        meta.lock_for_gc(conn, exclusive=False)  # before reading rows a gc may be deleting
         if reused:
             found = meta.get_contents(conn, reused)
             if len(found) < len(reused):
