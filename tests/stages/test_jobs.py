@@ -377,6 +377,47 @@ def test_an_output_file_name_with_a_glob_character_fails_the_datum(kit):
     assert "/what?.txt" in row.error and "glob character" in row.error
 
 
+def test_an_output_linked_to_an_input_stores_the_input_bytes(kit):
+    """Pachyderm's docs suggest symlinking an output to an input file to avoid a copy (the
+    link's target is uploaded); a link leading out of the datum's sandbox is refused."""
+    _data(kit, {"/a.txt": b"alpha", "/b.txt": b"beta"})
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "data", "glob": "/*"}},
+            "transform": {
+                "cmd": [
+                    "sh",
+                    "-c",
+                    'for f in "$HEADRACE_INPUT"/data/*; do ln -s "$f" "$HEADRACE_OUTPUT/"; done',
+                ]
+            },
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == SUCCESS
+    assert kit.store.get_file("s@master:/a.txt") == b"alpha"
+    assert kit.store.get_file("s@master:/b.txt") == b"beta"
+
+
+def test_an_output_linked_outside_the_sandbox_fails_the_datum(kit, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the store")
+    _data(kit, {"/a.txt": b"a"})
+    kit.stage(
+        {
+            "name": "s",
+            "input": {"pfs": {"repo": "data", "glob": "/"}},
+            "transform": {"cmd": ["sh", "-c", f'ln -s {secret} "$HEADRACE_OUTPUT/leak.txt"']},
+            "datum_tries": 1,
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == FAILURE
+    (row,) = kit.catalog.datums(job.id, with_logs=True)
+    assert "leak.txt is a symbolic link" in row.error and "outside" in row.error
+
+
 def test_cmd_failure_names_the_exit_status(kit):
     _data(kit, {"/a.txt": b"a"})
     kit.stage(

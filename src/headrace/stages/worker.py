@@ -366,12 +366,21 @@ def _store_outputs(
     store: Store, out_dir: Path
 ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, bytes], ...]]:
     """Every file under ``out_dir``: small ones as bytes, the others stored here (no look-up
-    of known contents: a metadata read per datum would cost more than a few extra bytes)."""
+    of known contents: a metadata read per datum would cost more than a few extra bytes).
+
+    A symbolic link in the output is stored as the file it names when that file is in the
+    datum's sandbox (an output linked to an input, as Pachyderm's docs suggest to save a copy;
+    ``/pfs/<input>`` and ``/pfs/out`` links too); a link leading anywhere else is refused."""
+    sandbox = out_dir.parent
+    link_roots = {"/pfs/out": str(out_dir), "/pfs": str(sandbox / "in")}
     writer = ContentWriter(store.objects)
     staged = []
     inline: list[tuple[str, bytes]] = []
     inline_bytes = 0
-    for rel, local in local_files(str(out_dir)):
+    outputs = local_files(
+        str(out_dir), follow_links=True, within=str(sandbox), link_roots=link_roots
+    )
+    for rel, local in outputs:
         if any(c in rel for c in _GLOB_CHARS):
             raise OutputNameError(
                 f"output file /{rel} has a glob character ({' '.join(_GLOB_CHARS)}) in its "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -65,7 +65,12 @@ def add_data(writer: ContentWriter, data: Any) -> Content:
 
 
 def local_files(
-    top: str, rel: str = "", *, follow_links: bool = False
+    top: str,
+    rel: str = "",
+    *,
+    follow_links: bool = False,
+    within: str | None = None,
+    link_roots: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, str]]:
     """``(relative posix path, local path)`` of every file under ``top``, in path order, as
     ``sorted(Path(top).rglob("*"))`` orders them.
@@ -77,20 +82,39 @@ def local_files(
     given is the target's) and one leading outside is still refused. Anything but files,
     folders and links (a FIFO, a socket, a device) is refused too. ``top`` itself may be a
     link: the caller named it.
+
+    ``within`` widens where followed links may lead (a stage's datum sandbox, so an output may
+    link to an input file as Pachyderm users do); ``link_roots`` maps absolute link prefixes
+    to local folders (``/pfs/out`` -> the sandbox's output folder), for links a transform made
+    inside its own view of the file system.
     """
-    root = os.path.realpath(top)
-    yield from _walk(top, rel, root, follow_links, (root,))
+    root = os.path.realpath(within if within is not None else top)
+    roots = {k.rstrip("/"): v for k, v in (link_roots or {}).items()}
+    yield from _walk(top, rel, root, follow_links, (os.path.realpath(top),), roots)
+
+
+def _link_target(path: str, roots: Mapping[str, str]) -> str:
+    raw = os.readlink(path)
+    for prefix, local in roots.items():
+        if raw == prefix or raw.startswith(prefix + "/"):
+            return os.path.realpath(local + raw[len(prefix) :])
+    return os.path.realpath(path)
 
 
 def _walk(
-    folder: str, rel: str, root: str, follow: bool, active: tuple[str, ...]
+    folder: str,
+    rel: str,
+    root: str,
+    follow: bool,
+    active: tuple[str, ...],
+    roots: Mapping[str, str],
 ) -> Iterator[tuple[str, str]]:
     with os.scandir(folder) as it:
         found = sorted(it, key=lambda e: e.name)
     for e in found:
         name = rel + e.name
         if e.is_symlink():
-            target = os.path.realpath(e.path)
+            target = _link_target(e.path, roots)
             shown = f"{e.path} is a symbolic link to {os.readlink(e.path)}"
             if not follow:
                 raise InvalidPath(
@@ -106,13 +130,14 @@ def _walk(
             if os.path.isdir(target):
                 if target in active:
                     raise InvalidPath(f"{shown}, a folder that contains the link (a cycle)")
-                yield from _walk(target, name + "/", root, follow, (*active, target))
+                yield from _walk(target, name + "/", root, follow, (*active, target), roots)
             elif os.path.isfile(target):
                 yield name, target
             else:
                 raise InvalidPath(f"{shown}, which does not exist or is not a file or folder")
         elif e.is_dir(follow_symlinks=False):
-            yield from _walk(e.path, name + "/", root, follow, (*active, os.path.realpath(e.path)))
+            inner = (*active, os.path.realpath(e.path))
+            yield from _walk(e.path, name + "/", root, follow, inner, roots)
         elif e.is_file(follow_symlinks=False):
             yield name, e.path
         else:
