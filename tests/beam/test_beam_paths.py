@@ -8,9 +8,11 @@ import pytest
 
 # (Beam module path relative to apache_beam, names a Beam pipeline imports from it)
 PATHS: list[tuple[str, list[str]]] = [
+    ("transforms.timeutil", ["TimeDomain"]),
     (
         "",
         [
+            "TimeDomain",
             "Pipeline",
             "PTransform",
             "ParDo",

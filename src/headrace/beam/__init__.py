@@ -56,6 +56,7 @@ from headrace.model.transforms.util import (
     Values,
     WithKeys,
 )
+from headrace.model.userstate import TimeDomain
 from headrace.model.window import TimestampedValue
 
 __all__ = [
@@ -91,6 +92,7 @@ __all__ = [
     "Reshuffle",
     "Row",
     "TaggedOutput",
+    "TimeDomain",
     "TimestampedValue",
     "ToString",
     "Values",

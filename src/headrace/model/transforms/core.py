@@ -149,6 +149,7 @@ class ParDo(PTransform):
         args, kwargs, sides = _scan_side_inputs(self.args, self.kwargs)
         process = self._process_callable()
         params = describe_params(process, skip_first=0 if inspect.ismethod(process) else 1)
+        _check_supported_params(self.label, params)
         state = state_and_timer_specs(process)
         if state and not _maybe_keyed(pcoll):
             raise ValueError(
@@ -172,6 +173,21 @@ class ParDo(PTransform):
             },
             multi_output=bool(self._tags) or self._main_tag is not None,
         )
+
+
+# DoFn parameters the executors fill in; other markers are refused when the transform is applied.
+_SUPPORTED_PARAMS = frozenset({"timestamp", "window", "pane", "element", "key", "state", "timer"})
+
+
+def _check_supported_params(label: str, params: dict[str, str]) -> None:
+    for name, kind in params.items():
+        if kind not in _SUPPORTED_PARAMS:
+            marker = "".join(part.capitalize() for part in kind.split("_"))
+            raise NotImplementedError(
+                f"{label!r}: parameter {name!r} asks for DoFn.{marker}Param, which headrace "
+                "does not support yet; remove it (supported: ElementParam, TimestampParam, "
+                "WindowParam, PaneInfoParam, KeyParam, StateParam, TimerParam)"
+            )
 
 
 def _maybe_keyed(pcoll: PCollection) -> bool:

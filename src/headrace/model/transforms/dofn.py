@@ -27,7 +27,8 @@ class _DoFnParam:
         self.spec = spec
 
     def __repr__(self) -> str:
-        return f"DoFn.{self.kind.capitalize()}Param"
+        name = "".join(part.capitalize() for part in self.kind.split("_"))
+        return f"DoFn.{name}Param"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _DoFnParam) and (other.kind, other.spec) == (self.kind, self.spec)
@@ -65,6 +66,7 @@ class DoFn:
     SideInputParam = _DoFnParam("side_input")
     BundleFinalizerParam = _DoFnParam("bundle_finalizer")
     WatermarkEstimatorParam = _DoFnParam("watermark_estimator")
+    DynamicTimerTagParam = _DoFnParam("dynamic_timer_tag")
 
     @staticmethod
     def StateParam(spec: Any) -> _DoFnParam:
@@ -113,6 +115,10 @@ def describe_params(fn: Callable[..., Any], skip_first: int = 1) -> dict[str, st
     out: dict[str, str] = {}
     for i, p in enumerate(sig.parameters.values()):
         if i < skip_first:
+            continue
+        if i == 0 and p.default is DoFn.ElementParam:
+            # ``process(self, element=DoFn.ElementParam)``: the element parameter itself, which
+            # receives the element positionally anyway (Beam allows the marker there).
             continue
         if isinstance(p.default, _DoFnParam):
             out[p.name] = p.default.kind
