@@ -254,7 +254,7 @@ def test_with_outputs_by_attribute_by_tag_and_unpacking(make_pipeline):
         assert_that(out["odd"], equal_to([1, 3]), label="CheckOddItem")
         assert_that(out.negative, equal_to([-1]), label="CheckNegative")
         main, odd, negative = pc | "Unpacked" >> ParDo(SplitParity()).with_outputs(
-            "odd", "negative"
+            "odd", "negative", main="main"
         )
         assert_that(main, equal_to([0, 2]), label="CheckMainUnpacked")
         assert_that(odd, equal_to([1, 3]), label="CheckOddUnpacked")

@@ -98,9 +98,14 @@ class PCollection(PValue):
 class DoOutputsTuple:
     """The outputs of ``ParDo(...).with_outputs(...)``: by attribute, by ``[tag]`` or unpacked."""
 
-    def __init__(self, main_tag: str, outputs: dict[str, PCollection]) -> None:
+    def __init__(
+        self, main_tag: str, outputs: dict[str, PCollection], *, unpack_main: bool = True
+    ) -> None:
         self._main_tag = main_tag
         self._outputs = outputs
+        # Beam's DoOutputsTuple.__iter__ yields the main output only when ``main=`` was given:
+        # ``a, b = ... .with_outputs("a", "b")`` unpacks the two declared outputs.
+        self._unpack_main = unpack_main
 
     def __getitem__(self, tag: str | None) -> PCollection:
         if tag is None:
@@ -121,13 +126,14 @@ class DoOutputsTuple:
         raise AttributeError(f"no output tagged {tag!r}; declared outputs are {sorted(outputs)}")
 
     def __iter__(self) -> Iterator[PCollection]:
-        yield self._outputs[self._main_tag]
+        if self._unpack_main:
+            yield self._outputs[self._main_tag]
         for tag, pc in self._outputs.items():
             if tag != self._main_tag:
                 yield pc
 
     def __len__(self) -> int:
-        return len(self._outputs)
+        return len(self._outputs) - (0 if self._unpack_main else 1)
 
     @property
     def pipeline(self) -> Pipeline:

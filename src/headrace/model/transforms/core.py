@@ -123,6 +123,7 @@ class ParDo(PTransform):
         self.kwargs = kwargs
         self._tags: tuple[str, ...] = ()
         self._main_tag: str | None = None
+        self._main_declared = False
 
     def default_label(self) -> str:
         return f"ParDo({_fn_label(self.fn)})"
@@ -136,6 +137,7 @@ class ParDo(PTransform):
                 raise TypeError(f"output tags must be strings, got {t!r}")
         self._tags = tuple(tags)
         self._main_tag = main if main is not None else "main"
+        self._main_declared = main is not None
         if self._main_tag in self._tags:
             raise ValueError(f"main tag {self._main_tag!r} is also declared as an additional tag")
         return self
@@ -157,7 +159,7 @@ class ParDo(PTransform):
                 f"{pcoll!r} has elements of type {pcoll.element_type!r}"
             )
         outputs = (self._main_tag or "main", *self._tags)
-        return pcoll.pipeline._apply_primitive(
+        result = pcoll.pipeline._apply_primitive(
             self,
             "ParDo",
             [pcoll],
@@ -173,6 +175,9 @@ class ParDo(PTransform):
             },
             multi_output=bool(self._tags) or self._main_tag is not None,
         )
+        if isinstance(result, DoOutputsTuple):
+            result._unpack_main = self._main_declared
+        return result
 
 
 # DoFn parameters the executors fill in; other markers are refused when the transform is applied.
