@@ -414,7 +414,7 @@ def run_module(
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in [root, *pythonpath])
     env.pop("PYTHONSTARTUP", None)
     cmd = [str(python), "-m", "pytest", f"bct/{module}.py", "-q"]
-    cmd += [f"--timeout={timeout}", "--timeout-method=thread"]
+    cmd += [f"--timeout={timeout}", "--timeout-method=signal"]
     cmd += ["-o", "console_output_style=classic", "--rootdir", str(root), "-c", "pytest.ini"]
     try:
         subprocess.run(
