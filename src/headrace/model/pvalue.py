@@ -7,6 +7,8 @@ Side-input views (:class:`AsSingleton`, :class:`AsIter`, :class:`AsList`, :class
 
 from __future__ import annotations
 
+import types
+
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +158,10 @@ class TaggedOutput:
 
     def __repr__(self) -> str:
         return f"TaggedOutput({self.tag!r}, {self.value!r})"
+
+    def __class_getitem__(cls, params: Any) -> Any:
+        """``TaggedOutput[Literal['tag'], T]`` in return annotations (Beam >= 2.71)."""
+        return types.GenericAlias(cls, params)
 
 
 _NO_DEFAULT = object()

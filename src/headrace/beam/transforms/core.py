@@ -21,6 +21,7 @@ from headrace.model.transforms.core import (
     Read,
     WindowInto,
 )
+from headrace.model.transforms.deadletter import DeadLetter
 from headrace.model.transforms.dofn import CallableWrapperCombineFn
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "CombinePerKey",
     "CombineValues",
     "Create",
+    "DeadLetter",
     "DoFn",
     "Filter",
     "FlatMap",

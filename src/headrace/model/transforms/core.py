@@ -142,6 +142,19 @@ class ParDo(PTransform):
             raise ValueError(f"main tag {self._main_tag!r} is also declared as an additional tag")
         return self
 
+    def with_exception_handling(self, main_tag: str | None = None, **kwargs: Any) -> Any:
+        """Route inputs whose processing raises to a dead-letter output instead of failing:
+        ``good, bad = pcoll | Map(f).with_exception_handling()``; see
+        :mod:`headrace.model.transforms.deadletter`."""
+        from headrace.model.transforms.deadletter import with_exception_handling
+
+        return with_exception_handling(self, main_tag, **kwargs)
+
+    def with_error_handler(self, error_handler: Any, **kwargs: Any) -> Any:
+        if error_handler is None:
+            return self
+        return self.with_exception_handling(error_handler=error_handler, **kwargs)
+
     def _process_callable(self) -> Callable[..., Any]:
         return self.fn.process
 
