@@ -8,7 +8,6 @@ Side-input views (:class:`AsSingleton`, :class:`AsIter`, :class:`AsList`, :class
 from __future__ import annotations
 
 import types
-
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 

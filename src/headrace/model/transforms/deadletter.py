@@ -10,6 +10,7 @@ window) exceeds it.
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -21,6 +22,8 @@ from headrace.model.transforms.dofn import DoFn, state_and_timer_specs
 from headrace.model.transforms.ptransform import PTransform
 
 __all__ = ["DeadLetter", "ExceptionHandlingParDo"]
+
+_LOG = logging.getLogger(__name__)
 
 
 class DeadLetter:
@@ -65,8 +68,8 @@ class _ExceptionHandlingDoFn(DoFn):
             if self.on_failure_callback is not None:
                 try:
                     self.on_failure_callback(exn, element)
-                except Exception:  # noqa: BLE001 - Beam logs and goes on too
-                    traceback.print_exc()
+                except Exception as callback_error:  # Beam logs it and goes on, as here
+                    _LOG.warning("on_failure_callback failed: %r", callback_error, exc_info=True)
             info = (type(exn), repr(exn), traceback.format_exception(*sys.exc_info()))
             yield TaggedOutput(self.dead_letter_tag, (element, info))
 
