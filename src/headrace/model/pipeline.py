@@ -110,6 +110,15 @@ class Pipeline:
     def options(self) -> PipelineOptions:
         return self._options
 
+    @property
+    def applied_labels(self) -> frozenset[str]:
+        """The full labels (``Outer/Inner``) of every transform applied so far."""
+        return frozenset(self._labels)
+
+    def current_label_prefix(self) -> str:
+        """``"Outer/"`` while the composite ``Outer`` expands, ``""`` at the top level."""
+        return f"{self._scopes[-1].label}/" if self._scopes else ""
+
     def _new_id(self, prefix: str) -> str:
         self._next_id += 1
         return f"{prefix}{self._next_id}"
