@@ -43,6 +43,13 @@ def test_eager_tuple_of_lists_is_several_inputs() -> None:
     assert sorted(([1, 2], [3]) | beam.Flatten()) == [1, 2, 3]
 
 
+def test_a_list_of_pcollections_is_not_plain_data() -> None:
+    with Pipeline() as p:
+        a = p | "A" >> beam.Create([1])
+        b = p | "B" >> beam.Create([2])
+        assert_that([a, b] | beam.Flatten(), equal_to([1, 2]))
+
+
 def test_eager_multi_output() -> None:
     out = [1, 2, 3] | beam.ParDo(SplitParity()).with_outputs("odd", main="even")
     assert (out.even, sorted(out.odd), out[None]) == ([2], [1, 3], [2])

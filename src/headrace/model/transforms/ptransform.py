@@ -129,7 +129,7 @@ def _is_plain_data(left: Any, transform: PTransform) -> bool:
     if isinstance(left, (Pipeline, PValue)) or getattr(transform, "pipeline", None) is not None:
         return False
     if isinstance(left, list):
-        return True
+        return not _holds_pvalue(left)
     if isinstance(left, dict):
         values = list(left.values())
     elif isinstance(left, tuple):
