@@ -9,6 +9,25 @@ import pytest
 # (Beam module path relative to apache_beam, names a Beam pipeline imports from it)
 PATHS: list[tuple[str, list[str]]] = [
     ("transforms.timeutil", ["TimeDomain"]),
+    ("runners", ["PipelineResult", "PipelineState", "runner"]),
+    ("runners.runner", ["PipelineResult", "PipelineState"]),
+    ("io.filesystems", ["FileSystems", "BeamIOError", "MatchResult"]),
+    ("coders", ["registry", "ToBytesCoder", "typecoders"]),
+    ("coders.typecoders", ["registry", "CoderRegistry"]),
+    ("transforms.core", ["DeadLetter"]),
+    (
+        "testing.util",
+        [
+            "SortLists",
+            "contains_in_any_order",
+            "equal_to_approx",
+            "open_shards",
+            "row_namedtuple_equals_fn",
+            "matches_all",
+            "has_at_least_one",
+            "AssertThat",
+        ],
+    ),
     (
         "",
         [

@@ -41,9 +41,10 @@ class TestPipeline(Pipeline):
     ) -> None:
         self.is_integration_test = is_integration_test
         self.blocking = blocking
+        flags = list(argv) if argv is not None else _flags_from_command_line()
+        flags += list(additional_pipeline_args or [])
+        self.options_list = flags
         if options is None:
-            flags = list(argv) if argv is not None else _flags_from_command_line()
-            flags += list(additional_pipeline_args or [])
             options = PipelineOptions(flags)
         super().__init__(runner=runner, options=options)
 
@@ -58,6 +59,24 @@ class TestPipeline(Pipeline):
 
     def get_pipeline_options(self) -> PipelineOptions:
         return self.options
+
+    def get_full_options_as_args(self, **extra_opts: Any) -> list[str]:
+        """The test's pipeline flags plus ``--key=value`` for each extra option, as Beam's
+        TestPipeline: a false value is left out, ``True`` gives a bare ``--key``.
+
+        >>> TestPipeline(argv=["--runner=DirectRunner"]).get_full_options_as_args(
+        ...     output="/tmp/out", streaming=True, dry=False)
+        ['--runner=DirectRunner', '--output=/tmp/out', '--streaming']
+        """
+        options = list(self.options_list)
+        for key, value in extra_opts.items():
+            if not value:
+                continue
+            if value is True:
+                options.append(f"--{key}")
+            else:
+                options.append(f"--{key}={value}")
+        return options
 
 
 def _flags_from_command_line() -> list[str]:

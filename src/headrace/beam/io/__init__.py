@@ -12,12 +12,12 @@ from headrace.io import __all__ as _io_all
 from headrace.model.transforms.core import Read
 
 if TYPE_CHECKING:
-    from headrace.beam.io import avroio, fileio, parquetio, textio
+    from headrace.beam.io import avroio, fileio, filesystems, parquetio, textio
     from headrace.io import *  # noqa: F403
 
-_SUBMODULES = frozenset({"avroio", "fileio", "parquetio", "textio"})
+_SUBMODULES = frozenset({"avroio", "fileio", "filesystems", "parquetio", "textio"})
 
-__all__ = [*_io_all, "Read", "avroio", "fileio", "parquetio", "textio"]
+__all__ = [*_io_all, "Read", "avroio", "fileio", "filesystems", "parquetio", "textio"]
 
 
 def __getattr__(name: str) -> Any:
