@@ -528,10 +528,31 @@ class TypeOptions(PipelineOptions):
 
     pipeline_type_check: bool
     runtime_type_check: bool
+    performance_runtime_type_check: bool
+    type_check_strictness: str
+    type_check_additional: str
     allow_unsafe_triggers: bool
 
     @classmethod
     def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        parser.add_argument(
+            "--type_check_strictness",
+            default="DEFAULT_TO_ANY",
+            choices=["ALL_REQUIRED", "DEFAULT_TO_ANY"],
+            help="ALL_REQUIRED: every transform feeding a checked one must declare its output "
+            "type.",
+        )
+        parser.add_argument(
+            "--type_check_additional",
+            default="",
+            help="Comma-separated extra checks (accepted for Beam compatibility).",
+        )
+        parser.add_argument(
+            "--performance_runtime_type_check",
+            action="store_true",
+            default=False,
+            help="Check element types against type hints while the pipeline runs.",
+        )
         parser.add_argument(
             "--no_pipeline_type_check",
             dest="pipeline_type_check",

@@ -80,6 +80,9 @@ class PCollection(PValue):
         self.windowing = windowing
         self.element_type = element_type
         self.is_bounded = is_bounded
+        # Whether a type hint declared element_type, and who produced it (for type checks).
+        self._output_hinted = False
+        self._producer_desc = producer_label
 
     def __repr__(self) -> str:
         tag = f"[{self.tag}]" if self.tag not in (None, "main") else ""

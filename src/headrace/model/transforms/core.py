@@ -8,6 +8,7 @@ that planners may lift into a pre-aggregating shuffle. Everything else composes 
 from __future__ import annotations
 
 import inspect
+import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -31,6 +32,15 @@ from headrace.model.transforms.dofn import (
     state_and_timer_specs,
 )
 from headrace.model.transforms.ptransform import PTransform
+from headrace.model.typehints import (
+    KV_HINT,
+    TypeCheckError,
+    format_hint,
+    is_consistent_with,
+    iterable_element_type,
+    main_input_hint,
+    output_hint,
+)
 from headrace.model.window import GlobalWindows, TimestampCombiner, TimestampedValue, WindowFn
 
 __all__ = [
@@ -158,6 +168,38 @@ class ParDo(PTransform):
     def _process_callable(self) -> Callable[..., Any]:
         return self.fn.process
 
+    def _input_hint(self) -> Any:
+        if self._input_type_hint is not None:
+            return self._input_type_hint
+        return main_input_hint(self._hinted_fn(), self._process_callable())
+
+    def _output_hint(self) -> Any:
+        if self._output_type_hint is not None or self._tags:
+            return self._output_type_hint
+        hint = output_hint(self._hinted_fn())
+        if hint is not None and self._fn_kind in ("flatmap", "flatmaptuple"):
+            return iterable_element_type(hint)
+        return hint
+
+    def _hinted_fn(self) -> Any:
+        """The user object carrying @with_input_types/@with_output_types hints."""
+        return self.fn
+
+    def _maybe_runtime_checked(self, pcoll: PCollection) -> Any:
+        """The DoFn to run: wrapped in a type check when ``runtime_type_check`` is on and the
+        transform has hints."""
+        from headrace.model.options import TypeOptions
+
+        input_hint, output_hint = self._input_hint(), self._output_hint()
+        if input_hint is None and output_hint is None:
+            return self.fn
+        opts = pcoll.pipeline.options.view_as(TypeOptions)
+        if not (opts.runtime_type_check or opts.performance_runtime_type_check):
+            return self.fn
+        from headrace.model.transforms.typecheck import TypeCheckDoFn
+
+        return TypeCheckDoFn(self.fn, self.label, input_hint, output_hint)
+
     def expand(self, pcoll: PCollection) -> Any:
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"{self.label!r} must be applied to a PCollection, not {pcoll!r}")
@@ -172,15 +214,16 @@ class ParDo(PTransform):
                 f"{pcoll!r} has elements of type {pcoll.element_type!r}"
             )
         outputs = (self._main_tag or "main", *self._tags)
+        fn = self._maybe_runtime_checked(pcoll)
         result = pcoll.pipeline._apply_primitive(
             self,
             "ParDo",
             [pcoll],
-            payload=(self.fn, args, kwargs),
+            payload=(fn, args, kwargs),
             outputs=outputs,
             side_inputs=sides,
             params={
-                "fn_kind": self._fn_kind,
+                "fn_kind": self._fn_kind if fn is self.fn else "dofn",
                 "main_tag": outputs[0],
                 "tags": list(outputs),
                 "dofn_params": params,
@@ -251,6 +294,9 @@ class _CallableParDo(ParDo):
         return f"{self._label_prefix}({_fn_label(self._user_fn)})"
 
     def _process_callable(self) -> Callable[..., Any]:
+        return self._user_fn
+
+    def _hinted_fn(self) -> Any:
         return self._user_fn
 
 
@@ -324,17 +370,29 @@ class GroupByKey(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
-        return pcoll.pipeline._apply_primitive(self, "GroupByKey", [pcoll], element_type=tuple)
+        return pcoll.pipeline._apply_primitive(
+            self, "GroupByKey", [pcoll], element_type=_grouped_type(pcoll.element_type)
+        )
+
+
+def _grouped_type(kv: Any) -> Any:
+    """``Tuple[K, Iterable[V]]`` for an input of ``Tuple[K, V]`` (else plain ``tuple``)."""
+    args = typing.get_args(kv)
+    if typing.get_origin(kv) is tuple and len(args) == 2 and args[1] is not Ellipsis:
+        return typing.Tuple[args[0], typing.Iterable[args[1]]]  # noqa: UP006 - Beam's form
+    return tuple
 
 
 def _check_keyed(pcoll: PCollection, label: str) -> None:
     if not isinstance(pcoll, PCollection):
         raise TypeError(f"{label!r} must be applied to a PCollection, not {pcoll!r}")
-    if not _maybe_keyed(pcoll):
-        raise ValueError(
-            f"{label!r} needs (key, value) pairs but its input {pcoll!r} has elements of type "
-            f"{getattr(pcoll.element_type, '__name__', pcoll.element_type)}; add a "
-            "beam.Map(lambda x: (key_of(x), x)) or beam.WithKeys(...) before it"
+    t = pcoll.element_type
+    if not _maybe_keyed(pcoll) and not is_consistent_with(t, KV_HINT):
+        raise TypeCheckError(
+            f"Input type hint violation at {label}: expected {format_hint(KV_HINT)}, got "
+            f"{format_hint(t)}. {label!r} needs (key, value) pairs but its input {pcoll!r} "
+            "has other elements; add a beam.Map(lambda x: (key_of(x), x)) or "
+            "beam.WithKeys(...) before it"
         )
 
 

@@ -56,14 +56,28 @@ class PTransform:
     def expand(self, input_or_inputs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement expand()")
 
-    def with_output_types(self, type_hint: Any) -> PTransform:
-        """Accepted for Beam compatibility; the hint is recorded on the transform."""
+    _input_type_hint: Any = None
+    _output_type_hint: Any = None
+
+    def with_output_types(self, type_hint: Any, *args: Any, **kwargs: Any) -> PTransform:
+        """The element type of the output (checked against the next transform's input hint).
+        Hints of additional outputs (keywords) are accepted and not checked."""
         self._output_type_hint = type_hint
         return self
 
-    def with_input_types(self, *args: Any, **kwargs: Any) -> PTransform:
-        """Accepted for Beam compatibility (input type hints are not checked yet)."""
+    def with_input_types(self, input_type_hint: Any, *args: Any, **kwargs: Any) -> PTransform:
+        """The element type this transform requires of its main input; checked when it is
+        applied (pipeline option ``pipeline_type_check``). Side-input hints are not checked."""
+        self._input_type_hint = input_type_hint
         return self
+
+    def _input_hint(self) -> Any:
+        """The type hint of the main input, if any (subclasses add hints of user functions)."""
+        return self._input_type_hint
+
+    def _output_hint(self) -> Any:
+        """The element type of the main output, if a hint gives it."""
+        return self._output_type_hint
 
     def __rrshift__(self, label: str) -> PTransform:
         if not isinstance(label, str):
