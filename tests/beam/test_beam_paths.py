@@ -9,6 +9,9 @@ import pytest
 # (Beam module path relative to apache_beam, names a Beam pipeline imports from it)
 PATHS: list[tuple[str, list[str]]] = [
     ("transforms.timeutil", ["TimeDomain"]),
+    ("", ["FlattenWith", "LogElements", "Reify", "Tee", "WaitOn", "core"]),
+    ("transforms.util", ["LogElements", "Reify", "Tee", "WaitOn"]),
+    ("transforms.core", ["FlattenWith"]),
     ("runners", ["PipelineResult", "PipelineState", "runner"]),
     ("runners.runner", ["PipelineResult", "PipelineState"]),
     ("io.filesystems", ["FileSystems", "BeamIOError", "MatchResult"]),

@@ -17,13 +17,14 @@ from headrace.beam import (
     utils,
     window,
 )
-from headrace.beam.transforms import combiners
+from headrace.beam.transforms import combiners, core
 from headrace.model.pipeline import Pipeline
 from headrace.model.pvalue import PBegin, PCollection, PDone, TaggedOutput
 from headrace.model.row import Row
 from headrace.model.transforms.combiners import (
     CombinerWithoutDefaults,
 )
+from headrace.model.transforms.composites import FlattenWith, LogElements, Reify, Tee, WaitOn
 from headrace.model.transforms.core import (
     CombineFn,
     CombineGlobally,
@@ -75,10 +76,12 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "FlattenWith",
     "GroupByKey",
     "Impulse",
     "Keys",
     "KvSwap",
+    "LogElements",
     "Map",
     "MapTuple",
     "PBegin",
@@ -89,18 +92,22 @@ __all__ = [
     "Partition",
     "PartitionFn",
     "Pipeline",
+    "Reify",
     "RemoveDuplicates",
     "Reshuffle",
     "Row",
     "TaggedOutput",
+    "Tee",
     "TimeDomain",
     "TimestampedValue",
     "ToString",
     "Values",
+    "WaitOn",
     "WindowInto",
     "WithKeys",
     "coders",
     "combiners",
+    "core",
     "io",
     "metrics",
     "options",

@@ -1,5 +1,6 @@
 """``apache_beam.transforms.core``."""
 
+from headrace.model.transforms.composites import FlattenWith
 from headrace.model.transforms.core import (
     CombineFn,
     CombineGlobally,
@@ -37,6 +38,7 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "FlattenWith",
     "GroupByKey",
     "Impulse",
     "Map",
