@@ -78,3 +78,59 @@ def test_time_domain_at_beam_paths() -> None:
     assert FromTimeutil is beam.TimeDomain is TimeDomain
     assert beam.TimeDomain.WATERMARK == "WATERMARK"
     assert beam.TimeDomain.REAL_TIME == "REAL_TIME"
+
+
+EVENTS_FILE = "events"
+
+
+class _Recorder:
+    """A context manager class (picklable by reference) that logs enter/exit to a file."""
+
+    def __init__(self, path, name):
+        self.path, self.name = path, name
+
+    def __enter__(self):
+        with open(self.path, "a") as f:
+            f.write(f"enter {self.name}\n")
+        return self.name.upper()
+
+    def __exit__(self, *exc):
+        with open(self.path, "a") as f:
+            f.write(f"exit {self.name}\n")
+        return False
+
+
+def test_setup_and_bundle_context_params_in_map(tmp_path) -> None:
+    """Beam's ``map_context`` snippet: ``beam.Map(f, a=DoFn.SetupContextParam(cm),
+    b=DoFn.BundleContextParam(cm))`` (apache_beam/examples/snippets/transforms/elementwise)."""
+    path = str(tmp_path / EVENTS_FILE)
+    setup = DoFn.SetupContextParam(_Recorder, args=(path, "setup"))
+    bundle = DoFn.BundleContextParam(_Recorder, args=(path, "bundle"))
+
+    def label(x, s=setup, b=bundle):
+        return f"{x}-{s}-{b}"
+
+    with Pipeline() as p:
+        out = p | Create(["a", "b"]) | Map(label)
+        assert_that(out, equal_to(["a-SETUP-BUNDLE", "b-SETUP-BUNDLE"]))
+    events = (tmp_path / EVENTS_FILE).read_text().splitlines()
+    assert events.count("enter setup") == events.count("exit setup") >= 1
+    assert events.count("enter bundle") == events.count("exit bundle") >= 1
+    assert events[0] == "enter setup" and events[-1] == "exit setup"
+
+
+def test_setup_context_param_in_a_dofn(tmp_path) -> None:
+    path = str(tmp_path / EVENTS_FILE)
+
+    class Local(DoFn):
+        def process(self, x, conn=DoFn.SetupContextParam(_Recorder, args=(path, "db"))):
+            yield f"{x}:{conn}"
+
+    with Pipeline() as p:
+        assert_that(p | Create([1]) | ParDo(Local()), equal_to(["1:DB"]))
+    assert (tmp_path / EVENTS_FILE).read_text().splitlines() == ["enter db", "exit db"]
+
+
+def test_context_param_needs_a_callable() -> None:
+    with pytest.raises(TypeError, match="needs a callable"):
+        DoFn.SetupContextParam(3)

@@ -28,6 +28,7 @@ from headrace.model.timestamp import to_micros
 from headrace.model.transforms.dofn import (
     CombineFn,
     DoFn,
+    context_params,
     describe_params,
     state_and_timer_specs,
 )
@@ -185,20 +186,20 @@ class ParDo(PTransform):
         """The user object carrying @with_input_types/@with_output_types hints."""
         return self.fn
 
-    def _maybe_runtime_checked(self, pcoll: PCollection) -> Any:
+    def _maybe_runtime_checked(self, pcoll: PCollection, fn: Any) -> Any:
         """The DoFn to run: wrapped in a type check when ``runtime_type_check`` is on and the
         transform has hints."""
         from headrace.model.options import TypeOptions
 
         input_hint, output_hint = self._input_hint(), self._output_hint()
         if input_hint is None and output_hint is None:
-            return self.fn
+            return fn
         opts = pcoll.pipeline.options.view_as(TypeOptions)
         if not (opts.runtime_type_check or opts.performance_runtime_type_check):
-            return self.fn
+            return fn
         from headrace.model.transforms.typecheck import TypeCheckDoFn
 
-        return TypeCheckDoFn(self.fn, self.label, input_hint, output_hint)
+        return TypeCheckDoFn(fn, self.label, input_hint, output_hint)
 
     def expand(self, pcoll: PCollection) -> Any:
         if not isinstance(pcoll, PCollection):
@@ -206,6 +207,9 @@ class ParDo(PTransform):
         args, kwargs, sides = _scan_side_inputs(self.args, self.kwargs)
         process = self._process_callable()
         params = describe_params(process, skip_first=0 if inspect.ismethod(process) else 1)
+        contexts = context_params(process)
+        for name in contexts:
+            del params[name]
         _check_supported_params(self.label, params)
         state = state_and_timer_specs(process)
         if state and not _maybe_keyed(pcoll):
@@ -214,7 +218,12 @@ class ParDo(PTransform):
                 f"{pcoll!r} has elements of type {pcoll.element_type!r}"
             )
         outputs = (self._main_tag or "main", *self._tags)
-        fn = self._maybe_runtime_checked(pcoll)
+        fn: Any = self.fn
+        if contexts:
+            from headrace.model.transforms.contexts import ContextParamsDoFn
+
+            fn = ContextParamsDoFn(fn, contexts)
+        fn = self._maybe_runtime_checked(pcoll, fn)
         result = pcoll.pipeline._apply_primitive(
             self,
             "ParDo",

@@ -69,6 +69,28 @@ class DoFn:
     DynamicTimerTagParam = _DoFnParam("dynamic_timer_tag")
 
     @staticmethod
+    def SetupContextParam(
+        context_manager_constructor: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> _DoFnParam:
+        """A parameter whose value comes from a context manager entered at ``setup`` and
+        exited at ``teardown``: ``db=DoFn.SetupContextParam(connect, args=(url,))``."""
+        spec = _context_spec(context_manager_constructor, args, kwargs)
+        return _DoFnParam("setup_context", spec)
+
+    @staticmethod
+    def BundleContextParam(
+        context_manager_constructor: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> _DoFnParam:
+        """Like :meth:`SetupContextParam`, entered and exited around each bundle."""
+        return _DoFnParam(
+            "bundle_context", _context_spec(context_manager_constructor, args, kwargs)
+        )
+
+    @staticmethod
     def StateParam(spec: Any) -> _DoFnParam:
         return _DoFnParam("state", spec)
 
@@ -104,6 +126,30 @@ class DoFn:
             return f
 
         return wrapper
+
+
+def _context_spec(
+    factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None
+) -> tuple[Any, ...]:
+    if not callable(factory):
+        raise TypeError(
+            f"a context parameter needs a callable that makes a context manager, got {factory!r}"
+        )
+    return (factory, tuple(args), tuple(sorted((kwargs or {}).items())))
+
+
+def context_params(fn: Callable[..., Any]) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """Parameters of ``fn`` that ask for a Setup/BundleContextParam: name -> (kind, spec)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: (p.default.kind, p.default.spec)
+        for p in sig.parameters.values()
+        if isinstance(p.default, _DoFnParam)
+        and p.default.kind in ("setup_context", "bundle_context")
+    }
 
 
 def describe_params(fn: Callable[..., Any], skip_first: int = 1) -> dict[str, str]:
