@@ -54,12 +54,13 @@ class TestWindowedValue(NamedTuple):
     whose pane is unknown; timestamps compare with numbers (``Timestamp(4) == 4.0``).
     """
 
-    __test__ = False
-
     value: Any
     timestamp: Any
     windows: list[Any]
     pane_info: Any = PANE_INFO_UNKNOWN
+
+
+TestWindowedValue.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
 
 
 def contains_in_any_order(iterable: Iterable[Any]) -> Any:
@@ -77,7 +78,7 @@ class _InAnyOrder:
 
     def __eq__(self, other: object) -> bool:
         try:
-            return self._counter == collections.Counter(other)  # type: ignore[arg-type]
+            return self._counter == collections.Counter(other)  # type: ignore[call-overload]
         except TypeError:
             return False
 
@@ -243,7 +244,7 @@ def equal_to_approx(
 
 def _approx_equal(expected: Any, actual: Any, rel_tol: float, abs_tol: float) -> bool:
     if isinstance(expected, numbers.Real) and isinstance(actual, numbers.Real):
-        return math.isclose(expected, actual, rel_tol=rel_tol, abs_tol=abs_tol)  # type: ignore[arg-type]
+        return math.isclose(expected, actual, rel_tol=rel_tol, abs_tol=abs_tol)
     if (
         isinstance(expected, (list, tuple))
         and type(actual) is type(expected)

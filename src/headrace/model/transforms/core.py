@@ -388,7 +388,9 @@ def _grouped_type(kv: Any) -> Any:
     """``Tuple[K, Iterable[V]]`` for an input of ``Tuple[K, V]`` (else plain ``tuple``)."""
     args = typing.get_args(kv)
     if typing.get_origin(kv) is tuple and len(args) == 2 and args[1] is not Ellipsis:
-        return typing.Tuple[args[0], typing.Iterable[args[1]]]  # noqa: UP006 - Beam's form
+        tuple_hint: Any = typing.Tuple  # noqa: UP006 - Beam's form
+        iterable_hint: Any = typing.Iterable
+        return tuple_hint[args[0], iterable_hint[args[1]]]
     return tuple
 
 

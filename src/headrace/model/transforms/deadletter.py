@@ -229,7 +229,7 @@ def with_exception_handling(
                 "yet; remove it (bad elements still go to the dead-letter output)"
             )
     if main_tag is None:
-        main_tag = pardo._main_tag if pardo._main_declared else "good"
+        main_tag = (pardo._main_tag or "good") if pardo._main_declared else "good"
     return ExceptionHandlingParDo(
         pardo,
         main_tag,

@@ -36,6 +36,7 @@ def instance_matches(value: Any, hint: Any) -> bool:
         return not isinstance(hint, type) or isinstance(value, hint)
     if not isinstance(origin, type) or not isinstance(value, origin):
         return False
+    value = typing.cast(Any, value)
     if not args:
         return True
     if origin is tuple:
