@@ -302,22 +302,22 @@ def _module_of(path: str) -> str:
 def extract(wheel: Path, dest: Path, *, rewrite: bool) -> None:
     """Copy the test modules and Beam's example package into ``dest/bct``.
 
-    With ``rewrite``, ``apache_beam.examples...`` and the copied modules become ``bct...`` and
-    every other ``apache_beam`` name becomes ``headrace.beam``. Without it (the reference run),
-    only the copied test modules are renamed; Beam's own examples come from the installed Beam.
+    ``apache_beam.examples...`` and the copied test modules become ``bct...``; with
+    ``rewrite`` every other ``apache_beam`` name becomes ``headrace.beam``, without it (the
+    reference run) they stay and come from the installed Beam.
     """
     if dest.exists():
         shutil.rmtree(dest)
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         wanted = {f"apache_beam/{m}.py" for m in MODULES}
-        if rewrite:
-            wanted |= {
-                n
-                for n in names
-                if n.startswith("apache_beam/examples/")
-                and not n.endswith((".pyc", ".so", ".pyx", ".pxd", ".c", "/"))
-            }
+        # Beam's examples, in both trees: the snippet tests import their siblings relatively.
+        wanted |= {
+            n
+            for n in names
+            if n.startswith("apache_beam/examples/")
+            and not n.endswith((".pyc", ".so", ".pyx", ".pxd", ".c", "/"))
+        }
         data_dirs = {os.path.dirname(f"apache_beam/{m}") for m in MODULES}
         wanted |= {
             n
@@ -566,6 +566,11 @@ def classify(rec: dict[str, Any]) -> tuple[str, str]:
     return "crash", f"{exc}: {_first_line(msg)[:120]}"
 
 
+def _import_failed(records: list[dict[str, Any]]) -> bool:
+    """A reference result that is only a collection error (a harness problem: redo it)."""
+    return all(r["outcome"] == "collect_error" for r in records)
+
+
 def _first_line(msg: str) -> str:
     lines = [ln for ln in msg.strip().splitlines() if ln.strip()]
     return lines[0] if lines else ""
@@ -713,7 +718,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_beam:
         ref = cache / "beam-results.json"
         cached: dict[str, Any] = json.loads(ref.read_text()) if ref.exists() else {}
-        todo = [m for m in modules if args.refresh_beam or m not in cached]
+        todo = [
+            m for m in modules if args.refresh_beam or m not in cached or _import_failed(cached[m])
+        ]
         work = cache / f"work-{args.work}"
         if todo:
             python = ensure_beam_venv(cache, wheel)
