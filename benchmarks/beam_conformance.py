@@ -54,7 +54,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BEAM_VERSION = "2.77.0"
 PIP = (sys.executable, "-m", "pip", "-q", "--disable-pip-version-check")
-TEST_DEPS = ("parameterized", "pyhamcrest", "mock", "pytest-timeout", "pytz")
+TEST_DEPS = (
+    "parameterized",
+    "pyhamcrest",
+    "mock",
+    "pytest-timeout",
+    "pytz",
+    "pandas",
+    "python-dateutil",
+    "tzdata",
+)
 
 #: The 78 Beam modules (paths inside the wheel, without ``apache_beam/`` and ``.py``).
 MODULES: tuple[str, ...] = (
@@ -152,6 +161,9 @@ MODULES: tuple[str, ...] = (
     "examples/snippets/transforms/other/flatten_test",
     "examples/snippets/transforms/other/window_test",
 )
+
+#: Beam test helper modules the tests import: copied and rewritten like the tests.
+HELPERS = ("transforms/combinefn_lifecycle_pipeline", "testing/pipeline_verifiers")
 
 #: Beam modules whose names are internal (a test failing for want of them is not applicable).
 INTERNAL_MODULES = (
@@ -304,7 +316,7 @@ def ensure_beam_venv(cache: Path, wheel: Path) -> Path:
 _BEAM_NAME = re.compile(r"\bapache_beam((?:\.[A-Za-z_]\w*)*)")
 
 
-_FROM_IMPORT = re.compile(r"^[ \t]*from (apache_beam(?:\.\w+)*) import ([^\n#]+)$", re.M)
+_FROM_IMPORT = re.compile(r"^([ \t]*)from (apache_beam(?:\.\w+)*) import ([^\n#]+)$", re.M)
 # Rewritten ``from`` lines are marked so that the general rename leaves them alone.
 _KEEP = "APACHE__BEAM__KEEP"
 
@@ -332,7 +344,7 @@ def extract(wheel: Path, dest: Path, *, rewrite: bool) -> None:
         shutil.rmtree(dest)
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
-        wanted = {f"apache_beam/{m}.py" for m in MODULES}
+        wanted = {f"apache_beam/{m}.py" for m in (*MODULES, *HELPERS)}
         # Beam's examples, in both trees: the snippet tests import their siblings relatively.
         wanted |= {
             n
@@ -364,7 +376,7 @@ def extract(wheel: Path, dest: Path, *, rewrite: bool) -> None:
 
         def rename_from_import(match: re.Match[str]) -> str:
             # ``from apache_beam.x import internal_module``: the module stays Beam's own.
-            module, names = match.group(1), match.group(2)
+            indent, module, names = match.group(1), match.group(2), match.group(3)
             imported = [n.strip() for n in names.split(",")]
             beam_own = [n for n in imported if _stays_beam(f"{module}.{n.split(' as ')[0]}")]
             if not rewrite or not beam_own or any(c in names for c in "()\\"):
@@ -373,7 +385,7 @@ def extract(wheel: Path, dest: Path, *, rewrite: bool) -> None:
             lines = [f"from {module.replace('apache_beam', _KEEP, 1)} import {', '.join(beam_own)}"]
             if public:
                 lines.append(f"from {module} import {', '.join(public)}")
-            return "; ".join(lines)
+            return indent + "; ".join(lines)
 
         for name in sorted(wanted):
             target = dest / "bct" / name[len("apache_beam/") :]

@@ -93,3 +93,19 @@ def test_runner_module_paths() -> None:
     with TestPipeline(argv=[]) as p:
         _ = p | beam.Create([1])
     assert p.result is not None and p.result.state == PipelineState.DONE
+
+
+def test_google_cloud_and_streaming_options_parse() -> None:
+    """Beam's mobile-gaming examples read ``view_as(GoogleCloudOptions).project``; Beam's
+    ptransform_test sets ``StreamingOptions.update_compatibility_version``."""
+    from headrace.beam.options.pipeline_options import (
+        GoogleCloudOptions,
+        PipelineOptions,
+        StreamingOptions,
+    )
+
+    opts = PipelineOptions(["--project=demo", "--region=eu"])
+    assert opts.view_as(GoogleCloudOptions).project == "demo"
+    assert opts.view_as(GoogleCloudOptions).region == "eu"
+    assert PipelineOptions([]).view_as(GoogleCloudOptions).project is None
+    assert opts.view_as(StreamingOptions).update_compatibility_version is None

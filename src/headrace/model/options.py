@@ -62,9 +62,11 @@ from typing import Any, NoReturn, TypeVar
 __all__ = [
     "DebugOptions",
     "DirectOptions",
+    "GoogleCloudOptions",
     "PipelineOptions",
     "SetupOptions",
     "StandardOptions",
+    "StreamingOptions",
     "TypeOptions",
 ]
 
@@ -426,6 +428,47 @@ class StandardOptions(PipelineOptions):
             default=False,
             help="Run as a streaming pipeline (unbounded sources, watermarks, triggers).",
         )
+
+
+class StreamingOptions(PipelineOptions):
+    """Beam's streaming-update options; accepted so Beam programs parse (headrace has no
+    pipeline update, so they change nothing)."""
+
+    update_compatibility_version: str | None
+
+    @classmethod
+    def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        parser.add_argument(
+            "--update_compatibility_version",
+            default=None,
+            help="Beam's update-compatibility version (accepted, no effect on headrace).",
+        )
+
+
+class GoogleCloudOptions(PipelineOptions):
+    """Beam's Google Cloud options: parsed so Beam programs (the mobile-gaming examples) read
+    ``options.view_as(GoogleCloudOptions).project``; headrace itself uses none of them."""
+
+    project: str | None
+    job_name: str | None
+    staging_location: str | None
+    temp_location: str | None
+    region: str | None
+    service_account_email: str | None
+
+    @classmethod
+    def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        for name in (
+            "project",
+            "job_name",
+            "staging_location",
+            "temp_location",
+            "region",
+            "service_account_email",
+        ):
+            parser.add_argument(
+                f"--{name}", default=None, help=f"Beam's Google Cloud {name} (not used)."
+            )
 
 
 class DirectOptions(PipelineOptions):
