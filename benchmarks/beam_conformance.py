@@ -163,8 +163,8 @@ MODULES: tuple[str, ...] = (
 )
 
 #: Given to Beam's TestPipeline so that the examples' integration tests run (locally) instead
-#: of skipping; both runs get it.
-IT_OPTIONS = "--direct_num_workers=1"
+#: of skipping; both runs get it (``{tmp}``: a scratch folder of the run).
+IT_OPTIONS = "--direct_num_workers=1 --temp_location={tmp}"
 
 #: Beam test helper modules the tests import: copied and rewritten like the tests.
 HELPERS = ("transforms/combinefn_lifecycle_pipeline", "testing/pipeline_verifiers")
@@ -489,6 +489,8 @@ def run_module(
     env["BCT_RESULTS"] = str(out)
     env["PYTHONPATH"] = os.pathsep.join(str(p) for p in [root, *pythonpath])
     env.pop("PYTHONSTARTUP", None)
+    scratch = results / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
     cmd = [str(python), "-m", "pytest", f"bct/{module}.py", "-q"]
     if beam_site is not None:
         env["BCT_BEAM_SITE"] = str(beam_site)
@@ -498,7 +500,7 @@ def run_module(
     cmd += [
         f"--timeout={timeout}",
         "--timeout-method=signal",
-        f"--test-pipeline-options={IT_OPTIONS}",
+        "--test-pipeline-options=" + IT_OPTIONS.format(tmp=scratch),
     ]
     cmd += ["-o", "console_output_style=classic", "--rootdir", str(root), "-c", "pytest.ini"]
     try:
