@@ -195,6 +195,8 @@ INTERNAL_MODULES = (
     "apache_beam.transforms.resources",
     "apache_beam.transforms.external",
     "apache_beam.transforms.trigger_test",
+    "apache_beam.transforms.sideinputs",
+    "apache_beam.testing.test_stream.OutputFormat",
     "apache_beam.testing.synthetic_pipeline",
     "apache_beam.testing.load_tests",
     "apache_beam.testing.test_stream_service",

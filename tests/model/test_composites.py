@@ -86,3 +86,21 @@ def test_wait_on_passes_elements_through() -> None:
         side = p | "Side" >> beam.Create([1, 2, 3])
         out = p | "Main" >> beam.Create(["a", "b"]) | beam.WaitOn(side)
         assert_that(out, equal_to(["a", "b"]))
+
+
+def test_windowing_value_in_window_into() -> None:
+    """Beam's ``transforms.core.Windowing`` (window_test imports it) given to WindowInto."""
+    from headrace.beam.transforms.core import Windowing
+
+    w = Windowing(FixedWindows(10))
+    assert w == Windowing(FixedWindows(10)) and w != Windowing(FixedWindows(20))
+    with Pipeline() as p:
+        out = (
+            p
+            | beam.Create([1, 12])
+            | beam.Map(lambda t: TimestampedValue(("k", t), t))
+            | beam.WindowInto(w)
+            | beam.GroupByKey()
+            | beam.MapTuple(lambda k, vs: sorted(vs))
+        )
+        assert_that(out, equal_to([[1], [12]]))

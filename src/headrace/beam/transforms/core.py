@@ -20,6 +20,7 @@ from headrace.model.transforms.core import (
     Partition,
     PartitionFn,
     Read,
+    Windowing,
     WindowInto,
 )
 from headrace.model.transforms.deadletter import DeadLetter
@@ -48,4 +49,5 @@ __all__ = [
     "PartitionFn",
     "Read",
     "WindowInto",
+    "Windowing",
 ]

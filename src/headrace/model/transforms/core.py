@@ -65,6 +65,7 @@ __all__ = [
     "PartitionFn",
     "Read",
     "WindowInto",
+    "Windowing",
 ]
 
 
@@ -779,6 +780,53 @@ class FinishingTriggerWarning(UserWarning):
     """A WindowInto uses a trigger that can finish (allowed, but later data is then dropped)."""
 
 
+class Windowing:
+    """A complete windowing strategy as one value (Beam's ``transforms.core.Windowing``); pass
+    it to :class:`WindowInto` in place of the WindowFn.
+
+    >>> from headrace.model.window import FixedWindows
+    >>> Windowing(FixedWindows(10)) == Windowing(FixedWindows(10), allowed_lateness=0)
+    True
+    """
+
+    def __init__(
+        self,
+        windowfn: Any,
+        triggerfn: Any = None,
+        accumulation_mode: Any = None,
+        timestamp_combiner: Any = None,
+        allowed_lateness: Any = 0,
+        environment_id: str | None = None,
+    ) -> None:
+        self.windowfn = windowfn
+        self.triggerfn = triggerfn
+        self.accumulation_mode = accumulation_mode
+        self.timestamp_combiner = timestamp_combiner
+        self.allowed_lateness = allowed_lateness
+        self.environment_id = environment_id
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.windowfn,
+            self.triggerfn,
+            self.accumulation_mode,
+            self.timestamp_combiner,
+            to_micros(self.allowed_lateness),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Windowing) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(repr(self._key()))
+
+    def __repr__(self) -> str:
+        return (
+            f"Windowing({self.windowfn!r}, {self.triggerfn!r}, {self.accumulation_mode!r}, "
+            f"{self.timestamp_combiner!r}, {self.allowed_lateness!r})"
+        )
+
+
 class WindowInto(PTransform):
     """Assign elements to windows (and set the trigger, lateness and accumulation mode).
 
@@ -802,6 +850,12 @@ class WindowInto(PTransform):
         allowed_lateness: Any = 0,
     ) -> None:
         super().__init__()
+        if isinstance(windowfn, Windowing):
+            w = windowfn
+            windowfn, trigger = w.windowfn, trigger if trigger is not None else w.triggerfn
+            accumulation_mode = accumulation_mode or w.accumulation_mode
+            timestamp_combiner = timestamp_combiner or w.timestamp_combiner
+            allowed_lateness = allowed_lateness or w.allowed_lateness
         if isinstance(windowfn, type) and issubclass(windowfn, WindowFn):
             raise TypeError(
                 f"WindowInto needs a WindowFn instance, got the class {windowfn.__name__}"
