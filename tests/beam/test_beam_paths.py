@@ -9,6 +9,10 @@ import pytest
 # (Beam module path relative to apache_beam, names a Beam pipeline imports from it)
 PATHS: list[tuple[str, list[str]]] = [
     ("transforms.timeutil", ["TimeDomain"]),
+    ("typehints", ["TypeCheckError", "TypeVariable", "with_input_types", "decorators"]),
+    ("typehints.decorators", ["with_input_types", "with_output_types"]),
+    ("options.pipeline_options", ["GoogleCloudOptions", "StreamingOptions", "TypeOptions"]),
+    ("transforms.core", ["Windowing"]),
     ("", ["FlattenWith", "LogElements", "Reify", "Tee", "WaitOn", "core"]),
     ("transforms.util", ["LogElements", "Reify", "Tee", "WaitOn"]),
     ("transforms.core", ["FlattenWith"]),
