@@ -84,3 +84,24 @@ def test_ptransform_subclass_without_super_init() -> None:
 def test_empty_tuple_still_needs_a_pipeline() -> None:
     with pytest.raises(ValueError, match="pass pipeline=p"):
         _ = () | beam.Flatten()
+
+
+def test_pardo_of_a_plain_function_is_a_flatmap() -> None:
+    """Beam's ParDo wraps a callable as a DoFn whose process is the function (ptransform_test
+    ``test_group_by_key_*_special_types`` use ``beam.ParDo(generate)``)."""
+
+    def generate(x, ts=beam.DoFn.TimestampParam):
+        yield x
+        yield x * 10
+
+    with Pipeline() as p:
+        assert_that(p | beam.Create([1]) | beam.ParDo(generate), equal_to([1, 10]))
+    with pytest.raises(TypeError, match="DoFn or a function"):
+        beam.ParDo(3)
+
+
+def test_repr_and_resource_hints() -> None:
+    """Beam's PTransform repr is ``<Name(PTransform) label=[label]>``."""
+    assert repr(beam.PTransform()) == "<PTransform(PTransform) label=[PTransform]>"
+    t = beam.Map(str)
+    assert t.with_resource_hints(min_ram="1GB") is t

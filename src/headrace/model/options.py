@@ -575,9 +575,17 @@ class TypeOptions(PipelineOptions):
     type_check_strictness: str
     type_check_additional: str
     allow_unsafe_triggers: bool
+    allow_non_deterministic_key_coders: bool
 
     @classmethod
     def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        parser.add_argument(
+            "--allow_non_deterministic_key_coders",
+            action="store_true",
+            default=False,
+            help="Accepted for Beam compatibility: headrace groups keys by equality, not by "
+            "their encoding, so key coders need not be deterministic.",
+        )
         parser.add_argument(
             "--type_check_strictness",
             default="DEFAULT_TO_ANY",

@@ -126,10 +126,14 @@ class ParDo(PTransform):
         super().__init__()
         if isinstance(fn, type) and issubclass(fn, DoFn):
             raise TypeError(f"ParDo needs a DoFn instance, got the class {fn.__name__}; add ()")
+        self._wrapped_callable: Callable[..., Any] | None = None
         if not isinstance(fn, DoFn):
-            raise TypeError(
-                f"ParDo needs a DoFn, got {fn!r}; use beam.Map or beam.FlatMap for plain functions"
-            )
+            if not callable(fn):
+                raise TypeError(f"ParDo needs a DoFn or a function, got {fn!r}")
+            # Beam wraps a plain function as a DoFn whose process is the function: it returns
+            # (or yields) an iterable of outputs, like FlatMap's.
+            self._wrapped_callable = fn
+            fn = _CallableDoFn(fn, "flatmap")
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -168,6 +172,8 @@ class ParDo(PTransform):
         return self.with_exception_handling(error_handler=error_handler, **kwargs)
 
     def _process_callable(self) -> Callable[..., Any]:
+        if self._wrapped_callable is not None:
+            return self._wrapped_callable
         return self.fn.process
 
     def _input_hint(self) -> Any:
@@ -185,7 +191,7 @@ class ParDo(PTransform):
 
     def _hinted_fn(self) -> Any:
         """The user object carrying @with_input_types/@with_output_types hints."""
-        return self.fn
+        return self._wrapped_callable if self._wrapped_callable is not None else self.fn
 
     def _maybe_runtime_checked(self, pcoll: PCollection, fn: Any) -> Any:
         """The DoFn to run: wrapped in a type check when ``runtime_type_check`` is on and the

@@ -97,8 +97,13 @@ class PTransform:
             return NotImplemented
         return _ChainedPTransform(self, right)
 
+    def with_resource_hints(self, **hints: Any) -> PTransform:
+        """Accepted for Beam compatibility: resource hints (memory, accelerators) change where
+        a runner places work, never results; headrace's runners place all work alike."""
+        return self
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} label={self.label!r}>"
+        return f"<{type(self).__name__}(PTransform) label=[{self.label}]>"
 
 
 class _ChainedPTransform(PTransform):
