@@ -105,3 +105,18 @@ def test_repr_and_resource_hints() -> None:
     assert repr(beam.PTransform()) == "<PTransform(PTransform) label=[PTransform]>"
     t = beam.Map(str)
     assert t.with_resource_hints(min_ram="1GB") is t
+
+
+def test_partition_accepts_numpy_integers_and_refuses_bools() -> None:
+    """Beam's ``ApplyPartitionFnFn``: any numbers.Integral but bool (core_test
+    test_partition_with_numpy_integers / test_partition_with_bools)."""
+    import numpy as np
+
+    with Pipeline() as p:
+        low, high = p | beam.Create([1, 5]) | beam.Partition(lambda x, n: np.int64(x > 2), 2)
+        assert_that(low, equal_to([1]), label="Low")
+        assert_that(high, equal_to([5]), label="High")
+    q = Pipeline()
+    _ = q | beam.Create([1]) | beam.Partition(lambda x, n: True, 2)
+    with pytest.raises(ValueError, match="PartitionFn yielded a 'bool'"):
+        q.run().wait_until_finish()

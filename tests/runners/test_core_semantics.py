@@ -607,7 +607,9 @@ def test_partition_with_a_partition_fn(make_pipeline):
 def test_partition_out_of_range_is_an_error(pipeline_options):
     p = Pipeline(options=pipeline_options)
     _ = p | Create([1]) | "Bad" >> Partition(lambda x, n: n, 2)
-    with pytest.raises(ValueError, match=r"returned 2(.|\n)*'Bad/ApplyPartitionFn'"):
+    with pytest.raises(
+        ValueError, match=r"out-of-bounds partition index: 2(.|\n)*'Bad/ApplyPartitionFn'"
+    ):
         p.run().wait_until_finish()
 
 

@@ -8,6 +8,7 @@ that planners may lift into a pre-aggregating shuffle. Everything else composes 
 from __future__ import annotations
 
 import inspect
+import numbers
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -749,10 +750,16 @@ class _PartitionDoFn(DoFn):
 
     def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
         i = self.fn(element, self.n, *args, **kwargs)
-        if not isinstance(i, int) or not 0 <= i < self.n:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
             raise ValueError(
-                f"partition function returned {i!r} for {element!r}; it must return an int in "
-                f"[0, {self.n})"
+                f"PartitionFn yielded a '{type(i).__name__}' when it should only yield "
+                f"integers (for element {element!r})"
+            )
+        i = int(i)  # numpy integers too, as in Beam
+        if not 0 <= i < self.n:
+            raise ValueError(
+                f"PartitionFn specified out-of-bounds partition index: {i} not in [0, "
+                f"{self.n}) (for element {element!r})"
             )
         return (element,) if i == 0 else (TaggedOutput(self.tags[i], element),)
 
