@@ -551,6 +551,17 @@ def run_module(
     return records
 
 
+def _load_results(results: Path, modules: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for module in modules:
+        path = results / (module.replace("/", ".") + ".jsonl")
+        if path.exists():
+            out[module] = [
+                {**json.loads(line), "module": module} for line in path.read_text().splitlines()
+            ]
+    return out
+
+
 def run_all(
     python: Path,
     root: Path,
@@ -815,6 +826,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="import headrace from this src folder (e.g. an exported older commit)",
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="do not run headrace: classify the results of this --work folder's last run again "
+        "(against the reference results cached now)",
+    )
     parser.add_argument("--python", type=Path, default=REPO / ".venv" / "bin" / "python")
     parser.add_argument("--top", type=int, default=25, help="causes listed")
     args = parser.parse_args(argv)
@@ -833,6 +850,8 @@ def main(argv: list[str] | None = None) -> int:
             m for m in modules if args.refresh_beam or m not in cached or _import_failed(cached[m])
         ]
         work = cache / f"work-{args.work}"
+        if todo and args.rescore:
+            raise SystemExit(f"--rescore: no reference results yet for {todo}")
         if todo:
             python = ensure_beam_venv(cache, wheel)
             tree, res = work / "beam-tree", work / "beam-results"
@@ -853,19 +872,22 @@ def main(argv: list[str] | None = None) -> int:
         beam = {m: cached[m] for m in modules}
 
     work = cache / f"work-{args.work}"
-    extract(wheel, work / "headrace-tree", rewrite=True)
-    print(f"running {len(modules)} modules on headrace ...", flush=True)
-    extra_path = [args.headrace_src.resolve()] if args.headrace_src else []
-    head = run_all(
-        args.python,
-        work / "headrace-tree",
-        work / "headrace-results",
-        args.timeout,
-        [*extra_path, testdeps],
-        args.jobs,
-        modules,
-        beam_site=_beam_site_packages(cache),
-    )
+    if args.rescore:
+        head = _load_results(work / "headrace-results", modules)
+    else:
+        extract(wheel, work / "headrace-tree", rewrite=True)
+        print(f"running {len(modules)} modules on headrace ...", flush=True)
+        extra_path = [args.headrace_src.resolve()] if args.headrace_src else []
+        head = run_all(
+            args.python,
+            work / "headrace-tree",
+            work / "headrace-results",
+            args.timeout,
+            [*extra_path, testdeps],
+            args.jobs,
+            modules,
+            beam_site=_beam_site_packages(cache),
+        )
     summary = summarize(beam, head, modules)
     print_summary(summary, args.top)
     if args.json:
