@@ -120,3 +120,10 @@ def test_partition_accepts_numpy_integers_and_refuses_bools() -> None:
     _ = q | beam.Create([1]) | beam.Partition(lambda x, n: True, 2)
     with pytest.raises(ValueError, match="PartitionFn yielded a 'bool'"):
         q.run().wait_until_finish()
+
+
+def test_flatmap_without_a_function_flattens() -> None:
+    """Beam's ``FlatMap(fn=identity)`` (core_test FlatMapTest.test_default)."""
+    assert sorted([[1, 2], [3]] | beam.FlatMap()) == [1, 2, 3]
+    with pytest.raises(TypeError, match="Map needs a callable"):
+        beam.Map()

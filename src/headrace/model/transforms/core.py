@@ -317,8 +317,14 @@ class _CallableParDo(ParDo):
         return self._user_fn
 
 
+def _identity(x: Any) -> Any:
+    return x
+
+
 def _callable_transform(kind: str, prefix: str) -> Callable[..., ParDo]:
-    def make(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> ParDo:
+    def make(fn: Callable[..., Any] | None = None, *args: Any, **kwargs: Any) -> ParDo:
+        if fn is None and kind == "flatmap":
+            fn = _identity  # Beam's FlatMap() flattens iterable elements
         if not callable(fn):
             raise TypeError(f"{prefix} needs a callable, got {fn!r}")
         t = _CallableParDo(fn, kind, *args, **kwargs)
