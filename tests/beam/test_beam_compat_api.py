@@ -78,13 +78,26 @@ def test_filesystems_roundtrip(tmp_path) -> None:
 
 def test_get_full_options_as_args() -> None:
     """Beam's example tests build argv with TestPipeline().get_full_options_as_args(...)."""
-    p = TestPipeline(argv=["--runner=DirectRunner"])
+    p = TestPipeline(argv=["--test-pipeline-options=--runner=DirectRunner"])
     assert p.get_full_options_as_args(input="in.txt", output="out", flag=True, off=None) == [
         "--runner=DirectRunner",
         "--input=in.txt",
         "--output=out",
         "--flag",
     ]
+
+
+def test_test_pipeline_options_skip_and_get_option() -> None:
+    """Beam's TestPipeline (apache_beam/testing/test_pipeline.py and its test): flags come from
+    ``--test-pipeline-options``; an integration test without them is skipped."""
+    import unittest
+
+    p = TestPipeline(argv=["--test-pipeline-options=--job=mockJob --male --age=1"])
+    assert sorted(p.get_full_options_as_args()) == ["--age=1", "--job=mockJob", "--male"]
+    assert p.get_option("job") == "mockJob" and p.get_option("missing") is None
+    with pytest.raises(unittest.SkipTest, match="IT is skipped"):
+        TestPipeline(argv=[], is_integration_test=True)
+    assert TestPipeline(argv=["--x=1"]).options_list == []
 
 
 def test_runner_module_paths() -> None:

@@ -171,3 +171,27 @@ def test_assert_that_as_a_transform_and_has_at_least_one() -> None:
     has_at_least_one(p2 | Create([1]), lambda e, t, w, pane: e > 4)
     with pytest.raises(BeamAssertException, match="nothing matches"):
         p2.run().wait_until_finish()
+
+
+def test_messages_match_beams() -> None:
+    """Beam's util_test matches these messages (is_empty, is_not_empty, per-window)."""
+    from headrace.testing.util import is_empty, is_not_empty
+
+    with pytest.raises(BeamAssertException, match=r"Failed assert: \[\] == \[1\]"):
+        is_empty()([1])
+    with pytest.raises(BeamAssertException, match="pcol is empty"):
+        is_not_empty()([])
+    w = IntervalWindow(0, 10)
+    matcher = equal_to_per_window({w: [1]})
+    with pytest.raises(BeamAssertException, match="element 2 not found in window"):
+        matcher([TestWindowedValue(1, 1, [w]), TestWindowedValue(2, 2, [w])])
+    with pytest.raises(BeamAssertException, match=r"unmatched elements \[1\] in window"):
+        matcher([])
+
+
+def test_assert_that_after_the_run_is_an_error() -> None:
+    p = Pipeline()
+    pc = p | Create([1])
+    p.run().wait_until_finish()
+    with pytest.raises(RuntimeError, match="within a pipeline context"):
+        assert_that(pc, equal_to([1]))

@@ -212,7 +212,7 @@ def is_empty() -> Callable[[Iterable[Any]], None]:
     def match(actual: Iterable[Any]) -> None:
         actual_list = list(actual)
         if actual_list:
-            raise BeamAssertException(f"Failed assert: {actual_list!r} is not empty")
+            raise BeamAssertException(f"Failed assert: [] == {actual_list!r}")
 
     return match
 
@@ -222,7 +222,7 @@ def is_not_empty() -> Callable[[Iterable[Any]], None]:
 
     def match(actual: Iterable[Any]) -> None:
         if not list(actual):
-            raise BeamAssertException("Failed assert: the PCollection is empty")
+            raise BeamAssertException("Failed assert: pcol is empty")
 
     return match
 
@@ -278,25 +278,32 @@ class _EqualToPerWindow:
         self.expected = expected_window_to_elements
 
     def __call__(self, actual: Iterable[Any]) -> None:
-        by_window: dict[Any, list[Any]] = {}
+        # Beam's algorithm and messages (_EqualToPerWindowMatcher in testing/util.py).
+        remaining = {w: list(elements) for w, elements in self.expected.items()}
         for item in actual:
             if not isinstance(item, TestWindowedValue):
                 raise BeamAssertException(
                     f"Failed assert: received element {item!r} is not a TestWindowedValue; "
                     "use assert_that(..., reify_windows=True)"
                 )
-            for w in item.windows:
-                if w not in self.expected:
-                    raise BeamAssertException(
-                        f"Failed assert: window {w} not found in any expected windows "
-                        f"{list(self.expected)}"
-                    )
-                by_window.setdefault(w, []).append(item.value)
-        for window, elements in self.expected.items():
+            window = item.windows[0]
+            if window not in remaining:
+                raise BeamAssertException(
+                    f"Failed assert: window {window} not found in any expected windows "
+                    f"{list(remaining)}"
+                )
             try:
-                equal_to(list(elements))(by_window.get(window, []))
-            except BeamAssertException as e:
-                raise BeamAssertException(f"{e} (in window {window})") from None
+                remaining[window].remove(item.value)
+            except ValueError:
+                raise BeamAssertException(
+                    f"Failed assert: element {item.value} not found in window "
+                    f"{window}:{remaining[window]}"
+                ) from None
+        for window, left in remaining.items():
+            if left:
+                raise BeamAssertException(
+                    f"Failed assert: unmatched elements {left} in window {window}"
+                )
 
 
 def equal_to_per_window(
@@ -405,6 +412,11 @@ def assert_that(
     """
     if not isinstance(actual, PCollection):
         raise TypeError(f"assert_that needs a PCollection, got {actual!r}")
+    if getattr(actual.pipeline, "result", None) is not None:
+        raise RuntimeError(
+            "assert_that must be used within a pipeline context: the pipeline has already run, "
+            "so this check would never run. Move the assert_that call into the with block."
+        )
     if isinstance(matcher, _EqualToPerWindow):
         reify_windows, use_global_window = True, True
     label = _unique_label(actual.pipeline, label)
