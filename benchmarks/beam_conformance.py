@@ -850,8 +850,10 @@ def main(argv: list[str] | None = None) -> int:
             m for m in modules if args.refresh_beam or m not in cached or _import_failed(cached[m])
         ]
         work = cache / f"work-{args.work}"
-        if todo and args.rescore:
-            raise SystemExit(f"--rescore: no reference results yet for {todo}")
+        if args.rescore:
+            todo = [m for m in modules if m not in cached]
+            if todo:
+                raise SystemExit(f"--rescore: no reference results yet for {todo}")
         if todo:
             python = ensure_beam_venv(cache, wheel)
             tree, res = work / "beam-tree", work / "beam-results"
