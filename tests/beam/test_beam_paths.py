@@ -8,9 +8,37 @@ import pytest
 
 # (Beam module path relative to apache_beam, names a Beam pipeline imports from it)
 PATHS: list[tuple[str, list[str]]] = [
+    ("transforms.timeutil", ["TimeDomain"]),
+    ("typehints", ["TypeCheckError", "TypeVariable", "with_input_types", "decorators"]),
+    ("typehints.decorators", ["with_input_types", "with_output_types"]),
+    ("options.pipeline_options", ["GoogleCloudOptions", "StreamingOptions", "TypeOptions"]),
+    ("transforms.core", ["Windowing"]),
+    ("", ["FlattenWith", "LogElements", "Reify", "Tee", "WaitOn", "core"]),
+    ("transforms.util", ["LogElements", "Reify", "Tee", "WaitOn"]),
+    ("transforms.core", ["FlattenWith"]),
+    ("runners", ["PipelineResult", "PipelineState", "runner"]),
+    ("runners.runner", ["PipelineResult", "PipelineState"]),
+    ("io.filesystems", ["FileSystems", "BeamIOError", "MatchResult"]),
+    ("coders", ["registry", "ToBytesCoder", "typecoders"]),
+    ("coders.typecoders", ["registry", "CoderRegistry"]),
+    ("transforms.core", ["DeadLetter"]),
+    (
+        "testing.util",
+        [
+            "SortLists",
+            "contains_in_any_order",
+            "equal_to_approx",
+            "open_shards",
+            "row_namedtuple_equals_fn",
+            "matches_all",
+            "has_at_least_one",
+            "AssertThat",
+        ],
+    ),
     (
         "",
         [
+            "TimeDomain",
             "Pipeline",
             "PTransform",
             "ParDo",

@@ -792,3 +792,33 @@ def test_module_exports_beam_names():
 def test_combine_globally_accepts_these_fns_directly():
     _run_and_check(lambda p: p | Create([1, 2, 3]) | CombineGlobally(MeanCombineFn()), [2.0])
     _run_and_check(lambda p: p | Create([]) | CombineGlobally(TopCombineFn(2)), [[]])
+
+
+def test_top_shortcuts_take_a_key() -> None:
+    """Beam's ``Top.Largest(n, has_defaults, key)`` / ``Smallest`` / ``*PerKey(n, key)``
+    (apache_beam/transforms/combiners.py; combiners_test uses key=len)."""
+    import headrace.beam as beam
+    from headrace.model.pipeline import Pipeline
+    from headrace.testing.util import assert_that, equal_to
+
+    with Pipeline() as p:
+        words = p | beam.Create(["aaa", "b", "cc"])
+        assert_that(
+            words | "L" >> beam.combiners.Top.Largest(1, key=len), equal_to([["aaa"]]), "Large"
+        )
+        assert_that(
+            words | "S" >> beam.combiners.Top.Smallest(1, key=len), equal_to([["b"]]), "Small"
+        )
+        keyed = p | "K" >> beam.Create([("k", "aaa"), ("k", "b")])
+        assert_that(
+            keyed | "LK" >> beam.combiners.Top.LargestPerKey(1, key=len),
+            equal_to([("k", ["aaa"])]),
+            "LargeKey",
+        )
+
+
+def test_tuple_combine_fn_accepts_merge_batch_size() -> None:
+    from headrace.model.transforms.combinefns import TupleCombineFn
+
+    fn = TupleCombineFn(max, sum, merge_accumulators_batch_size=5)
+    assert fn.apply([(1, 10), (3, 20)]) == (3, 30)

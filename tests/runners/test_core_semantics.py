@@ -263,7 +263,7 @@ def test_with_outputs_by_attribute_by_tag_and_unpacking(make_pipeline):
         assert_that(out["odd"], equal_to([1, 3]), label="CheckOddItem")
         assert_that(out.negative, equal_to([-1]), label="CheckNegative")
         main, odd, negative = pc | "Unpacked" >> ParDo(SplitParity()).with_outputs(
-            "odd", "negative"
+            "odd", "negative", main="main"
         )
         assert_that(main, equal_to([0, 2]), label="CheckMainUnpacked")
         assert_that(odd, equal_to([1, 3]), label="CheckOddUnpacked")
@@ -629,7 +629,9 @@ def test_partition_with_a_partition_fn(make_pipeline):
 def test_partition_out_of_range_is_an_error(pipeline_options):
     p = Pipeline(options=pipeline_options)
     _ = p | Create([1]) | "Bad" >> Partition(lambda x, n: n, 2)
-    with pytest.raises(ValueError, match=r"returned 2(.|\n)*'Bad/ApplyPartitionFn'"):
+    with pytest.raises(
+        ValueError, match=r"out-of-bounds partition index: 2(.|\n)*'Bad/ApplyPartitionFn'"
+    ):
         p.run().wait_until_finish()
 
 
@@ -919,8 +921,8 @@ def test_applying_something_that_is_not_a_transform(make_pipeline):
         pc | (lambda x: x)
     with pytest.raises(ValueError, match="add \\(\\)"):  # Beam: ValueError here
         ParDo(Reify)
-    with pytest.raises(TypeError, match="beam.Map"):
-        ParDo(lambda x: x)
+    with pytest.raises(TypeError, match="DoFn or a function"):
+        ParDo(3)  # a callable is fine: Beam's ParDo wraps it like FlatMap
     with pytest.raises(TypeError, match="callable"):
         Map(3)
     with pytest.raises(TypeError, match="PCollection"):

@@ -10,19 +10,21 @@ from headrace.beam import (
     metrics,
     options,
     pvalue,
+    runners,
     testing,
     transforms,
     typehints,
     utils,
     window,
 )
-from headrace.beam.transforms import combiners
+from headrace.beam.transforms import combiners, core
 from headrace.model.pipeline import Pipeline
 from headrace.model.pvalue import PBegin, PCollection, PDone, TaggedOutput
 from headrace.model.row import Row
 from headrace.model.transforms.combiners import (
     CombinerWithoutDefaults,
 )
+from headrace.model.transforms.composites import FlattenWith, LogElements, Reify, Tee, WaitOn
 from headrace.model.transforms.core import (
     CombineFn,
     CombineGlobally,
@@ -60,6 +62,7 @@ from headrace.model.transforms.util import (
     Values,
     WithKeys,
 )
+from headrace.model.userstate import TimeDomain
 from headrace.model.window import TimestampedValue
 
 __all__ = [
@@ -77,12 +80,14 @@ __all__ = [
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "FlattenWith",
     "GroupBy",
     "GroupByKey",
     "GroupIntoBatches",
     "Impulse",
     "Keys",
     "KvSwap",
+    "LogElements",
     "Map",
     "MapTuple",
     "PBegin",
@@ -94,23 +99,29 @@ __all__ = [
     "PartitionFn",
     "Pipeline",
     "Regex",
+    "Reify",
     "RemoveDuplicates",
     "Reshuffle",
     "Row",
     "Select",
     "TaggedOutput",
+    "Tee",
+    "TimeDomain",
     "TimestampedValue",
     "ToString",
     "Values",
+    "WaitOn",
     "WindowInto",
     "WithKeys",
     "coders",
     "combiners",
+    "core",
     "io",
     "metrics",
     "options",
     "ptransform_fn",
     "pvalue",
+    "runners",
     "testing",
     "transforms",
     "typehints",

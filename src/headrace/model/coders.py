@@ -51,6 +51,7 @@ __all__ = [
     "NullableCoder",
     "PickleCoder",
     "StrUtf8Coder",
+    "ToBytesCoder",
     "ToStringCoder",
     "TupleCoder",
     "VarIntCoder",
@@ -123,6 +124,11 @@ class Coder:
     def encode(self, value: Any) -> bytes:
         """The outer (stand-alone) encoding of ``value``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement encode")
+
+    @classmethod
+    def from_type_hint(cls, typehint: Any, registry: Any) -> Coder:
+        """The coder of this class for ``typehint`` (what a coder registry calls)."""
+        return cls()
 
     def decode(self, encoded: bytes) -> Any:
         """The value whose outer encoding is ``encoded``."""
@@ -372,6 +378,10 @@ class ToStringCoder(Coder):
 
     def decode(self, encoded: bytes) -> Any:
         return str(encoded, "utf-8")
+
+
+#: Beam's name for the text sinks' coder (``ToStringCoder`` is Beam's older alias).
+ToBytesCoder = ToStringCoder
 
 
 class PickleCoder(Coder):

@@ -69,11 +69,13 @@ from typing import Any, NoReturn, TypeVar
 __all__ = [
     "DebugOptions",
     "DirectOptions",
+    "GoogleCloudOptions",
     "PipelineOptions",
     "PipelineOptionsError",
     "RayOptions",
     "SetupOptions",
     "StandardOptions",
+    "StreamingOptions",
     "TypeOptions",
 ]
 
@@ -494,6 +496,47 @@ class StandardOptions(PipelineOptions):
         )
 
 
+class StreamingOptions(PipelineOptions):
+    """Beam's streaming-update options; accepted so Beam programs parse (headrace has no
+    pipeline update, so they change nothing)."""
+
+    update_compatibility_version: str | None
+
+    @classmethod
+    def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        parser.add_argument(
+            "--update_compatibility_version",
+            default=None,
+            help="Beam's update-compatibility version (accepted, no effect on headrace).",
+        )
+
+
+class GoogleCloudOptions(PipelineOptions):
+    """Beam's Google Cloud options: parsed so Beam programs (the mobile-gaming examples) read
+    ``options.view_as(GoogleCloudOptions).project``; headrace itself uses none of them."""
+
+    project: str | None
+    job_name: str | None
+    staging_location: str | None
+    temp_location: str | None
+    region: str | None
+    service_account_email: str | None
+
+    @classmethod
+    def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        for name in (
+            "project",
+            "job_name",
+            "staging_location",
+            "temp_location",
+            "region",
+            "service_account_email",
+        ):
+            parser.add_argument(
+                f"--{name}", default=None, help=f"Beam's Google Cloud {name} (not used)."
+            )
+
+
 class DirectOptions(PipelineOptions):
     """Settings of the in-process direct runner."""
 
@@ -630,10 +673,39 @@ class TypeOptions(PipelineOptions):
 
     pipeline_type_check: bool
     runtime_type_check: bool
+    performance_runtime_type_check: bool
+    type_check_strictness: str
+    type_check_additional: str
     allow_unsafe_triggers: bool
+    allow_non_deterministic_key_coders: bool
 
     @classmethod
     def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        parser.add_argument(
+            "--allow_non_deterministic_key_coders",
+            action="store_true",
+            default=False,
+            help="Accepted for Beam compatibility: headrace groups keys by equality, not by "
+            "their encoding, so key coders need not be deterministic.",
+        )
+        parser.add_argument(
+            "--type_check_strictness",
+            default="DEFAULT_TO_ANY",
+            choices=["ALL_REQUIRED", "DEFAULT_TO_ANY"],
+            help="ALL_REQUIRED: every transform feeding a checked one must declare its output "
+            "type.",
+        )
+        parser.add_argument(
+            "--type_check_additional",
+            default="",
+            help="Comma-separated extra checks (accepted for Beam compatibility).",
+        )
+        parser.add_argument(
+            "--performance_runtime_type_check",
+            action="store_true",
+            default=False,
+            help="Check element types against type hints while the pipeline runs.",
+        )
         parser.add_argument(
             "--no_pipeline_type_check",
             dest="pipeline_type_check",

@@ -118,6 +118,15 @@ class Pipeline:
     def options(self) -> PipelineOptions:
         return self._options
 
+    @property
+    def applied_labels(self) -> frozenset[str]:
+        """The full labels (``Outer/Inner``) of every transform applied so far."""
+        return frozenset(self._labels)
+
+    def current_label_prefix(self) -> str:
+        """``"Outer/"`` while the composite ``Outer`` expands, ``""`` at the top level."""
+        return f"{self._scopes[-1].label}/" if self._scopes else ""
+
     def _new_id(self, prefix: str) -> str:
         self._next_id += 1
         return f"{prefix}{self._next_id}"
@@ -143,6 +152,8 @@ class Pipeline:
                 f"be unique: write pcoll | 'NewLabel' >> {type(transform).__name__}(...)"
             )
         inputs = self._input_pcollections(pvalueish, full_label)
+        if len(inputs) == 1:
+            _type_check_input(self, transform, inputs[0], full_label)
         self._labels.add(full_label)
         scope = _Scope(self._new_id("t"), full_label)
         if parent:
@@ -158,6 +169,13 @@ class Pipeline:
             raise
         finally:
             self._scopes.pop()
+        if isinstance(result, PCollection):
+            hint = transform._output_hint()
+            if hint is not None:
+                result.element_type = hint
+                result._output_hinted = True
+            kind = "ParDo" if hasattr(transform, "_fn_kind") else type(transform).__name__
+            result._producer_desc = f"{kind}({transform.label})"
         if not scope.primitive:
             kind, payload, params = getattr(transform, "_graph_composite", ("Composite", None, {}))
             self._transforms[scope.id] = TransformNode(
@@ -337,6 +355,33 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline with {len(self._transforms)} transforms>"
+
+
+def _type_check_input(
+    pipeline: Pipeline, transform: PTransform, pcoll: PCollection, label: str
+) -> None:
+    """Raise TypeCheckError when ``transform``'s input hint rejects ``pcoll``'s element type."""
+    from headrace.model.options import TypeOptions
+    from headrace.model.typehints import TypeCheckError, format_hint, is_consistent_with
+
+    options = pipeline.options.view_as(TypeOptions)
+    if not options.pipeline_type_check:
+        return
+    if options.type_check_strictness == "ALL_REQUIRED" and not pcoll._output_hinted:
+        raise TypeCheckError(
+            "Pipeline type checking is enabled, however no output type-hint was found for the "
+            f"PTransform {pcoll._producer_desc}"
+        )
+    hint = transform._input_hint()
+    if hint is None or pcoll.element_type is None:
+        return
+    if not is_consistent_with(pcoll.element_type, hint):
+        raise TypeCheckError(
+            f"The transform '{label}' requires PCollections of type '{format_hint(hint)}' but "
+            f"was applied to a PCollection of type '{format_hint(pcoll.element_type)}' "
+            f"(produced by the transform '{pcoll.producer_label}'). Fix the hints, or turn the "
+            "check off with the pipeline option --no_pipeline_type_check."
+        )
 
 
 def _output_ids(result: Any) -> tuple[tuple[str, str], ...]:

@@ -7,6 +7,7 @@ Side-input views (:class:`AsSingleton`, :class:`AsIter`, :class:`AsList`, :class
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,9 @@ class PCollection(PValue):
         self.windowing = windowing
         self.element_type = element_type
         self.is_bounded = is_bounded
+        # Whether a type hint declared element_type, and who produced it (for type checks).
+        self._output_hinted = False
+        self._producer_desc = producer_label
 
     def __repr__(self) -> str:
         tag = f"[{self.tag}]" if self.tag not in (None, "main") else ""
@@ -99,9 +103,14 @@ class PCollection(PValue):
 class DoOutputsTuple:
     """The outputs of ``ParDo(...).with_outputs(...)``: by attribute, by ``[tag]`` or unpacked."""
 
-    def __init__(self, main_tag: str, outputs: dict[str, PCollection]) -> None:
+    def __init__(
+        self, main_tag: str, outputs: dict[str, PCollection], *, unpack_main: bool = True
+    ) -> None:
         self._main_tag = main_tag
         self._outputs = outputs
+        # Beam's DoOutputsTuple.__iter__ yields the main output only when ``main=`` was given:
+        # ``a, b = ... .with_outputs("a", "b")`` unpacks the two declared outputs.
+        self._unpack_main = unpack_main
 
     def __getitem__(self, tag: str | None) -> PCollection:
         if tag is None:
@@ -122,13 +131,14 @@ class DoOutputsTuple:
         raise AttributeError(f"no output tagged {tag!r}; declared outputs are {sorted(outputs)}")
 
     def __iter__(self) -> Iterator[PCollection]:
-        yield self._outputs[self._main_tag]
+        if self._unpack_main:
+            yield self._outputs[self._main_tag]
         for tag, pc in self._outputs.items():
             if tag != self._main_tag:
                 yield pc
 
     def __len__(self) -> int:
-        return len(self._outputs)
+        return len(self._outputs) - (0 if self._unpack_main else 1)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -151,6 +161,10 @@ class TaggedOutput:
 
     def __repr__(self) -> str:
         return f"TaggedOutput({self.tag!r}, {self.value!r})"
+
+    def __class_getitem__(cls, params: Any) -> Any:
+        """``TaggedOutput[Literal['tag'], T]`` in return annotations (Beam >= 2.71)."""
+        return types.GenericAlias(cls, params)
 
 
 _NO_DEFAULT = object()

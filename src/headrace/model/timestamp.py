@@ -87,7 +87,12 @@ class Timestamp:
         return _EPOCH + _dt.timedelta(microseconds=self.micros)
 
     def to_rfc3339(self) -> str:
-        return self.to_utc_datetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        """RFC 3339 in UTC as Beam writes it: microseconds only when non-zero.
+
+        >>> Timestamp(10).to_rfc3339(), Timestamp(micros=1_500_000).to_rfc3339()
+        ('1970-01-01T00:00:10Z', '1970-01-01T00:00:01.500000Z')
+        """
+        return self.to_utc_datetime().replace(tzinfo=None).isoformat() + "Z"
 
     def seconds(self) -> float:
         return self.micros / 1_000_000

@@ -279,6 +279,20 @@ def _params(fn: Callable[..., Any]) -> list[tuple[str, _DoFnParam]]:
     ]
 
 
+def _refuse_dynamic_timer_tags(owner: str, method_name: str, fn: Callable[..., Any]) -> None:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return
+    for p in params:
+        if isinstance(p.default, _DoFnParam) and p.default.kind == "dynamic_timer_tag":
+            raise NotImplementedError(
+                f"{owner}.{method_name}() parameter {p.name!r} asks for "
+                "DoFn.DynamicTimerTagParam: dynamic timer tags (timer families) are not "
+                "supported by headrace yet; use one TimerSpec per timer"
+            )
+
+
 def _timer_methods(dofn: Any) -> list[tuple[str, TimerSpec]]:
     """(method name, spec) for every method of ``dofn``'s class marked with @on_timer."""
     cls = type(dofn)
@@ -327,6 +341,7 @@ def describe_stateful_dofn(dofn: Any) -> StatefulDoFnInfo:
     states: dict[str, StateSpec] = {}
     timers: dict[str, TimerSpec] = {}
     for method_name, fn in scanned:
+        _refuse_dynamic_timer_tags(owner, method_name, fn)
         for param, marker in _params(fn):
             spec = marker.spec
             where = f"{owner}.{method_name}() parameter {param!r}"

@@ -6,14 +6,16 @@ command-line flag (a quoted string of pipeline flags), as with Beam's TestPipeli
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
+import unittest
 from collections.abc import Sequence
 from typing import Any
 
 from headrace.model.options import PipelineOptions
 from headrace.model.pipeline import Pipeline
-from headrace.model.result import PipelineResult
+from headrace.model.result import PipelineResult, PipelineState
 
 __all__ = ["TestPipeline"]
 
@@ -38,32 +40,68 @@ class TestPipeline(Pipeline):
         blocking: bool = True,
         additional_pipeline_args: Sequence[str] | None = None,
         display_data: Any = None,
+        timeout: float | None = None,
     ) -> None:
         self.is_integration_test = is_integration_test
         self.blocking = blocking
+        self.timeout = timeout
+        self.not_use_test_runner_api = False
+        self.options_list = self._parse_test_option_args(argv) + list(
+            additional_pipeline_args or []
+        )
         if options is None:
-            flags = list(argv) if argv is not None else _flags_from_command_line()
-            flags += list(additional_pipeline_args or [])
-            options = PipelineOptions(flags)
+            options = PipelineOptions(self.options_list)
         super().__init__(runner=runner, options=options)
+
+    def _parse_test_option_args(self, argv: Sequence[str] | None) -> list[str]:
+        """The flags in ``--test-pipeline-options`` (of ``argv``, else the command line); an
+        integration test without them is skipped, as in Beam."""
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument("--test-pipeline-options", type=str, default=None)
+        parser.add_argument("--not-use-test-runner-api", action="store_true", default=False)
+        known, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+        if self.is_integration_test and not known.test_pipeline_options:
+            raise unittest.SkipTest(
+                "IT is skipped because --test-pipeline-options is not specified"
+            )
+        self.not_use_test_runner_api = known.not_use_test_runner_api
+        return shlex.split(known.test_pipeline_options or "")
 
     def run(self, test_runner_api: Any = None) -> PipelineResult:
         result = super().run()
         if self.blocking:
-            result.wait_until_finish()
+            state = result.wait_until_finish(self.timeout)
+            if state not in (PipelineState.DONE, PipelineState.CANCELLED):
+                raise AssertionError(f"Pipeline execution failed (state {state})")
         return result
 
-    def get_option(self, name: str) -> Any:
-        return self.options.get_all_options(retain_unknown_options=True).get(name)
+    def get_option(self, name: str, bool_option: bool = False) -> Any:
+        """The value of ``--name`` in the test's pipeline flags (None when absent)."""
+        parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        if bool_option:
+            parser.add_argument(f"--{name}", action="store_true", default=None)
+        else:
+            parser.add_argument(f"--{name}", type=str, default=None)
+        known, _ = parser.parse_known_args(self.options_list)
+        return getattr(known, name.replace("-", "_"), None)
 
     def get_pipeline_options(self) -> PipelineOptions:
         return self.options
 
+    def get_full_options_as_args(self, **extra_opts: Any) -> list[str]:
+        """The test's pipeline flags plus ``--key=value`` for each extra option, as Beam's
+        TestPipeline: a false value is left out, ``True`` gives a bare ``--key``.
 
-def _flags_from_command_line() -> list[str]:
-    for i, arg in enumerate(sys.argv):
-        if arg.startswith("--test-pipeline-options="):
-            return shlex.split(arg.split("=", 1)[1])
-        if arg == "--test-pipeline-options" and i + 1 < len(sys.argv):
-            return shlex.split(sys.argv[i + 1])
-    return []
+        >>> p = TestPipeline(argv=["--test-pipeline-options=--runner=DirectRunner"])
+        >>> p.get_full_options_as_args(output="/tmp/out", streaming=True, dry=False)
+        ['--runner=DirectRunner', '--output=/tmp/out', '--streaming']
+        """
+        options = list(self.options_list)
+        for key, value in extra_opts.items():
+            if not value:
+                continue
+            if value is True:
+                options.append(f"--{key}")
+            else:
+                options.append(f"--{key}={value}")
+        return options

@@ -12,12 +12,21 @@ from headrace.io import __all__ as _io_all
 from headrace.model.transforms.core import Read
 
 if TYPE_CHECKING:
-    from headrace.beam.io import avroio, fileio, filesystem, parquetio, textio
+    from headrace.beam.io import avroio, fileio, filesystem, filesystems, parquetio, textio
     from headrace.io import *  # noqa: F403
 
-_SUBMODULES = frozenset({"avroio", "fileio", "filesystem", "parquetio", "textio"})
+_SUBMODULES = frozenset({"avroio", "fileio", "filesystem", "filesystems", "parquetio", "textio"})
 
-__all__ = [*_io_all, "Read", "avroio", "fileio", "filesystem", "parquetio", "textio"]
+__all__ = [
+    *_io_all,
+    "Read",
+    "avroio",
+    "fileio",
+    "filesystem",
+    "filesystems",
+    "parquetio",
+    "textio",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,6 @@
 """``apache_beam.transforms.core``."""
 
+from headrace.model.transforms.composites import FlattenWith
 from headrace.model.transforms.core import (
     CombineFn,
     CombineGlobally,
@@ -21,6 +22,7 @@ from headrace.model.transforms.core import (
     Read,
     WindowInto,
 )
+from headrace.model.transforms.deadletter import DeadLetter
 from headrace.model.transforms.dofn import CallableWrapperCombineFn
 from headrace.model.transforms.schemas import GroupBy, Select
 from headrace.model.windowing import Windowing
@@ -32,11 +34,13 @@ __all__ = [
     "CombinePerKey",
     "CombineValues",
     "Create",
+    "DeadLetter",
     "DoFn",
     "Filter",
     "FlatMap",
     "FlatMapTuple",
     "Flatten",
+    "FlattenWith",
     "GroupBy",
     "GroupByKey",
     "Impulse",

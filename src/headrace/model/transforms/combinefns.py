@@ -539,7 +539,9 @@ class LatestCombineFn(CombineFn):
 
 
 class _TupleCombineFnBase(CombineFn):
-    def __init__(self, *combiners: Any) -> None:
+    def __init__(self, *combiners: Any, merge_accumulators_batch_size: int | None = None) -> None:
+        # merge_accumulators_batch_size: Beam's memory knob for merging; accepted, since
+        # headrace merges accumulators in one pass and the result is the same.
         self._combiners = [CombineFn.maybe_from_callable(c) for c in combiners]
 
     def setup(self, *args: Any, **kwargs: Any) -> None:

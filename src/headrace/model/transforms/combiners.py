@@ -178,23 +178,25 @@ class Mean:
 
 
 @ptransform_fn
-def _largest(pcoll: PCollection, n: int, has_defaults: bool = True) -> PCollection:
-    return pcoll | Top.Of(n).with_defaults(has_defaults)
+def _largest(pcoll: PCollection, n: int, has_defaults: bool = True, key: Any = None) -> PCollection:
+    return pcoll | Top.Of(n, key).with_defaults(has_defaults)
 
 
 @ptransform_fn
-def _smallest(pcoll: PCollection, n: int, has_defaults: bool = True) -> PCollection:
-    return pcoll | Top.Of(n, reverse=True).with_defaults(has_defaults)
+def _smallest(
+    pcoll: PCollection, n: int, has_defaults: bool = True, key: Any = None
+) -> PCollection:
+    return pcoll | Top.Of(n, key, reverse=True).with_defaults(has_defaults)
 
 
 @ptransform_fn
-def _largest_per_key(pcoll: PCollection, n: int) -> PCollection:
-    return pcoll | Top.PerKey(n)
+def _largest_per_key(pcoll: PCollection, n: int, key: Any = None) -> PCollection:
+    return pcoll | Top.PerKey(n, key)
 
 
 @ptransform_fn
-def _smallest_per_key(pcoll: PCollection, n: int) -> PCollection:
-    return pcoll | Top.PerKey(n, reverse=True)
+def _smallest_per_key(pcoll: PCollection, n: int, key: Any = None) -> PCollection:
+    return pcoll | Top.PerKey(n, key, reverse=True)
 
 
 class Top:
@@ -257,7 +259,7 @@ class Top:
             return pcoll | CombinePerKey(fn)
 
     @staticmethod
-    def Largest(n: int, has_defaults: bool = True) -> PTransform:
+    def Largest(n: int, has_defaults: bool = True, key: Any = None) -> PTransform:
         """The ``n`` greatest elements, greatest first.
 
         >>> from headrace.model.pipeline import Pipeline
@@ -266,10 +268,10 @@ class Top:
         >>> with Pipeline() as p:
         ...     assert_that(p | Create([3, 4, 1, 2]) | Top.Largest(2), equal_to([[4, 3]]))
         """
-        return f"Largest({n})" >> _largest(n, has_defaults)
+        return f"Largest({n})" >> _largest(n, has_defaults, key)
 
     @staticmethod
-    def Smallest(n: int, has_defaults: bool = True) -> PTransform:
+    def Smallest(n: int, has_defaults: bool = True, key: Any = None) -> PTransform:
         """The ``n`` least elements, least first.
 
         >>> from headrace.model.pipeline import Pipeline
@@ -278,10 +280,10 @@ class Top:
         >>> with Pipeline() as p:
         ...     assert_that(p | Create([3, 4, 1, 2]) | Top.Smallest(2), equal_to([[1, 2]]))
         """
-        return f"Smallest({n})" >> _smallest(n, has_defaults)
+        return f"Smallest({n})" >> _smallest(n, has_defaults, key)
 
     @staticmethod
-    def LargestPerKey(n: int) -> PTransform:
+    def LargestPerKey(n: int, key: Any = None) -> PTransform:
         """``(key, the n greatest values)`` for each key.
 
         >>> from headrace.model.pipeline import Pipeline
@@ -291,10 +293,10 @@ class Top:
         ...     pairs = p | Create([("a", 1), ("a", 3), ("a", 2)])
         ...     assert_that(pairs | Top.LargestPerKey(2), equal_to([("a", [3, 2])]))
         """
-        return f"LargestPerKey({n})" >> _largest_per_key(n)
+        return f"LargestPerKey({n})" >> _largest_per_key(n, key)
 
     @staticmethod
-    def SmallestPerKey(n: int, reverse: bool = True) -> PTransform:
+    def SmallestPerKey(n: int, reverse: bool = True, key: Any = None) -> PTransform:
         """``(key, the n least values)`` for each key (``reverse`` is ignored, as in Beam).
 
         >>> from headrace.model.pipeline import Pipeline
@@ -304,7 +306,7 @@ class Top:
         ...     pairs = p | Create([("a", 1), ("a", 3), ("a", 2)])
         ...     assert_that(pairs | Top.SmallestPerKey(2), equal_to([("a", [1, 2])]))
         """
-        return f"SmallestPerKey({n})" >> _smallest_per_key(n)
+        return f"SmallestPerKey({n})" >> _smallest_per_key(n, key)
 
 
 # -- Sample ---------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ that planners may lift into a pre-aggregating shuffle. Everything else composes 
 from __future__ import annotations
 
 import inspect
+import numbers
 import pickle
+import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -28,11 +30,23 @@ from headrace.model.timestamp import to_micros
 from headrace.model.transforms.dofn import (
     CombineFn,
     DoFn,
+    context_params,
     describe_params,
     state_and_timer_specs,
 )
 from headrace.model.transforms.ptransform import PTransform
+from headrace.model.trigger import DefaultTrigger
+from headrace.model.typehints import (
+    KV_HINT,
+    TypeCheckError,
+    format_hint,
+    is_consistent_with,
+    iterable_element_type,
+    main_input_hint,
+    output_hint,
+)
 from headrace.model.window import GlobalWindows, TimestampCombiner, TimestampedValue, WindowFn
+from headrace.model.windowing import Windowing
 
 __all__ = [
     "CombineFn",
@@ -55,6 +69,7 @@ __all__ = [
     "PartitionFn",
     "Read",
     "WindowInto",
+    "Windowing",
 ]
 
 
@@ -115,15 +130,20 @@ class ParDo(PTransform):
         super().__init__()
         if isinstance(fn, type) and issubclass(fn, DoFn):
             raise ValueError(f"ParDo needs a DoFn instance, got the class {fn.__name__}; add ()")
+        self._wrapped_callable: Callable[..., Any] | None = None
         if not isinstance(fn, DoFn):
-            raise TypeError(
-                f"ParDo needs a DoFn, got {fn!r}; use beam.Map or beam.FlatMap for plain functions"
-            )
+            if not callable(fn):
+                raise TypeError(f"ParDo needs a DoFn or a function, got {fn!r}")
+            # Beam wraps a plain function as a DoFn whose process is the function: it returns
+            # (or yields) an iterable of outputs, like FlatMap's.
+            self._wrapped_callable = fn
+            fn = _CallableDoFn(fn, "flatmap")
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self._tags: tuple[str, ...] = ()
         self._main_tag: str | None = None
+        self._main_declared = False
 
     def default_label(self) -> str:
         return f"ParDo({_fn_label(self.fn)})"
@@ -137,12 +157,60 @@ class ParDo(PTransform):
                 raise TypeError(f"output tags must be strings, got {t!r}")
         self._tags = tuple(tags)
         self._main_tag = main if main is not None else "main"
+        self._main_declared = main is not None
         if self._main_tag in self._tags:
             raise ValueError(f"main tag {self._main_tag!r} is also declared as an additional tag")
         return self
 
+    def with_exception_handling(self, main_tag: str | None = None, **kwargs: Any) -> Any:
+        """Route inputs whose processing raises to a dead-letter output instead of failing:
+        ``good, bad = pcoll | Map(f).with_exception_handling()``; see
+        :mod:`headrace.model.transforms.deadletter`."""
+        from headrace.model.transforms.deadletter import with_exception_handling
+
+        return with_exception_handling(self, main_tag, **kwargs)
+
+    def with_error_handler(self, error_handler: Any, **kwargs: Any) -> Any:
+        if error_handler is None:
+            return self
+        return self.with_exception_handling(error_handler=error_handler, **kwargs)
+
     def _process_callable(self) -> Callable[..., Any]:
+        if self._wrapped_callable is not None:
+            return self._wrapped_callable
         return self.fn.process
+
+    def _input_hint(self) -> Any:
+        if self._input_type_hint is not None:
+            return self._input_type_hint
+        return main_input_hint(self._hinted_fn(), self._process_callable())
+
+    def _output_hint(self) -> Any:
+        if self._output_type_hint is not None or self._tags:
+            return self._output_type_hint
+        hint = output_hint(self._hinted_fn())
+        if hint is not None and self._fn_kind in ("flatmap", "flatmaptuple"):
+            return iterable_element_type(hint)
+        return hint
+
+    def _hinted_fn(self) -> Any:
+        """The user object carrying @with_input_types/@with_output_types hints."""
+        return self._wrapped_callable if self._wrapped_callable is not None else self.fn
+
+    def _maybe_runtime_checked(self, pcoll: PCollection, fn: Any) -> Any:
+        """The DoFn to run: wrapped in a type check when ``runtime_type_check`` is on and the
+        transform has hints."""
+        from headrace.model.options import TypeOptions
+
+        input_hint, output_hint = self._input_hint(), self._output_hint()
+        if input_hint is None and output_hint is None:
+            return fn
+        opts = pcoll.pipeline.options.view_as(TypeOptions)
+        if not (opts.runtime_type_check or opts.performance_runtime_type_check):
+            return fn
+        from headrace.model.transforms.typecheck import TypeCheckDoFn
+
+        return TypeCheckDoFn(fn, self.label, input_hint, output_hint)
 
     def expand(self, pcoll: PCollection) -> Any:
         if not isinstance(pcoll, PCollection):
@@ -150,6 +218,10 @@ class ParDo(PTransform):
         args, kwargs, sides = _scan_side_inputs(self.args, self.kwargs)
         process = self._process_callable()
         params = describe_params(process, skip_first=0 if inspect.ismethod(process) else 1)
+        contexts = context_params(process)
+        for name in contexts:
+            del params[name]
+        _check_supported_params(self.label, params)
         state = state_and_timer_specs(process)
         if state and not _maybe_keyed(pcoll):
             raise ValueError(
@@ -157,15 +229,21 @@ class ParDo(PTransform):
                 f"{pcoll!r} has elements of type {pcoll.element_type!r}"
             )
         outputs = (self._main_tag or "main", *self._tags)
-        return pcoll.pipeline._apply_primitive(
+        fn: Any = self.fn
+        if contexts:
+            from headrace.model.transforms.contexts import ContextParamsDoFn
+
+            fn = ContextParamsDoFn(fn, contexts)
+        fn = self._maybe_runtime_checked(pcoll, fn)
+        result = pcoll.pipeline._apply_primitive(
             self,
             "ParDo",
             [pcoll],
-            payload=(self.fn, args, kwargs),
+            payload=(fn, args, kwargs),
             outputs=outputs,
             side_inputs=sides,
             params={
-                "fn_kind": self._fn_kind,
+                "fn_kind": self._fn_kind if fn is self.fn else "dofn",
                 "main_tag": outputs[0],
                 "tags": list(outputs),
                 "dofn_params": params,
@@ -173,6 +251,24 @@ class ParDo(PTransform):
             },
             multi_output=bool(self._tags) or self._main_tag is not None,
         )
+        if isinstance(result, DoOutputsTuple):
+            result._unpack_main = self._main_declared
+        return result
+
+
+# DoFn parameters the executors fill in; other markers are refused when the transform is applied.
+_SUPPORTED_PARAMS = frozenset({"timestamp", "window", "pane", "element", "key", "state", "timer"})
+
+
+def _check_supported_params(label: str, params: dict[str, str]) -> None:
+    for name, kind in params.items():
+        if kind not in _SUPPORTED_PARAMS:
+            marker = "".join(part.capitalize() for part in kind.split("_"))
+            raise NotImplementedError(
+                f"{label!r}: parameter {name!r} asks for DoFn.{marker}Param, which headrace "
+                "does not support yet; remove it (supported: ElementParam, TimestampParam, "
+                "WindowParam, PaneInfoParam, KeyParam, StateParam, TimerParam)"
+            )
 
 
 def _maybe_keyed(pcoll: PCollection) -> bool:
@@ -220,9 +316,18 @@ class _CallableParDo(ParDo):
     def _process_callable(self) -> Callable[..., Any]:
         return self._user_fn
 
+    def _hinted_fn(self) -> Any:
+        return self._user_fn
+
+
+def _identity(x: Any) -> Any:
+    return x
+
 
 def _callable_transform(kind: str, prefix: str) -> Callable[..., ParDo]:
-    def make(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> ParDo:
+    def make(fn: Callable[..., Any] | None = None, *args: Any, **kwargs: Any) -> ParDo:
+        if fn is None and kind == "flatmap":
+            fn = _identity  # Beam's FlatMap() flattens iterable elements
         if not callable(fn):
             raise TypeError(f"{prefix} needs a callable, got {fn!r}")
         t = _CallableParDo(fn, kind, *args, **kwargs)
@@ -291,17 +396,31 @@ class GroupByKey(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
-        return pcoll.pipeline._apply_primitive(self, "GroupByKey", [pcoll], element_type=tuple)
+        return pcoll.pipeline._apply_primitive(
+            self, "GroupByKey", [pcoll], element_type=_grouped_type(pcoll.element_type)
+        )
+
+
+def _grouped_type(kv: Any) -> Any:
+    """``Tuple[K, Iterable[V]]`` for an input of ``Tuple[K, V]`` (else plain ``tuple``)."""
+    args = typing.get_args(kv)
+    if typing.get_origin(kv) is tuple and len(args) == 2 and args[1] is not Ellipsis:
+        tuple_hint: Any = typing.Tuple  # noqa: UP006 - Beam's form
+        iterable_hint: Any = typing.Iterable
+        return tuple_hint[args[0], iterable_hint[args[1]]]
+    return tuple
 
 
 def _check_keyed(pcoll: PCollection, label: str) -> None:
     if not isinstance(pcoll, PCollection):
         raise TypeError(f"{label!r} must be applied to a PCollection, not {pcoll!r}")
-    if not _maybe_keyed(pcoll):
-        raise ValueError(
-            f"{label!r} needs (key, value) pairs but its input {pcoll!r} has elements of type "
-            f"{getattr(pcoll.element_type, '__name__', pcoll.element_type)}; add a "
-            "beam.Map(lambda x: (key_of(x), x)) or beam.WithKeys(...) before it"
+    t = pcoll.element_type
+    if not _maybe_keyed(pcoll) and not is_consistent_with(t, KV_HINT):
+        raise TypeCheckError(
+            f"Input type hint violation at {label}: expected {format_hint(KV_HINT)}, got "
+            f"{format_hint(t)}. {label!r} needs (key, value) pairs but its input {pcoll!r} "
+            "has other elements; add a beam.Map(lambda x: (key_of(x), x)) or "
+            "beam.WithKeys(...) before it"
         )
 
 
@@ -680,10 +799,16 @@ class _PartitionDoFn(DoFn):
 
     def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
         i = self.fn(element, self.n, *args, **kwargs)
-        if not isinstance(i, int) or not 0 <= i < self.n:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
             raise ValueError(
-                f"partition function returned {i!r} for {element!r}; it must return an int in "
-                f"[0, {self.n})"
+                f"PartitionFn yielded a '{type(i).__name__}' when it should only yield "
+                f"integers (for element {element!r})"
+            )
+        i = int(i)  # numpy integers too, as in Beam
+        if not 0 <= i < self.n:
+            raise ValueError(
+                f"PartitionFn specified out-of-bounds partition index: {i} not in [0, "
+                f"{self.n}) (for element {element!r})"
             )
         return (element,) if i == 0 else (TaggedOutput(self.tags[i], element),)
 
@@ -747,6 +872,13 @@ class WindowInto(PTransform):
         fire_at_expiry: bool = False,
     ) -> None:
         super().__init__()
+        if isinstance(windowfn, Windowing):
+            w = windowfn
+            given = None if isinstance(w.triggerfn, DefaultTrigger) else w.triggerfn
+            windowfn, trigger = w.windowfn, trigger if trigger is not None else given
+            accumulation_mode = accumulation_mode or w.accumulation_mode
+            timestamp_combiner = timestamp_combiner or w.timestamp_combiner
+            allowed_lateness = allowed_lateness or w.allowed_lateness
         if isinstance(windowfn, type) and issubclass(windowfn, WindowFn):
             raise TypeError(
                 f"WindowInto needs a WindowFn instance, got the class {windowfn.__name__}"

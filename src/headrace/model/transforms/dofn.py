@@ -27,7 +27,8 @@ class _DoFnParam:
         self.spec = spec
 
     def __repr__(self) -> str:
-        return f"DoFn.{self.kind.capitalize()}Param"
+        name = "".join(part.capitalize() for part in self.kind.split("_"))
+        return f"DoFn.{name}Param"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _DoFnParam) and (other.kind, other.spec) == (self.kind, self.spec)
@@ -65,6 +66,29 @@ class DoFn:
     SideInputParam = _DoFnParam("side_input")
     BundleFinalizerParam = _DoFnParam("bundle_finalizer")
     WatermarkEstimatorParam = _DoFnParam("watermark_estimator")
+    DynamicTimerTagParam = _DoFnParam("dynamic_timer_tag")
+
+    @staticmethod
+    def SetupContextParam(
+        context_manager_constructor: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> _DoFnParam:
+        """A parameter whose value comes from a context manager entered at ``setup`` and
+        exited at ``teardown``: ``db=DoFn.SetupContextParam(connect, args=(url,))``."""
+        spec = _context_spec(context_manager_constructor, args, kwargs)
+        return _DoFnParam("setup_context", spec)
+
+    @staticmethod
+    def BundleContextParam(
+        context_manager_constructor: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> _DoFnParam:
+        """Like :meth:`SetupContextParam`, entered and exited around each bundle."""
+        return _DoFnParam(
+            "bundle_context", _context_spec(context_manager_constructor, args, kwargs)
+        )
 
     @staticmethod
     def StateParam(spec: Any) -> _DoFnParam:
@@ -104,6 +128,30 @@ class DoFn:
         return wrapper
 
 
+def _context_spec(
+    factory: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any] | None
+) -> tuple[Any, ...]:
+    if not callable(factory):
+        raise TypeError(
+            f"a context parameter needs a callable that makes a context manager, got {factory!r}"
+        )
+    return (factory, tuple(args), tuple(sorted((kwargs or {}).items())))
+
+
+def context_params(fn: Callable[..., Any]) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """Parameters of ``fn`` that ask for a Setup/BundleContextParam: name -> (kind, spec)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: (p.default.kind, p.default.spec)
+        for p in sig.parameters.values()
+        if isinstance(p.default, _DoFnParam)
+        and p.default.kind in ("setup_context", "bundle_context")
+    }
+
+
 def describe_params(fn: Callable[..., Any], skip_first: int = 1) -> dict[str, str]:
     """Map parameter names of ``fn`` whose default is a DoFn param marker to the marker's kind."""
     try:
@@ -113,6 +161,10 @@ def describe_params(fn: Callable[..., Any], skip_first: int = 1) -> dict[str, st
     out: dict[str, str] = {}
     for i, p in enumerate(sig.parameters.values()):
         if i < skip_first:
+            continue
+        if i == 0 and p.default is DoFn.ElementParam:
+            # ``process(self, element=DoFn.ElementParam)``: the element parameter itself, which
+            # receives the element positionally anyway (Beam allows the marker there).
             continue
         if isinstance(p.default, _DoFnParam):
             out[p.name] = p.default.kind

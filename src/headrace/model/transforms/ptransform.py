@@ -12,10 +12,12 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from headrace.model.transforms.dofn import DoFn
+
 if TYPE_CHECKING:
     from headrace.model.pipeline import Pipeline
 
-__all__ = ["PTransform", "ptransform_fn"]
+__all__ = ["MaterializedOutputs", "PTransform", "ptransform_fn"]
 
 
 class PTransform:
@@ -31,6 +33,11 @@ class PTransform:
     ...     out = p | Create([1, 2]) | "Twice" >> Double()
     ...     assert_that(out, equal_to([2, 4]))
     """
+
+    # Class-level defaults, so that a subclass whose __init__ does not call
+    # ``super().__init__()`` still works (Beam allows that).
+    _label: str | None = None
+    pipeline: Pipeline | None = None
 
     def __init__(self, label: str | None = None) -> None:
         self._label = label
@@ -49,14 +56,28 @@ class PTransform:
     def expand(self, input_or_inputs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement expand()")
 
-    def with_output_types(self, type_hint: Any) -> PTransform:
-        """Accepted for Beam compatibility; the hint is recorded on the transform."""
+    _input_type_hint: Any = None
+    _output_type_hint: Any = None
+
+    def with_output_types(self, type_hint: Any, *args: Any, **kwargs: Any) -> PTransform:
+        """The element type of the output (checked against the next transform's input hint).
+        Hints of additional outputs (keywords) are accepted and not checked."""
         self._output_type_hint = type_hint
         return self
 
-    def with_input_types(self, *args: Any, **kwargs: Any) -> PTransform:
-        """Accepted for Beam compatibility (input type hints are not checked yet)."""
+    def with_input_types(self, input_type_hint: Any, *args: Any, **kwargs: Any) -> PTransform:
+        """The element type this transform requires of its main input; checked when it is
+        applied (pipeline option ``pipeline_type_check``). Side-input hints are not checked."""
+        self._input_type_hint = input_type_hint
         return self
+
+    def _input_hint(self) -> Any:
+        """The type hint of the main input, if any (subclasses add hints of user functions)."""
+        return self._input_type_hint
+
+    def _output_hint(self) -> Any:
+        """The element type of the main output, if a hint gives it."""
+        return self._output_type_hint
 
     def __rrshift__(self, label: str) -> PTransform:
         if not isinstance(label, str):
@@ -66,6 +87,8 @@ class PTransform:
         return named
 
     def __ror__(self, left: Any) -> Any:
+        if _is_plain_data(left, self):
+            return _apply_eagerly(self, left)
         pipeline = _find_pipeline(left, self)
         return pipeline.apply(self, left)
 
@@ -74,8 +97,13 @@ class PTransform:
             return NotImplemented
         return _ChainedPTransform(self, right)
 
+    def with_resource_hints(self, **hints: Any) -> PTransform:
+        """Accepted for Beam compatibility: resource hints (memory, accelerators) change where
+        a runner places work, never results; headrace's runners place all work alike."""
+        return self
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} label={self.label!r}>"
+        return f"<{type(self).__name__}(PTransform) label=[{self.label}]>"
 
 
 class _ChainedPTransform(PTransform):
@@ -110,6 +138,159 @@ def _find_pipeline(left: Any, transform: PTransform) -> Pipeline:
             "pass pipeline=p (e.g. beam.Flatten(pipeline=p)) to say which pipeline it belongs to"
         )
     raise TypeError(f"cannot apply {transform.label!r} to {left!r}: expected a PCollection")
+
+
+def _is_plain_data(left: Any, transform: PTransform) -> bool:
+    """Whether ``left`` holds no PValue at all: ``[1, 2] | beam.Map(f)`` (Beam runs it eagerly)."""
+    from headrace.model.pipeline import Pipeline
+    from headrace.model.pvalue import PValue
+
+    if isinstance(left, (Pipeline, PValue)) or getattr(transform, "pipeline", None) is not None:
+        return False
+    if isinstance(left, list):
+        return not _holds_pvalue(left)
+    if isinstance(left, dict):
+        values = list(left.values())
+    elif isinstance(left, tuple):
+        values = list(left)
+    else:
+        return False
+    return bool(values) and not any(_holds_pvalue(v) for v in values)
+
+
+def _holds_pvalue(value: Any) -> bool:
+    from headrace.model.pvalue import PValue
+
+    if isinstance(value, PValue):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_pvalue(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_pvalue(v) for v in value.values())
+    return False
+
+
+# Elements collected by eager applications, by token (the collecting DoFn runs in this process).
+_MATERIALIZED: dict[str, list[Any]] = {}
+
+
+def _apply_eagerly(transform: PTransform, data: Any) -> Any:
+    """Apply ``transform`` to in-memory data in a pipeline of its own, run it, and return the
+    outputs as lists (Beam's eager mode: a list in, a list out; a tuple or dict of lists gives
+    one input PCollection per item)."""
+    import uuid
+
+    from headrace.model.options import PipelineOptions
+    from headrace.model.pipeline import Pipeline
+    from headrace.model.transforms.core import Create
+
+    p = Pipeline(options=PipelineOptions(direct_num_workers=1))
+    if isinstance(data, list):
+        pvalueish: Any = p | "CreatePInput0" >> Create(data, reshuffle=False)
+    elif isinstance(data, dict):
+        pvalueish = {
+            k: p | f"CreatePInput{i}" >> Create(v, reshuffle=False)
+            for i, (k, v) in enumerate(data.items())
+        }
+    else:
+        pvalueish = tuple(
+            p | f"CreatePInput{i}" >> Create(v, reshuffle=False) for i, v in enumerate(data)
+        )
+    result = p.apply(transform, pvalueish)
+    run_id = uuid.uuid4().hex
+    tokens: list[str] = []
+    materialized = _materialize(result, run_id, tokens)
+    try:
+        p.run().wait_until_finish()
+        return _collect(materialized)
+    finally:
+        for token in tokens:
+            _MATERIALIZED.pop(token, None)
+
+
+class _Materialized:
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+
+class MaterializedOutputs:
+    """The outputs of an eagerly applied multi-output transform, as lists by tag."""
+
+    def __init__(self, main_tag: str, outputs: dict[str, list[Any]], unpack_main: bool) -> None:
+        self._main_tag = main_tag
+        self._outputs = outputs
+        self._unpack_main = unpack_main
+
+    def __getitem__(self, tag: str | int | None) -> list[Any]:
+        key = self._main_tag if tag is None else str(tag)
+        try:
+            return self._outputs[key]
+        except KeyError:
+            raise KeyError(
+                f"no output tagged {tag!r}; outputs are {sorted(self._outputs)}"
+            ) from None
+
+    def __getattr__(self, tag: str) -> list[Any]:
+        if tag.startswith("_"):
+            raise AttributeError(tag)
+        try:
+            return self._outputs[tag]
+        except KeyError:
+            raise AttributeError(f"no output tagged {tag!r}") from None
+
+    def __iter__(self) -> Any:
+        if self._unpack_main:
+            yield self._outputs[self._main_tag]
+        for tag, values in self._outputs.items():
+            if tag != self._main_tag:
+                yield values
+
+
+def _materialize(result: Any, run_id: str, tokens: list[str]) -> Any:
+    from headrace.model.pvalue import DoOutputsTuple, PCollection
+    from headrace.model.transforms.core import ParDo
+
+    if isinstance(result, PCollection):
+        token = f"{run_id}:{len(tokens)}"
+        tokens.append(token)
+        _MATERIALIZED[token] = []
+        _ = result | f"_MaterializeValues{len(tokens)}" >> ParDo(_Collect(token))
+        return _Materialized(token)
+    if isinstance(result, DoOutputsTuple):
+        outs = {tag: _materialize(pc, run_id, tokens) for tag, pc in result._outputs.items()}
+        return ("__outputs__", result._main_tag, outs, result._unpack_main)
+    if isinstance(result, tuple):
+        return tuple(_materialize(r, run_id, tokens) for r in result)
+    if isinstance(result, list):
+        return [_materialize(r, run_id, tokens) for r in result]
+    if isinstance(result, dict):
+        return {k: _materialize(v, run_id, tokens) for k, v in result.items()}
+    return None
+
+
+def _collect(node: Any) -> Any:
+    if isinstance(node, _Materialized):
+        return list(_MATERIALIZED[node.token])
+    if isinstance(node, tuple) and len(node) == 4 and node[0] == "__outputs__":
+        outputs = {k: _collect(v) for k, v in node[2].items()}
+        return MaterializedOutputs(node[1], outputs, node[3])
+    if isinstance(node, tuple):
+        return tuple(_collect(n) for n in node)
+    if isinstance(node, list):
+        return [_collect(n) for n in node]
+    if isinstance(node, dict):
+        return {k: _collect(v) for k, v in node.items()}
+    return None
+
+
+class _Collect(DoFn):
+    """Appends every element to ``_MATERIALIZED[token]`` (eager application, in process)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def process(self, element: Any) -> None:
+        _MATERIALIZED[self.token].append(element)
 
 
 class _PTransformFnTransform(PTransform):
