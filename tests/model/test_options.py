@@ -450,7 +450,7 @@ def test_unknown_runner_is_an_options_error_listing_the_runners():
     from headrace.model.options import PipelineOptionsError
     from headrace.model.pipeline import resolve_runner
 
-    with pytest.raises(PipelineOptionsError, match=r"--runner: unknown runner 'FlinkRunner'") as info:
+    with pytest.raises(PipelineOptionsError, match=r"unknown runner 'FlinkRunner'") as info:
         resolve_runner("FlinkRunner")
     assert "DirectRunner" in str(info.value) and "RayRunner" in str(info.value)
     assert info.value.option == "runner"

@@ -893,3 +893,38 @@ def test_from_dict_with_source_prefixes_errors() -> None:
         StageSpec.from_dict(base(parallelism=0), source="stages/clean.yaml")
     assert str(info.value) == "stages/clean.yaml: parallelism: must be at least 1, got 0"
     assert info.value.path == "parallelism"
+
+
+def _nested_input(depth: int) -> str:
+    text = '{"pfs": {"repo": "r", "glob": "/"}}'
+    for _ in range(depth):
+        text = '{"cross": [' + text + "]}"
+    return text
+
+
+def _nested(depth: int) -> str:
+    return '{"name": "s", "input": ' + _nested_input(depth) + ', "transform": {"cmd": ["true"]}}'
+
+
+def test_a_spec_nested_thousands_deep_is_a_spec_error_naming_the_file(tmp_path) -> None:
+    """Issue 13 item 8: a 5,000-deep spec gave 'maximum recursion depth exceeded' and no file."""
+    for suffix, text in [
+        (".json", _nested(5000)),
+        (".yaml", 'name: s\ntransform: {cmd: ["true"]}\ninput: ' + _nested_input(5000)),
+    ]:
+        path = tmp_path / f"deep{suffix}"
+        path.write_text(text)
+        with pytest.raises(SpecError) as info:
+            load_spec(path)
+        assert str(info.value).startswith(f"{path}: nests too deeply")
+    deep = {"pfs": {"repo": "r", "glob": "/"}}
+    for _ in range(5000):
+        deep = {"cross": [deep]}
+    with pytest.raises(SpecError, match="nest"):
+        load_spec({"name": "s", "input": deep, "transform": {"cmd": ["true"]}})
+
+
+def test_inputs_nest_at_most_64_levels() -> None:
+    assert load_spec(_nested(63)).name == "s"
+    with pytest.raises(SpecError, match=r"^input(\.cross\[0\]){64}: inputs nest more than 64"):
+        load_spec(_nested(64))

@@ -365,14 +365,20 @@ def load_spec(
     ...
     headrace.stages.spec.SpecError: input.pfs.glob: invalid glob '*.{csv': '{' alternatives ...
     """
-    if isinstance(source, Mapping):
-        return StageSpec.from_dict(_native(source, warn, None, None))
-    if isinstance(source, os.PathLike) or _looks_like_file(source):
-        path = Path(source)
-        text = path.read_text(encoding="utf-8")
-        data = _native(_parse_text(text, str(path)), warn, str(path.resolve().parent), str(path))
-        return StageSpec.from_dict(data, source=str(path))
-    return StageSpec.from_dict(_native(_parse_text(source, None), warn, None, None))
+    named: str | None = None
+    try:
+        if isinstance(source, Mapping):
+            return StageSpec.from_dict(_native(source, warn, None, None))
+        if isinstance(source, os.PathLike) or _looks_like_file(source):
+            path = Path(source)
+            named = str(path)
+            text = path.read_text(encoding="utf-8")
+            folder = str(path.resolve().parent)
+            data = _native(_parse_text(text, named), warn, folder, named)
+            return StageSpec.from_dict(data, source=named)
+        return StageSpec.from_dict(_native(_parse_text(source, None), warn, None, None))
+    except RecursionError:  # a spec nested past what any reader here can walk
+        raise SpecError("", _TOO_DEEP, named) from None
 
 
 def _native(
@@ -432,10 +438,22 @@ def _parse_text(text: str, source: str | None) -> Any:
             return json.loads(text, object_pairs_hook=unique)
         except json.JSONDecodeError as err:
             raise SpecError("", f"not valid JSON: {err}", source) from None
+        except RecursionError:
+            raise SpecError("", _TOO_DEEP, source) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as err:
         raise SpecError("", f"not valid YAML: {err}", source) from None
+    except RecursionError:
+        raise SpecError("", _TOO_DEEP, source) from None
+
+
+MAX_INPUT_DEPTH = 64
+"""How deep inputs may nest (cross in union in ...); real specs use a handful of levels."""
+_TOO_DEEP = (
+    "nests too deeply to read (hundreds of levels); inputs may nest at most "
+    f"{MAX_INPUT_DEPTH} levels: flatten the cross/union inputs"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +467,12 @@ _CRON_FIELDS = ("name", "spec", "overwrite")
 _Context = Literal["top", "join", "group"]
 
 
-def _parse_input(data: object, path: str, context: _Context = "top") -> Input:
+def _parse_input(data: object, path: str, context: _Context = "top", depth: int = 0) -> Input:
+    if depth >= MAX_INPUT_DEPTH:
+        raise SpecError(
+            path,
+            f"inputs nest more than {MAX_INPUT_DEPTH} levels deep; flatten the cross/union inputs",
+        )
     fields = check_fields(data, path, _INPUT_KINDS, "an input")
     kinds = [k for k in _INPUT_KINDS if k in fields]
     if not kinds:
@@ -472,10 +495,10 @@ def _parse_input(data: object, path: str, context: _Context = "top") -> Input:
         raise SpecError(at, f"needs at least {minimum} input{'s' if minimum > 1 else ''}")
     if kind in ("join", "group"):
         ctx: _Context = "join" if kind == "join" else "group"
-        pfs = tuple(_parse_input(v, f"{at}[{i}]", ctx) for i, v in enumerate(value))
+        pfs = tuple(_parse_input(v, f"{at}[{i}]", ctx, depth + 1) for i, v in enumerate(value))
         leaves = tuple(p for p in pfs if isinstance(p, PfsInput))
         return JoinInput(leaves) if kind == "join" else GroupInput(leaves)
-    children = tuple(_parse_input(v, f"{at}[{i}]") for i, v in enumerate(value))
+    children = tuple(_parse_input(v, f"{at}[{i}]", "top", depth + 1) for i, v in enumerate(value))
     return CrossInput(children) if kind == "cross" else UnionInput(children)
 
 
