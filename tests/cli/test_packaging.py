@@ -112,7 +112,7 @@ def test_every_help_uses_plain_notation():
             "Usage: headrace branch create [OPTIONS] REPO@BRANCH",
             ["  REPO@BRANCH ", "--head REF"],
         ),
-        (["commit", "list"], "Usage: headrace commit list [OPTIONS] REPO", ["--branch BRANCH"]),
+        (["commit", "list"], "Usage: headrace commit list [OPTIONS] [REPO]", ["--trace ID"]),
         (["merge"], "Usage: headrace merge [OPTIONS] SOURCE TARGET", ["-m, --message TEXT"]),
     ],
 )
