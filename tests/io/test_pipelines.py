@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 import fastavro
 import pyarrow as pa
@@ -39,25 +40,35 @@ def _files(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
+def _shards(
+    directory, prefix: str, suffix: str, runner_config: str, num_shards: int = 0
+) -> list[str]:
+    """The shard files of one sink: a complete ``-NNNNN-of-MMMMM`` set, one shard when one task
+    wrote it (in process), one per writing task otherwise (runner-determined, as in Beam)."""
+    names = sorted(p.name for p in directory.glob(f"{prefix}-*"))
+    assert names, f"no {prefix}-* shards"
+    total = int(re.fullmatch(rf"{prefix}-\d{{5}}-of-(\d{{5}}){re.escape(suffix)}", names[0])[1])
+    assert names == [f"{prefix}-{i:05d}-of-{total:05d}{suffix}" for i in range(total)]
+    if num_shards:
+        assert total == num_shards
+    elif runner_config == "in_process":
+        assert total == 1
+    return names
+
+
 def _lines(directory, glob="*") -> list[str]:
     return sorted(
         line for p in directory.glob(glob) if p.is_file() for line in p.read_text().splitlines()
     )
 
 
-@pytest.mark.runner_gap(
-    "two_processes",
-    "subprocess_tasks",
-    "ray",
-    reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
-    "expects the single shard of one task",
-)
-def test_text_round_trip_one_shard(make_pipeline, tmp_path):
+def test_text_round_trip_one_shard(make_pipeline, tmp_path, runner_config):
     lines = [f"line {i}" for i in range(100)]
     with make_pipeline() as p:
         _ = p | Create(lines) | WriteToText(str(tmp_path / "out"), ".txt")
-    assert _files(tmp_path) == ["out-00000-of-00001.txt"]
-    assert (tmp_path / "out-00000-of-00001.txt").read_text().splitlines() == lines
+    names = _shards(tmp_path, "out", ".txt", runner_config)
+    written = [line for n in names for line in (tmp_path / n).read_text().splitlines()]
+    assert sorted(written) == sorted(lines)
     with make_pipeline() as p:
         got = p | ReadFromText(str(tmp_path / "out*.txt"))
         assert_that(got, equal_to(lines))
@@ -129,20 +140,12 @@ def test_read_with_filename_and_read_all(make_pipeline, tmp_path):
         assert_that(every, equal_to(["1", "2", "3"]), label="All")
 
 
-@pytest.mark.runner_gap(
-    "two_processes",
-    "subprocess_tasks",
-    "ray",
-    reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
-    "expects the single shard of one task",
-)
-def test_csv_round_trip(make_pipeline, tmp_path):
+def test_csv_round_trip(make_pipeline, tmp_path, runner_config):
     records = [{"id": i, "name": f"n,{i}", "score": i / 2} for i in range(30)]
     with make_pipeline() as p:
         _ = p | Create(records) | WriteToCsv(str(tmp_path / "t"), file_name_suffix=".csv")
-    [name] = _files(tmp_path)
-    assert name == "t-00000-of-00001.csv"
-    assert (tmp_path / name).read_text().splitlines()[0] == "id,name,score"
+    for name in _shards(tmp_path, "t", ".csv", runner_config):
+        assert (tmp_path / name).read_text().splitlines()[0] == "id,name,score"
     with make_pipeline() as p:
         rows = p | ReadFromCsv(str(tmp_path / "*.csv"))
         assert_that(rows, equal_to([Row(**r) for r in records]))
@@ -157,14 +160,7 @@ def test_json_round_trip(make_pipeline, tmp_path):
         assert_that(p | ReadFromJson(str(tmp_path / "j-*")), equal_to(rows))
 
 
-@pytest.mark.runner_gap(
-    "two_processes",
-    "subprocess_tasks",
-    "ray",
-    reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
-    "expects the single shard of one task",
-)
-def test_parquet_round_trip(make_pipeline, tmp_path):
+def test_parquet_round_trip(make_pipeline, tmp_path, runner_config):
     records = [{"name": f"n{i}", "age": i} for i in range(40)]
     schema = pa.schema([("name", pa.string()), ("age", pa.int64())])
     with make_pipeline() as p:
@@ -173,8 +169,8 @@ def test_parquet_round_trip(make_pipeline, tmp_path):
         _ = pc | "Inferred" >> WriteToParquet(
             str(tmp_path / "inferred"), file_name_suffix=".parquet", record_batch_size=7
         )
-    assert _files(tmp_path) == [
-        "inferred-00000-of-00001.parquet",
+    _shards(tmp_path, "inferred", ".parquet", runner_config)
+    assert _shards(tmp_path, "typed", "", runner_config, num_shards=2) == [
         "typed-00000-of-00002",
         "typed-00001-of-00002",
     ]
@@ -189,14 +185,7 @@ def test_parquet_round_trip(make_pipeline, tmp_path):
         assert_that(sizes | "Sum" >> Map(lambda n: n > 0), equal_to([True, True]), label="Batched")
 
 
-@pytest.mark.runner_gap(
-    "two_processes",
-    "subprocess_tasks",
-    "ray",
-    reason="runner-determined sharding writes one shard per writing task (as Beam's); the test "
-    "expects the single shard of one task",
-)
-def test_avro_round_trip(make_pipeline, tmp_path):
+def test_avro_round_trip(make_pipeline, tmp_path, runner_config):
     schema = {
         "type": "record",
         "name": "Item",
@@ -205,9 +194,11 @@ def test_avro_round_trip(make_pipeline, tmp_path):
     records = [{"id": i, "tag": f"t{i % 3}"} for i in range(60)]
     with make_pipeline() as p:
         _ = p | Create(records) | WriteToAvro(str(tmp_path / "a"), schema, file_name_suffix=".avro")
-    [name] = _files(tmp_path)
-    with open(tmp_path / name, "rb") as f:
-        assert sorted(r["id"] for r in fastavro.reader(f)) == list(range(60))
+    ids = []
+    for name in _shards(tmp_path, "a", ".avro", runner_config):
+        with open(tmp_path / name, "rb") as f:
+            ids.extend(r["id"] for r in fastavro.reader(f))
+    assert sorted(ids) == list(range(60))
     with make_pipeline() as p:
         assert_that(p | ReadFromAvro(str(tmp_path / "*.avro")), equal_to(records))
 
@@ -218,22 +209,7 @@ def _boom(x):
     return x
 
 
-@pytest.mark.parametrize(
-    "num_shards",
-    [
-        pytest.param(
-            0,
-            marks=pytest.mark.runner_gap(
-                "two_processes",
-                "subprocess_tasks",
-                "ray",
-                reason="with two tasks, the task without element 7 fails first, in the Parquet "
-                "sink that the test feeds ints; the run reports that first failure",
-            ),
-        ),
-        2,
-    ],
-)
+@pytest.mark.parametrize("num_shards", [0, 2])
 def test_failing_pipeline_leaves_no_output(make_pipeline, tmp_path, num_shards):
     out = tmp_path / "out"
     out.mkdir()
@@ -249,6 +225,7 @@ def test_failing_pipeline_leaves_no_output(make_pipeline, tmp_path, num_shards):
                 p
                 | Create(list(range(10)))
                 | Map(_boom)
+                | Map(lambda x: {"x": x})  # records a Parquet sink can write: 7 is the failure
                 | WriteToParquet(str(out / "pq"), num_shards=num_shards)
             )
     assert _files(out) == []
