@@ -202,6 +202,9 @@ INTERNAL_MODULES = (
     "apache_beam.transforms.trigger_test",
     "apache_beam.transforms.sideinputs",
     "apache_beam.transforms.trigger.DataLossReason",
+    "apache_beam.transforms.trigger.GeneralTriggerDriver",
+    "apache_beam.testing.test_stream.WindowedValueHolder",
+    "apache_beam.utils.secret",
     "apache_beam.testing.test_stream.ReverseTestStream",
     "apache_beam.typehints.typehints",
     "apache_beam.schema_pb2",
@@ -269,6 +272,7 @@ INTERNAL_ATTRS = frozenset(
         "common_urns",
         "python_urns",
         "StateSpec",
+        "Secret",
     }
 )
 

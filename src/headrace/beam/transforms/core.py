@@ -25,6 +25,7 @@ from headrace.model.transforms.core import (
 )
 from headrace.model.transforms.deadletter import DeadLetter
 from headrace.model.transforms.dofn import CallableWrapperCombineFn
+from headrace.model.transforms.ptransform import PTransform
 
 __all__ = [
     "CallableWrapperCombineFn",
@@ -44,6 +45,7 @@ __all__ = [
     "Impulse",
     "Map",
     "MapTuple",
+    "PTransform",
     "ParDo",
     "Partition",
     "PartitionFn",
