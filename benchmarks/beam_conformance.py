@@ -202,10 +202,14 @@ INTERNAL_MODULES = (
     "apache_beam.transforms.trigger_test",
     "apache_beam.transforms.sideinputs",
     "apache_beam.transforms.trigger.DataLossReason",
+    "apache_beam.transforms.trigger.GeneralTriggerDriver",
+    "apache_beam.transforms.trigger.InMemoryUnmergedState",
+    "apache_beam.pipeline.PipelineVisitor",
+    "apache_beam.testing.test_stream.WindowedValueHolder",
+    "apache_beam.utils.secret",
     "apache_beam.testing.test_stream.ReverseTestStream",
     "apache_beam.typehints.typehints",
     "apache_beam.schema_pb2",
-    "apache_beam.utils.secret",
     "apache_beam.utils.retry",
     "apache_beam.io.range_trackers",
     "apache_beam.io.filebasedsource",
@@ -269,6 +273,7 @@ INTERNAL_ATTRS = frozenset(
         "common_urns",
         "python_urns",
         "StateSpec",
+        "Secret",
     }
 )
 

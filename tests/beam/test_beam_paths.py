@@ -12,7 +12,7 @@ PATHS: list[tuple[str, list[str]]] = [
     ("typehints", ["TypeCheckError", "TypeVariable", "with_input_types", "decorators"]),
     ("typehints.decorators", ["with_input_types", "with_output_types"]),
     ("options.pipeline_options", ["GoogleCloudOptions", "StreamingOptions", "TypeOptions"]),
-    ("transforms.core", ["Windowing"]),
+    ("transforms.core", ["Windowing", "PTransform"]),
     ("", ["FlattenWith", "LogElements", "Reify", "Tee", "WaitOn", "core"]),
     ("transforms.util", ["LogElements", "Reify", "Tee", "WaitOn"]),
     ("transforms.core", ["FlattenWith"]),

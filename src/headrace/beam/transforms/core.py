@@ -24,6 +24,7 @@ from headrace.model.transforms.core import (
 )
 from headrace.model.transforms.deadletter import DeadLetter
 from headrace.model.transforms.dofn import CallableWrapperCombineFn
+from headrace.model.transforms.ptransform import PTransform
 from headrace.model.transforms.schemas import GroupBy, Select
 from headrace.model.windowing import Windowing
 
@@ -46,6 +47,7 @@ __all__ = [
     "Impulse",
     "Map",
     "MapTuple",
+    "PTransform",
     "ParDo",
     "Partition",
     "PartitionFn",
