@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -250,14 +252,15 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], what: str) -> tuple[in
     return proc.returncode, out, err
 
 
-def _environment(tmp_path: Path, scripts: Path) -> dict[str, str]:
+def _environment(tmp_path: Path, scripts: Path, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
-    for name in ("home", "user-home", "tmp"):
+    for name in ("home", "user-home"):
         (tmp_path / name).mkdir()
     env.update(
         HEADRACE_HOME=str(tmp_path / "home"),
         HOME=str(tmp_path / "user-home"),
-        TMPDIR=str(tmp_path / "tmp"),
+        # A short TMPDIR: Ray puts Unix sockets under it, whose paths may not exceed 107 bytes.
+        TMPDIR=str(tmp),
         PATH=f"{scripts}{os.pathsep}{env.get('PATH', '')}",
         VIRTUAL_ENV=str(scripts.parent),
     )
@@ -266,13 +269,15 @@ def _environment(tmp_path: Path, scripts: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_readme_blocks_run_as_written(tmp_path: Path) -> None:
+def test_readme_blocks_run_as_written(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Every runnable README block exits 0, in order, and prints what it says it prints."""
     blocks, errors = parse(README.read_text(encoding="utf-8"))
     assert not errors, "\n".join(errors)
     scripts = Path(sysconfig.get_path("scripts"))
     assert (scripts / "headrace").exists(), f"no headrace script in {scripts}: pip install -e ."
-    env = _environment(tmp_path, scripts)
+    tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    env = _environment(tmp_path, scripts, tmp)
     work = tmp_path / "work"
     work.mkdir()
     repo_entries = {p.name for p in ROOT.iterdir()}

@@ -400,3 +400,49 @@ def test_a_job_process_that_dies_is_resumed(kit, tmp_path, monkeypatch):
     assert [(j.stage, j.state) for j in jobs] == [("s", SUCCESS)]
     assert kit.files("s@master") == {"/ok": b"ok"}
     assert len(kit.catalog.list_jobs("s")) == 1  # the same job, resumed
+
+
+def _noop() -> None:
+    pass
+
+
+def test_children_of_a_fork_server_see_the_callers_current_environment(kit, monkeypatch):
+    """With threads about, job processes and datum workers come from a fork server, which
+    keeps the environment it started with; a variable set since must still reach the
+    transform (found when a test session's Ray threads made every later job fail)."""
+    import multiprocessing
+    import threading
+
+    server = multiprocessing.get_context("forkserver")
+    early = server.Process(target=_noop)
+    early.start()  # the fork server now runs, with the environment of this moment
+    early.join()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()  # a thread about: children come from the fork server
+    try:
+        monkeypatch.setenv("HEADRACE_TEST_SETTING", "set after the server started")
+        mod = kit.module(
+            """
+            import os
+            def run(inputs, output):
+                (output / "setting").write_text(os.environ["HEADRACE_TEST_SETTING"])
+            """
+        )
+        kit.store.create_repo("raw")
+        kit.store.put_files("raw@master", [("/x.txt", b"x")])
+        kit.stage(
+            {
+                "name": "s",
+                "input": {"pfs": {"repo": "raw", "glob": "/"}},
+                "transform": {"python": f"{mod}:run"},
+            }
+        )
+        daemon = Daemon(kit.catalog, poll=0.05, log=lambda _: None, max_jobs=2)
+        jobs = daemon.run_until_idle()
+        daemon.close()
+    finally:
+        stop.set()
+        other.join()
+    assert [(j.stage, j.state) for j in jobs] == [("s", SUCCESS)], [j.reason for j in jobs]
+    assert kit.store.get_file("s@master:/setting") == b"set after the server started"

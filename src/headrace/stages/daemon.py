@@ -21,11 +21,9 @@ wait``).
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ from headrace.stages.catalog import (
 )
 from headrace.stages.jobs import create_job, mark_unrunnable, resume_job
 from headrace.stages.planning import EMPTY_INPUT, JobError, cron_repo, input_repos
+from headrace.stages.processes import CallerState, process_context
 from headrace.stages.spec import CronInput, iter_inputs
 from headrace.store.errors import BranchNotFound, CommitNotFound, RepoNotFound, StoreError
 
@@ -286,11 +285,10 @@ class Daemon:
         self._started += 1
         if self.max_jobs <= 1:
             return resume_job(self.catalog, job_id)
-        context: Any = multiprocessing.get_context(
-            "fork" if threading.active_count() == 1 else "forkserver"
-        )
-        process = context.Process(
-            target=_run_in_child, args=(self.catalog, job_id), name=f"headrace-job-{job_id}"
+        process = process_context().Process(
+            target=_run_in_child,
+            args=(self.catalog, job_id, CallerState.here()),
+            name=f"headrace-job-{job_id}",
         )
         process.start()
         self._children[job_id] = process
@@ -383,8 +381,9 @@ def _me() -> str:
     return owner_id()
 
 
-def _run_in_child(catalog: Catalog, job_id: str) -> None:
+def _run_in_child(catalog: Catalog, job_id: str, caller: CallerState) -> None:
     """A job's own process: it owns the job (a restarted daemon resumes it if this dies)."""
+    caller.apply()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the daemon to decide
     catalog.set_job(job_id, owner=_me(), heartbeat=time.time())
     resume_job(catalog, job_id)

@@ -45,7 +45,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections import deque
@@ -55,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from headrace.stages.processes import CallerState, process_context
 from headrace.stages.sandbox import datum_environment, run_cmd
 from headrace.stages.spec import Transform
 from headrace.store.content import Content, ContentWriter
@@ -462,8 +462,9 @@ def _environ(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _serve(config: WorkerConfig, conn: Any, once: bool) -> None:
+def _serve(config: WorkerConfig, conn: Any, once: bool, caller: CallerState) -> None:
     """A worker process's loop: receive tasks, send results, until told to stop."""
+    caller.apply()  # a fork server's child would otherwise see the server's stale environment
     os.setpgid(0, 0)  # its own process group: a timeout kills the transform's children too
     # Objects inherited from the job's process stay put: without this, every collection of the
     # oldest generation walks (and so copies, page by page) the whole inherited heap.
@@ -520,11 +521,7 @@ class WorkerPool:
         # Fork (a few ms per process, nothing re-imported) from a single-threaded job process;
         # with other threads about, a lock one of them holds could be copied held into the
         # child, so fork from a clean server process instead.
-        if threading.active_count() == 1:
-            self._ctx: Any = multiprocessing.get_context("fork")
-        else:
-            self._ctx = multiprocessing.get_context("forkserver")
-            self._ctx.set_forkserver_preload(["headrace.stages.worker"])
+        self._ctx: Any = process_context(preload=("headrace.stages.worker",))
         self._idle: list[_Worker] = []
         self._busy: list[_Worker] = []
         self._queue: deque[DatumTask] = deque()
@@ -548,7 +545,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=_serve,
-            args=(self.config, child, not self.batching),
+            args=(self.config, child, not self.batching, CallerState.here()),
             name=f"headrace-datum-{self.config.stage}",
             daemon=True,
         )
