@@ -53,10 +53,10 @@ def headrace_group(source: PairSource, out_prefix: str, op: str, workers: int) -
     """``op`` is ``gbk`` (GroupByKey, then the size of each group) or ``sum``."""
     if workers > 1:
         options = PipelineOptions(
-            direct_num_workers=workers, direct_running_mode="multi_processing"
+            [], direct_num_workers=workers, direct_running_mode="multi_processing"
         )
     else:
-        options = PipelineOptions()
+        options = PipelineOptions([])  # not sys.argv: those are the benchmark's own flags
     with beam.Pipeline(options=options) as p:
         pairs = p | "Pairs" >> beam.io.Read(source)
         if op == "gbk":

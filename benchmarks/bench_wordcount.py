@@ -60,10 +60,10 @@ def headrace_wordcount(path: str, out_prefix: str, variant: str, workers: int) -
     """Word count on headrace: ``canonical`` (Map to pairs + CombinePerKey(sum)) or ``count``."""
     if workers > 1:
         options = PipelineOptions(
-            direct_num_workers=workers, direct_running_mode="multi_processing"
+            [], direct_num_workers=workers, direct_running_mode="multi_processing"
         )
     else:
-        options = PipelineOptions()
+        options = PipelineOptions([])  # not sys.argv: those are the benchmark's own flags
     with beam.Pipeline(options=options) as p:
         words = p | "Read" >> beam.io.ReadFromText(path) | "Split" >> beam.FlatMap(WORD.findall)
         if variant == "canonical":
