@@ -386,7 +386,15 @@ async function commitPage(repo, ref, params) {
 
 // ---- routing ------------------------------------------------------------------------------
 
-async function route() {
+// Routes render one after another: a page still loading when the hash changes finishes first,
+// then the new page renders over it (otherwise the older page could land last).
+let routing = Promise.resolve();
+function route() {
+  routing = routing.then(renderRoute, renderRoute);
+  return routing;
+}
+
+async function renderRoute() {
   clearInterval(refreshTimer);
   document.getElementById("status").textContent = "";
   const [rawPath, query] = (location.hash.slice(1) || "/jobs").split("?");
