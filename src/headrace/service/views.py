@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 from headrace.service.runs import RunRecord, StepRecord
-from headrace.stages.catalog import DatumRecord, JobInfo, StageInfo
+from headrace.stages.catalog import JobInfo, StageInfo
 from headrace.stages.planning import input_repos
+from headrace.stages.views import datum_view  # one datum JSON for the CLI and the API
 from headrace.store.records import BranchInfo, CommitInfo, DiffEntry, FileInfo, RepoInfo
 
 __all__ = [
@@ -114,22 +115,6 @@ def stage_job_view(job: JobInfo) -> dict[str, Any]:
         "owner": job.owner,
         "stop_requested": job.stop_requested,
     }
-
-
-def datum_view(d: DatumRecord, with_log: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "datum_id": d.datum_id,
-        "state": d.state,
-        "hash": d.hash,
-        "inputs": [{"name": n, "path": p} for n, p in d.input_paths()],
-        "outputs": [{"path": p, "hash": h, "size_bytes": s} for p, h, s in d.output_files()],
-        "attempts": d.attempts,
-        "seconds": d.seconds,
-        "error": d.error,
-    }
-    if with_log:
-        out["log"] = d.log
-    return out
 
 
 def step_view(s: StepRecord) -> dict[str, Any]:
