@@ -544,3 +544,28 @@ def test_file_info_is_an_immutable_record():
         info.size = 4  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(info)) == info
     assert repr(info) == "FileInfo(path='/a.csv', type='file', size=3, hash='ab')"
+
+
+def test_a_first_write_racing_another_first_write_joins_the_branch(store, monkeypatch):
+    """Two first writers both find no ``master``; the one whose insert comes second must see the
+    branch the other made, not fail with "already exists" (seen on PostgreSQL in CI: a writer
+    thread died and its files were lost to the caller)."""
+    from headrace.store.errors import BranchNotFound
+
+    store.create_repo("r")
+    store.put_file("r@master:/a.txt", b"a")
+    real = Metadata.get_branch
+    stale = [True, True]  # write_target's look and start's look both miss the branch
+
+    def looks_before_the_other_writer_committed(self, conn, repo, name, *, for_update=False):
+        if stale and name == "master" and for_update:
+            stale.pop()
+            raise BranchNotFound(f"branch {name!r} not found in repo {repo!r}")
+        return real(self, conn, repo, name, for_update=for_update)
+
+    monkeypatch.setattr(Metadata, "get_branch", looks_before_the_other_writer_committed)
+    store.put_file("r@master:/b.txt", b"b")
+    assert not stale
+    assert store.get_file("r@master:/a.txt") == b"a"
+    assert store.get_file("r@master:/b.txt") == b"b"
+    assert len(store.list_commits("r", "master")) == 2

@@ -21,6 +21,7 @@ from typing import Any
 
 from headrace.store import trees
 from headrace.store.errors import (
+    BranchExists,
     BranchNotFound,
     CommitFinished,
     CommitNotFound,
@@ -99,7 +100,12 @@ def start(
         branch = meta.get_branch(conn, r.repo, r.ref, for_update=True)
     except BranchNotFound:
         validate_name(r.ref, "branch")
-        branch = meta.create_branch(conn, r.repo, r.ref)
+        try:
+            branch = meta.create_branch(conn, r.repo, r.ref)
+        except BranchExists:
+            # Another writer made the branch after we looked; its row is committed, so lock it
+            # and go on as if it had been there (a first write racing a first write).
+            branch = meta.get_branch(conn, r.repo, r.ref, for_update=True)
     head = branch.head_commit
     if head is not None:
         current = meta.get_commit(conn, head)

@@ -4,6 +4,7 @@ involved and, where there is one, what to do."""
 from __future__ import annotations
 
 __all__ = [
+    "BranchExists",
     "BranchNotFound",
     "CommitFinished",
     "CommitNotFound",
@@ -68,6 +69,10 @@ class ObjectNotFound(NotFound):
 
 class RepoExists(StoreError):
     pass
+
+
+class BranchExists(StoreError):
+    """Creating a branch that is already there."""
 
 
 class CommitFinished(StoreError):

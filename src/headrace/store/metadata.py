@@ -42,6 +42,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from headrace.store.errors import (
+    BranchExists,
     BranchNotFound,
     CommitFinished,
     CommitNotFound,
@@ -263,7 +264,7 @@ class Metadata(SQLDatabase):
         head_commit: str | None = None,
         created_at: float | None = None,
     ) -> BranchRecord:
-        """Insert a branch (empty, or at ``head_commit``); StoreError if it exists."""
+        """Insert a branch (empty, or at ``head_commit``); :class:`BranchExists` if it exists."""
         validate_name(name, "branch")
         self.get_repo(conn, repo)
         if head_commit is not None:
@@ -272,7 +273,7 @@ class Metadata(SQLDatabase):
             sa.select(_branches.c.name).where(_branches.c.repo == repo, _branches.c.name == name)
         )
         if exists is not None:
-            raise StoreError(
+            raise BranchExists(
                 f"branch {repo}@{name} already exists; move it with set_head or delete it first"
             )
         record = BranchRecord(
