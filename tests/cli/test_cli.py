@@ -22,7 +22,8 @@ from headrace.cli.progress import RunMonitor
 from headrace.graph.nodes import PipelineGraph
 from headrace.model.pipeline import Pipeline
 from headrace.model.result import PipelineState
-from headrace.runners.direct.runner import DirectRunner, StageProgress
+from headrace.runners import events
+from headrace.runners.direct.runner import DirectRunner
 
 runner = CliRunner()
 
@@ -232,6 +233,45 @@ def test_progress_prints_a_summary_table(tmp_path):
     assert s1[4:7] == ["done", "3", "3"]
     # the summary is printed before the script's later output would be (on stdout here)
     assert "script finished" in result.stdout
+
+
+STREAMING_COUNT = """
+import sys
+from headrace.beam.testing.test_stream import TestStream
+from headrace.beam.transforms.window import FixedWindows, TimestampedValue
+import headrace.beam as beam
+
+stream = (
+    TestStream()
+    .add_elements([TimestampedValue(w, t) for t, w in enumerate(["a", "b", "a"])])
+    .advance_watermark_to(30)
+    .add_elements([TimestampedValue("c", 40)])
+    .advance_watermark_to_infinity()
+)
+with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(streaming=True)) as p:
+    (p | "Events" >> stream | "Window" >> beam.WindowInto(FixedWindows(10))
+       | "Count" >> beam.combiners.Count.PerElement() | "Show" >> beam.Map(print))
+"""
+
+
+def test_progress_of_a_streaming_run_shows_its_steps_counts_and_watermarks(tmp_path):
+    """A streaming run reports per-step counts and output watermarks through run events."""
+    script = write_script(tmp_path, STREAMING_COUNT)
+    result = runner.invoke(app, ["run", "--progress", str(script)])
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert "pipeline 1: DONE in" in err and "watermark" in err
+    # S0 Events, S1 Window, S2 Count/...PairWithVoid, S3 Count/CombinePerKey, S4 Show; a long
+    # name folds onto the next line of the table, the numbers stay on the row's first line.
+    rows = {}
+    for line in err.splitlines():
+        words = line.split()
+        if words and words[0][:1] == "S" and words[0][1:].isdigit() and "done" in words:
+            at = words.index("done")
+            rows[words[0]] = (" ".join(words[1:at]), words[at + 1 : at + 3], words[-2])
+    assert rows["S0"] == ("Events", ["0", "4"], "end")  # a source: nothing in, four out
+    assert rows["S3"][1] == ["4", "3"]  # (a, 2) (b, 1) then (c, 1)
+    assert rows["S4"] == ("Show", ["3", "3"], "end")  # the watermark at the end of time
 
 
 def test_quiet_wins_over_progress(tmp_path):
@@ -532,50 +572,53 @@ def test_plan_when_the_script_fails_before_building(tmp_path):
 
 
 class FakeResult:
-    """A result that publishes progress like DirectPipelineResult, moved by the test."""
+    """The handle a RunSubmitted event carries: the monitor only waits for it and cancels it."""
 
     def __init__(self) -> None:
-        self.progress = [StageProgress("Read ... Parse"), StageProgress("Group ... Write")]
-        self.started = time.perf_counter()
-        self.finished: float | None = None
-        self._state = PipelineState.RUNNING
         self.waits = 0
-
-    @property
-    def state(self) -> PipelineState:
-        return self._state
-
-    def finish(self, state: PipelineState = PipelineState.DONE) -> None:
-        self._state = state
-        self.finished = time.perf_counter()
+        self.state = PipelineState.RUNNING
 
     def wait_until_finish(self, duration: float | None = None) -> PipelineState:
         self.waits += 1
-        return self._state
+        return self.state
 
     def cancel(self) -> PipelineState:
-        return self._state
+        self.state = PipelineState.CANCELLED
+        return self.state
 
 
-def test_monitor_draws_live_progress_on_a_terminal():
+STAGES = ("Read ... Parse", "Group ... Write")
+
+
+def submit(monitor: RunMonitor, run_id: str = "r1", streaming: bool = False) -> FakeResult:
+    result = FakeResult()
+    monitor.on_event(events.RunSubmitted(run_id, streaming, STAGES, result=result))
+    monitor.on_event(events.RunStarted(run_id))
+    return result
+
+
+def test_monitor_draws_live_progress_from_run_events_on_a_terminal():
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=120, color_system=None)
     monitor = RunMonitor(console, live=True, refresh_per_second=50)
-    result = FakeResult()
-    monitor.observe(result)
-    stage = result.progress[0]
-    stage.state = "running"
-    stage.elements_in = 12_345
-    time.sleep(0.2)
+    submit(monitor)
+    monitor.on_event(events.StageStarted("r1", 0, STAGES[0], 2))
+    monitor.on_event(events.StageUpdated("r1", 0, STAGES[0], 12_345, 0))
+    monitor.on_event(events.StageUpdated("someone-else", 0, STAGES[0], 99_999, 0))
+    deadline = time.monotonic() + 5
+    while "12,345" not in buffer.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.02)
     drawn = buffer.getvalue()
     assert "pipeline 1: RUNNING" in drawn
     assert "S0 Read ... Parse" in drawn
     assert "running" in drawn
     assert "12,345" in drawn
+    assert "99,999" not in drawn  # another run's events
     assert "pending" in drawn  # the second stage
-    stage.state, stage.elements_out, stage.seconds = "done", 10, 0.5
-    result.progress[1].state = "done"
-    result.finish()
+    monitor.on_event(events.StageFinished("r1", 0, STAGES[0], "done", 12_345, 10, 0.5, 2, 0))
+    monitor.on_event(events.StageStarted("r1", 1, STAGES[1], 1))
+    monitor.on_event(events.StageFinished("r1", 1, STAGES[1], "done", 10, 3, 0.1, 1, 0))
+    monitor.on_event(events.RunFinished("r1", "DONE"))
     # the watcher reports the run by itself, without a wait
     deadline = time.monotonic() + 5
     while "pipeline 1: DONE in" not in buffer.getvalue() and time.monotonic() < deadline:
@@ -590,10 +633,9 @@ def test_monitor_draws_live_progress_on_a_terminal():
 def test_monitor_reports_once_when_waited_and_shows_failed_stage():
     buffer = io.StringIO()
     monitor = RunMonitor(Console(file=buffer, width=120), live=False)
-    result = FakeResult()
-    monitor.observe(result)
-    result.progress[0].state = "running"
-    result.finish(PipelineState.FAILED)
+    result = submit(monitor)
+    monitor.on_event(events.StageStarted("r1", 0, STAGES[0], 1))
+    monitor.on_event(events.RunFinished("r1", "FAILED", "ValueError: bad"))
     result.wait_until_finish()
     result.wait_until_finish()
     monitor.close()
@@ -605,16 +647,40 @@ def test_monitor_reports_once_when_waited_and_shows_failed_stage():
     assert rows["S1"][4:6] == ["not", "run"]
 
 
+def test_monitor_shows_a_streaming_runs_steps_with_counts_and_watermarks():
+    buffer = io.StringIO()
+    monitor = RunMonitor(Console(file=buffer, width=140), live=False)
+    result = submit(monitor, streaming=True)
+    monitor.on_event(events.StageUpdated("r1", 1, STAGES[1], 7, 2))
+    monitor.on_event(events.Watermark("r1", STAGES[1], 1_700_000_000_123_000))
+    assert [v.state for v in monitor.views[0].stages] == ["running", "running"]
+    monitor.on_event(events.RunFinished("r1", "DONE"))
+    result.wait_until_finish()
+    monitor.close()
+    text = buffer.getvalue()
+    assert "watermark" in text and "spills" not in text
+    row = next(line.split() for line in text.splitlines() if line.strip().startswith("S1"))
+    assert row[4:7] == ["done", "7", "2"]
+    assert "2023-11-14" in row and "22:13:20.123" in row
+
+
 def test_quiet_monitor_prints_nothing_but_waits():
     monitor = RunMonitor(None)
-    result = FakeResult()
-    monitor.observe(result)
-    result.finish()
+    result = submit(monitor)
+    monitor.on_event(events.RunFinished("r1", "DONE"))
     assert monitor.wait_all() is None
     assert monitor.wait_all() is None  # waited once: not again
     monitor.close()
     assert result.waits == 1
     assert monitor.results == [result]
+
+
+def test_monitor_cancels_only_the_runs_still_going():
+    monitor = RunMonitor(None)
+    done, going = submit(monitor, "a"), submit(monitor, "b")
+    monitor.on_event(events.RunFinished("a", "DONE"))
+    monitor.cancel_running()
+    assert (done.state, going.state) == (PipelineState.RUNNING, PipelineState.CANCELLED)
 
 
 # -- a real subprocess ---------------------------------------------------------------------------

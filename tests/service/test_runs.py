@@ -163,6 +163,7 @@ def test_a_run_is_cancelled_from_the_service(fresh_service, tmp_path):
             proc.kill()
             proc.communicate()
     assert f"Run {run_id} cancelled from the job service".encode() in err
+    assert proc.returncode == 1, err  # a cancelled run is not a success
     # a cancel of an ended run changes nothing
     assert fresh_service.post(f"/api/v1/runs/{run_id}/cancel")["state"] == "CANCELLED"
     assert fresh_service.request("POST", "/api/v1/runs/nosuch/cancel")[0] == 404

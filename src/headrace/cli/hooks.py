@@ -3,9 +3,9 @@
 Both hooks act for the duration of a ``with`` block, in this process only (the second patches
 classes and puts the original methods back on exit, also on error):
 
-- :func:`observe_runs` listens to run events (:mod:`headrace.runners.events`): the result of
-  every run submitted inside the block is handed to a
-  :class:`~headrace.cli.progress.RunMonitor`. Nothing is patched.
+- :func:`observe_runs` delivers the run events (:mod:`headrace.runners.events`) of every run
+  submitted inside the block to a :class:`~headrace.cli.progress.RunMonitor`. Nothing is
+  patched.
 - :func:`capture_pipelines` replaces ``Pipeline.run`` (and, for scripts that call a runner
   directly, ``DirectRunner.run_pipeline``): the pipeline's graph is recorded and planned, and a
   :class:`PlannedResult` comes back instead of a run. ``with Pipeline() as p:`` blocks end
@@ -25,20 +25,15 @@ from headrace.model.pipeline import Pipeline
 from headrace.model.result import PipelineResult, PipelineState
 from headrace.plan.stages import ExecutionPlan, build_plan
 from headrace.runners.direct.runner import DirectRunner
-from headrace.runners.events import RunEvent, RunSubmitted, listening
+from headrace.runners.events import listening
 
 __all__ = ["CapturedPipeline", "PlannedResult", "capture_pipelines", "observe_runs"]
 
 
 @contextmanager
 def observe_runs(monitor: Any) -> Iterator[None]:
-    """Hand the result of every run submitted inside the block to ``monitor.observe``."""
-
-    def on_event(event: RunEvent) -> None:
-        if isinstance(event, RunSubmitted) and event.result is not None:
-            monitor.observe(event.result)
-
-    with listening(on_event):
+    """Deliver the events of every run submitted inside the block to ``monitor.on_event``."""
+    with listening(monitor.on_event):
         yield
 
 

@@ -48,7 +48,6 @@ from headrace.cli.script import (
 
 if TYPE_CHECKING:
     from headrace.cli.hooks import CapturedPipeline
-    from headrace.cli.progress import RunMonitor
 
 __all__ = ["app", "main"]
 
@@ -317,13 +316,13 @@ def _run(
     except TargetError as e:
         _fail(console, str(e), EXIT_USAGE)
     except KeyboardInterrupt:
-        _cancel_all(monitor)
+        monitor.cancel_running()
         monitor.close()  # print the summaries before the message
         console.print(Text("Interrupted; running pipelines were cancelled.", style="yellow"))
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as e:
         error = e
-        _cancel_all(monitor)
+        monitor.cancel_running()
     finally:
         monitor.close()
     if error is not None and _is_options_error(error):
@@ -333,15 +332,13 @@ def _run(
         raise typer.Exit(EXIT_FAILURE)
     if status:
         raise typer.Exit(status)
-
-
-def _cancel_all(monitor: RunMonitor) -> None:
-    for result in monitor.results:
-        if getattr(result, "finished", None) is None:
-            try:
-                result.cancel()
-            except Exception:  # cancelling is best effort while reporting another failure
-                pass
+    cancelled = [i for i, v in enumerate(monitor.views, 1) if v.state == "CANCELLED"]
+    if cancelled:
+        # As Beam's service runners: a run that did not end DONE is not a success, even when
+        # something else (the job service, another thread) cancelled it.
+        which = ", ".join(f"pipeline {i}" for i in cancelled)
+        console.print(Text(f"Cancelled: {which} did not run to the end.", style="yellow"))
+        raise typer.Exit(EXIT_FAILURE)
 
 
 @app.command(

@@ -60,12 +60,12 @@ class StreamingProgress:
             self.sample()
 
     def _counts(self, node: Any) -> tuple[int, int]:
-        op = self.run.ops.get(node.id) or self.run.stateful.get(node.id)
-        if op is None and node.id in self.run.gates:
-            op = self.run.gates[node.id].op
-        if op is None:
-            return 0, 0
-        return int(getattr(op, "elements_in", 0)), int(getattr(op, "elements_out", 0))
+        """Elements into the step (its main inputs) and out of it (all its outputs), counted on
+        the PCollections themselves, so sources, groupings and stateful steps count too."""
+        counts = self.run.element_counts
+        elements_in = sum(counts.get(pid, 0) for pid in node.inputs)
+        elements_out = sum(counts.get(pid, 0) for _, pid in node.outputs)
+        return elements_in, elements_out
 
     def sample(self) -> None:
         watermarks = self.run.watermarks

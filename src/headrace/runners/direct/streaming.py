@@ -147,6 +147,8 @@ class StreamingRun:
     finalize_records: dict[str, list[Any]] = field(default_factory=dict)
     containers: list[MetricsContainer] = field(default_factory=list)
     receivers: dict[str, list[Receiver]] = field(default_factory=dict)
+    # PCollection id -> elements emitted into it so far (progress; read by a sampler thread)
+    element_counts: dict[str, int] = field(default_factory=dict)
     gates: dict[str, _SideInputGate] = field(default_factory=dict)
     stateful: dict[str, StatefulParDo] = field(default_factory=dict)
     side_data: dict[str, list[WindowedValue]] = field(default_factory=dict)
@@ -176,8 +178,11 @@ class StreamingRun:
 
     def _emitter(self, pid: str) -> Receiver:
         targets = self._receiver_list(pid)
+        counts = self.element_counts
+        counts.setdefault(pid, 0)
 
         def emit(chunk: list[Any]) -> None:
+            counts[pid] += len(chunk)
             for r in targets:
                 r(chunk)
 
@@ -331,6 +336,7 @@ class StreamingRun:
             return
         chunk = [_wrap(x) for x in elements]
         out_pid = dict(src.node.outputs)[tag] if tag is not None else src.node.outputs[0][1]
+        self.element_counts[out_pid] = self.element_counts.get(out_pid, 0) + len(chunk)
         for r in self._receiver_list(out_pid):
             r(chunk)
 
@@ -379,8 +385,10 @@ class StreamingRun:
         if positions is not None and len(positions) != len(chunk):
             positions = None
         self._batch, self._batch_ts = self._batches << _TS_BITS, frozenset(stamps)
+        out_pid = src.node.outputs[0][1]
+        self.element_counts[out_pid] = self.element_counts.get(out_pid, 0) + len(chunk)
         try:
-            for r in self._receiver_list(src.node.outputs[0][1]):
+            for r in self._receiver_list(out_pid):
                 r(chunk)
         finally:
             self._batch, self._batch_ts = _NO_BATCH, None
