@@ -84,6 +84,9 @@ def payload(i: int) -> bytes:
     return b"payload %d\n" % i * (1 + i % 7) * 40
 
 
+_SCHEMAS: list[str] = []  # made by this run; dropped at its end, also after Ctrl-C or an error
+
+
 def fresh_postgres() -> str | None:
     """A new schema in the test database, or None when PostgreSQL is not reachable."""
     try:
@@ -94,11 +97,29 @@ def fresh_postgres() -> str | None:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"CREATE SCHEMA {name}")
         engine.dispose()
+        _SCHEMAS.append(name)
         url = sa.make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={name}"})
     except Exception as e:
         print(f"PostgreSQL not available ({type(e).__name__}); skipped")
         return None
     return url.render_as_string(hide_password=False)
+
+
+def drop_schemas() -> None:
+    """Drop the schemas this run made (best effort: a kill -9 of this script still leaves them)."""
+    if not _SCHEMAS:
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(POSTGRES)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '20s'")
+            for name in _SCHEMAS:
+                conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        _SCHEMAS.clear()
+    finally:
+        engine.dispose()
 
 
 def writer_and_gc(db: str, rounds: int, rng: random.Random) -> tuple[int, int, int, int]:
@@ -217,4 +238,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+    finally:
+        drop_schemas()
+    sys.exit(status)
