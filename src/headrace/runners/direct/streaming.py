@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from headrace.exec.errors import annotate
@@ -327,9 +328,12 @@ class StreamingRun:
             self._batch, self._batch_ts = outer, outer_ts
 
     def _push_source(self, src: _Source, elements: list[Any], tag: str | None = None) -> None:
-        if not elements:
+        if elements:
+            self._push_chunk(src, [_wrap(x) for x in elements], tag)
+
+    def _push_chunk(self, src: _Source, chunk: list[WindowedValue], tag: str | None) -> None:
+        if not chunk:
             return
-        chunk = [_wrap(x) for x in elements]
         out_pid = dict(src.node.outputs)[tag] if tag is not None else src.node.outputs[0][1]
         for r in self._receiver_list(out_pid):
             r(chunk)
@@ -394,7 +398,14 @@ class StreamingRun:
             return True
         kind = type(event).__name__
         if kind == "ElementEvent":
-            self._push_source(src, list(event.timestamped_values), _tag_of(src, event.tag))
+            tag = _tag_of(src, event.tag)
+            if event.is_columnar():
+                # values and int timestamps: straight to windowed values, no object in between
+                values, stamps = event.columns()
+                chunk = list(map(WindowedValue, values, stamps, repeat(GLOBAL_WINDOWS_TUPLE)))
+                self._push_chunk(src, chunk, tag)
+            else:
+                self._push_source(src, list(event.timestamped_values), tag)
         elif kind == "WatermarkEvent":
             src.watermark = max(src.watermark, _us(event.new_watermark))
         elif kind == "ProcessingTimeEvent":
