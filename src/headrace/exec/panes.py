@@ -55,9 +55,11 @@ Panes are emitted when the trigger fires and there is something new in them, exc
 pane, which is emitted even when empty (Beam's default ``OnTimeBehavior.FIRE_ALWAYS``). A pane is
 EARLY while the watermark is at or before the window's max timestamp; after that the first pane
 is ON_TIME if the window still held the watermark back (see ``triggers.pane_info``), else LATE.
-A custom trigger is evaluated once per key and window after each bundle given to
-:meth:`PaneEngine.process` (all its elements added first), as Beam's trigger driver does, so
-panes depend on bundling as in Beam: a TestStream's ``add_elements`` is one bundle; the direct
+Every trigger, the default one included, is evaluated once per key and window after each bundle
+given to :meth:`PaneEngine.process` (all its elements added first), as Beam's trigger drivers do
+(Java ``ReduceFnRunner.processElements``, Python ``GeneralTriggerDriver.process_elements``): the
+late elements of one bundle in one window make one LATE pane. So panes depend on bundling as in
+Beam: a TestStream's ``add_elements`` is one bundle; the direct
 runner feeds a bounded source in bundles of up to 1024 elements (Beam's batch: one per key).
 :meth:`PaneEngine.add` is a bundle of one element.
 
@@ -326,15 +328,15 @@ class PaneEngine:
         As in Beam's trigger driver (``GeneralTriggerDriver.process_elements``), a custom trigger
         is evaluated once per key and window after all of the bundle's elements are added, not
         after each element: ``Repeatedly(AfterCount(2))`` over a bundle of 5 fires one pane of 5.
+        The default trigger too: late elements of one bundle in one window make one LATE pane.
         A malformed element raises an error that names the engine's ``label``.
         """
         if not self.merging and self._eow and self.machine.is_default:
             self._add_default(chunk)
             return self.drain()
         add_one = self._add_merging if self.merging else self._add_one
-        touched: dict[tuple[Any, BoundedWindow], None] | None = None
-        if not self.machine.is_default:
-            touched = self._deferred = {}
+        touched: dict[tuple[Any, BoundedWindow], None] = {}
+        self._deferred = touched
         try:
             for wv in chunk:
                 key, value = wv.value
@@ -357,6 +359,7 @@ class PaneEngine:
         windows, the default trigger and output at the end of the window (the same steps in the
         same order, without two method calls per element)."""
         panes, fn, ctx = self._panes, self.combine_fn, self._ctx
+        late: dict[tuple[Any, BoundedWindow], _Pane] = {}
         try:
             for wv in chunk:
                 key, value = wv.value
@@ -382,16 +385,19 @@ class PaneEngine:
                     max_ts = pane.max_ts
                     if pane.hold != max_ts and max_ts >= self._wm:
                         self._add_hold(key, window, pane, max_ts)
-                    ctx.window = window
-                    ctx.max_timestamp = max_ts
                     pane.trig[1] = True
-                    if self._wm > max_ts:
-                        self._fire(key, window, pane)
+                    if self._wm > max_ts:  # late: fires once the whole bundle is in
+                        late[(key, window)] = pane
         except (TypeError, ValueError) as e:
             error = _bad_element(self.label, wv.value, e)
             if error is e:
                 raise
             raise error from e
+        finally:
+            for (key, window), pane in late.items():
+                ctx.window = window
+                ctx.max_timestamp = pane.max_ts
+                self._fire(key, window, pane)
 
     def _gc_time(self, max_ts: int) -> int:
         return min(max_ts + self.lateness, max(max_ts, GLOBAL_WINDOW_MAX_US))
@@ -475,7 +481,10 @@ class PaneEngine:
         if m.is_default:  # the common case, without the machine's calls
             pane.trig[1] = True
             if self._wm > pane.max_ts:
-                self._fire(key, window, pane)
+                if self._deferred is not None:
+                    self._deferred[(key, window)] = None  # fires once the bundle is in
+                else:
+                    self._fire(key, window, pane)
             return
         m.on_element(pane.trig, ctx)
         if self._deferred is not None:
@@ -496,7 +505,10 @@ class PaneEngine:
                 continue  # merged away, or closed by a firing
             ctx.window = window
             ctx.max_timestamp = pane.max_ts
-            if m.should_fire(pane.trig, ctx):
+            if m.is_default:
+                if self._wm > pane.max_ts:  # only late panes were deferred
+                    self._fire(key, window, pane)
+            elif m.should_fire(pane.trig, ctx):
                 self._fire(key, window, pane)
             elif m.uses_processing_time:
                 self._schedule_deadline(key, window, pane)
