@@ -422,3 +422,21 @@ def test_element_event_of_other_objects_is_not_columnar():
     wv = WindowedValue("v", 5, GLOBAL_WINDOWS_TUPLE)
     assert not ElementEvent([wv]).is_columnar()
     assert ElementEvent([tv("v", 0)]).is_columnar()
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps], ids=["pickle", "cloudpickle"])
+def test_element_events_pickle_each_element_on_its_own_and_keep_cycles(dumps):
+    """Elements are stored without the pickler's memo, each on its own as Beam encodes them:
+    two elements sharing one object come back with equal, separate copies. Cyclic values still
+    round-trip (they are pickled with the memo). Extreme timestamps survive the int64 column."""
+    shared = {"n": 1}
+    cyclic: list = ["c"]
+    cyclic.append(cyclic)
+    event = ElementEvent.from_columns([shared, shared, "x"], [MIN_US, MAX_US - 1, 0])
+    back = pickle.loads(dumps(event))
+    a, b, x = back.columns()[0]
+    assert a == b == shared and a is not b and x == "x"
+    assert back.columns()[1] == [MIN_US, MAX_US - 1, 0]
+    loop = pickle.loads(dumps(ElementEvent.from_columns([cyclic], [5])))
+    (value,) = loop.columns()[0]
+    assert value[0] == "c" and value[1] is value

@@ -172,6 +172,8 @@ class PaneEngine:
         self.window_fn = window_fn if window_fn is not None else GlobalWindows()
         self.merging = self.window_fn.is_merging()
         self.machine = TriggerMachine.for_trigger(trigger)
+        # the default trigger over non-merging windows: panes never close (see _evaluate_default)
+        self._plain_default = self.machine.is_default and not self.merging
         mode = getattr(accumulation_mode, "name", accumulation_mode)
         if mode not in ("DISCARDING", "ACCUMULATING"):
             raise ValueError(
@@ -241,11 +243,12 @@ class PaneEngine:
         if watermark_us > self._wm:
             self._wm = self._ctx.watermark = watermark_us
             heap, panes = self._event_heap, self._panes
+            evaluate = self._evaluate_default if self._plain_default else self._evaluate
             while heap and heap[0][0] < watermark_us:
                 _, _, key, window = heapq.heappop(heap)
                 pane = panes.get((key, window))
                 if pane is not None:
-                    self._evaluate(key, window, pane)
+                    evaluate(key, window, pane)
         return self.drain()
 
     def advance_processing_time(self, now_us: int) -> list[WindowedValue]:
@@ -359,6 +362,11 @@ class PaneEngine:
         windows, the default trigger and output at the end of the window (the same steps in the
         same order, without two method calls per element)."""
         panes, fn, ctx = self._panes, self.combine_fn, self._ctx
+        # CombinePerKey(sum): add numbers into the accumulator's one partial sum instead of
+        # calling add_input (the accumulator stays the CombineFn's list; extract_output(acc) is
+        # sum(acc) = 0 + partial, the same left-to-right additions as sum over the values).
+        summing = fn is not None and getattr(fn, "fast_path", None) == "sum"
+        lateness, new_state = self.lateness, self.machine.new_state
         late: dict[tuple[Any, BoundedWindow], _Pane] = {}
         try:
             for wv in chunk:
@@ -367,17 +375,26 @@ class PaneEngine:
                     pane = panes.get((key, window))
                     if pane is None:  # a live pane is never past garbage collection
                         max_ts = window.max_timestamp_us()
-                        gc = self._gc_time(max_ts)
+                        gc = min(max_ts + lateness, max(max_ts, GLOBAL_WINDOW_MAX_US))
                         if self._wm > gc:
                             self.dropped_late += 1
                             continue
-                        pane = panes[(key, window)] = self._new_pane(window, max_ts, gc)
+                        pane = panes[(key, window)] = _Pane(
+                            None if fn is not None else [], new_state(), max_ts, gc
+                        )
                         self._schedule(key, window, pane)
                     elif pane.closed:
                         self.dropped_closed += 1
                         continue
                     if fn is None:
                         pane.values.append(value)
+                    elif (
+                        summing
+                        and (type(value) is int or type(value) is float)
+                        and pane.values is not None
+                        and len(pane.values) == 1
+                    ):
+                        pane.values[0] += value
                     else:
                         acc = pane.values if pane.values is not None else fn.create_accumulator()
                         pane.values = fn.add_input(acc, value)
@@ -557,6 +574,21 @@ class PaneEngine:
             self._remove(key, window)
         elif self.machine.uses_processing_time:
             self._schedule_deadline(key, window, pane)
+
+    def _evaluate_default(self, key: Any, window: BoundedWindow, pane: _Pane) -> None:
+        """:meth:`_evaluate` then :meth:`_fire` for the default trigger and non-merging windows
+        (whose panes never close), without the trigger machine's calls: called when the
+        watermark passed the pane's end of window or garbage-collection time, so the trigger
+        fires if an element arrived since the last pane."""
+        expiring = self._wm > pane.gc
+        trig = pane.trig
+        if trig[1]:
+            trig[1] = False
+            self._emit(key, window, pane, is_last=expiring)
+        elif expiring and pane.pending and self.fire_at_expiry:
+            self._emit(key, window, pane, is_last=True)
+        if expiring:
+            del self._panes[(key, window)]
 
     def _fire(self, key: Any, window: BoundedWindow, pane: _Pane) -> None:
         m = self.machine

@@ -17,7 +17,9 @@ tags make several outputs: applying the stream then gives a dict from tag to PCo
 
 from __future__ import annotations
 
+import io
 import pickle
+from array import array
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
@@ -131,9 +133,11 @@ class ElementEvent(Event):
         # and one TimestampedValue object per element made that the slowest part of a run.
         # Values plain pickle refuses, or would store as references into __main__ (which a
         # worker process cannot import), go as they are to the caller's pickler (cloudpickle).
-        values, stamps = self.columns()
+        # The timestamps go as one int64 array (bytes to the pickler, not one int each).
+        values, stamp_list = self.columns()
+        stamps = array("q", stamp_list)
         try:
-            data = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+            data = _dumps_values(values)
         except Exception:  # lambdas, local classes, ...: cloudpickle stores those by value
             return (_element_event, (values, stamps, self.tag))
         if b"__main__" in data:
@@ -149,12 +153,35 @@ def _stamped(value: Any, timestamp_us: int) -> TimestampedValue:
     return tv
 
 
-def _element_event(values: list[Any], stamps: list[int], tag: Any) -> ElementEvent:
-    return ElementEvent.from_columns(list(values), list(stamps), tag)
+def _dumps_values(values: list[Any]) -> bytes:
+    """``values`` pickled without the pickler's memo when they have no cycles.
+
+    The memo (one entry per tuple and string, to share repeated references) made pickling a
+    stream of many small elements cost as much as a run over them. Without it every element is
+    stored on its own, as Beam encodes each element on its own: two elements holding the same
+    object come back holding equal copies. Cyclic values need the memo and get it.
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True  # no memo (CPython refuses cycles in this mode: ValueError)
+    try:
+        pickler.dump(values)
+    except ValueError:
+        return pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+    return buffer.getvalue()
 
 
-def _element_event_from_pickle(data: bytes, stamps: list[int], tag: Any) -> ElementEvent:
-    return ElementEvent.from_columns(pickle.loads(data), stamps, tag)
+def _element_event(values: list[Any], stamps: Iterable[int], tag: Any) -> ElementEvent:
+    return ElementEvent.from_columns(list(values), _stamp_list(stamps), tag)
+
+
+def _element_event_from_pickle(data: bytes, stamps: Iterable[int], tag: Any) -> ElementEvent:
+    return ElementEvent.from_columns(pickle.loads(data), _stamp_list(stamps), tag)
+
+
+def _stamp_list(stamps: Iterable[int]) -> list[int]:
+    # an int64 array (or, from older pickles, a list)
+    return stamps.tolist() if isinstance(stamps, array) else list(stamps)
 
 
 def _too_late(value: Any, timestamp_us: int) -> NoReturn:

@@ -157,7 +157,8 @@ class StreamingRun:
 
     def __post_init__(self) -> None:
         self.order = list(streaming_leaves(self.graph))
-        self._build()
+        with relaxed_gc():  # loading a large TestStream makes many objects at once
+            self._build()
         self.tracker = self._tracker()
         self.clock = Clock(controlled=any(s.kind == "test_stream" for s in self.sources))
         # Lineage of unbounded reads (see _commit_done): each non-empty poll is a batch; _batch is
