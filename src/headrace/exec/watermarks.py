@@ -76,12 +76,26 @@ class TrackedStep:
 
 
 class _State:
-    __slots__ = ("dirty", "input_wm", "now", "seen", "step")
+    __slots__ = (
+        "advance",
+        "dirty",
+        "input_seen",
+        "input_wm",
+        "inputs",
+        "now",
+        "outputs",
+        "seen",
+        "step",
+        "watches",
+    )
 
     def __init__(self, step: TrackedStep) -> None:
         self.step = step
+        self.inputs, self.outputs, self.watches = step.inputs, step.outputs, step.watches
+        self.advance = step.advance
         self.input_wm = MIN_US
-        self.seen: tuple[int, ...] | None = None  # (input wm, watched wms...) at the last advance
+        self.input_seen: int | None = None  # the input watermark at the last advance
+        self.seen: tuple[int, ...] | None = None  # the watched watermarks at the last advance
         self.now: int | None = None
         self.dirty = True
 
@@ -132,18 +146,27 @@ class WatermarkTracker:
         calling the ``advance`` callbacks of the steps whose view changed."""
         wm = self.watermarks
         for state in self._states:
-            step = state.step
-            in_wm = min([wm[p] for p in step.inputs], default=MAX_US)
+            inputs = state.inputs
+            if len(inputs) == 1:
+                in_wm = wm[inputs[0]]
+            else:
+                in_wm = min([wm[p] for p in inputs], default=MAX_US)
             state.input_wm = in_wm
-            if step.advance is None:
+            advance = state.advance
+            if advance is None:
                 out_wm = in_wm
             else:
-                seen = (in_wm, *(wm[p] for p in step.watches)) if step.watches else (in_wm,)
-                if not state.dirty and seen == state.seen and now_us == state.now:
+                seen = (*(wm[p] for p in state.watches),) if state.watches else None
+                if (
+                    not state.dirty
+                    and in_wm == state.input_seen
+                    and seen == state.seen
+                    and now_us == state.now
+                ):
                     self.skipped += 1
                     continue  # nothing it sees changed: the same hold, nothing to fire
                 state.dirty = False
-                state.seen, state.now = seen, now_us
-                out_wm = min(in_wm, step.advance(in_wm, now_us))
-            for pid in step.outputs:
+                state.input_seen, state.seen, state.now = in_wm, seen, now_us
+                out_wm = min(in_wm, advance(in_wm, now_us))
+            for pid in state.outputs:
                 wm[pid] = max(wm[pid], out_wm)

@@ -472,7 +472,9 @@ class TestStream(PTransform):
                 f"{type(elements).__name__}; wrap it in a list: add_elements([{elements!r}])"
             )
         self.output_tags.add(tag)
-        current = self.watermarks.setdefault(tag, Timestamp(micros=MIN_US))
+        current = self.watermarks.get(tag)
+        if current is None:  # as Beam: a new tag starts at the minimum timestamp
+            current = self.watermarks[tag] = Timestamp(micros=MIN_US)
         default_us = current.micros if event_timestamp is None else to_micros(event_timestamp)
         values = list(elements)
         stamped = (TimestampedValue, WindowedValue)
