@@ -483,9 +483,12 @@ def test_malformed_elements_are_reported_with_the_label():
 def test_bundles_and_single_adds_give_the_same_panes(window_fn, combine):
     """``process`` of a bundle (its own loop for the default trigger at the end of the window)
     must fire, hold, drop and count exactly as ``add`` element by element: on-time, late within
-    the allowed lateness, and dropped past it. The per-element semantics are Beam's
-    (``ReduceFnRunner``: default trigger fires when the watermark passes the window's end, and
-    once per late element; data past the garbage-collection time is dropped)."""
+    the allowed lateness, and dropped past it, except that the late elements of one bundle in one
+    key and window make one LATE pane, where ``add`` (a bundle of one) makes one each. These are
+    Beam's semantics (``ReduceFnRunner.processElements``: the default trigger fires when the
+    watermark passes the window's end, and after each bundle bringing late data to a window; data
+    past the garbage-collection time is dropped). The reference merges the per-element late panes
+    of each bundle and renumbers the panes."""
     import random
 
     r = random.Random(5)
@@ -505,17 +508,100 @@ def test_bundles_and_single_adds_give_the_same_panes(window_fn, combine):
         for bundle, to in steps:
             if by_bundle:
                 chunk = [WindowedValue((k, v), t, window_fn.assign_us(t)) for k, v, t in bundle]
-                out.extend(engine.process(chunk))
+                late = engine.process(chunk)
             else:
                 for k, v, t in bundle:
                     engine.add(k, v, t, window_fn.assign_us(t))
-                out.extend(engine.drain())
+                late = merge_bundle(engine.drain())
+            out.extend(late)
             out.extend(engine.advance_watermark(to))
         out.extend(engine.finish())
-        got = [(wv.value, wv.timestamp_us, wv.windows, wv.pane) for wv in out]
+        if by_bundle:  # the engine numbers its panes itself
+            assert [wv.pane for wv in renumber(out)] == [wv.pane for wv in out]
+        got = [(wv.value, wv.timestamp_us, wv.windows, wv.pane) for wv in renumber(out)]
         return got, engine.dropped_late, engine.dropped_closed
+
+    def merge_bundle(panes_of_bundle):
+        merged = {}
+        for wv in panes_of_bundle:
+            assert wv.pane.timing is LATE
+            key, values = wv.value
+            old = merged.get((key, wv.windows))
+            if old is None:
+                merged[(key, wv.windows)] = wv
+            else:
+                more = old.value[1] + values  # lists concatenate, sums add
+                merged[(key, wv.windows)] = WindowedValue(
+                    (key, more), old.timestamp_us, old.windows, old.pane
+                )
+        return list(merged.values())
+
+    def renumber(out):
+        seen = {}
+        fixed = []
+        for wv in out:
+            n = seen.get((wv.value[0], wv.windows), 0)
+            seen[(wv.value[0], wv.windows)] = n + 1
+            p = wv.pane
+            info = PaneInfo(n == 0, p.is_last, p.timing, n, n)  # no EARLY panes here
+            fixed.append(WindowedValue(wv.value, wv.timestamp_us, wv.windows, info))
+        return fixed
 
     by_bundle, single = run(True), run(False)
     assert by_bundle == single
     assert by_bundle[1] > 0  # some data was past the lateness
-    assert any(p.timing is LATE for *_, p in by_bundle[0])
+    assert sum(p.timing is LATE for *_, p in by_bundle[0]) > 3
+
+
+# -- triggers fire per bundle, late data included -----------------------------------------------
+# Beam's trigger driver (apache_beam/transforms/trigger.py, GeneralTriggerDriver.process_elements)
+# adds every element of a bundle to its window, then asks the trigger once per window: late
+# elements of one bundle make one LATE pane, whatever the trigger (the default one included).
+
+
+def _late_bundle(engine, chunk_values):
+    engine.add("k", "on time", 10 * S, (W0,))
+    on_time = engine.advance_watermark(61 * S)
+    chunk = [WindowedValue(("k", v), 20 * S, (W0,)) for v in chunk_values]
+    return on_time, engine.process(chunk)
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        {},  # the default trigger, output at the end of the window (the common fast path)
+        {"timestamp_combiner": TC.OUTPUT_AT_EARLIEST},
+        {"trigger": AfterWatermark(late=AfterCount(1))},
+    ],
+    ids=["default", "default-earliest", "late-aftercount1"],
+)
+def test_late_elements_of_one_bundle_make_one_late_pane(strategy):
+    engine = PaneEngine(FixedWindows(60), allowed_lateness_us=100 * S, **strategy)
+    on_time, late = _late_bundle(engine, ["x", "y", "z"])
+    assert [(wv.value, wv.pane.timing) for wv in on_time] == [(("k", ["on time"]), ON_TIME)]
+    assert [(wv.value, wv.pane.timing, wv.pane.index) for wv in late] == [
+        (("k", ["x", "y", "z"]), LATE, 1)
+    ]
+
+
+def test_late_elements_added_one_at_a_time_are_bundles_of_one():
+    engine = PaneEngine(FixedWindows(60), allowed_lateness_us=100 * S)
+    engine.add("k", "on time", 10 * S, (W0,))
+    engine.advance_watermark(61 * S)
+    engine.add("k", "x", 20 * S, (W0,))
+    engine.add("k", "y", 20 * S, (W0,))
+    assert [wv.value[1] for wv in engine.drain()] == [["x"], ["y"]]
+
+
+def test_late_bundle_fires_each_key_and_window_once_in_arrival_order():
+    engine = PaneEngine(FixedWindows(60), allowed_lateness_us=100 * S, combine_fn=None)
+    engine.advance_watermark(200 * S)
+    w2 = IntervalWindow(120, 180)
+    chunk = [
+        WindowedValue((k, v), 130 * S, (w2,)) for k, v in [("b", 1), ("a", 2), ("b", 3), ("a", 4)]
+    ]
+    out = engine.process(chunk)
+    assert [(wv.value, wv.pane.timing, wv.timestamp_us) for wv in out] == [
+        (("b", [1, 3]), LATE, w2.max_timestamp_us()),
+        (("a", [2, 4]), LATE, w2.max_timestamp_us()),
+    ]

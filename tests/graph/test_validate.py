@@ -116,3 +116,45 @@ def test_the_model_objects_meet_the_protocols_exec_relies_on() -> None:
     assert issubclass(UnboundedReader, protocols.UnboundedReaderLike)
     assert issubclass(FileFinalizer, protocols.FinalizerLike)
     assert not isinstance(object(), protocols.WindowFn)
+
+
+def test_the_model_records_every_kinds_params_in_its_typed_shape():
+    """The model builds each kind's params as its TypedDict (graph.kinds.PARAMS_OF): a ParDo
+    records every ParDoParams field, groupings record no field outside GroupingParams, and the
+    values have the declared types (the JSON form stays a plain dict)."""
+    from typing import get_type_hints
+
+    import headrace.beam as beam
+    from headrace.graph.kinds import PARAMS_OF, PARDO
+
+    p = beam.Pipeline()
+    (
+        p
+        | beam.Create([("a", 1), ("b", 2)])
+        | beam.Map(lambda kv: kv)
+        | beam.CombinePerKey(sum)
+        | beam.GroupByKey()
+        | beam.FlatMap(_tagged).with_outputs("extra", main="main")
+    )
+    graph = p.to_graph()
+    seen = set()
+    for node in graph.transforms.values():
+        shape = PARAMS_OF.get(node.kind)
+        if shape is None:
+            continue
+        seen.add(node.kind)
+        hints = get_type_hints(shape)
+        assert type(node.params) is dict and set(node.params) <= set(hints), node.label
+        if node.kind == PARDO:
+            assert set(node.params) == set(hints), node.label
+            assert node.params["tags"][0] == node.params["main_tag"]
+    assert seen == set(PARAMS_OF)
+    assert validate_graph(graph) is graph
+
+
+def _tagged(kv):
+    """A DoFn body with a second output: the key to "extra"."""
+    import headrace.beam as beam
+
+    yield kv
+    yield beam.pvalue.TaggedOutput("extra", kv[0])

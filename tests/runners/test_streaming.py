@@ -408,3 +408,35 @@ def test_a_trigger_is_evaluated_once_per_bundle_as_in_beam():
             | beam.MapTuple(lambda k, vs: sorted(vs))
         )
         assert_that(out, equal_to([[0, 1, 2, 3, 4], [5, 6]]))
+
+
+def test_late_elements_of_one_bundle_make_one_late_pane_under_the_default_trigger():
+    """Late data is triggered per bundle too (``ReduceFnRunner.processElements`` and Python's
+    ``GeneralTriggerDriver.process_elements`` add the whole bundle, then ask the trigger once per
+    window). Beam 2.77's direct runner gives exactly these panes for this stream: the ON_TIME
+    pane, then one LATE pane of both late elements; a later bundle of one is a pane of its own."""
+    stream = (
+        TestStream()
+        .add_elements([TV(("k", 0), 1)])
+        .advance_watermark_to(100)
+        .add_elements([TV(("k", 1), 5), TV(("k", 2), 6)])
+        .add_elements([TV(("k", 3), 7)])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline() as p:
+        out = (
+            p
+            | stream
+            | beam.WindowInto(window.FixedWindows(60), allowed_lateness=1000)
+            | beam.GroupByKey()
+        )
+        assert_that(
+            out | beam.ParDo(Panes()),
+            equal_to(
+                [
+                    ("k", [0], 0.0, "ON_TIME", 0),
+                    ("k", [1, 2], 0.0, "LATE", 1),
+                    ("k", [3], 0.0, "LATE", 2),
+                ]
+            ),
+        )

@@ -385,3 +385,58 @@ def test_element_events_pickle_as_columns_whatever_their_values(dumps):
         (fn, local) = [v.value for v in odd.timestamped_values]
         assert fn() == 7 and local.x == 4
         assert [v.timestamp_us for v in odd.timestamped_values] == [3_000_000, 4_000_000]
+
+
+def test_add_elements_keeps_columns_and_makes_timestamped_values_only_on_demand():
+    """Bare values share the event timestamp; stamped ones keep theirs (a WindowedValue's windows
+    are dropped, as before); the TimestampedValue objects appear only when asked for and equal
+    the ones the columns describe."""
+    stream = TestStream().add_elements(["a", "b"], event_timestamp=7)
+    stream.add_elements(["c", tv("d", 2), WindowedValue("e", 3_000_000, GLOBAL_WINDOWS_TUPLE)])
+    first, second = stream.events()
+    assert first.is_columnar() and first._tvs is None
+    assert first.columns() == (["a", "b"], [7_000_000, 7_000_000])
+    assert second.columns() == (["c", "d", "e"], [MIN_US, 2_000_000, 3_000_000])
+    assert first._tvs is None and second._tvs is None
+    assert second.timestamped_values == [tv("c", MIN_TIMESTAMP), tv("d", 2), tv("e", 3)]
+    assert len(first) == 2 and len(second) == 3
+
+
+def test_columnar_and_object_element_events_are_equal_and_validated_alike():
+    columns = ElementEvent.from_columns(["x", "y"], [1_000_000, 2_000_000], tag="t")
+    objects = ElementEvent([tv("x", 1), tv("y", 2)], tag="t")
+    assert columns == objects and objects == columns and hash(columns) == hash(objects)
+    assert objects.columns() == columns.columns()
+    with pytest.raises(ValueError, match="2 values but 1 timestamps"):
+        ElementEvent.from_columns(["x", "y"], [1])
+    late = ElementEvent.from_columns(["ok", "bad"], [0, MAX_US])
+    with pytest.raises(ValueError, match="element 'bad' has timestamp"):
+        TestStream(events=[late])
+    with pytest.raises(ValueError, match="element 'bad' has timestamp"):
+        TestStream(events=[ElementEvent([tv("ok", 0), tv("bad", MAX_TIMESTAMP)])])
+
+
+def test_element_event_of_other_objects_is_not_columnar():
+    """An ElementEvent made by hand from WindowedValues is replayed as given (with its windows):
+    a runner must not read it as columns."""
+    wv = WindowedValue("v", 5, GLOBAL_WINDOWS_TUPLE)
+    assert not ElementEvent([wv]).is_columnar()
+    assert ElementEvent([tv("v", 0)]).is_columnar()
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps], ids=["pickle", "cloudpickle"])
+def test_element_events_pickle_each_element_on_its_own_and_keep_cycles(dumps):
+    """Elements are stored without the pickler's memo, each on its own as Beam encodes them:
+    two elements sharing one object come back with equal, separate copies. Cyclic values still
+    round-trip (they are pickled with the memo). Extreme timestamps survive the int64 column."""
+    shared = {"n": 1}
+    cyclic: list = ["c"]
+    cyclic.append(cyclic)
+    event = ElementEvent.from_columns([shared, shared, "x"], [MIN_US, MAX_US - 1, 0])
+    back = pickle.loads(dumps(event))
+    a, b, x = back.columns()[0]
+    assert a == b == shared and a is not b and x == "x"
+    assert back.columns()[1] == [MIN_US, MAX_US - 1, 0]
+    loop = pickle.loads(dumps(ElementEvent.from_columns([cyclic], [5])))
+    (value,) = loop.columns()[0]
+    assert value[0] == "c" and value[1] is value

@@ -19,6 +19,8 @@ runners cannot disagree on semantics. Modules (one concern each):
 ``triggers``    trigger state machines (Beam's trigger semantics) used by ``panes``.
 ``userstate``   user state and timers of stateful DoFns, keyed by (key, window).
 ``stateful``    the executor of a stateful DoFn in a streaming run (state, timers, merging).
+``watermarks``  watermark propagation of a streaming run: per-step input and output watermarks,
+                holds, per-bundle updates (Beam's rules, for every runner's streaming driver).
 ``windowing``   window merging and output-timestamp rules shared by the executors.
 ``protocols``   what executors call on user objects (windows, window functions, CombineFns,
                 sources, readers, finalizers), as ``typing.Protocol`` classes.

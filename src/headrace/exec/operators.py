@@ -120,7 +120,10 @@ def _per_window(chunk: list[WindowedValue]) -> list[WindowedValue]:
     Beam's window assignment runs once per (element, window) pair, so re-windowing an element
     of two sliding windows yields two elements (``WindowFn.AssignContext`` names one window).
     """
-    if all(len(x.windows) == 1 for x in chunk):
+    for x in chunk:
+        if len(x.windows) != 1:
+            break
+    else:
         return chunk
     out = []
     for x in chunk:

@@ -55,9 +55,11 @@ Panes are emitted when the trigger fires and there is something new in them, exc
 pane, which is emitted even when empty (Beam's default ``OnTimeBehavior.FIRE_ALWAYS``). A pane is
 EARLY while the watermark is at or before the window's max timestamp; after that the first pane
 is ON_TIME if the window still held the watermark back (see ``triggers.pane_info``), else LATE.
-A custom trigger is evaluated once per key and window after each bundle given to
-:meth:`PaneEngine.process` (all its elements added first), as Beam's trigger driver does, so
-panes depend on bundling as in Beam: a TestStream's ``add_elements`` is one bundle; the direct
+Every trigger, the default one included, is evaluated once per key and window after each bundle
+given to :meth:`PaneEngine.process` (all its elements added first), as Beam's trigger drivers do
+(Java ``ReduceFnRunner.processElements``, Python ``GeneralTriggerDriver.process_elements``): the
+late elements of one bundle in one window make one LATE pane. So panes depend on bundling as in
+Beam: a TestStream's ``add_elements`` is one bundle; the direct
 runner feeds a bounded source in bundles of up to 1024 elements (Beam's batch: one per key).
 :meth:`PaneEngine.add` is a bundle of one element.
 
@@ -170,6 +172,8 @@ class PaneEngine:
         self.window_fn = window_fn if window_fn is not None else GlobalWindows()
         self.merging = self.window_fn.is_merging()
         self.machine = TriggerMachine.for_trigger(trigger)
+        # the default trigger over non-merging windows: panes never close (see _evaluate_default)
+        self._plain_default = self.machine.is_default and not self.merging
         mode = getattr(accumulation_mode, "name", accumulation_mode)
         if mode not in ("DISCARDING", "ACCUMULATING"):
             raise ValueError(
@@ -239,11 +243,12 @@ class PaneEngine:
         if watermark_us > self._wm:
             self._wm = self._ctx.watermark = watermark_us
             heap, panes = self._event_heap, self._panes
+            evaluate = self._evaluate_default if self._plain_default else self._evaluate
             while heap and heap[0][0] < watermark_us:
                 _, _, key, window = heapq.heappop(heap)
                 pane = panes.get((key, window))
                 if pane is not None:
-                    self._evaluate(key, window, pane)
+                    evaluate(key, window, pane)
         return self.drain()
 
     def advance_processing_time(self, now_us: int) -> list[WindowedValue]:
@@ -326,15 +331,15 @@ class PaneEngine:
         As in Beam's trigger driver (``GeneralTriggerDriver.process_elements``), a custom trigger
         is evaluated once per key and window after all of the bundle's elements are added, not
         after each element: ``Repeatedly(AfterCount(2))`` over a bundle of 5 fires one pane of 5.
+        The default trigger too: late elements of one bundle in one window make one LATE pane.
         A malformed element raises an error that names the engine's ``label``.
         """
         if not self.merging and self._eow and self.machine.is_default:
             self._add_default(chunk)
             return self.drain()
         add_one = self._add_merging if self.merging else self._add_one
-        touched: dict[tuple[Any, BoundedWindow], None] | None = None
-        if not self.machine.is_default:
-            touched = self._deferred = {}
+        touched: dict[tuple[Any, BoundedWindow], None] = {}
+        self._deferred = touched
         try:
             for wv in chunk:
                 key, value = wv.value
@@ -357,6 +362,12 @@ class PaneEngine:
         windows, the default trigger and output at the end of the window (the same steps in the
         same order, without two method calls per element)."""
         panes, fn, ctx = self._panes, self.combine_fn, self._ctx
+        # CombinePerKey(sum): add numbers into the accumulator's one partial sum instead of
+        # calling add_input (the accumulator stays the CombineFn's list; extract_output(acc) is
+        # sum(acc) = 0 + partial, the same left-to-right additions as sum over the values).
+        summing = fn is not None and getattr(fn, "fast_path", None) == "sum"
+        lateness, new_state = self.lateness, self.machine.new_state
+        late: dict[tuple[Any, BoundedWindow], _Pane] = {}
         try:
             for wv in chunk:
                 key, value = wv.value
@@ -364,17 +375,26 @@ class PaneEngine:
                     pane = panes.get((key, window))
                     if pane is None:  # a live pane is never past garbage collection
                         max_ts = window.max_timestamp_us()
-                        gc = self._gc_time(max_ts)
+                        gc = min(max_ts + lateness, max(max_ts, GLOBAL_WINDOW_MAX_US))
                         if self._wm > gc:
                             self.dropped_late += 1
                             continue
-                        pane = panes[(key, window)] = self._new_pane(window, max_ts, gc)
+                        pane = panes[(key, window)] = _Pane(
+                            None if fn is not None else [], new_state(), max_ts, gc
+                        )
                         self._schedule(key, window, pane)
                     elif pane.closed:
                         self.dropped_closed += 1
                         continue
                     if fn is None:
                         pane.values.append(value)
+                    elif (
+                        summing
+                        and (type(value) is int or type(value) is float)
+                        and pane.values is not None
+                        and len(pane.values) == 1
+                    ):
+                        pane.values[0] += value
                     else:
                         acc = pane.values if pane.values is not None else fn.create_accumulator()
                         pane.values = fn.add_input(acc, value)
@@ -382,16 +402,19 @@ class PaneEngine:
                     max_ts = pane.max_ts
                     if pane.hold != max_ts and max_ts >= self._wm:
                         self._add_hold(key, window, pane, max_ts)
-                    ctx.window = window
-                    ctx.max_timestamp = max_ts
                     pane.trig[1] = True
-                    if self._wm > max_ts:
-                        self._fire(key, window, pane)
+                    if self._wm > max_ts:  # late: fires once the whole bundle is in
+                        late[(key, window)] = pane
         except (TypeError, ValueError) as e:
             error = _bad_element(self.label, wv.value, e)
             if error is e:
                 raise
             raise error from e
+        finally:
+            for (key, window), pane in late.items():
+                ctx.window = window
+                ctx.max_timestamp = pane.max_ts
+                self._fire(key, window, pane)
 
     def _gc_time(self, max_ts: int) -> int:
         return min(max_ts + self.lateness, max(max_ts, GLOBAL_WINDOW_MAX_US))
@@ -475,7 +498,10 @@ class PaneEngine:
         if m.is_default:  # the common case, without the machine's calls
             pane.trig[1] = True
             if self._wm > pane.max_ts:
-                self._fire(key, window, pane)
+                if self._deferred is not None:
+                    self._deferred[(key, window)] = None  # fires once the bundle is in
+                else:
+                    self._fire(key, window, pane)
             return
         m.on_element(pane.trig, ctx)
         if self._deferred is not None:
@@ -496,7 +522,10 @@ class PaneEngine:
                 continue  # merged away, or closed by a firing
             ctx.window = window
             ctx.max_timestamp = pane.max_ts
-            if m.should_fire(pane.trig, ctx):
+            if m.is_default:
+                if self._wm > pane.max_ts:  # only late panes were deferred
+                    self._fire(key, window, pane)
+            elif m.should_fire(pane.trig, ctx):
                 self._fire(key, window, pane)
             elif m.uses_processing_time:
                 self._schedule_deadline(key, window, pane)
@@ -545,6 +574,21 @@ class PaneEngine:
             self._remove(key, window)
         elif self.machine.uses_processing_time:
             self._schedule_deadline(key, window, pane)
+
+    def _evaluate_default(self, key: Any, window: BoundedWindow, pane: _Pane) -> None:
+        """:meth:`_evaluate` then :meth:`_fire` for the default trigger and non-merging windows
+        (whose panes never close), without the trigger machine's calls: called when the
+        watermark passed the pane's end of window or garbage-collection time, so the trigger
+        fires if an element arrived since the last pane."""
+        expiring = self._wm > pane.gc
+        trig = pane.trig
+        if trig[1]:
+            trig[1] = False
+            self._emit(key, window, pane, is_last=expiring)
+        elif expiring and pane.pending and self.fire_at_expiry:
+            self._emit(key, window, pane, is_last=True)
+        if expiring:
+            del self._panes[(key, window)]
 
     def _fire(self, key: Any, window: BoundedWindow, pane: _Pane) -> None:
         m = self.machine

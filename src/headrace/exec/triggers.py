@@ -494,9 +494,20 @@ def pane_info(
     PaneInfo(first: False, last: False, timing: LATE, index: 2, nonspeculative_index: 1)
     """
     if watermark <= max_timestamp:
-        return PaneInfo(index == 0, is_last, PaneInfoTiming.EARLY, index, -1)
-    if nonspeculative_emitted == 0 and held:
-        timing = PaneInfoTiming.ON_TIME
+        timing, nonspeculative = PaneInfoTiming.EARLY, -1
+    elif nonspeculative_emitted == 0 and held:
+        timing, nonspeculative = PaneInfoTiming.ON_TIME, nonspeculative_emitted
     else:
-        timing = PaneInfoTiming.LATE
-    return PaneInfo(index == 0, is_last, timing, index, nonspeculative_emitted)
+        timing, nonspeculative = PaneInfoTiming.LATE, nonspeculative_emitted
+    # Panes are values: equal ones are shared, as Beam shares its decoded PaneInfos
+    # (windowed_value._BYTE_TO_PANE_INFO); one object per emitted pane was a cost per window.
+    key = (is_last, timing, index, nonspeculative)
+    info = _PANES.get(key)
+    if info is None:
+        info = PaneInfo(index == 0, is_last, timing, index, nonspeculative)
+        if len(_PANES) < 4096:
+            _PANES[key] = info
+    return info
+
+
+_PANES: dict[tuple[bool, PaneInfoTiming, int, int], PaneInfo] = {}

@@ -9,7 +9,7 @@ Labels are full paths (``Outer/Inner``) and must be unique.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -242,13 +242,16 @@ class Pipeline:
         payload: Any = None,
         outputs: Sequence[str] | None = ("main",),
         side_inputs: Sequence[tuple[AsSideInput, str]] = (),
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         windowing: WindowingStrategy | None = None,
         element_type: Any = None,
         bounded: bool | None = None,
         multi_output: bool = False,
     ) -> Any:
-        """Record the current scope as a primitive node; return its output(s)."""
+        """Record the current scope as a primitive node; return its output(s).
+
+        ``params`` are the kind's typed params (``graph.kinds.PARAMS_OF``: ``ParDoParams``,
+        ``GroupingParams``); they are stored as the node's plain JSON-able dict."""
         scope = self._scopes[-1]
         if scope.primitive:
             raise RuntimeError(f"{scope.label!r} tried to record two primitive nodes")

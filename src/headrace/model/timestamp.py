@@ -26,6 +26,11 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 def to_micros(value: Any) -> int:
     """Seconds (int/float), a Timestamp or a Duration, as integer microseconds."""
+    kind = type(value)  # exact float and int first: one per element where users stamp events
+    if kind is float:
+        return round(value * 1_000_000)
+    if kind is int:
+        return value * 1_000_000
     if isinstance(value, (Timestamp, Duration)):
         return value.micros
     if isinstance(value, int):

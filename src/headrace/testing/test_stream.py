@@ -17,9 +17,11 @@ tags make several outputs: applying the stream then gives a dict from tag to PCo
 
 from __future__ import annotations
 
+import io
 import pickle
+from array import array
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from headrace.model.coders import Coder
 from headrace.model.pvalue import PBegin, PCollection
@@ -49,20 +51,74 @@ class Event:
 
 
 class ElementEvent(Event):
-    """Elements arriving on output ``tag`` (None: the main output), as TimestampedValues."""
+    """Elements arriving on output ``tag`` (None: the main output), as TimestampedValues.
 
-    __slots__ = ("tag", "timestamped_values")
+    An event made by :meth:`TestStream.add_elements` (or unpickled) keeps its elements as two
+    columns, the values and their integer-microsecond timestamps (:meth:`columns`), and makes the
+    ``TimestampedValue`` objects of :attr:`timestamped_values` only when they are asked for: a
+    stream of many elements is then cheap to build, to store in the pipeline graph and to replay.
+
+    >>> event = ElementEvent([TimestampedValue("a", 1), TimestampedValue("b", 2.5)])
+    >>> event.columns()
+    (['a', 'b'], [1000000, 2500000])
+    >>> ElementEvent.from_columns(["a", "b"], [1_000_000, 2_500_000]) == event
+    True
+    """
+
+    __slots__ = ("_stamps", "_tvs", "_values", "tag")
 
     def __init__(self, timestamped_values: Iterable[TimestampedValue], tag: Any = None) -> None:
-        self.timestamped_values = list(timestamped_values)
+        self._tvs: list[Any] | None = list(timestamped_values)
+        self._values: list[Any] | None = None
+        self._stamps: list[int] | None = None
         self.tag = tag
 
+    @classmethod
+    def from_columns(cls, values: list[Any], stamps: list[int], tag: Any = None) -> ElementEvent:
+        """An event of ``values[i]`` at ``stamps[i]`` (int microseconds); the lists are kept."""
+        if len(values) != len(stamps):
+            raise ValueError(
+                f"ElementEvent.from_columns: {len(values)} values but {len(stamps)} timestamps"
+            )
+        event = cls.__new__(cls)
+        event._tvs = None
+        event._values, event._stamps = values, stamps
+        event.tag = tag
+        return event
+
+    @property
+    def timestamped_values(self) -> list[Any]:
+        """The elements as ``TimestampedValue`` s (made on first use from the columns)."""
+        if self._tvs is None:
+            assert self._values is not None and self._stamps is not None
+            self._tvs = list(map(_stamped, self._values, self._stamps))
+        return self._tvs
+
+    def is_columnar(self) -> bool:
+        """Whether every element is a value with a timestamp (always, unless the event was made
+        from objects other than ``TimestampedValue`` s, which a runner must then take as given)."""
+        if self._values is not None:
+            return True
+        assert self._tvs is not None
+        return all(type(tv) is TimestampedValue for tv in self._tvs)
+
+    def columns(self) -> tuple[list[Any], list[int]]:
+        """The values and their timestamps (int microseconds), in order. Needs
+        :meth:`is_columnar`."""
+        if self._values is None or self._stamps is None:
+            tvs = self.timestamped_values
+            return [tv.value for tv in tvs], [tv.timestamp_us for tv in tvs]
+        return self._values, self._stamps
+
+    def __len__(self) -> int:
+        return len(self._values) if self._values is not None else len(self._tvs or ())
+
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ElementEvent)
-            and self.timestamped_values == other.timestamped_values
-            and self.tag == other.tag
-        )
+        if not isinstance(other, ElementEvent) or self.tag != other.tag:
+            return False
+        if self._values is not None and other._values is not None:
+            return self._values == other._values and self._stamps == other._stamps
+        return self.timestamped_values == other.timestamped_values
 
     def __hash__(self) -> int:
         return hash((tuple(self.timestamped_values), self.tag))
@@ -77,10 +133,11 @@ class ElementEvent(Event):
         # and one TimestampedValue object per element made that the slowest part of a run.
         # Values plain pickle refuses, or would store as references into __main__ (which a
         # worker process cannot import), go as they are to the caller's pickler (cloudpickle).
-        values = [tv.value for tv in self.timestamped_values]
-        stamps = [tv.timestamp_us for tv in self.timestamped_values]
+        # The timestamps go as one int64 array (bytes to the pickler, not one int each).
+        values, stamp_list = self.columns()
+        stamps = array("q", stamp_list)
         try:
-            data = pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+            data = _dumps_values(values)
         except Exception:  # lambdas, local classes, ...: cloudpickle stores those by value
             return (_element_event, (values, stamps, self.tag))
         if b"__main__" in data:
@@ -90,18 +147,49 @@ class ElementEvent(Event):
 
 def _stamped(value: Any, timestamp_us: int) -> TimestampedValue:
     """``TimestampedValue(value, Timestamp(micros=timestamp_us))`` without converting the
-    timestamp (a TestStream makes one per element)."""
+    timestamp."""
     tv = TimestampedValue.__new__(TimestampedValue)
     tv.value, tv.timestamp_us = value, timestamp_us
     return tv
 
 
-def _element_event(values: list[Any], stamps: list[int], tag: Any) -> ElementEvent:
-    return ElementEvent(map(_stamped, values, stamps), tag)
+def _dumps_values(values: list[Any]) -> bytes:
+    """``values`` pickled without the pickler's memo when they have no cycles.
+
+    The memo (one entry per tuple and string, to share repeated references) made pickling a
+    stream of many small elements cost as much as a run over them. Without it every element is
+    stored on its own, as Beam encodes each element on its own: two elements holding the same
+    object come back holding equal copies. Cyclic values need the memo and get it.
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True  # no memo (CPython refuses cycles in this mode: ValueError)
+    try:
+        pickler.dump(values)
+    except ValueError:
+        return pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+    return buffer.getvalue()
 
 
-def _element_event_from_pickle(data: bytes, stamps: list[int], tag: Any) -> ElementEvent:
-    return _element_event(pickle.loads(data), stamps, tag)
+def _element_event(values: list[Any], stamps: Iterable[int], tag: Any) -> ElementEvent:
+    return ElementEvent.from_columns(list(values), _stamp_list(stamps), tag)
+
+
+def _element_event_from_pickle(data: bytes, stamps: Iterable[int], tag: Any) -> ElementEvent:
+    return ElementEvent.from_columns(pickle.loads(data), _stamp_list(stamps), tag)
+
+
+def _stamp_list(stamps: Iterable[int]) -> list[int]:
+    # an int64 array (or, from older pickles, a list)
+    return stamps.tolist() if isinstance(stamps, array) else list(stamps)
+
+
+def _too_late(value: Any, timestamp_us: int) -> NoReturn:
+    raise ValueError(
+        f"TestStream: element {value!r} has timestamp {Timestamp(micros=timestamp_us)!r}; element "
+        "timestamps must be before MAX_TIMESTAMP (after advance_watermark_to_infinity, give late "
+        "elements explicit TimestampedValue timestamps)"
+    )
 
 
 class WatermarkEvent(Event):
@@ -338,13 +426,15 @@ class TestStream(PTransform):
 
     def _add(self, event: Event) -> None:
         if isinstance(event, ElementEvent):
-            for tv in event.timestamped_values:
-                if tv.timestamp_us >= MAX_US:
-                    raise ValueError(
-                        f"TestStream: element {tv.value!r} has timestamp {tv.timestamp!r}; element "
-                        "timestamps must be before MAX_TIMESTAMP (after advance_watermark_to_"
-                        "infinity, give late elements explicit TimestampedValue timestamps)"
-                    )
+            if event.is_columnar():
+                values, stamps = event.columns()
+                if stamps and max(stamps) >= MAX_US:
+                    at = next(i for i, t in enumerate(stamps) if t >= MAX_US)
+                    _too_late(values[at], stamps[at])
+            else:
+                for tv in event.timestamped_values:
+                    if tv.timestamp_us >= MAX_US:
+                        _too_late(tv.value, tv.timestamp_us)
         elif isinstance(event, WatermarkEvent):
             current = self.watermarks.setdefault(event.tag, Timestamp(micros=MIN_US))
             if event.new_watermark.micros <= current.micros:
@@ -382,18 +472,18 @@ class TestStream(PTransform):
                 f"{type(elements).__name__}; wrap it in a list: add_elements([{elements!r}])"
             )
         self.output_tags.add(tag)
-        current = self.watermarks.setdefault(tag, Timestamp(micros=MIN_US))
+        current = self.watermarks.get(tag)
+        if current is None:  # as Beam: a new tag starts at the minimum timestamp
+            current = self.watermarks[tag] = Timestamp(micros=MIN_US)
         default_us = current.micros if event_timestamp is None else to_micros(event_timestamp)
-        values: list[TimestampedValue] = []
-        append = values.append
-        for element in elements:
-            if isinstance(element, TimestampedValue):
-                append(element)
-            elif isinstance(element, WindowedValue):
-                append(_stamped(element.value, element.timestamp_us))
-            else:
-                append(_stamped(element, default_us))
-        self._add(ElementEvent(values, tag))
+        values = list(elements)
+        stamped = (TimestampedValue, WindowedValue)
+        if any(isinstance(element, stamped) for element in values):
+            stamps = [e.timestamp_us if isinstance(e, stamped) else default_us for e in values]
+            values = [e.value if isinstance(e, stamped) else e for e in values]
+        else:  # bare values (the common case): one timestamp for all, no object per element
+            stamps = [default_us] * len(values)
+        self._add(ElementEvent.from_columns(values, stamps, tag))
         return self
 
     def advance_watermark_to(self, new_watermark: Any, tag: Any = None) -> TestStream:

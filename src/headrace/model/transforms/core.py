@@ -12,9 +12,10 @@ import numbers
 import pickle
 import typing
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from headrace.graph.kinds import COMBINE_PER_KEY, GROUP_BY_KEY, GroupingParams, ParDoParams
 from headrace.graph.nodes import Payload, WindowingStrategy
 from headrace.model.pvalue import (
     AsList,
@@ -242,13 +243,13 @@ class ParDo(PTransform):
             payload=(fn, args, kwargs),
             outputs=outputs,
             side_inputs=sides,
-            params={
-                "fn_kind": self._fn_kind if fn is self.fn else "dofn",
-                "main_tag": outputs[0],
-                "tags": list(outputs),
-                "dofn_params": params,
-                "stateful": bool(state),
-            },
+            params=ParDoParams(
+                fn_kind=self._fn_kind if fn is self.fn else "dofn",
+                main_tag=outputs[0],
+                tags=list(outputs),
+                dofn_params=params,
+                stateful=bool(state),
+            ),
             multi_output=bool(self._tags) or self._main_tag is not None,
         )
         if isinstance(result, DoOutputsTuple):
@@ -397,7 +398,11 @@ class GroupByKey(PTransform):
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
         return pcoll.pipeline._apply_primitive(
-            self, "GroupByKey", [pcoll], element_type=_grouped_type(pcoll.element_type)
+            self,
+            GROUP_BY_KEY,
+            [pcoll],
+            element_type=_grouped_type(pcoll.element_type),
+            params=GroupingParams(),
         )
 
 
@@ -456,10 +461,10 @@ class CombinePerKey(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
-        self._graph_composite: tuple[str, Any, dict[str, Any]] = (
-            "CombinePerKey",
+        self._graph_composite: tuple[str, Any, Mapping[str, Any]] = (
+            COMBINE_PER_KEY,
             (self.fn, self.args, self.kwargs),
-            {},
+            GroupingParams(),
         )
         grouped = pcoll | "GroupByKey" >> GroupByKey()
         return grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)

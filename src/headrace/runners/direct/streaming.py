@@ -7,10 +7,12 @@ fire according to their triggers.
 
 State of a run, and who moves it:
 
-``watermarks``   the watermark (int microseconds) of every PCollection. Sources set theirs;
-                 every other operator's output watermark is the minimum of its inputs', and a
-                 grouping's is further held back by the earliest pane it may still emit.
-                 Recomputed in topological order by ``StreamingRun._propagate`` after every event.
+``tracker``      the watermark (int microseconds) of every PCollection, an
+                 :class:`~headrace.exec.watermarks.WatermarkTracker` (the rules are documented
+                 there): sources set theirs; every other step's output watermark is the minimum
+                 of its inputs', held back by what a grouping, a stateful step or a side-input
+                 gate may still emit. ``StreamingRun._propagate`` advances it after every source
+                 step (one bundle, one watermark move or one clock move).
 ``clock``        processing time: the real clock, or the TestStream's clock when the pipeline has a
                  TestStream (then only ``advance_processing_time`` events move it).
 ``sources``      one driver per Read/Impulse: a TestStream replays its events one at a time
@@ -32,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from headrace.exec.errors import annotate
@@ -40,6 +43,7 @@ from headrace.exec.operators import FlattenOperator, Operator, ParDoOperator, Wi
 from headrace.exec.panes import PaneEngine
 from headrace.exec.sideinputs import NO_DEFAULT, SideInput
 from headrace.exec.stateful import StatefulParDo
+from headrace.exec.watermarks import Advance, TrackedStep, WatermarkTracker
 from headrace.graph.kinds import COMBINE_PER_KEY, executable_leaves
 from headrace.graph.nodes import PipelineGraph, TransformNode
 from headrace.model.metrics import Metrics, MetricsContainer, MetricUpdates, set_current_container
@@ -141,7 +145,6 @@ class StreamingRun:
     max_poll: int = 1024
     ops: dict[str, Operator] = field(default_factory=dict)
     order: list[TransformNode] = field(default_factory=list)
-    watermarks: dict[str, int] = field(default_factory=dict)
     sources: list[_Source] = field(default_factory=list)
     groupings: dict[str, _Grouping] = field(default_factory=dict)
     finalize_records: dict[str, list[Any]] = field(default_factory=dict)
@@ -156,8 +159,9 @@ class StreamingRun:
 
     def __post_init__(self) -> None:
         self.order = list(streaming_leaves(self.graph))
-        self.watermarks = dict.fromkeys(self.graph.pcollections, MIN_US)
-        self._build()
+        with relaxed_gc():  # loading a large TestStream makes many objects at once
+            self._build()
+        self.tracker = self._tracker()
         self.clock = Clock(controlled=any(s.kind == "test_stream" for s in self.sources))
         # Lineage of unbounded reads (see _commit_done): each non-empty poll is a batch; _batch is
         # the batch whose data is being pushed (or whose panes are being emitted).
@@ -283,6 +287,79 @@ class StreamingRun:
             return _Source(node, "unbounded", source, reader=source.create_reader(None))
         return _Source(node, "bounded", source)
 
+    def _tracker(self) -> WatermarkTracker:
+        """The watermark tracker of the network: one tracked step per non-source node with
+        outputs; groupings, stateful steps and side-input gates hold their outputs back."""
+        steps = []
+        for node in self.order:
+            if node.kind in ("Read", "Impulse") or not node.outputs:
+                continue
+            advance: Advance | None = None
+            watches: tuple[str, ...] = ()
+            if node.id in self.stateful:
+                advance = self._stateful_advance(self.stateful[node.id])
+            elif node.id in self.gates:
+                advance = self._gate_advance(self.gates[node.id])
+                watches = tuple(s.pcollection for s in node.side_inputs)
+            elif node.id in self.groupings:
+                advance = self._grouping_advance(self.groupings[node.id])
+            steps.append(
+                TrackedStep(
+                    node.id,
+                    tuple(node.inputs),
+                    tuple(pid for _, pid in node.outputs),
+                    advance,
+                    watches,
+                )
+            )
+        tracker = WatermarkTracker(self.graph.pcollections, steps)
+        for step in steps:
+            if step.advance is not None:
+                mark = _marker(tracker.receiver_hook(step.id))
+                for pid in step.inputs:
+                    self._receiver_list(pid).append(mark)
+        return tracker
+
+    @property
+    def watermarks(self) -> dict[str, int]:
+        """The watermark (int microseconds) of every PCollection."""
+        return self.tracker.watermarks
+
+    def _stateful_advance(self, sp: StatefulParDo) -> Advance:
+        def advance(in_wm: int, now: int) -> int:
+            # What timers release now may come from any batch not yet committed.
+            self._batch = self._first_uncommitted()
+            try:
+                return sp.advance(in_wm, now)
+            finally:
+                self._batch = _NO_BATCH
+
+        return advance
+
+    def _gate_advance(self, gate: _SideInputGate) -> Advance:
+        def advance(in_wm: int, now: int) -> int:
+            # What a gate releases now may come from any batch not yet committed.
+            self._batch = self._first_uncommitted()
+            try:
+                return gate.release(self.tracker.watermarks)
+            finally:
+                self._batch = _NO_BATCH
+
+        return advance
+
+    def _grouping_advance(self, g: _Grouping) -> Advance:
+        def advance(in_wm: int, now: int) -> int:
+            set_current_container(g.metrics)
+            self._emit_panes(g, g.engine.advance_watermark(in_wm))
+            self._emit_panes(g, g.engine.advance_processing_time(now))
+            self._report_dropped(g)
+            return g.engine.hold()
+
+        return advance
+
+    def _first_uncommitted(self) -> int:
+        return self._uncommitted[0].batch << _TS_BITS if self._uncommitted else _NO_BATCH
+
     # -- running -------------------------------------------------------------------------------
 
     def _group_add(self, g: _Grouping, chunk: list[Any]) -> None:
@@ -332,9 +409,12 @@ class StreamingRun:
             self._batch, self._batch_ts = outer, outer_ts
 
     def _push_source(self, src: _Source, elements: list[Any], tag: str | None = None) -> None:
-        if not elements:
+        if elements:
+            self._push_chunk(src, [_wrap(x) for x in elements], tag)
+
+    def _push_chunk(self, src: _Source, chunk: list[WindowedValue], tag: str | None) -> None:
+        if not chunk:
             return
-        chunk = [_wrap(x) for x in elements]
         out_pid = dict(src.node.outputs)[tag] if tag is not None else src.node.outputs[0][1]
         self.element_counts[out_pid] = self.element_counts.get(out_pid, 0) + len(chunk)
         for r in self._receiver_list(out_pid):
@@ -402,7 +482,14 @@ class StreamingRun:
             return True
         kind = type(event).__name__
         if kind == "ElementEvent":
-            self._push_source(src, list(event.timestamped_values), _tag_of(src, event.tag))
+            tag = _tag_of(src, event.tag)
+            if event.is_columnar():
+                # values and int timestamps: straight to windowed values, no object in between
+                values, stamps = event.columns()
+                chunk = list(map(WindowedValue, values, stamps, repeat(GLOBAL_WINDOWS_TUPLE)))
+                self._push_chunk(src, chunk, tag)
+            else:
+                self._push_source(src, list(event.timestamped_values), tag)
         elif kind == "WatermarkEvent":
             src.watermark = max(src.watermark, _us(event.new_watermark))
         elif kind == "ProcessingTimeEvent":
@@ -410,40 +497,12 @@ class StreamingRun:
         return True
 
     def _propagate(self) -> None:
-        wm = self.watermarks
+        """Advance the watermark tracker once (see :mod:`headrace.exec.watermarks`)."""
+        tracker = self.tracker
         for src in self.sources:
             for _, pid in src.node.outputs:
-                wm[pid] = src.watermark
-        now = self.clock.now_us()
-        for node in self.order:
-            if node.kind in ("Read", "Impulse") or not node.outputs:
-                continue
-            in_wm = min((wm[p] for p in node.inputs), default=MAX_US)
-            gate = self.gates.get(node.id)
-            g = self.groupings.get(node.id)
-            sp = self.stateful.get(node.id)
-            if sp is not None or gate is not None:
-                # What timers or a gate release now may come from any batch not yet committed.
-                first = self._uncommitted[0].batch << _TS_BITS if self._uncommitted else _NO_BATCH
-                self._batch = first
-                try:
-                    if sp is not None:
-                        out_wm = min(in_wm, sp.advance(in_wm, now))
-                    else:
-                        assert gate is not None
-                        out_wm = min(in_wm, gate.release(wm))
-                finally:
-                    self._batch = _NO_BATCH
-            elif g is not None:
-                set_current_container(g.metrics)
-                self._emit_panes(g, g.engine.advance_watermark(in_wm))
-                self._emit_panes(g, g.engine.advance_processing_time(now))
-                self._report_dropped(g)
-                out_wm = min(in_wm, g.engine.hold())
-            else:
-                out_wm = in_wm
-            for _, pid in node.outputs:
-                wm[pid] = max(wm[pid], out_wm)
+                tracker.set_source(pid, src.watermark)
+        tracker.advance(self.clock.now_us())
 
     def _report_dropped(self, g: _Grouping) -> None:
         dropped = g.engine.dropped_late + g.engine.dropped_closed
@@ -667,6 +726,15 @@ class _SideInputGate:
             )
             sides.append((s.slot, view))
         return sides
+
+
+def _marker(mark: Callable[[], None]) -> Receiver:
+    """A receiver that only notes that a bundle arrived."""
+
+    def receive(chunk: list[Any]) -> None:
+        mark()
+
+    return receive
 
 
 def _us(value: Any) -> int:
