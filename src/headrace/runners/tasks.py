@@ -67,6 +67,9 @@ class TaskInput:
     runs: list[Run] = field(default_factory=list)
     collection: list[CollectionRun] = field(default_factory=list)
     part: tuple[int, int] = (0, 1)  # (i, n): read every n-th chunk of the collection from the i-th
+    # Index ranges [lo, hi) of the stage's source, when that source is a shared payload holding
+    # its elements as a list (a Create): the list travels with the plan, not with each task.
+    ranges: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -264,7 +267,17 @@ def _chunks(items: Iterator[Any] | list[Any], n: int) -> Iterator[list[Any]]:
 
 def _source_chunks(source: Any, n: int, windowed: bool) -> Iterator[list[Any]]:
     as_list = source.as_list()
-    chunks = _chunks(as_list if as_list is not None else iter(source.read()), n)
+    return _element_chunks(
+        _chunks(as_list if as_list is not None else iter(source.read()), n), windowed
+    )
+
+
+def _range_chunks(elements: list[Any], lo: int, hi: int, n: int) -> Iterator[list[Any]]:
+    for i in range(lo, hi, n):
+        yield elements[i : min(i + n, hi)]
+
+
+def _element_chunks(chunks: Iterator[list[Any]], windowed: bool) -> Iterator[list[Any]]:
     for chunk in chunks:
         if windowed:
             yield [
@@ -345,6 +358,13 @@ def root_chunks(
     if root.kind == "source":
         node = plan.leaves[root.node]
         windowed = root.pcoll in plan.windowed
+        if task.ranges:
+            assert node.payload is not None
+            elements = node.payload.load().as_list()
+            for lo, hi in task.ranges:
+                yield from _element_chunks(
+                    _range_chunks(elements, lo, hi, ctx.bundle_size), windowed
+                )
         for source in task.sources:
             try:
                 yield from _source_chunks(source, ctx.bundle_size, windowed)
