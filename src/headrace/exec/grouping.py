@@ -219,6 +219,9 @@ class GroupTable:
         sample = chunk[:32]
         if self.windowed:
             sample = [wv.value for wv in sample]
+        self._sample_values(sample)
+
+    def _sample_values(self, sample: list[Any]) -> None:
         if self.elements_as_keys:
             sample = [(x, 0) for x in sample]
         try:
@@ -367,6 +370,10 @@ class GroupTable:
                             ts_table[gk] = t
         except (TypeError, ValueError) as e:
             raise self._bad_pair([wv.value for wv in chunk], e) from e
+        self._add_group_pairs(pairs)
+
+    def _add_group_pairs(self, pairs: list[tuple[Any, Any]]) -> None:
+        """Add ``((key, window), value)`` pairs (non-merging windows)."""
         n = self.values
         if self.mode == "gbk":
             table = self.table
@@ -380,6 +387,37 @@ class GroupTable:
                 self.windowed = saved
             self.values = n
         self._after_add(len(pairs))
+
+    @property
+    def takes_assigned(self) -> bool:
+        """Whether :meth:`add_assigned` may feed this table: windowed (key, value) pairs
+        grouped per key and non-merging window, with no element timestamps kept."""
+        return (
+            self.windowed
+            and self.mode in ("gbk", "combine")
+            and self.ts is None
+            and not self.elements_as_keys
+        )
+
+    def add_assigned(self, items: list[tuple[Any, Any]]) -> None:
+        """Add ``(window, (key, value))`` items: elements whose window an operator fused
+        before this table has just assigned (see ``ParDoOperator.fuse_window_into``), so no
+        ``WindowedValue`` is made for them. Only when :attr:`takes_assigned`."""
+        if not self.per_key and items:
+            self._sample_values([kv for _, kv in items[:32]])
+        try:
+            if self.mode == "combine" and self.merger.fast == "sum":
+                table = self.table
+                get = table.get
+                for w, (k, v) in items:
+                    gk = (k, w)
+                    table[gk] = get(gk, 0) + v
+                self._after_add(len(items))
+                return
+            pairs = [((k, w), v) for w, (k, v) in items]
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair([kv for _, kv in items], e) from e
+        self._add_group_pairs(pairs)
 
     def _add_windowed_sum(self, chunk: list[Any]) -> None:
         """A lifted sum over non-merging windows: one dict update per (element, window)."""

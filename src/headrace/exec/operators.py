@@ -442,6 +442,120 @@ class ParDoOperator(Operator):
 
         return process
 
+    def fuse_window_into(self, window_op: WindowIntoOperator, add: Receiver) -> bool:
+        """Run this Map, ``window_op`` after it and a grouping table's ``add_assigned`` in one
+        loop; return whether the pattern allowed it (the caller checked that this Map feeds
+        only ``window_op`` and ``window_op`` only the table, a non-merging one keeping no
+        element timestamps).
+
+        Event time as users write it, ``Map(lambda e: TimestampedValue(...)) |
+        WindowInto(FixedWindows(60)) | CombinePerKey(sum)``, then costs the user's function, the
+        window arithmetic and a dict update per element: no ``WindowedValue`` is made between
+        the three. Outputs, timestamps and windows are those of the unfused operators: a
+        ``TimestampedValue`` output sets the timestamp, any other output keeps the input's, and
+        an output ``WindowedValue`` in several windows is re-windowed once per window.
+        """
+        fn_ok = (
+            self.fn_kind == "map"
+            and not self.dofn_params
+            and not self.window_sides
+            and not self.multi_output
+            and self.out_windowed[self.main_tag]
+        )
+        if not fn_ok or window_op.fast is None or not window_op.in_windowed:
+            return False
+        if not window_op.out_windowed:
+            return False
+        fn, args, kwargs = self.user_fn, self.args, self.kwargs
+        in_windowed, wv, tv = self.in_windowed, WindowedValue, TimestampedValue
+        assign, cache = window_op.fast, window_op._cache
+
+        def general(it: Iterator[Any], append: Callable[[Any], None]) -> int:
+            copies = 0  # extra elements from outputs in several windows
+            for x in it:
+                if in_windowed:
+                    o = fn(x.value, *args, **kwargs)
+                    t = x.timestamp_us
+                else:
+                    o = fn(x, *args, **kwargs)
+                    t = MIN_US
+                kind = type(o)
+                reps = 1
+                if kind is tv:
+                    t = o.timestamp_us
+                    o = o.value
+                elif kind is wv:
+                    t, reps = o.timestamp_us, len(o.windows)
+                    copies += reps - 1
+                    o = o.value
+                windows = cache.get(t)
+                if windows is None:
+                    windows = assign(t)
+                    if len(cache) < 65536:
+                        cache[t] = windows
+                for _ in range(reps):
+                    for w in windows:
+                        append((w, o))
+            return copies
+
+        body = general
+        if (
+            type(window_op.window_fn) is FixedWindows
+            and not in_windowed
+            and not args
+            and not kwargs
+        ):
+            size, offset = window_op.window_fn.size_us, window_op.window_fn.offset_us
+            by_start: dict[int, Any] = {}  # window start -> the one window object
+
+            def fixed_plain(it: Iterator[Any], append: Callable[[Any], None]) -> int:
+                copies = 0
+                for x in it:
+                    o = fn(x)
+                    if type(o) is tv:
+                        t = o.timestamp_us
+                        o = o.value
+                    elif type(o) is wv:
+                        copies += len(o.windows) - 1
+                        for _ in o.windows:
+                            append((assign(o.timestamp_us)[0], o.value))
+                        continue
+                    else:
+                        t = MIN_US
+                    start = t - (t - offset) % size
+                    w = by_start.get(start)
+                    if w is None:
+                        if len(by_start) >= 65536:
+                            by_start.clear()
+                        w = by_start[start] = assign(t)[0]
+                    append((w, o))
+                return copies
+
+            body = fixed_plain
+
+        def process(chunk: list[Any]) -> None:
+            n = len(chunk)
+            self.elements_in += n
+            window_op.elements_in += n
+            set_current_container(self.metrics)
+            out: list[Any] = []
+            it = iter(chunk)
+            try:
+                copies = body(it, out.append)
+            except Exception as e:
+                if is_annotated(e):
+                    raise
+                failed = n - length_hint(it) - 1
+                if 0 <= failed < n:
+                    raise annotate(e, self.label, chunk[failed]) from None
+                raise annotate(e, self.label) from None
+            self.elements_out += n
+            window_op.elements_out += n + copies
+            add(out)
+
+        self.process = process  # type: ignore[method-assign]
+        return True
+
     def _bad_return(self, r: Any) -> TypeError:
         return TypeError(
             f"{self.label!r} returned a {type(r).__name__} ({r!r:.60}) where an iterable of "

@@ -195,7 +195,15 @@ class TimestampedValue:
 
     def __init__(self, value: Any, timestamp: Any) -> None:
         self.value = value
-        self.timestamp_us = to_micros(timestamp)
+        # Seconds as a float or int are what a Map building event times passes, once per
+        # element: convert them here as to_micros does, without its isinstance chain.
+        kind = type(timestamp)
+        if kind is float:
+            self.timestamp_us = round(timestamp * 1_000_000)
+        elif kind is int:
+            self.timestamp_us = timestamp * 1_000_000
+        else:
+            self.timestamp_us = to_micros(timestamp)
 
     @property
     def timestamp(self) -> Timestamp:

@@ -421,6 +421,14 @@ def _windowed_pcollections(b: _Builder) -> frozenset[str]:
         elif node.kind == "WindowInto" and node.outputs:
             if not graph.pcollections[node.outputs[0][1]].windowing.is_global:
                 windowed.update(node.inputs)
+    # A ParDo that reads no time makes the same windowed output from a plain input when every
+    # input element is at the minimum timestamp in the global window: a Read that says none of
+    # its elements is timestamped (a Create of plain values) need not wrap each element.
+    untimed = {
+        n.outputs[0][1]
+        for n in b.leaves.values()
+        if n.kind == "Read" and n.params.get("timestamped") is False and n.outputs
+    }
     changed = True
     while changed:
         changed = False
@@ -428,6 +436,8 @@ def _windowed_pcollections(b: _Builder) -> frozenset[str]:
             passes_time = node.kind in OPERATOR_KINDS or node.kind == "Reshuffle"
             if passes_time and any(pid in windowed for _, pid in node.outputs):
                 for pid in node.inputs:
+                    if pid in untimed and node.kind == "ParDo":
+                        continue
                     if pid not in windowed:
                         windowed.add(pid)
                         changed = True

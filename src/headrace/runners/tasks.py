@@ -187,8 +187,28 @@ class _TaskBuilder:
                     out_windowed=self.windowed(out_pids[0]),
                 )
             else:
-                self.ops[tid] = self._pardo(node)
+                self.ops[tid] = op = self._pardo(node)
+                self._fuse(node, op)
         return [self.ops[tid] for tid in self.stage.operators]
+
+    def _fuse(self, node: Any, op: ParDoOperator) -> None:
+        """Fuse ``Map | WindowInto | <grouping>`` into one loop when nothing else reads the
+        Map's or the WindowInto's output (see ``ParDoOperator.fuse_window_into``)."""
+        if len(node.outputs) != 1:
+            return
+        dests = self.stage.edges.get(node.outputs[0][1], ())
+        if len(dests) != 1 or dests[0][0] != "op":
+            return
+        window_node = self.plan.leaves[dests[0][1]]
+        window_op = self.ops[window_node.id]
+        if window_node.kind != "WindowInto" or not isinstance(window_op, WindowIntoOperator):
+            return
+        after = self.stage.edges.get(window_node.outputs[0][1], ())
+        if len(after) != 1 or after[0][0] != "group":
+            return
+        table = self.table(after[0][1])
+        if table.takes_assigned:
+            op.fuse_window_into(window_op, table.add_assigned)
 
     def _pardo(self, node: Any) -> ParDoOperator:
         dofn, args, kwargs = node.payload.load()
