@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from headrace.exec.grouping import GroupTable, Merger
+from headrace.exec.grouping import GroupTable, Merger, read_partition
 from headrace.exec.operators import ParDoOperator, WindowIntoOperator
 from headrace.exec.spill import LocalSpillSpace
 from headrace.model.metrics import MetricsContainer
@@ -64,16 +64,20 @@ def _stamp(e):
     return TimestampedValue((e[0], e[1]), e[2])
 
 
-def _chain(fn, window_fn, merger_name, tmp_path, *, in_windowed, fuse, args=()):
+def _chain(
+    fn, window_fn, merger_name, tmp_path, *, in_windowed, fuse, args=(), budget=1 << 30, parts=1
+):
     """(map operator, window operator, table) wired as the task builder wires them."""
     merger = COMBINES[merger_name]()
+    folder = tmp_path / ("fused" if fuse else "plain")
+    folder.mkdir(parents=True, exist_ok=True)
     table = GroupTable(
         label="Group",
         mode="gbk" if merger_name == "gbk" else "combine",
         merger=merger,
-        num_partitions=1,
-        spill=LocalSpillSpace(tmp_path / ("fused" if fuse else "plain")),
-        budget_bytes=1 << 30,
+        num_partitions=parts,
+        spill=LocalSpillSpace(str(folder)),
+        budget_bytes=budget,
         windowed=True,
     )
     window_op = WindowIntoOperator("Window", window_fn, [table.add], True, True)
@@ -262,3 +266,34 @@ def test_only_plain_maps_into_windowed_tables_fuse(tmp_path):
         MetricsContainer("Flat"),
     )
     assert not flat.fuse_window_into(window_op, table.add_assigned)
+
+
+@pytest.mark.parametrize("merger_name", ["sum", "mean"])
+def test_fused_tables_spill_and_partition_like_the_unfused_ones(tmp_path, merger_name):
+    """A budget far below the table's size: the fused sums are folded into the table before
+    every spill, and the partitions read back hold the same groups."""
+    events = _events(6000)
+    got = []
+    for fuse in (False, True):
+        map_op, _, table = _chain(
+            _stamp,
+            FixedWindows(60),
+            merger_name,
+            tmp_path,
+            in_windowed=False,
+            fuse=fuse,
+            budget=20_000,
+            parts=2,
+        )
+        for i in range(0, len(events), 500):
+            map_op.process(events[i : i + 500])
+        parts = table.close()
+        assert table.spills > 1
+        groups = {}
+        for runs in parts:
+            for merged, _ in read_partition(
+                runs, table.merger, True, None, 1 << 30, table.space, table.mode
+            ):
+                groups.update({gk: table.merger.output(a) for gk, a in merged.items()})
+        got.append(groups)
+    assert got[0] == got[1] and len(got[0]) > 300

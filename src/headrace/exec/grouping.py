@@ -189,6 +189,10 @@ class GroupTable:
         self.track_ts = track_ts  # None, "min" or "max": OUTPUT_AT_EARLIEST / OUTPUT_AT_LATEST
         self.in_memory_handoff = in_memory_handoff and num_partitions == 1
         self.table: dict[Any, Any] = defaultdict(list) if mode != "combine" else {}
+        # Lifted sums fed by add_assigned: window -> key -> sum, folded into ``table`` (as
+        # (key, window) groups) before the table is spilled or handed over; see _fold_windows.
+        self.by_window: dict[Any, dict[Any, Any]] = {}
+        self.window_groups = 0
         self.ts: dict[Any, int] | None = {} if track_ts else None
         self.values = 0
         self.per_value = 0
@@ -238,7 +242,7 @@ class GroupTable:
         if not self.per_key:
             return
         if self.mode == "combine":
-            estimate = len(self.table) * (self.per_key + self.per_value)
+            estimate = (len(self.table) + self.window_groups) * (self.per_key + self.per_value)
         else:
             estimate = self.values * self.per_value + len(self.table) * self.per_key
         if estimate > self.budget:
@@ -407,17 +411,52 @@ class GroupTable:
             self._sample_values([kv for _, kv in items[:32]])
         try:
             if self.mode == "combine" and self.merger.fast == "sum":
-                table = self.table
-                get = table.get
-                for w, (k, v) in items:
-                    gk = (k, w)
-                    table[gk] = get(gk, 0) + v
-                self._after_add(len(items))
+                self._add_assigned_sum(items)
                 return
             pairs = [((k, w), v) for w, (k, v) in items]
         except (TypeError, ValueError) as e:
             raise self._bad_pair([kv for _, kv in items], e) from e
         self._add_group_pairs(pairs)
+
+    def _add_assigned_sum(self, items: list[tuple[Any, Any]]) -> None:
+        """Sum per window and key, in one dict per window (``by_window``).
+
+        Events arrive roughly in time order, so consecutive items mostly share a window: the
+        work per element is a dict update keyed by the key alone (hashed in C), where a
+        ``(key, window)`` key would call the window's ``__hash__`` in Python every time. The
+        groups become ``(key, window)`` entries of ``table`` once, in :meth:`_fold_windows`.
+        Sums are added in another order than one by one, which a CombineFn allows.
+        """
+        by_window = self.by_window
+        last: Any = _MISSING
+        sub: dict[Any, Any] = {}
+        get = sub.get
+        before = added = 0
+        for w, (k, v) in items:
+            if w is not last:
+                added += len(sub) - before
+                last = w
+                sub = by_window.get(w)  # type: ignore[assignment]
+                if sub is None:
+                    sub = by_window[w] = {}
+                before = len(sub)
+                get = sub.get
+            sub[k] = get(k, 0) + v
+        self.window_groups += added + len(sub) - before
+        self._after_add(len(items))
+
+    def _fold_windows(self) -> None:
+        """Move the per-window sums of :meth:`_add_assigned_sum` into ``table``."""
+        if not self.by_window:
+            return
+        table = self.table
+        get = table.get
+        for w, sub in self.by_window.items():
+            for k, total in sub.items():
+                gk = (k, w)
+                table[gk] = get(gk, 0) + total
+        self.by_window = {}
+        self.window_groups = 0
 
     def _add_windowed_sum(self, chunk: list[Any]) -> None:
         """A lifted sum over non-merging windows: one dict update per (element, window)."""
@@ -532,6 +571,7 @@ class GroupTable:
 
     def spill(self) -> None:
         """Write the table to one file per partition and start a new, empty table."""
+        self._fold_windows()
         if not self.table:
             return
         self.merger.compact(self.table)
@@ -566,6 +606,7 @@ class GroupTable:
 
     def close(self) -> list[list[Run]]:
         """Finish writing; one list of runs per partition."""
+        self._fold_windows()
         if self.table:
             if self.in_memory_handoff:
                 self.runs[0].append(MemoryRun(dict(self.table), self.ts, self._estimate()))
@@ -579,7 +620,7 @@ class GroupTable:
 
     def _estimate(self) -> int:
         if self.mode == "combine":
-            return len(self.table) * (self.per_key + self.per_value)
+            return (len(self.table) + self.window_groups) * (self.per_key + self.per_value)
         return self.values * self.per_value + len(self.table) * self.per_key
 
 

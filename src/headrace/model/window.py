@@ -21,6 +21,7 @@ from headrace.model.timestamp import (
     MIN_US,
     Duration,
     Timestamp,
+    timestamp_of_micros,
     to_micros,
 )
 
@@ -132,11 +133,11 @@ class IntervalWindow(BoundedWindow):
 
     @property
     def start(self) -> Timestamp:
-        return Timestamp(micros=self._start)
+        return timestamp_of_micros(self._start)
 
     @property
     def end(self) -> Timestamp:
-        return Timestamp(micros=self._end)
+        return timestamp_of_micros(self._end)
 
     @property
     def start_us(self) -> int:
@@ -147,7 +148,7 @@ class IntervalWindow(BoundedWindow):
         return self._end
 
     def max_timestamp(self) -> Timestamp:
-        return Timestamp(micros=self._end - 1)
+        return timestamp_of_micros(self._end - 1)
 
     def max_timestamp_us(self) -> int:
         return self._end - 1
