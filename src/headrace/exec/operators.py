@@ -22,7 +22,7 @@ from headrace.exec.errors import annotate, is_annotated
 from headrace.exec.sideinputs import SideInput
 from headrace.model.metrics import MetricsContainer, set_current_container
 from headrace.model.pvalue import TaggedOutput
-from headrace.model.timestamp import MIN_US, Timestamp
+from headrace.model.timestamp import MIN_US, Timestamp, timestamp_of_micros
 from headrace.model.window import (
     GLOBAL_WINDOWS_TUPLE,
     PANE_INFO_UNKNOWN,
@@ -37,6 +37,7 @@ __all__ = ["FlattenOperator", "Operator", "ParDoOperator", "WindowIntoOperator"]
 Receiver = Callable[[list[Any]], None]
 _BAD_RETURN = (str, bytes, dict)
 FLUSH_AT = 16384  # general DoFns push partial output once it grows past this many elements
+_ELEMENT_PARAMS = frozenset({"timestamp", "window", "pane", "element", "key"})
 
 
 class Operator:
@@ -275,6 +276,16 @@ class ParDoOperator(Operator):
             and self.out_windowed[self.main_tag]
         ):
             return self._windowed_map()
+        if (
+            self.fn_kind == "dofn"
+            and self.in_windowed
+            and self.dofn_params
+            and set(self.dofn_params.values()) <= _ELEMENT_PARAMS
+            and not self.window_sides
+            and not self.multi_output
+            and not set(self.dofn_params) & set(self.kwargs)
+        ):
+            return self._windowed_dofn()
         return self._process_general
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -555,6 +566,80 @@ class ParDoOperator(Operator):
 
         self.process = process  # type: ignore[method-assign]
         return True
+
+    def _windowed_dofn(self) -> Callable[[list[Any]], None]:
+        """A DoFn on windowed input asking for its element's timestamp, window, pane, element or
+        key, with one output and no per-window side inputs: what :meth:`_process_general` does
+        for it, with the parameters built by one specialised function per element instead of
+        a dispatch on each parameter's kind and two dict merges.
+        """
+        process_fn, args, base = self.process_fn, self.args, self.kwargs
+        emit, main = self.emitters[self.main_tag], self.main_tag
+        out_windowed = self.out_windowed[main]
+        per_window = "window" in self.dofn_params.values()
+        wv, tv, ts_of = WindowedValue, TimestampedValue, timestamp_of_micros
+        getters = {
+            "timestamp": lambda x, w: ts_of(x.timestamp_us),
+            "window": lambda x, w: w,
+            "pane": lambda x, w: x.pane,
+            "element": lambda x, w: x.value,
+            "key": lambda x, w: x.value[0],
+        }
+        params = [(name, getters[kind]) for name, kind in self.dofn_params.items()]
+        if len(params) == 1 and not base:
+            ((name, get),) = params
+
+            def kwargs_of(x: Any, w: Any) -> dict[str, Any]:
+                return {name: get(x, w)}
+        else:
+
+            def kwargs_of(x: Any, w: Any) -> dict[str, Any]:
+                kw = dict(base)
+                for n, g in params:
+                    kw[n] = g(x, w)
+                return kw
+
+        def process(chunk: list[Any]) -> None:
+            self.elements_in += len(chunk)
+            set_current_container(self.metrics)
+            out: list[Any] = []
+            append = out.append
+            try:
+                for x in chunk:
+                    for window in x.windows if per_window else (None,):
+                        r = process_fn(x.value, *args, **kwargs_of(x, window))
+                        if r is None:
+                            continue
+                        if type(r) in _BAD_RETURN:
+                            raise self._bad_return(r)
+                        wins = (window,) if window is not None else x.windows
+                        for o in r:
+                            if type(o) is TaggedOutput:
+                                if o.tag != main:
+                                    raise self._unknown_tag(o.tag)
+                                o = o.value
+                            if out_windowed:
+                                kind = type(o)
+                                if kind is tv:
+                                    o = wv(o.value, o.timestamp_us, wins, x.pane)
+                                elif kind is not wv:
+                                    o = wv(o, x.timestamp_us, wins, x.pane)
+                            elif type(o) in (tv, wv):
+                                o = _plain_value(o)
+                            append(o)
+                    if len(out) > FLUSH_AT:
+                        self.elements_out += len(out)
+                        emit(out)
+                        out = []
+                        append = out.append
+                        set_current_container(self.metrics)
+            except Exception as e:
+                raise self._fail(e) from None
+            if out:
+                self.elements_out += len(out)
+                emit(out)
+
+        return process
 
     def _bad_return(self, r: Any) -> TypeError:
         return TypeError(

@@ -348,17 +348,21 @@ def _grouping_chunks(
                     ]
                 yield from _chunks(items, n)
                 continue
-            extract = merger.output if mode == "combine" else None
+            extract = merger.output if mode == "combine" and merger.fast is None else None
             result: list[Any] = []
+            last: Any = None
+            end, wins = 0, ()
             for (k, w), v in table.items():
                 value = (k, extract(v) if extract is not None else v)
                 if not out_windowed:
                     result.append(value)
                     continue
-                t = ts[(k, w)] if ts is not None else w.max_timestamp_us()
+                if w is not last:  # groups of one window mostly follow each other
+                    last, end, wins = w, w.max_timestamp_us(), (w,)
+                t = ts[(k, w)] if ts is not None else end
                 if transformed and window_fn is not None:
                     t = transformed_output_time(window_fn, w, t)
-                result.append(WindowedValue(value, t, (w,), PANE_ONLY_FIRING))
+                result.append(WindowedValue(value, t, wins, PANE_ONLY_FIRING))
             yield from _chunks(result, n)
     finally:
         merger.teardown()
