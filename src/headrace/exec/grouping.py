@@ -403,47 +403,46 @@ class GroupTable:
             and not self.elements_as_keys
         )
 
-    def add_assigned(self, items: list[tuple[Any, Any]]) -> None:
-        """Add ``(window, (key, value))`` items: elements whose window an operator fused
-        before this table has just assigned (see ``ParDoOperator.fuse_window_into``), so no
-        ``WindowedValue`` is made for them. Only when :attr:`takes_assigned`."""
-        if not self.per_key and items:
-            self._sample_values([kv for _, kv in items[:32]])
+    def add_assigned(self, groups: dict[Any, list[Any]]) -> None:
+        """Add ``window -> [(key, value), ...]`` groups: elements whose window an operator
+        fused before this table has just assigned (see ``ParDoOperator.fuse_window_into``), so
+        no ``WindowedValue`` is made for them. Only when :attr:`takes_assigned`.
+        """
+        if not self.per_key:
+            for values in groups.values():
+                self._sample_values(values[:32])
+                break
         try:
             if self.mode == "combine" and self.merger.fast == "sum":
-                self._add_assigned_sum(items)
+                self._add_assigned_sum(groups)
                 return
-            pairs = [((k, w), v) for w, (k, v) in items]
+            pairs = [((k, w), v) for w, values in groups.items() for k, v in values]
         except (TypeError, ValueError) as e:
-            raise self._bad_pair([kv for _, kv in items], e) from e
+            raise self._bad_pair([kv for values in groups.values() for kv in values], e) from e
         self._add_group_pairs(pairs)
 
-    def _add_assigned_sum(self, items: list[tuple[Any, Any]]) -> None:
+    def _add_assigned_sum(self, groups: dict[Any, list[Any]]) -> None:
         """Sum per window and key, in one dict per window (``by_window``).
 
-        Events arrive roughly in time order, so consecutive items mostly share a window: the
-        work per element is a dict update keyed by the key alone (hashed in C), where a
+        The work per element is a dict update keyed by the key alone (hashed in C), where a
         ``(key, window)`` key would call the window's ``__hash__`` in Python every time. The
         groups become ``(key, window)`` entries of ``table`` once, in :meth:`_fold_windows`.
         Sums are added in another order than one by one, which a CombineFn allows.
         """
         by_window = self.by_window
-        last: Any = _MISSING
-        sub: dict[Any, Any] = {}
-        get = sub.get
-        before = added = 0
-        for w, (k, v) in items:
-            if w is not last:
-                added += len(sub) - before
-                last = w
-                sub = by_window.get(w)  # type: ignore[assignment]
-                if sub is None:
-                    sub = by_window[w] = {}
-                before = len(sub)
-                get = sub.get
-            sub[k] = get(k, 0) + v
-        self.window_groups += added + len(sub) - before
-        self._after_add(len(items))
+        added = n = 0
+        for w, values in groups.items():
+            sub = by_window.get(w)
+            if sub is None:
+                sub = by_window[w] = {}
+            before = len(sub)
+            get = sub.get
+            for k, v in values:
+                sub[k] = get(k, 0) + v
+            added += len(sub) - before
+            n += len(values)
+        self.window_groups += added
+        self._after_add(n)
 
     def _fold_windows(self) -> None:
         """Move the per-window sums of :meth:`_add_assigned_sum` into ``table``."""

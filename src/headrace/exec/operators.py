@@ -481,7 +481,7 @@ class ParDoOperator(Operator):
         in_windowed, wv, tv = self.in_windowed, WindowedValue, TimestampedValue
         assign, cache = window_op.fast, window_op._cache
 
-        def general(it: Iterator[Any], append: Callable[[Any], None]) -> int:
+        def general(it: Iterator[Any], groups: dict[Any, list[Any]]) -> int:
             copies = 0  # extra elements from outputs in several windows
             for x in it:
                 if in_windowed:
@@ -506,7 +506,10 @@ class ParDoOperator(Operator):
                         cache[t] = windows
                 for _ in range(reps):
                     for w in windows:
-                        append((w, o))
+                        values = groups.get(w)
+                        if values is None:
+                            values = groups[w] = []
+                        values.append(o)
             return copies
 
         body = general
@@ -519,8 +522,20 @@ class ParDoOperator(Operator):
             size, offset = window_op.window_fn.size_us, window_op.window_fn.offset_us
             by_start: dict[int, Any] = {}  # window start -> the one window object
 
-            def fixed_plain(it: Iterator[Any], append: Callable[[Any], None]) -> int:
+            def window_at(start: int, t: int) -> Any:
+                w = by_start.get(start)
+                if w is None:
+                    if len(by_start) >= 65536:
+                        by_start.clear()
+                    w = by_start[start] = assign(t)[0]
+                return w
+
+            def fixed_plain(it: Iterator[Any], groups: dict[Any, list[Any]]) -> int:
+                # Events come roughly in time order: the window (and its list) is looked up
+                # only when an element's window start differs from the previous element's.
                 copies = 0
+                last: int | None = None
+                push: Callable[[Any], None] = [].append
                 for x in it:
                     o = fn(x)
                     if type(o) is tv:
@@ -528,18 +543,23 @@ class ParDoOperator(Operator):
                         o = o.value
                     elif type(o) is wv:
                         copies += len(o.windows) - 1
+                        w = window_at(
+                            o.timestamp_us - (o.timestamp_us - offset) % size, o.timestamp_us
+                        )
                         for _ in o.windows:
-                            append((assign(o.timestamp_us)[0], o.value))
+                            groups.setdefault(w, []).append(o.value)
                         continue
                     else:
                         t = MIN_US
                     start = t - (t - offset) % size
-                    w = by_start.get(start)
-                    if w is None:
-                        if len(by_start) >= 65536:
-                            by_start.clear()
-                        w = by_start[start] = assign(t)[0]
-                    append((w, o))
+                    if start != last:
+                        last = start
+                        w = window_at(start, t)
+                        values = groups.get(w)
+                        if values is None:
+                            values = groups[w] = []
+                        push = values.append
+                    push(o)
                 return copies
 
             body = fixed_plain
@@ -549,10 +569,10 @@ class ParDoOperator(Operator):
             self.elements_in += n
             window_op.elements_in += n
             set_current_container(self.metrics)
-            out: list[Any] = []
+            groups: dict[Any, list[Any]] = {}
             it = iter(chunk)
             try:
-                copies = body(it, out.append)
+                copies = body(it, groups)
             except Exception as e:
                 if is_annotated(e):
                     raise
@@ -562,7 +582,7 @@ class ParDoOperator(Operator):
                 raise annotate(e, self.label) from None
             self.elements_out += n
             window_op.elements_out += n + copies
-            add(out)
+            add(groups)
 
         self.process = process  # type: ignore[method-assign]
         return True

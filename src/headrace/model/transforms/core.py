@@ -699,13 +699,14 @@ class Create(PTransform):
         # Values nothing can change (numbers, strings, tuples of them) are kept by reference:
         # pickling a large Create into the graph here took a third of a batch run. Anything
         # else is pickled now, so the pipeline reads the values as they were at this point.
-        shared = _deeply_immutable(self.values)
+        types = set(map(type, self.values))
+        shared = _deeply_immutable(self.values, types)
         return pbegin.pipeline._apply_primitive(
             self,
             "Read",
             [],
             payload=Payload.shared(source) if shared else source,
-            element_type=_infer_type(self.values),
+            element_type=_infer_type(self.values, types),
             params={"timestamped": False} if shared else None,
         )
 
@@ -714,16 +715,16 @@ _ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
 _CONTAINERS = frozenset({tuple, frozenset})
 
 
-def _deeply_immutable(values: list[Any], max_depth: int = 4) -> bool:
+def _deeply_immutable(values: list[Any], types: set[type], max_depth: int = 4) -> bool:
     """Whether every value is an immutable atom or a tuple/frozenset of such, however nested.
 
     Checked with ``set(map(type, ...))`` over each nesting level, which runs in C: 300k
     3-tuples take a quarter of the time pickling them does. Subclasses (a NamedTuple, an
-    IntEnum) count as mutable, and so does anything nested deeper than ``max_depth``.
+    IntEnum) count as mutable, and so does anything nested deeper than ``max_depth``. ``types``
+    are the types of ``values``.
     """
     level: list[Any] = values
     for _ in range(max_depth):
-        types = set(map(type, level))
         if types <= _ATOMS:
             return True
         if not types <= _ATOMS | _CONTAINERS:
@@ -734,17 +735,19 @@ def _deeply_immutable(values: list[Any], max_depth: int = 4) -> bool:
             return True  # the common case: tuples of atoms, without building the next level
         if not inner <= _ATOMS | _CONTAINERS:
             return False
-        level = list(itertools.chain.from_iterable(containers))
+        level, types = list(itertools.chain.from_iterable(containers)), inner
     return False
 
 
-def _infer_type(values: list[Any]) -> Any:
+def _infer_type(values: list[Any], types: set[type]) -> Any:
+    """The one type of all ``values`` (``types``), or None (also for TimestampedValues: the
+    type of the first thousand values they hold)."""
     if not values:
         return None
     if type(values[0]) is TimestampedValue:
-        values = [v.value if type(v) is TimestampedValue else v for v in values[:1000]]
-    types = set(map(type, values))
-    return types.pop() if len(types) == 1 else None
+        sample = [v.value if type(v) is TimestampedValue else v for v in values[:1000]]
+        types = set(map(type, sample))
+    return next(iter(types)) if len(types) == 1 else None
 
 
 class Impulse(PTransform):
