@@ -453,7 +453,9 @@ class ParDoOperator(Operator):
 
         return process
 
-    def fuse_window_into(self, window_op: WindowIntoOperator, add: Receiver) -> bool:
+    def fuse_window_into(
+        self, window_op: WindowIntoOperator, add: Callable[[dict[Any, list[Any]]], None]
+    ) -> bool:
         """Run this Map, ``window_op`` after it and a grouping table's ``add_assigned`` in one
         loop; return whether the pattern allowed it (the caller checked that this Map feeds
         only ``window_op`` and ``window_op`` only the table, a non-merging one keeping no

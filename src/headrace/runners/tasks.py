@@ -351,7 +351,7 @@ def _grouping_chunks(
             extract = merger.output if mode == "combine" and merger.fast is None else None
             result: list[Any] = []
             last: Any = None
-            end, wins = 0, ()
+            end, wins = 0, GLOBAL_WINDOWS_TUPLE  # set at the first windowed group
             for (k, w), v in table.items():
                 value = (k, extract(v) if extract is not None else v)
                 if not out_windowed:
