@@ -188,4 +188,6 @@ def test_a_shared_payload_pickles_once_and_stays_shared():
     assert again.is_shared and again == payload
     assert again.load() is again.load()  # unpickled once where it arrived
     assert again.load().values == values
+    # another copy of the same plan (a Ray task, a subprocess) reuses what this process loaded
+    assert pickle.loads(pickle.dumps(payload)).load() is again.load()
     assert Payload.from_json(payload.to_json()) == Payload.of(_CreateSource(values))

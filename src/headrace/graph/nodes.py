@@ -23,10 +23,12 @@ The kinds are named as constants, with the typed shape of each kind's ``params``
 from __future__ import annotations
 
 import base64
+import collections
 import io
 import json
 import marshal
 import pickle
+import threading
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -108,7 +110,8 @@ class Payload:
     change, such as the elements of a ``Create`` made of immutable values. It is pickled only
     when its bytes are first needed (the JSON form, equality, a plan sent to another process),
     once, and ``load()`` returns that one object instead of a copy. Unpickled elsewhere it stays
-    shared: the first ``load()`` there unpickles it and later ones return the same object.
+    shared: the first ``load()`` there unpickles it, and later ones (also of other copies of the
+    same bytes, such as the plan a Ray task receives) return the same object.
     """
 
     __slots__ = ("_data", "_obj", "_shared")
@@ -144,7 +147,7 @@ class Payload:
             assert self._data is not None
             return pickle.loads(self._data)
         if self._obj is _UNLOADED:
-            self._obj = pickle.loads(self.data)
+            self._obj = _load_shared(self.data)
         return self._obj
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -172,6 +175,28 @@ def _shared_payload(data: bytes) -> Payload:
     payload = Payload(data)
     payload._shared = True
     return payload
+
+
+# The shared payloads last unpickled in this process, by their bytes: a Ray worker or a
+# subprocess gets the plan anew with every task, and the tasks of one source (index ranges of a
+# Create's elements) would each unpickle all of its elements again.
+_LOADED: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
+_LOADED_KEEP = 4
+_loaded_lock = threading.Lock()
+
+
+def _load_shared(data: bytes) -> Any:
+    with _loaded_lock:
+        obj = _LOADED.get(data, _UNLOADED)
+        if obj is not _UNLOADED:
+            _LOADED.move_to_end(data)
+            return obj
+    obj = pickle.loads(data)
+    with _loaded_lock:
+        _LOADED[data] = obj
+        while len(_LOADED) > _LOADED_KEEP:
+            _LOADED.popitem(last=False)
+    return obj
 
 
 @dataclass(frozen=True, slots=True)
