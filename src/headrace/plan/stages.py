@@ -19,7 +19,9 @@ collection get two stages, as in an iteration ``v = m | Map(f, AsDict(v)) | Comb
 repeated over one ``m``). Cuts are added until the stage dependency graph is acyclic.
 
 *windowed*    the PCollections whose elements must carry timestamps and windows
-              (``WindowedValue``); all others move as plain values, the fast case.
+              (``WindowedValue``); all others move as plain values, the fast case. A Read whose
+              params say no element is timestamped (a Create of plain values) stays plain when
+              only ParDos read it: they make the same windowed output from plain input.
 """
 
 from __future__ import annotations
