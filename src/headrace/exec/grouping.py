@@ -189,6 +189,10 @@ class GroupTable:
         self.track_ts = track_ts  # None, "min" or "max": OUTPUT_AT_EARLIEST / OUTPUT_AT_LATEST
         self.in_memory_handoff = in_memory_handoff and num_partitions == 1
         self.table: dict[Any, Any] = defaultdict(list) if mode != "combine" else {}
+        # Lifted sums fed by add_assigned: window -> key -> sum, folded into ``table`` (as
+        # (key, window) groups) before the table is spilled or handed over; see _fold_windows.
+        self.by_window: dict[Any, dict[Any, Any]] = {}
+        self.window_groups = 0
         self.ts: dict[Any, int] | None = {} if track_ts else None
         self.values = 0
         self.per_value = 0
@@ -219,6 +223,9 @@ class GroupTable:
         sample = chunk[:32]
         if self.windowed:
             sample = [wv.value for wv in sample]
+        self._sample_values(sample)
+
+    def _sample_values(self, sample: list[Any]) -> None:
         if self.elements_as_keys:
             sample = [(x, 0) for x in sample]
         try:
@@ -235,7 +242,7 @@ class GroupTable:
         if not self.per_key:
             return
         if self.mode == "combine":
-            estimate = len(self.table) * (self.per_key + self.per_value)
+            estimate = (len(self.table) + self.window_groups) * (self.per_key + self.per_value)
         else:
             estimate = self.values * self.per_value + len(self.table) * self.per_key
         if estimate > self.budget:
@@ -367,6 +374,10 @@ class GroupTable:
                             ts_table[gk] = t
         except (TypeError, ValueError) as e:
             raise self._bad_pair([wv.value for wv in chunk], e) from e
+        self._add_group_pairs(pairs)
+
+    def _add_group_pairs(self, pairs: list[tuple[Any, Any]]) -> None:
+        """Add ``((key, window), value)`` pairs (non-merging windows)."""
         n = self.values
         if self.mode == "gbk":
             table = self.table
@@ -380,6 +391,71 @@ class GroupTable:
                 self.windowed = saved
             self.values = n
         self._after_add(len(pairs))
+
+    @property
+    def takes_assigned(self) -> bool:
+        """Whether :meth:`add_assigned` may feed this table: windowed (key, value) pairs
+        grouped per key and non-merging window, with no element timestamps kept."""
+        return (
+            self.windowed
+            and self.mode in ("gbk", "combine")
+            and self.ts is None
+            and not self.elements_as_keys
+        )
+
+    def add_assigned(self, groups: dict[Any, list[Any]]) -> None:
+        """Add ``window -> [(key, value), ...]`` groups: elements whose window an operator
+        fused before this table has just assigned (see ``ParDoOperator.fuse_window_into``), so
+        no ``WindowedValue`` is made for them. Only when :attr:`takes_assigned`.
+        """
+        if not self.per_key:
+            for values in groups.values():
+                self._sample_values(values[:32])
+                break
+        try:
+            if self.mode == "combine" and self.merger.fast == "sum":
+                self._add_assigned_sum(groups)
+                return
+            pairs = [((k, w), v) for w, values in groups.items() for k, v in values]
+        except (TypeError, ValueError) as e:
+            raise self._bad_pair([kv for values in groups.values() for kv in values], e) from e
+        self._add_group_pairs(pairs)
+
+    def _add_assigned_sum(self, groups: dict[Any, list[Any]]) -> None:
+        """Sum per window and key, in one dict per window (``by_window``).
+
+        The work per element is a dict update keyed by the key alone (hashed in C), where a
+        ``(key, window)`` key would call the window's ``__hash__`` in Python every time. The
+        groups become ``(key, window)`` entries of ``table`` once, in :meth:`_fold_windows`.
+        Sums are added in another order than one by one, which a CombineFn allows.
+        """
+        by_window = self.by_window
+        added = n = 0
+        for w, values in groups.items():
+            sub = by_window.get(w)
+            if sub is None:
+                sub = by_window[w] = {}
+            before = len(sub)
+            get = sub.get
+            for k, v in values:
+                sub[k] = get(k, 0) + v
+            added += len(sub) - before
+            n += len(values)
+        self.window_groups += added
+        self._after_add(n)
+
+    def _fold_windows(self) -> None:
+        """Move the per-window sums of :meth:`_add_assigned_sum` into ``table``."""
+        if not self.by_window:
+            return
+        table = self.table
+        get = table.get
+        for w, sub in self.by_window.items():
+            for k, total in sub.items():
+                gk = (k, w)
+                table[gk] = get(gk, 0) + total
+        self.by_window = {}
+        self.window_groups = 0
 
     def _add_windowed_sum(self, chunk: list[Any]) -> None:
         """A lifted sum over non-merging windows: one dict update per (element, window)."""
@@ -494,6 +570,7 @@ class GroupTable:
 
     def spill(self) -> None:
         """Write the table to one file per partition and start a new, empty table."""
+        self._fold_windows()
         if not self.table:
             return
         self.merger.compact(self.table)
@@ -528,6 +605,7 @@ class GroupTable:
 
     def close(self) -> list[list[Run]]:
         """Finish writing; one list of runs per partition."""
+        self._fold_windows()
         if self.table:
             if self.in_memory_handoff:
                 self.runs[0].append(MemoryRun(dict(self.table), self.ts, self._estimate()))
@@ -541,7 +619,7 @@ class GroupTable:
 
     def _estimate(self) -> int:
         if self.mode == "combine":
-            return len(self.table) * (self.per_key + self.per_value)
+            return (len(self.table) + self.window_groups) * (self.per_key + self.per_value)
         return self.values * self.per_value + len(self.table) * self.per_key
 
 

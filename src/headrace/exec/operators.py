@@ -22,7 +22,7 @@ from headrace.exec.errors import annotate, is_annotated
 from headrace.exec.sideinputs import SideInput
 from headrace.model.metrics import MetricsContainer, set_current_container
 from headrace.model.pvalue import TaggedOutput
-from headrace.model.timestamp import MIN_US, Timestamp
+from headrace.model.timestamp import MIN_US, Timestamp, timestamp_of_micros
 from headrace.model.window import (
     GLOBAL_WINDOWS_TUPLE,
     PANE_INFO_UNKNOWN,
@@ -37,6 +37,7 @@ __all__ = ["FlattenOperator", "Operator", "ParDoOperator", "WindowIntoOperator"]
 Receiver = Callable[[list[Any]], None]
 _BAD_RETURN = (str, bytes, dict)
 FLUSH_AT = 16384  # general DoFns push partial output once it grows past this many elements
+_ELEMENT_PARAMS = frozenset({"timestamp", "window", "pane", "element", "key"})
 
 
 class Operator:
@@ -278,6 +279,16 @@ class ParDoOperator(Operator):
             and self.out_windowed[self.main_tag]
         ):
             return self._windowed_map()
+        if (
+            self.fn_kind == "dofn"
+            and self.in_windowed
+            and self.dofn_params
+            and set(self.dofn_params.values()) <= _ELEMENT_PARAMS
+            and not self.window_sides
+            and not self.multi_output
+            and not set(self.dofn_params) & set(self.kwargs)
+        ):
+            return self._windowed_dofn()
         return self._process_general
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -442,6 +453,216 @@ class ParDoOperator(Operator):
                 raise self._fail(e) from None
             self.elements_out += len(out)
             emit(out)
+
+        return process
+
+    def fuse_window_into(
+        self, window_op: WindowIntoOperator, add: Callable[[dict[Any, list[Any]]], None]
+    ) -> bool:
+        """Run this Map, ``window_op`` after it and a grouping table's ``add_assigned`` in one
+        loop; return whether the pattern allowed it (the caller checked that this Map feeds
+        only ``window_op`` and ``window_op`` only the table, a non-merging one keeping no
+        element timestamps).
+
+        Event time as users write it, ``Map(lambda e: TimestampedValue(...)) |
+        WindowInto(FixedWindows(60)) | CombinePerKey(sum)``, then costs the user's function, the
+        window arithmetic and a dict update per element: no ``WindowedValue`` is made between
+        the three. Outputs, timestamps and windows are those of the unfused operators: a
+        ``TimestampedValue`` output sets the timestamp, any other output keeps the input's, and
+        an output ``WindowedValue`` in several windows is re-windowed once per window.
+        """
+        fn_ok = (
+            self.fn_kind == "map"
+            and not self.dofn_params
+            and not self.window_sides
+            and not self.multi_output
+            and self.out_windowed[self.main_tag]
+        )
+        if not fn_ok or window_op.fast is None or not window_op.in_windowed:
+            return False
+        if not window_op.out_windowed:
+            return False
+        fn, args, kwargs = self.user_fn, self.args, self.kwargs
+        in_windowed, wv, tv = self.in_windowed, WindowedValue, TimestampedValue
+        assign, cache = window_op.fast, window_op._cache
+
+        def general(it: Iterator[Any], groups: dict[Any, list[Any]]) -> int:
+            copies = 0  # extra elements from outputs in several windows
+            for x in it:
+                if in_windowed:
+                    o = fn(x.value, *args, **kwargs)
+                    t = x.timestamp_us
+                else:
+                    o = fn(x, *args, **kwargs)
+                    t = MIN_US
+                kind = type(o)
+                reps = 1
+                if kind is tv:
+                    t = o.timestamp_us
+                    o = o.value
+                elif kind is wv:
+                    t, reps = o.timestamp_us, len(o.windows)
+                    copies += reps - 1
+                    o = o.value
+                windows = cache.get(t)
+                if windows is None:
+                    windows = assign(t)
+                    if len(cache) < 65536:
+                        cache[t] = windows
+                for _ in range(reps):
+                    for w in windows:
+                        values = groups.get(w)
+                        if values is None:
+                            values = groups[w] = []
+                        values.append(o)
+            return copies
+
+        body = general
+        if (
+            type(window_op.window_fn) is FixedWindows
+            and not in_windowed
+            and not args
+            and not kwargs
+        ):
+            size, offset = window_op.window_fn.size_us, window_op.window_fn.offset_us
+            by_start: dict[int, Any] = {}  # window start -> the one window object
+
+            def window_at(start: int, t: int) -> Any:
+                w = by_start.get(start)
+                if w is None:
+                    if len(by_start) >= 65536:
+                        by_start.clear()
+                    w = by_start[start] = assign(t)[0]
+                return w
+
+            def fixed_plain(it: Iterator[Any], groups: dict[Any, list[Any]]) -> int:
+                # Events come roughly in time order: the window (and its list) is looked up
+                # only when an element's window start differs from the previous element's.
+                copies = 0
+                last: int | None = None
+                push: Callable[[Any], None] = [].append
+                for x in it:
+                    o = fn(x)
+                    if type(o) is tv:
+                        t = o.timestamp_us
+                        o = o.value
+                    elif type(o) is wv:
+                        copies += len(o.windows) - 1
+                        w = window_at(
+                            o.timestamp_us - (o.timestamp_us - offset) % size, o.timestamp_us
+                        )
+                        for _ in o.windows:
+                            groups.setdefault(w, []).append(o.value)
+                        continue
+                    else:
+                        t = MIN_US
+                    start = t - (t - offset) % size
+                    if start != last:
+                        last = start
+                        w = window_at(start, t)
+                        values = groups.get(w)
+                        if values is None:
+                            values = groups[w] = []
+                        push = values.append
+                    push(o)
+                return copies
+
+            body = fixed_plain
+
+        def process(chunk: list[Any]) -> None:
+            n = len(chunk)
+            self.elements_in += n
+            window_op.elements_in += n
+            set_current_container(self.metrics)
+            groups: dict[Any, list[Any]] = {}
+            it = iter(chunk)
+            try:
+                copies = body(it, groups)
+            except Exception as e:
+                if is_annotated(e):
+                    raise
+                failed = n - length_hint(it) - 1
+                if 0 <= failed < n:
+                    raise annotate(e, self.label, chunk[failed]) from None
+                raise annotate(e, self.label) from None
+            self.elements_out += n
+            window_op.elements_out += n + copies
+            add(groups)
+
+        self.process = process  # type: ignore[method-assign]
+        return True
+
+    def _windowed_dofn(self) -> Callable[[list[Any]], None]:
+        """A DoFn on windowed input asking for its element's timestamp, window, pane, element or
+        key, with one output and no per-window side inputs: what :meth:`_process_general` does
+        for it, with the parameters built by one specialised function per element instead of
+        a dispatch on each parameter's kind and two dict merges.
+        """
+        process_fn, args, base = self.process_fn, self.args, self.kwargs
+        emit, main = self.emitters[self.main_tag], self.main_tag
+        out_windowed = self.out_windowed[main]
+        per_window = "window" in self.dofn_params.values()
+        wv, tv, ts_of = WindowedValue, TimestampedValue, timestamp_of_micros
+        getters = {
+            "timestamp": lambda x, w: ts_of(x.timestamp_us),
+            "window": lambda x, w: w,
+            "pane": lambda x, w: x.pane,
+            "element": lambda x, w: x.value,
+            "key": lambda x, w: x.value[0],
+        }
+        params = [(name, getters[kind]) for name, kind in self.dofn_params.items()]
+        if len(params) == 1 and not base:
+            ((name, get),) = params
+
+            def kwargs_of(x: Any, w: Any) -> dict[str, Any]:
+                return {name: get(x, w)}
+        else:
+
+            def kwargs_of(x: Any, w: Any) -> dict[str, Any]:
+                kw = dict(base)
+                for n, g in params:
+                    kw[n] = g(x, w)
+                return kw
+
+        def process(chunk: list[Any]) -> None:
+            self.elements_in += len(chunk)
+            set_current_container(self.metrics)
+            out: list[Any] = []
+            append = out.append
+            try:
+                for x in chunk:
+                    for window in x.windows if per_window else (None,):
+                        r = process_fn(x.value, *args, **kwargs_of(x, window))
+                        if r is None:
+                            continue
+                        if type(r) in _BAD_RETURN:
+                            raise self._bad_return(r)
+                        wins = (window,) if window is not None else x.windows
+                        for o in r:
+                            if type(o) is TaggedOutput:
+                                if o.tag != main:
+                                    raise self._unknown_tag(o.tag)
+                                o = o.value
+                            if out_windowed:
+                                kind = type(o)
+                                if kind is tv:
+                                    o = wv(o.value, o.timestamp_us, wins, x.pane)
+                                elif kind is not wv:
+                                    o = wv(o, x.timestamp_us, wins, x.pane)
+                            elif type(o) in (tv, wv):
+                                o = _plain_value(o)
+                            append(o)
+                    if len(out) > FLUSH_AT:
+                        self.elements_out += len(out)
+                        emit(out)
+                        out = []
+                        append = out.append
+                        set_current_container(self.metrics)
+            except Exception as e:
+                raise self._fail(e) from None
+            if out:
+                self.elements_out += len(out)
+                emit(out)
 
         return process
 

@@ -35,6 +35,7 @@ __all__ = [
     "WINDOW_INTO",
     "GroupingParams",
     "ParDoParams",
+    "ReadParams",
     "executable_leaves",
 ]
 
@@ -74,7 +75,16 @@ class GroupingParams(TypedDict, total=False):
     elements_as_keys: bool  # the input elements are the keys (Count.PerElement)
 
 
+class ReadParams(TypedDict, total=False):
+    """``params`` of a ``Read``."""
+
+    # False: no element is a TimestampedValue, so every element is at the minimum timestamp in
+    # the global window (a Create of plain values); a planner may then move them unwrapped.
+    timestamped: bool
+
+
 PARAMS_OF: dict[str, type] = {
+    READ: ReadParams,
     PARDO: ParDoParams,
     GROUP_BY_KEY: GroupingParams,
     COMBINE_PER_KEY: GroupingParams,

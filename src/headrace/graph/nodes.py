@@ -23,10 +23,12 @@ The kinds are named as constants, with the typed shape of each kind's ``params``
 from __future__ import annotations
 
 import base64
+import collections
 import io
 import json
 import marshal
 import pickle
+import threading
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -95,22 +97,61 @@ def dumps(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+_UNLOADED: Any = object()
+
+
 class Payload:
     """An opaque user object, pickled with cloudpickle.
 
     ``load()`` returns a fresh copy each call, so every executor owns its own DoFn instance.
     Equality is by bytes.
+
+    A *shared* payload (:meth:`shared`) holds an object that runners only read and never
+    change, such as the elements of a ``Create`` made of immutable values. It is pickled only
+    when its bytes are first needed (the JSON form, equality, a plan sent to another process),
+    once, and ``load()`` returns that one object instead of a copy. Unpickled elsewhere it stays
+    shared: the first ``load()`` there unpickles it, and later ones (also of other copies of the
+    same bytes, such as the plan a Ray task receives) return the same object.
     """
 
-    data: bytes
+    __slots__ = ("_data", "_obj", "_shared")
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+        self._obj: Any = _UNLOADED
+        self._shared = False
 
     @classmethod
     def of(cls, obj: Any) -> Payload:
         return cls(dumps(obj))
 
+    @classmethod
+    def shared(cls, obj: Any) -> Payload:
+        """A payload holding ``obj`` itself, pickled only when its bytes are needed."""
+        payload = cls.__new__(cls)
+        payload._data, payload._obj, payload._shared = None, obj, True
+        return payload
+
+    @property
+    def is_shared(self) -> bool:
+        return self._shared
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = dumps(self._obj)
+        return self._data
+
     def load(self) -> Any:
-        return pickle.loads(self.data)
+        if not self._shared:
+            assert self._data is not None
+            return pickle.loads(self._data)
+        if self._obj is _UNLOADED:
+            self._obj = _load_shared(self.data)
+        return self._obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_shared_payload if self._shared else Payload, (self.data,))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Payload) and other.data == self.data
@@ -118,12 +159,44 @@ class Payload:
     def __hash__(self) -> int:
         return hash(self.data)
 
+    def __repr__(self) -> str:
+        size = "unpickled" if self._data is None else f"{len(self._data)} bytes"
+        return f"Payload({'shared, ' if self._shared else ''}{size})"
+
     def to_json(self) -> str:
         return base64.b64encode(self.data).decode("ascii")
 
     @classmethod
     def from_json(cls, text: str) -> Payload:
         return cls(base64.b64decode(text))
+
+
+def _shared_payload(data: bytes) -> Payload:
+    payload = Payload(data)
+    payload._shared = True
+    return payload
+
+
+# The shared payloads last unpickled in this process, by their bytes: a Ray worker or a
+# subprocess gets the plan anew with every task, and the tasks of one source (index ranges of a
+# Create's elements) would each unpickle all of its elements again.
+_LOADED: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
+_LOADED_KEEP = 4
+_loaded_lock = threading.Lock()
+
+
+def _load_shared(data: bytes) -> Any:
+    with _loaded_lock:
+        obj = _LOADED.get(data, _UNLOADED)
+        if obj is not _UNLOADED:
+            _LOADED.move_to_end(data)
+            return obj
+    obj = pickle.loads(data)
+    with _loaded_lock:
+        _LOADED[data] = obj
+        while len(_LOADED) > _LOADED_KEEP:
+            _LOADED.popitem(last=False)
+    return obj
 
 
 @dataclass(frozen=True, slots=True)

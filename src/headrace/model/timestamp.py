@@ -16,6 +16,7 @@ __all__ = [
     "MIN_TIMESTAMP",
     "Duration",
     "Timestamp",
+    "timestamp_of_micros",
     "to_micros",
 ]
 
@@ -45,6 +46,14 @@ def _seconds_text(micros: int) -> str:
     sign = "-" if micros < 0 else ""
     secs, frac = divmod(abs(micros), 1_000_000)
     return f"{sign}{secs}.{frac:06d}" if frac else f"{sign}{secs}"
+
+
+def timestamp_of_micros(micros: int) -> Timestamp:
+    """``Timestamp(micros=micros)`` for an int, without the constructor's argument handling
+    (windows and DoFn parameters make one per element)."""
+    t = object.__new__(Timestamp)
+    t.micros = micros
+    return t
 
 
 @total_ordering

@@ -21,6 +21,7 @@ from headrace.model.timestamp import (
     MIN_US,
     Duration,
     Timestamp,
+    timestamp_of_micros,
     to_micros,
 )
 
@@ -132,11 +133,11 @@ class IntervalWindow(BoundedWindow):
 
     @property
     def start(self) -> Timestamp:
-        return Timestamp(micros=self._start)
+        return timestamp_of_micros(self._start)
 
     @property
     def end(self) -> Timestamp:
-        return Timestamp(micros=self._end)
+        return timestamp_of_micros(self._end)
 
     @property
     def start_us(self) -> int:
@@ -147,7 +148,7 @@ class IntervalWindow(BoundedWindow):
         return self._end
 
     def max_timestamp(self) -> Timestamp:
-        return Timestamp(micros=self._end - 1)
+        return timestamp_of_micros(self._end - 1)
 
     def max_timestamp_us(self) -> int:
         return self._end - 1
@@ -195,7 +196,15 @@ class TimestampedValue:
 
     def __init__(self, value: Any, timestamp: Any) -> None:
         self.value = value
-        self.timestamp_us = to_micros(timestamp)
+        # Seconds as a float or int are what a Map building event times passes, once per
+        # element: convert them here as to_micros does, without its isinstance chain.
+        kind = type(timestamp)
+        if kind is float:
+            self.timestamp_us = round(timestamp * 1_000_000)
+        elif kind is int:
+            self.timestamp_us = timestamp * 1_000_000
+        else:
+            self.timestamp_us = to_micros(timestamp)
 
     @property
     def timestamp(self) -> Timestamp:

@@ -19,7 +19,9 @@ collection get two stages, as in an iteration ``v = m | Map(f, AsDict(v)) | Comb
 repeated over one ``m``). Cuts are added until the stage dependency graph is acyclic.
 
 *windowed*    the PCollections whose elements must carry timestamps and windows
-              (``WindowedValue``); all others move as plain values, the fast case.
+              (``WindowedValue``); all others move as plain values, the fast case. A Read whose
+              params say no element is timestamped (a Create of plain values) stays plain when
+              only ParDos read it: they make the same windowed output from plain input.
 """
 
 from __future__ import annotations
@@ -421,6 +423,14 @@ def _windowed_pcollections(b: _Builder) -> frozenset[str]:
         elif node.kind == "WindowInto" and node.outputs:
             if not graph.pcollections[node.outputs[0][1]].windowing.is_global:
                 windowed.update(node.inputs)
+    # A ParDo that reads no time makes the same windowed output from a plain input when every
+    # input element is at the minimum timestamp in the global window: a Read that says none of
+    # its elements is timestamped (a Create of plain values) need not wrap each element.
+    untimed = {
+        n.outputs[0][1]
+        for n in b.leaves.values()
+        if n.kind == "Read" and n.params.get("timestamped") is False and n.outputs
+    }
     changed = True
     while changed:
         changed = False
@@ -428,6 +438,8 @@ def _windowed_pcollections(b: _Builder) -> frozenset[str]:
             passes_time = node.kind in OPERATOR_KINDS or node.kind == "Reshuffle"
             if passes_time and any(pid in windowed for _, pid in node.outputs):
                 for pid in node.inputs:
+                    if pid in untimed and node.kind == "ParDo":
+                        continue
                     if pid not in windowed:
                         windowed.add(pid)
                         changed = True

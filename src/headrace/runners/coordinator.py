@@ -84,6 +84,14 @@ class RunOutputs:
             node = plan.leaves[root.node]
             assert node.payload is not None
             source = node.payload.load()
+            elements = source.as_list() if node.payload.is_shared else None
+            if elements is not None:
+                # The elements travel once, with the plan; each task gets index ranges of them.
+                size = max(1, -(-len(elements) // n))
+                ranges = [
+                    (lo, min(lo + size, len(elements))) for lo in range(0, len(elements), size)
+                ]
+                return [TaskInput(ranges=[r]) for r in ranges] or [TaskInput(ranges=[(0, 0)])]
             try:
                 splits = source.split(n) if n > 1 else [source]
             except Exception as e:

@@ -67,6 +67,9 @@ class TaskInput:
     runs: list[Run] = field(default_factory=list)
     collection: list[CollectionRun] = field(default_factory=list)
     part: tuple[int, int] = (0, 1)  # (i, n): read every n-th chunk of the collection from the i-th
+    # Index ranges [lo, hi) of the stage's source, when that source is a shared payload holding
+    # its elements as a list (a Create): the list travels with the plan, not with each task.
+    ranges: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -184,8 +187,28 @@ class _TaskBuilder:
                     out_windowed=self.windowed(out_pids[0]),
                 )
             else:
-                self.ops[tid] = self._pardo(node)
+                self.ops[tid] = op = self._pardo(node)
+                self._fuse(node, op)
         return [self.ops[tid] for tid in self.stage.operators]
+
+    def _fuse(self, node: Any, op: ParDoOperator) -> None:
+        """Fuse ``Map | WindowInto | <grouping>`` into one loop when nothing else reads the
+        Map's or the WindowInto's output (see ``ParDoOperator.fuse_window_into``)."""
+        if len(node.outputs) != 1:
+            return
+        dests = self.stage.edges.get(node.outputs[0][1], ())
+        if len(dests) != 1 or dests[0][0] != "op":
+            return
+        window_node = self.plan.leaves[dests[0][1]]
+        window_op = self.ops[window_node.id]
+        if window_node.kind != "WindowInto" or not isinstance(window_op, WindowIntoOperator):
+            return
+        after = self.stage.edges.get(window_node.outputs[0][1], ())
+        if len(after) != 1 or after[0][0] != "group":
+            return
+        table = self.table(after[0][1])
+        if table.takes_assigned:
+            op.fuse_window_into(window_op, table.add_assigned)
 
     def _pardo(self, node: Any) -> ParDoOperator:
         dofn, args, kwargs = node.payload.load()
@@ -264,7 +287,17 @@ def _chunks(items: Iterator[Any] | list[Any], n: int) -> Iterator[list[Any]]:
 
 def _source_chunks(source: Any, n: int, windowed: bool) -> Iterator[list[Any]]:
     as_list = source.as_list()
-    chunks = _chunks(as_list if as_list is not None else iter(source.read()), n)
+    return _element_chunks(
+        _chunks(as_list if as_list is not None else iter(source.read()), n), windowed
+    )
+
+
+def _range_chunks(elements: list[Any], lo: int, hi: int, n: int) -> Iterator[list[Any]]:
+    for i in range(lo, hi, n):
+        yield elements[i : min(i + n, hi)]
+
+
+def _element_chunks(chunks: Iterator[list[Any]], windowed: bool) -> Iterator[list[Any]]:
     for chunk in chunks:
         if windowed:
             yield [
@@ -315,17 +348,21 @@ def _grouping_chunks(
                     ]
                 yield from _chunks(items, n)
                 continue
-            extract = merger.output if mode == "combine" else None
+            extract = merger.output if mode == "combine" and merger.fast is None else None
             result: list[Any] = []
+            last: Any = None
+            end, wins = 0, GLOBAL_WINDOWS_TUPLE  # set at the first windowed group
             for (k, w), v in table.items():
                 value = (k, extract(v) if extract is not None else v)
                 if not out_windowed:
                     result.append(value)
                     continue
-                t = ts[(k, w)] if ts is not None else w.max_timestamp_us()
+                if w is not last:  # groups of one window mostly follow each other
+                    last, end, wins = w, w.max_timestamp_us(), (w,)
+                t = ts[(k, w)] if ts is not None else end
                 if transformed and window_fn is not None:
                     t = transformed_output_time(window_fn, w, t)
-                result.append(WindowedValue(value, t, (w,), PANE_ONLY_FIRING))
+                result.append(WindowedValue(value, t, wins, PANE_ONLY_FIRING))
             yield from _chunks(result, n)
     finally:
         merger.teardown()
@@ -345,6 +382,13 @@ def root_chunks(
     if root.kind == "source":
         node = plan.leaves[root.node]
         windowed = root.pcoll in plan.windowed
+        if task.ranges:
+            assert node.payload is not None
+            elements = node.payload.load().as_list()
+            for lo, hi in task.ranges:
+                yield from _element_chunks(
+                    _range_chunks(elements, lo, hi, ctx.bundle_size), windowed
+                )
         for source in task.sources:
             try:
                 yield from _source_chunks(source, ctx.bundle_size, windowed)

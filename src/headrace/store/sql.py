@@ -33,11 +33,11 @@ import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
-from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
@@ -49,6 +49,14 @@ __all__ = ["DialectOps", "SQLDatabase", "create_engine", "normalise_url", "sqlit
 # Keys per query: SQLite binds each key of IN (...) (staying below its historical limit of 999
 # parameters); PostgreSQL binds one array per query, so its batches only bound memory.
 _BATCH = {"sqlite": 900, "postgresql": 50_000}
+
+
+def _pg_dialect() -> ModuleType:
+    """SQLAlchemy's PostgreSQL dialect, imported when a PostgreSQL store first needs it: a
+    command on a SQLite store (``headrace repo list``) does not pay for importing it."""
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql
 
 
 # ---------------------------------------------------------------- engines
@@ -192,6 +200,7 @@ class DialectOps:
             key = (table.name, tuple(names), update)
             compiled = self._compiled.get(key)
             if compiled is None:
+                pg_dialect = _pg_dialect()
                 arrays = [
                     sa.bindparam(name, type_=pg_dialect.ARRAY(table.c[name].type)) for name in names
                 ]
@@ -238,7 +247,8 @@ class DialectOps:
     def among(self, column: sa.Column[Any], keys: list[str]) -> sa.ColumnElement[bool]:
         """``column IN keys`` (one bound array on PostgreSQL); ``keys`` is one batch."""
         if self.name == "postgresql":
-            return column == sa.any_(sa.bindparam("keys", keys, type_=pg_dialect.ARRAY(sa.String)))
+            array = _pg_dialect().ARRAY(sa.String)
+            return column == sa.any_(sa.bindparam("keys", keys, type_=array))
         return column.in_(keys)
 
     def _lookup_sql(self, conn: Connection, table: sa.Table, key: str, value: str, n: int) -> str:
