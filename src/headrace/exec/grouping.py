@@ -15,31 +15,35 @@ hash of the key into partitions (one per reading task) and, inside each partitio
 ``SUB_BUCKETS`` sub-buckets; each partition goes to one blob of the run's
 :class:`~headrace.exec.spill.SpillSpace` (a file, for the direct runner) whose index says where
 each sub-bucket's block is. ``close()`` returns one list of runs per partition: the in-memory table
-itself (:class:`MemoryRun`, single-process only) and/or :class:`FileRun` descriptors.
+itself (:class:`MemoryRun`, single-process only) and/or :class:`FileRun` descriptors. A table that
+never spilled is closed into one *whole* block per partition instead, in the table's own order:
+sorting 100 k groups into sub-buckets scattered the writer's walk over memory and cost as much as
+the pickling (see :class:`FileRun`). Blocks are encoded by :mod:`headrace.exec.blocks`.
 
 Reader side (:func:`read_partition`): merges the runs of one partition. When everything fits the
-budget it merges in one dict; otherwise it merges sub-bucket by sub-bucket, splitting a
-sub-bucket again (with another hash salt) while it is still over budget. So a grouping over data
-several times the budget finishes with bounded memory.
+budget it merges in one dict, reading each run's blob once; otherwise it first splits any whole
+run into sub-buckets (one run in memory at a time, no larger than its writer's budget), then
+merges sub-bucket by sub-bucket, splitting a sub-bucket again (with another hash salt) while it is
+still over budget. So a grouping over data several times the budget finishes with bounded memory.
 """
 
 from __future__ import annotations
 
-import pickle
 import sys
 from collections import _count_elements, defaultdict  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from headrace.exec.blocks import dump_block, load_block
 from headrace.exec.keys import stable_hash
 from headrace.exec.spill import SpillSpace
 
 __all__ = ["FileRun", "GroupTable", "MemoryRun", "Merger", "read_partition"]
 
 SUB_BUCKETS = 16
+WHOLE = -1  # FileRun.index key of a block holding every sub-bucket of the partition
 _MISSING = object()
-_PROTO = pickle.HIGHEST_PROTOCOL
 
 
 @dataclass
@@ -53,7 +57,13 @@ class MemoryRun:
 
 @dataclass
 class FileRun:
-    """One partition of a spill: block offsets per sub-bucket in one blob of the spill space."""
+    """One partition of a spill: block offsets per sub-bucket in one blob of the spill space.
+
+    ``index`` maps a sub-bucket to its block's (offset, length); a *whole* run has the one
+    entry ``WHOLE``, a block with every group of the partition in the writer's order. The
+    sub-bucket of a group is ``(stable_hash(key, salt) // parts) % SUB_BUCKETS``, where ``parts``
+    is how many partitions the writer had (so every run of a partition agrees on it).
+    """
 
     key: str
     index: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -62,6 +72,12 @@ class FileRun:
     # takes a few bytes, the object in a list ~36, so a reader that compared pickled sizes with
     # its memory budget merged several times the budget at once.
     mem_ratio: float = 1.0
+    parts: int = 1
+
+    @property
+    def whole(self) -> bool:
+        """One block with every sub-bucket (read it all, or split it first)."""
+        return WHOLE in self.index
 
     @property
     def nbytes(self) -> int:
@@ -506,19 +522,40 @@ class GroupTable:
             self.ts = {}
         self.values = 0
 
-    def _write_runs(self, table: dict[Any, Any], ts: dict[Any, int] | None) -> list[FileRun | None]:
+    def _write_runs(
+        self, table: dict[Any, Any], ts: dict[Any, int] | None, whole: bool = False
+    ) -> list[FileRun | None]:
         nparts = self.num_partitions
-        buckets: list[list[list[Any]]] = [[[] for _ in range(SUB_BUCKETS)] for _ in range(nparts)]
-        for gk, v in table.items():
-            h = self._group_key_hash(gk)
-            item = (gk, v, ts.get(gk)) if ts is not None else (gk, v)
-            buckets[h % nparts][(h // nparts) % SUB_BUCKETS].append(item)
         runs: list[FileRun | None] = []
-        for p in range(nparts):
-            if not any(buckets[p]):
-                runs.append(None)
-                continue
-            runs.append(write_file_run(self.space, buckets[p], salt=0))
+        if whole:
+            parts: list[list[Any]] = [[] for _ in range(nparts)]
+            if nparts == 1:
+                parts[0] = (
+                    list(table.items())
+                    if ts is None
+                    else [(gk, v, ts.get(gk)) for gk, v in table.items()]
+                )
+            else:
+                hash_of = self._group_key_hash
+                for gk, v in table.items():
+                    item = (gk, v, ts.get(gk)) if ts is not None else (gk, v)
+                    parts[hash_of(gk) % nparts].append(item)
+            runs = [
+                write_whole_run(self.space, items, nparts) if items else None for items in parts
+            ]
+        else:
+            buckets: list[list[list[Any]]] = [
+                [[] for _ in range(SUB_BUCKETS)] for _ in range(nparts)
+            ]
+            for gk, v in table.items():
+                h = self._group_key_hash(gk)
+                item = (gk, v, ts.get(gk)) if ts is not None else (gk, v)
+                buckets[h % nparts][(h // nparts) % SUB_BUCKETS].append(item)
+            for p in range(nparts):
+                if not any(buckets[p]):
+                    runs.append(None)
+                    continue
+                runs.append(write_file_run(self.space, buckets[p], salt=0, parts=nparts))
         written = sum(sum(n for _, n in r.index.values()) for r in runs if r is not None)
         ratio = max(1.0, self._estimate() / written) if written else 1.0
         for r in runs:
@@ -533,7 +570,9 @@ class GroupTable:
                 self.runs[0].append(MemoryRun(dict(self.table), self.ts, self._estimate()))
             else:
                 self.merger.compact(self.table)
-                for p, run in enumerate(self._write_runs(self.table, self.ts)):
+                # Never spilled: the table is at most the budget, and so is one whole block.
+                whole = self.spills == 0
+                for p, run in enumerate(self._write_runs(self.table, self.ts, whole)):
                     if run is not None:
                         self.runs[p].append(run)
             self.table = {}
@@ -563,26 +602,63 @@ def _short(value: Any) -> str:
     return truncated_repr(value)
 
 
-def write_file_run(spill: SpillSpace, sub_buckets: list[list[Any]], salt: int) -> FileRun:
+def write_file_run(
+    spill: SpillSpace, sub_buckets: list[list[Any]], salt: int, parts: int = 1
+) -> FileRun:
+    """One blob with a block per non-empty sub-bucket."""
     key, f = spill.create("run")
     index: dict[int, tuple[int, int]] = {}
     with f:
         for s, items in enumerate(sub_buckets):
             if not items:
                 continue
-            data = pickle.dumps(items, protocol=_PROTO)
+            data = dump_block(items)
             index[s] = (f.tell(), len(data))
             f.write(data)
-    return FileRun(key, index, salt)
+    return FileRun(key, index, salt, parts=parts)
+
+
+def write_whole_run(spill: SpillSpace, items: list[Any], parts: int) -> FileRun:
+    """One blob with one block of every item (salt 0), in the order given."""
+    key, f = spill.create("run")
+    data = dump_block(items)
+    with f:
+        f.write(data)
+    return FileRun(key, {WHOLE: (0, len(data))}, 0, parts=parts)
 
 
 def _load_block(spill: SpillSpace, run: FileRun, s: int) -> list[Any]:
-    span = run.index.get(s)
-    if span is None:
+    blocks = _load_blocks(spill, run, [s])
+    return blocks[0] if blocks else []
+
+
+def _load_blocks(spill: SpillSpace, run: FileRun, sub_buckets: list[int]) -> list[list[Any]]:
+    """The blocks of ``sub_buckets`` in ``run`` (all of a whole run's), opening its blob once."""
+    if run.whole:
+        assert len(sub_buckets) == SUB_BUCKETS, "split a whole run before reading sub-buckets"
+        spans = [run.index[WHOLE]]
+    else:
+        spans = [run.index[s] for s in sub_buckets if s in run.index]
+    if not spans:
         return []
+    out = []
     with spill.open(run.key) as f:
-        f.seek(span[0])
-        return pickle.loads(f.read(span[1]))
+        for offset, length in spans:
+            f.seek(offset)
+            out.append(load_block(f.read(length)))
+    return out
+
+
+def _split_whole(spill: SpillSpace, run: FileRun, windowed: bool, mode: str) -> FileRun:
+    """A whole run rewritten with one block per sub-bucket (the writer's own sub-buckets)."""
+    buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
+    parts = run.parts
+    for items in _load_blocks(spill, run, list(range(SUB_BUCKETS))):
+        for item in items:
+            buckets[(_gk_hash(item[0], windowed, mode, 0) // parts) % SUB_BUCKETS].append(item)
+    out = write_file_run(spill, buckets, salt=0, parts=parts)
+    out.mem_ratio = run.mem_ratio
+    return out
 
 
 def read_partition(
@@ -604,13 +680,22 @@ def read_partition(
     if total <= budget_bytes:
         yield _merge_all(runs, merger, track_ts, list(range(SUB_BUCKETS)), spill, windowed, mode)
         return
-    # Over budget: spill any in-memory run so that every run can be read sub-bucket by sub-bucket.
-    file_runs = [r for r in runs if isinstance(r, FileRun)]
+    # Over budget: spill any in-memory run and split any whole run, so that every run can be
+    # read sub-bucket by sub-bucket. The split copies are this reader's own; the runs it was
+    # given stay as they are (a retried task reads them again).
+    file_runs = [r for r in runs if isinstance(r, FileRun) and not r.whole]
+    copies = [
+        _split_whole(spill, r, windowed, mode) for r in runs if isinstance(r, FileRun) and r.whole
+    ]
     for r in runs:
         if isinstance(r, MemoryRun):
             file_runs.append(_memory_to_file(r, spill, windowed, mode))
             r.table = {}
-    yield from _read_bucketed(file_runs, merger, windowed, track_ts, budget_bytes, spill, mode, 0)
+    yield from _read_bucketed(
+        file_runs + copies, merger, windowed, track_ts, budget_bytes, spill, mode, 0
+    )
+    for r in copies:
+        spill.delete(r.key)
 
 
 def _gk_hash(gk: Any, windowed: bool, mode: str, salt: int) -> int:
@@ -686,8 +771,7 @@ def _merge_all(
             if ts_target is not None and r.ts:
                 _merge_ts(ts_target, r.ts.items(), track_ts)
             continue
-        for s in sub_buckets:
-            items = _load_block(spill, r, s)
+        for items in _load_blocks(spill, r, sub_buckets):
             if not items:
                 continue
             if ts_target is not None:
