@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headrace.exec.blocks import dump_block, load_block
+from headrace.exec.gcpolicy import leave_for_exit
 from headrace.exec.keys import stable_hash
 from headrace.exec.spill import SpillSpace
 
@@ -575,6 +576,7 @@ class GroupTable:
                 for p, run in enumerate(self._write_runs(self.table, self.ts, whole)):
                     if run is not None:
                         self.runs[p].append(run)
+                leave_for_exit(self.table, self._estimate(), self.budget)  # exec/gcpolicy.py
             self.table = {}
         return self.runs
 
