@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from headrace.exec.blocks import dump_block, load_block
 from headrace.exec.collect import Collector, read_collection
-from headrace.exec.grouping import FileRun, GroupTable, Merger, read_partition
+from headrace.exec.grouping import FileRun, GroupTable, Merger, plain_values, read_partition
 from headrace.exec.spill import LocalSpillSpace
 
 
@@ -21,7 +22,7 @@ def typed(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return (type(x), tuple(typed(v) for v in x))
     if isinstance(x, dict):
-        return (type(x), tuple((typed(k), typed(v)) for k, v in x.items()))
+        return (type(x), tuple(sorted(((typed(k), typed(v)) for k, v in x.items()), key=repr)))
     if isinstance(x, frozenset):
         return (type(x), frozenset(typed(v) for v in x))
     if isinstance(x, float) and x != x:
@@ -149,3 +150,88 @@ def test_whole_and_sub_bucketed_runs_of_one_partition_merge_over_budget(tmp_path
         assert again == got
     assert merged == {f"k{k}": list(range(k, 40_000, 2000)) for k in range(2000)}
     assert set(os.listdir(tmp_path)) == files_before  # the reader's split copies are gone
+
+
+class Flag(int):
+    """An int subclass: must come back as itself, never as a plain int."""
+
+
+def _group(chunks_by_writer: list[list[list[Any]]], budget: int, tmp: Path) -> dict[Any, list]:
+    """Write each writer's chunks with a 2-partition shuffle table, read both partitions back."""
+    space = LocalSpillSpace(str(tmp))
+    parts: list[list[Any]] = [[], []]
+    for chunks in chunks_by_writer:
+        table = _table(space, budget=budget)
+        for chunk in chunks:
+            table.add(chunk)
+        for p, runs in enumerate(table.close()):
+            parts[p].extend(runs)
+    merged: dict[Any, list] = {}
+    for runs in parts:
+        for piece, _ in read_partition(
+            runs, Merger("gbk", None), False, None, budget, space, "gbk"
+        ):
+            for k, vs in plain_values(piece).items():
+                assert type(vs) is list
+                assert k not in merged
+                merged[k] = vs
+    return merged
+
+
+def test_int_values_travel_in_typed_columns_and_come_back_as_int_lists(tmp_path: Path) -> None:
+    space = LocalSpillSpace(str(tmp_path))
+    table = _table(space, budget=1 << 30)
+    table.add([(f"k{i % 5}", i) for i in range(100)])
+    assert table.typecode == "q"
+    merged = _group([[[(f"k{i % 5}", i) for i in range(100)]]], 1 << 30, tmp_path)
+    assert typed(merged) == typed({f"k{k}": list(range(k, 100, 5)) for k in range(5)})
+
+
+@pytest.mark.parametrize(
+    "late",
+    [True, Flag(7), 2**70, -(2**63) - 1, 1.5, "s", None],
+    ids=["bool", "int-subclass", "big-int", "below-int64", "float", "str", "none"],
+)
+def test_a_value_of_another_type_after_typed_chunks_keeps_every_value_exact(
+    late: Any, tmp_path: Path
+) -> None:
+    """Ints first, then (mid-chunk) a value an int64 column would retype or refuse: the table
+    goes back to lists without losing or retyping anything, before or after it."""
+    first = [("a", 1), ("b", 2)]
+    second = [("a", 3), ("b", late), ("a", 4)]
+    merged = _group([[first, second]], 1 << 30, tmp_path)
+    assert typed(merged) == typed({"a": [1, 3, 4], "b": [2, late]})
+
+
+def test_writers_with_int_float_and_list_columns_merge_exactly(tmp_path: Path) -> None:
+    ints = [[("k", 1), ("j", 2)]]
+    floats = [[("k", 1.0), ("j", 2.5)]]
+    mixed = [[("k", "x"), ("j", True)]]
+    merged = _group([ints, floats, mixed], 1 << 30, tmp_path)
+    assert {k: sorted(map(repr, vs)) for k, vs in merged.items()} == {
+        "k": sorted(map(repr, [1, 1.0, "x"])),
+        "j": sorted(map(repr, [2, 2.5, True])),
+    }
+    assert typed(sorted(merged["k"], key=repr)) == typed(sorted([1, 1.0, "x"], key=repr))
+
+
+def test_typed_columns_survive_spills_and_a_reader_over_budget(tmp_path: Path) -> None:
+    spilled = [[(f"k{i % 2000}", i) for i in range(s, s + 1000)] for s in range(0, 20_000, 1000)]
+    whole = [[(f"k{i % 2000}", i) for i in range(s, s + 1000)] for s in range(20_000, 40_000, 1000)]
+    space = LocalSpillSpace(str(tmp_path))
+    parts: list[list[Any]] = [[], []]
+    for chunks, budget in ((spilled, 60_000), (whole, 1 << 30)):
+        table = _table(space, budget=budget)
+        for chunk in chunks:
+            table.add(chunk)
+        assert table.typecode == "q"
+        for p, runs in enumerate(table.close()):
+            parts[p].extend(runs)
+    merged: dict[str, list[int]] = {}
+    for runs in parts:
+        budget = max(r.nbytes for r in runs)
+        pieces = list(read_partition(runs, Merger("gbk", None), False, None, budget, space, "gbk"))
+        assert len(pieces) > 1
+        for piece, _ in pieces:
+            merged.update((k, sorted(vs)) for k, vs in plain_values(piece).items())
+    assert typed(merged) == typed({f"k{k}": list(range(k, 40_000, 2000)) for k in range(2000)})

@@ -30,9 +30,12 @@ still over budget. So a grouping over data several times the budget finishes wit
 from __future__ import annotations
 
 import sys
+from array import array
 from collections import _count_elements, defaultdict  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from headrace.exec.blocks import dump_block, load_block
@@ -40,11 +43,16 @@ from headrace.exec.gcpolicy import leave_for_exit
 from headrace.exec.keys import stable_hash
 from headrace.exec.spill import SpillSpace
 
-__all__ = ["FileRun", "GroupTable", "MemoryRun", "Merger", "read_partition"]
+__all__ = ["FileRun", "GroupTable", "MemoryRun", "Merger", "plain_values", "read_partition"]
 
 SUB_BUCKETS = 16
 WHOLE = -1  # FileRun.index key of a block holding every sub-bucket of the partition
 _MISSING = object()
+_second = itemgetter(1)
+# Typed value columns of a shuffle writer's groups (see GroupTable._add_gbk_typed): exact type
+# of every value -> array typecode. Only these exact types: array('q') would take a bool or a
+# numpy int and give back an int, array('d') an int and give back a float.
+_TYPECODES = {int: "q", float: "d"}
 
 
 @dataclass
@@ -74,6 +82,9 @@ class FileRun:
     # its memory budget merged several times the budget at once.
     mem_ratio: float = 1.0
     parts: int = 1
+    # Values are typed columns (GroupTable._add_gbk_typed) stored as the bytes of an
+    # array(typecode); _load_blocks turns them back into arrays.
+    typecode: str | None = None
 
     @property
     def whole(self) -> bool:
@@ -132,8 +143,10 @@ class Merger:
                 cur = get(k)
                 if cur is None:
                     target[k] = vs
-                else:
+                elif type(cur) is list or (type(cur) is type(vs) and cur.typecode == vs.typecode):
                     cur.extend(vs)
+                else:  # a typed column meets a list or another typecode: plain lists
+                    target[k] = cur.tolist() + list(vs)
             return
         fast = self.fast
         get = target.get
@@ -212,6 +225,8 @@ class GroupTable:
         self.per_key = 0
         self.runs: list[list[Run]] = [[] for _ in range(num_partitions)]
         self.spills = 0
+        self.typecode: str | None = None  # values in array(typecode) columns (gbk writers)
+        self._gbk_add: Callable[[list[Any]], None] | None = None  # see _add_gbk_auto
         self.add: Callable[[list[Any]], None] = self._choose_add()
 
     # -- adding ---------------------------------------------------------------------------------
@@ -222,6 +237,8 @@ class GroupTable:
         if self.windowed:
             return self._add_windowed
         if self.mode == "gbk":
+            if not self.in_memory_handoff and self.ts is None and not self.elements_as_keys:
+                return self._add_gbk_auto  # written for another task: maybe typed columns
             return self._add_gbk
         fast = self.merger.fast
         if fast == "count" or (fast == "sum" and self.elements_as_keys):
@@ -268,6 +285,56 @@ class GroupTable:
         except (TypeError, ValueError) as e:
             raise self._bad_pair(chunk, e) from e
         self._after_add(len(chunk))
+
+    def _add_gbk_auto(self, chunk: list[Any]) -> None:
+        """GroupByKey of a shuffle writer: from the first chunk on, keep each group's values in
+        an ``array`` when every value is an exact ``int`` (or every one a ``float``). Pickling an
+        array copies its buffer, where pickling a list of ints walks objects scattered over the
+        heap: that walk cost as much as grouping. Readers get lists back (:func:`plain_values`).
+        Receivers hold this bound method, so it dispatches to the add chosen."""
+        add = self._gbk_add
+        if add is None:
+            try:
+                types = set(map(type, map(_second, chunk)))
+            except (TypeError, IndexError, KeyError):
+                types = set()  # not pairs: the list path reports it
+            code = _TYPECODES.get(types.pop()) if len(types) == 1 else None
+            if code is None:
+                add = self._add_gbk
+            else:
+                self.typecode = code
+                self.table = defaultdict(partial(array, code))
+                add = self._add_gbk_typed
+            self._gbk_add = add
+        add(chunk)
+
+    def _add_gbk_typed(self, chunk: list[Any]) -> None:
+        if not self.per_key:
+            self._sample(chunk)
+        code = self.typecode
+        assert code is not None
+        if {type(v) for v in map(_second, chunk)} != {_CODE_TYPES[code]}:
+            self._untype()
+            self._add_gbk(chunk)
+            return
+        table = self.table
+        try:
+            for k, v in chunk:
+                table[k].append(v)
+        except OverflowError:
+            # An int beyond 64 bits: the elements before it are in; go on with lists from it.
+            first = next(i for i, (_, v) in enumerate(chunk) if not _fits_int64(v))
+            self._untype()
+            self.values += first
+            self._add_gbk(chunk[first:])
+            return
+        self._after_add(len(chunk))
+
+    def _untype(self) -> None:
+        """From typed columns to lists, for good (a value of another type arrived)."""
+        self.table = defaultdict(list, {k: a.tolist() for k, a in self.table.items()})
+        self.typecode = None
+        self._gbk_add = self._add_gbk
 
     def _add_sum(self, chunk: list[Any]) -> None:
         if not self.per_key:
@@ -518,7 +585,10 @@ class GroupTable:
             if run is not None:
                 self.runs[p].append(run)
         self.spills += 1
-        self.table = defaultdict(list) if self.mode != "combine" else {}
+        if self.typecode is not None:
+            self.table = defaultdict(partial(array, self.typecode))
+        else:
+            self.table = defaultdict(list) if self.mode != "combine" else {}
         if self.ts is not None:
             self.ts = {}
         self.values = 0
@@ -541,8 +611,10 @@ class GroupTable:
                 for gk, v in table.items():
                     item = (gk, v, ts.get(gk)) if ts is not None else (gk, v)
                     parts[hash_of(gk) % nparts].append(item)
+            code = self.typecode
             runs = [
-                write_whole_run(self.space, items, nparts) if items else None for items in parts
+                write_whole_run(self.space, items, nparts, code) if items else None
+                for items in parts
             ]
         else:
             buckets: list[list[list[Any]]] = [
@@ -556,7 +628,9 @@ class GroupTable:
                 if not any(buckets[p]):
                     runs.append(None)
                     continue
-                runs.append(write_file_run(self.space, buckets[p], salt=0, parts=nparts))
+                runs.append(
+                    write_file_run(self.space, buckets[p], 0, parts=nparts, typecode=self.typecode)
+                )
         written = sum(sum(n for _, n in r.index.values()) for r in runs if r is not None)
         ratio = max(1.0, self._estimate() / written) if written else 1.0
         for r in runs:
@@ -586,6 +660,25 @@ class GroupTable:
         return self.values * self.per_value + len(self.table) * self.per_key
 
 
+_CODE_TYPES = {code: t for t, code in _TYPECODES.items()}
+
+
+def _fits_int64(v: int) -> bool:
+    return -(2**63) <= v < 2**63
+
+
+def plain_values(table: dict[Any, Any]) -> dict[Any, Any]:
+    """``table`` with every typed value column (an ``array``) turned back into a list.
+
+    >>> plain_values({"a": array("q", [1, 2]), "b": [3.5]})
+    {'a': [1, 2], 'b': [3.5]}
+    """
+    for k, vs in table.items():
+        if type(vs) is array:
+            table[k] = vs.tolist()
+    return table
+
+
 def _overrides(fn: Any, name: str) -> bool:
     impl = getattr(type(fn), name, None)
     for cls in type(fn).__mro__:
@@ -605,7 +698,11 @@ def _short(value: Any) -> str:
 
 
 def write_file_run(
-    spill: SpillSpace, sub_buckets: list[list[Any]], salt: int, parts: int = 1
+    spill: SpillSpace,
+    sub_buckets: list[list[Any]],
+    salt: int,
+    parts: int = 1,
+    typecode: str | None = None,
 ) -> FileRun:
     """One blob with a block per non-empty sub-bucket."""
     key, f = spill.create("run")
@@ -614,19 +711,34 @@ def write_file_run(
         for s, items in enumerate(sub_buckets):
             if not items:
                 continue
-            data = dump_block(items)
+            data = dump_block(_column_bytes(items) if typecode else items)
             index[s] = (f.tell(), len(data))
             f.write(data)
-    return FileRun(key, index, salt, parts=parts)
+    return FileRun(key, index, salt, parts=parts, typecode=typecode)
 
 
-def write_whole_run(spill: SpillSpace, items: list[Any], parts: int) -> FileRun:
+def write_whole_run(
+    spill: SpillSpace, items: list[Any], parts: int, typecode: str | None = None
+) -> FileRun:
     """One blob with one block of every item (salt 0), in the order given."""
     key, f = spill.create("run")
-    data = dump_block(items)
+    data = dump_block(_column_bytes(items) if typecode else items)
     with f:
         f.write(data)
-    return FileRun(key, {WHOLE: (0, len(data))}, 0, parts=parts)
+    return FileRun(key, {WHOLE: (0, len(data))}, 0, parts=parts, typecode=typecode)
+
+
+def _column_bytes(items: list[tuple[Any, Any]]) -> list[tuple[Any, bytes]]:
+    return [(k, column.tobytes()) for k, column in items]
+
+
+def _columns(typecode: str, items: list[tuple[Any, bytes]]) -> list[tuple[Any, Any]]:
+    out = []
+    for k, raw in items:
+        column = array(typecode)
+        column.frombytes(raw)
+        out.append((k, column))
+    return out
 
 
 def _load_block(spill: SpillSpace, run: FileRun, s: int) -> list[Any]:
@@ -647,7 +759,8 @@ def _load_blocks(spill: SpillSpace, run: FileRun, sub_buckets: list[int]) -> lis
     with spill.open(run.key) as f:
         for offset, length in spans:
             f.seek(offset)
-            out.append(load_block(f.read(length)))
+            items = load_block(f.read(length))
+            out.append(_columns(run.typecode, items) if run.typecode else items)
     return out
 
 
@@ -658,7 +771,7 @@ def _split_whole(spill: SpillSpace, run: FileRun, windowed: bool, mode: str) -> 
     for items in _load_blocks(spill, run, list(range(SUB_BUCKETS))):
         for item in items:
             buckets[(_gk_hash(item[0], windowed, mode, 0) // parts) % SUB_BUCKETS].append(item)
-    out = write_file_run(spill, buckets, salt=0, parts=parts)
+    out = write_file_run(spill, buckets, 0, parts=parts, typecode=run.typecode)
     out.mem_ratio = run.mem_ratio
     return out
 
@@ -746,7 +859,7 @@ def _read_bucketed(
             for item in items:
                 buckets[_gk_hash(item[0], windowed, mode, salt) % SUB_BUCKETS].append(item)
             del items
-            sub_run = write_file_run(spill, buckets, salt)
+            sub_run = write_file_run(spill, buckets, salt, typecode=r.typecode)
             sub_run.mem_ratio = r.mem_ratio
             sub_runs.append(sub_run)
         yield from _read_bucketed(
