@@ -8,9 +8,9 @@ string it has written so that a second reference to the same object is written a
 reference; for shuffle blocks that bookkeeping is most of the cost (one dict insertion per
 string, list and tuple) and buys nothing, because elements are values: a runner that encodes
 each element separately, as Beam's coders do, never keeps identity between elements either.
-Measured on 1 M 50-character strings, memo-free pickling takes 0.18 s against 0.44 s, and
-reading it back 0.11 s against 0.14 s for 2.5 M ints in lists (see the shuffle notes in
-docs/architecture.md).
+Measured: writing 1 M 50-character strings takes 0.18 s without the memo against 0.44 s with
+it, and reading back 2.5 M ints in 100 k lists 0.14 s against 0.19 s (the reader has no memo
+entries to replay).
 
 What stays exact: every object comes back with its own type and value (a ``str`` key stays a
 ``str``, an ``int`` an ``int``, a ``tuple`` a ``tuple``, a ``bool`` a ``bool``, subclasses their
