@@ -9,6 +9,7 @@ runners cannot disagree on semantics. Modules (one concern each):
 ``grouping``    the two sides of a shuffle: :class:`~headrace.exec.grouping.GroupTable` (group or
                 lifted combine within a memory budget, spilling hash-partitioned runs) and
                 :func:`~headrace.exec.grouping.read_partition` (merging one partition's runs).
+``runs``        the runs a grouping writer leaves for a reader (in memory, or blocks in a blob).
 ``blocks``      how a shuffle or collection block becomes bytes (memo-free pickle) and back.
 ``collect``     materialised PCollections (side inputs, sink records, inputs of cut stages).
 ``spill``       :class:`~headrace.exec.spill.SpillSpace`: where shuffle runs and collections are

@@ -18,7 +18,7 @@ each sub-bucket's block is. ``close()`` returns one list of runs per partition: 
 itself (:class:`MemoryRun`, single-process only) and/or :class:`FileRun` descriptors. A table that
 never spilled is closed into one *whole* block per partition instead, in the table's own order:
 sorting 100 k groups into sub-buckets scattered the writer's walk over memory and cost as much as
-the pickling (see :class:`FileRun`). Blocks are encoded by :mod:`headrace.exec.blocks`.
+the pickling. The run descriptors and their blobs are :mod:`headrace.exec.runs`.
 
 Reader side (:func:`read_partition`): merges the runs of one partition. When everything fits the
 budget it merges in one dict, reading each run's blob once; otherwise it first splits any whole
@@ -33,75 +33,41 @@ import sys
 from array import array
 from collections import _count_elements, defaultdict  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
 from typing import Any
 
-from headrace.exec.blocks import dump_block, load_block
 from headrace.exec.gcpolicy import leave_for_exit
 from headrace.exec.keys import stable_hash
+from headrace.exec.runs import (
+    SUB_BUCKETS,
+    FileRun,
+    MemoryRun,
+    Run,
+    load_block,
+    load_blocks,
+    plain_values,
+    write_file_run,
+    write_whole_run,
+)
 from headrace.exec.spill import SpillSpace
 
-__all__ = ["FileRun", "GroupTable", "MemoryRun", "Merger", "plain_values", "read_partition"]
+__all__ = [
+    "FileRun",
+    "GroupTable",
+    "MemoryRun",
+    "Merger",
+    "Run",
+    "plain_values",
+    "read_partition",
+]
 
-SUB_BUCKETS = 16
-WHOLE = -1  # FileRun.index key of a block holding every sub-bucket of the partition
 _MISSING = object()
 _second = itemgetter(1)
 # Typed value columns of a shuffle writer's groups (see GroupTable._add_gbk_typed): exact type
 # of every value -> array typecode. Only these exact types: array('q') would take a bool or a
 # numpy int and give back an int, array('d') an int and give back a float.
 _TYPECODES = {int: "q", float: "d"}
-
-
-@dataclass
-class MemoryRun:
-    """A writer's table handed over in memory (only within one process)."""
-
-    table: dict[Any, Any]
-    ts: dict[Any, int] | None
-    nbytes: int
-
-
-@dataclass
-class FileRun:
-    """One partition of a spill: block offsets per sub-bucket in one blob of the spill space.
-
-    ``index`` maps a sub-bucket to its block's (offset, length); a *whole* run has the one
-    entry ``WHOLE``, a block with every group of the partition in the writer's order. The
-    sub-bucket of a group is ``(stable_hash(key, salt) // parts) % SUB_BUCKETS``, where ``parts``
-    is how many partitions the writer had (so every run of a partition agrees on it).
-    """
-
-    key: str
-    index: dict[int, tuple[int, int]] = field(default_factory=dict)
-    salt: int = 0
-    # In-memory size per pickled byte (the writer's estimate over what it wrote): a pickled int
-    # takes a few bytes, the object in a list ~36, so a reader that compared pickled sizes with
-    # its memory budget merged several times the budget at once.
-    mem_ratio: float = 1.0
-    parts: int = 1
-    # Values are typed columns (GroupTable._add_gbk_typed) stored as the bytes of an
-    # array(typecode); _load_blocks turns them back into arrays.
-    typecode: str | None = None
-
-    @property
-    def whole(self) -> bool:
-        """One block with every sub-bucket (read it all, or split it first)."""
-        return WHOLE in self.index
-
-    @property
-    def nbytes(self) -> int:
-        """Estimated memory the run takes once loaded."""
-        return int(sum(length for _, length in self.index.values()) * self.mem_ratio)
-
-    def block_bytes(self, sub_bucket: int) -> int:
-        """Estimated memory of one sub-bucket once loaded."""
-        return int(self.index.get(sub_bucket, (0, 0))[1] * self.mem_ratio)
-
-
-Run = MemoryRun | FileRun
 
 
 def _deep_size(obj: Any) -> int:
@@ -667,18 +633,6 @@ def _fits_int64(v: int) -> bool:
     return -(2**63) <= v < 2**63
 
 
-def plain_values(table: dict[Any, Any]) -> dict[Any, Any]:
-    """``table`` with every typed value column (an ``array``) turned back into a list.
-
-    >>> plain_values({"a": array("q", [1, 2]), "b": [3.5]})
-    {'a': [1, 2], 'b': [3.5]}
-    """
-    for k, vs in table.items():
-        if type(vs) is array:
-            table[k] = vs.tolist()
-    return table
-
-
 def _overrides(fn: Any, name: str) -> bool:
     impl = getattr(type(fn), name, None)
     for cls in type(fn).__mro__:
@@ -697,78 +651,11 @@ def _short(value: Any) -> str:
     return truncated_repr(value)
 
 
-def write_file_run(
-    spill: SpillSpace,
-    sub_buckets: list[list[Any]],
-    salt: int,
-    parts: int = 1,
-    typecode: str | None = None,
-) -> FileRun:
-    """One blob with a block per non-empty sub-bucket."""
-    key, f = spill.create("run")
-    index: dict[int, tuple[int, int]] = {}
-    with f:
-        for s, items in enumerate(sub_buckets):
-            if not items:
-                continue
-            data = dump_block(_column_bytes(items) if typecode else items)
-            index[s] = (f.tell(), len(data))
-            f.write(data)
-    return FileRun(key, index, salt, parts=parts, typecode=typecode)
-
-
-def write_whole_run(
-    spill: SpillSpace, items: list[Any], parts: int, typecode: str | None = None
-) -> FileRun:
-    """One blob with one block of every item (salt 0), in the order given."""
-    key, f = spill.create("run")
-    data = dump_block(_column_bytes(items) if typecode else items)
-    with f:
-        f.write(data)
-    return FileRun(key, {WHOLE: (0, len(data))}, 0, parts=parts, typecode=typecode)
-
-
-def _column_bytes(items: list[tuple[Any, Any]]) -> list[tuple[Any, bytes]]:
-    return [(k, column.tobytes()) for k, column in items]
-
-
-def _columns(typecode: str, items: list[tuple[Any, bytes]]) -> list[tuple[Any, Any]]:
-    out = []
-    for k, raw in items:
-        column = array(typecode)
-        column.frombytes(raw)
-        out.append((k, column))
-    return out
-
-
-def _load_block(spill: SpillSpace, run: FileRun, s: int) -> list[Any]:
-    blocks = _load_blocks(spill, run, [s])
-    return blocks[0] if blocks else []
-
-
-def _load_blocks(spill: SpillSpace, run: FileRun, sub_buckets: list[int]) -> list[list[Any]]:
-    """The blocks of ``sub_buckets`` in ``run`` (all of a whole run's), opening its blob once."""
-    if run.whole:
-        assert len(sub_buckets) == SUB_BUCKETS, "split a whole run before reading sub-buckets"
-        spans = [run.index[WHOLE]]
-    else:
-        spans = [run.index[s] for s in sub_buckets if s in run.index]
-    if not spans:
-        return []
-    out = []
-    with spill.open(run.key) as f:
-        for offset, length in spans:
-            f.seek(offset)
-            items = load_block(f.read(length))
-            out.append(_columns(run.typecode, items) if run.typecode else items)
-    return out
-
-
 def _split_whole(spill: SpillSpace, run: FileRun, windowed: bool, mode: str) -> FileRun:
     """A whole run rewritten with one block per sub-bucket (the writer's own sub-buckets)."""
     buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
     parts = run.parts
-    for items in _load_blocks(spill, run, list(range(SUB_BUCKETS))):
+    for items in load_blocks(spill, run, list(range(SUB_BUCKETS))):
         for item in items:
             buckets[(_gk_hash(item[0], windowed, mode, 0) // parts) % SUB_BUCKETS].append(item)
     out = write_file_run(spill, buckets, 0, parts=parts, typecode=run.typecode)
@@ -852,7 +739,7 @@ def _read_bucketed(
         salt = depth + 1
         sub_runs = []
         for r in runs:
-            items = _load_block(spill, r, s)
+            items = load_block(spill, r, s)
             if not items:
                 continue
             buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
@@ -886,7 +773,7 @@ def _merge_all(
             if ts_target is not None and r.ts:
                 _merge_ts(ts_target, r.ts.items(), track_ts)
             continue
-        for items in _load_blocks(spill, r, sub_buckets):
+        for items in load_blocks(spill, r, sub_buckets):
             if not items:
                 continue
             if ts_target is not None:
