@@ -279,7 +279,7 @@ class GroupTable:
             self._sample(chunk)
         code = self.typecode
         assert code is not None
-        if {type(v) for v in map(_second, chunk)} != {_CODE_TYPES[code]}:
+        if set(map(type, map(_second, chunk))) != {_CODE_TYPES[code]}:
             self._untype()
             self._add_gbk(chunk)
             return
