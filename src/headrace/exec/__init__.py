@@ -9,6 +9,8 @@ runners cannot disagree on semantics. Modules (one concern each):
 ``grouping``    the two sides of a shuffle: :class:`~headrace.exec.grouping.GroupTable` (group or
                 lifted combine within a memory budget, spilling hash-partitioned runs) and
                 :func:`~headrace.exec.grouping.read_partition` (merging one partition's runs).
+``runs``        the runs a grouping writer leaves for a reader (in memory, or blocks in a blob).
+``blocks``      how a shuffle or collection block becomes bytes (memo-free pickle) and back.
 ``collect``     materialised PCollections (side inputs, sink records, inputs of cut stages).
 ``spill``       :class:`~headrace.exec.spill.SpillSpace`: where shuffle runs and collections are
                 written and found again by key (local files today).
@@ -25,7 +27,8 @@ runners cannot disagree on semantics. Modules (one concern each):
 ``protocols``   what executors call on user objects (windows, window functions, CombineFns,
                 sources, readers, finalizers), as ``typing.Protocol`` classes.
 ``errors``      errors in user code annotated with the transform label and the element.
-``gcpolicy``    the garbage-collector policy while stages run.
+``gcpolicy``    the garbage-collector policy while stages run; worker processes that keep big dead
+                tables until they exit instead of freeing them object by object.
 
 Runners assemble these into stage tasks (:mod:`headrace.runners.tasks`).
 """

@@ -8,16 +8,14 @@ reads back chunk by chunk, through the same space.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from headrace.exec.blocks import dump_block, read_block
 from headrace.exec.spill import SpillSpace
 
 __all__ = ["Collector", "FileCollection", "MemoryCollection", "read_collection"]
-
-_PROTO = pickle.HIGHEST_PROTOCOL
 
 
 @dataclass
@@ -81,7 +79,7 @@ class Collector:
             self._key, self._file = self.spill.create("coll")  # closed in close()
         for chunk in self.chunks:
             self._offsets.append(self._file.tell())
-            pickle.dump(chunk, self._file, protocol=_PROTO)
+            self._file.write(dump_block(chunk))
             self._file_count += len(chunk)
         self.chunks = []
         self.pending = 0
@@ -110,4 +108,4 @@ def read_collection(
         with spill.open(run.key) as f:
             for offset in run.offsets[i::n]:
                 f.seek(offset)
-                yield pickle.load(f)
+                yield read_block(f)

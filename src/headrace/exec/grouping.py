@@ -15,65 +15,59 @@ hash of the key into partitions (one per reading task) and, inside each partitio
 ``SUB_BUCKETS`` sub-buckets; each partition goes to one blob of the run's
 :class:`~headrace.exec.spill.SpillSpace` (a file, for the direct runner) whose index says where
 each sub-bucket's block is. ``close()`` returns one list of runs per partition: the in-memory table
-itself (:class:`MemoryRun`, single-process only) and/or :class:`FileRun` descriptors.
+itself (:class:`MemoryRun`, single-process only) and/or :class:`FileRun` descriptors. A table that
+never spilled is closed into one *whole* block per partition instead, in the table's own order:
+sorting 100 k groups into sub-buckets scattered the writer's walk over memory and cost as much as
+the pickling. The run descriptors and their blobs are :mod:`headrace.exec.runs`.
 
 Reader side (:func:`read_partition`): merges the runs of one partition. When everything fits the
-budget it merges in one dict; otherwise it merges sub-bucket by sub-bucket, splitting a
-sub-bucket again (with another hash salt) while it is still over budget. So a grouping over data
-several times the budget finishes with bounded memory.
+budget it merges in one dict, reading each run's blob once; otherwise it first splits any whole
+run into sub-buckets (one run in memory at a time, no larger than its writer's budget), then
+merges sub-bucket by sub-bucket, splitting a sub-bucket again (with another hash salt) while it is
+still over budget. So a grouping over data several times the budget finishes with bounded memory.
 """
 
 from __future__ import annotations
 
-import pickle
 import sys
+from array import array
 from collections import _count_elements, defaultdict  # type: ignore[attr-defined]
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
+from headrace.exec.gcpolicy import leave_for_exit
 from headrace.exec.keys import stable_hash
+from headrace.exec.runs import (
+    SUB_BUCKETS,
+    FileRun,
+    MemoryRun,
+    Run,
+    load_block,
+    load_blocks,
+    plain_values,
+    write_file_run,
+    write_whole_run,
+)
 from headrace.exec.spill import SpillSpace
 
-__all__ = ["FileRun", "GroupTable", "MemoryRun", "Merger", "read_partition"]
+__all__ = [
+    "FileRun",
+    "GroupTable",
+    "MemoryRun",
+    "Merger",
+    "Run",
+    "plain_values",
+    "read_partition",
+]
 
-SUB_BUCKETS = 16
 _MISSING = object()
-_PROTO = pickle.HIGHEST_PROTOCOL
-
-
-@dataclass
-class MemoryRun:
-    """A writer's table handed over in memory (only within one process)."""
-
-    table: dict[Any, Any]
-    ts: dict[Any, int] | None
-    nbytes: int
-
-
-@dataclass
-class FileRun:
-    """One partition of a spill: block offsets per sub-bucket in one blob of the spill space."""
-
-    key: str
-    index: dict[int, tuple[int, int]] = field(default_factory=dict)
-    salt: int = 0
-    # In-memory size per pickled byte (the writer's estimate over what it wrote): a pickled int
-    # takes a few bytes, the object in a list ~36, so a reader that compared pickled sizes with
-    # its memory budget merged several times the budget at once.
-    mem_ratio: float = 1.0
-
-    @property
-    def nbytes(self) -> int:
-        """Estimated memory the run takes once loaded."""
-        return int(sum(length for _, length in self.index.values()) * self.mem_ratio)
-
-    def block_bytes(self, sub_bucket: int) -> int:
-        """Estimated memory of one sub-bucket once loaded."""
-        return int(self.index.get(sub_bucket, (0, 0))[1] * self.mem_ratio)
-
-
-Run = MemoryRun | FileRun
+_second = itemgetter(1)
+# Typed value columns of a shuffle writer's groups (see GroupTable._add_gbk_typed): exact type
+# of every value -> array typecode. Only these exact types: array('q') would take a bool or a
+# numpy int and give back an int, array('d') an int and give back a float.
+_TYPECODES = {int: "q", float: "d"}
 
 
 def _deep_size(obj: Any) -> int:
@@ -115,8 +109,10 @@ class Merger:
                 cur = get(k)
                 if cur is None:
                     target[k] = vs
-                else:
+                elif type(cur) is list or (type(cur) is type(vs) and cur.typecode == vs.typecode):
                     cur.extend(vs)
+                else:  # a typed column meets a list or another typecode: plain lists
+                    target[k] = cur.tolist() + list(vs)
             return
         fast = self.fast
         get = target.get
@@ -199,6 +195,8 @@ class GroupTable:
         self.per_key = 0
         self.runs: list[list[Run]] = [[] for _ in range(num_partitions)]
         self.spills = 0
+        self.typecode: str | None = None  # values in array(typecode) columns (gbk writers)
+        self._gbk_add: Callable[[list[Any]], None] | None = None  # see _add_gbk_auto
         self.add: Callable[[list[Any]], None] = self._choose_add()
 
     # -- adding ---------------------------------------------------------------------------------
@@ -209,6 +207,8 @@ class GroupTable:
         if self.windowed:
             return self._add_windowed
         if self.mode == "gbk":
+            if not self.in_memory_handoff and self.ts is None and not self.elements_as_keys:
+                return self._add_gbk_auto  # written for another task: maybe typed columns
             return self._add_gbk
         fast = self.merger.fast
         if fast == "count" or (fast == "sum" and self.elements_as_keys):
@@ -258,6 +258,56 @@ class GroupTable:
         except (TypeError, ValueError) as e:
             raise self._bad_pair(chunk, e) from e
         self._after_add(len(chunk))
+
+    def _add_gbk_auto(self, chunk: list[Any]) -> None:
+        """GroupByKey of a shuffle writer: from the first chunk on, keep each group's values in
+        an ``array`` when every value is an exact ``int`` (or every one a ``float``). Pickling an
+        array copies its buffer, where pickling a list of ints walks objects scattered over the
+        heap: that walk cost as much as grouping. Readers get lists back (:func:`plain_values`).
+        Receivers hold this bound method, so it dispatches to the add chosen."""
+        add = self._gbk_add
+        if add is None:
+            try:
+                types = set(map(type, map(_second, chunk)))
+            except (TypeError, IndexError, KeyError):
+                types = set()  # not pairs: the list path reports it
+            code = _TYPECODES.get(types.pop()) if len(types) == 1 else None
+            if code is None:
+                add = self._add_gbk
+            else:
+                self.typecode = code
+                self.table = defaultdict(partial(array, code))
+                add = self._add_gbk_typed
+            self._gbk_add = add
+        add(chunk)
+
+    def _add_gbk_typed(self, chunk: list[Any]) -> None:
+        if not self.per_key:
+            self._sample(chunk)
+        code = self.typecode
+        assert code is not None
+        if set(map(type, map(_second, chunk))) != {_CODE_TYPES[code]}:
+            self._untype()
+            self._add_gbk(chunk)
+            return
+        table = self.table
+        try:
+            for k, v in chunk:
+                table[k].append(v)
+        except OverflowError:
+            # An int beyond 64 bits: the elements before it are in; go on with lists from it.
+            first = next(i for i, (_, v) in enumerate(chunk) if not _fits_int64(v))
+            self._untype()
+            self.values += first
+            self._add_gbk(chunk[first:])
+            return
+        self._after_add(len(chunk))
+
+    def _untype(self) -> None:
+        """From typed columns to lists, for good (a value of another type arrived)."""
+        self.table = defaultdict(list, {k: a.tolist() for k, a in self.table.items()})
+        self.typecode = None
+        self._gbk_add = self._add_gbk
 
     def _add_sum(self, chunk: list[Any]) -> None:
         if not self.per_key:
@@ -578,24 +628,52 @@ class GroupTable:
             if run is not None:
                 self.runs[p].append(run)
         self.spills += 1
-        self.table = defaultdict(list) if self.mode != "combine" else {}
+        if self.typecode is not None:
+            self.table = defaultdict(partial(array, self.typecode))
+        else:
+            self.table = defaultdict(list) if self.mode != "combine" else {}
         if self.ts is not None:
             self.ts = {}
         self.values = 0
 
-    def _write_runs(self, table: dict[Any, Any], ts: dict[Any, int] | None) -> list[FileRun | None]:
+    def _write_runs(
+        self, table: dict[Any, Any], ts: dict[Any, int] | None, whole: bool = False
+    ) -> list[FileRun | None]:
         nparts = self.num_partitions
-        buckets: list[list[list[Any]]] = [[[] for _ in range(SUB_BUCKETS)] for _ in range(nparts)]
-        for gk, v in table.items():
-            h = self._group_key_hash(gk)
-            item = (gk, v, ts.get(gk)) if ts is not None else (gk, v)
-            buckets[h % nparts][(h // nparts) % SUB_BUCKETS].append(item)
         runs: list[FileRun | None] = []
-        for p in range(nparts):
-            if not any(buckets[p]):
-                runs.append(None)
-                continue
-            runs.append(write_file_run(self.space, buckets[p], salt=0))
+        if whole:
+            parts: list[list[Any]] = [[] for _ in range(nparts)]
+            if nparts == 1:
+                parts[0] = (
+                    list(table.items())
+                    if ts is None
+                    else [(gk, v, ts.get(gk)) for gk, v in table.items()]
+                )
+            else:
+                hash_of = self._group_key_hash
+                for gk, v in table.items():
+                    item = (gk, v, ts.get(gk)) if ts is not None else (gk, v)
+                    parts[hash_of(gk) % nparts].append(item)
+            code = self.typecode
+            runs = [
+                write_whole_run(self.space, items, nparts, code) if items else None
+                for items in parts
+            ]
+        else:
+            buckets: list[list[list[Any]]] = [
+                [[] for _ in range(SUB_BUCKETS)] for _ in range(nparts)
+            ]
+            for gk, v in table.items():
+                h = self._group_key_hash(gk)
+                item = (gk, v, ts.get(gk)) if ts is not None else (gk, v)
+                buckets[h % nparts][(h // nparts) % SUB_BUCKETS].append(item)
+            for p in range(nparts):
+                if not any(buckets[p]):
+                    runs.append(None)
+                    continue
+                runs.append(
+                    write_file_run(self.space, buckets[p], 0, parts=nparts, typecode=self.typecode)
+                )
         written = sum(sum(n for _, n in r.index.values()) for r in runs if r is not None)
         ratio = max(1.0, self._estimate() / written) if written else 1.0
         for r in runs:
@@ -611,9 +689,12 @@ class GroupTable:
                 self.runs[0].append(MemoryRun(dict(self.table), self.ts, self._estimate()))
             else:
                 self.merger.compact(self.table)
-                for p, run in enumerate(self._write_runs(self.table, self.ts)):
+                # Never spilled: the table is at most the budget, and so is one whole block.
+                whole = self.spills == 0
+                for p, run in enumerate(self._write_runs(self.table, self.ts, whole)):
                     if run is not None:
                         self.runs[p].append(run)
+                leave_for_exit(self.table, self._estimate(), self.budget)  # exec/gcpolicy.py
             self.table = {}
         return self.runs
 
@@ -621,6 +702,13 @@ class GroupTable:
         if self.mode == "combine":
             return (len(self.table) + self.window_groups) * (self.per_key + self.per_value)
         return self.values * self.per_value + len(self.table) * self.per_key
+
+
+_CODE_TYPES = {code: t for t, code in _TYPECODES.items()}
+
+
+def _fits_int64(v: int) -> bool:
+    return -(2**63) <= v < 2**63
 
 
 def _overrides(fn: Any, name: str) -> bool:
@@ -641,26 +729,16 @@ def _short(value: Any) -> str:
     return truncated_repr(value)
 
 
-def write_file_run(spill: SpillSpace, sub_buckets: list[list[Any]], salt: int) -> FileRun:
-    key, f = spill.create("run")
-    index: dict[int, tuple[int, int]] = {}
-    with f:
-        for s, items in enumerate(sub_buckets):
-            if not items:
-                continue
-            data = pickle.dumps(items, protocol=_PROTO)
-            index[s] = (f.tell(), len(data))
-            f.write(data)
-    return FileRun(key, index, salt)
-
-
-def _load_block(spill: SpillSpace, run: FileRun, s: int) -> list[Any]:
-    span = run.index.get(s)
-    if span is None:
-        return []
-    with spill.open(run.key) as f:
-        f.seek(span[0])
-        return pickle.loads(f.read(span[1]))
+def _split_whole(spill: SpillSpace, run: FileRun, windowed: bool, mode: str) -> FileRun:
+    """A whole run rewritten with one block per sub-bucket (the writer's own sub-buckets)."""
+    buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
+    parts = run.parts
+    for items in load_blocks(spill, run, list(range(SUB_BUCKETS))):
+        for item in items:
+            buckets[(_gk_hash(item[0], windowed, mode, 0) // parts) % SUB_BUCKETS].append(item)
+    out = write_file_run(spill, buckets, 0, parts=parts, typecode=run.typecode)
+    out.mem_ratio = run.mem_ratio
+    return out
 
 
 def read_partition(
@@ -682,13 +760,22 @@ def read_partition(
     if total <= budget_bytes:
         yield _merge_all(runs, merger, track_ts, list(range(SUB_BUCKETS)), spill, windowed, mode)
         return
-    # Over budget: spill any in-memory run so that every run can be read sub-bucket by sub-bucket.
-    file_runs = [r for r in runs if isinstance(r, FileRun)]
+    # Over budget: spill any in-memory run and split any whole run, so that every run can be
+    # read sub-bucket by sub-bucket. The split copies are this reader's own; the runs it was
+    # given stay as they are (a retried task reads them again).
+    file_runs = [r for r in runs if isinstance(r, FileRun) and not r.whole]
+    copies = [
+        _split_whole(spill, r, windowed, mode) for r in runs if isinstance(r, FileRun) and r.whole
+    ]
     for r in runs:
         if isinstance(r, MemoryRun):
             file_runs.append(_memory_to_file(r, spill, windowed, mode))
             r.table = {}
-    yield from _read_bucketed(file_runs, merger, windowed, track_ts, budget_bytes, spill, mode, 0)
+    yield from _read_bucketed(
+        file_runs + copies, merger, windowed, track_ts, budget_bytes, spill, mode, 0
+    )
+    for r in copies:
+        spill.delete(r.key)
 
 
 def _gk_hash(gk: Any, windowed: bool, mode: str, salt: int) -> int:
@@ -730,14 +817,14 @@ def _read_bucketed(
         salt = depth + 1
         sub_runs = []
         for r in runs:
-            items = _load_block(spill, r, s)
+            items = load_block(spill, r, s)
             if not items:
                 continue
             buckets: list[list[Any]] = [[] for _ in range(SUB_BUCKETS)]
             for item in items:
                 buckets[_gk_hash(item[0], windowed, mode, salt) % SUB_BUCKETS].append(item)
             del items
-            sub_run = write_file_run(spill, buckets, salt)
+            sub_run = write_file_run(spill, buckets, salt, typecode=r.typecode)
             sub_run.mem_ratio = r.mem_ratio
             sub_runs.append(sub_run)
         yield from _read_bucketed(
@@ -764,8 +851,7 @@ def _merge_all(
             if ts_target is not None and r.ts:
                 _merge_ts(ts_target, r.ts.items(), track_ts)
             continue
-        for s in sub_buckets:
-            items = _load_block(spill, r, s)
+        for items in load_blocks(spill, r, sub_buckets):
             if not items:
                 continue
             if ts_target is not None:

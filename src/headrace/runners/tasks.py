@@ -23,8 +23,8 @@ from typing import Any
 
 from headrace.exec.collect import CollectionRun, Collector, read_collection
 from headrace.exec.errors import annotate
-from headrace.exec.gcpolicy import relaxed_gc
-from headrace.exec.grouping import GroupTable, Merger, Run, read_partition
+from headrace.exec.gcpolicy import leave_for_exit, relaxed_gc
+from headrace.exec.grouping import GroupTable, Merger, Run, plain_values, read_partition
 from headrace.exec.operators import (
     FlattenOperator,
     Operator,
@@ -325,10 +325,14 @@ def _grouping_chunks(
     transformed = strategy.timestamp_combiner == "OUTPUT_AT_EARLIEST_TRANSFORMED"
     n = ctx.bundle_size
     merger.setup()
+    nbytes = sum(r.nbytes for r in runs)
     try:
         for table, ts in read_partition(
             runs, merger, in_windowed, track, ctx.budget_bytes, ctx.spill, mode
         ):
+            leave_for_exit(table, nbytes, ctx.budget_bytes)  # see exec/gcpolicy.py
+            if mode != "combine":
+                table = plain_values(table)  # a writer's typed value columns, back to lists
             if mode == "merging":
                 yield from _chunks(
                     group_merged_windows(table, window_fn, track, out_windowed, transformed), n

@@ -14,6 +14,12 @@ answering (SIGKILL from the OOM killer, ``os._exit`` in user code, a crash in a 
 replaced, and its task is run once more on the new worker; if the task's second worker dies as
 well, the task fails with :class:`~headrace.runners.executors.WorkerLost` naming the stage, the
 worker and the signal, and the run fails instead of waiting forever.
+
+A worker whose task left at least ``EXIT_AFTER_BYTES`` in dead grouping tables (a shuffle writer's
+table, a reader's merged groups) does not free them: it sends its result flagged ``exiting`` and
+calls ``os._exit``, and the executor forks its successor on receipt, while the other workers still
+work (:mod:`headrace.exec.gcpolicy` says why). A retirement is not a death: no task attempt is
+spent on it, and the next task never reaches the exiting process.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
+import sys
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from headrace.exec.gcpolicy import defer_frees_to_exit, free_kept, kept_for_exit
 from headrace.plan.stages import ExecutionPlan, Stage
 from headrace.runners.executors import TaskFuture, WorkerLost
 from headrace.runners.tasks import TaskContext, TaskInput, TaskResult, run_stage_task
@@ -37,6 +45,11 @@ __all__ = ["LocalProcessExecutor", "TaskFailure"]
 
 # How many times a task runs at most when its worker process dies under it.
 MAX_ATTEMPTS = 2
+
+# A worker whose task left at least this much in dead grouping tables exits after sending its
+# result instead of freeing them object by object (exec/gcpolicy.py); a fresh worker is forked.
+# Deallocating costs ~1 ms per MB of small objects, forking a worker a few ms.
+EXIT_AFTER_BYTES = 32 << 20
 
 
 @dataclass
@@ -77,6 +90,7 @@ def _run_task(
 
 def _worker_main(conn: multiprocessing.connection.Connection, plan: ExecutionPlan) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    defer_frees_to_exit()
     while True:
         try:
             message = conn.recv()
@@ -84,7 +98,16 @@ def _worker_main(conn: multiprocessing.connection.Connection, plan: ExecutionPla
             return
         if message is None:
             return
-        conn.send(_run_task(plan, *message))
+        outcome = _run_task(plan, *message)
+        exiting = kept_for_exit() >= EXIT_AFTER_BYTES
+        conn.send((outcome, exiting))
+        if exiting:
+            # Leave without freeing the task's dead tables (EXIT_AFTER_BYTES); the executor,
+            # told so with the result, already counts this worker as gone.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        free_kept()
 
 
 def _how_it_ended(exitcode: int | None) -> str:
@@ -148,6 +171,7 @@ class LocalProcessExecutor:
         self._workers: list[_Worker] = []
         self._queue: deque[_Future] = deque()
         self._plan: ExecutionPlan | None = None
+        self._retired: list[Any] = []  # processes that exited on their own, to reap
 
     def start(self, plan: ExecutionPlan) -> None:
         self._plan = plan
@@ -165,15 +189,13 @@ class LocalProcessExecutor:
         return future
 
     def _dispatch(self) -> None:
-        for i, worker in enumerate(self._workers):
+        for worker in list(self._workers):
             if not self._queue:
                 return
             if worker.task is None and not worker.process.is_alive():
-                # Died while idle (killed from outside): replace it before it gets a task.
-                assert self._plan is not None
-                worker.conn.close()
-                worker.process.join()
-                worker = self._workers[i] = _Worker(self._ctx, self._plan)
+                # Died while idle (exited after a big task, or was killed from outside): replace
+                # it before it gets a task.
+                worker = self._renew_idle(worker)
             if worker.task is None:
                 future = self._queue.popleft()
                 future.attempts += 1
@@ -206,7 +228,10 @@ class LocalProcessExecutor:
                 except (EOFError, OSError):
                     outcome = None  # died while answering: handled as a death below
                 if outcome is not None:
+                    outcome, exiting = outcome
                     worker.task = None
+                    if exiting:
+                        self._retire(worker)
                     if isinstance(outcome, TaskFailure):
                         future.finish(outcome.rebuild())
                     else:
@@ -215,6 +240,22 @@ class LocalProcessExecutor:
             if worker.conn in ready or worker.process.sentinel in ready:
                 self._replace(worker)
         self._dispatch()
+
+    def _renew_idle(self, worker: _Worker) -> _Worker:
+        """A fresh worker in place of ``worker``, which held no task and has died."""
+        assert self._plan is not None
+        worker.conn.close()
+        worker.process.join()
+        fresh = self._workers[self._workers.index(worker)] = _Worker(self._ctx, self._plan)
+        return fresh
+
+    def _retire(self, worker: _Worker) -> None:
+        """``worker`` sent its last result and exits (EXIT_AFTER_BYTES): fork its successor now,
+        while other workers are still busy; the old process is reaped at :meth:`close`."""
+        assert self._plan is not None
+        worker.conn.close()
+        self._retired.append(worker.process)
+        self._workers[self._workers.index(worker)] = _Worker(self._ctx, self._plan)
 
     def _replace(self, worker: _Worker) -> None:
         """The worker died holding a task: start another worker; retry the task or fail it."""
@@ -255,4 +296,10 @@ class LocalProcessExecutor:
                 os.kill(w.process.pid, signal.SIGKILL)
                 w.process.join()
             w.conn.close()
+        retired, self._retired = self._retired, []
+        for process in retired:
+            process.join(5)
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+                process.join()
         self._queue.clear()
