@@ -38,10 +38,15 @@ def slow(x):
     time.sleep(float(sys.argv[1]))
     return x
 
+class Keyed(beam.PTransform):
+    def expand(self, pcoll):
+        return (pcoll | "Pair" >> beam.Map(lambda x: (x % 3, x))
+                      | "Odd" >> beam.Filter(lambda kv: kv[1] % 2 == 1))
+
 with beam.Pipeline(options=PipelineOptions(direct_bundle_size=10)) as p:
     (p | "Numbers" >> beam.Create(list(range(int(sys.argv[2]))))
        | "Slow" >> beam.Map(slow)
-       | "Pair" >> beam.Map(lambda x: (x % 3, x))
+       | "Keyed" >> Keyed()
        | "Group" >> beam.GroupByKey()
        | "Sizes" >> beam.MapTuple(lambda k, v: (k, len(list(v)))))
 """
@@ -107,15 +112,48 @@ def test_job_page_shows_every_step_with_its_counts(page, service, tmp_path):
     proc = _run(service, tmp_path, "0", "60")
     assert proc.wait(timeout=120) == 0
     run = service.get("/api/v1/runs?state=DONE")["runs"][0]
-    steps = service.get(f"/api/v1/runs/{run['id']}")["steps"]
-    assert steps
+    detail = service.get(f"/api/v1/runs/{run['id']}")
+    steps, transforms = detail["steps"], {t["label"]: t for t in detail["transforms"]}
+    assert steps and transforms["Keyed"]["composite"]
 
     page.goto(f"{service.url}/ui/#/jobs")
     page.locator(f"tr[data-job='{run['id']}'] a.job-link").click()
-    graph = page.locator("#graph")
+    # the transforms view first, the composite folded: one box standing for its two parts
+    graph = page.locator("#transforms")
     graph.wait_for()
+    shown = lambda: sorted(
+        graph.locator("g.tnode").evaluate_all(  # noqa: E731
+            "nodes => nodes.map(n => n.dataset.transform)"
+        )
+    )
+    assert shown() == ["Group", "Keyed", "Numbers", "Sizes", "Slow"]
+    edge = lambda a, b: graph.locator(  # noqa: E731
+        f"g.tedge[data-from='{transforms[a]['id']}'][data-to='{transforms[b]['id']}']"
+    )
+    # counts on the true edges: 60 numbers into Slow and into the composite, 30 odd ones out
+    assert edge("Numbers", "Slow").get_attribute("data-count") == "60"
+    assert edge("Slow", "Keyed").get_attribute("data-count") == "60"
+    assert edge("Keyed", "Group").get_attribute("data-count") == "30"
+    assert edge("Keyed", "Group").text_content() == "30"
+    slow = graph.locator("g.tnode[data-transform='Slow']")
+    assert "in 60 · out 60" in slow.text_content() and "step #1" in slow.text_content()
+    _shot(page, tmp_path, "pipeline-run")
+    # unfolding the composite shows its parts and the edge between them
+    graph.locator("g.tnode.folded[data-transform='Keyed']").click()
+    graph.locator("g.tnode[data-transform='Keyed/Odd']").wait_for()
+    assert shown() == ["Group", "Keyed/Odd", "Keyed/Pair", "Numbers", "Sizes", "Slow"]
+    assert edge("Keyed/Pair", "Keyed/Odd").get_attribute("data-count") == "60"
+    assert edge("Keyed/Odd", "Group").get_attribute("data-count") == "30"
+    _shot(page, tmp_path, "pipeline-run-unfolded")
+    page.locator("button.chip[data-fold='Keyed']").click()
+    graph.locator("g.tnode.folded[data-transform='Keyed']").wait_for()
+
+    # the fused stages, as the runner ran them
+    page.locator("#view-stages").click()
+    fused = page.locator("#graph")
+    fused.wait_for()
     for step in steps:
-        box = graph.locator(f".step[data-step='{step['name']}']")
+        box = fused.locator(f".step[data-step='{step['name']}']")
         assert box.count() == 1, step["name"]
         assert box.locator(".count-in").inner_text() == f"in {step['elements_in']:,}"
         assert box.locator(".count-out").inner_text() == f"out {step['elements_out']:,}"
@@ -129,7 +167,7 @@ def test_job_page_shows_every_step_with_its_counts(page, service, tmp_path):
         for t in page.locator("#steps tbody tr td:nth-child(6)").all_inner_texts()
     ]
     assert outs == sorted(outs)
-    _shot(page, tmp_path, "pipeline-run")
+    _shot(page, tmp_path, "pipeline-run-stages")
     page.goto(f"{service.url}/ui/#/jobs")
     page.locator("#jobs").wait_for()
     _shot(page, tmp_path, "jobs")

@@ -241,3 +241,42 @@ def test_a_run_streams_as_server_sent_events(fresh_service, tmp_path):
     assert "log" in kinds and kinds.count("state") >= 3
     assert '"message": "first element"' in text
     assert text.rstrip().endswith('data: {"state": "DONE"}')
+
+
+class _Tokens(beam.PTransform):
+    def expand(self, pcoll):
+        return (
+            pcoll | "Split" >> beam.FlatMap(str.split) | "Long" >> beam.Filter(lambda w: len(w) > 1)
+        )
+
+
+def test_transforms_carry_composite_nesting_and_edge_counts(tmp_path):
+    """The run keeps its graph's transforms with their composite parents and each transform's
+    element counts, so the UI can fold a composite and label the true edges."""
+    history = RunHistory(Store.open(tmp_path).meta)
+    with listening(RunRecorder(history)):
+        with beam.Pipeline() as p:
+            _ = (
+                p
+                | "Lines" >> beam.Create(["a bb ccc", "dd e", "fff"])
+                | "Tokens" >> _Tokens()
+                | "Count" >> beam.combiners.Count.PerElement()
+                | "Show" >> beam.Map(str)
+            )
+    (run,) = history.list_runs()[0]
+    by_label = {t.label: t for t in history.get(run.id).transforms}
+    tokens = by_label["Tokens"]
+    assert tokens.composite and tokens.stage is None
+    split, long_ = by_label["Tokens/Split"], by_label["Tokens/Long"]
+    assert split.parent == long_.parent == tokens.id and not split.composite
+    assert (split.elements_in, split.elements_out) == (3, 6)
+    assert (long_.elements_in, long_.elements_out) == (6, 4)
+    assert long_.reads == [split.id] and split.reads == [by_label["Lines"].id]
+    assert by_label["Lines"].elements_out == 3  # a source's count is its step's input
+    combine = next(t for t in by_label.values() if t.kind == "CombinePerKey")
+    # the pairing the planner folded into the count is skipped: the combine reads Long
+    assert combine.reads == [long_.id] and combine.parent == by_label["Count"].id
+    show = by_label["Show"]
+    assert show.reads == [combine.id] and show.elements_in == 4
+    steps = history.get(run.id).steps
+    assert {t.stage for t in by_label.values() if not t.composite} == {s.position for s in steps}

@@ -222,6 +222,7 @@ class BatchCoordinator:
                 result.elements_out,
                 result.seconds,
                 result.metrics,
+                result.operators,
             )
         )
         for step, level, logger, message in result.logs:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +114,8 @@ class TaskFinished(RunEvent):
     elements_out: int
     seconds: float
     metrics: MetricUpdates
+    # elements in and out of each fused transform of the task, by transform id
+    operators: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

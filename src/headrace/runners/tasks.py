@@ -96,6 +96,8 @@ class TaskResult:
     seconds: float
     spills: int = 0
     logs: list[tuple[str | None, int, str, str]] = field(default_factory=list)  # see events
+    operators: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Elements in and out of each fused operator, by transform id (the graph's true edges)."""
 
 
 def _load_windowfn(payload: Payload | None) -> Any:
@@ -426,4 +428,5 @@ def _run_stage_task(
         elements_out=sum(len(ops) and op.elements_out for op in ops[-1:]),
         seconds=time.perf_counter() - started,
         spills=sum(t.spills for t in b.tables.values()),
+        operators={tid: (op.elements_in, op.elements_out) for tid, op in b.ops.items()},
     )

@@ -14,6 +14,13 @@ folded into three tables by :meth:`RunHistory.record`:
                        ``tasks_done``, ``spills``, ``counters`` (JSON: ``namespace/name`` ->
                        value, user metrics), ``watermark_us``, ``depends_on`` (JSON: positions
                        of the steps it reads from, when the run's plan is known).
+``service_run_transforms`` per run and transform of a batch run's graph (when the process sent
+                       it): ``position`` (parents before their parts), ``label``, ``kind``,
+                       ``parent`` (the composite's id), ``composite``, ``stage`` (position of
+                       the step running it), ``is_root`` (it is that step's input), ``reads``
+                       (JSON: ids of the transforms it reads), ``elements_in``,
+                       ``elements_out`` (summed over the tasks; a step's input count for a
+                       root).
 ``service_run_events`` per run, in arrival order (``seq``): state changes, failures and user
                        log records with the step that wrote them.
 
@@ -47,6 +54,7 @@ __all__ = [
     "RunRecord",
     "RunRecorder",
     "StepRecord",
+    "TransformRecord",
 ]
 
 RUN_STATES = ("STOPPED", "RUNNING", "CANCELLING", "DONE", "FAILED", "CANCELLED")
@@ -84,6 +92,22 @@ _steps = sa.Table(
     sa.Column("counters", sa.Text, nullable=False, server_default="{}"),
     sa.Column("watermark_us", sa.BigInteger),
     sa.Column("depends_on", sa.Text, nullable=False, server_default="[]"),
+)
+_transforms = sa.Table(
+    "service_run_transforms",
+    _META,
+    sa.Column("run_id", sa.String(100), primary_key=True),
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("parent", sa.String(100)),
+    sa.Column("composite", sa.Boolean, nullable=False),
+    sa.Column("stage", sa.Integer),
+    sa.Column("is_root", sa.Boolean, nullable=False),
+    sa.Column("reads", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("elements_in", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("elements_out", sa.BigInteger, nullable=False, server_default="0"),
 )
 _events = sa.Table(
     "service_run_events",
@@ -124,6 +148,21 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class TransformRecord:
+    id: str
+    position: int
+    label: str
+    kind: str
+    parent: str | None
+    composite: bool
+    stage: int | None
+    is_root: bool
+    reads: list[str]
+    elements_in: int
+    elements_out: int
+
+
+@dataclass(frozen=True)
 class RunRecord:
     id: str
     state: str
@@ -136,6 +175,8 @@ class RunRecord:
     error: str
     cancel_requested: bool
     steps: list[StepRecord] = field(default_factory=list)
+    transforms: list[TransformRecord] = field(default_factory=list)
+    """The graph's transforms (only :meth:`RunHistory.get` fills them)."""
 
     @property
     def seconds(self) -> float | None:
@@ -198,6 +239,7 @@ class RunHistory:
         run_id, at = e["run_id"], float(e["at"])
         if kind == "RunSubmitted":
             conn.execute(_events.delete().where(_events.c.run_id == run_id))
+            conn.execute(_transforms.delete().where(_transforms.c.run_id == run_id))
             conn.execute(_steps.delete().where(_steps.c.run_id == run_id))
             conn.execute(_runs.delete().where(_runs.c.id == run_id))
             conn.execute(
@@ -215,6 +257,17 @@ class RunHistory:
                         depends_on=json.dumps([int(d) for d in reads]),
                     )
                 )  # fmt: skip
+            rows = [
+                {
+                    "run_id": run_id, "id": str(t["id"]), "position": i, "label": str(t["label"]),
+                    "kind": str(t["kind"]), "parent": t.get("parent"),
+                    "composite": bool(t.get("composite")), "stage": t.get("stage"),
+                    "is_root": bool(t.get("root")), "reads": json.dumps(list(t.get("reads", []))),
+                }
+                for i, t in enumerate(e.get("transforms") or [])
+            ]  # fmt: skip
+            if rows:
+                conn.execute(_transforms.insert(), rows)
             self._event(conn, run_id, at, "state", None, "submitted")
             return
         if not self._known(conn, run_id):  # events of a run whose submission was not seen
@@ -267,6 +320,15 @@ class RunHistory:
                 )
             )
         elif kind == "TaskFinished":
+            for tid, (n_in, n_out) in (e.get("operators") or {}).items():
+                conn.execute(
+                    _transforms.update()
+                    .where(_transforms.c.run_id == run_id, _transforms.c.id == str(tid))
+                    .values(
+                        elements_in=_transforms.c.elements_in + int(n_in),
+                        elements_out=_transforms.c.elements_out + int(n_out),
+                    )
+                )
             counters = json.loads(row.counters)
             for _step, namespace, metric, value in e["metrics"]:
                 key = f"{namespace}/{metric}"
@@ -291,6 +353,16 @@ class RunHistory:
             )
             if e["state"] == "failed":
                 self._event(conn, run_id, float(e["at"]), "state", name, "step failed", 40)
+            # a step's input is its root transform's output (a source's reads, a shuffle's groups)
+            conn.execute(
+                _transforms.update()
+                .where(
+                    _transforms.c.run_id == run_id,
+                    _transforms.c.stage == row.position,
+                    _transforms.c.is_root,
+                )
+                .values(elements_in=int(e["elements_in"]), elements_out=int(e["elements_in"]))
+            )
         elif kind == "Watermark":
             conn.execute(update.values(watermark_us=int(e["watermark_us"])))
 
@@ -335,7 +407,19 @@ class RunHistory:
             if row is None:
                 raise RunNotFound(f"no pipeline run {run_id!r}")
             steps = self._steps(conn, [run_id])
-        return _run(row, steps.get(run_id, []))
+            query = (
+                sa.select(_transforms)
+                .where(_transforms.c.run_id == run_id)
+                .order_by(_transforms.c.position)
+            )
+            transforms = [
+                TransformRecord(
+                    t.id, t.position, t.label, t.kind, t.parent, bool(t.composite), t.stage,
+                    bool(t.is_root), json.loads(t.reads), t.elements_in, t.elements_out,
+                )
+                for t in conn.execute(query)
+            ]  # fmt: skip
+        return _run(row, steps.get(run_id, []), transforms)
 
     def list_runs(
         self, states: Iterable[str] | None = None, limit: int = 50, offset: int = 0
@@ -395,10 +479,13 @@ class RunHistory:
         return out
 
 
-def _run(row: Any, steps: list[StepRecord]) -> RunRecord:
+def _run(
+    row: Any, steps: list[StepRecord], transforms: list[TransformRecord] | None = None
+) -> RunRecord:
     return RunRecord(
         row.id, row.state, bool(row.streaming), row.source, row.created_at, row.started_at,
         row.finished_at, row.updated_at, row.error, bool(row.cancel_requested), steps,
+        transforms or [],
     )  # fmt: skip
 
 

@@ -142,8 +142,8 @@ async function jobsPage(params) {
 // ---- a pipeline run -----------------------------------------------------------------------
 
 function stepGraph(steps) {
-  // Steps in execution order; an arrow joins a step to the next when the next reads it, with
-  // the elements passed on; a step reading others names them ("reads #1, #3").
+  // The fused stages in execution order; an arrow joins a stage to the next when the next reads
+  // it, with the elements passed on; a stage reading others names them ("reads #1, #3").
   const parts = [];
   steps.forEach((s, i) => {
     if (i) {
@@ -162,6 +162,153 @@ function stepGraph(steps) {
       s.watermark_us !== null ? h("div", { class: "counts" }, `watermark ${new Date(s.watermark_us / 1000).toISOString()}`) : null));
   });
   return h("div", { class: "graph", id: "graph" }, parts);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+// What the viewer chose on a run page (kept across live refreshes): the graph view and the
+// composites unfolded.
+const runViews = new Map();
+
+function transformGraph(run, view, redraw) {
+  // The pipeline's transforms, composites folded until clicked. A box shows a transform's
+  // elements in and out and the fused step that runs it (with that step's time); an edge shows
+  // the elements that flowed along it: the producers' output counts, summed over the true
+  // edges a folded composite hides.
+  const byId = new Map(run.transforms.map((t) => [t.id, t]));
+  const stepOf = (t) => (t.stage === null || t.stage === undefined ? null : run.steps[t.stage]);
+  const visible = (id) => {
+    // the outermost folded composite holding the transform, or the transform itself
+    let shown = id;
+    for (let t = byId.get(id); t && t.parent; ) {
+      const parent = byId.get(t.parent);
+      if (!parent) break;
+      if (!view.unfolded.has(parent.id)) shown = parent.id;
+      t = parent;
+    }
+    return shown;
+  };
+  const leaves = run.transforms.filter((t) => !t.composite);
+  const order = [];
+  const seen = new Set();
+  for (const t of leaves) { const v = visible(t.id); if (!seen.has(v)) { seen.add(v); order.push(v); } }
+  const inside = new Map(); // visible id -> leaves it stands for
+  for (const t of leaves) { const v = visible(t.id); if (!inside.has(v)) inside.set(v, []); inside.get(v).push(t); }
+  const edges = new Map(); // "a>b" -> {from, to, producers: Set}
+  for (const t of leaves) {
+    const b = visible(t.id);
+    for (const r of t.reads) {
+      const a = visible(r);
+      if (a === b || !byId.has(r)) continue;
+      const key = `${a}>${b}`;
+      if (!edges.has(key)) edges.set(key, { from: a, to: b, producers: new Set() });
+      edges.get(key).producers.add(r);
+    }
+  }
+  // layers: a node sits one below the deepest node it reads from
+  const depth = new Map();
+  for (const v of order) {
+    let d = 0;
+    for (const e of edges.values()) if (e.to === v && depth.has(e.from)) d = Math.max(d, depth.get(e.from) + 1);
+    depth.set(v, d);
+  }
+  const layers = [];
+  for (const v of order) (layers[depth.get(v)] = layers[depth.get(v)] || []).push(v);
+  const W = 230, H = 62, GX = 28, GY = 54, PAD = 16;
+  const pos = new Map();
+  layers.forEach((layer, d) => {
+    if (d) {
+      const centre = (v) => {
+        const xs = [...edges.values()].filter((e) => e.to === v && pos.has(e.from)).map((e) => pos.get(e.from).x);
+        return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
+      };
+      layer.sort((a, b) => centre(a) - centre(b));
+    }
+    layer.forEach((v, i) => pos.set(v, { x: i * (W + GX), y: PAD + d * (H + GY) }));
+  });
+  const widest = Math.max(1, ...layers.map((l) => l.length));
+  const width = widest * (W + GX) - GX + 2 * PAD;
+  layers.forEach((layer) => {
+    const shift = (width - (layer.length * (W + GX) - GX)) / 2;
+    for (const v of layer) pos.get(v).x += shift;
+  });
+  const height = PAD * 2 + layers.length * (H + GY) - GY;
+  const cut = (text, n) => (text.length > n ? text.slice(0, n - 1) + "…" : text);
+  const svg = s("svg", { id: "transform-graph", class: "tgraph", width, height, viewBox: `0 0 ${width} ${height}` },
+    s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+      s("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" }))));
+  for (const e of edges.values()) {
+    const a = pos.get(e.from), b = pos.get(e.to);
+    const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y;
+    const my = (y1 + y2) / 2;
+    const count = [...e.producers].reduce((n, p) => n + byId.get(p).elements_out, 0);
+    svg.append(s("g", { class: "tedge", "data-from": e.from, "data-to": e.to, "data-count": count },
+      s("path", { d: `M ${x1} ${y1} C ${x1} ${my}, ${x2} ${my}, ${x2} ${y2 - 2}`, "marker-end": "url(#arrow)" }),
+      s("text", { x: (x1 + x2) / 2 + 6, y: my + 4, class: "edge-count" }, fmt.n(count))));
+  }
+  for (const v of order) {
+    const t = byId.get(v), p = pos.get(v);
+    const parts = inside.get(v);
+    const folded = t.composite;
+    const steps = [...new Set(parts.map((x) => x.stage).filter((x) => x !== null && x !== undefined))].sort((a, b) => a - b);
+    const states = steps.map((i) => run.steps[i] && run.steps[i].state);
+    const st = states.includes("failed") ? "failed" : states.includes("running") ? "running"
+      : states.length && states.every((x) => x === "done") ? "done" : "pending";
+    const name = t.parent && byId.has(t.parent) ? t.label.slice(byId.get(t.parent).label.length + 1) || t.label : t.label;
+    let line2, line3;
+    if (folded) {
+      line2 = `▸ ${parts.length} transform${parts.length === 1 ? "" : "s"} · click to unfold`;
+      const secs = steps.reduce((n, i) => n + (run.steps[i] ? run.steps[i].seconds : 0), 0);
+      line3 = `steps ${steps.map((i) => `#${i + 1}`).join(", ") || "-"} · ${fmt.secs(secs)}`;
+    } else {
+      line2 = `in ${fmt.n(t.elements_in)} · out ${fmt.n(t.elements_out)}`;
+      const step = stepOf(t);
+      line3 = step ? `step #${t.stage + 1} · ${fmt.secs(step.seconds)}` : t.kind;
+    }
+    const box = s("g", { class: `tnode ${st}${folded ? " folded" : ""}`, "data-transform": t.label, "data-id": t.id,
+                         transform: `translate(${p.x},${p.y})`,
+                         onclick: folded ? () => { view.unfolded.add(t.id); redraw(); } : null },
+      s("title", {}, `${t.label} [${t.kind}]`),
+      s("rect", { width: W, height: H, rx: 6 }),
+      s("rect", { width: 4, height: H, class: "bar" }),
+      s("text", { x: 12, y: 19, class: "tname" }, cut(name, 30)),
+      s("text", { x: 12, y: 37, class: folded ? "tcounts unfold" : "tcounts" }, line2),
+      s("text", { x: 12, y: 54, class: "tcounts" }, line3));
+    svg.append(box);
+  }
+  const open = run.transforms.filter((t) => t.composite && view.unfolded.has(t.id));
+  const chips = open.length ? h("div", { class: "chips" }, "Unfolded: ", open.map((t) =>
+    h("button", { class: "chip", "data-fold": t.label, onclick: () => { view.unfolded.delete(t.id); redraw(); } }, `▾ ${t.label}`))) : null;
+  return h("div", {}, chips, h("div", { class: "graph tgraph-holder", id: "transforms" }, svg));
+}
+
+function graphSection(run) {
+  const view = runViews.get(run.id) || { mode: run.transforms.length ? "transforms" : "stages", unfolded: new Set() };
+  runViews.set(run.id, view);
+  const holder = h("div", { id: "graph-section" });
+  const draw = () => {
+    const tabs = run.transforms.length ? h("div", { class: "tabs" },
+      h("button", { id: "view-transforms", class: view.mode === "transforms" ? "tab active" : "tab",
+                    onclick: () => { view.mode = "transforms"; draw(); } }, "Transforms"),
+      h("button", { id: "view-stages", class: view.mode === "stages" ? "tab active" : "tab",
+                    onclick: () => { view.mode = "stages"; draw(); } }, "Fused stages")) : null;
+    fill(holder, tabs, view.mode === "transforms" && run.transforms.length ? transformGraph(run, view, draw) : stepGraph(run.steps));
+  };
+  draw();
+  return holder;
 }
 
 async function runPage(id) {
@@ -203,7 +350,7 @@ async function runPage(id) {
         h("span", {}, `submitted ${fmt.time(run.created_at)}`)),
       h("div", { class: "toolbar" }, cancel),
       failure,
-      h("h2", {}, "Graph"), stepGraph(run.steps),
+      h("h2", {}, "Graph"), graphSection(run),
       h("h2", {}, "Steps"), steps,
       h("h2", {}, "Logs and state changes"), logs);
     if (!run.running) clearInterval(refreshTimer);
