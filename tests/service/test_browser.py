@@ -192,6 +192,65 @@ def test_cancel_button_cancels_a_running_pipeline(page, service, tmp_path):
             proc.wait()
 
 
+def test_pages_follow_the_event_stream_and_poll_when_it_drops(page, service, tmp_path):
+    """The jobs list and a running run's page update from server-sent events, not by polling;
+    a page whose stream cannot be opened polls instead and still follows the run."""
+    page.goto(f"{service.url}/ui/#/jobs")
+    page.locator("body[data-live='stream']").wait_for()
+    before = {r["id"] for r in service.get("/api/v1/runs?limit=1000")["runs"]}
+    proc = _run(service, tmp_path, "0.05", "200")
+    try:
+        run_id = wait_for(
+            lambda: next(
+                (r["id"] for r in service.get("/api/v1/runs?state=RUNNING")["runs"]
+                 if r["id"] not in before), None,
+            ),
+            what="a running run",
+        )  # fmt: skip
+        # the new run shows in the list without a reload, from the stream
+        page.locator(f"tr[data-job='{run_id}']").wait_for()
+        fetched: list[str] = []
+        page.on(
+            "request",
+            lambda r: fetched.append(r.url)
+            if r.url.split("?")[0].endswith(f"/api/v1/runs/{run_id}") else None,
+        )  # fmt: skip
+        page.locator(f"tr[data-job='{run_id}'] a.job-link").click()
+        page.locator("body[data-live='stream']").wait_for()
+        # counts move while it runs (elements in of the first step, read from the stream)
+        page.wait_for_function(
+            """() => {
+                const state = document.querySelector('.meta .state');
+                const cell = document.querySelector('#steps tbody tr td:nth-child(5)');
+                const n = cell ? Number(cell.textContent.replace(/,/g, '')) : 0;
+                return state && state.textContent === 'RUNNING' && n > 0 && n < 200;
+            }"""
+        )
+        # a page whose stream is refused polls
+        other = page.context.new_page()
+        other.route("**/stream*", lambda route: route.abort())
+        other.goto(f"{service.url}/ui/#/run/{run_id}")
+        other.locator("body[data-live='polling']").wait_for()
+        for p in (page, other):
+            p.locator(".meta .state", has_text="DONE").wait_for(timeout=120_000)
+            p.locator("#steps").wait_for()
+        assert proc.wait(timeout=60) == 0
+        # the streaming page fetched the run once when it opened and once at the end; the
+        # counts in between came from the stream (polling would fetch it every second)
+        assert 1 <= len(fetched) <= 2, fetched
+        assert page.locator("body").get_attribute("data-live") == "off"
+        final = service.get(f"/api/v1/runs/{run_id}")["steps"]
+        for p in (page, other):
+            for step in final:
+                row = p.locator(f"#steps tr[data-step='{step['name']}']")
+                assert f"{step['elements_out']:,}" in row.inner_text()
+        other.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_failed_datums_log_is_one_click_from_its_job(page, service, tmp_path):
     job_id = service.ids["failed_job"]
     page.goto(f"{service.url}/ui/#/jobs?kind=stage_job")

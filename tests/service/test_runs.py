@@ -280,3 +280,56 @@ def test_transforms_carry_composite_nesting_and_edge_counts(tmp_path):
     assert show.reads == [combine.id] and show.elements_in == 4
     steps = history.get(run.id).steps
     assert {t.stage for t in by_label.values() if not t.composite} == {s.position for s in steps}
+
+
+def _read_events(url: str, until: str, timeout: float = 60.0) -> list[tuple[str, str]]:
+    """(event, data) pairs of a server-sent event stream, up to the first ``until`` event."""
+    import urllib.request
+
+    req = urllib.request.Request(url)
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    out: list[tuple[str, str]] = []
+    with urllib.request.urlopen(req, timeout=timeout) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        for raw in response:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                out.append((event, line[6:]))
+                if event == until:
+                    return out
+    return out
+
+
+@pytest.mark.slow
+def test_streams_carry_run_snapshots_and_the_job_list(fresh_service, tmp_path):
+    import json
+
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    jobs = _read_events(f"{fresh_service.url}/api/v1/jobs/stream?limit=5", "jobs")
+    assert jobs[0][0] == "jobs" and json.loads(jobs[0][1])["jobs"] == []
+    proc = _run_script(fresh_service, script, "0.01", "100")
+    try:
+        run_id = wait_for(
+            lambda: next((r["id"] for r in fresh_service.get("/api/v1/runs")["runs"]), None),
+            what="the run to be reported",
+        )
+        url = f"{fresh_service.url}/api/v1/runs/{run_id}/stream?snapshots=true"
+        text = _read_events(url, "end", timeout=120)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    snapshots = [json.loads(data) for event, data in text if event == "run"]
+    assert snapshots and all(s["id"] == run_id for s in snapshots)
+    # the last snapshot is the finished run as GET answers it
+    assert snapshots[-1]["state"] == "DONE"
+    assert snapshots[-1]["steps"] == fresh_service.get(f"/api/v1/runs/{run_id}")["steps"]
+    assert text[-1] == ("end", '{"state": "DONE"}')
+    # the job list stream's first page now has the run
+    (first,) = _read_events(f"{fresh_service.url}/api/v1/jobs/stream?limit=5", "jobs")
+    assert [j["id"] for j in json.loads(first[1])["jobs"]] == [run_id]

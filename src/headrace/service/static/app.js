@@ -94,6 +94,40 @@ function every(ms, fn) {
   refreshTimer = setInterval(() => fn().catch(report), ms);
 }
 
+// Live updates: a page follows a server-sent event stream; if the stream cannot be opened or
+// drops before it ended, the page polls instead. <body data-live> says which is in use
+// ("stream", "polling" or "off").
+let liveStream = null;
+function setLive(mode) { document.body.dataset.live = mode; }
+function stopLive() {
+  if (liveStream) { liveStream.close(); liveStream = null; }
+  clearInterval(refreshTimer);
+  setLive("off");
+}
+function follow(path, handlers, poll, ms) {
+  stopLive();
+  const source = new EventSource(API + path);
+  liveStream = source;
+  let ended = false;
+  source.addEventListener("open", () => { if (liveStream === source) setLive("stream"); });
+  for (const [name, fn] of Object.entries(handlers)) {
+    source.addEventListener(name, (e) => {
+      if (liveStream !== source) return;
+      let data;
+      try { data = JSON.parse(e.data); } catch (err) { return; }
+      if (name === "end") { ended = true; source.close(); liveStream = null; setLive("off"); }
+      Promise.resolve(fn(data)).catch(report);
+    });
+  }
+  source.addEventListener("error", () => {
+    if (liveStream !== source || ended) return;
+    source.close();
+    liveStream = null;
+    setLive("polling");
+    every(ms, poll);
+  });
+}
+
 function report(err) {
   document.getElementById("status").textContent = err.message || String(err);
 }
@@ -102,6 +136,7 @@ function report(err) {
 
 async function jobsPage(params) {
   const kind = params.get("kind") || "", running = params.get("running") || "";
+  const offset = Math.max(0, Number(params.get("offset") || 0)), limit = 100;
   const go = (k, r) => {
     const q = new URLSearchParams();
     if (k) q.set("kind", k);
@@ -114,8 +149,8 @@ async function jobsPage(params) {
   const stateFilter = h("select", { id: "running-filter", onchange: (e) => go(kind, e.target.value) },
     options([["", "Running and ended"], ["true", "Running"], ["false", "Ended"]], running));
   const holder = h("div");
-  async function load() {
-    const data = await api(`/jobs?limit=200${kind ? `&kind=${kind}` : ""}${running ? `&running=${running}` : ""}`);
+  const query = `limit=${limit}&offset=${offset}${kind ? `&kind=${kind}` : ""}${running ? `&running=${running}` : ""}`;
+  function draw(data) {
     const rows = data.jobs.map((j) => ({
       data: j,
       attrs: { "data-job": j.id, class: "job-row" },
@@ -131,12 +166,27 @@ async function jobsPage(params) {
       { title: "Duration", num: true, key: (j) => j.seconds || 0 },
       { title: "Elements", num: true, key: (j) => j.elements || 0 },
       { title: "Created", key: (j) => j.created_at },
-    ], rows, { id: "jobs", empty: "No jobs yet: run a pipeline with headrace run --service URL, or a stage." }));
+    ], rows, { id: "jobs", empty: "No jobs yet: run a pipeline with headrace run --service URL, or a stage." }),
+      pager(offset, limit, data.jobs.length, data.more, (o) => pageLink(o)));
   }
+  const pageLink = (o) => {
+    const q = new URLSearchParams(params);
+    if (o) q.set("offset", o); else q.delete("offset");
+    return "#/jobs" + (q.toString() ? `?${q}` : "");
+  };
+  const load = async () => draw(await api(`/jobs?${query}`));
   await load();
   show(h("h1", {}, "Jobs"), h("p", { class: "muted" }, "Running first, then the most recent."),
        h("div", { class: "toolbar" }, filter, stateFilter), holder);
-  every(2000, load);
+  follow(`/jobs/stream?${query}`, { jobs: draw }, load, 2000);
+}
+
+function pager(offset, limit, shown, more, link) {
+  // "← previous · 51–100 · next →" for a list whose total is not counted (more: rows follow)
+  return h("div", { class: "pager", id: "pager" },
+    offset > 0 ? h("a", { href: link(Math.max(0, offset - limit)), class: "prev" }, "← previous") : null,
+    h("span", { class: "muted" }, shown ? `${fmt.n(offset + 1)}–${fmt.n(offset + shown)}` : "none"),
+    more ? h("a", { href: link(offset + limit), class: "next" }, "next →") : null);
 }
 
 // ---- a pipeline run -----------------------------------------------------------------------
@@ -313,12 +363,18 @@ function graphSection(run) {
 
 async function runPage(id) {
   const holder = h("div");
-  let lastSeq = 0;
+  let lastSeq = 0, current = null;
   const logRows = [];
+  const path = `/runs/${encodeURIComponent(id)}`;
   async function load() {
-    const run = await api(`/runs/${encodeURIComponent(id)}`);
-    const events = await api(`/runs/${encodeURIComponent(id)}/events?after=${lastSeq}&limit=1000`);
+    const run = await api(path);
+    const events = await api(`${path}/events?after=${lastSeq}&limit=1000`);
     for (const e of events) { logRows.push(e); lastSeq = e.seq; }
+    draw(run);
+    if (!run.running) stopLive();
+  }
+  function draw(run) {
+    current = run;
     const cancel = run.running ? h("button", { class: "danger", id: "cancel", onclick: async () => {
       await api(`/runs/${encodeURIComponent(id)}/cancel`, { method: "POST" }); await load();
     } }, "Cancel") : null;
@@ -353,11 +409,14 @@ async function runPage(id) {
       h("h2", {}, "Graph"), graphSection(run),
       h("h2", {}, "Steps"), steps,
       h("h2", {}, "Logs and state changes"), logs);
-    if (!run.running) clearInterval(refreshTimer);
   }
+  const event = (e) => { if (e.seq > lastSeq) { logRows.push(e); lastSeq = e.seq; if (current) draw(current); } };
   show(holder);
   await load();
-  every(1000, load);
+  if (current.running) {
+    follow(`${path}/stream?after=${lastSeq}&snapshots=true`,
+           { run: draw, state: event, log: event, end: load }, load, 1000);
+  }
 }
 
 // ---- stage jobs ---------------------------------------------------------------------------
@@ -542,7 +601,7 @@ function route() {
 }
 
 async function renderRoute() {
-  clearInterval(refreshTimer);
+  stopLive();
   document.getElementById("status").textContent = "";
   const [rawPath, query] = (location.hash.slice(1) || "/jobs").split("?");
   const params = new URLSearchParams(query || "");
