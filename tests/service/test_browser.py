@@ -251,6 +251,52 @@ def test_pages_follow_the_event_stream_and_poll_when_it_drops(page, service, tmp
             proc.wait()
 
 
+FAILING = """
+import logging
+from headrace import beam
+
+def boom(x):
+    logging.getLogger("user").warning("looking at %s", x)
+    if x == 7:
+        raise ValueError(f"bad element {x}")
+    return x
+
+with beam.Pipeline() as p:
+    _ = p | "Numbers" >> beam.Create(list(range(10))) | "Boom" >> beam.Map(boom)
+"""
+
+
+def test_a_failed_runs_page_shows_the_failing_element_and_traceback_first(page, service, tmp_path):
+    script = tmp_path / "failing.py"
+    script.write_text(textwrap.dedent(FAILING))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env["HEADRACE_TOKEN"] = TOKEN
+    proc = subprocess.run(
+        [*headrace_command(), "run", "--service", service.url, "--no-progress", str(script)],
+        check=False, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    run = service.get("/api/v1/runs?state=FAILED")["runs"][0]
+    page.goto(f"{service.url}/ui/#/run/{run['id']}")
+    failure = page.locator("#failure")
+    failure.wait_for()
+    assert page.locator("#failed-step").inner_text() == "Boom"
+    assert page.locator("#failed-element").inner_text() == "7"
+    trace = page.locator("#run-traceback").inner_text()
+    assert "Traceback" in trace and "in boom" in trace and "ValueError: bad element 7" in trace
+    # the failure comes before the graph, and errors before the other log records
+    first = page.evaluate(
+        "document.querySelector('#failure').compareDocumentPosition("
+        "document.querySelector('#graph-section')) & Node.DOCUMENT_POSITION_FOLLOWING"
+    )
+    assert first
+    lines = page.locator("#logs > div").all_inner_texts()
+    errors = [i for i, line in enumerate(lines) if "failed" in line]
+    assert errors and errors == list(range(len(errors))), lines
+    assert any("looking at 7" in line for line in lines[len(errors) :])
+    _shot(page, tmp_path, "pipeline-run-failed")
+
+
 def test_a_failed_datums_log_is_one_click_from_its_job(page, service, tmp_path):
     job_id = service.ids["failed_job"]
     page.goto(f"{service.url}/ui/#/jobs?kind=stage_job")

@@ -71,6 +71,40 @@ def test_a_failed_run_keeps_its_error(tmp_path, metadata_url):
     (run,) = history.list_runs()[0]
     assert run.state == "FAILED" and "bad element 7" in run.error
     assert [s.state for s in history.get(run.id).steps].count("failed") == 1
+    # the transform that raised, the element and the traceback down to the user's function
+    assert run.failed_step == "Boom" and run.failed_element == "7"
+    assert run.traceback is not None and "in boom" in run.traceback
+    assert "ValueError: bad element 7" in run.traceback
+    store.close()
+
+
+def test_a_database_of_an_older_service_gains_the_new_run_columns(tmp_path):
+    import sqlalchemy as sa
+
+    store = Store.open(tmp_path)
+    with store.meta.transaction() as conn:  # the run table as the first service made it
+        conn.execute(
+            sa.text(
+                "CREATE TABLE service_runs (id VARCHAR(100) PRIMARY KEY, state VARCHAR(12) NOT "
+                "NULL, streaming BOOLEAN NOT NULL, source VARCHAR(200) NOT NULL DEFAULT '', "
+                "created_at FLOAT NOT NULL, started_at FLOAT, finished_at FLOAT, updated_at "
+                "FLOAT NOT NULL, error TEXT NOT NULL DEFAULT '', cancel_requested BOOLEAN NOT "
+                "NULL DEFAULT 0)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO service_runs (id, state, streaming, created_at, updated_at) "
+                "VALUES ('old', 'DONE', 0, 1.0, 2.0)"
+            )
+        )
+    history = RunHistory(store.meta)
+    old = history.get("old")
+    assert old.state == "DONE" and old.traceback is None and old.failed_step is None
+    history.record([{"type": "RunFinished", "run_id": "old", "at": 3.0, "state": "FAILED",
+                     "error": "E: x", "step": "S", "element": "1", "traceback": "T"}])  # fmt: skip
+    again = history.get("old")
+    assert (again.failed_step, again.failed_element, again.traceback) == ("S", "1", "T")
     store.close()
 
 

@@ -89,6 +89,11 @@ class RunStarted(RunEvent):
 class RunFinished(RunEvent):
     state: str  # a PipelineState name
     error: str | None = None
+    # for a failed run, when known: the transform whose code raised, the element it was
+    # processing (a short repr) and the Python traceback with the error's notes
+    step: str | None = None
+    element: str | None = None
+    traceback: str | None = None
 
 
 @dataclass(frozen=True)

@@ -369,7 +369,15 @@ def run_stage_task(
 ) -> TaskResult:
     """Run one task of ``stage``; see the module docstring for the order of events."""
     with relaxed_gc(), capture_logs() as logs:
-        result = _run_stage_task(plan, stage, task, ctx)
+        try:
+            result = _run_stage_task(plan, stage, task, ctx)
+        except BaseException as e:
+            # what the user's code logged before it failed travels with the error
+            try:
+                e._headrace_logs = list(logs)  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+            raise
     result.logs = logs
     return result
 

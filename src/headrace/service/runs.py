@@ -7,7 +7,10 @@ folded into three tables by :meth:`RunHistory.record`:
                        ``RUNNING``, then ``DONE``, ``FAILED`` or ``CANCELLED``; ``CANCELLING``
                        once a cancel was asked and not yet obeyed), ``streaming``, ``source``
                        (which process reported it), ``created_at``, ``started_at``,
-                       ``finished_at``, ``updated_at``, ``error``, ``cancel_requested``.
+                       ``finished_at``, ``updated_at``, ``error``, ``cancel_requested``; for a
+                       failed run, when the runner knew them, ``failed_step`` (the transform
+                       whose code raised), ``failed_element`` (a short repr) and
+                       ``traceback`` (columns a database of an older service gains on open).
 ``service_run_steps``  per run and step (a batch run's fused stages, a streaming run's steps):
                        ``position``, ``state`` (``pending``, ``running``, ``done``,
                        ``failed``), ``elements_in``, ``elements_out``, ``seconds``, ``tasks``,
@@ -74,6 +77,9 @@ _runs = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
     sa.Column("error", sa.Text, nullable=False, server_default=""),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("failed_step", sa.Text),
+    sa.Column("failed_element", sa.Text),
+    sa.Column("traceback", sa.Text),
     sa.Index("service_runs_state", "state"),
 )
 _steps = sa.Table(
@@ -177,6 +183,9 @@ class RunRecord:
     steps: list[StepRecord] = field(default_factory=list)
     transforms: list[TransformRecord] = field(default_factory=list)
     """The graph's transforms (only :meth:`RunHistory.get` fills them)."""
+    failed_step: str | None = None
+    failed_element: str | None = None
+    traceback: str | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -210,6 +219,7 @@ class RunHistory:
         self.meta = meta
         with meta.transaction() as conn:
             _META.create_all(conn, checkfirst=True)
+            _add_missing_columns(conn)
 
     # ---- recording
 
@@ -283,8 +293,12 @@ class RunHistory:
             self._event(conn, run_id, at, "state", None, "running")
         elif kind == "RunFinished":
             conn.execute(
-                run.values(state=e["state"], finished_at=at, updated_at=at, error=e["error"] or "")
-            )
+                run.values(
+                    state=e["state"], finished_at=at, updated_at=at, error=e["error"] or "",
+                    failed_step=e.get("step"), failed_element=e.get("element"),
+                    traceback=e.get("traceback"),
+                )
+            )  # fmt: skip
             message = str(e["state"]).lower() + (f": {e['error']}" if e["error"] else "")
             self._event(conn, run_id, at, "state", None, message, 40 if e["error"] else 20)
         elif kind == "LogRecord":
@@ -485,8 +499,19 @@ def _run(
     return RunRecord(
         row.id, row.state, bool(row.streaming), row.source, row.created_at, row.started_at,
         row.finished_at, row.updated_at, row.error, bool(row.cancel_requested), steps,
-        transforms or [],
+        transforms or [], row.failed_step, row.failed_element, row.traceback,
     )  # fmt: skip
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added to the run tables since a database was made (all nullable) are added."""
+    inspector = sa.inspect(conn)
+    for table in (_runs,):
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 class RunRecorder:

@@ -175,9 +175,15 @@ def run_job_view(r: RunRecord) -> dict[str, Any]:
 
 
 def run_view(r: RunRecord) -> dict[str, Any]:
-    """A pipeline run with its steps (fused stages) and its graph's transforms."""
+    """A pipeline run with its steps (fused stages) and its graph's transforms; for a failed
+    run, ``failure``: the transform that raised, the element and the traceback (None when the
+    run did not fail or the runner did not say)."""
+    failure = None
+    if r.error and (r.failed_step or r.traceback):
+        failure = {"step": r.failed_step, "element": r.failed_element, "traceback": r.traceback}
     return {
         **run_job_view(r),
+        "failure": failure,
         "steps": [step_view(s) for s in r.steps],
         "transforms": [transform_view(t) for t in r.transforms],
     }

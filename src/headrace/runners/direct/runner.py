@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from headrace.exec.errors import annotate
+from headrace.exec.errors import annotate, element_of, label_of
 from headrace.exec.spill import LocalSpillSpace, SpillSpace
 from headrace.graph.nodes import PipelineGraph
 from headrace.graph.validate import validate_graph
@@ -239,8 +240,17 @@ class DirectPipelineResult(PipelineResult):
 
     def _finished(self) -> None:
         self.finished = time.perf_counter()
-        error = None if self._error is None else f"{type(self._error).__name__}: {self._error}"
-        events.emit(events.RunFinished(self.run_id, self._state.name, error))
+        e = self._error
+        if e is None:
+            events.emit(events.RunFinished(self.run_id, self._state.name))
+        else:
+            trace = "".join(traceback.format_exception(e))
+            events.emit(
+                events.RunFinished(
+                    self.run_id, self._state.name, f"{type(e).__name__}: {e}",
+                    step=label_of(e), element=element_of(e), traceback=trace,
+                )
+            )  # fmt: skip
         self._done.set()
 
     def _run(self) -> None:

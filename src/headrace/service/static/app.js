@@ -393,9 +393,20 @@ async function runPage(id) {
       state(s.state), fmt.n(s.elements_in), fmt.n(s.elements_out),
       fmt.secs(s.seconds), `${s.tasks_done}/${s.tasks}`, counters(s), fmt.secs(s.lag_seconds),
     ] })), { id: "steps" });
-    const failure = run.error ? h("pre", { id: "run-error", class: "log-ERROR" }, run.error) : null;
-    const logs = logRows.length ? h("pre", { id: "logs" }, logRows.map((e) =>
-      h("div", { class: e.level >= 30 ? "log-WARNING" : "" },
+    // a failed run shows first what failed: the transform, the element, the traceback
+    const f = run.failure;
+    const failure = run.error ? h("div", { id: "failure", class: "failure" },
+      h("h2", {}, "Failure"),
+      f && f.step ? h("p", {}, "Transform ", h("b", { id: "failed-step" }, f.step), " failed",
+        f.element ? [" on element ", h("code", { id: "failed-element" }, f.element)] : null) : null,
+      h("pre", { id: "run-error", class: "log-ERROR" }, run.error),
+      f && f.traceback ? h("details", { open: true }, h("summary", {}, "Traceback"),
+        h("pre", { id: "run-traceback" }, f.traceback)) : null) : null;
+    // when the run failed, errors come before the other records (each group in time order)
+    const ordered = run.state === "FAILED"
+      ? [...logRows.filter((e) => e.level >= 40), ...logRows.filter((e) => e.level < 40)] : logRows;
+    const logs = ordered.length ? h("pre", { id: "logs" }, ordered.map((e) =>
+      h("div", { class: e.level >= 40 ? "log-ERROR" : e.level >= 30 ? "log-WARNING" : "" },
         `${new Date(e.at * 1000).toLocaleTimeString()}  ${e.step ? `[${e.step}] ` : ""}${e.message}`)))
       : h("p", { class: "muted" }, "No log records.");
     fill(holder, 
