@@ -367,3 +367,81 @@ def test_streams_carry_run_snapshots_and_the_job_list(fresh_service, tmp_path):
     # the job list stream's first page now has the run
     (first,) = _read_events(f"{fresh_service.url}/api/v1/jobs/stream?limit=5", "jobs")
     assert [j["id"] for j in json.loads(first[1])["jobs"]] == [run_id]
+
+
+@pytest.mark.slow
+def test_a_plain_python_script_reports_with_the_env_or_the_service_option(fresh_service, tmp_path):
+    """``HEADRACE_SERVICE=URL python script.py`` and ``python script.py --service URL`` record
+    the run as ``headrace run --service`` does; all three together still record it once."""
+    import sys
+
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env["HEADRACE_TOKEN"] = TOKEN
+
+    def runs() -> list[dict]:
+        return fresh_service.get("/api/v1/runs?limit=100")["runs"]
+
+    plain = subprocess.run(
+        [sys.executable, str(script), "0", "20"], env={**env, "HEADRACE_SERVICE": fresh_service.url},
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr.decode()
+    (first,) = runs()
+    assert first["state"] == "DONE"
+    steps = fresh_service.get(f"/api/v1/runs/{first['id']}")["steps"]
+    assert max(s["elements_in"] for s in steps) == 20
+
+    option = subprocess.run(
+        [sys.executable, str(script), "0", "21", "--service", fresh_service.url], env=env,
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert option.returncode == 0, option.stderr.decode()
+    assert len(runs()) == 2
+    second = next(r for r in runs() if r["id"] != first["id"])
+    steps = fresh_service.get(f"/api/v1/runs/{second['id']}")["steps"]
+    assert second["state"] == "DONE" and max(s["elements_in"] for s in steps) == 21
+
+    both = subprocess.run(
+        [*headrace_command(), "run", "--service", fresh_service.url, "--no-progress",
+         str(script), "0", "22"],
+        env={**env, "HEADRACE_SERVICE": fresh_service.url}, capture_output=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr.decode()
+    assert len(runs()) == 3
+    third = next(r for r in runs() if r["id"] not in (first["id"], second["id"]))
+    detail = fresh_service.get(f"/api/v1/runs/{third['id']}")
+    # events reported twice would add up twice: task counts and per-transform counts
+    assert all(s["tasks_done"] == s["tasks"] for s in detail["steps"]), detail["steps"]
+    slow = next(t for t in detail["transforms"] if t["label"] == "Slow")
+    assert slow["elements_in"] == 22
+    states = fresh_service.get(f"/api/v1/runs/{third['id']}/events?kind=state")
+    assert [e["message"] for e in states] == ["submitted", "running", "done"]
+
+
+def test_one_reporter_per_service_url_whoever_asks(monkeypatch):
+    """``headrace run --service`` and ``Pipeline.run`` (with $HEADRACE_SERVICE) share the
+    process's reporter for a URL, so each event is posted once."""
+    from headrace.cli.main import reporting_to
+    from headrace.model.options import PipelineOptions
+    from headrace.model.pipeline import _report_to_service
+    from headrace.runners import events
+    from headrace.service.client import ServiceReporter
+
+    url = "http://127.0.0.1:9"  # nothing listens: nothing is posted while no run is active
+
+    def reporters() -> list[ServiceReporter]:
+        return [x for x in events._listeners if isinstance(x, ServiceReporter)]
+
+    monkeypatch.setenv("HEADRACE_SERVICE", url + "/")
+    with reporting_to(url):
+        (cli,) = reporters()
+        _report_to_service(PipelineOptions([]))
+        _report_to_service(PipelineOptions(["--service", url]))
+        assert reporters() == [cli]
+    assert reporters() == []  # the command released it
+    monkeypatch.delenv("HEADRACE_SERVICE")
+    _report_to_service(PipelineOptions([]))
+    assert reporters() == []  # neither the option nor the variable: no reporting

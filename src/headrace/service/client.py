@@ -8,11 +8,17 @@ reply, which names the runs whose cancel was requested, reaches it within ``inte
 cancels them through their result handle. A service that cannot be reached is reported once
 on the ``headrace.service`` logger and the events are dropped, never failing the run.
 
+:func:`report_to` gives each service URL one reporter per process, listening from then on and
+flushed when the process exits: ``Pipeline.run`` calls it for ``--service URL`` or
+``$HEADRACE_SERVICE`` (a plain ``python script.py``), and ``headrace run --service`` through
+the same function, so a run is never reported twice.
+
 This module uses only the standard library, so a pipeline process needs no web framework.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -23,10 +29,16 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from headrace.runners.events import RunEvent, RunFinished, RunSubmitted
+from headrace.runners.events import (
+    RunEvent,
+    RunFinished,
+    RunSubmitted,
+    add_listener,
+    remove_listener,
+)
 from headrace.service.wire import encode_event
 
-__all__ = ["ServiceReporter", "ServiceUnavailable"]
+__all__ = ["ServiceReporter", "ServiceUnavailable", "release", "report_to"]
 
 _log = logging.getLogger("headrace.service")
 
@@ -134,3 +146,41 @@ class ServiceReporter:
         self._wake.set()
         self._thread.join(self.timeout)
         self.flush()
+
+
+_reporters: dict[str, ServiceReporter] = {}
+_reporters_lock = threading.Lock()
+
+
+def _key(url: str) -> str:
+    return url.rstrip("/")
+
+
+def report_to(
+    url: str, token: str | None = None, on_cancel: Callable[[str], None] | None = None
+) -> ServiceReporter:
+    """The reporter of this process for ``url``, made and registered as a run-event listener
+    on first use (later calls get the same one; ``on_cancel`` is set only by the first)."""
+    with _reporters_lock:
+        reporter = _reporters.get(_key(url))
+        if reporter is None:
+            reporter = ServiceReporter(url, token, on_cancel=on_cancel)
+            _reporters[_key(url)] = reporter
+            add_listener(reporter)
+        return reporter
+
+
+def release(reporter: ServiceReporter) -> None:
+    """Stop ``reporter`` listening, post what it holds and forget it."""
+    with _reporters_lock:
+        for key, value in list(_reporters.items()):
+            if value is reporter:
+                del _reporters[key]
+    remove_listener(reporter)
+    reporter.close()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for reporter in list(_reporters.values()):
+        release(reporter)
