@@ -384,7 +384,8 @@ def test_a_plain_python_script_reports_with_the_env_or_the_service_option(fresh_
         return fresh_service.get("/api/v1/runs?limit=100")["runs"]
 
     plain = subprocess.run(
-        [sys.executable, str(script), "0", "20"], env={**env, "HEADRACE_SERVICE": fresh_service.url},
+        [sys.executable, str(script), "0", "20"],
+        env={**env, "HEADRACE_SERVICE": fresh_service.url},
         capture_output=True, timeout=120, check=False,
     )  # fmt: skip
     assert plain.returncode == 0, plain.stderr.decode()
