@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -295,6 +296,53 @@ def test_a_failed_runs_page_shows_the_failing_element_and_traceback_first(page, 
     assert errors and errors == list(range(len(errors))), lines
     assert any("looking at 7" in line for line in lines[len(errors) :])
     _shot(page, tmp_path, "pipeline-run-failed")
+
+
+ENDLESS = """
+import time
+from headrace import beam
+from headrace.io.streaming.periodic import PeriodicImpulse
+from headrace.model.options import PipelineOptions
+from headrace.model.window import FixedWindows
+
+with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+    (p | "Ticks" >> PeriodicImpulse(start_timestamp=time.time(), fire_interval=0.01)
+       | "Ones" >> beam.Map(lambda t: 1)
+       | "Hour" >> beam.WindowInto(FixedWindows(3600))
+       | "Sum" >> beam.CombineGlobally(sum).without_defaults()
+       | "Print" >> beam.Map(lambda n: print("sum", n, flush=True)))
+"""
+
+
+def test_drain_button_drains_a_streaming_run(page, service, tmp_path):
+    script = tmp_path / "endless.py"
+    script.write_text(textwrap.dedent(ENDLESS))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        env={**env, "HEADRACE_SERVICE": service.url, "HEADRACE_TOKEN": TOKEN},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        run_id = wait_for(
+            lambda: next(
+                (r["id"] for r in service.get("/api/v1/runs?state=RUNNING")["runs"]
+                 if r["streaming"]), None,
+            ),
+            what="a running streaming run",
+        )  # fmt: skip
+        page.goto(f"{service.url}/ui/#/run/{run_id}")
+        assert page.locator(".meta").inner_text().count("streaming") == 1
+        page.locator("#drain").click()
+        page.locator(".meta .state", has_text="DONE").wait_for(timeout=120_000)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and b"sum " in out
+    assert "drain requested" in page.locator("#logs").inner_text()
+    assert page.locator("#drain").count() == 0 and page.locator("#cancel").count() == 0
 
 
 def test_a_failed_datums_log_is_one_click_from_its_job(page, service, tmp_path):

@@ -446,3 +446,74 @@ def test_one_reporter_per_service_url_whoever_asks(monkeypatch):
     monkeypatch.delenv("HEADRACE_SERVICE")
     _report_to_service(PipelineOptions([]))
     assert reporters() == []  # neither the option nor the variable: no reporting
+
+
+ENDLESS = """
+import time
+from headrace import beam
+from headrace.io.streaming.periodic import PeriodicImpulse
+from headrace.model.options import PipelineOptions
+from headrace.model.window import FixedWindows
+
+with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+    (p | "Ticks" >> PeriodicImpulse(start_timestamp=time.time(), fire_interval=0.01)
+       | "Ones" >> beam.Map(lambda t: 1)
+       | "Hour" >> beam.WindowInto(FixedWindows(3600))
+       | "Sum" >> beam.CombineGlobally(sum).without_defaults()
+       | "Print" >> beam.Map(lambda n: print("sum", n, flush=True)))
+"""
+
+
+@pytest.mark.slow
+def test_a_streaming_run_is_drained_from_the_service(fresh_service, tmp_path):
+    """Drain (Beam's, as on Dataflow): the process stops reading, the open window fires with
+    what was read and the run ends DONE; a batch run cannot be drained (409 naming cancel)."""
+    script = tmp_path / "endless.py"
+    script.write_text(textwrap.dedent(ENDLESS))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env["HEADRACE_TOKEN"] = TOKEN
+    proc = subprocess.Popen(
+        [*headrace_command(), "run", "--service", fresh_service.url, "--no-progress",
+         str(script)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+
+        def ticking() -> str | None:
+            for r in fresh_service.get("/api/v1/runs?state=RUNNING")["runs"]:
+                steps = fresh_service.get(f"/api/v1/runs/{r['id']}")["steps"]
+                if any(s["name"] == "Ones" and s["elements_in"] >= 5 for s in steps):
+                    return str(r["id"])
+            return None
+
+        run_id = wait_for(ticking, timeout=120, what="a streaming run counting ticks")
+        draining = fresh_service.post(f"/api/v1/runs/{run_id}/drain")
+        assert draining["state"] == "DRAINING"
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    sums = [int(line.split()[1]) for line in out.decode().splitlines() if line.startswith("sum ")]
+    assert sums and sum(sums) >= 5  # the hour window fired at the drain
+    run = wait_for(
+        lambda: (r := fresh_service.get(f"/api/v1/runs/{run_id}"))["state"] == "DONE" and r,
+        what="the run to end",
+    )
+    ones = next(s for s in run["steps"] if s["name"] == "Ones")
+    assert ones["elements_in"] == sum(sums)
+    states = [e["message"] for e in fresh_service.get(f"/api/v1/runs/{run_id}/events?kind=state")]
+    assert states == ["submitted", "running", "drain requested", "done"]
+
+    batch = tmp_path / "batch.py"
+    batch.write_text(textwrap.dedent(SCRIPT))
+    done = _run_script(fresh_service, batch, "0", "3")
+    done.communicate(timeout=120)
+    assert done.returncode == 0
+    batch_id = next(
+        r["id"] for r in fresh_service.get("/api/v1/runs")["runs"] if not r["streaming"]
+    )
+    code, _, body = fresh_service.request("POST", f"/api/v1/runs/{batch_id}/drain", {})
+    assert code == 409 and b"batch run" in body and b"cancel" in body
+    assert fresh_service.request("POST", "/api/v1/runs/nosuch/drain", {})[0] == 404

@@ -4,8 +4,8 @@
 each event as JSON (:mod:`headrace.service.wire`) and a background thread posts the queue to
 ``<service>/api/v1/runs/events`` every ``interval`` seconds, and at once when a run finishes.
 While a run of this process is unfinished the thread posts even an empty batch, so that the
-reply, which names the runs whose cancel was requested, reaches it within ``interval``; it then
-cancels them through their result handle. A service that cannot be reached is reported once
+reply, which names the runs whose cancel (or drain) was requested, reaches it within
+``interval``; it then cancels (or drains) them through their result handle. A service that cannot be reached is reported once
 on the ``headrace.service`` logger and the events are dropped, never failing the run.
 
 :func:`report_to` gives each service URL one reporter per process, listening from then on and
@@ -70,6 +70,7 @@ class ServiceReporter:
         self._queue: list[dict[str, Any]] = []
         self._results: dict[str, Any] = {}  # unfinished runs of this process: id -> handle
         self._cancelled: set[str] = set()
+        self._drained: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -112,6 +113,8 @@ class ServiceReporter:
             self._failed = False
             for run_id in reply.get("cancel", []):
                 self._cancel(run_id)
+            for run_id in reply.get("drain", []):
+                self._drain(run_id)
 
     def _cancel(self, run_id: str) -> None:
         with self._lock:
@@ -123,6 +126,18 @@ class ServiceReporter:
         if self.on_cancel is not None:
             self.on_cancel(run_id)
         result.cancel()
+
+    def _drain(self, run_id: str) -> None:
+        with self._lock:
+            result = self._results.get(run_id)
+            if result is None or run_id in self._drained:
+                return
+            self._drained.add(run_id)
+        _log.info("headrace: run %s drained from the job service", run_id)
+        try:
+            result.drain()
+        except (AttributeError, ValueError) as e:  # a runner without drain, a batch run
+            _log.warning("headrace: cannot drain run %s: %s", run_id, e)
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body).encode()

@@ -5,12 +5,14 @@ folded into three tables by :meth:`RunHistory.record`:
 
 ``service_runs``       ``id`` (the run id), ``state`` (Beam's names: ``STOPPED`` when submitted,
                        ``RUNNING``, then ``DONE``, ``FAILED`` or ``CANCELLED``; ``CANCELLING``
-                       once a cancel was asked and not yet obeyed), ``streaming``, ``source``
+                       once a cancel was asked and not yet obeyed; ``DRAINING`` once a drain
+                       of a streaming run was asked), ``streaming``, ``source``
                        (which process reported it), ``created_at``, ``started_at``,
                        ``finished_at``, ``updated_at``, ``error``, ``cancel_requested``; for a
                        failed run, when the runner knew them, ``failed_step`` (the transform
                        whose code raised), ``failed_element`` (a short repr) and
-                       ``traceback`` (columns a database of an older service gains on open).
+                       ``traceback``; ``drain_requested`` (these columns a database of an older
+                       service gains on open).
 ``service_run_steps``  per run and step (a batch run's fused stages, a streaming run's steps):
                        ``position``, ``state`` (``pending``, ``running``, ``done``,
                        ``failed``), ``elements_in``, ``elements_out``, ``seconds``, ``tasks``,
@@ -30,7 +32,8 @@ folded into three tables by :meth:`RunHistory.record`:
 Only the service writes these tables (one writer: the process that receives the events); the
 state moves ``STOPPED -> RUNNING -> DONE | FAILED | CANCELLED`` as the run reports it, and
 ``cancel`` only sets ``cancel_requested`` (the process running the pipeline learns it in the
-reply to its next batch of events and cancels the run itself).
+reply to its next batch of events and cancels the run itself); ``drain`` likewise sets
+``drain_requested`` of a streaming run, which its process then drains.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ __all__ = [
     "RUN_STATES",
     "TERMINAL_STATES",
     "BadEvent",
+    "NotDrainable",
     "RunHistory",
     "RunNotFound",
     "RunRecord",
@@ -60,7 +64,7 @@ __all__ = [
     "TransformRecord",
 ]
 
-RUN_STATES = ("STOPPED", "RUNNING", "CANCELLING", "DONE", "FAILED", "CANCELLED")
+RUN_STATES = ("STOPPED", "RUNNING", "DRAINING", "CANCELLING", "DONE", "FAILED", "CANCELLED")
 TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
 
 _META = sa.MetaData()
@@ -77,6 +81,7 @@ _runs = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
     sa.Column("error", sa.Text, nullable=False, server_default=""),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("drain_requested", sa.Boolean),
     sa.Column("failed_step", sa.Text),
     sa.Column("failed_element", sa.Text),
     sa.Column("traceback", sa.Text),
@@ -131,6 +136,10 @@ _events = sa.Table(
 
 class RunNotFound(LookupError):
     """No run with that id."""
+
+
+class NotDrainable(ValueError):
+    """A drain asked of a run that cannot drain (a batch run)."""
 
 
 class BadEvent(ValueError):
@@ -396,6 +405,45 @@ class RunHistory:
         )
 
     # ---- steering
+
+    def drains_requested(self, run_ids: Iterable[str]) -> list[str]:
+        """Those of ``run_ids`` whose drain was requested and which have not ended."""
+        wanted = sorted(set(run_ids))
+        if not wanted:
+            return []
+        with self.meta.read() as conn:
+            rows = conn.execute(
+                sa.select(_runs.c.id).where(
+                    _runs.c.id.in_(wanted),
+                    _runs.c.drain_requested == sa.true(),
+                    _runs.c.state.not_in(list(TERMINAL_STATES)),
+                )
+            )
+            return [r[0] for r in rows]
+
+    def request_drain(self, run_id: str) -> RunRecord:
+        """Ask the process of a running streaming run to drain it (see the module docstring);
+        a batch run cannot be drained (:class:`NotDrainable`), an ended one is left as it is."""
+        with self.meta.transaction() as conn:
+            row = conn.execute(
+                sa.select(_runs.c.state, _runs.c.streaming).where(_runs.c.id == run_id)
+            ).first()
+            if row is None:
+                raise RunNotFound(f"no pipeline run {run_id!r}")
+            if not row.streaming:
+                raise NotDrainable(
+                    f"pipeline run {run_id!r} is a batch run: only streaming runs drain (their "
+                    "sources stop and their windows fire); cancel it instead"
+                )
+            if row.state not in TERMINAL_STATES and row.state != "CANCELLING":
+                now = time.time()
+                conn.execute(
+                    _runs.update()
+                    .where(_runs.c.id == run_id)
+                    .values(drain_requested=True, state="DRAINING", updated_at=now)
+                )
+                self._event(conn, run_id, now, "state", None, "drain requested")
+        return self.get(run_id)
 
     def request_cancel(self, run_id: str) -> RunRecord:
         """Ask the run's process to cancel it (a run already ended is left as it is)."""

@@ -65,8 +65,10 @@ def _run_states(state: str | None) -> tuple[str, ...] | None:
 
 @router.post("/runs/events", summary="Record a batch of run events")
 def post_events(request: Request, batch: EventBatch) -> dict[str, Any]:
-    cancel = _runs(request).record(batch.events, batch.source)
-    return {"recorded": len(batch.events), "cancel": cancel}
+    runs = _runs(request)
+    cancel = runs.record(batch.events, batch.source)
+    drain = runs.drains_requested(e["run_id"] for e in batch.events)
+    return {"recorded": len(batch.events), "cancel": cancel, "drain": drain}
 
 
 @router.post("/runs", status_code=201, summary="Submit a pipeline graph to run in the service")
@@ -186,6 +188,17 @@ def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
     record = _runs(request).request_cancel(run_id)
     submitter: Submitter = request.app.state.submitter
     submitter.cancel(run_id)  # a run submitted to this service: cancel it here
+    return run_view(record)
+
+
+@router.post("/runs/{run_id}/drain", summary="Drain a streaming pipeline run")
+def drain_run(request: Request, run_id: str) -> dict[str, Any]:
+    """The run stops reading its sources, every window fires with what was read, and the run
+    ends DONE (Beam's drain). Its process drains it when it next reports (within a second);
+    a batch run answers 409 (cancel it instead)."""
+    record = _runs(request).request_drain(run_id)
+    submitter: Submitter = request.app.state.submitter
+    submitter.drain(run_id)  # a run submitted to this service: drain it here
     return run_view(record)
 
 

@@ -2,7 +2,8 @@
 
 States of a run (:class:`DirectPipelineResult`): ``RUNNING`` from ``run()``; then ``DONE`` when
 every stage finished and every sink committed, ``FAILED`` when a task or a commit raised, or
-``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state.
+``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state. ``drain()`` (streaming
+runs only) makes a run stop reading its sources and finish normally, so it ends ``DONE``.
 
 A batch run is the runner-neutral :class:`~headrace.runners.coordinator.BatchCoordinator` on one
 of two executors: :class:`~headrace.runners.executors.InlineExecutor` (the default, and the
@@ -200,6 +201,19 @@ class DirectPipelineResult(PipelineResult):
             raise
         if self._state == PipelineState.FAILED and self._error is not None:
             raise self._error
+        return self._state
+
+    def drain(self) -> PipelineState:
+        """Drain a streaming run and return at once: its sources are read no more, their
+        watermarks jump to the end, every window fires and the run finishes ``DONE`` with what
+        it had read (Beam's drain on Dataflow, which names the final state DRAINED; headrace's
+        runs have no such state). A batch run has no sources to stop: use ``cancel()``."""
+        if self.streaming is None:
+            raise ValueError(
+                f"run {self.run_id} is a batch run: drain applies to streaming runs (their "
+                "sources stop and their windows fire); use cancel() to stop a batch run"
+            )
+        self.streaming.draining.set()
         return self._state
 
     def cancel(self) -> PipelineState:

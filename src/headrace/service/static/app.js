@@ -62,27 +62,36 @@ function show(...nodes) {
   fill(main(), ...nodes);
 }
 
+// The sort order a viewer chose for each table (by id), kept when a live page redraws it.
+const sortOrders = new Map();
+
 function table(columns, rows, opts = {}) {
   // columns: [{title, num, key(row) -> sort value}], rows: [[cells...], ...] with row.data
   const head = h("tr", {}, columns.map((c, i) =>
     h("th", { class: [c.num ? "num" : "", c.key ? "sortable" : ""].join(" "),
-              onclick: c.key ? () => sortBy(i) : null }, c.title)));
+              onmousedown: c.key ? () => sortBy(i) : null }, c.title)));
   const body = h("tbody");
   let current = rows.slice();
-  let order = { col: -1, dir: 1 };
+  let order = (opts.id && sortOrders.get(opts.id)) || { col: -1, dir: 1 };
   function render() {
     fill(body, current.map((r) => h("tr", r.attrs || {},
       r.cells.map((cell, i) => h("td", { class: columns[i].num ? "num" : "" }, cell)))));
   }
   function sortBy(i) {
     order = { col: i, dir: order.col === i ? -order.dir : 1 };
-    const key = columns[i].key;
+    if (opts.id) sortOrders.set(opts.id, order);
+    applyOrder();
+    render();
+  }
+  function applyOrder() {
+    if (order.col < 0) return;
+    const key = columns[order.col].key;
     current.sort((a, b) => {
       const x = key(a.data), y = key(b.data);
       return (x < y ? -1 : x > y ? 1 : 0) * order.dir;
     });
-    render();
   }
+  applyOrder();
   render();
   const t = h("table", { id: opts.id || null }, h("thead", {}, head), body);
   if (!rows.length && opts.empty) return h("p", { class: "muted" }, opts.empty);
@@ -330,7 +339,7 @@ function transformGraph(run, view, redraw) {
     }
     const box = s("g", { class: `tnode ${st}${folded ? " folded" : ""}`, "data-transform": t.label, "data-id": t.id,
                          transform: `translate(${p.x},${p.y})`,
-                         onclick: folded ? () => { view.unfolded.add(t.id); redraw(); } : null },
+                         onmousedown: folded ? () => { view.unfolded.add(t.id); redraw(); } : null },
       s("title", {}, `${t.label} [${t.kind}]`),
       s("rect", { width: W, height: H, rx: 6 }),
       s("rect", { width: 4, height: H, class: "bar" }),
@@ -341,7 +350,7 @@ function transformGraph(run, view, redraw) {
   }
   const open = run.transforms.filter((t) => t.composite && view.unfolded.has(t.id));
   const chips = open.length ? h("div", { class: "chips" }, "Unfolded: ", open.map((t) =>
-    h("button", { class: "chip", "data-fold": t.label, onclick: () => { view.unfolded.delete(t.id); redraw(); } }, `▾ ${t.label}`))) : null;
+    h("button", { class: "chip", "data-fold": t.label, onmousedown: () => { view.unfolded.delete(t.id); redraw(); } }, `▾ ${t.label}`))) : null;
   return h("div", {}, chips, h("div", { class: "graph tgraph-holder", id: "transforms" }, svg));
 }
 
@@ -352,9 +361,9 @@ function graphSection(run) {
   const draw = () => {
     const tabs = run.transforms.length ? h("div", { class: "tabs" },
       h("button", { id: "view-transforms", class: view.mode === "transforms" ? "tab active" : "tab",
-                    onclick: () => { view.mode = "transforms"; draw(); } }, "Transforms"),
+                    onmousedown: () => { view.mode = "transforms"; draw(); } }, "Transforms"),
       h("button", { id: "view-stages", class: view.mode === "stages" ? "tab active" : "tab",
-                    onclick: () => { view.mode = "stages"; draw(); } }, "Fused stages")) : null;
+                    onmousedown: () => { view.mode = "stages"; draw(); } }, "Fused stages")) : null;
     fill(holder, tabs, view.mode === "transforms" && run.transforms.length ? transformGraph(run, view, draw) : stepGraph(run.steps));
   };
   draw();
@@ -362,7 +371,11 @@ function graphSection(run) {
 }
 
 async function runPage(id) {
-  const holder = h("div");
+  // Live updates redraw the page often; the buttons sit in a toolbar redrawn only when they
+  // change, so a click is never lost to a redraw between the press and the release.
+  const top = h("div"), toolbar = h("div", { class: "toolbar" }), body = h("div");
+  const holder = h("div", {}, top, toolbar, body);
+  let toolbarKey = null;
   let lastSeq = 0, current = null;
   const logRows = [];
   const path = `/runs/${encodeURIComponent(id)}`;
@@ -375,9 +388,21 @@ async function runPage(id) {
   }
   function draw(run) {
     current = run;
+    const key = `${run.running}|${run.state}|${run.streaming}`;
+    if (key !== toolbarKey) { toolbarKey = key; fill(toolbar, buttons(run)); }
+    drawBody(run);
+  }
+  function buttons(run) {
     const cancel = run.running ? h("button", { class: "danger", id: "cancel", onclick: async () => {
       await api(`/runs/${encodeURIComponent(id)}/cancel`, { method: "POST" }); await load();
     } }, "Cancel") : null;
+    const drain = run.streaming && run.running && !["DRAINING", "CANCELLING"].includes(run.state)
+      ? h("button", { id: "drain", title: "Stop reading the sources, fire every window, finish", onclick: async () => {
+        await api(`/runs/${encodeURIComponent(id)}/drain`, { method: "POST" }); await load();
+      } }, "Drain") : null;
+    return [drain, cancel];
+  }
+  function drawBody(run) {
     const counters = (s) => Object.entries(s.counters).map(([k, v]) => `${k}=${fmt.n(v)}`).join(", ") || "-";
     const steps = table([
       { title: "#", num: true, key: (s) => s.position }, { title: "Step", key: (s) => s.name },
@@ -409,13 +434,13 @@ async function runPage(id) {
       h("div", { class: e.level >= 40 ? "log-ERROR" : e.level >= 30 ? "log-WARNING" : "" },
         `${new Date(e.at * 1000).toLocaleTimeString()}  ${e.step ? `[${e.step}] ` : ""}${e.message}`)))
       : h("p", { class: "muted" }, "No log records.");
-    fill(holder, 
+    fill(top,
       h("h1", {}, `Pipeline run ${run.id}`),
       h("div", { class: "meta" }, state(run.state), h("span", {}, "duration ", h("b", {}, fmt.secs(run.seconds))),
         h("span", {}, "elements ", h("b", {}, fmt.n(run.elements))),
         h("span", {}, run.streaming ? "streaming" : "batch"), h("span", {}, `from ${run.source || "?"}`),
-        h("span", {}, `submitted ${fmt.time(run.created_at)}`)),
-      h("div", { class: "toolbar" }, cancel),
+        h("span", {}, `submitted ${fmt.time(run.created_at)}`)));
+    fill(body,
       failure,
       h("h2", {}, "Graph"), graphSection(run),
       h("h2", {}, "Steps"), steps,
