@@ -5,8 +5,9 @@ each event as JSON (:mod:`headrace.service.wire`) and a background thread posts 
 ``<service>/api/v1/runs/events`` every ``interval`` seconds, and at once when a run finishes.
 While a run of this process is unfinished the thread posts even an empty batch, so that the
 reply, which names the runs whose cancel (or drain) was requested, reaches it within
-``interval``; it then cancels (or drains) them through their result handle. A service that cannot be reached is reported once
-on the ``headrace.service`` logger and the events are dropped, never failing the run.
+``interval``; it then cancels (or drains) them through their result handle. A service that
+cannot be reached is reported once on the ``headrace.service`` logger and the events are
+dropped, never failing the run.
 
 :func:`report_to` gives each service URL one reporter per process, listening from then on and
 flushed when the process exits: ``Pipeline.run`` calls it for ``--service URL`` or

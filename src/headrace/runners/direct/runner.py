@@ -2,8 +2,8 @@
 
 States of a run (:class:`DirectPipelineResult`): ``RUNNING`` from ``run()``; then ``DONE`` when
 every stage finished and every sink committed, ``FAILED`` when a task or a commit raised, or
-``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state. ``drain()`` (streaming
-runs only) makes a run stop reading its sources and finish normally, so it ends ``DONE``.
+``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state. ``drain()``
+(streaming runs only) makes a run stop reading its sources and finish normally: ``DONE``.
 
 A batch run is the runner-neutral :class:`~headrace.runners.coordinator.BatchCoordinator` on one
 of two executors: :class:`~headrace.runners.executors.InlineExecutor` (the default, and the
