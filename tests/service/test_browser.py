@@ -406,3 +406,56 @@ def test_previews_show_csv_as_a_table_images_and_the_diff(page, service, tmp_pat
     image = page.locator("img#file-preview")
     image.wait_for()
     page.wait_for_function("document.querySelector('img#file-preview').naturalWidth === 2")
+
+
+def test_parquet_as_a_table_diff_against_any_commit_and_the_provenance_drawing(
+    page, service, tmp_path
+):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.service.conftest import headrace_cli
+
+    table = pa.table({"sku": [f"s{i}" for i in range(250)], "qty": list(range(250))})
+    pq.write_table(table, tmp_path / "orders.parquet")
+    (tmp_path / "b.txt").write_text("b\n")
+    (tmp_path / "c.txt").write_text("c\n")
+    headrace_cli(service.home, "repo", "create", "pq")
+    for name in ("orders.parquet", "b.txt", "c.txt"):
+        headrace_cli(service.home, "file", "put", f"pq@master:/{name}", str(tmp_path / name))
+    commits = service.get("/api/v1/repos/pq/commits")
+    first, head = commits[-1]["id"], commits[0]["id"]
+
+    page.goto(f"{service.url}/ui/#/commit/pq/{head}?path=%2F&file=%2Forders.parquet")
+    rows = page.locator("table#file-preview tbody tr")
+    rows.first.wait_for()
+    assert page.locator("table#file-preview th").all_inner_texts() == ["sku", "qty"]
+    assert rows.count() == 100 and rows.nth(7).locator("td").all_inner_texts() == ["s7", "7"]
+    assert page.locator("#table-rows").inner_text() == "100 of 250 rows"
+    # the diff: from the parent by default, from any commit picked
+    assert [r.split("\t")[0] for r in page.locator("#diff tbody tr").all_inner_texts()] == [
+        "/c.txt"
+    ]
+    page.locator("#diff-against").select_option(first)
+    page.locator("#diff tbody tr", has_text="/b.txt").wait_for()
+    paths = sorted(r.split("\t")[0] for r in page.locator("#diff tbody tr").all_inner_texts())
+    assert paths == ["/b.txt", "/c.txt"]
+    _shot(page, tmp_path, "parquet-and-diff")
+
+    # the provenance drawing of the stage's output commit reaches back to data's commit
+    up_head = service.ids["up_head"]
+    prov = service.get(f"/api/v1/repos/up/commits/{up_head}/provenance")
+    page.goto(f"{service.url}/ui/#/commit/up/{up_head}")
+    page.locator("h1", has_text=up_head).wait_for()
+    drawing = page.locator("#provenance-graph")
+    drawing.wait_for()
+    drawn = drawing.locator("g.tnode").evaluate_all("ns => ns.map(n => n.dataset.repo).sort()")
+    assert drawn == sorted(["up"] + [c["repo"] for c in prov["provenance"]])
+    assert "data" in drawn
+    edge = drawing.locator(f"g.tedge[data-to='{up_head}']").first
+    assert edge.text_content() == "up"  # made by the stage up
+    _shot(page, tmp_path, "provenance-drawing")
+    # a node leads to its commit
+    drawing.locator("g.tnode[data-repo='data']").first.click()
+    page.locator("h1", has_text="Commit").wait_for()
+    page.wait_for_function("location.hash.startsWith('#/commit/data/')")

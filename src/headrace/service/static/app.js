@@ -573,10 +573,21 @@ function looksText(bytes) {
 async function commitPage(repo, ref, params) {
   const path = params.get("path") || "/", file = params.get("file");
   const base = `/repos/${repo}/commits/${encodeURIComponent(ref)}`;
-  const [commit, listing, prov] = await Promise.all([
-    api(base), api(`${base}/files?path=${encodeURIComponent(path)}&limit=1000`), api(`${base}/provenance`)]);
-  const changes = commit.parent ? await api(`${base}/diff`) : null;
-  const link = (p, f) => `#/commit/${repo}/${ref}?path=${encodeURIComponent(p)}${f ? `&file=${encodeURIComponent(f)}` : ""}`;
+  const against = params.get("against");
+  const [commit, listing, prov, history] = await Promise.all([
+    api(base), api(`${base}/files?path=${encodeURIComponent(path)}&limit=1000`), api(`${base}/provenance`),
+    api(`/repos/${repo}/commits?limit=200`)]);
+  const older = against || commit.parent;
+  const changes = older ? await api(`${base}/diff?old=${encodeURIComponent(older)}`) : null;
+  const link = (p, f) => `#/commit/${repo}/${ref}?path=${encodeURIComponent(p)}${f ? `&file=${encodeURIComponent(f)}` : ""}${against ? `&against=${encodeURIComponent(against)}` : ""}`;
+  // any other commit of the repo to compare with (the parent by default)
+  const compare = h("select", { id: "diff-against", onchange: (e) => {
+    const q = new URLSearchParams(params);
+    if (e.target.value) q.set("against", e.target.value); else q.delete("against");
+    location.hash = `#/commit/${repo}/${ref}?${q}`;
+  } }, h("option", { value: "" }, commit.parent ? `the parent (${fmt.short(commit.parent)})` : "(no parent)"),
+    history.filter((c) => c.id !== commit.id).map((c) => h("option", { value: c.id, selected: c.id === against },
+      `${fmt.short(c.id)} ${c.branch || ""} ${fmt.time(c.finished_at)} ${c.message ? "· " + c.message.slice(0, 40) : ""}`)));
   const parts = path.split("/").filter(Boolean);
   const crumbs = h("div", { class: "crumbs mono" }, h("a", { href: link("/") }, `${repo}@${fmt.short(commit.id)}:/`),
     parts.map((p, i) => [h("a", { href: link("/" + parts.slice(0, i + 1).join("/")) }, p), "/"]));
@@ -592,11 +603,18 @@ async function commitPage(repo, ref, params) {
     const bytes = new Uint8Array(await response.arrayBuffer());
     const size = Number(response.headers.get("X-Headrace-Size"));
     const text = response.ok ? (looksText(bytes) ? new TextDecoder().decode(bytes) : "(binary file)") : `error ${response.status}`;
-    const more = size > bytes.length ? `… (the first ${fmt.size(bytes.length)} of ${fmt.size(size)})` : null;
+    const more = size > bytes.length && !/\.parquet$/i.test(file) ? `… (the first ${fmt.size(bytes.length)} of ${fmt.size(size)})` : null;
     let body;
     if (response.ok && /\.(png|jpe?g|gif|webp)$/i.test(file) && size <= bytes.length) {
       const mime = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", webp: "image/webp" }[file.split(".").pop().toLowerCase()];
       body = h("img", { id: "file-preview", alt: file, src: URL.createObjectURL(new Blob([bytes], { type: mime })) });
+    } else if (response.ok && /\.parquet$/i.test(file)) {
+      const t = await api(`${base}/table?path=${encodeURIComponent(file)}&limit=100`);
+      body = h("div", {}, h("table", { id: "file-preview", class: "csv" },
+        h("thead", {}, h("tr", {}, t.columns.map((c) => h("th", { title: c.type }, c.name)))),
+        h("tbody", {}, t.rows.map((r) => h("tr", {}, r.map((v) => h("td", {},
+          v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v))))))),
+        h("p", { class: "muted", id: "table-rows" }, `${fmt.n(t.rows.length)} of ${fmt.n(t.total_rows)} rows`));
     } else if (response.ok && /\.(csv|tsv)$/i.test(file) && looksText(bytes)) {
       body = csvTable(text, file.toLowerCase().endsWith(".tsv") ? "\t" : ",");
     } else {
@@ -614,16 +632,67 @@ async function commitPage(repo, ref, params) {
       h("span", {}, `origin ${commit.origin}`), h("span", {}, `${fmt.n(commit.file_count)} files, ${fmt.size(commit.size_bytes)}`),
       h("span", {}, fmt.time(commit.finished_at)), commit.message ? h("span", {}, `“${commit.message}”`) : null),
     h("h2", {}, "Files"), crumbs, files, preview,
-    changes ? h("h2", {}, `Changes from the parent commit (${changes.length})`) : null,
+    h("h2", {}, "Changes", changes ? ` (${changes.length})` : ""),
+    h("div", { class: "toolbar" }, "from ", compare),
     changes ? table([{ title: "Path", key: (d) => d.path }, { title: "Change", key: (d) => d.kind },
       { title: "Old size", num: true }, { title: "New size", num: true }],
       changes.map((d) => ({ data: d, cells: [d.path, d.kind, fmt.size(d.old && d.old.size_bytes),
         fmt.size(d.new && d.new.size_bytes)] })), { id: "diff", empty: "No changes." }) : null,
+    h("h2", {}, "Provenance"), provenanceDrawing(prov, repo),
     h("div", { class: "grid2", id: "provenance" },
       h("div", {}, h("h2", {}, "Made from (provenance)"), commitList(prov.provenance)),
       h("div", {}, h("h2", {}, "Used by (subvenance)"), commitList(prov.subvenance))),
     h("h2", {}, "Stage jobs of this trace"), prov.jobs.length ? h("ul", {}, prov.jobs.map((j) => h("li", {},
       h("a", { href: `#/stage-job/${j.id}` }, `${j.stage} · ${fmt.short(j.id)}`), " ", state(j.state)))) : h("p", { class: "muted" }, "none"));
+}
+
+function provenanceDrawing(prov, repo) {
+  // The commit on the right, what it was made from to its left, back to the origins (commits
+  // nothing made); an edge made by a stage job is labelled with the stage.
+  const nodes = new Map([[prov.commit.id, prov.commit], ...prov.provenance.map((c) => [c.id, c])]);
+  const level = new Map([[prov.commit.id, 0]]);
+  for (let changed = true, guard = 0; changed && guard < 100; guard++) {
+    changed = false;
+    for (const e of prov.edges) {
+      if (level.has(e.to) && nodes.has(e.from) && (level.get(e.from) ?? -1) < level.get(e.to) + 1) {
+        level.set(e.from, level.get(e.to) + 1); changed = true;
+      }
+    }
+  }
+  const depth = Math.max(0, ...level.values());
+  const columns = [];
+  for (const [id, l] of level) (columns[depth - l] = columns[depth - l] || []).push(id);
+  const W = 210, H = 50, GX = 70, GY = 16, PAD = 12;
+  const pos = new Map();
+  columns.forEach((col, i) => col.forEach((id, j) => pos.set(id, { x: PAD + i * (W + GX), y: PAD + j * (H + GY) })));
+  const width = PAD * 2 + columns.length * (W + GX) - GX;
+  const height = PAD * 2 + Math.max(...columns.map((c) => c.length)) * (H + GY) - GY;
+  const svg = s("svg", { id: "provenance-graph", class: "tgraph", width, height, viewBox: `0 0 ${width} ${height}` },
+    s("defs", {}, s("marker", { id: "parrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
+      s("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" }))));
+  for (const e of prov.edges) {
+    const a = pos.get(e.from), b = pos.get(e.to);
+    if (!a || !b) continue;
+    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
+    const job = prov.made_by[e.to];
+    svg.append(s("g", { class: "tedge", "data-from": e.from, "data-to": e.to },
+      s("path", { d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2 - 2} ${y2}`, "marker-end": "url(#parrow)" }),
+      job ? s("text", { x: mx, y: (y1 + y2) / 2 - 4, class: "edge-count", "text-anchor": "middle" }, job.stage) : null));
+  }
+  for (const [id, p] of pos) {
+    const c = nodes.get(id);
+    const job = prov.made_by[id];
+    const origin = !prov.edges.some((e) => e.to === id);
+    svg.append(s("a", { href: `#/commit/${c.repo}/${c.id}` },
+      s("g", { class: `tnode ${id === prov.commit.id ? "current" : origin ? "origin" : "done"}`, "data-commit": id, "data-repo": c.repo,
+               transform: `translate(${p.x},${p.y})` },
+        s("title", {}, `${c.repo}@${c.id}${c.message ? " · " + c.message : ""}`),
+        s("rect", { width: W, height: H, rx: 6 }), s("rect", { width: 4, height: H, class: "bar" }),
+        s("text", { x: 12, y: 20, class: "tname" }, `${c.repo}@${fmt.short(c.id)}`),
+        s("text", { x: 12, y: 38, class: "tcounts" },
+          job ? `made by ${job.stage} (${job.state})` : origin ? `origin · ${c.origin}` : c.origin))));
+  }
+  return h("div", { class: "graph tgraph-holder" }, svg);
 }
 
 // ---- routing ------------------------------------------------------------------------------
