@@ -81,7 +81,6 @@ def test_provenance_of_a_stage_output(service):
 def test_parquet_preview_as_rows(service, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from tests.service.conftest import headrace_cli
 
     when = [None, *range(1, 30)]

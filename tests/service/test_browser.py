@@ -413,7 +413,6 @@ def test_parquet_as_a_table_diff_against_any_commit_and_the_provenance_drawing(
 ):
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from tests.service.conftest import headrace_cli
 
     table = pa.table({"sku": [f"s{i}" for i in range(250)], "qty": list(range(250))})
