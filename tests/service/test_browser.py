@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.service.conftest import TOKEN, headrace_command, wait_for
+from tests.service.conftest import MANY, TOKEN, headrace_command, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -458,3 +458,44 @@ def test_parquet_as_a_table_diff_against_any_commit_and_the_provenance_drawing(
     drawing.locator("g.tnode[data-repo='data']").first.click()
     page.locator("h1", has_text="Commit").wait_for()
     page.wait_for_function("location.hash.startsWith('#/commit/data/')")
+
+
+@pytest.fixture
+def big_page(browser, big_service):
+    context = browser.new_context(viewport={"width": 1366, "height": 820})
+    pg = context.new_page()
+    pg.set_default_timeout(90_000)
+    pg.goto(f"{big_service.url}/?token={TOKEN}")
+    yield pg
+    context.close()
+
+
+def test_10k_jobs_and_datums_show_a_page_of_rows_and_a_pager(big_page, big_service, tmp_path):
+    page = big_page
+    page.goto(f"{big_service.url}/ui/#/jobs?kind=pipeline_run")
+    rows = page.locator("#jobs tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 100  # a page of rows, not 10k
+    assert page.locator("#pager").inner_text().startswith("1–100")
+    page.locator("#pager a.next").click()
+    page.locator("#pager", has_text="101–200").wait_for()
+    assert rows.count() == 100
+    assert rows.first.get_attribute("data-job") == f"run-bulk-{MANY - 101:06d}"
+    page.locator("#pager a.prev").click()
+    page.locator("#pager", has_text="1–100").wait_for()
+
+    job = big_service.ids["failed_job"]
+    page.goto(f"{big_service.url}/ui/#/stage-job/{job}")
+    datums = page.locator("#datums tbody tr")
+    datums.first.wait_for()
+    assert datums.count() == 100
+    total = big_service.get(f"/api/v1/stage-jobs/{job}/datums?limit=1")["total"]
+    assert f"1–100 of {total:,} datums" in page.locator(".pager").inner_text()
+    _shot(page, tmp_path, "stage-job-10k-datums")
+    page.locator(".pager a", has_text="next").click()
+    page.locator(".pager", has_text="101–200").wait_for()
+    assert datums.count() == 100
+    # the page stays usable: a datum's log opens from the second page
+    datums.first.locator("a.datum-link").click()
+    page.locator("#datum-log").wait_for()
+    assert "log of datum" in page.locator("#datum-log").inner_text()
