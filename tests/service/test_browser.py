@@ -499,3 +499,87 @@ def test_10k_jobs_and_datums_show_a_page_of_rows_and_a_pager(big_page, big_servi
     datums.first.locator("a.datum-link").click()
     page.locator("#datum-log").wait_for()
     assert "log of datum" in page.locator("#datum-log").inner_text()
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """The README's e-commerce walkthrough, run as written (five stages from raw orders to
+    predictions), and a service over its store."""
+    from tests.service.conftest import start_service, stop_service
+
+    work = tmp_path_factory.mktemp("shop")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
+    env["HEADRACE_HOME"] = str(work / "store")
+    exe = headrace_command()
+
+    def sh(*args: str) -> str:
+        done = subprocess.run(
+            args, cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    sh(sys.executable, "-m", "headrace.examples.ecommerce.data", "raw", "--days", "7")
+    sh(*exe, "repo", "create", "orders")
+    sh(*exe, "repo", "create", "customers")
+    sh(*exe, "file", "put", "orders@master:/", "raw/orders")
+    sh(*exe, "file", "put", "customers@master:/", "raw/customers")
+    import headrace.examples.ecommerce as ecommerce
+
+    for stage in ("enrich", "mask", "standardise", "train", "predict"):
+        sh(*exe, "stage", "create", "-f", str(Path(ecommerce.SPECS_DIR) / f"{stage}.yaml"))
+    sh(*exe, "daemon", "--once")
+    sh(*exe, "commit", "wait", "predict@master", "--timeout", "120")
+    service = start_service(work / "store", TOKEN, "--no-daemon")
+    yield service
+    stop_service(service)
+
+
+def test_the_ecommerce_walkthrough_from_the_ui(browser, shop, tmp_path):
+    """Follow the README's e-commerce walkthrough in the UI: its repos, a stage job of it, and
+    the provenance of its output commit back to the raw orders and customers."""
+    context = browser.new_context(viewport={"width": 1366, "height": 820})
+    page = context.new_page()
+    page.set_default_timeout(90_000)
+    page.goto(f"{shop.url}/?token={TOKEN}")
+    try:
+        # repos: the two the walkthrough made and one output repo per stage
+        page.goto(f"{shop.url}/ui/#/repos")
+        names = page.locator("#repos a.repo-link")
+        names.first.wait_for()
+        assert sorted(names.all_inner_texts()) == sorted(
+            ["orders", "customers", "enrich", "mask", "standardise", "train", "predict"]
+        )
+        names.filter(has_text="orders").first.click()
+        page.locator("#commits a.commit-link").first.click()
+        page.locator("#files a.file-link", has_text="eu/").click()
+        page.locator("#files a.file-link", has_text=".csv").first.click()
+        page.locator("table#file-preview thead th").first.wait_for()  # a CSV, as a table
+        _shot(page, tmp_path, "ecommerce-orders")
+
+        # the predict stage's job, from the stages page
+        page.goto(f"{shop.url}/ui/#/stages")
+        row = page.locator("#stages tbody tr", has_text="predict")
+        row.locator("a", has_text=re.compile("^[0-9a-f]{12}$")).click()
+        page.locator("h1", has_text="Stage job").wait_for()
+        assert "SUCCESS" in page.locator(".meta").first.inner_text()
+        page.locator("#datums tbody tr").first.wait_for()
+        assert "success" in page.locator("#datums tbody tr").first.inner_text()
+        _shot(page, tmp_path, "ecommerce-stage-job")
+
+        # its output commit, and the provenance drawing back to the raw data
+        page.locator("a", has_text="output commit").click()
+        page.locator("h1", has_text="Commit").wait_for()
+        drawing = page.locator("#provenance-graph")
+        drawing.wait_for()
+        repos = set(drawing.locator("g.tnode").evaluate_all("ns => ns.map(n => n.dataset.repo)"))
+        assert {"orders", "customers", "enrich", "predict"} <= repos
+        labels = set(drawing.locator("g.tedge text").all_text_contents())
+        assert {"enrich", "mask", "standardise", "predict"} <= labels
+        origins = drawing.locator("g.tnode.origin").evaluate_all(
+            "ns => ns.map(n => n.dataset.repo).sort()"
+        )
+        assert origins == ["customers", "orders"]
+        _shot(page, tmp_path, "ecommerce-provenance")
+    finally:
+        context.close()

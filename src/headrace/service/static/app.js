@@ -647,8 +647,8 @@ async function commitPage(repo, ref, params) {
 }
 
 function provenanceDrawing(prov, repo) {
-  // The commit on the right, what it was made from to its left, back to the origins (commits
-  // nothing made); an edge made by a stage job is labelled with the stage.
+  // The origins (commits nothing made) at the top, what was made from them below, down to this
+  // commit at the bottom; an edge made by a stage job is labelled with the stage.
   const nodes = new Map([[prov.commit.id, prov.commit], ...prov.provenance.map((c) => [c.id, c])]);
   const level = new Map([[prov.commit.id, 0]]);
   for (let changed = true, guard = 0; changed && guard < 100; guard++) {
@@ -662,22 +662,26 @@ function provenanceDrawing(prov, repo) {
   const depth = Math.max(0, ...level.values());
   const columns = [];
   for (const [id, l] of level) (columns[depth - l] = columns[depth - l] || []).push(id);
-  const W = 210, H = 50, GX = 70, GY = 16, PAD = 12;
+  const W = 250, H = 50, GX = 28, GY = 46, PAD = 14;
   const pos = new Map();
-  columns.forEach((col, i) => col.forEach((id, j) => pos.set(id, { x: PAD + i * (W + GX), y: PAD + j * (H + GY) })));
-  const width = PAD * 2 + columns.length * (W + GX) - GX;
-  const height = PAD * 2 + Math.max(...columns.map((c) => c.length)) * (H + GY) - GY;
+  const widest = Math.max(...columns.map((c) => c.length));
+  const width = PAD * 2 + widest * (W + GX) - GX;
+  columns.forEach((row, i) => {
+    const shift = (width - (row.length * (W + GX) - GX)) / 2;
+    row.forEach((id, j) => pos.set(id, { x: shift + j * (W + GX), y: PAD + i * (H + GY) }));
+  });
+  const height = PAD * 2 + columns.length * (H + GY) - GY;
   const svg = s("svg", { id: "provenance-graph", class: "tgraph", width, height, viewBox: `0 0 ${width} ${height}` },
     s("defs", {}, s("marker", { id: "parrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" },
       s("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" }))));
   for (const e of prov.edges) {
     const a = pos.get(e.from), b = pos.get(e.to);
     if (!a || !b) continue;
-    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
+    const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y, my = (y1 + y2) / 2;
     const job = prov.made_by[e.to];
     svg.append(s("g", { class: "tedge", "data-from": e.from, "data-to": e.to },
-      s("path", { d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2 - 2} ${y2}`, "marker-end": "url(#parrow)" }),
-      job ? s("text", { x: mx, y: (y1 + y2) / 2 - 4, class: "edge-count", "text-anchor": "middle" }, job.stage) : null));
+      s("path", { d: `M ${x1} ${y1} C ${x1} ${my}, ${x2} ${my}, ${x2} ${y2 - 2}`, "marker-end": "url(#parrow)" }),
+      job ? s("text", { x: (x1 + x2) / 2 + 6, y: my + 4, class: "edge-count" }, job.stage) : null));
   }
   for (const [id, p] of pos) {
     const c = nodes.get(id);
