@@ -88,11 +88,13 @@ def page(browser, service):
     context.close()
 
 
-def _shot(page, tmp_path: Path, name: str) -> None:
+def _shot(page, tmp_path: Path, name: str, docs: bool = True) -> None:
+    """A full-page screenshot; with HEADRACE_UPDATE_SCREENSHOTS also into docs/screenshots
+    (unless ``docs`` is False: pages too long to be worth keeping)."""
     target = tmp_path / f"{name}.png"
     page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 0
-    if os.environ.get("HEADRACE_UPDATE_SCREENSHOTS"):
+    if docs and os.environ.get("HEADRACE_UPDATE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(target, SCREENSHOTS / f"{name}.png")
 
@@ -453,7 +455,7 @@ def test_parquet_as_a_table_diff_against_any_commit_and_the_provenance_drawing(
     assert "data" in drawn
     edge = drawing.locator(f"g.tedge[data-to='{up_head}']").first
     assert edge.text_content() == "up"  # made by the stage up
-    _shot(page, tmp_path, "provenance-drawing")
+    _shot(page, tmp_path, "provenance-drawing", docs=False)
     # a node leads to its commit
     drawing.locator("g.tnode[data-repo='data']").first.click()
     page.locator("h1", has_text="Commit").wait_for()
@@ -491,7 +493,7 @@ def test_10k_jobs_and_datums_show_a_page_of_rows_and_a_pager(big_page, big_servi
     assert datums.count() == 100
     total = big_service.get(f"/api/v1/stage-jobs/{job}/datums?limit=1")["total"]
     assert f"1–100 of {total:,} datums" in page.locator(".pager").inner_text()
-    _shot(page, tmp_path, "stage-job-10k-datums")
+    _shot(page, tmp_path, "stage-job-10k-datums", docs=False)
     page.locator(".pager a", has_text="next").click()
     page.locator(".pager", has_text="101–200").wait_for()
     assert datums.count() == 100
@@ -555,7 +557,7 @@ def test_the_ecommerce_walkthrough_from_the_ui(browser, shop, tmp_path):
         page.locator("#files a.file-link", has_text="eu/").click()
         page.locator("#files a.file-link", has_text=".csv").first.click()
         page.locator("table#file-preview thead th").first.wait_for()  # a CSV, as a table
-        _shot(page, tmp_path, "ecommerce-orders")
+        _shot(page, tmp_path, "ecommerce-orders", docs=False)
 
         # the predict stage's job, from the stages page
         page.goto(f"{shop.url}/ui/#/stages")
