@@ -292,7 +292,7 @@ def test_posted_events_make_a_run_listed_first_while_it_runs(service):
          "metrics": [["Read", "io", "lines", 7]]},
     ]  # fmt: skip
     reply = service.post("/api/v1/runs/events", {"source": "test", "events": events})
-    assert reply == {"recorded": 5, "cancel": []}
+    assert reply == {"recorded": 5, "cancel": [], "drain": []}
     run = service.get("/api/v1/runs/r-live")
     assert run["state"] == "RUNNING" and run["elements"] == 7
     read, write = run["steps"]
