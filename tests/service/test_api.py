@@ -304,7 +304,11 @@ def test_posted_events_make_a_run_listed_first_while_it_runs(service):
     assert "r-live" not in [j["id"] for j in service.get("/api/v1/jobs?running=false")["jobs"]]
 
     service.post("/api/v1/runs/r-live/cancel")
-    assert service.post("/api/v1/runs/events", {"events": []}) == {"recorded": 0, "cancel": []}
+    assert service.post("/api/v1/runs/events", {"events": []}) == {
+        "recorded": 0,
+        "cancel": [],
+        "drain": [],
+    }
     more = [{"type": "LogRecord", "run_id": "r-live", "at": 4.0, "step": "Read", "level": 20,
              "logger": "u", "message": "hello"}]  # fmt: skip
     assert service.post("/api/v1/runs/events", {"events": more})["cancel"] == ["r-live"]
