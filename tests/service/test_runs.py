@@ -277,11 +277,16 @@ def test_a_run_streams_as_server_sent_events(fresh_service, tmp_path):
     assert text.rstrip().endswith('data: {"state": "DONE"}')
 
 
+def _slowly(word):
+    import time
+
+    time.sleep(0.05)
+    return len(word) > 1
+
+
 class _Tokens(beam.PTransform):
     def expand(self, pcoll):
-        return (
-            pcoll | "Split" >> beam.FlatMap(str.split) | "Long" >> beam.Filter(lambda w: len(w) > 1)
-        )
+        return pcoll | "Split" >> beam.FlatMap(str.split) | "Long" >> beam.Filter(_slowly)
 
 
 def test_transforms_carry_composite_nesting_and_edge_counts(tmp_path):
@@ -314,6 +319,12 @@ def test_transforms_carry_composite_nesting_and_edge_counts(tmp_path):
     assert show.reads == [combine.id] and show.elements_in == 4
     steps = history.get(run.id).steps
     assert {t.stage for t in by_label.values() if not t.composite} == {s.position for s in steps}
+    # each transform's own time: Long slept 50 ms on each of its 6 words (the time of the
+    # transforms it pushed to is not counted in it), and the times add up to the steps'
+    leaves = [t for t in by_label.values() if not t.composite]
+    assert long_.seconds >= 0.3 and long_.seconds == max(t.seconds for t in leaves)
+    assert all(t.seconds >= 0 for t in leaves)
+    assert sum(t.seconds for t in leaves) <= sum(s.seconds for s in steps) + 1e-6
 
 
 def _read_events(url: str, until: str, timeout: float = 60.0) -> list[tuple[str, str]]:

@@ -119,8 +119,8 @@ class TaskFinished(RunEvent):
     elements_out: int
     seconds: float
     metrics: MetricUpdates
-    # elements in and out of each fused transform of the task, by transform id
-    operators: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # elements in and out of each fused transform of the task and its own seconds, by id
+    operators: Mapping[str, tuple[int, int, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ folded into three tables by :meth:`RunHistory.record`:
                        the step running it), ``is_root`` (it is that step's input), ``reads``
                        (JSON: ids of the transforms it reads), ``elements_in``,
                        ``elements_out`` (summed over the tasks; a step's input count for a
-                       root).
+                       root), ``seconds`` (its own time summed over the tasks).
 ``service_run_events`` per run, in arrival order (``seq``): state changes, failures and user
                        log records with the step that wrote them.
 
@@ -119,6 +119,7 @@ _transforms = sa.Table(
     sa.Column("reads", sa.Text, nullable=False, server_default="[]"),
     sa.Column("elements_in", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("elements_out", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("seconds", sa.Double, nullable=False, server_default="0"),
 )
 _events = sa.Table(
     "service_run_events",
@@ -175,6 +176,7 @@ class TransformRecord:
     reads: list[str]
     elements_in: int
     elements_out: int
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -343,13 +345,16 @@ class RunHistory:
                 )
             )
         elif kind == "TaskFinished":
-            for tid, (n_in, n_out) in (e.get("operators") or {}).items():
+            for tid, counts in (e.get("operators") or {}).items():
+                n_in, n_out = int(counts[0]), int(counts[1])
+                spent = float(counts[2]) if len(counts) > 2 else 0.0
                 conn.execute(
                     _transforms.update()
                     .where(_transforms.c.run_id == run_id, _transforms.c.id == str(tid))
                     .values(
-                        elements_in=_transforms.c.elements_in + int(n_in),
-                        elements_out=_transforms.c.elements_out + int(n_out),
+                        elements_in=_transforms.c.elements_in + n_in,
+                        elements_out=_transforms.c.elements_out + n_out,
+                        seconds=_transforms.c.seconds + spent,
                     )
                 )
             counters = json.loads(row.counters)
@@ -478,6 +483,7 @@ class RunHistory:
                 TransformRecord(
                     t.id, t.position, t.label, t.kind, t.parent, bool(t.composite), t.stage,
                     bool(t.is_root), json.loads(t.reads), t.elements_in, t.elements_out,
+                    t.seconds,
                 )
                 for t in conn.execute(query)
             ]  # fmt: skip

@@ -151,6 +151,7 @@ def transform_view(t: TransformRecord) -> dict[str, Any]:
         "reads": t.reads,
         "elements_in": t.elements_in,
         "elements_out": t.elements_out,
+        "seconds": t.seconds,
     }
 
 

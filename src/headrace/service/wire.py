@@ -7,7 +7,7 @@ and ``transforms``: the pipeline's transforms with their composite nesting (see
 :func:`plan_transforms`), so that a UI can draw the graph with composites folded.
 A task's metric updates travel as their counters,
 ``[[step, namespace, name, value], ...]`` (distributions and gauges are not sent yet), and its
-per-transform counts as ``operators``: ``{transform id: [elements in, elements out]}``.
+per-transform counts as ``operators``: ``{transform id: [elements in, elements out, seconds]}``.
 
 >>> from headrace.runners.events import StageUpdated
 >>> encode_event(StageUpdated("run-1", 0, "Read", 3, 3, at=1.5))

@@ -244,11 +244,11 @@ const runViews = new Map();
 
 function transformGraph(run, view, redraw) {
   // The pipeline's transforms, composites folded until clicked. A box shows a transform's
-  // elements in and out and the fused step that runs it (with that step's time); an edge shows
+  // elements in and out, its own time (a source's or a shuffle's includes its step's reading
+  // and finishing) and the fused step that runs it; an edge shows
   // the elements that flowed along it: the producers' output counts, summed over the true
   // edges a folded composite hides.
   const byId = new Map(run.transforms.map((t) => [t.id, t]));
-  const stepOf = (t) => (t.stage === null || t.stage === undefined ? null : run.steps[t.stage]);
   const visible = (id) => {
     // the outermost folded composite holding the transform, or the transform itself
     let shown = id;
@@ -330,12 +330,11 @@ function transformGraph(run, view, redraw) {
     let line2, line3;
     if (folded) {
       line2 = `▸ ${parts.length} transform${parts.length === 1 ? "" : "s"} · click to unfold`;
-      const secs = steps.reduce((n, i) => n + (run.steps[i] ? run.steps[i].seconds : 0), 0);
-      line3 = `steps ${steps.map((i) => `#${i + 1}`).join(", ") || "-"} · ${fmt.secs(secs)}`;
+      const secs = parts.reduce((n, x) => n + (x.seconds || 0), 0);
+      line3 = `${fmt.secs(secs)} · steps ${steps.map((i) => `#${i + 1}`).join(", ") || "-"}`;
     } else {
       line2 = `in ${fmt.n(t.elements_in)} · out ${fmt.n(t.elements_out)}`;
-      const step = stepOf(t);
-      line3 = step ? `step #${t.stage + 1} · ${fmt.secs(step.seconds)}` : t.kind;
+      line3 = `${fmt.secs(t.seconds || 0)}${t.stage !== null && t.stage !== undefined ? ` · step #${t.stage + 1}` : ""}`;
     }
     const box = s("g", { class: `tnode ${st}${folded ? " folded" : ""}`, "data-transform": t.label, "data-id": t.id,
                          transform: `translate(${p.x},${p.y})`,
