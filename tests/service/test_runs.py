@@ -78,25 +78,30 @@ def test_a_failed_run_keeps_its_error(tmp_path, metadata_url):
     store.close()
 
 
-def test_a_database_of_an_older_service_gains_the_new_run_columns(tmp_path):
+def test_a_database_of_an_older_service_gains_the_new_run_columns(tmp_path, metadata_url):
     import sqlalchemy as sa
 
-    store = Store.open(tmp_path)
-    with store.meta.transaction() as conn:  # the run table as the first service made it
+    store = Store.open(tmp_path, db=metadata_url)
+    old_tables = sa.MetaData()
+    sa.Table(  # the run table as the first service made it
+        "service_runs", old_tables,
+        sa.Column("id", sa.String(100), primary_key=True),
+        sa.Column("state", sa.String(12), nullable=False),
+        sa.Column("streaming", sa.Boolean, nullable=False),
+        sa.Column("source", sa.String(200), nullable=False, server_default=""),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("started_at", sa.Double),
+        sa.Column("finished_at", sa.Double),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.Column("error", sa.Text, nullable=False, server_default=""),
+        sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    )  # fmt: skip
+    with store.meta.transaction() as conn:
+        old_tables.create_all(conn)
         conn.execute(
-            sa.text(
-                "CREATE TABLE service_runs (id VARCHAR(100) PRIMARY KEY, state VARCHAR(12) NOT "
-                "NULL, streaming BOOLEAN NOT NULL, source VARCHAR(200) NOT NULL DEFAULT '', "
-                "created_at FLOAT NOT NULL, started_at FLOAT, finished_at FLOAT, updated_at "
-                "FLOAT NOT NULL, error TEXT NOT NULL DEFAULT '', cancel_requested BOOLEAN NOT "
-                "NULL DEFAULT 0)"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO service_runs (id, state, streaming, created_at, updated_at) "
-                "VALUES ('old', 'DONE', 0, 1.0, 2.0)"
-            )
+            old_tables.tables["service_runs"]
+            .insert()
+            .values(id="old", state="DONE", streaming=False, created_at=1.0, updated_at=2.0)
         )
     history = RunHistory(store.meta)
     old = history.get("old")
@@ -105,6 +110,7 @@ def test_a_database_of_an_older_service_gains_the_new_run_columns(tmp_path):
                      "error": "E: x", "step": "S", "element": "1", "traceback": "T"}])  # fmt: skip
     again = history.get("old")
     assert (again.failed_step, again.failed_element, again.traceback) == ("S", "1", "T")
+    assert history.drains_requested(["old"]) == []
     store.close()
 
 
