@@ -335,6 +335,15 @@ def test_drain_button_drains_a_streaming_run(page, service, tmp_path):
         )  # fmt: skip
         page.goto(f"{service.url}/ui/#/run/{run_id}")
         assert page.locator(".meta").inner_text().count("streaming") == 1
+        # a streaming run's graph: its steps are its transforms, with their counts
+        ones = page.locator("#transforms g.tnode[data-transform='Ones']")
+        ones.wait_for()
+        page.wait_for_function(
+            """() => {
+                const n = document.querySelector("#transforms g.tnode[data-transform='Ones']");
+                return n && /in [1-9]/.test(n.textContent);
+            }"""
+        )
         page.locator("#drain").click()
         page.locator(".meta .state", has_text="DONE").wait_for(timeout=120_000)
         out, _ = proc.communicate(timeout=60)

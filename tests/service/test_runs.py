@@ -235,6 +235,13 @@ def test_a_streaming_run_records_its_steps_watermarks(tmp_path):
     assert run.streaming and run.state == "DONE"
     marks = {s.name: s.watermark_us for s in history.get(run.id).steps}
     assert any(m is not None for m in marks.values()), marks
+    # the graph: each step is a transform (its own stage), reading the one before
+    record = history.get(run.id)
+    steps = {s.position: s.name for s in record.steps}
+    leaves = [t for t in record.transforms if not t.composite]
+    assert [steps[t.stage] for t in leaves if t.stage is not None] == [t.label for t in leaves]
+    by_label = {t.label: t for t in record.transforms}
+    assert by_label["Group"].reads == [by_label["Window"].id]
 
 
 def test_steps_carry_the_plan_edges(tmp_path):

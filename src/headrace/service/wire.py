@@ -22,7 +22,7 @@ from typing import Any
 
 from headrace.runners.events import RunEvent, RunSubmitted
 
-__all__ = ["EVENT_TYPES", "encode_event", "plan_transforms"]
+__all__ = ["EVENT_TYPES", "encode_event", "plan_transforms", "streaming_transforms"]
 
 # The event types the service understands, with the fields each must carry.
 EVENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -56,9 +56,12 @@ def encode_event(event: RunEvent) -> dict[str, Any]:
         out[f.name] = value
     if isinstance(event, RunSubmitted):
         depends = _stage_dependencies(event.result)
+        streaming = getattr(event.result, "streaming", None)
         if depends is not None:
             out["depends_on"] = depends
             out["transforms"] = plan_transforms(getattr(event.result, "plan", None))
+        elif streaming is not None and hasattr(streaming, "order"):
+            out["transforms"] = streaming_transforms(streaming.graph, streaming.order)
     return out
 
 
@@ -73,7 +76,6 @@ def plan_transforms(plan: Any) -> list[dict[str, Any]]:
     whose output it reads, main and side inputs). Parts of a transform a runner executes whole
     (a lifted combine) are left out: they never run.
     """
-    graph, leaves = plan.graph, plan.leaves
     position = {stage.id: i for i, stage in enumerate(plan.stages)}
     stage_of: dict[str, tuple[int, bool]] = {}
     for stage in plan.stages:
@@ -81,6 +83,19 @@ def plan_transforms(plan: Any) -> list[dict[str, Any]]:
             stage_of[tid] = (position[stage.id], False)
         if stage.root.kind in ("source", "impulse", "grouping"):
             stage_of.setdefault(stage.root.node, (position[stage.id], True))
+    return _transforms(plan.graph, set(plan.leaves), stage_of)
+
+
+def streaming_transforms(graph: Any, order: Any) -> list[dict[str, Any]]:
+    """The transforms of a streaming run, as :func:`plan_transforms` gives a batch plan's: a
+    streaming run's steps are its executed transforms (``order``), each its own ``stage``."""
+    stage_of = {node.id: (i, False) for i, node in enumerate(order)}
+    return _transforms(graph, set(stage_of), stage_of)
+
+
+def _transforms(
+    graph: Any, leaves: set[str], stage_of: dict[str, tuple[int, bool]]
+) -> list[dict[str, Any]]:
 
     def owners(tid: str) -> set[str]:
         # the executed transforms a producer stands for: itself, the whole-run composite above

@@ -248,7 +248,12 @@ function transformGraph(run, view, redraw) {
   // and finishing) and the fused step that runs it; an edge shows
   // the elements that flowed along it: the producers' output counts, summed over the true
   // edges a folded composite hides.
-  const byId = new Map(run.transforms.map((t) => [t.id, t]));
+  // a streaming run's steps are its transforms: their counts and times are the steps'
+  const ofStep = (t) => {
+    const step = run.streaming && t.stage !== null && t.stage !== undefined ? run.steps[t.stage] : null;
+    return step ? { ...t, elements_in: step.elements_in, elements_out: step.elements_out, seconds: step.seconds } : t;
+  };
+  const byId = new Map(run.transforms.map((t) => [t.id, ofStep(t)]));
   const visible = (id) => {
     // the outermost folded composite holding the transform, or the transform itself
     let shown = id;
@@ -260,7 +265,7 @@ function transformGraph(run, view, redraw) {
     }
     return shown;
   };
-  const leaves = run.transforms.filter((t) => !t.composite);
+  const leaves = [...byId.values()].filter((t) => !t.composite);
   const order = [];
   const seen = new Set();
   for (const t of leaves) { const v = visible(t.id); if (!seen.has(v)) { seen.add(v); order.push(v); } }
