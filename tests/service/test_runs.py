@@ -541,3 +541,34 @@ def test_a_streaming_run_is_drained_from_the_service(fresh_service, tmp_path):
     code, _, body = fresh_service.request("POST", f"/api/v1/runs/{batch_id}/drain", {})
     assert code == 409 and b"batch run" in body and b"cancel" in body
     assert fresh_service.request("POST", "/api/v1/runs/nosuch/drain", {})[0] == 404
+
+
+@pytest.mark.slow
+def test_the_service_stops_promptly_with_event_streams_open(tmp_path):
+    """A browser tab following the job list keeps a stream open for ever; stopping the
+    service must not wait for it."""
+    import http.client
+    import threading
+    import urllib.request
+
+    service = start_service(tmp_path / "home", TOKEN, "--no-daemon")
+    opened = threading.Event()
+
+    def follow() -> None:
+        req = urllib.request.Request(f"{service.url}/api/v1/jobs/stream")
+        req.add_header("Authorization", f"Bearer {TOKEN}")
+        try:
+            with urllib.request.urlopen(req, timeout=120) as response:
+                response.readline()
+                opened.set()
+                response.read()
+        except (OSError, http.client.HTTPException):  # the stream cut when the server stopped
+            pass
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert opened.wait(60)
+    service.process.terminate()
+    service.process.wait(60)  # it used to wait for the stream for ever
+    reader.join(30)
+    assert not reader.is_alive()
