@@ -24,7 +24,7 @@ from headrace.service.config import ServiceConfig, check_bind
 __all__ = ["DAEMON_STOP_S", "serve", "start_daemon"]
 
 DAEMON_STOP_S = 30.0
-GRACEFUL_S = 3.0  # seconds a stopping server gives requests in flight
+GRACEFUL_S = 3  # seconds a stopping server gives requests in flight
 
 
 def start_daemon(config: ServiceConfig, poll: float = 1.0) -> subprocess.Popen[bytes]:
