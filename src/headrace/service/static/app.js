@@ -614,13 +614,13 @@ async function commitPage(repo, ref, params) {
       body = h("img", { id: "file-preview", alt: file, src: URL.createObjectURL(new Blob([bytes], { type: mime })) });
     } else if (response.ok && /\.parquet$/i.test(file)) {
       const t = await api(`${base}/table?path=${encodeURIComponent(file)}&limit=100`);
-      body = h("div", {}, h("table", { id: "file-preview", class: "csv" },
+      body = h("div", {}, h("div", { class: "scroll" }, h("table", { id: "file-preview", class: "csv" },
         h("thead", {}, h("tr", {}, t.columns.map((c) => h("th", { title: c.type }, c.name)))),
         h("tbody", {}, t.rows.map((r) => h("tr", {}, r.map((v) => h("td", {},
-          v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v))))))),
+          v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v)))))))),
         h("p", { class: "muted", id: "table-rows" }, `${fmt.n(t.rows.length)} of ${fmt.n(t.total_rows)} rows`));
     } else if (response.ok && /\.(csv|tsv)$/i.test(file) && looksText(bytes)) {
-      body = csvTable(text, file.toLowerCase().endsWith(".tsv") ? "\t" : ",");
+      body = h("div", { class: "scroll" }, csvTable(text, file.toLowerCase().endsWith(".tsv") ? "\t" : ","));
     } else {
       body = h("pre", { id: "file-preview" }, text);
     }
