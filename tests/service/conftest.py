@@ -186,3 +186,62 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+MANY = 10_500  # "10k+": datums of one stage job, and pipeline runs
+
+
+def add_many(home: Path, job_id: str, n: int = MANY) -> None:
+    """``n`` datum rows for stage job ``job_id`` (every 100th failed, the others succeeded with
+    distinct times) and ``n`` ended pipeline runs, written straight into the database (what a
+    long-lived service accumulates)."""
+    import sqlalchemy as sa
+
+    from headrace.service.runs import RunHistory
+    from headrace.stages.catalog import _datums
+    from headrace.store.store import Store
+
+    store = Store.open(home)
+    try:
+        RunHistory(store.meta)  # its tables
+        with store.meta.read() as conn:
+            template = conn.execute(sa.select(_datums).where(_datums.c.job_id == job_id)).first()
+        assert template is not None, job_id
+        datums = [
+            {
+                **template._asdict(),
+                "datum_id": f"{i:032x}",
+                "state": "failed" if i % 100 == 0 else "success",
+                "seconds": (i * 7919 % MANY) / 1000.0,
+                "error": f"ValueError: datum {i}" if i % 100 == 0 else "",
+                "log": f"log of datum {i}\n",
+            }
+            for i in range(n)
+        ]
+        runs = [
+            {
+                "id": f"run-bulk-{i:06d}", "state": "DONE", "streaming": False, "source": "bulk",
+                "created_at": 1.0e9 + i, "started_at": 1.0e9 + i, "finished_at": 1.0e9 + i + 1,
+                "updated_at": 1.0e9 + i + 1, "error": "", "cancel_requested": False,
+            }
+            for i in range(n)
+        ]  # fmt: skip
+        with store.meta.transaction() as conn:
+            for at in range(0, n, 2000):
+                conn.execute(_datums.insert(), datums[at : at + 2000])
+                conn.execute(sa.table("service_runs", *[sa.column(k) for k in runs[0]]).insert(),
+                             runs[at : at + 2000])  # fmt: skip
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def big_service(tmp_path_factory) -> Iterator[Service]:
+    """A service over a store with a stage job of 10k+ datums and 10k+ pipeline runs."""
+    root = tmp_path_factory.mktemp("big")
+    ids = seed_store(root / "home", root / "project")
+    add_many(root / "home", ids["failed_job"])
+    s = start_service(root / "home", TOKEN, "--no-daemon")
+    s.ids = ids
+    yield s
+    stop_service(s)

@@ -70,6 +70,38 @@ def test_provenance_of_a_stage_output(service):
     assert any(j["stage"] == "up" for j in prov["jobs"])
     back = service.get(f"/api/v1/repos/data/commits/{service.ids['first']}/provenance")
     assert service.ids["up_head"] in [c["id"] for c in back["subvenance"]]
+    # the drawing: one edge from the data commit to the output, made by the stage's job
+    (source,) = prov["provenance"]
+    assert prov["edges"] == [{"from": source["id"], "to": service.ids["up_head"]}]
+    job = prov["made_by"][service.ids["up_head"]]
+    assert job["stage"] == "up" and job["state"] == "SUCCESS"
+    assert source["id"] not in prov["made_by"]  # a user's commit: an origin
+
+
+def test_parquet_preview_as_rows(service, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tests.service.conftest import headrace_cli
+
+    when = [None, *range(1, 30)]
+    pq.write_table(
+        pa.table({"n": list(range(30)), "raw": [b"x"] * 30, "maybe": when}), tmp_path / "t.parquet"
+    )
+    headrace_cli(service.home, "repo", "create", "pqapi")
+    headrace_cli(
+        service.home, "file", "put", "pqapi@master:/t.parquet", str(tmp_path / "t.parquet")
+    )
+    t = service.get("/api/v1/repos/pqapi/commits/master/table?path=/t.parquet&limit=5")
+    assert t["columns"] == [
+        {"name": "n", "type": "int64"}, {"name": "raw", "type": "binary"},
+        {"name": "maybe", "type": "int64"},
+    ]  # fmt: skip
+    assert t["total_rows"] == 30 and len(t["rows"]) == 5
+    assert t["rows"][0] == [0, "b'x'", None] and t["rows"][4] == [4, "b'x'", 4]
+    code, _, body = service.request("GET", "/api/v1/repos/data/commits/master/table?path=/a.txt")
+    assert code == 400 and b"/a.txt is not a Parquet file" in body
+    code, _, body = service.request("GET", "/api/v1/repos/data/commits/master/table?path=/docs")
+    assert code == 400 and b"folder" in body
 
 
 def test_stages_jobs_datums_failed_first_and_logs(service):
@@ -260,7 +292,7 @@ def test_posted_events_make_a_run_listed_first_while_it_runs(service):
          "metrics": [["Read", "io", "lines", 7]]},
     ]  # fmt: skip
     reply = service.post("/api/v1/runs/events", {"source": "test", "events": events})
-    assert reply == {"recorded": 5, "cancel": []}
+    assert reply == {"recorded": 5, "cancel": [], "drain": []}
     run = service.get("/api/v1/runs/r-live")
     assert run["state"] == "RUNNING" and run["elements"] == 7
     read, write = run["steps"]
@@ -272,7 +304,11 @@ def test_posted_events_make_a_run_listed_first_while_it_runs(service):
     assert "r-live" not in [j["id"] for j in service.get("/api/v1/jobs?running=false")["jobs"]]
 
     service.post("/api/v1/runs/r-live/cancel")
-    assert service.post("/api/v1/runs/events", {"events": []}) == {"recorded": 0, "cancel": []}
+    assert service.post("/api/v1/runs/events", {"events": []}) == {
+        "recorded": 0,
+        "cancel": [],
+        "drain": [],
+    }
     more = [{"type": "LogRecord", "run_id": "r-live", "at": 4.0, "step": "Read", "level": 20,
              "logger": "u", "message": "hello"}]  # fmt: skip
     assert service.post("/api/v1/runs/events", {"events": more})["cancel"] == ["r-live"]

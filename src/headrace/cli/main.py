@@ -272,8 +272,7 @@ def reporting_to(service: str | None) -> Iterator[None]:
         return
     import os
 
-    from headrace.runners.events import listening
-    from headrace.service.client import ServiceReporter
+    from headrace.service.client import release, report_to
 
     def cancelled(run_id: str) -> None:
         _error_console().print(
@@ -281,12 +280,12 @@ def reporting_to(service: str | None) -> Iterator[None]:
             soft_wrap=True,
         )
 
-    reporter = ServiceReporter(service, os.environ.get("HEADRACE_TOKEN"), on_cancel=cancelled)
+    # the same reporter Pipeline.run uses for --service / $HEADRACE_SERVICE: reported once
+    reporter = report_to(service, os.environ.get("HEADRACE_TOKEN"), on_cancel=cancelled)
     try:
-        with listening(reporter):
-            yield
+        yield
     finally:
-        reporter.close()
+        release(reporter)
 
 
 def _run(

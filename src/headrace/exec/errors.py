@@ -12,7 +12,7 @@ import reprlib
 from types import TracebackType
 from typing import Any
 
-__all__ = ["annotate", "element_from_traceback", "is_annotated"]
+__all__ = ["annotate", "element_from_traceback", "element_of", "is_annotated", "label_of"]
 
 _MISSING = object()
 _repr = reprlib.Repr()
@@ -68,10 +68,21 @@ def annotate(
     if element is _MISSING:
         note = f"headrace: transform {label!r} failed{where}"
     else:
-        note = f"headrace: transform {label!r} failed{where} on element {truncated_repr(element)}"
+        shown = truncated_repr(element)
+        note = f"headrace: transform {label!r} failed{where} on element {shown}"
+        try:
+            exc._headrace_element = shown  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
     exc.add_note(note)
     return exc
 
 
 def label_of(exc: BaseException) -> str | None:
+    """The label of the transform whose user code raised ``exc`` (after :func:`annotate`)."""
     return getattr(exc, "_headrace_label", None)
+
+
+def element_of(exc: BaseException) -> str | None:
+    """A short repr of the element being processed when ``exc`` was raised, when known."""
+    return getattr(exc, "_headrace_element", None)

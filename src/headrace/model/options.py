@@ -73,6 +73,7 @@ __all__ = [
     "PipelineOptions",
     "PipelineOptionsError",
     "RayOptions",
+    "ServiceOptions",
     "SetupOptions",
     "StandardOptions",
     "StreamingOptions",
@@ -493,6 +494,24 @@ class StandardOptions(PipelineOptions):
             action="store_true",
             default=False,
             help="Run as a streaming pipeline (unbounded sources, watermarks, triggers).",
+        )
+
+
+class ServiceOptions(PipelineOptions):
+    """Reporting runs to a headrace job service (headrace's own; Beam has no such option)."""
+
+    service: str | None
+
+    @classmethod
+    def _add_argparse_args(cls, parser: _OptionsArgumentParser) -> None:
+        parser.add_argument(
+            "--service",
+            default=None,
+            help=(
+                "Report this pipeline's runs to the job service at this URL (as 'headrace run "
+                "--service' does): states, step counts and logs show there and it can cancel "
+                "them; $HEADRACE_SERVICE does the same; the token is $HEADRACE_TOKEN."
+            ),
         )
 
 

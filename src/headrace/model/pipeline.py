@@ -50,6 +50,28 @@ _RUNNERS = {
 }
 
 
+# Reporting to a job service is looked up the same way: the model never imports the service.
+_SERVICE_REPORTING = "headrace.service.client:report_to"
+
+
+def _report_to_service(options: PipelineOptions) -> None:
+    """With ``--service URL`` or ``$HEADRACE_SERVICE``, report this process's runs to that job
+    service from now on (once per URL; what is queued is posted when the process exits)."""
+    import os
+
+    from headrace.model.options import ServiceOptions
+
+    url = options.view_as(ServiceOptions).service or os.environ.get("HEADRACE_SERVICE")
+    if not url:
+        return
+    module, _, name = _SERVICE_REPORTING.partition(":")
+    try:
+        report_to = getattr(importlib.import_module(module), name)
+    except ImportError as e:  # pragma: no cover - the client is standard library only
+        raise RuntimeError(f"cannot report to the job service at {url}: {e}") from e
+    report_to(url, os.environ.get("HEADRACE_TOKEN"))
+
+
 def resolve_runner(runner: Any) -> Any:
     """A runner instance from a name such as ``"DirectRunner"``, or the object itself."""
     if runner is None:
@@ -346,6 +368,7 @@ class Pipeline:
         from headrace.model.options import StandardOptions
 
         runner = resolve_runner(self.runner or self._options.view_as(StandardOptions).runner)
+        _report_to_service(self._options)
         self.result = runner.run_pipeline(self, self._options)
         return self.result
 

@@ -230,6 +230,7 @@ class BatchCoordinator:
                 result.elements_out,
                 result.seconds,
                 result.metrics,
+                result.operators,
             )
         )
         for step, level, logger, message in result.logs:
@@ -258,6 +259,8 @@ class BatchCoordinator:
                         results[i] = self._consume(stage, progress, futures[i])
                     except BaseException as e:
                         errors[i] = e
+                        for step, level, logger, message in getattr(e, "_headrace_logs", ()):
+                            events.emit(events.LogRecord(self.run_id, step, level, logger, message))
                 else:
                     waiting.append(i)
             if waiting and len(waiting) == len(pending) and not futures[waiting[0]].wait(_POLL):

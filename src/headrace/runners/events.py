@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +89,11 @@ class RunStarted(RunEvent):
 class RunFinished(RunEvent):
     state: str  # a PipelineState name
     error: str | None = None
+    # for a failed run, when known: the transform whose code raised, the element it was
+    # processing (a short repr) and the Python traceback with the error's notes
+    step: str | None = None
+    element: str | None = None
+    traceback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ class TaskFinished(RunEvent):
     elements_out: int
     seconds: float
     metrics: MetricUpdates
+    # elements in and out of each fused transform of the task and its own seconds, by id
+    operators: Mapping[str, tuple[int, int, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

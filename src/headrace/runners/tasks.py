@@ -99,6 +99,10 @@ class TaskResult:
     seconds: float
     spills: int = 0
     logs: list[tuple[str | None, int, str, str]] = field(default_factory=list)  # see events
+    operators: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    """Elements in and out of each fused operator and its own seconds, by transform id (the
+    graph's true edges); the stage's root transform (a source, a shuffle) gets the rest of the
+    task's time (reading, setup, finishing) with no counts."""
 
 
 def _load_windowfn(payload: Payload | None) -> Any:
@@ -114,6 +118,9 @@ class _TaskBuilder:
         self.tables: dict[str, GroupTable] = {}
         self.collectors: dict[str, Collector] = {}
         self.containers: list[MetricsContainer] = []
+        # each operator's own time: its process() calls less the operators they pushed to
+        self.own_seconds: dict[str, float] = {}
+        self._nested: list[float] = []
 
     def windowed(self, pid: str) -> bool:
         return pid in self.plan.windowed
@@ -129,14 +136,35 @@ class _TaskBuilder:
                     and self.windowed(pid)
                     and not self.windowed(node.outputs[0][1])
                 ):
-                    out.append(_stripping(op.process))
+                    out.append(self._timed(dest, _stripping(op.process)))
                 else:
-                    out.append(op.process)
+                    out.append(self._timed(dest, op.process))
             elif kind == "group":
                 out.append(self.table(dest).add)
             else:
                 out.append(self.collector(dest).add)
         return out
+
+    def _timed(self, tid: str, process: Receiver) -> Receiver:
+        """``process`` adding its own time to ``own_seconds[tid]`` (two clock reads a chunk):
+        the time of the operators it pushes to is taken off, so each transform of a fused
+        stage gets the time its code took, as Dataflow's per-step times do."""
+        own, nested, clock = self.own_seconds, self._nested, time.perf_counter
+        own.setdefault(tid, 0.0)
+
+        def timed(chunk: list[Any]) -> None:
+            nested.append(0.0)
+            start = clock()
+            try:
+                process(chunk)
+            finally:
+                spent = clock() - start
+                inner = nested.pop()
+                own[tid] += spent - inner
+                if nested:
+                    nested[-1] += spent
+
+        return timed
 
     def table(self, gid: str) -> GroupTable:
         t = self.tables.get(gid)
@@ -415,7 +443,15 @@ def run_stage_task(
 ) -> TaskResult:
     """Run one task of ``stage``; see the module docstring for the order of events."""
     with relaxed_gc(), capture_logs() as logs:
-        result = _run_stage_task(plan, stage, task, ctx)
+        try:
+            result = _run_stage_task(plan, stage, task, ctx)
+        except BaseException as e:
+            # what the user's code logged before it failed travels with the error
+            try:
+                e._headrace_logs = list(logs)  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+            raise
     result.logs = logs
     return result
 
@@ -474,4 +510,18 @@ def _run_stage_task(
         elements_out=sum(len(ops) and op.elements_out for op in ops[-1:]),
         seconds=time.perf_counter() - started,
         spills=sum(t.spills for t in b.tables.values()),
+        operators=_operator_counts(stage, b, time.perf_counter() - started),
     )
+
+
+def _operator_counts(
+    stage: Stage, b: _TaskBuilder, seconds: float
+) -> dict[str, tuple[int, int, float]]:
+    out = {
+        tid: (op.elements_in, op.elements_out, b.own_seconds.get(tid, 0.0))
+        for tid, op in b.ops.items()
+    }
+    if stage.root.kind in ("source", "impulse", "grouping"):
+        rest = max(0.0, seconds - sum(b.own_seconds.values()))
+        out[stage.root.node] = (0, 0, rest)
+    return out

@@ -4,15 +4,22 @@
 each event as JSON (:mod:`headrace.service.wire`) and a background thread posts the queue to
 ``<service>/api/v1/runs/events`` every ``interval`` seconds, and at once when a run finishes.
 While a run of this process is unfinished the thread posts even an empty batch, so that the
-reply, which names the runs whose cancel was requested, reaches it within ``interval``; it then
-cancels them through their result handle. A service that cannot be reached is reported once
-on the ``headrace.service`` logger and the events are dropped, never failing the run.
+reply, which names the runs whose cancel (or drain) was requested, reaches it within
+``interval``; it then cancels (or drains) them through their result handle. A service that
+cannot be reached is reported once on the ``headrace.service`` logger and the events are
+dropped, never failing the run.
+
+:func:`report_to` gives each service URL one reporter per process, listening from then on and
+flushed when the process exits: ``Pipeline.run`` calls it for ``--service URL`` or
+``$HEADRACE_SERVICE`` (a plain ``python script.py``), and ``headrace run --service`` through
+the same function, so a run is never reported twice.
 
 This module uses only the standard library, so a pipeline process needs no web framework.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -23,10 +30,16 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from headrace.runners.events import RunEvent, RunFinished, RunSubmitted
+from headrace.runners.events import (
+    RunEvent,
+    RunFinished,
+    RunSubmitted,
+    add_listener,
+    remove_listener,
+)
 from headrace.service.wire import encode_event
 
-__all__ = ["ServiceReporter", "ServiceUnavailable"]
+__all__ = ["ServiceReporter", "ServiceUnavailable", "release", "report_to"]
 
 _log = logging.getLogger("headrace.service")
 
@@ -58,6 +71,7 @@ class ServiceReporter:
         self._queue: list[dict[str, Any]] = []
         self._results: dict[str, Any] = {}  # unfinished runs of this process: id -> handle
         self._cancelled: set[str] = set()
+        self._drained: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -100,6 +114,8 @@ class ServiceReporter:
             self._failed = False
             for run_id in reply.get("cancel", []):
                 self._cancel(run_id)
+            for run_id in reply.get("drain", []):
+                self._drain(run_id)
 
     def _cancel(self, run_id: str) -> None:
         with self._lock:
@@ -111,6 +127,18 @@ class ServiceReporter:
         if self.on_cancel is not None:
             self.on_cancel(run_id)
         result.cancel()
+
+    def _drain(self, run_id: str) -> None:
+        with self._lock:
+            result = self._results.get(run_id)
+            if result is None or run_id in self._drained:
+                return
+            self._drained.add(run_id)
+        _log.info("headrace: run %s drained from the job service", run_id)
+        try:
+            result.drain()
+        except (AttributeError, ValueError) as e:  # a runner without drain, a batch run
+            _log.warning("headrace: cannot drain run %s: %s", run_id, e)
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body).encode()
@@ -134,3 +162,41 @@ class ServiceReporter:
         self._wake.set()
         self._thread.join(self.timeout)
         self.flush()
+
+
+_reporters: dict[str, ServiceReporter] = {}
+_reporters_lock = threading.Lock()
+
+
+def _key(url: str) -> str:
+    return url.rstrip("/")
+
+
+def report_to(
+    url: str, token: str | None = None, on_cancel: Callable[[str], None] | None = None
+) -> ServiceReporter:
+    """The reporter of this process for ``url``, made and registered as a run-event listener
+    on first use (later calls get the same one; ``on_cancel`` is set only by the first)."""
+    with _reporters_lock:
+        reporter = _reporters.get(_key(url))
+        if reporter is None:
+            reporter = ServiceReporter(url, token, on_cancel=on_cancel)
+            _reporters[_key(url)] = reporter
+            add_listener(reporter)
+        return reporter
+
+
+def release(reporter: ServiceReporter) -> None:
+    """Stop ``reporter`` listening, post what it holds and forget it."""
+    with _reporters_lock:
+        for key, value in list(_reporters.items()):
+            if value is reporter:
+                del _reporters[key]
+    remove_listener(reporter)
+    reporter.close()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for reporter in list(_reporters.values()):
+        release(reporter)

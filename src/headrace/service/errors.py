@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from headrace.service.runs import BadEvent, RunNotFound
+from headrace.service.runs import BadEvent, NotDrainable, RunNotFound
 from headrace.stages.catalog import JobNotFound, StageNotFound
 from headrace.store.errors import InvalidName, InvalidPath, InvalidReference, NotFound, StoreError
 
@@ -38,6 +38,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (JobNotFound, 404),
     (StageNotFound, 404),
     (StoreError, 409),
+    (NotDrainable, 409),
 )
 
 

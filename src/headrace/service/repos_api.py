@@ -160,6 +160,64 @@ def _head(chunks: Iterator[bytes], limit: int) -> bytes:
     return bytes(out)
 
 
+TABLE_MAX_BYTES = 256 * 1024 * 1024  # a Parquet file larger than this is not previewed
+
+
+@router.get("/{repo}/commits/{ref}/table", summary="The first rows of a Parquet file")
+def table_preview(
+    request: Request,
+    repo: str,
+    ref: str,
+    path: PathQuery,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Rows to show.")] = 100,
+) -> dict[str, Any]:
+    """``columns`` (name and Arrow type), ``rows`` (the first ``limit``, each a list of values
+    in column order; values JSON cannot hold are shown as text), ``total_rows`` (from the
+    file's footer). A file that is not Parquet answers 400 naming it."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = _store(request)
+    target = f"{checked_ref(repo, ref)}:{checked_path(path)}"
+    info = store.inspect_file(target)
+    if info.type != "file":
+        raise BadRequest(f"{path} is a folder, not a Parquet file")
+    if info.size > TABLE_MAX_BYTES:
+        raise BadRequest(
+            f"{path} is {info.size} bytes, more than the {TABLE_MAX_BYTES} a preview reads; "
+            "download it instead"
+        )
+    data = b"".join(store.open_file(target))
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        batch = next(parquet.iter_batches(batch_size=limit), None)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise BadRequest(f"{path} is not a Parquet file ({e})") from None
+    schema = parquet.schema_arrow
+    columns = [{"name": f.name, "type": str(f.type)} for f in schema]
+    rows: list[list[Any]] = []
+    if batch is not None:
+        table = pa.Table.from_batches([batch]).slice(0, limit)
+        rows = [[_json_value(v) for v in row.values()] for row in table.to_pylist()]
+    return {"columns": columns, "rows": rows, "total_rows": parquet.metadata.num_rows}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return repr(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
 @router.get("/{repo}/commits/{ref}/diff", summary="What changed from another commit")
 def diff(
     request: Request,
@@ -178,17 +236,35 @@ def diff(
 @router.get("/{repo}/commits/{ref}/provenance", summary="A commit's origins and consequences")
 def provenance(request: Request, repo: str, ref: str) -> dict[str, Any]:
     """The commits this one was made from (transitively), those made from it, and the stage
-    jobs of its trace (every job and commit caused by the same upstream commit)."""
+    jobs of its trace (every job and commit caused by the same upstream commit). ``edges``
+    (``from`` a commit ``to`` one made from it directly) join this commit and its provenance
+    into a drawing; ``made_by`` maps those of them a stage job wrote to that job."""
     store = _store(request)
     catalog: Catalog = request.app.state.catalog
     target = checked_ref(repo, ref)
     commit = store.inspect_commit(target)
     trace = catalog.traces([commit.id]).get(commit.id, commit.id)
     jobs = catalog.list_jobs(trace=trace, limit=100)
+    upstream = store.provenance(target)
+    # the drawing's edges: each commit of the graph with the commits it was made from directly
+    edges = [
+        {"from": source.id, "to": c.id}
+        for c in [commit, *upstream]
+        for source in store.provenance(f"{c.repo}@{c.id}", transitive=False)
+    ]
+    drawn = {c.id for c in [commit, *upstream]}
+    made_by = {
+        j.output_commit: {"id": j.id, "stage": j.stage, "state": j.state}
+        for t in set(catalog.traces(sorted(drawn)).values())
+        for j in catalog.list_jobs(trace=t, limit=1000)
+        if j.output_commit in drawn
+    }
     return {
         "commit": commit_view(commit),
         "trace": trace,
-        "provenance": [commit_view(c) for c in store.provenance(target)],
+        "edges": edges,
+        "made_by": made_by,
+        "provenance": [commit_view(c) for c in upstream],
         "subvenance": [commit_view(c) for c in store.subvenance(target)],
         "jobs": [
             {"id": j.id, "stage": j.stage, "state": j.state, "output_commit": j.output_commit}

@@ -5,22 +5,35 @@ folded into three tables by :meth:`RunHistory.record`:
 
 ``service_runs``       ``id`` (the run id), ``state`` (Beam's names: ``STOPPED`` when submitted,
                        ``RUNNING``, then ``DONE``, ``FAILED`` or ``CANCELLED``; ``CANCELLING``
-                       once a cancel was asked and not yet obeyed), ``streaming``, ``source``
+                       once a cancel was asked and not yet obeyed; ``DRAINING`` once a drain
+                       of a streaming run was asked), ``streaming``, ``source``
                        (which process reported it), ``created_at``, ``started_at``,
-                       ``finished_at``, ``updated_at``, ``error``, ``cancel_requested``.
+                       ``finished_at``, ``updated_at``, ``error``, ``cancel_requested``; for a
+                       failed run, when the runner knew them, ``failed_step`` (the transform
+                       whose code raised), ``failed_element`` (a short repr) and
+                       ``traceback``; ``drain_requested`` (these columns a database of an older
+                       service gains on open).
 ``service_run_steps``  per run and step (a batch run's fused stages, a streaming run's steps):
                        ``position``, ``state`` (``pending``, ``running``, ``done``,
                        ``failed``), ``elements_in``, ``elements_out``, ``seconds``, ``tasks``,
                        ``tasks_done``, ``spills``, ``counters`` (JSON: ``namespace/name`` ->
                        value, user metrics), ``watermark_us``, ``depends_on`` (JSON: positions
                        of the steps it reads from, when the run's plan is known).
+``service_run_transforms`` per run and transform of a batch run's graph (when the process sent
+                       it): ``position`` (parents before their parts), ``label``, ``kind``,
+                       ``parent`` (the composite's id), ``composite``, ``stage`` (position of
+                       the step running it), ``is_root`` (it is that step's input), ``reads``
+                       (JSON: ids of the transforms it reads), ``elements_in``,
+                       ``elements_out`` (summed over the tasks; a step's input count for a
+                       root), ``seconds`` (its own time summed over the tasks).
 ``service_run_events`` per run, in arrival order (``seq``): state changes, failures and user
                        log records with the step that wrote them.
 
 Only the service writes these tables (one writer: the process that receives the events); the
 state moves ``STOPPED -> RUNNING -> DONE | FAILED | CANCELLED`` as the run reports it, and
 ``cancel`` only sets ``cancel_requested`` (the process running the pipeline learns it in the
-reply to its next batch of events and cancels the run itself).
+reply to its next batch of events and cancels the run itself); ``drain`` likewise sets
+``drain_requested`` of a streaming run, which its process then drains.
 """
 
 from __future__ import annotations
@@ -42,14 +55,16 @@ __all__ = [
     "RUN_STATES",
     "TERMINAL_STATES",
     "BadEvent",
+    "NotDrainable",
     "RunHistory",
     "RunNotFound",
     "RunRecord",
     "RunRecorder",
     "StepRecord",
+    "TransformRecord",
 ]
 
-RUN_STATES = ("STOPPED", "RUNNING", "CANCELLING", "DONE", "FAILED", "CANCELLED")
+RUN_STATES = ("STOPPED", "RUNNING", "DRAINING", "CANCELLING", "DONE", "FAILED", "CANCELLED")
 TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
 
 _META = sa.MetaData()
@@ -66,6 +81,10 @@ _runs = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
     sa.Column("error", sa.Text, nullable=False, server_default=""),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("drain_requested", sa.Boolean),
+    sa.Column("failed_step", sa.Text),
+    sa.Column("failed_element", sa.Text),
+    sa.Column("traceback", sa.Text),
     sa.Index("service_runs_state", "state"),
 )
 _steps = sa.Table(
@@ -85,6 +104,23 @@ _steps = sa.Table(
     sa.Column("watermark_us", sa.BigInteger),
     sa.Column("depends_on", sa.Text, nullable=False, server_default="[]"),
 )
+_transforms = sa.Table(
+    "service_run_transforms",
+    _META,
+    sa.Column("run_id", sa.String(100), primary_key=True),
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("parent", sa.String(100)),
+    sa.Column("composite", sa.Boolean, nullable=False),
+    sa.Column("stage", sa.Integer),
+    sa.Column("is_root", sa.Boolean, nullable=False),
+    sa.Column("reads", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("elements_in", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("elements_out", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("seconds", sa.Double, nullable=False, server_default="0"),
+)
 _events = sa.Table(
     "service_run_events",
     _META,
@@ -101,6 +137,10 @@ _events = sa.Table(
 
 class RunNotFound(LookupError):
     """No run with that id."""
+
+
+class NotDrainable(ValueError):
+    """A drain asked of a run that cannot drain (a batch run)."""
 
 
 class BadEvent(ValueError):
@@ -124,6 +164,22 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class TransformRecord:
+    id: str
+    position: int
+    label: str
+    kind: str
+    parent: str | None
+    composite: bool
+    stage: int | None
+    is_root: bool
+    reads: list[str]
+    elements_in: int
+    elements_out: int
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class RunRecord:
     id: str
     state: str
@@ -136,6 +192,11 @@ class RunRecord:
     error: str
     cancel_requested: bool
     steps: list[StepRecord] = field(default_factory=list)
+    transforms: list[TransformRecord] = field(default_factory=list)
+    """The graph's transforms (only :meth:`RunHistory.get` fills them)."""
+    failed_step: str | None = None
+    failed_element: str | None = None
+    traceback: str | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -169,6 +230,7 @@ class RunHistory:
         self.meta = meta
         with meta.transaction() as conn:
             _META.create_all(conn, checkfirst=True)
+            _add_missing_columns(conn)
 
     # ---- recording
 
@@ -198,6 +260,7 @@ class RunHistory:
         run_id, at = e["run_id"], float(e["at"])
         if kind == "RunSubmitted":
             conn.execute(_events.delete().where(_events.c.run_id == run_id))
+            conn.execute(_transforms.delete().where(_transforms.c.run_id == run_id))
             conn.execute(_steps.delete().where(_steps.c.run_id == run_id))
             conn.execute(_runs.delete().where(_runs.c.id == run_id))
             conn.execute(
@@ -215,6 +278,17 @@ class RunHistory:
                         depends_on=json.dumps([int(d) for d in reads]),
                     )
                 )  # fmt: skip
+            rows = [
+                {
+                    "run_id": run_id, "id": str(t["id"]), "position": i, "label": str(t["label"]),
+                    "kind": str(t["kind"]), "parent": t.get("parent"),
+                    "composite": bool(t.get("composite")), "stage": t.get("stage"),
+                    "is_root": bool(t.get("root")), "reads": json.dumps(list(t.get("reads", []))),
+                }
+                for i, t in enumerate(e.get("transforms") or [])
+            ]  # fmt: skip
+            if rows:
+                conn.execute(_transforms.insert(), rows)
             self._event(conn, run_id, at, "state", None, "submitted")
             return
         if not self._known(conn, run_id):  # events of a run whose submission was not seen
@@ -230,8 +304,12 @@ class RunHistory:
             self._event(conn, run_id, at, "state", None, "running")
         elif kind == "RunFinished":
             conn.execute(
-                run.values(state=e["state"], finished_at=at, updated_at=at, error=e["error"] or "")
-            )
+                run.values(
+                    state=e["state"], finished_at=at, updated_at=at, error=e["error"] or "",
+                    failed_step=e.get("step"), failed_element=e.get("element"),
+                    traceback=e.get("traceback"),
+                )
+            )  # fmt: skip
             message = str(e["state"]).lower() + (f": {e['error']}" if e["error"] else "")
             self._event(conn, run_id, at, "state", None, message, 40 if e["error"] else 20)
         elif kind == "LogRecord":
@@ -267,6 +345,18 @@ class RunHistory:
                 )
             )
         elif kind == "TaskFinished":
+            for tid, counts in (e.get("operators") or {}).items():
+                n_in, n_out = int(counts[0]), int(counts[1])
+                spent = float(counts[2]) if len(counts) > 2 else 0.0
+                conn.execute(
+                    _transforms.update()
+                    .where(_transforms.c.run_id == run_id, _transforms.c.id == str(tid))
+                    .values(
+                        elements_in=_transforms.c.elements_in + n_in,
+                        elements_out=_transforms.c.elements_out + n_out,
+                        seconds=_transforms.c.seconds + spent,
+                    )
+                )
             counters = json.loads(row.counters)
             for _step, namespace, metric, value in e["metrics"]:
                 key = f"{namespace}/{metric}"
@@ -291,6 +381,16 @@ class RunHistory:
             )
             if e["state"] == "failed":
                 self._event(conn, run_id, float(e["at"]), "state", name, "step failed", 40)
+            # a step's input is its root transform's output (a source's reads, a shuffle's groups)
+            conn.execute(
+                _transforms.update()
+                .where(
+                    _transforms.c.run_id == run_id,
+                    _transforms.c.stage == row.position,
+                    _transforms.c.is_root,
+                )
+                .values(elements_in=int(e["elements_in"]), elements_out=int(e["elements_in"]))
+            )
         elif kind == "Watermark":
             conn.execute(update.values(watermark_us=int(e["watermark_us"])))
 
@@ -310,6 +410,45 @@ class RunHistory:
         )
 
     # ---- steering
+
+    def drains_requested(self, run_ids: Iterable[str]) -> list[str]:
+        """Those of ``run_ids`` whose drain was requested and which have not ended."""
+        wanted = sorted(set(run_ids))
+        if not wanted:
+            return []
+        with self.meta.read() as conn:
+            rows = conn.execute(
+                sa.select(_runs.c.id).where(
+                    _runs.c.id.in_(wanted),
+                    _runs.c.drain_requested == sa.true(),
+                    _runs.c.state.not_in(list(TERMINAL_STATES)),
+                )
+            )
+            return [r[0] for r in rows]
+
+    def request_drain(self, run_id: str) -> RunRecord:
+        """Ask the process of a running streaming run to drain it (see the module docstring);
+        a batch run cannot be drained (:class:`NotDrainable`), an ended one is left as it is."""
+        with self.meta.transaction() as conn:
+            row = conn.execute(
+                sa.select(_runs.c.state, _runs.c.streaming).where(_runs.c.id == run_id)
+            ).first()
+            if row is None:
+                raise RunNotFound(f"no pipeline run {run_id!r}")
+            if not row.streaming:
+                raise NotDrainable(
+                    f"pipeline run {run_id!r} is a batch run: only streaming runs drain (their "
+                    "sources stop and their windows fire); cancel it instead"
+                )
+            if row.state not in TERMINAL_STATES and row.state != "CANCELLING":
+                now = time.time()
+                conn.execute(
+                    _runs.update()
+                    .where(_runs.c.id == run_id)
+                    .values(drain_requested=True, state="DRAINING", updated_at=now)
+                )
+                self._event(conn, run_id, now, "state", None, "drain requested")
+        return self.get(run_id)
 
     def request_cancel(self, run_id: str) -> RunRecord:
         """Ask the run's process to cancel it (a run already ended is left as it is)."""
@@ -335,7 +474,20 @@ class RunHistory:
             if row is None:
                 raise RunNotFound(f"no pipeline run {run_id!r}")
             steps = self._steps(conn, [run_id])
-        return _run(row, steps.get(run_id, []))
+            query = (
+                sa.select(_transforms)
+                .where(_transforms.c.run_id == run_id)
+                .order_by(_transforms.c.position)
+            )
+            transforms = [
+                TransformRecord(
+                    t.id, t.position, t.label, t.kind, t.parent, bool(t.composite), t.stage,
+                    bool(t.is_root), json.loads(t.reads), t.elements_in, t.elements_out,
+                    t.seconds,
+                )
+                for t in conn.execute(query)
+            ]  # fmt: skip
+        return _run(row, steps.get(run_id, []), transforms)
 
     def list_runs(
         self, states: Iterable[str] | None = None, limit: int = 50, offset: int = 0
@@ -395,11 +547,25 @@ class RunHistory:
         return out
 
 
-def _run(row: Any, steps: list[StepRecord]) -> RunRecord:
+def _run(
+    row: Any, steps: list[StepRecord], transforms: list[TransformRecord] | None = None
+) -> RunRecord:
     return RunRecord(
         row.id, row.state, bool(row.streaming), row.source, row.created_at, row.started_at,
         row.finished_at, row.updated_at, row.error, bool(row.cancel_requested), steps,
+        transforms or [], row.failed_step, row.failed_element, row.traceback,
     )  # fmt: skip
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added to the run tables since a database was made (all nullable) are added."""
+    inspector = sa.inspect(conn)
+    for table in (_runs,):
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 class RunRecorder:

@@ -65,8 +65,10 @@ def _run_states(state: str | None) -> tuple[str, ...] | None:
 
 @router.post("/runs/events", summary="Record a batch of run events")
 def post_events(request: Request, batch: EventBatch) -> dict[str, Any]:
-    cancel = _runs(request).record(batch.events, batch.source)
-    return {"recorded": len(batch.events), "cancel": cancel}
+    runs = _runs(request)
+    cancel = runs.record(batch.events, batch.source)
+    drain = runs.drains_requested(e["run_id"] for e in batch.events)
+    return {"recorded": len(batch.events), "cancel": cancel, "drain": drain}
 
 
 @router.post("/runs", status_code=201, summary="Submit a pipeline graph to run in the service")
@@ -117,6 +119,12 @@ def run_events(
 
 
 STREAM_POLL_S = 0.5
+KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing a quiet stream
+
+
+def _sse(event: str, data: Any, seq: int | None = None) -> str:
+    head = f"event: {event}\n" + (f"id: {seq}\n" if seq is not None else "")
+    return f"{head}data: {json.dumps(data)}\n\n"
 
 
 @router.get(
@@ -129,28 +137,47 @@ async def stream_run(
     request: Request,
     run_id: str,
     after: Annotated[int, Query(ge=0, description="Start after this seq (resume).")] = 0,
+    snapshots: Annotated[
+        bool, Query(description="Also send the whole run (event: run) each time it changes.")
+    ] = False,
 ) -> StreamingResponse:
-    """Each event is ``event: state|log``, ``id: <seq>`` and its JSON as ``data``; when the run
-    has ended and everything was sent, a last ``event: end`` carries the run's final state and
-    the stream closes."""
+    """Each event is ``event: state|log``, ``id: <seq>`` and its JSON as ``data``; with
+    ``snapshots`` also ``event: run`` carrying the run as ``GET /runs/{id}`` answers it, first
+    at once and then whenever its steps, counts or state moved (what a live page draws). When
+    the run has ended and everything was sent, a last ``event: end`` carries the run's final
+    state and the stream closes."""
     runs = _runs(request)
     await run_in_threadpool(runs.get, run_id)  # 404 before the stream starts
 
     async def events() -> AsyncIterator[str]:
-        last = after
+        last, seen, quiet = after, None, 0.0
         while True:
             batch = await run_in_threadpool(runs.events, run_id, None, last, 500)
             for e in batch:
                 last = e["seq"]
-                yield f"event: {e['kind']}\nid: {last}\ndata: {json.dumps(e)}\n\n"
-            if not batch:
-                run = await run_in_threadpool(runs.get, run_id)
-                if run.state in TERMINAL_STATES:
-                    yield f"event: end\ndata: {json.dumps({'state': run.state})}\n\n"
+                yield _sse(e["kind"], e, last)
+            if batch and len(batch) == 500:
+                continue
+            run = await run_in_threadpool(runs.get, run_id)
+            if snapshots and run.updated_at != seen:
+                seen = run.updated_at
+                yield _sse("run", run_view(run))
+                quiet = 0.0
+            if run.state in TERMINAL_STATES:
+                more = await run_in_threadpool(runs.events, run_id, None, last, 500)
+                if not more:
+                    yield _sse("end", {"state": run.state})
                     return
-                if await request.is_disconnected():
-                    return
-                await asyncio.sleep(STREAM_POLL_S)
+                continue
+            if await request.is_disconnected():
+                return
+            if batch:
+                quiet = 0.0
+            elif quiet >= KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                quiet = 0.0
+            await asyncio.sleep(STREAM_POLL_S)
+            quiet += STREAM_POLL_S
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -164,18 +191,20 @@ def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
     return run_view(record)
 
 
-@router.get("/jobs", summary="Pipeline runs and stage jobs in one list")
-def list_jobs(
-    request: Request,
-    kind: Annotated[
-        str | None, Query(description="pipeline_run or stage_job (default: both)")
-    ] = None,
-    running: Annotated[bool | None, Query(description="Only running (or only ended) jobs.")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+@router.post("/runs/{run_id}/drain", summary="Drain a streaming pipeline run")
+def drain_run(request: Request, run_id: str) -> dict[str, Any]:
+    """The run stops reading its sources, every window fires with what was read, and the run
+    ends DONE (Beam's drain). Its process drains it when it next reports (within a second);
+    a batch run answers 409 (cancel it instead)."""
+    record = _runs(request).request_drain(run_id)
+    submitter: Submitter = request.app.state.submitter
+    submitter.drain(run_id)  # a run submitted to this service: drain it here
+    return run_view(record)
+
+
+def _job_list(
+    request: Request, kind: str | None, running: bool | None, offset: int, limit: int
 ) -> dict[str, Any]:
-    """Running jobs first, then the most recent; each entry has ``kind``, ``id``, ``name``,
-    ``state``, ``running``, ``created_at``, ``seconds`` and ``elements``."""
     if kind not in (None, "pipeline_run", "stage_job"):
         raise BadRequest(f"kind {kind!r}: use pipeline_run or stage_job")
     wanted = offset + limit
@@ -194,8 +223,68 @@ def list_jobs(
         if running is not None:
             states_ = parse_job_states("created,running" if running else
                                        "success,failure,killed,unrunnable")  # fmt: skip
-        jobs = catalog.list_jobs(states=states_, limit=wanted)
-        items += [stage_job_view(j) for j in jobs]
+        jobs = catalog.list_jobs(states=states_, limit=wanted + 1)
+        items += [stage_job_view(j) for j in jobs[:wanted]]
         total += len(jobs)
     items.sort(key=lambda j: (not j["running"], -j["created_at"]))
     return {"offset": offset, "jobs": items[offset:wanted], "more": total > wanted}
+
+
+KindQuery = Annotated[str | None, Query(description="pipeline_run or stage_job (default: both)")]
+RunningQuery = Annotated[bool | None, Query(description="Only running (or only ended) jobs.")]
+
+
+@router.get("/jobs", summary="Pipeline runs and stage jobs in one list")
+def list_jobs(
+    request: Request,
+    kind: KindQuery = None,
+    running: RunningQuery = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Running jobs first, then the most recent; each entry has ``kind``, ``id``, ``name``,
+    ``state``, ``running``, ``created_at``, ``seconds`` and ``elements``. ``more`` says whether
+    jobs follow this page."""
+    return _job_list(request, kind, running, offset, limit)
+
+
+JOBS_STREAM_S = 1.0
+
+
+@router.get(
+    "/jobs/stream",
+    summary="Server-sent events: the job list, sent again whenever it changes",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_jobs(
+    request: Request,
+    kind: KindQuery = None,
+    running: RunningQuery = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> StreamingResponse:
+    """``event: jobs`` with the page ``GET /jobs`` would answer for the same query, at once and
+    then each time it differs (checked every second; a running job's duration moves, so
+    while jobs run the page is sent every second). The stream stays open until the client
+    leaves."""
+    first = await run_in_threadpool(_job_list, request, kind, running, offset, limit)
+
+    async def events() -> AsyncIterator[str]:
+        page, sent, quiet = first, None, 0.0
+        while True:
+            text = json.dumps(page)
+            if text != sent:
+                sent = text
+                yield f"event: jobs\ndata: {text}\n\n"
+                quiet = 0.0
+            elif quiet >= KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                quiet = 0.0
+            await asyncio.sleep(JOBS_STREAM_S)
+            quiet += JOBS_STREAM_S
+            if await request.is_disconnected():
+                return
+            page = await run_in_threadpool(_job_list, request, kind, running, offset, limit)
+
+    return StreamingResponse(events(), media_type="text/event-stream")

@@ -24,6 +24,7 @@ from headrace.service.config import ServiceConfig, check_bind
 __all__ = ["DAEMON_STOP_S", "serve", "start_daemon"]
 
 DAEMON_STOP_S = 30.0
+GRACEFUL_S = 3  # seconds a stopping server gives requests in flight
 
 
 def start_daemon(config: ServiceConfig, poll: float = 1.0) -> subprocess.Popen[bytes]:
@@ -79,8 +80,13 @@ def serve(
     # before a ``finally`` here would run: the daemon is stopped from the app's shutdown.
     app = create_app(config, on_shutdown=stop_daemon)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    )
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False,
+            # event streams (a browser tab on the job list) never end by themselves: a stop
+            # waits this long for requests in flight, then ends the streams
+            timeout_graceful_shutdown=GRACEFUL_S,
+        )
+    )  # fmt: skip
     if on_started is not None:
         shown = f"[{host}]" if ":" in host else host
         on_started(f"http://{shown}:{port}/")

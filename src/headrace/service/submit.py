@@ -86,6 +86,15 @@ class Submitter:
         threading.Thread(target=result.cancel, daemon=True).start()
         return True
 
+    def drain(self, run_id: str) -> bool:
+        """Drain a streaming run of this process; False if it is not one of this process."""
+        with self._lock:
+            result = self._results.get(run_id)
+        if result is None:
+            return False
+        result.drain()
+        return True
+
     def running(self) -> list[str]:
         with self._lock:
             return list(self._results)

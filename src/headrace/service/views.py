@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from headrace.service.runs import RunRecord, StepRecord
+from headrace.service.runs import RunRecord, StepRecord, TransformRecord
 from headrace.stages.catalog import JobInfo, StageInfo
 from headrace.stages.planning import input_repos
 from headrace.stages.views import datum_view  # one datum JSON for the CLI and the API
@@ -25,6 +25,7 @@ __all__ = [
     "stage_job_view",
     "stage_view",
     "step_view",
+    "transform_view",
 ]
 
 
@@ -138,6 +139,22 @@ def step_view(s: StepRecord) -> dict[str, Any]:
     }
 
 
+def transform_view(t: TransformRecord) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "label": t.label,
+        "kind": t.kind,
+        "parent": t.parent,
+        "composite": t.composite,
+        "stage": t.stage,
+        "root": t.is_root,
+        "reads": t.reads,
+        "elements_in": t.elements_in,
+        "elements_out": t.elements_out,
+        "seconds": t.seconds,
+    }
+
+
 def run_job_view(r: RunRecord) -> dict[str, Any]:
     """A pipeline run as an entry of the combined job list."""
     return {
@@ -159,5 +176,15 @@ def run_job_view(r: RunRecord) -> dict[str, Any]:
 
 
 def run_view(r: RunRecord) -> dict[str, Any]:
-    """A pipeline run with its steps."""
-    return {**run_job_view(r), "steps": [step_view(s) for s in r.steps]}
+    """A pipeline run with its steps (fused stages) and its graph's transforms; for a failed
+    run, ``failure``: the transform that raised, the element and the traceback (None when the
+    run did not fail or the runner did not say)."""
+    failure = None
+    if r.error and (r.failed_step or r.traceback):
+        failure = {"step": r.failed_step, "element": r.failed_element, "traceback": r.traceback}
+    return {
+        **run_job_view(r),
+        "failure": failure,
+        "steps": [step_view(s) for s in r.steps],
+        "transforms": [transform_view(t) for t in r.transforms],
+    }

@@ -2,7 +2,8 @@
 
 States of a run (:class:`DirectPipelineResult`): ``RUNNING`` from ``run()``; then ``DONE`` when
 every stage finished and every sink committed, ``FAILED`` when a task or a commit raised, or
-``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state.
+``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state. ``drain()``
+(streaming runs only) makes a run stop reading its sources and finish normally: ``DONE``.
 
 A batch run is the runner-neutral :class:`~headrace.runners.coordinator.BatchCoordinator` on one
 of two executors: :class:`~headrace.runners.executors.InlineExecutor` (the default, and the
@@ -18,12 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from headrace.exec.errors import annotate
+from headrace.exec.errors import annotate, element_of, label_of
 from headrace.exec.spill import LocalSpillSpace, SpillSpace
 from headrace.graph.nodes import PipelineGraph
 from headrace.graph.validate import validate_graph
@@ -201,6 +203,19 @@ class DirectPipelineResult(PipelineResult):
             raise self._error
         return self._state
 
+    def drain(self) -> PipelineState:
+        """Drain a streaming run and return at once: its sources are read no more, their
+        watermarks jump to the end, every window fires and the run finishes ``DONE`` with what
+        it had read (Beam's drain on Dataflow, which names the final state DRAINED; headrace's
+        runs have no such state). A batch run has no sources to stop: use ``cancel()``."""
+        if self.streaming is None:
+            raise ValueError(
+                f"run {self.run_id} is a batch run: drain applies to streaming runs (their "
+                "sources stop and their windows fire); use cancel() to stop a batch run"
+            )
+        self.streaming.draining.set()
+        return self._state
+
     def cancel(self) -> PipelineState:
         self._cancel.set()
         if self.streaming is not None:
@@ -239,8 +254,17 @@ class DirectPipelineResult(PipelineResult):
 
     def _finished(self) -> None:
         self.finished = time.perf_counter()
-        error = None if self._error is None else f"{type(self._error).__name__}: {self._error}"
-        events.emit(events.RunFinished(self.run_id, self._state.name, error))
+        e = self._error
+        if e is None:
+            events.emit(events.RunFinished(self.run_id, self._state.name))
+        else:
+            trace = "".join(traceback.format_exception(e))
+            events.emit(
+                events.RunFinished(
+                    self.run_id, self._state.name, f"{type(e).__name__}: {e}",
+                    step=label_of(e), element=element_of(e), traceback=trace,
+                )
+            )  # fmt: skip
         self._done.set()
 
     def _run(self) -> None:

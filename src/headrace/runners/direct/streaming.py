@@ -26,6 +26,12 @@ State of a run, and who moves it:
 The run ends when every source is done: their watermarks jump to +infinity, every grouping fires
 what it holds, ``finish_bundle`` runs, and sinks commit. Batch is the same machinery with the
 watermark jumping once.
+
+``draining`` (set from any thread) ends a run early the same way, as Beam's drain does on
+Dataflow: the sources are read no more (each is marked done with its watermark at +infinity at
+the next step), what was read goes all the way through, every window fires, and the run ends
+normally; an unbounded reader's messages read so far are acknowledged. ``cancelled`` instead
+stops at once and fires nothing more.
 """
 
 from __future__ import annotations
@@ -141,6 +147,7 @@ class StreamingRun:
 
     graph: PipelineGraph
     cancelled: threading.Event
+    draining: threading.Event = field(default_factory=threading.Event)
     poll_interval_s: float = 0.05
     max_poll: int = 1024
     ops: dict[str, Operator] = field(default_factory=dict)
@@ -422,6 +429,11 @@ class StreamingRun:
 
     def _step_sources(self) -> bool:
         """Advance every source once; return whether anything happened."""
+        if self.draining.is_set():
+            for src in self.sources:  # read no more: each source is at its end
+                if not src.done:
+                    src.done, src.watermark = True, MAX_US
+            return True
         busy = False
         for src in self.sources:
             if src.done:
