@@ -1,5 +1,6 @@
 """Draining a streaming run (Beam's drain, as Dataflow does it): the sources are read no more,
-every window fires with what was read, and the run finishes normally. Cancelling instead
+every window fires with what was read, and the run finishes DRAINED (Beam's terminal state
+for it, ``PipelineState.is_terminal``). Cancelling instead
 fires nothing more."""
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def _wait(predicate, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def test_drain_stops_the_sources_fires_the_windows_and_finishes_done(tmp_path):
+def test_drain_stops_the_sources_fires_the_windows_and_finishes_drained(tmp_path):
     out = tmp_path / "sums.txt"
     result = _endless(out).run()
     _wait(lambda: _ones(result) >= 5, "some ticks")
     assert _sums(out) == []  # the hour window is open: nothing fired yet
     assert result.drain() == PipelineState.RUNNING  # drain returns at once
-    assert result.wait_until_finish(60_000) == PipelineState.DONE
+    assert result.wait_until_finish(60_000) == PipelineState.DRAINED
     read = _ones(result)
     # the window fired at the end with everything read (the ticks may straddle an hour)
     assert sum(_sums(out)) == read and len(_sums(out)) in (1, 2)

@@ -492,7 +492,7 @@ with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
 @pytest.mark.slow
 def test_a_streaming_run_is_drained_from_the_service(fresh_service, tmp_path):
     """Drain (Beam's, as on Dataflow): the process stops reading, the open window fires with
-    what was read and the run ends DONE; a batch run cannot be drained (409 naming cancel)."""
+    what was read and the run ends DRAINED; a batch run cannot be drained (409 naming cancel)."""
     script = tmp_path / "endless.py"
     script.write_text(textwrap.dedent(ENDLESS))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
@@ -523,13 +523,13 @@ def test_a_streaming_run_is_drained_from_the_service(fresh_service, tmp_path):
     sums = [int(line.split()[1]) for line in out.decode().splitlines() if line.startswith("sum ")]
     assert sums and sum(sums) >= 5  # the hour window fired at the drain
     run = wait_for(
-        lambda: (r := fresh_service.get(f"/api/v1/runs/{run_id}"))["state"] == "DONE" and r,
+        lambda: (r := fresh_service.get(f"/api/v1/runs/{run_id}"))["state"] == "DRAINED" and r,
         what="the run to end",
     )
     ones = next(s for s in run["steps"] if s["name"] == "Ones")
     assert ones["elements_in"] == sum(sums)
     states = [e["message"] for e in fresh_service.get(f"/api/v1/runs/{run_id}/events?kind=state")]
-    assert states == ["submitted", "running", "drain requested", "done"]
+    assert states == ["submitted", "running", "drain requested", "drained"]
 
     batch = tmp_path / "batch.py"
     batch.write_text(textwrap.dedent(SCRIPT))

@@ -144,7 +144,7 @@ class RunView:
         elif isinstance(event, events.RunFinished):
             self.state, self.finished_at = event.state, event.at
             if self.streaming:
-                step_state = "done" if event.state == "DONE" else "failed"
+                step_state = "done" if event.state in ("DONE", "DRAINED") else "failed"
                 for row in self.stages:
                     if row.started is not None:
                         row.seconds = max(event.at - row.started, 0.0)

@@ -16,18 +16,36 @@ __all__ = ["PipelineResult", "PipelineState"]
 
 
 class PipelineState(enum.StrEnum):
-    """Where a run is. Compare with ``result.state == PipelineState.DONE``."""
+    """Where a run is. Compare with ``result.state == PipelineState.DONE``.
 
+    Beam's names, all of them; the direct runner's runs go STOPPED → RUNNING → one of DONE,
+    FAILED, CANCELLED, or DRAINED when a streaming run was drained (as on Dataflow). The job
+    service also shows DRAINING and CANCELLING while a request is under way.
+
+    >>> PipelineState.is_terminal(PipelineState.DRAINED), PipelineState.is_terminal("RUNNING")
+    (True, False)
+    """
+
+    UNKNOWN = "UNKNOWN"
+    STARTING = "STARTING"
     STOPPED = "STOPPED"
     RUNNING = "RUNNING"
     DONE = "DONE"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
-    UNKNOWN = "UNKNOWN"
+    UPDATED = "UPDATED"
+    DRAINING = "DRAINING"
+    DRAINED = "DRAINED"
+    PENDING = "PENDING"
+    CANCELLING = "CANCELLING"
+    RESOURCE_CLEANING_UP = "RESOURCE_CLEANING_UP"
+    PAUSING = "PAUSING"
+    PAUSED = "PAUSED"
+    UNRECOGNIZED = "UNRECOGNIZED"
 
     @classmethod
-    def is_terminal(cls, state: PipelineState) -> bool:
-        return state in (cls.DONE, cls.FAILED, cls.CANCELLED)
+    def is_terminal(cls, state: PipelineState | str) -> bool:
+        return state in (cls.DONE, cls.FAILED, cls.CANCELLED, cls.UPDATED, cls.DRAINED)
 
     def __str__(self) -> str:
         return self.value

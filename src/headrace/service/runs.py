@@ -64,8 +64,10 @@ __all__ = [
     "TransformRecord",
 ]
 
-RUN_STATES = ("STOPPED", "RUNNING", "DRAINING", "CANCELLING", "DONE", "FAILED", "CANCELLED")
-TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
+RUN_STATES = (
+    "STOPPED", "RUNNING", "DRAINING", "CANCELLING", "DONE", "FAILED", "CANCELLED", "DRAINED",
+)  # fmt: skip
+TERMINAL_STATES = frozenset({"DONE", "FAILED", "CANCELLED", "DRAINED"})
 
 _META = sa.MetaData()
 _runs = sa.Table(

@@ -162,7 +162,7 @@ def run_job_view(r: RunRecord) -> dict[str, Any]:
         "id": r.id,
         "name": r.id,
         "state": r.state,
-        "running": r.state not in ("DONE", "FAILED", "CANCELLED"),
+        "running": r.state not in ("DONE", "FAILED", "CANCELLED", "DRAINED"),
         "streaming": r.streaming,
         "source": r.source,
         "created_at": r.created_at,

@@ -3,7 +3,7 @@
 States of a run (:class:`DirectPipelineResult`): ``RUNNING`` from ``run()``; then ``DONE`` when
 every stage finished and every sink committed, ``FAILED`` when a task or a commit raised, or
 ``CANCELLED`` after ``cancel()``. Only the coordinator thread moves the state. ``drain()``
-(streaming runs only) makes a run stop reading its sources and finish normally: ``DONE``.
+(streaming runs only) makes a run stop reading its sources and finish normally: ``DRAINED``.
 
 A batch run is the runner-neutral :class:`~headrace.runners.coordinator.BatchCoordinator` on one
 of two executors: :class:`~headrace.runners.executors.InlineExecutor` (the default, and the
@@ -45,7 +45,11 @@ __all__ = ["DirectPipelineResult", "DirectRunner", "StageProgress"]
 _LOGGER = logging.getLogger(__name__)
 
 # The state every step of a streaming run shows once the run ended.
-_STEP_STATES = {PipelineState.DONE: "done", PipelineState.CANCELLED: "cancelled"}
+_STEP_STATES = {
+    PipelineState.DONE: "done",
+    PipelineState.DRAINED: "done",
+    PipelineState.CANCELLED: "cancelled",
+}
 
 
 @dataclass
@@ -205,9 +209,9 @@ class DirectPipelineResult(PipelineResult):
 
     def drain(self) -> PipelineState:
         """Drain a streaming run and return at once: its sources are read no more, their
-        watermarks jump to the end, every window fires and the run finishes ``DONE`` with what
-        it had read (Beam's drain on Dataflow, which names the final state DRAINED; headrace's
-        runs have no such state). A batch run has no sources to stop: use ``cancel()``."""
+        watermarks jump to the end, every window fires and the run finishes ``DRAINED`` with
+        what it had read (Beam's drain on Dataflow). A batch run has no sources to stop: use
+        ``cancel()``."""
         if self.streaming is None:
             raise ValueError(
                 f"run {self.run_id} is a batch run: drain applies to streaming runs (their "
@@ -309,7 +313,8 @@ class DirectPipelineResult(PipelineResult):
                 except Exception as e:
                     raise annotate(e, node.label, what="commit") from None
             run.commit_sources()
-            self._state = PipelineState.DONE
+            drained = run.draining.is_set()
+            self._state = PipelineState.DRAINED if drained else PipelineState.DONE
         except BaseException as e:
             self._metrics = run.metric_updates()
             self._error = e
