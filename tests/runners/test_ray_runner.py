@@ -293,3 +293,49 @@ def test_cancel_stops_the_ray_tasks_and_commits_no_sink(ray_cluster: object, tmp
     assert started.exists(), "no task started within two minutes"
     assert result.cancel() == PipelineState.CANCELLED
     assert os.listdir(out) == []
+
+
+class _PerProcess(beam.DoFn):
+    """Notes ``setup``/``start_bundle`` with the worker's pid in a folder of the test."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def _note(self, what: str) -> None:
+        with open(os.path.join(self.folder, f"{what}-{os.getpid()}"), "a") as f:
+            f.write("x")
+
+    def setup(self) -> None:
+        self._note("setup")
+
+    def start_bundle(self) -> None:
+        self._note("start")
+
+    def process(self, kv):
+        yield kv[0], len(list(kv[1]))
+
+
+@pytest.mark.slow
+def test_dofn_setup_runs_once_per_worker_process_not_per_task(ray_cluster: object, tmp_path):
+    """16 tasks (one per partition) on a two-CPU cluster: at most one setup per process."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    p = beam.Pipeline(options=PipelineOptions(ray_partitions=16, **RAY))
+    sizes = (
+        p
+        | beam.Create(list(range(400)))
+        | beam.Map(lambda x: (x % 40, x))
+        | beam.GroupByKey()
+        | "PerProcess" >> beam.ParDo(_PerProcess(str(folder)))
+    )
+    assert_that(sizes, equal_to([(k, 10) for k in range(40)]))
+    p.run().wait_until_finish()
+
+    def counts(what: str) -> dict[str, int]:
+        return {f.name.split("-", 1)[1]: len(f.read_text()) for f in folder.glob(f"{what}-*")}
+
+    starts, setups = counts("start"), counts("setup")
+    assert sum(starts.values()) == 16  # one bundle per task
+    assert set(setups) == set(starts)  # every process that ran a bundle set up once...
+    assert set(setups.values()) == {1}
+    assert sum(setups.values()) < sum(starts.values())  # ...not once per task
