@@ -110,3 +110,50 @@ def test_datum_timeout_stops_the_ray_task(kit):
     (row,) = kit.catalog.datums(job.id)
     assert row.attempts == 2
     assert "datum_timeout" in row.error
+
+
+WHERE = """
+import ray
+def run(inputs, output):
+    for f in inputs["data"].rglob("*"):
+        if f.is_file():
+            (output / f.name).write_text(ray.get_runtime_context().get_node_id())
+"""
+
+
+def test_resource_requests_place_datums_on_a_node_that_holds_them(kit, ray_cluster):
+    """A third node with more (logical) memory than the others: datums asking for more than the
+    others have land on it only; asking for more than any node has fails at job start."""
+    import ray
+
+    def biggest() -> float:
+        return max(n["Resources"].get("memory", 0) for n in ray.nodes() if n["Alive"])
+
+    others = biggest()
+    big = ray_cluster.add_node(num_cpus=1, memory=int(others + 4 * 2**30))
+    ray_cluster.wait_for_nodes()
+    try:
+        (big_id,) = [
+            n["NodeID"]
+            for n in ray.nodes()
+            if n["Alive"] and n["Resources"].get("memory", 0) > others
+        ]
+        _data(kit, {f"/f{i}.txt": b"x" for i in range(4)})
+        mod = kit.module(WHERE)
+        base = {
+            "input": {"pfs": {"repo": "data", "glob": "/*"}},
+            "transform": {"python": f"{mod}:run"},
+            "parallelism": 2,
+        }
+        kit.stage({**base, "name": "big", "resource_requests": {"memory": int(others + 2**30)}})
+        job = run_job(kit.catalog, "big")
+        assert job.state == SUCCESS, job.reason
+        assert set(kit.files("big@master").values()) == {big_id.encode()}
+
+        kit.stage({**base, "name": "huge", "resource_limits": {"cpu": 1, "memory": "4096Gi"}})
+        job = run_job(kit.catalog, "huge")
+        assert job.state == FAILURE
+        assert "resource_limits.memory asks for 4398.05 GB" in job.reason
+        assert "no node of the Ray cluster has that much" in job.reason
+    finally:
+        ray_cluster.remove_node(big)

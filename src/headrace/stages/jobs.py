@@ -342,11 +342,22 @@ class _JobRun:
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
         try:
             address = ray_address()
-            pool: WorkerPool | RayDatumPool = (
-                RayDatumPool(config, spec.parallelism, address, spec.datum_timeout)
-                if address
-                else WorkerPool(config, spec.parallelism, batching, spec.datum_timeout)
-            )
+            pool: WorkerPool | RayDatumPool
+            if address:
+                try:
+                    pool = RayDatumPool(
+                        config,
+                        spec.parallelism,
+                        address,
+                        spec.datum_timeout,
+                        spec.resource_requests,
+                        spec.resource_limits,
+                    )
+                except ValueError as e:  # the cluster cannot run this stage: say why, run none
+                    self.failure = str(e)
+                    raise _Abort() from None
+            else:
+                pool = WorkerPool(config, spec.parallelism, batching, spec.datum_timeout)
             with pool:
                 for start in range(0, len(todo), 5000):
                     chunk = todo[start : start + 5000]

@@ -12,8 +12,14 @@ retry count (Ray's own retries are off, so an attempt is counted once); ``datum_
 enforced from the job: a late attempt is cancelled (its worker process killed) and reported as
 the local pool reports it. A worker process that dies fails the attempt with Ray's reason. What
 it does not do yet: ``datum_batching`` (every attempt is its own Ray task; Ray reuses worker
-processes, so a module is imported once per worker anyway), a stage ``environment`` as a Ray
-``runtime_env``, and resource requests.
+processes, so a module is imported once per worker anyway), and a stage ``environment`` as a Ray
+``runtime_env``.
+
+Resources: the spec's ``resource_requests`` / ``resource_limits`` become each attempt's Ray
+resources (``num_cpus``, default 1; ``memory``; ``num_gpus``), so Ray places an attempt only on a
+node that can hold it; a job asking for more than any live node has fails at its start, naming
+the spec field (:mod:`headrace.stages.resourcespec`). Ray does not enforce them on the running
+datum (they are logical resources).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import time
 from collections import deque
 from typing import Any
 
+from headrace.stages.resourcespec import Resources, check_fits, ray_task_resources
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, execute
 
 __all__ = ["RAY_ADDRESS_ENV", "RayDatumPool", "check_shared_store", "ray_address"]
@@ -92,7 +99,13 @@ class RayDatumPool:
     docstring). Connects to ``address`` unless this process is already connected to Ray."""
 
     def __init__(
-        self, config: WorkerConfig, size: int, address: str, timeout: float | None = None
+        self,
+        config: WorkerConfig,
+        size: int,
+        address: str,
+        timeout: float | None = None,
+        requests: Resources | None = None,
+        limits: Resources | None = None,
     ) -> None:
         try:
             import ray
@@ -107,7 +120,13 @@ class RayDatumPool:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
             self._owns = True
         try:
-            check_shared_store(config, ray.nodes())
+            nodes = ray.nodes()
+            check_shared_store(config, nodes)
+            try:
+                resources = ray_task_resources(requests, limits)
+            except ValueError as e:
+                raise ValueError(f"stage {config.stage!r}: {e}") from None
+            check_fits(config.stage, requests, limits, nodes)
         except BaseException:
             self.close_ray()
             raise
@@ -116,7 +135,8 @@ class RayDatumPool:
         # Once per job; every attempt gets the reference, inside a list so that Ray does not
         # resolve (and unpickle) it per attempt: _execute does, once per worker process.
         self._config = [ray.put(config)]
-        self._remote = ray.remote(_execute).options(max_retries=0, num_cpus=1)
+        self.resources = resources
+        self._remote = ray.remote(_execute).options(max_retries=0, **resources)
         self._queue: deque[DatumTask] = deque()
         self._running: dict[Any, tuple[DatumTask, float]] = {}
 

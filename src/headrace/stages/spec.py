@@ -51,6 +51,12 @@ from headrace.stages.egressspec import (
     sql_egress_to_dict,
 )
 from headrace.stages.pachspec import from_pachyderm, is_pachyderm_spec
+from headrace.stages.resourcespec import (
+    Resources,
+    check_requests_within_limits,
+    parse_resources,
+    resources_to_dict,
+)
 from headrace.stages.specfields import (
     SpecError,
     check_bool,
@@ -237,6 +243,9 @@ class StageSpec:
     salt: str = ""
     reprocess: Reprocess = "until_success"
     datum_batching: bool | None = None  # None: a worker serves many datums (python, pipeline)
+    # Pachyderm's ResourceSpec fields; placement on Ray (see headrace.stages.resourcespec).
+    resource_requests: Resources | None = None
+    resource_limits: Resources | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> StageSpec:
@@ -268,9 +277,13 @@ class StageSpec:
             "salt",
             "reprocess",
             "datum_batching",
+            "resource_requests",
+            "resource_limits",
         ):
             value = getattr(self, key)
-            if isinstance(value, SqlEgress):
+            if isinstance(value, Resources):
+                out[key] = resources_to_dict(value)
+            elif isinstance(value, SqlEgress):
                 out[key] = sql_egress_to_dict(value, include_defaults)
             elif include_defaults or value != _STAGE_DEFAULTS[key]:
                 out[key] = plain_number(value)
@@ -281,7 +294,7 @@ class StageSpec:
         """A stable hash (32 hex digits) of what decides outputs: input tree, transform, salt.
 
         Changing the description, parallelism, retries, timeouts, egress, output branch,
-        reprocess policy or batching leaves it unchanged; so does spelling a default out.
+        reprocess policy, batching or resources leaves it unchanged; so does spelling a default out.
         """
         payload = {
             "format": 1,
@@ -313,6 +326,8 @@ _STAGE_DEFAULTS: dict[str, Any] = {
     "salt": "",
     "reprocess": "until_success",
     "datum_batching": None,
+    "resource_requests": None,
+    "resource_limits": None,
 }
 
 
@@ -682,11 +697,19 @@ def _parse_stage(data: object) -> StageSpec:
             "a 'cmd' transform runs one process per datum; batching needs a python or "
             "pipeline transform",
         )
+    requests = limits = None
+    if "resource_requests" in fields:
+        requests = parse_resources(fields["resource_requests"], "resource_requests")
+    if "resource_limits" in fields:
+        limits = parse_resources(fields["resource_limits"], "resource_limits")
+    check_requests_within_limits(requests, limits)
     return StageSpec(
         name=name,
         input=root,
         transform=transform,
         description=description,
+        resource_requests=requests,
+        resource_limits=limits,
         parallelism=parallelism,
         datum_tries=datum_tries,
         datum_timeout=datum_timeout,
