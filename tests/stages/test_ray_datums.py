@@ -157,3 +157,41 @@ def test_resource_requests_place_datums_on_a_node_that_holds_them(kit, ray_clust
         assert "no node of the Ray cluster has that much" in job.reason
     finally:
         ray_cluster.remove_node(big)
+
+
+@pytest.mark.timeout(600)
+def test_requirements_become_the_attempts_ray_runtime_env(kit, tmp_path):
+    """Ray builds the pip runtime_env (a virtualenv over the cluster's environment) and runs the
+    attempts in it: the wheel's module is importable there, not in this process."""
+    import importlib.util
+    import sys
+
+    from tests.stages.wheels import make_wheel
+
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "hr_ray_dep", "1.0", "VALUE = 'from the wheel on ray'\n")
+    assert importlib.util.find_spec("hr_ray_dep") is None
+    mod = kit.module(
+        """
+        import sys
+        def run(inputs, output):
+            import hr_ray_dep
+            (output / "value.txt").write_text(hr_ray_dep.VALUE + "|" + sys.prefix)
+        """
+    )
+    _data(kit, {"/a.txt": b"a"})
+    kit.stage(
+        {
+            "name": "deps",
+            "input": {"pfs": {"repo": "data", "glob": "/"}},
+            "transform": {
+                "python": f"{mod}:run",
+                "requirements": ["--no-index", f"--find-links {wheels}", "hr_ray_dep==1.0"],
+            },
+        }
+    )
+    job = run_job(kit.catalog, "deps")
+    assert job.state == SUCCESS, job.reason
+    value, prefix = kit.files("deps@master")["/value.txt"].decode().split("|", 1)
+    assert value == "from the wheel on ray"
+    assert prefix != sys.prefix  # a worker of the runtime_env's virtualenv

@@ -12,8 +12,12 @@ retry count (Ray's own retries are off, so an attempt is counted once); ``datum_
 enforced from the job: a late attempt is cancelled (its worker process killed) and reported as
 the local pool reports it. A worker process that dies fails the attempt with Ray's reason. What
 it does not do yet: ``datum_batching`` (every attempt is its own Ray task; Ray reuses worker
-processes, so a module is imported once per worker anyway), and a stage ``environment`` as a Ray
-``runtime_env``.
+processes, so a module is imported once per worker anyway).
+
+Environments: ``transform.requirements`` becomes the attempts' Ray ``runtime_env`` (``pip``);
+``transform.environment`` (an interpreter or venv path) runs each attempt as a subprocess of it,
+as a local worker does, so the path must exist on every node. What each isolates:
+:mod:`headrace.stages.environments`.
 
 Resources: the spec's ``resource_requests`` / ``resource_limits`` become each attempt's Ray
 resources (``num_cpus``, default 1; ``memory``; ``num_gpus``), so Ray places an attempt only on a
@@ -94,6 +98,16 @@ def check_shared_store(config: WorkerConfig, nodes: list[dict[str, Any]]) -> Non
         )
 
 
+def _check_virtualenv(stage: str) -> None:
+    try:
+        import virtualenv  # noqa: F401  (Ray's pip runtime_env builds with it)
+    except ImportError:
+        raise ValueError(
+            f"stage {stage!r}: transform.requirements on Ray needs the virtualenv package "
+            "(Ray builds the runtime_env with it); pip install 'headrace[ray]' or virtualenv"
+        ) from None
+
+
 class RayDatumPool:
     """Runs :class:`DatumTask` s as Ray tasks; the interface of ``WorkerPool`` (see the module
     docstring). Connects to ``address`` unless this process is already connected to Ray."""
@@ -106,6 +120,7 @@ class RayDatumPool:
         timeout: float | None = None,
         requests: Resources | None = None,
         limits: Resources | None = None,
+        runtime_env: dict[str, Any] | None = None,
     ) -> None:
         try:
             import ray
@@ -127,6 +142,8 @@ class RayDatumPool:
             except ValueError as e:
                 raise ValueError(f"stage {config.stage!r}: {e}") from None
             check_fits(config.stage, requests, limits, nodes)
+            if runtime_env:
+                _check_virtualenv(config.stage)
         except BaseException:
             self.close_ray()
             raise
@@ -136,7 +153,10 @@ class RayDatumPool:
         # resolve (and unpickle) it per attempt: _execute does, once per worker process.
         self._config = [ray.put(config)]
         self.resources = resources
-        self._remote = ray.remote(_execute).options(max_retries=0, **resources)
+        options: dict[str, Any] = dict(resources)
+        if runtime_env:
+            options["runtime_env"] = runtime_env
+        self._remote = ray.remote(_execute).options(max_retries=0, **options)
         self._queue: deque[DatumTask] = deque()
         self._running: dict[Any, tuple[DatumTask, float]] = {}
 

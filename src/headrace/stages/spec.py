@@ -185,6 +185,9 @@ class Transform:
     environment: str | None = None
     image: str | None = None  # cmd only: run in this container image
     pfs: bool = False  # cmd only: the datum under /pfs/<input>, the output at /pfs/out
+    # python only: pip requirement lines for an environment built for the stage
+    # (headrace.stages.environments; a Ray runtime_env on Ray)
+    requirements: tuple[str, ...] = ()
 
     @property
     def kind(self) -> Literal["python", "pipeline", "cmd"]:
@@ -570,7 +573,17 @@ def _check_unique_names(root: Input) -> None:
 # ---------------------------------------------------------------------------------------------
 # Transform
 
-_TRANSFORM_FIELDS = ("python", "pipeline", "cmd", "stdin", "env", "environment", "image", "pfs")
+_TRANSFORM_FIELDS = (
+    "python",
+    "pipeline",
+    "cmd",
+    "stdin",
+    "env",
+    "environment",
+    "requirements",
+    "image",
+    "pfs",
+)
 _TRANSFORM_KINDS = ("python", "pipeline", "cmd")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENTRY_POINT = re.compile(rf"{_IDENT}(?:\.{_IDENT})*:{_IDENT}(?:\.{_IDENT})*")
@@ -623,7 +636,21 @@ def _parse_transform(data: object, path: str) -> Transform:
     if "image" in fields:
         image = check_string(fields["image"], field_path(path, "image"))
     pfs = check_bool(fields.get("pfs", False), field_path(path, "pfs"))
-    return Transform(python, pipeline, cmd, stdin, env, environment, image, pfs)
+    requirements: tuple[str, ...] = ()
+    if "requirements" in fields:
+        where = field_path(path, "requirements")
+        if kind != "python":
+            raise SpecError(
+                where,
+                f"only applies to a 'python' transform, not '{kind}' (a pipeline runs on "
+                "headrace's own interpreter; a cmd brings its own environment or image)",
+            )
+        if environment is not None:
+            raise SpecError(
+                where, "give either environment (an existing interpreter) or requirements"
+            )
+        requirements = _string_list(fields["requirements"], where, "pip requirement lines")
+    return Transform(python, pipeline, cmd, stdin, env, environment, image, pfs, requirements)
 
 
 def _string_list(value: object, path: str, what: str) -> tuple[str, ...]:
@@ -767,6 +794,8 @@ def _transform_to_dict(transform: Transform, include_defaults: bool) -> dict[str
             out["env"] = dict(transform.env)
     if transform.environment is not None:
         out["environment"] = transform.environment
+    if transform.requirements:
+        out["requirements"] = list(transform.requirements)
     if transform.image is not None:
         out["image"] = transform.image
     if transform.pfs:
