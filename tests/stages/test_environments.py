@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.stages.wheels import make_wheel
 
 from headrace.stages.catalog import FAILURE, SUCCESS
 from headrace.stages.environments import ENV_CACHE_ENV
 from headrace.stages.jobs import run_job
 from headrace.stages.spec import SpecError, load_spec
-from tests.stages.wheels import make_wheel
 
 pytestmark = pytest.mark.slow  # building a venv takes seconds
 
