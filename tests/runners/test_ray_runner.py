@@ -339,3 +339,44 @@ def test_dofn_setup_runs_once_per_worker_process_not_per_task(ray_cluster: objec
     assert set(setups) == set(starts)  # every process that ran a bundle set up once...
     assert set(setups.values()) == {1}
     assert sum(setups.values()) < sum(starts.values())  # ...not once per task
+
+
+def _meet(folder: str, me: str, other: str):
+    """A Map that marks ``me`` started, then waits (up to 30 s) for ``other`` to start."""
+
+    def fn(x: int) -> tuple[str, bool]:
+        Path(folder, me).touch()
+        deadline = time.monotonic() + 30
+        while not Path(folder, other).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return me, Path(folder, other).exists()
+
+    return fn
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_independent_stages_run_at_the_same_time(ray_cluster: object, tmp_path: Path) -> None:
+    """Two branches with no dependency between them: each stage's task waits for the other's;
+    run one after the other, the first would give up after 30 s and report False."""
+    folder = str(tmp_path)
+    p = beam.Pipeline(options=PipelineOptions(ray_partitions=1, **RAY))
+    left = p | "Left" >> beam.Create([1]) | "MeetL" >> beam.Map(_meet(folder, "left", "right"))
+    right = p | "Right" >> beam.Create([2]) | "MeetR" >> beam.Map(_meet(folder, "right", "left"))
+    both = (left, right) | beam.Flatten()
+    assert_that(both, equal_to([("left", True), ("right", True)]))
+    p.run().wait_until_finish()
+
+
+def test_partition_count_follows_cpus_and_input_size(tmp_path: Path) -> None:
+    from headrace.runners.ray.runner import PARTITION_BYTES, choose_partitions
+
+    small = tmp_path / "small.txt"
+    small.write_text("a\n")
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(5 * PARTITION_BYTES)  # sparse: a large size without writing it
+    for path, cpus, expected in ((small, 2, 2), (small, 3, 3), (big, 2, 5), (big, 1, 4)):
+        p = beam.Pipeline()
+        _ = p | beam.io.ReadFromText(str(path))
+        assert choose_partitions(cpus, p.to_graph()) == expected, (path.name, cpus)

@@ -232,6 +232,7 @@ class RayExecutor:
 
     name = "ray"
     shares_memory = False
+    concurrent_stages = True  # the coordinator starts every stage whose inputs are complete
 
     def __init__(
         self, spill: ObjectStoreSpill, parallelism: int, max_in_flight: int | None = None

@@ -23,7 +23,13 @@ from headrace.plan.stages import build_plan
 from headrace.runners.direct.runner import DirectPipelineResult, DirectSettings
 from headrace.runners.ray.executor import ObjectStoreSpill, RayExecutor
 
-__all__ = ["RayPipelineResult", "RayRunner", "UnsupportedOnRay", "ray_missing_message"]
+__all__ = [
+    "RayPipelineResult",
+    "RayRunner",
+    "UnsupportedOnRay",
+    "partitions_for",
+    "ray_missing_message",
+]
 
 # Attributes of sources and sinks that name files (checked for local paths on a multi-node
 # cluster).
@@ -89,6 +95,51 @@ def _local_paths(graph: PipelineGraph) -> list[str]:
     return sorted(set(found))
 
 
+# Bytes of input per partition the default partition count aims at, and its ceiling per CPU.
+PARTITION_BYTES = 64 << 20
+MAX_PARTITIONS_PER_CPU = 4
+
+
+def partitions_for(cpus: int, input_bytes: int | None) -> int:
+    """The partition count (shuffle partitions and source splits) of a run.
+
+    At least one per CPU of the cluster, so every CPU has a task; more when the input is large,
+    one per :data:`PARTITION_BYTES` of it, so a task's share stays well inside its memory
+    budget and a slow task holds back less; at most :data:`MAX_PARTITIONS_PER_CPU` per CPU, so
+    tasks stay far above Ray's per-task overhead. ``--ray_partitions`` overrides it.
+
+    >>> partitions_for(2, None), partitions_for(2, 100 << 20), partitions_for(2, 300 << 20)
+    (2, 2, 5)
+    >>> partitions_for(2, 10 << 30), partitions_for(16, 1 << 30)
+    (8, 16)
+    """
+    cpus = max(1, cpus)
+    if not input_bytes:
+        return cpus
+    wanted = -(-input_bytes // PARTITION_BYTES)
+    return max(cpus, min(wanted, MAX_PARTITIONS_PER_CPU * cpus))
+
+
+def input_bytes(graph: PipelineGraph) -> int | None:
+    """The summed ``estimate_size()`` of the pipeline's bounded sources (None: none known)."""
+    total = None
+    for t in graph.transforms.values():
+        if t.kind != "Read" or t.payload is None:
+            continue
+        try:
+            size = t.payload.load().estimate_size()
+        except Exception:
+            continue
+        if isinstance(size, int) and size > 0:
+            total = (total or 0) + size
+    return total
+
+
+def choose_partitions(cpus: int, graph: PipelineGraph) -> int:
+    """:func:`partitions_for` the cluster's CPUs and the pipeline's input size."""
+    return partitions_for(cpus, input_bytes(graph))
+
+
 class RayPipelineResult(DirectPipelineResult):
     """A run on Ray; shuts down the local Ray it started, once the run ended."""
 
@@ -106,7 +157,8 @@ class RayRunner:
     """Runs batch pipelines on Ray (``--runner=RayRunner``); see the module docstring.
 
     Options: ``--ray_address`` (or ``RAY_ADDRESS``), ``--ray_num_cpus`` for a local Ray,
-    ``--ray_partitions`` (default: the cluster's CPUs), ``--ray_max_in_flight``; the direct
+    ``--ray_partitions`` (default: from the cluster's CPUs and the input size,
+    :func:`partitions_for`), ``--ray_max_in_flight``; the direct
     runner's ``--direct_memory_budget_mb`` and ``--direct_bundle_size`` apply per task.
     """
 
@@ -138,7 +190,7 @@ class RayRunner:
                         "ReadFromRepo/WriteToRepo:\n  - " + "\n  - ".join(local)
                     )
             cpus = int(ray.cluster_resources().get("CPU", 1))
-            partitions = int(values.get("ray_partitions") or max(1, cpus))
+            partitions = int(values.get("ray_partitions") or choose_partitions(cpus, graph))
             spill = ObjectStoreSpill()
             executor = RayExecutor(spill, partitions, values.get("ray_max_in_flight"))
             result = RayPipelineResult(build_plan(graph), settings, executor=executor, spill=spill)
