@@ -33,6 +33,7 @@ import time
 from collections import deque
 from typing import Any
 
+from headrace.runners.ray.shared import SHARED_FOLDERS_ENV, reaches_every_node
 from headrace.stages.resourcespec import Resources, check_fits, ray_task_resources
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, execute
 
@@ -89,8 +90,11 @@ def check_shared_store(config: WorkerConfig, nodes: list[dict[str, Any]]) -> Non
     if store.meta.dialect == "sqlite":
         problems.append("its metadata is a SQLite file (use PostgreSQL: --db postgresql://...)")
     url = str(store.objects.url)
-    if "://" not in url or url.startswith("file://"):
-        problems.append(f"its objects are in the local folder {url} (use an fsspec URL)")
+    if not reaches_every_node(url):
+        problems.append(
+            f"its objects are in the local folder {url} (use an fsspec URL, or declare a folder "
+            f"mounted on every node in {SHARED_FOLDERS_ENV})"
+        )
     if problems:
         raise ValueError(
             f"stage {config.stage!r}: the Ray cluster spans {len(machines)} machines, but the "

@@ -22,6 +22,7 @@ from headrace.graph.nodes import PipelineGraph
 from headrace.plan.stages import build_plan
 from headrace.runners.direct.runner import DirectPipelineResult, DirectSettings
 from headrace.runners.ray.executor import ObjectStoreSpill, RayExecutor
+from headrace.runners.ray.shared import reaches_every_node
 
 __all__ = [
     "RayPipelineResult",
@@ -90,7 +91,7 @@ def _local_paths(graph: PipelineGraph) -> list[str]:
         for candidate in (obj, *getattr(obj, "__dict__", {}).values()):
             for attr in _PATH_ATTRS:
                 value = getattr(candidate, attr, None)
-                if isinstance(value, str) and ("://" not in value or value.startswith("file://")):
+                if isinstance(value, str) and not reaches_every_node(value):
                     found.append(f"{t.label!r}: {value}")
     return sorted(set(found))
 
@@ -187,7 +188,8 @@ class RayRunner:
                         f"({', '.join(machines)}), but these sources/sinks use "
                         "paths local to one machine (each node would read or write its own "
                         "disk); use an fsspec URL every node reaches (s3://, gs://, ...) or "
-                        "ReadFromRepo/WriteToRepo:\n  - " + "\n  - ".join(local)
+                        "ReadFromRepo/WriteToRepo, or declare a folder mounted on every node "
+                        "in HEADRACE_SHARED_FOLDERS:\n  - " + "\n  - ".join(local)
                     )
             cpus = int(ray.cluster_resources().get("CPU", 1))
             partitions = int(values.get("ray_partitions") or choose_partitions(cpus, graph))
