@@ -78,8 +78,6 @@ for ns in "$NS_A" "$NS_B"; do
 done
 ip -n "$NS_A" link set "${TAG}a" up
 ip -n "$NS_B" link set "${TAG}b" up
-ip netns exec "$NS_A" ping -c 1 -W 2 "$IP_B" >/dev/null
-echo "   $NS_A reaches $IP_B"
 
 echo "== PostgreSQL schema $SCHEMA, reached through the socket in $PGHOST_DIR"
 psql -q -h "$PGHOST_DIR" -U "$PGUSER" "$PGDB" -c "CREATE SCHEMA $SCHEMA"
@@ -90,12 +88,13 @@ ip netns exec "$NS_B" psql -h "$PGHOST_DIR" -U "$PGUSER" "$PGDB" -tAc "select 'f
 export RAY_USAGE_STATS_ENABLED=0
 echo "== Ray head in $NS_A"
 ip netns exec "$NS_A" "$RAY" start --head --node-ip-address="$IP_A" --port="$PORT" \
-    --num-cpus=1 --include-dashboard=false --temp-dir="$WORK/ray" --disable-usage-stats \
+    --num-cpus=1 --include-dashboard=false --temp-dir="$WORK/ray-a" --disable-usage-stats \
     >"$WORK/head.log" 2>&1 || { cat "$WORK/head.log"; exit 1; }
+ip netns exec "$NS_B" "$PY" -c "import socket; socket.create_connection(('$IP_A', $PORT), 5)"
+echo "   $NS_B reaches the head at $IP_A:$PORT over the veth pair"
 echo "== Ray worker node in $NS_B"
 ip netns exec "$NS_B" "$RAY" start --address="$IP_A:$PORT" --node-ip-address="$IP_B" \
-    --num-cpus=1 --raylet-socket-name="$WORK/raylet-b" \
-    --plasma-store-socket-name="$WORK/plasma-b" --disable-usage-stats \
+    --num-cpus=1 --temp-dir="$WORK/ray-b" --disable-usage-stats \
     >"$WORK/worker.log" 2>&1 || { cat "$WORK/worker.log"; exit 1; }
 
 cat >"$WORK/demo.py" <<'PY'
