@@ -6,13 +6,17 @@ Cases (each run ``--repeat`` times, best time kept, outputs compared between run
   itself (no Ray running before), and on a Ray already connected; the whole run's time beside it;
 - word count: ReadFromText, split, CombinePerKey(sum), WriteToText over ``--mb`` MB of text;
 - GroupByKey: the same lines keyed by their first word, grouped, the group sizes written;
+- Ray Data: the same word count and grouping written with Ray Data's own ``groupby`` (on the
+  same local Ray), as a second reference for the Ray runner;
 - datums: ``--datums`` trivial datums of bench_stages' copy stage (parallelism 2), as Ray tasks
-  (``HEADRACE_RAY_ADDRESS``) vs the local worker pool with ``datum_batching``.
+  (``HEADRACE_RAY_ADDRESS``, several datums per Ray task) vs the local worker pool with
+  ``datum_batching``; for Ray also when the last datum was handed to a Ray task (dispatch).
 
 The Ray cases use a local Ray of ``--cpus`` CPUs (default 2, as many worker processes as the
 direct runner gets), started once before the timed runs. Usage::
 
     .venv/bin/python benchmarks/bench_ray.py --mb 20 --repeat 2
+    .venv/bin/python benchmarks/bench_ray.py --quick    # 5 MB, 1000 datums, once
 """
 
 from __future__ import annotations
@@ -70,6 +74,31 @@ def group_by_key(options: dict[str, Any], src: str, out: str) -> None:
         )
 
 
+def raydata_wordcount(src: str) -> int:
+    """Ray Data's own word count: words per batch, then ``groupby("word").count()``."""
+    import ray.data
+
+    def words(batch: dict[str, Any]) -> dict[str, Any]:
+        return {"word": [w for line in batch["text"] for w in line.split()]}
+
+    ds = ray.data.read_text(src).map_batches(words, batch_format="numpy")
+    return ds.groupby("word").count().count()
+
+
+def raydata_group(src: str) -> int:
+    """Ray Data's own grouping: lines keyed by their first word, ``map_groups`` sizing them."""
+    import ray.data
+
+    def keyed(batch: dict[str, Any]) -> dict[str, Any]:
+        return {"key": [line.split(" ", 1)[0] for line in batch["text"]], "line": batch["text"]}
+
+    def size(group: dict[str, Any]) -> dict[str, Any]:
+        return {"key": group["key"][:1], "n": [len(group["line"])]}
+
+    ds = ray.data.read_text(src).map_batches(keyed, batch_format="numpy")
+    return ds.groupby("key").map_groups(size, batch_format="numpy").count()
+
+
 def lines_of(prefix: str) -> list[str]:
     found: list[str] = []
     for name in glob.glob(prefix + "*"):
@@ -119,29 +148,47 @@ def datums(n: int, work: str) -> None:
 
     from headrace.stages.catalog import SUCCESS
     from headrace.stages.jobs import run_job
-    from headrace.stages.raypool import RAY_ADDRESS_ENV
+    from headrace.stages.raypool import RAY_ADDRESS_ENV, RayDatumPool
 
+    dispatched: list[float] = []
+    handed = [0]
+    original = RayDatumPool._dispatch
+
+    def spy(self: RayDatumPool) -> None:  # when the last datum went into a Ray task
+        before = len(self._queue)
+        original(self)
+        handed[0] += before - len(self._queue)
+        if handed[0] == n and not dispatched:
+            dispatched.append(time.perf_counter())
+
+    RayDatumPool._dispatch = spy  # type: ignore[method-assign]
     seconds = {}
-    for where in ("local pool", "ray"):
-        root = Path(tempfile.mkdtemp(dir=work))
-        name = "copy" + where.replace(" ", "")
-        catalog = _setup(root, n, batching=True, name=name)
-        if where == "ray":
-            os.environ[RAY_ADDRESS_ENV] = "auto"  # this process is connected: the pool reuses it
-        try:
-            t = time.perf_counter()
-            job = run_job(catalog, name)
-            seconds[where] = time.perf_counter() - t
-        finally:
-            os.environ.pop(RAY_ADDRESS_ENV, None)
-        if job.state != SUCCESS or job.processed != n:
-            raise SystemExit(f"datums on {where}: {job.state} {job.reason}")
-        catalog.store.close()
+    started = 0.0
+    try:
+        for where in ("local pool", "ray"):
+            root = Path(tempfile.mkdtemp(dir=work))
+            name = "copy" + where.replace(" ", "")
+            catalog = _setup(root, n, batching=True, name=name)
+            if where == "ray":
+                os.environ[RAY_ADDRESS_ENV] = "auto"  # this process is connected: reused
+            try:
+                started = time.perf_counter()
+                job = run_job(catalog, name)
+                seconds[where] = time.perf_counter() - started
+            finally:
+                os.environ.pop(RAY_ADDRESS_ENV, None)
+            if job.state != SUCCESS or job.processed != n:
+                raise SystemExit(f"datums on {where}: {job.state} {job.reason}")
+            catalog.store.close()
+    finally:
+        RayDatumPool._dispatch = original  # type: ignore[method-assign]
     local, on_ray = seconds["local pool"], seconds["ray"]
+    dispatch = dispatched[0] - started if dispatched else float("nan")
     print(
         f"    datums: {n} trivial datums, parallelism 2: local pool {local:.2f} s "
         f"({n / local:.0f}/s), ray {on_ray:.2f} s ({n / on_ray:.0f}/s); "
-        f"ray / local = {on_ray / local:.2f}x"
+        f"ray / local = {on_ray / local:.2f}x; on Ray all {n} handed to Ray tasks "
+        f"{dispatch:.2f} s after the job started"
     )
 
 
@@ -150,8 +197,12 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=20, help="MB of text for the data cases")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--datums", type=int, default=1000, help="0 skips the datums case")
+    parser.add_argument("--datums", type=int, default=10000, help="0 skips the datums case")
+    parser.add_argument("--quick", action="store_true", help="5 MB, 1000 datums, repeat 1")
+    parser.add_argument("--no-raydata", action="store_true", help="skip the Ray Data cases")
     args = parser.parse_args()
+    if args.quick:
+        args.mb, args.datums, args.repeat = 5, 1000, 1
     import ray
 
     work = tempfile.mkdtemp(prefix="bench-ray-")
@@ -195,10 +246,27 @@ def main() -> None:
             if outs["direct x2"] != outs["ray"]:
                 raise SystemExit(f"{name}: the Ray runner's output differs from the direct's")
             mb_s = os.path.getsize(src) / 1e6 / seconds["ray"]
-            print(
+            line = (
                 f"{name:>10}: direct x2 {seconds['direct x2']:.2f} s, ray {seconds['ray']:.2f} s "
                 f"({mb_s:.1f} MB/s); ray / direct = {seconds['ray'] / seconds['direct x2']:.2f}x"
             )
+            if not args.no_raydata:
+                reference = raydata_wordcount if case is wordcount else raydata_group
+                rows = [0]
+
+                def by_ray_data(reference: Any = reference, rows: list[int] = rows) -> None:
+                    rows[0] = reference(src)
+
+                seconds["ray data"] = best(by_ray_data, args.repeat)
+                if rows[0] != len(outs["ray"]):
+                    raise SystemExit(
+                        f"{name}: Ray Data found {rows[0]} keys, headrace {len(outs['ray'])}"
+                    )
+                line += (
+                    f"; Ray Data groupby {seconds['ray data']:.2f} s, ray runner / Ray Data = "
+                    f"{seconds['ray'] / seconds['ray data']:.2f}x"
+                )
+            print(line)
         if args.datums:
             datums(args.datums, work)
     finally:

@@ -10,9 +10,11 @@ the store must be shared (PostgreSQL metadata, an object location every node rea
 What maps to what: ``parallelism`` bounds the attempts in flight; ``datum_tries`` stays the job's
 retry count (Ray's own retries are off, so an attempt is counted once); ``datum_timeout`` is
 enforced from the job: a late attempt is cancelled (its worker process killed) and reported as
-the local pool reports it. A worker process that dies fails the attempt with Ray's reason. What
-it does not do yet: ``datum_batching`` (every attempt is its own Ray task; Ray reuses worker
-processes, so a module is imported once per worker anyway).
+the local pool reports it. A worker process that dies fails the attempts of its Ray task with
+Ray's reason. Batching: without ``datum_timeout``, one Ray task runs up to :data:`MAX_BATCH`
+attempts one after another (:func:`batch_size`), so a long queue pays Ray's per-task cost once
+per many datums; with it, each attempt is its own task, cancelled alone when late. Ray reuses
+worker processes, so a module is imported once per worker either way.
 
 Environments: ``transform.requirements`` becomes the attempts' Ray ``runtime_env`` (``pip``);
 ``transform.environment`` (an interpreter or venv path) runs each attempt as a subprocess of it,
@@ -47,8 +49,9 @@ RAY_ADDRESS_ENV = "HEADRACE_RAY_ADDRESS"
 _CONFIGS: dict[str, WorkerConfig] = {}
 
 
-def _execute(config_box: list[Any], task: DatumTask) -> DatumResult:
-    """One attempt on a Ray worker; ``config_box`` holds the (unresolved) config reference."""
+def _execute(config_box: list[Any], tasks: list[DatumTask]) -> list[DatumResult]:
+    """Attempts on a Ray worker, one after another; ``config_box`` holds the (unresolved)
+    config reference."""
     import ray
 
     (ref,) = config_box
@@ -57,7 +60,26 @@ def _execute(config_box: list[Any], task: DatumTask) -> DatumResult:
         if len(_CONFIGS) > 8:  # a long-lived worker serves many jobs: keep the recent ones
             _CONFIGS.pop(next(iter(_CONFIGS)))
         config = _CONFIGS[ref.hex()] = ray.get(ref)
-    return execute(config, task)
+    return [execute(config, task) for task in tasks]
+
+
+# Datums per Ray task at most; the pool aims at four tasks per slot of ``parallelism`` over the
+# queue, so a long queue pays Ray's per-task cost once per many datums and the last tasks stay
+# small (the slots finish together).
+MAX_BATCH = 256
+
+
+def batch_size(queued: int, size: int, timeout: float | None) -> int:
+    """Datums the next Ray task runs.
+
+    >>> batch_size(10000, 2, None), batch_size(40, 2, None), batch_size(3, 2, None)
+    (256, 5, 1)
+    >>> batch_size(10000, 2, 30.0)  # datum_timeout: one attempt per task, cancelled alone
+    1
+    """
+    if timeout is not None:
+        return 1
+    return max(1, min(MAX_BATCH, queued // (4 * max(1, size))))
 
 
 def ray_address() -> str | None:
@@ -162,7 +184,7 @@ class RayDatumPool:
             options["runtime_env"] = runtime_env
         self._remote = ray.remote(_execute).options(max_retries=0, **options)
         self._queue: deque[DatumTask] = deque()
-        self._running: dict[Any, tuple[DatumTask, float]] = {}
+        self._running: dict[Any, tuple[list[DatumTask], float]] = {}
 
     def __enter__(self) -> RayDatumPool:
         return self
@@ -173,7 +195,7 @@ class RayDatumPool:
     @property
     def pending(self) -> int:
         """Tasks submitted and not yet reported."""
-        return len(self._queue) + len(self._running)
+        return len(self._queue) + sum(len(tasks) for tasks, _ in self._running.values())
 
     def submit(self, task: DatumTask) -> None:
         self._queue.append(task)
@@ -181,9 +203,10 @@ class RayDatumPool:
 
     def _dispatch(self) -> None:
         while self._queue and len(self._running) < self.size:
-            task = self._queue.popleft()
-            ref = self._remote.remote(self._config, task)
-            self._running[ref] = (task, time.monotonic())
+            n = batch_size(len(self._queue), self.size, self.timeout)
+            tasks = [self._queue.popleft() for _ in range(min(n, len(self._queue)))]
+            ref = self._remote.remote(self._config, tasks)
+            self._running[ref] = (tasks, time.monotonic())
 
     def results(self, wait: float) -> list[DatumResult]:
         """Results that arrive within ``wait`` seconds (fewer, or none, if none are ready)."""
@@ -201,18 +224,22 @@ class RayDatumPool:
             ready += more
         out: list[DatumResult] = []
         for ref in ready:
-            task, started = self._running.pop(ref)
+            tasks, started = self._running.pop(ref)
             try:
-                out.append(ray.get(ref))
-            except Exception as e:  # the worker died, or Ray could not run the attempt
+                out.extend(ray.get(ref))
+            except Exception as e:  # the worker died, or Ray could not run the attempts
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 error = f"the Ray task running the datum failed: {type(e).__name__}: {reason}"
                 seconds = time.monotonic() - started
-                out.append(DatumResult(task.datum_id, task.attempt, False, (), error, "", seconds))
-        if self.timeout is not None:
+                for task in tasks:  # each attempt of the task counts (datum_tries)
+                    out.append(
+                        DatumResult(task.datum_id, task.attempt, False, (), error, "", seconds)
+                    )
+        if self.timeout is not None:  # one attempt per task (batch_size)
             now = time.monotonic()
-            for ref, (task, started) in list(self._running.items()):
+            for ref, (tasks, started) in list(self._running.items()):
                 if now - started >= self.timeout:
+                    (task,) = tasks
                     del self._running[ref]
                     ray.cancel(ref, force=True)
                     error = (
