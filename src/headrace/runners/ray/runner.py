@@ -213,7 +213,10 @@ def _connect(ray: Any, values: dict[str, Any]) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
         return True
+    # address="local": a new Ray of our own. Without it, ray.init() joins the cluster that the
+    # last `ray start` on this machine recorded (/tmp/ray/ray_current_cluster), someone else's.
     ray.init(
+        address="local",
         num_cpus=int(values.get("ray_num_cpus") or 2),
         include_dashboard=False,
         log_to_driver=False,
