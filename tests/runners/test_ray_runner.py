@@ -381,3 +381,17 @@ def test_partition_count_follows_cpus_and_input_size(tmp_path: Path) -> None:
         p = beam.Pipeline()
         _ = p | beam.io.ReadFromText(str(path))
         assert choose_partitions(cpus, p.to_graph()) == expected, (path.name, cpus)
+
+
+def test_folders_declared_shared_are_not_local_paths(tmp_path: Path, monkeypatch) -> None:
+    """HEADRACE_SHARED_FOLDERS: a folder mounted on every node passes the multi-machine check."""
+    from headrace.runners.ray.shared import SHARED_FOLDERS_ENV
+
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    p = beam.Pipeline()
+    _ = p | "A" >> beam.Create(["x"]) | "ToShared" >> beam.io.WriteToText(str(shared / "out"))
+    _ = p | "B" >> beam.Create(["y"]) | "ToPrivate" >> beam.io.WriteToText(str(private / "out"))
+    monkeypatch.setenv(SHARED_FOLDERS_ENV, str(shared))
+    found = "\n".join(_local_paths(p.to_graph()))
+    assert str(private / "out") in found
+    assert str(shared / "out") not in found
