@@ -195,3 +195,35 @@ def test_requirements_become_the_attempts_ray_runtime_env(kit, tmp_path):
     value, prefix = kit.files("deps@master")["/value.txt"].decode().split("|", 1)
     assert value == "from the wheel on ray"
     assert prefix != sys.prefix  # a worker of the runtime_env's virtualenv
+
+
+def test_many_datums_in_batched_ray_tasks_one_failing(kit):
+    """Sixty datums go to Ray several per task: each keeps its own result, log and attempts;
+    the one that fails fails alone."""
+    mod = kit.module(
+        """
+        def run(inputs, output):
+            for f in inputs["data"].rglob("*.txt"):
+                print("datum", f.name)
+                if f.name == "f13.txt":
+                    raise ValueError("f13 is bad")
+                (output / f.name).write_text(f.read_text() + "!")
+        """
+    )
+    _data(kit, {f"/f{i}.txt": f"{i}".encode() for i in range(60)})
+    kit.stage(
+        {
+            "name": "many",
+            "input": {"pfs": {"repo": "data", "glob": "/*"}},
+            "transform": {"python": f"{mod}:run"},
+            "parallelism": 2,
+            "datum_tries": 2,
+        }
+    )
+    job = run_job(kit.catalog, "many")
+    assert job.state == FAILURE
+    assert (job.processed, job.failed) == (59, 1)
+    rows = {r.datum_id: r for r in kit.catalog.datums(job.id, with_logs=True)}
+    bad = [r for r in rows.values() if r.error]
+    assert len(bad) == 1 and "f13 is bad" in bad[0].error and bad[0].attempts == 2
+    assert all(r.log.count("datum f") == 1 for r in rows.values() if not r.error)

@@ -36,7 +36,12 @@ from collections import deque
 from typing import Any
 
 from headrace.runners.ray.shared import SHARED_FOLDERS_ENV, reaches_every_node
-from headrace.stages.resourcespec import Resources, check_fits, ray_task_resources
+from headrace.stages.resourcespec import (
+    Resources,
+    check_fits,
+    cluster_slots,
+    ray_task_resources,
+)
 from headrace.stages.worker import DatumResult, DatumTask, WorkerConfig, execute
 
 __all__ = ["RAY_ADDRESS_ENV", "RayDatumPool", "check_shared_store", "ray_address"]
@@ -67,10 +72,12 @@ def _execute(config_box: list[Any], tasks: list[DatumTask]) -> list[DatumResult]
 # queue, so a long queue pays Ray's per-task cost once per many datums and the last tasks stay
 # small (the slots finish together).
 MAX_BATCH = 256
+# Ray tasks of one job handed to Ray at once when they cannot all run at once anyway.
+MAX_QUEUED_TASKS = 64
 
 
 def batch_size(queued: int, size: int, timeout: float | None) -> int:
-    """Datums the next Ray task runs.
+    """Datums the next Ray task runs (``size``: the job's ``parallelism``).
 
     >>> batch_size(10000, 2, None), batch_size(40, 2, None), batch_size(3, 2, None)
     (256, 5, 1)
@@ -175,6 +182,14 @@ class RayDatumPool:
             raise
         self.size = max(1, size)
         self.timeout = timeout
+        # Ray tasks handed to Ray at once. When the cluster cannot run more than ``size`` of
+        # them at the same time anyway, more wait in Ray's queue without breaking
+        # ``parallelism``: the whole queue is handed over at once (no idle gap between a
+        # task and the next). Otherwise ``size``, so no more than ``size`` attempts run.
+        self.slots = cluster_slots(resources, nodes)
+        # With datum_timeout an attempt's clock starts when it goes to Ray: none may wait there.
+        queue_in_ray = self.slots <= self.size and timeout is None
+        self.max_tasks = MAX_QUEUED_TASKS if queue_in_ray else self.size
         # Once per job; every attempt gets the reference, inside a list so that Ray does not
         # resolve (and unpickle) it per attempt: _execute does, once per worker process.
         self._config = [ray.put(config)]
@@ -198,11 +213,14 @@ class RayDatumPool:
         return len(self._queue) + sum(len(tasks) for tasks, _ in self._running.values())
 
     def submit(self, task: DatumTask) -> None:
+        """Queue ``task``; it goes to Ray at once only when nothing runs (later ones go in
+        batches from :meth:`results`, which a job calls after submitting)."""
         self._queue.append(task)
-        self._dispatch()
+        if not self._running:
+            self._dispatch()
 
     def _dispatch(self) -> None:
-        while self._queue and len(self._running) < self.size:
+        while self._queue and len(self._running) < self.max_tasks:
             n = batch_size(len(self._queue), self.size, self.timeout)
             tasks = [self._queue.popleft() for _ in range(min(n, len(self._queue)))]
             ref = self._remote.remote(self._config, tasks)
@@ -210,6 +228,7 @@ class RayDatumPool:
 
     def results(self, wait: float) -> list[DatumResult]:
         """Results that arrive within ``wait`` seconds (fewer, or none, if none are ready)."""
+        self._dispatch()
         if not self._running:
             return []
         ray = self._ray

@@ -39,6 +39,7 @@ __all__ = [
     "Resources",
     "check_fits",
     "check_requests_within_limits",
+    "cluster_slots",
     "parse_quantity",
     "parse_resources",
     "ray_task_resources",
@@ -267,6 +268,25 @@ def check_fits(
         f"cluster has that much (largest: {_amount(spec_name, most)}{where}); lower the "
         "request or add a bigger node"
     )
+
+
+def cluster_slots(asked: dict[str, Any], nodes: list[dict[str, Any]]) -> int:
+    """How many tasks asking ``asked`` (:func:`ray_task_resources`) the live nodes can run at
+    once, counting each node's total resources.
+
+    >>> nodes = [{"Alive": True, "Resources": {"CPU": 2.0, "memory": 8e9}},
+    ...          {"Alive": True, "Resources": {"CPU": 1.0, "memory": 8e9}}]
+    >>> cluster_slots({"num_cpus": 1}, nodes), cluster_slots({"num_cpus": 1, "memory": 5e9}, nodes)
+    (3, 2)
+    """
+    total = 0
+    for node in nodes:
+        if not node.get("Alive"):
+            continue
+        have = node.get("Resources", {})
+        fits = [int(have.get(_RAY_NAMES[k][0], 0) // v) for k, v in asked.items() if v]
+        total += min(fits) if fits else 0
+    return total
 
 
 def _amount(name: str, value: float) -> str:
