@@ -163,7 +163,16 @@ def datums(n: int, work: str) -> None:
         if handed[0] == n and not dispatched:
             dispatched.append(time.perf_counter())
 
+    queued: list[float] = []  # when the job had queued its last datum
+    original_submit = RayDatumPool.submit
+
+    def spy_submit(self: RayDatumPool, task: Any) -> None:
+        original_submit(self, task)
+        if handed[0] + len(self._queue) == n and not queued:
+            queued.append(time.perf_counter())
+
     RayDatumPool._dispatch = spy  # type: ignore[method-assign]
+    RayDatumPool.submit = spy_submit  # type: ignore[method-assign]
     seconds = {}
     started = 0.0
     try:
@@ -184,13 +193,16 @@ def datums(n: int, work: str) -> None:
             catalog.store.close()
     finally:
         RayDatumPool._dispatch = original  # type: ignore[method-assign]
+        RayDatumPool.submit = original_submit  # type: ignore[method-assign]
     local, on_ray = seconds["local pool"], seconds["ray"]
     dispatch = dispatched[0] - started if dispatched else float("nan")
+    after_queued = dispatched[0] - queued[0] if dispatched and queued else float("nan")
     print(
         f"    datums: {n} trivial datums, parallelism 2: local pool {local:.2f} s "
         f"({n / local:.0f}/s), ray {on_ray:.2f} s ({n / on_ray:.0f}/s); "
         f"ray / local = {on_ray / local:.2f}x; on Ray all {n} handed to Ray tasks "
-        f"{dispatch:.2f} s after the job started"
+        f"{dispatch:.2f} s after the job started, {after_queued:.2f} s after the job had queued "
+        "them all"
     )
 
 

@@ -72,21 +72,26 @@ def _execute(config_box: list[Any], tasks: list[DatumTask]) -> list[DatumResult]
 # queue, so a long queue pays Ray's per-task cost once per many datums and the last tasks stay
 # small (the slots finish together).
 MAX_BATCH = 256
-# Ray tasks of one job handed to Ray at once when they cannot all run at once anyway.
-MAX_QUEUED_TASKS = 64
+# Ray tasks of one job handed to Ray at once when no more than parallelism can run anyway.
+MAX_QUEUED_TASKS = 256
+# The smallest batch then (the geometric tail of batch_size would need many tiny tasks).
+LEAST_QUEUED_BATCH = 16
 
 
-def batch_size(queued: int, size: int, timeout: float | None) -> int:
-    """Datums the next Ray task runs (``size``: the job's ``parallelism``).
+def batch_size(queued: int, size: int, timeout: float | None, least: int = 1) -> int:
+    """Datums the next Ray task runs (``size``: the job's ``parallelism``; ``least``: the
+    smallest batch while datums remain, used when the whole queue goes to Ray at once).
 
     >>> batch_size(10000, 2, None), batch_size(40, 2, None), batch_size(3, 2, None)
     (256, 5, 1)
+    >>> batch_size(40, 2, None, least=16), batch_size(3, 2, None, least=16)
+    (16, 3)
     >>> batch_size(10000, 2, 30.0)  # datum_timeout: one attempt per task, cancelled alone
     1
     """
     if timeout is not None:
         return 1
-    return max(1, min(MAX_BATCH, queued // (4 * max(1, size))))
+    return max(min(least, queued), 1, min(MAX_BATCH, queued // (4 * max(1, size))))
 
 
 def ray_address() -> str | None:
@@ -190,6 +195,7 @@ class RayDatumPool:
         # With datum_timeout an attempt's clock starts when it goes to Ray: none may wait there.
         queue_in_ray = self.slots <= self.size and timeout is None
         self.max_tasks = MAX_QUEUED_TASKS if queue_in_ray else self.size
+        self.least = LEAST_QUEUED_BATCH if queue_in_ray else 1
         # Once per job; every attempt gets the reference, inside a list so that Ray does not
         # resolve (and unpickle) it per attempt: _execute does, once per worker process.
         self._config = [ray.put(config)]
@@ -221,7 +227,7 @@ class RayDatumPool:
 
     def _dispatch(self) -> None:
         while self._queue and len(self._running) < self.max_tasks:
-            n = batch_size(len(self._queue), self.size, self.timeout)
+            n = batch_size(len(self._queue), self.size, self.timeout, self.least)
             tasks = [self._queue.popleft() for _ in range(min(n, len(self._queue)))]
             ref = self._remote.remote(self._config, tasks)
             self._running[ref] = (tasks, time.monotonic())
