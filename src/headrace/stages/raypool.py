@@ -14,7 +14,11 @@ the local pool reports it. A worker process that dies fails the attempts of its 
 Ray's reason. Batching: without ``datum_timeout``, one Ray task runs up to :data:`MAX_BATCH`
 attempts one after another (:func:`batch_size`), so a long queue pays Ray's per-task cost once
 per many datums; with it, each attempt is its own task, cancelled alone when late. Ray reuses
-worker processes, so a module is imported once per worker either way.
+worker processes, so a module is imported once per worker either way. In flight: when the live
+nodes cannot run more than ``parallelism`` of the job's tasks at once (and there is no
+``datum_timeout``), the whole queue goes to Ray right away (up to :data:`MAX_QUEUED_TASKS`
+tasks) and waits in Ray's queue; otherwise at most ``parallelism`` tasks are handed over, the
+next ones as earlier ones finish.
 
 Environments: ``transform.requirements`` becomes the attempts' Ray ``runtime_env`` (``pip``);
 ``transform.environment`` (an interpreter or venv path) runs each attempt as a subprocess of it,
