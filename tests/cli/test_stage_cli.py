@@ -724,7 +724,7 @@ def test_commit_inspect_shows_provenance(cli, project, tmp_path):
         ' "resource_requests": {"memory": "1G"}}'
     )
     created = cli("stage", "create", "-f", str(spec))
-    assert "resource_requests: ignored" in created.stderr
+    assert "resource_requests: places datums on Ray" in created.stderr
     cli("stage", "run", "copy")
     out = cli.json("commit", "inspect", "copy@master")
     assert out["provenance"] == [f"raw@{raw['id']}"]

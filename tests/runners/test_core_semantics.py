@@ -137,7 +137,12 @@ def _logs(folder: Path) -> list[str]:
     return [p.read_text() for p in sorted(folder.glob("*.log"))]
 
 
-def test_dofn_lifecycle_order_and_counts(make_pipeline, tmp_path):
+# Runners whose worker processes keep set-up DoFn instances between tasks (runners/dofncache.py):
+# teardown comes when the worker process exits, after the run (Beam: teardown is best effort).
+KEEPS_INSTANCES = {"ray"}
+
+
+def test_dofn_lifecycle_order_and_counts(make_pipeline, runner_config, tmp_path):
     values = list(range(3000))
     with make_pipeline() as p:
         out = (
@@ -150,12 +155,14 @@ def test_dofn_lifecycle_order_and_counts(make_pipeline, tmp_path):
     logs = _logs(tmp_path)
     assert logs, "setup was never called"
     pattern = re.compile(r"setup\n(start\n(process\n)*finish\n)+teardown\n")
+    if runner_config in KEEPS_INSTANCES:  # torn down later, when the worker process exits
+        pattern = re.compile(r"setup\n(start\n(process\n)*finish\n)+")
     for log in logs:
         assert pattern.fullmatch(log), log[:200]
     assert sum(log.count("process\n") for log in logs) == len(values)
 
 
-def test_teardown_runs_when_process_fails(pipeline_options, tmp_path):
+def test_teardown_runs_when_process_fails(pipeline_options, runner_config, tmp_path):
     p = Pipeline(options=pipeline_options)
     _ = p | Create(list(range(100))) | "Fails" >> ParDo(LifecycleRecorder(str(tmp_path), fail_on=7))
     with pytest.raises(RuntimeError, match="boom on 7"):
@@ -163,7 +170,11 @@ def test_teardown_runs_when_process_fails(pipeline_options, tmp_path):
     logs = _logs(tmp_path)
     assert logs
     assert all(log.startswith("setup\n") for log in logs)
-    assert sum(log.count("teardown\n") for log in logs) == len(logs)
+    if runner_config in KEEPS_INSTANCES:  # the instance that raised is dropped at once
+        failed = [log for log in logs if log.endswith("teardown\n")]
+        assert failed and all(log.count("teardown\n") == 1 for log in logs if log in failed)
+    else:
+        assert sum(log.count("teardown\n") for log in logs) == len(logs)
 
 
 def test_process_return_styles(make_pipeline):

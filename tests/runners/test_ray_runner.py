@@ -254,7 +254,8 @@ def test_address_from_option_then_ray_address_then_a_local_ray(monkeypatch) -> N
     assert _connect(fake, {}) is True
     monkeypatch.delenv("RAY_ADDRESS")
     assert _connect(fake, {"ray_num_cpus": 3}) is True
-    assert [c.get("address") for c in fake.calls] == ["10.0.0.1:6379", "10.0.0.9:6379", None]
+    # "local": a new local Ray, never the cluster a `ray start` on this machine recorded
+    assert [c.get("address") for c in fake.calls] == ["10.0.0.1:6379", "10.0.0.9:6379", "local"]
     assert fake.calls[2]["num_cpus"] == 3
     assert _connect(_FakeRay(initialized=True), {"ray_address": "x:1"}) is False
 
@@ -293,3 +294,104 @@ def test_cancel_stops_the_ray_tasks_and_commits_no_sink(ray_cluster: object, tmp
     assert started.exists(), "no task started within two minutes"
     assert result.cancel() == PipelineState.CANCELLED
     assert os.listdir(out) == []
+
+
+class _PerProcess(beam.DoFn):
+    """Notes ``setup``/``start_bundle`` with the worker's pid in a folder of the test."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def _note(self, what: str) -> None:
+        with open(os.path.join(self.folder, f"{what}-{os.getpid()}"), "a") as f:
+            f.write("x")
+
+    def setup(self) -> None:
+        self._note("setup")
+
+    def start_bundle(self) -> None:
+        self._note("start")
+
+    def process(self, kv):
+        yield kv[0], len(list(kv[1]))
+
+
+@pytest.mark.slow
+def test_dofn_setup_runs_once_per_worker_process_not_per_task(ray_cluster: object, tmp_path):
+    """16 tasks (one per partition) on a two-CPU cluster: at most one setup per process."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    p = beam.Pipeline(options=PipelineOptions(ray_partitions=16, **RAY))
+    sizes = (
+        p
+        | beam.Create(list(range(400)))
+        | beam.Map(lambda x: (x % 40, x))
+        | beam.GroupByKey()
+        | "PerProcess" >> beam.ParDo(_PerProcess(str(folder)))
+    )
+    assert_that(sizes, equal_to([(k, 10) for k in range(40)]))
+    p.run().wait_until_finish()
+
+    def counts(what: str) -> dict[str, int]:
+        return {f.name.split("-", 1)[1]: len(f.read_text()) for f in folder.glob(f"{what}-*")}
+
+    starts, setups = counts("start"), counts("setup")
+    assert sum(starts.values()) == 16  # one bundle per task
+    assert set(setups) == set(starts)  # every process that ran a bundle set up once...
+    assert set(setups.values()) == {1}
+    assert sum(setups.values()) < sum(starts.values())  # ...not once per task
+
+
+def _meet(folder: str, me: str, other: str):
+    """A Map that marks ``me`` started, then waits (up to 30 s) for ``other`` to start."""
+
+    def fn(x: int) -> tuple[str, bool]:
+        Path(folder, me).touch()
+        deadline = time.monotonic() + 30
+        while not Path(folder, other).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return me, Path(folder, other).exists()
+
+    return fn
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_independent_stages_run_at_the_same_time(ray_cluster: object, tmp_path: Path) -> None:
+    """Two branches with no dependency between them: each stage's task waits for the other's;
+    run one after the other, the first would give up after 30 s and report False."""
+    folder = str(tmp_path)
+    p = beam.Pipeline(options=PipelineOptions(ray_partitions=1, **RAY))
+    left = p | "Left" >> beam.Create([1]) | "MeetL" >> beam.Map(_meet(folder, "left", "right"))
+    right = p | "Right" >> beam.Create([2]) | "MeetR" >> beam.Map(_meet(folder, "right", "left"))
+    both = (left, right) | beam.Flatten()
+    assert_that(both, equal_to([("left", True), ("right", True)]))
+    p.run().wait_until_finish()
+
+
+def test_partition_count_follows_cpus_and_input_size(tmp_path: Path) -> None:
+    from headrace.runners.ray.runner import PARTITION_BYTES, choose_partitions
+
+    small = tmp_path / "small.txt"
+    small.write_text("a\n")
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(5 * PARTITION_BYTES)  # sparse: a large size without writing it
+    for path, cpus, expected in ((small, 2, 2), (small, 3, 3), (big, 2, 5), (big, 1, 4)):
+        p = beam.Pipeline()
+        _ = p | beam.io.ReadFromText(str(path))
+        assert choose_partitions(cpus, p.to_graph()) == expected, (path.name, cpus)
+
+
+def test_folders_declared_shared_are_not_local_paths(tmp_path: Path, monkeypatch) -> None:
+    """HEADRACE_SHARED_FOLDERS: a folder mounted on every node passes the multi-machine check."""
+    from headrace.runners.ray.shared import SHARED_FOLDERS_ENV
+
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    p = beam.Pipeline()
+    _ = p | "A" >> beam.Create(["x"]) | "ToShared" >> beam.io.WriteToText(str(shared / "out"))
+    _ = p | "B" >> beam.Create(["y"]) | "ToPrivate" >> beam.io.WriteToText(str(private / "out"))
+    monkeypatch.setenv(SHARED_FOLDERS_ENV, str(shared))
+    found = "\n".join(_local_paths(p.to_graph()))
+    assert str(private / "out") in found
+    assert str(shared / "out") not in found

@@ -226,3 +226,30 @@ def test_task_inputs_pickled_and_run_in_fresh_interpreters_give_the_grouped_resu
         result = _run_in_fresh_interpreter(cloudpickle.dumps((plan, second.id, again, ctx)))
         assert result.elements_in == keys
     assert groups == {k: list(range(k, 30, 3)) for k in range(3)}
+
+
+def test_run_outputs_keep_stage_order_whichever_stage_finishes_first() -> None:
+    """Stages running at once (the Ray executor) finish in any order; what a later stage reads
+    of a grouping or collection two stages wrote is in stage order, then task order."""
+    from headrace.model.metrics import MetricUpdates
+
+    def result(stage: int, tag: str) -> TaskResult:
+        return TaskResult(
+            stage=stage,
+            groupings={"g": [[f"{tag}-p0"], [f"{tag}-p1"]]},  # type: ignore[list-item]
+            collections={"c": [f"{tag}-c"]},  # type: ignore[list-item]
+            metrics=MetricUpdates(),
+            elements_in=0,
+            elements_out=0,
+            seconds=0.0,
+        )
+
+    late_first = RunOutputs()
+    for stage, tag in ((2, "s2a"), (0, "s0a"), (2, "s2b"), (1, "s1a"), (0, "s0b")):
+        late_first.add(result(stage, tag))
+    in_order = RunOutputs()
+    for stage, tag in ((0, "s0a"), (0, "s0b"), (1, "s1a"), (2, "s2a"), (2, "s2b")):
+        in_order.add(result(stage, tag))
+    assert late_first.groupings == in_order.groupings
+    assert late_first.collections == in_order.collections
+    assert in_order.collections["c"] == ["s0a-c", "s0b-c", "s1a-c", "s2a-c", "s2b-c"]

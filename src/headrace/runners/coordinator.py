@@ -1,6 +1,8 @@
 """The batch coordinator: runs an execution plan stage by stage on any executor.
 
-One coordinator serves every batch runner. It walks the stages in plan order; for each it makes
+One coordinator serves every batch runner. It walks the stages in plan order (or, when the
+executor says ``concurrent_stages``, starts every stage whose inputs are complete, so
+independent stages run at the same time); for each it makes
 the tasks (source splits, one per partition of a grouping, or shares of a collection), submits
 them to the :class:`~headrace.runners.executors.Executor`, and records what they wrote in
 :class:`RunOutputs`: grouping runs per partition, collection runs, metric updates. After the last
@@ -22,6 +24,7 @@ It reports each stage through :mod:`headrace.runners.events` (``StageStarted``, 
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,15 +70,30 @@ class RunOutputs:
     collections: dict[str, list[CollectionRun]] = field(default_factory=dict)
     metrics: MetricUpdates = field(default_factory=MetricUpdates)
 
+    # The stage of each descriptor in the lists above, position by position: several stages
+    # may write one grouping or collection, and finish in any order when stages run at once.
+    _stages: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)
+
     def add(self, result: TaskResult) -> None:
-        """Record one task's outputs (in task order, so collections keep their order)."""
+        """Record one task's outputs. A stage's tasks are added in task order; descriptors of
+        different stages are kept in stage order, whichever stage finished first, so what a
+        later stage reads (and its order) does not depend on timing."""
         for gid, parts in result.groupings.items():
             target = self.groupings.setdefault(gid, [[] for _ in range(len(parts))])
             for p, runs in enumerate(parts):
-                target[p].extend(runs)
+                self._insert(("g", gid, p), target[p], runs, result.stage)
         for pid, coll_runs in result.collections.items():
-            self.collections.setdefault(pid, []).extend(coll_runs)
+            target_c = self.collections.setdefault(pid, [])
+            self._insert(("c", pid, 0), target_c, coll_runs, result.stage)
         self.metrics.merge(result.metrics)
+
+    def _insert(
+        self, key: tuple[str, str, int], target: list[Any], items: list[Any], stage: int
+    ) -> None:
+        stages = self._stages.setdefault(key, [])
+        at = bisect.bisect_right(stages, stage)
+        target[at:at] = items
+        stages[at:at] = [stage] * len(items)
 
     def tasks(self, plan: ExecutionPlan, stage: Stage, partitions: int) -> list[TaskInput]:
         """The inputs of ``stage``'s tasks: how the stage finds what earlier stages wrote."""
@@ -115,6 +133,18 @@ class RunOutputs:
         return records
 
 
+@dataclass
+class _StageRun:
+    """A stage started by :meth:`BatchCoordinator._run_concurrently` and not finished yet."""
+
+    stage: Stage
+    progress: StageProgress
+    futures: list[Any]
+    results: list[TaskResult | None]
+    pending: list[int]
+    errors: dict[int, BaseException] = field(default_factory=dict)
+
+
 class BatchCoordinator:
     """Runs ``plan`` on ``executor``; see the module docstring.
 
@@ -148,10 +178,13 @@ class BatchCoordinator:
 
     def run(self) -> None:
         try:
-            for stage in self.plan.stages:
-                if self.cancel.is_set():
-                    raise Cancelled()
-                self._run_stage(stage)
+            if getattr(self.executor, "concurrent_stages", False):
+                self._run_concurrently()
+            else:
+                for stage in self.plan.stages:
+                    if self.cancel.is_set():
+                        raise Cancelled()
+                    self._run_stage(stage)
             self._commit()
         except BaseException as e:
             self._abort(e)
@@ -272,6 +305,79 @@ class BatchCoordinator:
         for r in results:
             assert r is not None
             self.outputs.add(r)
+
+    # -- stages at once (executors with ``concurrent_stages``) -------------------------------------
+
+    def _run_concurrently(self) -> None:
+        """Start every stage whose inputs are complete; take results as they come.
+
+        A stage starts once every stage it depends on is done, so independent branches of a
+        pipeline run side by side; the executor bounds the work in flight. Per stage, results
+        are recorded in task order and a failure is the first failed task's in task order, as
+        in :meth:`_run_stage_tasks`; the first stage to fail fails the run.
+        """
+        waiting = list(self.plan.stages)
+        done: set[int] = set()
+        active: dict[int, _StageRun] = {}
+        while waiting or active:
+            if self.cancel.is_set():
+                raise Cancelled()
+            for stage in [s for s in waiting if all(d in done for d in s.depends_on)]:
+                waiting.remove(stage)
+                active[stage.id] = self._start_stage(stage)
+            if not active:  # pragma: no cover - a plan's dependencies have no cycle
+                raise RuntimeError("no stage of the plan can start")
+            moved = False
+            for sid, run in list(active.items()):
+                moved |= self._poll_stage(run)
+                if run.pending:
+                    continue
+                del active[sid]
+                progress = run.progress
+                progress.seconds = time.perf_counter() - (progress.started or 0.0)
+                if run.errors:
+                    progress.state = "failed"
+                    self._stage_finished(run.stage, progress)
+                    raise run.errors[min(run.errors)]
+                for r in run.results:
+                    assert r is not None
+                    self.outputs.add(r)
+                progress.state = "done"
+                self._stage_finished(run.stage, progress)
+                done.add(sid)
+            if not moved and active:
+                first = next(iter(active.values()))
+                if first.pending:
+                    first.futures[first.pending[0]].wait(_POLL)
+
+    def _start_stage(self, stage: Stage) -> _StageRun:
+        progress = self.progress[stage.id]
+        progress.state = "running"
+        progress.started = time.perf_counter()
+        tasks = self.outputs.tasks(self.plan, stage, self.executor.parallelism)
+        progress.tasks = len(tasks)
+        events.emit(events.StageStarted(self.run_id, stage.id, stage.name, len(tasks)))
+        ctx = self._context(progress)
+        futures = [self.executor.submit(stage, task, ctx) for task in tasks]
+        return _StageRun(stage, progress, futures, [None] * len(futures), list(range(len(tasks))))
+
+    def _poll_stage(self, run: _StageRun) -> bool:
+        """Take the finished results of ``run``; True when any was taken."""
+        moved = False
+        still = []
+        for i in run.pending:
+            if run.errors and i > min(run.errors):
+                continue  # a task after a failed one is not waited for
+            if run.futures[i].wait(0):
+                moved = True
+                try:
+                    run.results[i] = self._consume(run.stage, run.progress, run.futures[i])
+                except BaseException as e:
+                    run.errors[i] = e
+            else:
+                still.append(i)
+        run.pending = still
+        return moved
 
     def _consume(self, stage: Stage, progress: StageProgress, future: Any) -> TaskResult:
         result: TaskResult = future.result()

@@ -50,6 +50,7 @@ from headrace.model.window import (
     WindowedValue,
 )
 from headrace.plan.stages import ExecutionPlan, Grouping, Stage
+from headrace.runners.dofncache import PROCESS_DOFNS
 from headrace.runners.events import capture_logs
 
 __all__ = ["Cancelled", "TaskContext", "TaskInput", "TaskResult", "run_stage_task"]
@@ -84,6 +85,10 @@ class TaskContext:
     side_data: dict[str, list[CollectionRun]]
     cancelled: Callable[[], bool] | None = None  # set only in the coordinating process
     on_chunk: Callable[[int], None] | None = None
+    # Keep set-up DoFn instances in the worker process between tasks of the run ``run_id``
+    # (runners.dofncache): setup once per process, not per task.
+    reuse_dofns: bool = False
+    run_id: str = ""
 
 
 @dataclass
@@ -121,6 +126,8 @@ class _TaskBuilder:
         # each operator's own time: its process() calls less the operators they pushed to
         self.own_seconds: dict[str, float] = {}
         self._nested: list[float] = []
+        # ParDo operators whose DoFn came from PROCESS_DOFNS: (cache key, instance, fresh).
+        self.leases: dict[Operator, tuple[tuple[str, str], Any, bool]] = {}
 
     def windowed(self, pid: str) -> bool:
         return pid in self.plan.windowed
@@ -239,13 +246,20 @@ class _TaskBuilder:
             op.fuse_window_into(window_op, table.add_assigned)
 
     def _pardo(self, node: Any) -> ParDoOperator:
-        dofn, args, kwargs = node.payload.load()
+        lease = None
+        if self.ctx.reuse_dofns:
+            key = (self.ctx.run_id, node.id)
+            instance, fresh = PROCESS_DOFNS.lease(key, node.payload.load)
+            lease = (key, instance, fresh)
+        else:
+            instance = node.payload.load()
+        dofn, args, kwargs = instance
         container = MetricsContainer(node.label)
         self.containers.append(container)
         sides = []
         for i, s in enumerate(node.side_inputs):
             sides.append((s.slot, self._side_input(node.label, s, i)))
-        return ParDoOperator(
+        op = ParDoOperator(
             label=node.label,
             fn_kind=node.params.get("fn_kind", "dofn"),
             dofn=dofn,
@@ -259,6 +273,9 @@ class _TaskBuilder:
             side_inputs=sides,
             metrics=container,
         )
+        if lease is not None:
+            self.leases[op] = lease
+        return op
 
     def _side_input(self, label: str, s: Any, i: int) -> SideInput:
         pc = self.plan.graph.pcollections[s.pcollection]
@@ -469,7 +486,9 @@ def _run_stage_task(
         root_pcoll = stage.root.pcoll
         emit = b.receivers(root_pcoll) if root_pcoll is not None else []
         for op in ops:
-            op.setup()
+            lease = b.leases.get(op)
+            if lease is None or lease[2]:  # a reused instance is set up already
+                op.setup()
         for op in ops:
             op.start()
         cancelled, on_chunk = ctx.cancelled, ctx.on_chunk
@@ -491,6 +510,10 @@ def _run_stage_task(
     finally:
         try:
             for op in ops:
+                lease = b.leases.get(op)
+                if lease is not None and not failed:
+                    PROCESS_DOFNS.give_back(lease[0], lease[1])  # kept set up, no teardown
+                    continue
                 try:
                     op.teardown()
                 except Exception:

@@ -32,6 +32,7 @@ one upstream commit share one id.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -57,6 +58,11 @@ from headrace.stages.catalog import (
     owner_id,
 )
 from headrace.stages.datums import EMPTY_INPUT, Datum
+from headrace.stages.environments import (
+    EnvironmentBuildError,
+    ray_runtime_env,
+    requirements_environment,
+)
 from headrace.stages.planning import (
     Plan,
     empty_inputs,
@@ -342,11 +348,31 @@ class _JobRun:
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
         try:
             address = ray_address()
-            pool: WorkerPool | RayDatumPool = (
-                RayDatumPool(config, spec.parallelism, address, spec.datum_timeout)
-                if address
-                else WorkerPool(config, spec.parallelism, batching, spec.datum_timeout)
-            )
+            pool: WorkerPool | RayDatumPool
+            if address:
+                try:
+                    pool = RayDatumPool(
+                        config,
+                        spec.parallelism,
+                        address,
+                        spec.datum_timeout,
+                        spec.resource_requests,
+                        spec.resource_limits,
+                        ray_runtime_env(spec.transform.requirements),
+                    )
+                except ValueError as e:  # the cluster cannot run this stage: say why, run none
+                    self.failure = str(e)
+                    raise _Abort() from None
+            else:
+                if spec.transform.requirements:  # built once per machine and list, then reused
+                    try:
+                        env = requirements_environment(spec.transform.requirements, config.stage)
+                    except EnvironmentBuildError as e:
+                        self.failure = str(e)
+                        raise _Abort() from None
+                    built = dataclasses.replace(spec.transform, environment=str(env))
+                    config = dataclasses.replace(config, transform=built)
+                pool = WorkerPool(config, spec.parallelism, batching, spec.datum_timeout)
             with pool:
                 for start in range(0, len(todo), 5000):
                     chunk = todo[start : start + 5000]

@@ -7,12 +7,13 @@ of three treatments:
 
 - **mapped** to the headrace field with the same meaning (``pipeline.name`` -> ``name``,
   ``parallelism_spec.constant`` -> ``parallelism``, ``reprocess_spec`` -> ``reprocess``,
+  ``resource_requests``/``resource_limits`` (kept as they are: placement on Ray),
   ``transform.cmd``/``stdin``/``env``/``image``, the input tree with its pfs and cron fields);
   a ``cmd`` transform sees its datum under ``/pfs/<input>`` and writes ``/pfs/out`` as in
   Pachyderm (``pfs: true``), and a relative script path in ``cmd`` is taken from the folder
   of the spec file;
-- **warned about** when it has no meaning here and cannot change what a job outputs (resource
-  requests, autoscaling, Kubernetes settings...): the warning names the field;
+- **warned about** when it has no meaning here and cannot change what a job outputs (sidecar
+  resources, autoscaling, Kubernetes settings...): the warning names the field;
 - **refused** when it would change the results and headrace cannot honour it (``err_cmd``,
   ``spout``, ``service``, ``s3_out``, a pfs input's ``commit`` or ``trigger``...): a
   :class:`~headrace.stages.specfields.SpecError` naming the field.
@@ -36,8 +37,6 @@ Warn = Callable[[str], None]
 # Top-level fields with no effect on outputs here (Kubernetes, scaling, caching, metadata).
 _IGNORED_TOP = {
     "metadata": "headrace keeps no labels or annotations",
-    "resource_requests": "headrace does not reserve CPU, memory or GPUs",
-    "resource_limits": "headrace does not limit CPU, memory or GPUs",
     "sidecar_resource_limits": "there is no sidecar",
     "sidecar_resource_requests": "there is no sidecar",
     "scheduling_spec": "there is no Kubernetes scheduling",
@@ -56,6 +55,10 @@ _IGNORED_TOP = {
     "reprocess": "use 'headrace stage update --reprocess' or 'job rerun'",
     "spec_commit": "specs are not versioned in a repo",
 }
+
+_RESOURCES_NOTE = (
+    "places datums on Ray (headrace daemon --ray); local worker processes reserve nothing"
+)
 
 # Top-level fields that change results and cannot be honoured.
 _REFUSED_TOP = {
@@ -119,8 +122,8 @@ def from_pachyderm(
     >>> spec["name"], spec["transform"]
     ('edges', {'cmd': ['python3', '/edges.py'], 'pfs': True})
     >>> notes
-    ['resource_requests: ignored, headrace does not reserve CPU, memory or GPUs']
-    """
+    ['resource_requests: places datums on Ray (headrace daemon --ray); local worker processes reserve nothing']
+    """  # noqa: E501
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key == "pipeline":
@@ -143,6 +146,9 @@ def from_pachyderm(
             out["egress"] = _egress(value)
         elif key == "reprocess_spec":
             out["reprocess"] = value
+        elif key in ("resource_requests", "resource_limits"):
+            out[key] = value
+            warn(f"{key}: {_RESOURCES_NOTE}")
         elif key in _IGNORED_TOP:
             warn(f"{key}: ignored, {_IGNORED_TOP[key]}")
         elif key in _REFUSED_TOP:

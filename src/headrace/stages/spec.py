@@ -51,6 +51,12 @@ from headrace.stages.egressspec import (
     sql_egress_to_dict,
 )
 from headrace.stages.pachspec import from_pachyderm, is_pachyderm_spec
+from headrace.stages.resourcespec import (
+    Resources,
+    check_requests_within_limits,
+    parse_resources,
+    resources_to_dict,
+)
 from headrace.stages.specfields import (
     SpecError,
     check_bool,
@@ -179,6 +185,9 @@ class Transform:
     environment: str | None = None
     image: str | None = None  # cmd only: run in this container image
     pfs: bool = False  # cmd only: the datum under /pfs/<input>, the output at /pfs/out
+    # python only: pip requirement lines for an environment built for the stage
+    # (headrace.stages.environments; a Ray runtime_env on Ray)
+    requirements: tuple[str, ...] = ()
 
     @property
     def kind(self) -> Literal["python", "pipeline", "cmd"]:
@@ -237,6 +246,9 @@ class StageSpec:
     salt: str = ""
     reprocess: Reprocess = "until_success"
     datum_batching: bool | None = None  # None: a worker serves many datums (python, pipeline)
+    # Pachyderm's ResourceSpec fields; placement on Ray (see headrace.stages.resourcespec).
+    resource_requests: Resources | None = None
+    resource_limits: Resources | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> StageSpec:
@@ -268,9 +280,13 @@ class StageSpec:
             "salt",
             "reprocess",
             "datum_batching",
+            "resource_requests",
+            "resource_limits",
         ):
             value = getattr(self, key)
-            if isinstance(value, SqlEgress):
+            if isinstance(value, Resources):
+                out[key] = resources_to_dict(value)
+            elif isinstance(value, SqlEgress):
                 out[key] = sql_egress_to_dict(value, include_defaults)
             elif include_defaults or value != _STAGE_DEFAULTS[key]:
                 out[key] = plain_number(value)
@@ -281,7 +297,7 @@ class StageSpec:
         """A stable hash (32 hex digits) of what decides outputs: input tree, transform, salt.
 
         Changing the description, parallelism, retries, timeouts, egress, output branch,
-        reprocess policy or batching leaves it unchanged; so does spelling a default out.
+        reprocess policy, batching or resources leaves it unchanged; so does spelling a default out.
         """
         payload = {
             "format": 1,
@@ -313,6 +329,8 @@ _STAGE_DEFAULTS: dict[str, Any] = {
     "salt": "",
     "reprocess": "until_success",
     "datum_batching": None,
+    "resource_requests": None,
+    "resource_limits": None,
 }
 
 
@@ -555,7 +573,17 @@ def _check_unique_names(root: Input) -> None:
 # ---------------------------------------------------------------------------------------------
 # Transform
 
-_TRANSFORM_FIELDS = ("python", "pipeline", "cmd", "stdin", "env", "environment", "image", "pfs")
+_TRANSFORM_FIELDS = (
+    "python",
+    "pipeline",
+    "cmd",
+    "stdin",
+    "env",
+    "environment",
+    "requirements",
+    "image",
+    "pfs",
+)
 _TRANSFORM_KINDS = ("python", "pipeline", "cmd")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENTRY_POINT = re.compile(rf"{_IDENT}(?:\.{_IDENT})*:{_IDENT}(?:\.{_IDENT})*")
@@ -608,7 +636,21 @@ def _parse_transform(data: object, path: str) -> Transform:
     if "image" in fields:
         image = check_string(fields["image"], field_path(path, "image"))
     pfs = check_bool(fields.get("pfs", False), field_path(path, "pfs"))
-    return Transform(python, pipeline, cmd, stdin, env, environment, image, pfs)
+    requirements: tuple[str, ...] = ()
+    if "requirements" in fields:
+        where = field_path(path, "requirements")
+        if kind != "python":
+            raise SpecError(
+                where,
+                f"only applies to a 'python' transform, not '{kind}' (a pipeline runs on "
+                "headrace's own interpreter; a cmd brings its own environment or image)",
+            )
+        if environment is not None:
+            raise SpecError(
+                where, "give either environment (an existing interpreter) or requirements"
+            )
+        requirements = _string_list(fields["requirements"], where, "pip requirement lines")
+    return Transform(python, pipeline, cmd, stdin, env, environment, image, pfs, requirements)
 
 
 def _string_list(value: object, path: str, what: str) -> tuple[str, ...]:
@@ -682,11 +724,19 @@ def _parse_stage(data: object) -> StageSpec:
             "a 'cmd' transform runs one process per datum; batching needs a python or "
             "pipeline transform",
         )
+    requests = limits = None
+    if "resource_requests" in fields:
+        requests = parse_resources(fields["resource_requests"], "resource_requests")
+    if "resource_limits" in fields:
+        limits = parse_resources(fields["resource_limits"], "resource_limits")
+    check_requests_within_limits(requests, limits)
     return StageSpec(
         name=name,
         input=root,
         transform=transform,
         description=description,
+        resource_requests=requests,
+        resource_limits=limits,
         parallelism=parallelism,
         datum_tries=datum_tries,
         datum_timeout=datum_timeout,
@@ -744,6 +794,8 @@ def _transform_to_dict(transform: Transform, include_defaults: bool) -> dict[str
             out["env"] = dict(transform.env)
     if transform.environment is not None:
         out["environment"] = transform.environment
+    if transform.requirements:
+        out["requirements"] = list(transform.requirements)
     if transform.image is not None:
         out["image"] = transform.image
     if transform.pfs:

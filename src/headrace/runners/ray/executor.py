@@ -12,6 +12,11 @@ of exactly the bundles it reads as top-level arguments, so Ray moves those bytes
 worker (across nodes if needed) and they never pass through the driver. Side inputs are the
 bundles of the tasks that collected them: stored once, passed by reference.
 
+Ray reuses its worker processes, so tasks ask ``run_stage_task`` to keep set-up DoFn instances
+in the process (``TaskContext.reuse_dofns``, :mod:`headrace.runners.dofncache`): a DoFn's
+``setup`` runs once per worker process and run, not once per task, and ``teardown`` when the
+worker process exits.
+
 Only sinks read blobs on the driver: the records a sink's ``Finalize`` commits (file names of
 temporary shards, small by design) are fetched after the whole run succeeded.
 
@@ -227,6 +232,7 @@ class RayExecutor:
 
     name = "ray"
     shares_memory = False
+    concurrent_stages = True  # the coordinator starts every stage whose inputs are complete
 
     def __init__(
         self, spill: ObjectStoreSpill, parallelism: int, max_in_flight: int | None = None
@@ -235,6 +241,7 @@ class RayExecutor:
         self.parallelism = parallelism
         self.max_in_flight = max_in_flight or 2 * parallelism
         self._plan_ref: Any = None
+        self._run_id = ""
         self._remote: Any = None
         self._queue: deque[tuple[_RayFuture, tuple[Any, ...]]] = deque()
         self._running: list[_RayFuture] = []
@@ -243,6 +250,7 @@ class RayExecutor:
         import ray
 
         self._plan_ref = ray.put(plan)  # once per run; every task gets the reference
+        self._run_id = uuid.uuid4().hex  # DoFn instances are reused per worker within a run
         self._remote = ray.remote(execute_task)
 
     def submit(self, stage: Stage, task: TaskInput, ctx: TaskContext) -> TaskFuture:
@@ -251,7 +259,14 @@ class RayExecutor:
         for key in _input_keys(task, ctx):
             ref = self.spill.refs[key]
             bundles[ref.hex()] = ref
-        shipped = replace(ctx, spill=_Unset(), cancelled=None, on_chunk=None)
+        shipped = replace(
+            ctx,
+            spill=_Unset(),
+            cancelled=None,
+            on_chunk=None,
+            reuse_dofns=True,
+            run_id=self._run_id,
+        )
         args = (self._plan_ref, stage.id, task, shipped, ctx.num_partitions, *bundles.values())
         future = _RayFuture(self, [r.key for r in task.runs if isinstance(r, FileRun)])
         self._queue.append((future, args))

@@ -22,8 +22,15 @@ from headrace.graph.nodes import PipelineGraph
 from headrace.plan.stages import build_plan
 from headrace.runners.direct.runner import DirectPipelineResult, DirectSettings
 from headrace.runners.ray.executor import ObjectStoreSpill, RayExecutor
+from headrace.runners.ray.shared import reaches_every_node
 
-__all__ = ["RayPipelineResult", "RayRunner", "UnsupportedOnRay", "ray_missing_message"]
+__all__ = [
+    "RayPipelineResult",
+    "RayRunner",
+    "UnsupportedOnRay",
+    "partitions_for",
+    "ray_missing_message",
+]
 
 # Attributes of sources and sinks that name files (checked for local paths on a multi-node
 # cluster).
@@ -84,9 +91,54 @@ def _local_paths(graph: PipelineGraph) -> list[str]:
         for candidate in (obj, *getattr(obj, "__dict__", {}).values()):
             for attr in _PATH_ATTRS:
                 value = getattr(candidate, attr, None)
-                if isinstance(value, str) and ("://" not in value or value.startswith("file://")):
+                if isinstance(value, str) and not reaches_every_node(value):
                     found.append(f"{t.label!r}: {value}")
     return sorted(set(found))
+
+
+# Bytes of input per partition the default partition count aims at, and its ceiling per CPU.
+PARTITION_BYTES = 64 << 20
+MAX_PARTITIONS_PER_CPU = 4
+
+
+def partitions_for(cpus: int, input_bytes: int | None) -> int:
+    """The partition count (shuffle partitions and source splits) of a run.
+
+    At least one per CPU of the cluster, so every CPU has a task; more when the input is large,
+    one per :data:`PARTITION_BYTES` of it, so a task's share stays well inside its memory
+    budget and a slow task holds back less; at most :data:`MAX_PARTITIONS_PER_CPU` per CPU, so
+    tasks stay far above Ray's per-task overhead. ``--ray_partitions`` overrides it.
+
+    >>> partitions_for(2, None), partitions_for(2, 100 << 20), partitions_for(2, 300 << 20)
+    (2, 2, 5)
+    >>> partitions_for(2, 10 << 30), partitions_for(16, 1 << 30)
+    (8, 16)
+    """
+    cpus = max(1, cpus)
+    if not input_bytes:
+        return cpus
+    wanted = -(-input_bytes // PARTITION_BYTES)
+    return max(cpus, min(wanted, MAX_PARTITIONS_PER_CPU * cpus))
+
+
+def input_bytes(graph: PipelineGraph) -> int | None:
+    """The summed ``estimate_size()`` of the pipeline's bounded sources (None: none known)."""
+    total = None
+    for t in graph.transforms.values():
+        if t.kind != "Read" or t.payload is None:
+            continue
+        try:
+            size = t.payload.load().estimate_size()
+        except Exception:
+            continue
+        if isinstance(size, int) and size > 0:
+            total = (total or 0) + size
+    return total
+
+
+def choose_partitions(cpus: int, graph: PipelineGraph) -> int:
+    """:func:`partitions_for` the cluster's CPUs and the pipeline's input size."""
+    return partitions_for(cpus, input_bytes(graph))
 
 
 class RayPipelineResult(DirectPipelineResult):
@@ -106,7 +158,8 @@ class RayRunner:
     """Runs batch pipelines on Ray (``--runner=RayRunner``); see the module docstring.
 
     Options: ``--ray_address`` (or ``RAY_ADDRESS``), ``--ray_num_cpus`` for a local Ray,
-    ``--ray_partitions`` (default: the cluster's CPUs), ``--ray_max_in_flight``; the direct
+    ``--ray_partitions`` (default: from the cluster's CPUs and the input size,
+    :func:`partitions_for`), ``--ray_max_in_flight``; the direct
     runner's ``--direct_memory_budget_mb`` and ``--direct_bundle_size`` apply per task.
     """
 
@@ -135,10 +188,11 @@ class RayRunner:
                         f"({', '.join(machines)}), but these sources/sinks use "
                         "paths local to one machine (each node would read or write its own "
                         "disk); use an fsspec URL every node reaches (s3://, gs://, ...) or "
-                        "ReadFromRepo/WriteToRepo:\n  - " + "\n  - ".join(local)
+                        "ReadFromRepo/WriteToRepo, or declare a folder mounted on every node "
+                        "in HEADRACE_SHARED_FOLDERS:\n  - " + "\n  - ".join(local)
                     )
             cpus = int(ray.cluster_resources().get("CPU", 1))
-            partitions = int(values.get("ray_partitions") or max(1, cpus))
+            partitions = int(values.get("ray_partitions") or choose_partitions(cpus, graph))
             spill = ObjectStoreSpill()
             executor = RayExecutor(spill, partitions, values.get("ray_max_in_flight"))
             result = RayPipelineResult(build_plan(graph), settings, executor=executor, spill=spill)
@@ -159,7 +213,10 @@ def _connect(ray: Any, values: dict[str, Any]) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
         return True
+    # address="local": a new Ray of our own. Without it, ray.init() joins the cluster that the
+    # last `ray start` on this machine recorded (/tmp/ray/ray_current_cluster), someone else's.
     ray.init(
+        address="local",
         num_cpus=int(values.get("ray_num_cpus") or 2),
         include_dashboard=False,
         log_to_driver=False,
