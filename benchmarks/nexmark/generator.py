@@ -36,7 +36,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .model import Auction, Bid, Person
+from nexmark.model import Auction, Bid, Person
 
 __all__ = ["GeneratorConfig", "event_time_ms", "generate"]
 
@@ -200,7 +200,9 @@ def _bid(n: int, t: int, d: _Draws) -> Bid:
     )
 
 
-def generate(count: int, config: GeneratorConfig = GeneratorConfig()) -> list[Person | Auction | Bid]:
+def generate(
+    count: int, config: GeneratorConfig = GeneratorConfig()
+) -> list[Person | Auction | Bid]:
     """The first ``count`` events of the stream ``config`` describes, in event-time order."""
     d = _Draws(config.seed)
     out: list[Person | Auction | Bid] = []

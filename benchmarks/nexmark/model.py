@@ -28,7 +28,16 @@ __all__ = ["Auction", "AuctionBid", "Bid", "Person", "canonical", "to_plain"]
 class Person:
     """Someone who opens auctions or bids."""
 
-    __slots__ = ("city", "credit_card", "date_time", "email_address", "extra", "id", "name", "state")
+    __slots__ = (
+        "city",
+        "credit_card",
+        "date_time",
+        "email_address",
+        "extra",
+        "id",
+        "name",
+        "state",
+    )
 
     def __init__(
         self,

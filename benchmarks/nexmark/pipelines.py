@@ -23,9 +23,8 @@ from typing import Any
 
 import headrace.beam as beam
 from headrace.beam.testing.test_stream import TestStream
-
-from .model import canonical
-from .queries import DEFAULT_PARAMS, QUERIES, millis_to_timestamp, timestamped
+from nexmark.model import canonical
+from nexmark.queries import DEFAULT_PARAMS, QUERIES, millis_to_timestamp, timestamped
 
 __all__ = ["MODES", "build", "make_test_stream", "read_results"]
 
@@ -78,11 +77,7 @@ def build(
     else:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     results = QUERIES[query](source, params or DEFAULT_PARAMS)
-    (
-        results
-        | "Canonical" >> beam.Map(canonical)
-        | "Write" >> beam.ParDo(WriteLinesFn(out_prefix))
-    )
+    (results | "Canonical" >> beam.Map(canonical) | "Write" >> beam.ParDo(WriteLinesFn(out_prefix)))
 
 
 def read_results(out_prefix: str) -> list[str]:

@@ -46,8 +46,7 @@ from typing import Any
 import headrace.beam as beam
 from headrace.beam.transforms import trigger, userstate, window
 from headrace.beam.utils.timestamp import Duration, Timestamp
-
-from .model import Auction, AuctionBid, Bid, Person
+from nexmark.model import Auction, AuctionBid, Bid, Person
 
 __all__ = ["DEFAULT_PARAMS", "QUERIES", "millis_to_timestamp", "timestamped"]
 
@@ -143,9 +142,9 @@ class JoinPersonAuctionStateFn(beam.DoFn):
     def process(  # type: ignore[no-untyped-def]
         self,
         element,
-        auctions=beam.DoFn.StateParam(auctions_spec),
-        person_state=beam.DoFn.StateParam(person_spec),
-        expiry=beam.DoFn.TimerParam(expiry_spec),
+        auctions=beam.DoFn.StateParam(auctions_spec),  # noqa: B008 - Beam's idiom
+        person_state=beam.DoFn.StateParam(person_spec),  # noqa: B008 - Beam's idiom
+        expiry=beam.DoFn.TimerParam(expiry_spec),  # noqa: B008 - Beam's idiom
     ):
         _, group = element
         known = person_state.read()
@@ -168,7 +167,7 @@ class JoinPersonAuctionStateFn(beam.DoFn):
             auctions.add(auction)
 
     @userstate.on_timer(expiry_spec)
-    def expire(self, person_state=beam.DoFn.StateParam(person_spec)):  # type: ignore[no-untyped-def]
+    def expire(self, person_state=beam.DoFn.StateParam(person_spec)):  # type: ignore[no-untyped-def]  # noqa: B008
         person_state.clear()
 
 
@@ -458,9 +457,7 @@ def q7(events, params):  # type: ignore[no-untyped-def]
         | "q7_price" >> beam.Map(lambda b: b.price)
         | "q7_max" >> beam.CombineGlobally(max).without_defaults()
     )
-    return bids | "q7_select" >> beam.ParDo(
-        SelectMaxBidFn(), beam.pvalue.AsSingleton(max_prices)
-    )
+    return bids | "q7_select" >> beam.ParDo(SelectMaxBidFn(), beam.pvalue.AsSingleton(max_prices))
 
 
 # -- q8: monitor new users ---------------------------------------------------------------------

@@ -101,7 +101,7 @@ def run_headrace(
         try:
             with beam.Pipeline() as p:
                 build(p, events, result.query, result.mode, prefix)
-        except Exception as e:  # noqa: BLE001 - shown in the table; the other queries run on
+        except Exception as e:
             result.error = f"{type(e).__name__}: {e}".splitlines()[0][:200]
             log(f"  headrace q{result.query} {result.mode}: FAILED {result.error}")
             return []
