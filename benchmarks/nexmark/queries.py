@@ -31,9 +31,9 @@ Python:
 >>> from headrace.beam.testing.util import assert_that, equal_to
 >>> from nexmark.model import Bid
 >>> with beam.Pipeline() as p:
-...     bids = p | beam.Create([Bid(1000, 1001, 100, 0), Bid(1123, 1002, 200, 10)])
+...     bids = p | beam.Create([Bid(1000, 1001, 100, 0), Bid(1107, 1002, 200, 10)])
 ...     out = q2(bids, DEFAULT_PARAMS)
-...     assert_that(out, equal_to([{"auction_id": 1123, "price": 200}]))
+...     assert_that(out, equal_to([{"auction_id": 1107, "price": 200}]))
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ DEFAULT_PARAMS: dict[str, int] = {
     "max_log_events": 100_000,
     "occasional_delay_sec": 3,
     "max_auction_waiting_time": 600,
+    "num_events_in_pane": 30,  # q3's trigger count, hard-coded in Beam's query3.py
 }
 USD_TO_EURO = 0.89
 AUCTION_TAG, BID_TAG, PERSON_TAG = "auctions", "bids", "person"
@@ -175,7 +176,7 @@ def q3(events, params):  # type: ignore[no-untyped-def]
     """Local item suggestion: sellers in OR, ID or CA of auctions in category 10."""
     windowed = events | "q3_window" >> beam.WindowInto(
         window.GlobalWindows(),
-        trigger=trigger.Repeatedly(trigger.AfterCount(30)),
+        trigger=trigger.Repeatedly(trigger.AfterCount(params["num_events_in_pane"])),
         accumulation_mode=trigger.AccumulationMode.DISCARDING,
     )
     auctions = (

@@ -44,6 +44,7 @@ class Result:
     beam_cpu: list[float] = field(default_factory=list)
     error: str = ""
     beam_error: str = ""
+    beam_runner: str = ""
     check: str = ""  # "ok", "DIFF: ...", or why it was not checked
     outputs: int = 0
 
@@ -139,7 +140,7 @@ def _rate(x: float | None) -> str:
 
 def format_results(results: list[Result]) -> str:
     header = ["query", "mode", "events", "headrace ev/s", "per core", "beam ev/s",
-              "beam per core", "ratio", "output"]  # fmt: skip
+              "beam per core", "ratio", "beam runner", "output"]  # fmt: skip
     lines = [header]
     for r in results:
         rate, beam_rate = r.rate(), r.beam_rate()
@@ -147,8 +148,9 @@ def format_results(results: list[Result]) -> str:
         lines.append([
             f"q{r.query}", r.mode, f"{r.events:,}",
             _rate(rate) if not r.error else "FAILED", _rate(r.rate_cpu()),
-            _rate(beam_rate) if not r.beam_error else "FAILED", _rate(r.beam_rate_cpu()),
-            ratio, r.check,
+            _rate(beam_rate) if beam_rate or not r.beam_error else "FAILED",
+            _rate(r.beam_rate_cpu()),
+            ratio, r.beam_runner, r.check,
         ])  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
@@ -211,19 +213,27 @@ def run_nexmark(
         for result in results:
             name = f"q{result.query}-{result.mode}"
             run = report["runs"].get(name, {"error": "not run"})
+            result.beam_runner = {"FnApiRunner": "fnapi", "BundleBasedDirectRunner": "direct"}.get(
+                run.get("runner", ""), "?"
+            )
+            result.beam_seconds, result.beam_cpu = run.get("seconds", []), run.get("cpu", [])
             if "error" in run:
                 result.beam_error = run["error"]
-                result.check = "beam failed"
-                continue
-            result.beam_seconds, result.beam_cpu = run["seconds"], run["cpu"]
+                facts[f"beam {name}"] = run["error"]
             if result.error:
                 result.check = "headrace failed"
                 continue
-            beam_lines = read_results(str(tmp / "beam" / name / f"run{repeat - 1}" / "result"))
+            if result.beam_error and not run.get("timed_out"):
+                result.check = "beam failed"
+                continue
+            last = len(result.beam_seconds) if result.beam_error else repeat - 1
+            beam_lines = read_results(str(tmp / "beam" / name / f"run{last}" / "result"))
             mine = comparable(result.query, expected[(result.query, result.mode)])
             theirs = comparable(result.query, beam_lines)
             if mine == theirs:
                 result.check = f"ok ({len(theirs)})"
+                if result.beam_error:
+                    result.check += ", beam timed out after writing"
             else:
                 a, b = Counter(mine), Counter(theirs)
                 result.check = (
