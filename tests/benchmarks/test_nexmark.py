@@ -21,7 +21,7 @@ import headrace.beam as beam
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from nexmark import generator, model, pipelines, queries  # noqa: E402
+from nexmark import generator, pipelines, queries  # noqa: E402
 from nexmark.model import Auction, AuctionBid, Bid, Person, canonical  # noqa: E402
 
 N_EVENTS = 3000  # 30 s of event time: three 10 s windows, several sessions and auctions
@@ -49,7 +49,7 @@ def _fixed(t_us: int) -> int:
 
 def _sliding(t_us: int) -> list[int]:
     last = t_us - t_us % PERIOD_US
-    return [s for s in range(last, t_us - WINDOW_US, -PERIOD_US)]
+    return list(range(last, t_us - WINDOW_US, -PERIOD_US))
 
 
 # -- references --------------------------------------------------------------------------------
@@ -76,9 +76,7 @@ def ref_q2(events):
 
 def ref_q3(events):
     # 30 s of events: far less than max_auction_waiting_time, so no person expires.
-    persons = {
-        e.id: e for e in events if isinstance(e, Person) and e.state in ("OR", "ID", "CA")
-    }
+    persons = {e.id: e for e in events if isinstance(e, Person) and e.state in ("OR", "ID", "CA")}
     return [
         canonical({"name": p.name, "city": p.city, "state": p.state, "auction_id": a.id})
         for a in events
