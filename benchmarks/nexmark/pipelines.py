@@ -7,7 +7,7 @@ Beam unchanged. Two ways to feed the events, both as users write them:
   element timestamp, as Beam's launcher does after parsing its input);
 - **streaming**: a ``TestStream`` of the timestamped events in steps of ``step`` events, each
   followed by a watermark advance to the next step's first event time and a processing-time
-  advance of the event time the step spans; then the watermark goes to infinity.
+  advance of the event time a step spans; then the watermark goes to infinity.
 
 The query's results are written as canonical JSON lines (``model.canonical``) by
 :class:`WriteLinesFn`, one file per bundle under ``out_prefix`` (``WriteToText`` refuses
@@ -54,15 +54,20 @@ class WriteLinesFn(beam.DoFn):
 
 
 def make_test_stream(events: list[Any], step: int = STEP_EVENTS) -> Any:
-    """The events as a TestStream: ``step`` at a time, each step followed by time advances."""
+    """The events as a TestStream: ``step`` at a time, each step followed by time advances.
+
+    After the last step processing time advances once more (by as much as after the others),
+    so that processing-time panes still open fire; only then does the watermark go to
+    infinity.
+    """
     stream = TestStream()
+    span_ms = (events[1].date_time - events[0].date_time) * step if len(events) > 1 else 0
     for lo in range(0, len(events), step):
         chunk = events[lo : lo + step]
         stream.add_elements([timestamped(e) for e in chunk])
         if lo + step < len(events):
-            nxt = events[lo + step].date_time
-            stream.advance_watermark_to(millis_to_timestamp(nxt))
-            stream.advance_processing_time((nxt - chunk[0].date_time) / 1000)
+            stream.advance_watermark_to(millis_to_timestamp(events[lo + step].date_time))
+        stream.advance_processing_time(span_ms / 1000)
     return stream.advance_watermark_to_infinity()
 
 
