@@ -5,7 +5,7 @@ Generates the events once (deterministic, see generator.py), runs every query (0
 the same queries on the same events on Apache Beam in its own interpreter (``beam_side.py``,
 benchmarks/.beam-venv from setup_beam.sh), and prints one table: events/s of each, events per
 CPU second ("per core"), the ratio, and whether the outputs are equal (sorted multisets of
-canonical JSON lines; for q10 and q12 only what is deterministic, see :func:`comparable`).
+canonical JSON lines, whole; see :func:`comparable` for why q10 and q12 can be compared whole).
 """
 
 from __future__ import annotations
