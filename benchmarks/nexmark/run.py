@@ -219,7 +219,10 @@ def run_nexmark(
             for result in results:
                 result.check = "no beam"
             return results, facts
-        facts["beam"] = f"apache-beam {report['version']}, FnApiRunner"
+        facts["beam"] = (
+            f"apache-beam {report['version']} (FnApiRunner; BundleBasedDirectRunner for "
+            "streaming and where the FnApiRunner fails)"
+        )
         for result in results:
             name = f"q{result.query}-{result.mode}"
             run = report["runs"].get(name, {"error": "not run"})
