@@ -297,3 +297,27 @@ def test_doctests(name):
     module = importlib.import_module(f"nexmark.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_explain_diff_names_an_is_last_only_difference():
+    from nexmark.run import explain_diff
+
+    mine = [canonical({"category": 10, "price": 2.5, "is_last": True})]
+    theirs = [canonical({"category": 10, "price": 2.5, "is_last": False})]
+    assert explain_diff(mine, theirs) == "DIFF in pane is_last only"
+    other = [canonical({"category": 11, "price": 2.5, "is_last": True})]
+    assert explain_diff(mine, other).startswith("DIFF (1 vs beam 1: 1 only headrace")
+
+
+def test_run_without_beam_times_headrace_and_says_nothing_was_compared():
+    from nexmark.run import format_results, run_nexmark
+
+    results, facts = run_nexmark(500, 1, None, lambda _: None, queries=[2, 7], modes=["batch"])
+    assert [(r.query, r.mode, r.check) for r in results] == [
+        (2, "batch", "no beam"),
+        (7, "batch", "no beam"),
+    ]
+    assert all(r.rate() and not r.error and len(r.seconds) == 1 for r in results)
+    assert facts["events"] == 500 and "not run" in facts["beam"]
+    table = format_results(results)
+    assert "q7" in table and "no beam" in table
