@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--streaming-runner", choices=["fnapi", "direct"], default="direct")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per run")
+    parser.add_argument("--params", default="{}", help="JSON: query parameters to override")
     args = parser.parse_args()
     logging.getLogger().setLevel(logging.ERROR)
     alias_headrace_beam()
@@ -92,6 +93,9 @@ def main() -> None:
 
     from nexmark.generator import GeneratorConfig, generate
     from nexmark.pipelines import build
+    from nexmark.queries import DEFAULT_PARAMS
+
+    params = {**DEFAULT_PARAMS, **json.loads(args.params)}
 
     events = generate(args.events, GeneratorConfig(seed=args.seed))
     report: dict[str, Any] = {"version": apache_beam.__version__, "runs": {}}
@@ -103,7 +107,7 @@ def main() -> None:
         options = PipelineOptions([*flags, "--streaming"] if streaming else flags)
         t0, c0 = time.perf_counter(), cpu_seconds()
         with apache_beam.Pipeline(runner=runner, options=options) as p:
-            build(p, events, q, mode, out)
+            build(p, events, q, mode, out, params)
         return time.perf_counter() - t0, cpu_seconds() - c0
 
     for q in (int(x) for x in args.queries.split(",")):

@@ -99,7 +99,12 @@ def cpu_seconds() -> float:
 
 
 def run_headrace(
-    events: list[Any], result: Result, out_dir: Path, repeat: int, log: Any
+    events: list[Any],
+    result: Result,
+    out_dir: Path,
+    repeat: int,
+    log: Any,
+    params: dict[str, int] | None = None,
 ) -> list[str]:
     """Time ``repeat`` runs of one query on headrace; return the sorted output lines."""
     import headrace.beam as beam
@@ -111,7 +116,7 @@ def run_headrace(
         t0, c0 = time.perf_counter(), cpu_seconds()
         try:
             with beam.Pipeline() as p:
-                build(p, events, result.query, result.mode, prefix)
+                build(p, events, result.query, result.mode, prefix, params)
         except Exception as e:
             result.error = f"{type(e).__name__}: {e}".splitlines()[0][:200]
             log(f"  headrace q{result.query} {result.mode}: FAILED {result.error}")
@@ -125,13 +130,14 @@ def run_headrace(
 
 def run_beam(
     beam_python: str, n: int, seed: int, queries: list[int], modes: list[str], repeat: int,
-    out_dir: Path, log: Any,
+    out_dir: Path, log: Any, overrides: dict[str, int] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run beam_side.py in Beam's interpreter; its JSON report."""
     cmd = [
         beam_python, str(HERE / "beam_side.py"), "--events", str(n), "--seed", str(seed),
         "--queries", ",".join(map(str, queries)), "--modes", ",".join(modes),
         "--repeat", str(repeat), "--output-dir", str(out_dir),
+        "--params", json.dumps(overrides or {}),
     ]  # fmt: skip
     log(f"  beam: {' '.join(cmd[1:])}")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -181,10 +187,16 @@ def run_nexmark(
     queries: list[int] | None = None,
     modes: list[str] | None = None,
     seed: int = 16,
+    overrides: dict[str, int] | None = None,
 ) -> tuple[list[Result], dict[str, Any]]:
-    """Run the suite; the results (one per query and mode) and facts about the run."""
+    """Run the suite; the results (one per query and mode) and facts about the run.
+
+    ``overrides`` replaces some of the queries' parameters (``queries.DEFAULT_PARAMS``) on
+    both runners, e.g. ``{"num_events_in_pane": 1}`` to let q3's join fire.
+    """
     from nexmark.generator import GeneratorConfig, generate
     from nexmark.pipelines import MODES, read_results
+    from nexmark.queries import DEFAULT_PARAMS
 
     queries = list(queries if queries is not None else ALL_QUERIES)
     modes = list(modes or MODES)
@@ -203,7 +215,8 @@ def run_nexmark(
         for q in queries:
             for mode in modes:
                 result = Result(q, mode, n)
-                lines = run_headrace(events, result, tmp / "headrace", repeat, log)
+                params = {**DEFAULT_PARAMS, **(overrides or {})}
+                lines = run_headrace(events, result, tmp / "headrace", repeat, log, params)
                 result.outputs = len(lines)
                 expected[(q, mode)] = lines
                 results.append(result)
@@ -213,7 +226,9 @@ def run_nexmark(
                 result.check = "no beam"
             return results, facts
         try:
-            report = run_beam(beam_python, n, seed, queries, modes, repeat, tmp / "beam", log)
+            report = run_beam(
+                beam_python, n, seed, queries, modes, repeat, tmp / "beam", log, overrides
+            )
         except (RuntimeError, ValueError) as e:
             facts["beam"] = f"failed: {e}"
             for result in results:
@@ -266,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         help="interpreter that can import apache_beam (default: benchmarks/.beam-venv)",
     )
     parser.add_argument("--no-beam", action="store_true")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="override a query parameter on both runners (queries.DEFAULT_PARAMS)",
+    )
     args = parser.parse_args(argv)
     n = args.events or (QUICK_EVENTS if args.quick else FULL_EVENTS)
     queries = [int(q) for q in args.queries.split(",")] if args.queries else None
@@ -277,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
 
     load = [round(x, 2) for x in os.getloadavg()]
     log(f"nexmark: {n:,} events, {os.cpu_count()} CPUs, load {load}")
-    results, facts = run_nexmark(n, args.repeat, beam_python, log, queries, modes)
+    overrides = {k: int(v) for k, v in (p.split("=", 1) for p in args.param)}
+    results, facts = run_nexmark(
+        n, args.repeat, beam_python, log, queries, modes, overrides=overrides
+    )
+    if overrides:
+        facts["params"] = overrides
     print(format_results(results))
     print(", ".join(f"{k}={v}" for k, v in facts.items()))
     print(
