@@ -20,7 +20,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-NAMES = ("wordcount", "grouping", "spill", "streaming", "eventtime", "startup")
+NAMES = ("wordcount", "grouping", "spill", "streaming", "eventtime", "startup", "nexmark")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Sizes:
     streaming_events: int = 1_000_000
     streaming_keys: int = 1_000
     eventtime_events: int = 300_000
+    nexmark_events: int = 20_000
 
 
 FULL = Sizes(10.0, 5_000_000, 100_000, 2_000_000, 50_000, 50, 64)
@@ -50,6 +51,7 @@ QUICK = Sizes(
     16,
     streaming_events=200_000,
     eventtime_events=100_000,
+    nexmark_events=2_000,
 )
 
 
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows: list[Row] = []
     facts: dict[str, Any] = {}
+    nexmark: list[Any] = []
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="headrace-bench-") as tmp_name:
@@ -193,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
                 c_dir.mkdir()
                 rows.extend(run_cli_startup(c_dir, args.repeat, log))
                 facts["startup"] = {"unit": "CPU seconds of the started process"}
+            if "nexmark" in selected:
+                from nexmark.run import run_nexmark
+
+                n = sizes.nexmark_events
+                log(f"nexmark: {n:,} events, queries 0-12, batch and streaming, headrace and Beam")
+                nexmark, facts["nexmark"] = run_nexmark(n, 1, beam_python, log)
     except BenchmarkError as e:
         log(f"\nBENCHMARK FAILED: {e}")
         return 1
@@ -210,6 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, fact in facts.items():
         print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in fact.items()))
     print("goals are judged on x best (the least disturbed run of each case)")
+    if nexmark:
+        from nexmark.run import format_results
+
+        print()
+        print("Nexmark (events/s; per core = events per CPU second; ratio = headrace / Beam):")
+        print(format_results(nexmark))
+        differ = [
+            f"q{r.query} {r.mode}: {r.check}" for r in nexmark if not r.check.startswith("ok")
+        ]
+        if differ:
+            print("nexmark outputs not equal to Beam's: " + "; ".join(differ))
     missed = [r for r in rows if r.goal_met is False]
     if missed:
         print("goals missed: " + "; ".join(f"{r.benchmark} / {r.case} {r.goal}" for r in missed))
@@ -230,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": asdict(sizes),
         "facts": facts,
         "rows": [r.to_json() for r in rows],
+        "nexmark": [asdict(r) for r in nexmark],
     }
     out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(f"written to {out}")

@@ -100,6 +100,24 @@ def test_windowed_values_pickle():
     assert cloudpickle.loads(cloudpickle.dumps(wv)) == wv
 
 
+class _TaggedWindow(IntervalWindow):
+    """A user's window with a field of its own (Nexmark's WinningBids has one like it)."""
+
+    def __init__(self, start, end, tag):
+        super().__init__(start, end)
+        self.tag = tag
+
+
+def test_interval_window_subclass_keeps_its_class_and_fields_when_pickled():
+    w = _TaggedWindow(0, 4, "auction 7")
+    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
+        back = loads(dumps(w))
+        assert type(back) is _TaggedWindow
+        assert (back.tag, back.start, back.end) == ("auction 7", Timestamp(0), Timestamp(4))
+    plain = pickle.loads(pickle.dumps(IntervalWindow(0, 4)))
+    assert type(plain) is IntervalWindow and plain == IntervalWindow(0, 4)
+
+
 class _EmitInFinishBundle(beam.DoFn):
     """Buffers elements and emits them from ``finish_bundle`` as Beam's WindowedValue."""
 

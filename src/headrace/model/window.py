@@ -177,7 +177,21 @@ class IntervalWindow(BoundedWindow):
         return f"[{self._start / 1_000_000}, {self._end / 1_000_000})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (IntervalWindow.from_us, (self._start, self._end))
+        if type(self) is IntervalWindow:
+            return (IntervalWindow.from_us, (self._start, self._end))
+        # A subclass (a user's window with more fields, as Nexmark's WinningBids has) keeps its
+        # class and its attributes.
+        state = getattr(self, "__dict__", None)
+        return (_rebuild_interval_window, (type(self), self._start, self._end, state))
+
+
+def _rebuild_interval_window(
+    cls: type[IntervalWindow], start_us: int, end_us: int, state: dict[str, Any] | None
+) -> IntervalWindow:
+    w = cls.from_us(start_us, end_us)
+    if state:
+        w.__dict__.update(state)
+    return w
 
 
 def _secs(us: int) -> str:
