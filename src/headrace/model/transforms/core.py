@@ -437,7 +437,6 @@ class CombinePerKey(PTransform):
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         self.fn = CombineFn.maybe_from_callable(fn)
-        _no_side_inputs(args, kwargs, "CombinePerKey")
         self.args = args
         self.kwargs = kwargs
 
@@ -456,22 +455,90 @@ class CombinePerKey(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
+        a, kw = self.args, self.kwargs
+        if _has_side_inputs(a, kw):
+            # Side inputs are per window and known only while elements run, so the planner's
+            # lifted combine (which holds the CombineFn's arguments fixed) cannot take them:
+            # pre-combine in a ParDo that reads them, group the accumulators, merge and extract
+            # in a second ParDo reading them too. Every CombineFn method sees the side values.
+            return (
+                pcoll
+                | "PartialCombine" >> ParDo(_PartialCombineDoFn(self.fn), *a, **kw)
+                | "GroupByKey" >> GroupByKey()
+                | "FinishCombine" >> ParDo(_FinishCombineDoFn(self.fn), *a, **kw)
+            )
         self._graph_composite: tuple[str, Any, dict[str, Any]] = (
             "CombinePerKey",
-            (self.fn, self.args, self.kwargs),
+            (self.fn, a, kw),
             {},
         )
         grouped = pcoll | "GroupByKey" >> GroupByKey()
-        return grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)
+        return grouped | "Combine" >> CombineValues(self.fn, *a, **kw)
 
 
-def _no_side_inputs(args: Sequence[Any], kwargs: dict[str, Any], name: str) -> None:
-    for a in [*args, *kwargs.values()]:
-        if isinstance(a, (AsSideInput, PCollection)):
-            raise NotImplementedError(
-                f"{name} does not take side inputs yet; compute with a ParDo that reads the side "
-                "input instead"
-            )
+def _has_side_inputs(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    return any(isinstance(v, AsSideInput) for v in (*args, *kwargs.values()))
+
+
+class _PartialCombineDoFn(DoFn):
+    """Each ``(key, value)`` into ``(key, accumulator)`` with the side values of its window.
+
+    Like Beam's ``LiftedCombinePerKey`` (apache_beam/transforms/combiners.py), ``setup`` and
+    ``teardown`` get no arguments: side values exist only per window, while elements run.
+    """
+
+    def __init__(self, fn: CombineFn) -> None:
+        self.combine_fn = fn
+
+    def setup(self) -> None:
+        self.combine_fn.setup()
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        key, value = element
+        fn = self.combine_fn
+        acc = fn.add_input(fn.create_accumulator(*args, **kwargs), value, *args, **kwargs)
+        return ((key, fn.compact(acc, *args, **kwargs)),)
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown()
+
+
+class _FinishCombineDoFn(DoFn):
+    """``(key, [accumulators])`` into ``(key, output)``, with the side values of the window."""
+
+    def __init__(self, fn: CombineFn) -> None:
+        self.combine_fn = fn
+
+    def setup(self) -> None:
+        self.combine_fn.setup()
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        key, accumulators = element
+        fn = self.combine_fn
+        merged = fn.merge_accumulators(accumulators, *args, **kwargs)
+        return ((key, fn.extract_output(merged, *args, **kwargs)),)
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown()
+
+
+class _SideInputCombineValuesDoFn(DoFn):
+    """CombineValues whose arguments include side inputs: the ParDo passes their values."""
+
+    def __init__(self, fn: CombineFn) -> None:
+        self.combine_fn = fn
+
+    def setup(self) -> None:
+        self.combine_fn.setup()
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        key, values = element
+        fn = self.combine_fn
+        acc = fn.add_inputs(fn.create_accumulator(*args, **kwargs), values, *args, **kwargs)
+        return ((key, fn.extract_output(acc, *args, **kwargs)),)
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown()
 
 
 class _CombineValuesDoFn(DoFn):
@@ -506,7 +573,6 @@ class CombineValues(PTransform):
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         self.fn = CombineFn.maybe_from_callable(fn)
-        _no_side_inputs(args, kwargs, "CombineValues")
         self.args = args
         self.kwargs = kwargs
 
@@ -514,22 +580,33 @@ class CombineValues(PTransform):
         return f"CombineValues({self.fn.default_label()})"
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        if _has_side_inputs(self.args, self.kwargs):
+            return pcoll | ParDo(_SideInputCombineValuesDoFn(self.fn), *self.args, **self.kwargs)
         return pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))
 
 
 class _InjectDefault(DoFn):
+    """The combined value, or the CombineFn's result for no input.
+
+    With side inputs the ParDo passes the CombineFn's arguments (their values) after
+    ``combined``; ``setup``/``teardown`` then get none, as in the lifted combine.
+    """
+
     def __init__(self, fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
-    def process(self, unused: Any, combined: list[Any]) -> Iterable[Any]:
+    def process(
+        self, unused: Any, combined: list[Any], *side_args: Any, **side_kwargs: Any
+    ) -> Iterable[Any]:
         if combined:
             return combined
         fn, a, kw = self.fn, self.args, self.kwargs
         fn.setup(*a, **kw)
         try:
+            a, kw = (side_args, side_kwargs) if side_args or side_kwargs else (a, kw)
             return [fn.extract_output(fn.create_accumulator(*a, **kw), *a, **kw)]
         finally:
-            fn.teardown(*a, **kw)
+            fn.teardown(*self.args, **self.kwargs)
 
 
 class CombineGlobally(PTransform):
@@ -544,7 +621,6 @@ class CombineGlobally(PTransform):
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         self.fn = CombineFn.maybe_from_callable(fn)
-        _no_side_inputs(args, kwargs, "CombineGlobally")
         self.args = args
         self.kwargs = kwargs
         self.has_defaults = True
@@ -578,11 +654,22 @@ class CombineGlobally(PTransform):
         return self
 
     def expand(self, pcoll: PCollection) -> Any:
+        sides = _has_side_inputs(self.args, self.kwargs)
+        if self.as_view and self.has_defaults and sides:
+            raise NotImplementedError(
+                f"{self.label!r}: as_singleton_view() needs the CombineFn's result for an empty "
+                "input as the view's default, computed when the pipeline is built, but the "
+                "CombineFn's arguments include side inputs, whose values exist only at run "
+                "time; use .without_defaults().as_singleton_view() or combine into a "
+                "PCollection and take AsSingleton of it"
+            )
         if self.as_view and not pcoll.windowing.is_global:
             # A singleton view of a windowed combine: each window's result, and the CombineFn's
             # empty result for a window without data (the view's default).
             fn, a, kw = self.fn, self.args, self.kwargs
             combined = pcoll | CombineGlobally(fn, *a, **kw).without_defaults()
+            if sides:  # without defaults (checked above): an empty window has no value
+                return AsSingleton(combined)
             return AsSingleton(combined, default_value=_empty_result(fn, a, kw))
         if self.has_defaults and not pcoll.windowing.is_global:
             raise ValueError(
@@ -597,12 +684,13 @@ class CombineGlobally(PTransform):
             | "UnKey" >> Map(_second)
         )
         if self.has_defaults:
-            combined = (
-                pcoll.pipeline
-                | "DoOnce" >> Impulse()
-                | "InjectDefault"
-                >> ParDo(_InjectDefault(self.fn, self.args, self.kwargs), AsList(combined))
-            )
+            if sides:
+                inject = ParDo(
+                    _InjectDefault(self.fn, (), {}), AsList(combined), *self.args, **self.kwargs
+                )
+            else:
+                inject = ParDo(_InjectDefault(self.fn, self.args, self.kwargs), AsList(combined))
+            combined = pcoll.pipeline | "DoOnce" >> Impulse() | "InjectDefault" >> inject
         return AsSingleton(combined) if self.as_view else combined
 
 
