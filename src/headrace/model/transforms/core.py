@@ -30,6 +30,7 @@ from headrace.model.timestamp import to_micros
 from headrace.model.transforms.dofn import (
     CombineFn,
     DoFn,
+    _DoFnParam,
     context_params,
     describe_params,
     state_and_timer_specs,
@@ -215,12 +216,17 @@ class ParDo(PTransform):
     def expand(self, pcoll: PCollection) -> Any:
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"{self.label!r} must be applied to a PCollection, not {pcoll!r}")
-        args, kwargs, sides = _scan_side_inputs(self.args, self.kwargs)
         process = self._process_callable()
+        args, kwargs = _bind_args_around_markers(
+            self.label, process, self._fn_kind, self.args, self.kwargs
+        )
+        args, kwargs, sides = _scan_side_inputs(args, kwargs)
         params = describe_params(process, skip_first=0 if inspect.ismethod(process) else 1)
         contexts = context_params(process)
         for name in contexts:
             del params[name]
+        for name in [n for n, kind in params.items() if kind == "side_input"]:
+            del params[name]  # filled from the extra arguments by _bind_args_around_markers
         _check_supported_params(self.label, params)
         state = state_and_timer_specs(process)
         if state and not _maybe_keyed(pcoll):
@@ -254,6 +260,54 @@ class ParDo(PTransform):
         if isinstance(result, DoOutputsTuple):
             result._unpack_main = self._main_declared
         return result
+
+
+def _bind_args_around_markers(
+    label: str,
+    process: Callable[..., Any],
+    fn_kind: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Give the ParDo's extra positional arguments to the parameters Beam gives them to.
+
+    Beam (apache_beam/runners/common.py, the DoFn's argument placeholders) hands the extra
+    arguments, in order, to the parameters after the element that do not ask for a runner value
+    (``TimestampParam``...); ``DoFn.SideInputParam`` marks a parameter that takes one of them.
+    headrace fills the markers by keyword, so an extra argument meant for a parameter after a
+    marker is passed by that parameter's name instead of by position.
+    """
+    if fn_kind in ("maptuple", "flatmaptuple"):
+        return args, kwargs
+    try:
+        sig = inspect.signature(process)
+    except (TypeError, ValueError):
+        return args, kwargs
+    params = list(sig.parameters.values())[1:]  # after the element
+    markers = [p for p in params if isinstance(p.default, _DoFnParam)]
+    if not markers:
+        return args, kwargs
+    remaining = list(args)
+    bound: dict[str, Any] = {}
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
+            break
+        marker = p.default if isinstance(p.default, _DoFnParam) else None
+        if marker is not None and marker.kind != "side_input":
+            continue  # the runner fills it
+        if remaining:
+            if p.kind is p.POSITIONAL_ONLY or p.name in kwargs:
+                return args, kwargs
+            bound[p.name] = remaining.pop(0)
+        elif marker is not None and p.name not in kwargs:
+            raise ValueError(
+                f"{label!r}: parameter {p.name!r} is a DoFn.SideInputParam but no side input "
+                "is left for it; pass one more view (e.g. beam.pvalue.AsList(pcoll)) to the "
+                f"ParDo, or pass it as {p.name}=..."
+            )
+    if remaining:  # more arguments than named parameters: Python's *args takes them
+        return args, kwargs
+    return (), {**kwargs, **bound}
 
 
 # DoFn parameters the executors fill in; other markers are refused when the transform is applied.
