@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from headrace.model.result import PipelineResult
     from headrace.model.transforms.ptransform import PTransform
 
-__all__ = ["Pipeline", "resolve_runner"]
+__all__ = ["AppliedPTransform", "Pipeline", "resolve_runner"]
 
 # Runners are looked up by name at run time so that the model never imports a runner.
 _RUNNERS = {
@@ -78,6 +78,30 @@ class _Scope:
     label: str
     parts: list[str] = field(default_factory=list)
     primitive: bool = False
+
+
+class AppliedPTransform:
+    """A transform as applied in a pipeline: what ``PCollection.producer`` gives.
+
+    As in Beam (apache_beam/pipeline.py), a PCollection's producer is the innermost (primitive)
+    transform that made it: ``full_label``, the ``transform`` object, its main ``inputs`` and its
+    ``outputs`` by tag. Read-only information about the built graph; changing it changes nothing.
+    """
+
+    def __init__(
+        self,
+        full_label: str,
+        transform: PTransform,
+        inputs: tuple[PCollection, ...],
+        outputs: dict[str, PCollection],
+    ) -> None:
+        self.full_label = full_label
+        self.transform = transform
+        self.inputs = inputs
+        self.outputs = outputs
+
+    def __repr__(self) -> str:
+        return f"AppliedPTransform({self.full_label}, {type(self.transform).__name__})"
 
 
 class Pipeline:
@@ -288,6 +312,9 @@ class Pipeline:
             out_pcolls[tag] = PCollection(
                 self, pid, scope.label, tag, windowing, element_type, bounded
             )
+        applied = AppliedPTransform(scope.label, transform, tuple(inputs), dict(out_pcolls))
+        for pc in out_pcolls.values():
+            pc.producer = applied
         self._transforms[scope.id] = TransformNode(
             id=scope.id,
             label=scope.label,

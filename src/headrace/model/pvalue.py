@@ -84,6 +84,8 @@ class PCollection(PValue):
         # Whether a type hint declared element_type, and who produced it (for type checks).
         self._output_hinted = False
         self._producer_desc = producer_label
+        #: The primitive transform that made it (``AppliedPTransform``), as Beam's ``producer``.
+        self.producer: Any = None
 
     def __repr__(self) -> str:
         tag = f"[{self.tag}]" if self.tag not in (None, "main") else ""
