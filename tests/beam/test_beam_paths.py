@@ -22,6 +22,7 @@ PATHS: list[tuple[str, list[str]]] = [
     ("coders", ["registry", "ToBytesCoder", "typecoders"]),
     ("coders.typecoders", ["registry", "CoderRegistry"]),
     ("transforms.core", ["DeadLetter"]),
+    ("transforms.error_handling", ["ErrorHandler", "CollectingErrorHandler"]),
     (
         "testing.util",
         [

@@ -132,6 +132,7 @@ class Pipeline:
         self._pcollections: dict[str, PCollectionNode] = {}
         self._roots: list[str] = []
         self._labels: set[str] = set()
+        self._error_handlers: list[Any] = []  # ErrorHandlers given error PCollections
         self._scopes: list[_Scope] = []
         self._next_id = 0
         self.result: PipelineResult | None = None
@@ -369,9 +370,16 @@ class Pipeline:
         """Run the pipeline with its runner and return the result (it may still be running)."""
         from headrace.model.options import StandardOptions
 
+        for handler in self._error_handlers:
+            handler.verify_closed()
         runner = resolve_runner(self.runner or self._options.view_as(StandardOptions).runner)
         self.result = runner.run_pipeline(self, self._options)
         return self.result
+
+    def _register_error_handler(self, handler: Any) -> None:
+        """An ErrorHandler received an error PCollection: :meth:`run` checks it was closed."""
+        if all(h is not handler for h in self._error_handlers):
+            self._error_handlers.append(handler)
 
     def __enter__(self) -> Pipeline:
         return self

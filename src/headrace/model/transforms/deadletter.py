@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from headrace.model.pvalue import DoOutputsTuple, PCollection, TaggedOutput
+from headrace.model.pvalue import PCollection, TaggedOutput
 from headrace.model.transforms.core import CombineGlobally, Map, ParDo
 from headrace.model.transforms.dofn import DoFn, state_and_timer_specs
 from headrace.model.transforms.ptransform import PTransform
@@ -121,8 +121,10 @@ class ExceptionHandlingParDo(PTransform):
         threshold: float,
         threshold_windowing: Any,
         on_failure_callback: Callable[[BaseException, Any], None] | None,
+        error_handler: Any = None,
     ) -> None:
         super().__init__(pardo._label)
+        self.error_handler = error_handler
         self.pardo = pardo
         self.main_tag = main_tag
         self.dead_letter_tag = dead_letter_tag
@@ -143,7 +145,7 @@ class ExceptionHandlingParDo(PTransform):
             self.main_tag = main
         return self
 
-    def expand(self, pcoll: PCollection) -> DoOutputsTuple:
+    def expand(self, pcoll: PCollection) -> Any:
         inner = self.pardo
         if state_and_timer_specs(inner._process_callable()):
             raise NotImplementedError(
@@ -158,6 +160,12 @@ class ExceptionHandlingParDo(PTransform):
         result = pcoll | pardo.with_outputs(*tags, main=self.main_tag)
         if self.threshold < 1.0:
             self._check_threshold(pcoll, result[self.dead_letter_tag])
+        if self.error_handler is not None:
+            # Beam: the handler consumes the dead letters; the main output alone is returned
+            # unless the DoFn declared outputs of its own.
+            self.error_handler.add_error_pcollection(result[self.dead_letter_tag])
+            if not self.extra_tags:
+                return result[self.main_tag]
         return result
 
     def _check_threshold(self, pcoll: PCollection, bad: PCollection) -> None:
@@ -219,7 +227,6 @@ def with_exception_handling(
     unsupported = {
         "use_subprocess": use_subprocess,
         "timeout": timeout,
-        "error_handler": error_handler,
         "allow_unsafe_userstate_in_process": allow_unsafe_userstate_in_process,
     }
     for name, value in unsupported.items():
@@ -240,4 +247,5 @@ def with_exception_handling(
         threshold,
         threshold_windowing,
         on_failure_callback,
+        error_handler,
     )
