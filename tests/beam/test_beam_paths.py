@@ -23,6 +23,9 @@ PATHS: list[tuple[str, list[str]]] = [
     ("coders.typecoders", ["registry", "CoderRegistry"]),
     ("transforms.core", ["DeadLetter"]),
     ("transforms.error_handling", ["ErrorHandler", "CollectingErrorHandler"]),
+    ("utils.secret", ["Secret", "GcpSecret", "GcpHsmGeneratedSecret"]),
+    ("transforms.util", ["Secret", "GcpSecret", "GcpHsmGeneratedSecret"]),
+    ("", ["Secret", "GcpSecret", "GcpHsmGeneratedSecret"]),
     (
         "testing.util",
         [
