@@ -649,9 +649,9 @@ class _InjectDefault(DoFn):
     def __init__(self, fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
-    def process(
-        self, unused: Any, combined: list[Any], *side_args: Any, **side_kwargs: Any
-    ) -> Iterable[Any]:
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        combined, side_args = args[0], args[1:]
+        side_kwargs = kwargs
         if combined:
             return combined
         fn, a, kw = self.fn, self.args, self.kwargs
