@@ -333,6 +333,10 @@ def _maybe_keyed(pcoll: PCollection) -> bool:
 class _CallableDoFn(DoFn):
     """The DoFn behind Map, FlatMap, Filter, MapTuple and FlatMapTuple."""
 
+    # Executors iterate whatever the function returns, a str included (Beam's
+    # CallableWrapperDoFn is exempt from the str/bytes/dict check as well).
+    wraps_callable = True
+
     def __init__(self, fn: Callable[..., Any], kind: str) -> None:
         if not callable(fn):
             raise TypeError(f"{kind} needs a callable, got {fn!r}")

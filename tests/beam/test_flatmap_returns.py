@@ -1,0 +1,42 @@
+"""Which returned values are iterated and which are refused.
+
+Beam (apache_beam/runners/common.py, ``_OutputHandler``): a str, bytes or dict returned by
+``process`` is refused with a TypeError only for a user's DoFn class whose ``process`` is not
+a generator; Map/FlatMap and ParDo(function) wrap the callable and iterate what it returns, so
+``FlatMap()`` over strings gives their characters (Beam's core_test ``FlatMapTest.test_default``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import headrace.beam as beam
+from headrace.beam.testing.util import assert_that, equal_to
+
+
+def test_flatmap_identity_over_strings_gives_characters() -> None:
+    with beam.Pipeline() as p:
+        out = p | beam.Create(["abc", "de"]) | beam.FlatMap()
+        assert_that(out, equal_to(["a", "b", "c", "d", "e"]))
+
+
+def test_flatmap_and_pardo_function_iterate_a_returned_dict_and_str() -> None:
+    with beam.Pipeline() as p:
+        data = p | beam.Create([1])
+        keys = data | "Dict" >> beam.FlatMap(lambda x: {"k": x, "j": x})
+        chars = data | "Str" >> beam.ParDo(lambda x: "xy")
+        assert_that(keys, equal_to(["k", "j"]), label="Keys")
+        assert_that(chars, equal_to(["x", "y"]), label="Chars")
+
+
+class ReturnsStr(beam.DoFn):
+    def process(self, element: Any) -> Any:
+        return "oops"
+
+
+def test_a_dofn_class_returning_a_str_is_refused() -> None:
+    with pytest.raises(Exception, match="returned a str"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([1]) | beam.ParDo(ReturnsStr())
