@@ -937,6 +937,21 @@ class PartitionFn:
         return type(self).__name__
 
 
+def _partition_index(i: Any, n: int, element: Any) -> int:
+    if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+        raise ValueError(
+            f"PartitionFn yielded a '{type(i).__name__}' when it should only yield "
+            f"integers (for element {element!r})"
+        )
+    i = int(i)  # numpy integers too, as in Beam
+    if not 0 <= i < n:
+        raise ValueError(
+            f"PartitionFn specified out-of-bounds partition index: {i} not in [0, "
+            f"{n}) (for element {element!r})"
+        )
+    return i
+
+
 class _PartitionDoFn(DoFn):
     def __init__(self, fn: Any, n: int) -> None:
         self.fn = fn.partition_for if isinstance(fn, PartitionFn) else fn
@@ -944,19 +959,22 @@ class _PartitionDoFn(DoFn):
         self.tags = [str(i) for i in range(n)]
 
     def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
-        i = self.fn(element, self.n, *args, **kwargs)
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
-            raise ValueError(
-                f"PartitionFn yielded a '{type(i).__name__}' when it should only yield "
-                f"integers (for element {element!r})"
-            )
-        i = int(i)  # numpy integers too, as in Beam
-        if not 0 <= i < self.n:
-            raise ValueError(
-                f"PartitionFn specified out-of-bounds partition index: {i} not in [0, "
-                f"{self.n}) (for element {element!r})"
-            )
+        i = _partition_index(self.fn(element, self.n, *args, **kwargs), self.n, element)
         return (element,) if i == 0 else (TaggedOutput(self.tags[i], element),)
+
+
+class _ApplyPartitionFnFn(DoFn):
+    """Beam's ``Partition.ApplyPartitionFnFn``: ``process(element, partitionfn, n, ...)``
+    yields the element tagged with its partition's index as a string (apache_beam/transforms/
+    core.py). headrace's own Partition uses a DoFn holding the function instead."""
+
+    def process(
+        self, element: Any, partitionfn: Any, n: int, *args: Any, **kwargs: Any
+    ) -> Iterable[Any]:
+        choose = partitionfn.partition_for if isinstance(partitionfn, PartitionFn) else partitionfn
+        yield TaggedOutput(
+            str(_partition_index(choose(element, n, *args, **kwargs), n, element)), element
+        )
 
 
 class Partition(PTransform):
@@ -968,6 +986,8 @@ class Partition(PTransform):
     ...     evens, odds = p | Create([1, 2, 3]) | Partition(lambda x, n: x % n, 2)
     ...     assert_that(odds, equal_to([1, 3]))
     """
+
+    ApplyPartitionFnFn = _ApplyPartitionFnFn
 
     def __init__(self, fn: Any, n: int, *args: Any, **kwargs: Any) -> None:
         super().__init__()

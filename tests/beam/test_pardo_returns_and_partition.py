@@ -40,3 +40,18 @@ def test_a_dofn_class_returning_a_str_is_refused() -> None:
     with pytest.raises(Exception, match="returned a str"):
         with beam.Pipeline() as p:
             _ = p | beam.Create([1]) | beam.ParDo(ReturnsStr())
+
+
+def test_partition_apply_partition_fn_fn_tags_by_index_numpy_included() -> None:
+    """Beam's ``Partition.ApplyPartitionFnFn`` (core_test's numpy-integer tests)."""
+    import numpy as np
+
+    class ByMod(beam.PartitionFn):
+        def partition_for(self, element: Any, num_partitions: int) -> Any:
+            return np.int32(element % num_partitions)
+
+    fn = beam.Partition.ApplyPartitionFnFn()
+    (out,) = list(fn.process(np.int64(5), ByMod(), 3))
+    assert (out.tag, out.value) == ("2", 5)
+    with pytest.raises(ValueError, match="out-of-bounds"):
+        list(fn.process(1, lambda e, n: 7, 3))
