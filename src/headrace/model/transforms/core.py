@@ -7,9 +7,13 @@ that planners may lift into a pre-aggregating shuffle. Everything else composes 
 
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
+import logging
 import numbers
 import pickle
+import textwrap
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -48,6 +52,8 @@ from headrace.model.typehints import (
 )
 from headrace.model.window import GlobalWindows, TimestampCombiner, TimestampedValue, WindowFn
 from headrace.model.windowing import Windowing
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = [
     "CombineFn",
@@ -139,6 +145,8 @@ class ParDo(PTransform):
             # (or yields) an iterable of outputs, like FlatMap's.
             self._wrapped_callable = fn
             fn = _CallableDoFn(fn, "flatmap")
+        else:
+            _warn_about_process_returns(type(fn))
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -260,6 +268,45 @@ class ParDo(PTransform):
         if isinstance(result, DoOutputsTuple):
             result._unpack_main = self._main_declared
         return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _warn_about_process_returns(cls: type) -> None:
+    """Beam's construction-time warnings about ``process`` (apache_beam/transforms/core.py):
+    yielding and also returning a value (the returned value is lost), or an explicit
+    ``return None`` (nothing is emitted for that element). Once per DoFn class."""
+    process = getattr(cls, "process", None)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(process)))
+    except (OSError, TypeError, SyntaxError):
+        return
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return
+    yields = returns_value = returns_none = False
+    todo: list[ast.AST] = list(func.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue  # an inner function's yields and returns are its own
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            yields = True
+        elif isinstance(node, ast.Return) and node.value is not None:
+            returns_value = True
+            if isinstance(node.value, ast.Constant) and node.value.value is None:
+                returns_none = True
+        todo.extend(ast.iter_child_nodes(node))
+    if yields and returns_value:
+        _LOG.warning(
+            "Using yield and return in the process method of %s can lead to unexpected "
+            "behavior: a generator's returned value is dropped; yield it instead",
+            cls,
+        )
+    elif returns_none:
+        _LOG.warning(
+            "Process method returned None (element won't be emitted): %s. Check if intended.",
+            cls,
+        )
 
 
 def _bind_args_around_markers(
