@@ -55,3 +55,23 @@ def test_partition_apply_partition_fn_fn_tags_by_index_numpy_included() -> None:
     assert (out.tag, out.value) == ("2", 5)
     with pytest.raises(ValueError, match="out-of-bounds"):
         list(fn.process(1, lambda e, n: 7, 3))
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (lambda x: x + "1", "Returning a str from a ParDo or FlatMap is discouraged"),
+        (lambda x: {x: 1}, "Returning a dict from a ParDo or FlatMap is discouraged"),
+        (len, "FlatMap and ParDo must return an iterable"),
+    ],
+)
+def test_runtime_type_check_refuses_non_list_returns(fn: Any, message: str) -> None:
+    """Beam's ptransform_test ``test_do_with_do_fn_returning_string_raises_warning`` and
+    friends: with ``runtime_type_check`` on, even an unhinted FlatMap's return is checked."""
+    from headrace.beam.options.pipeline_options import PipelineOptions, TypeOptions
+
+    options = PipelineOptions()
+    options.view_as(TypeOptions).runtime_type_check = True
+    with pytest.raises(Exception, match=message):
+        with beam.Pipeline(options=options) as p:
+            _ = p | beam.Create(["2", "9"]) | beam.FlatMap(fn)

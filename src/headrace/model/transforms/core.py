@@ -212,10 +212,10 @@ class ParDo(PTransform):
         from headrace.model.options import TypeOptions
 
         input_hint, output_hint = self._input_hint(), self._output_hint()
-        if input_hint is None and output_hint is None:
-            return fn
         opts = pcoll.pipeline.options.view_as(TypeOptions)
-        if not (opts.runtime_type_check or opts.performance_runtime_type_check):
+        # With runtime_type_check Beam wraps every DoFn: what process() returns is checked too.
+        hinted = input_hint is not None or output_hint is not None
+        if not opts.runtime_type_check and not (hinted and opts.performance_runtime_type_check):
             return fn
         from headrace.model.transforms.typecheck import TypeCheckDoFn
 
