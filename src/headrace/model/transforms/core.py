@@ -146,7 +146,7 @@ class ParDo(PTransform):
             self._wrapped_callable = fn
             fn = _CallableDoFn(fn, "flatmap")
         else:
-            _warn_about_process_returns(type(fn))
+            _warn_about_process_returns(typing.cast(typing.Hashable, type(fn)))
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -271,11 +271,11 @@ class ParDo(PTransform):
 
 
 @functools.lru_cache(maxsize=1024)
-def _warn_about_process_returns(cls: type) -> None:
+def _warn_about_process_returns(cls: Any) -> None:
     """Beam's construction-time warnings about ``process`` (apache_beam/transforms/core.py):
     yielding and also returning a value (the returned value is lost), or an explicit
     ``return None`` (nothing is emitted for that element). Once per DoFn class."""
-    process = getattr(cls, "process", None)
+    process: Any = getattr(cls, "process", None)
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(process)))
     except (OSError, TypeError, SyntaxError):
