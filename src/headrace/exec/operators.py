@@ -228,8 +228,12 @@ class ParDoOperator(Operator):
         in_windowed: bool,
         side_inputs: list[tuple[str, SideInput]],
         metrics: MetricsContainer,
+        drop_unknown_tags: bool = False,
     ) -> None:
         super().__init__(label)
+        # ``with_outputs()`` without tags (Beam's allow_unknown_tags): outputs to tags that the
+        # pipeline never read have no PCollection and are dropped.
+        self.drop_unknown_tags = drop_unknown_tags
         self.fn_kind = fn_kind
         self.dofn = dofn
         self.args = list(args)
@@ -311,6 +315,8 @@ class ParDoOperator(Operator):
             if type(o) is TaggedOutput:
                 tag, o = o.tag, o.value
             if tag not in self.emitters:
+                if self.drop_unknown_tags:
+                    continue
                 raise self._unknown_tag(tag)
             if self.out_windowed[tag]:
                 if type(o) is not WindowedValue:
@@ -507,6 +513,7 @@ class ParDoOperator(Operator):
         per_window = bool(self.window_sides) or "window" in self.dofn_params.values()
         has_params = bool(self.dofn_params)
         check = self.check_returns
+        drop_unknown = self.drop_unknown_tags
         out_windowed = self.out_windowed
         emitters = self.emitters
         pending = 0
@@ -533,6 +540,8 @@ class ParDoOperator(Operator):
                             if type(o) is TaggedOutput:
                                 tag, o = o.tag, o.value
                                 if tag not in outs:
+                                    if drop_unknown:
+                                        continue
                                     raise self._unknown_tag(tag)
                             if out_windowed[tag]:
                                 if type(o) is TimestampedValue:
@@ -559,6 +568,8 @@ class ParDoOperator(Operator):
                         if type(o) is TaggedOutput:
                             tag, o = o.tag, o.value
                             if tag not in outs:
+                                if drop_unknown:
+                                    continue
                                 raise self._unknown_tag(tag)
                         if out_windowed[tag]:
                             if type(o) is TimestampedValue:

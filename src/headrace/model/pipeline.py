@@ -133,6 +133,7 @@ class Pipeline:
         self._roots: list[str] = []
         self._labels: set[str] = set()
         self._error_handlers: list[Any] = []  # ErrorHandlers given error PCollections
+        self._output_handles: dict[str, list[PCollection]] = {}  # primitive id -> outputs
         self._scopes: list[_Scope] = []
         self._next_id = 0
         self.result: PipelineResult | None = None
@@ -316,6 +317,7 @@ class Pipeline:
         applied = AppliedPTransform(scope.label, transform, tuple(inputs), dict(out_pcolls))
         for pc in out_pcolls.values():
             pc.producer = applied
+        self._output_handles[scope.id] = list(out_pcolls.values())
         self._transforms[scope.id] = TransformNode(
             id=scope.id,
             label=scope.label,
@@ -330,8 +332,36 @@ class Pipeline:
         if outputs is None:
             return PDone(self)
         if multi_output:
-            return DoOutputsTuple(next(iter(out_pcolls)), out_pcolls)
+            outs = DoOutputsTuple(next(iter(out_pcolls)), out_pcolls)
+            if (params or {}).get("allow_unknown_tags"):
+                outs._add_output = lambda tag: self._add_output(scope.id, tag)
+            return outs
         return next(iter(out_pcolls.values()))
+
+    def _add_output(self, transform_id: str, tag: str) -> PCollection:
+        """A new output ``tag`` of the primitive ``transform_id`` (a ParDo that allows unknown
+        tags, read after it was applied)."""
+        import dataclasses
+
+        node = self._transforms[transform_id]
+        first = self._pcollections[node.outputs[0][1]]
+        pid = self._new_id("pc")
+        self._pcollections[pid] = dataclasses.replace(first, id=pid, tag=tag, element_type=None)
+        params = dict(node.params)
+        if "tags" in params:
+            params["tags"] = [*params["tags"], tag]
+        self._transforms[transform_id] = dataclasses.replace(
+            node, outputs=(*node.outputs, (tag, pid)), params=params
+        )
+        main = next(pc for pc in self._handles(transform_id))
+        pc = PCollection(self, pid, node.label, tag, first.windowing, None, first.bounded)
+        pc.producer = main.producer
+        if main.producer is not None:
+            main.producer.outputs[tag] = pc
+        return pc
+
+    def _handles(self, transform_id: str) -> list[PCollection]:
+        return self._output_handles.get(transform_id, [])
 
     # -- graph ----------------------------------------------------------------------------------
 

@@ -207,6 +207,7 @@ class _TaskBuilder:
             in_windowed=self.windowed(node.inputs[0]),
             side_inputs=sides,
             metrics=container,
+            drop_unknown_tags=bool(node.params.get("allow_unknown_tags")),
         )
 
     def _side_input(self, label: str, s: Any, i: int) -> SideInput:

@@ -153,6 +153,7 @@ class ParDo(PTransform):
         self._tags: tuple[str, ...] = ()
         self._main_tag: str | None = None
         self._main_declared = False
+        self._allow_unknown_tags = False
 
     def default_label(self) -> str:
         return f"ParDo({_fn_label(self.fn)})"
@@ -167,6 +168,8 @@ class ParDo(PTransform):
         self._tags = tuple(tags)
         self._main_tag = main if main is not None else "main"
         self._main_declared = main is not None
+        # Beam: without declared tags any tag may be read (and is created when read).
+        self._allow_unknown_tags = not tags if allow_unknown_tags is None else allow_unknown_tags
         if self._main_tag in self._tags:
             raise ValueError(f"main tag {self._main_tag!r} is also declared as an additional tag")
         return self
@@ -262,6 +265,7 @@ class ParDo(PTransform):
                 "tags": list(outputs),
                 "dofn_params": params,
                 "stateful": bool(state),
+                **({"allow_unknown_tags": True} if self._allow_unknown_tags else {}),
             },
             multi_output=bool(self._tags) or self._main_tag is not None,
         )

@@ -170,7 +170,7 @@ class ExceptionHandlingParDo(PTransform):
         )
         pardo = _WrappedParDo(wrapper, inner, *inner.args, **inner.kwargs)
         tags = (*self.extra_tags, self.dead_letter_tag)
-        result = pcoll | pardo.with_outputs(*tags, main=self.main_tag)
+        result = pcoll | pardo.with_outputs(*tags, main=self.main_tag, allow_unknown_tags=True)
         if self.threshold < 1.0:
             self._check_threshold(pcoll, result[self.dead_letter_tag])
         if self.error_handler is not None:
