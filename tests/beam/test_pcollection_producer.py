@@ -35,3 +35,13 @@ def test_every_output_of_a_multi_output_pardo_shares_the_producer() -> None:
     outs = p | beam.Create([1]) | "Split" >> beam.ParDo(lambda x: [x]).with_outputs("odd", main="m")
     assert outs.m.producer is outs.odd.producer
     assert outs.m.producer.full_label == "Split"
+
+
+def test_transform_str_shows_inputs_and_side_inputs_attributes() -> None:
+    """Beam's ptransform_test ``test_str``."""
+    assert str(beam.PTransform()) == "<PTransform(PTransform) label=[PTransform]>"
+    t = (beam.Pipeline() | beam.Impulse()).producer.transform
+    t.inputs = ("ci",)
+    assert str(t) == "<Impulse(PTransform) label=[Impulse] inputs=('ci',)>"
+    t.side_inputs = ("cs",)
+    assert str(t) == "<Impulse(PTransform) label=[Impulse] inputs=('ci',) side_inputs=('cs',)>"
