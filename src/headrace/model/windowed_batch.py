@@ -46,7 +46,8 @@ class HomogeneousWindowedBatch(WindowedBatch):
 
     @staticmethod
     def of(values: Any, timestamp: Any, windows: Any, pane_info: Any) -> HomogeneousWindowedBatch:
-        return HomogeneousWindowedBatch(BeamWindowedValue(values, timestamp, windows, pane_info))
+        make: Any = BeamWindowedValue
+        return HomogeneousWindowedBatch(make(values, timestamp, windows, pane_info))
 
     @property
     def values(self) -> Any:
