@@ -428,6 +428,24 @@ class _CallableParDo(ParDo):
     def _hinted_fn(self) -> Any:
         return self._user_fn
 
+    def expand(self, pcoll: PCollection) -> Any:
+        result = super().expand(pcoll)
+        if (
+            self._fn_kind == "map"
+            and isinstance(result, PCollection)
+            and self._output_hint() is None
+            and not self.args
+            and not self.kwargs
+        ):
+            # Beam infers a Map's output type from its function (trivial_inference); the
+            # simple cases only, see headrace.model.inference.
+            from headrace.model.inference import infer_return_type
+
+            inferred = infer_return_type(self._user_fn, [pcoll.element_type])
+            if inferred is not None:
+                result.element_type = inferred
+        return result
+
 
 def _identity(x: Any) -> Any:
     return x
