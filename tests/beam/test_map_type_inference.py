@@ -43,3 +43,22 @@ def test_anything_else_is_left_unknown(fn: object) -> None:
 def test_unknown_input_type_gives_no_inference() -> None:
     assert infer_return_type(lambda x: (x, 1), [None]) is None
     assert infer_return_type(lambda x: (1, "a"), [None]) == typehints.Tuple[int, str]
+
+
+def test_an_inferred_pair_feeds_a_stateful_dofn() -> None:
+    """A typed (key, value) pair is keyed input for state (Beam's combinefn_lifecycle
+    ``test_combining_value_state`` keys with ``lambda x: (None, x)``)."""
+    from headrace.beam.testing.util import assert_that, equal_to
+    from headrace.beam.transforms import userstate
+
+    class Total(beam.DoFn):
+        TOTAL = userstate.CombiningValueStateSpec("total", sum)
+
+        def process(self, element, total=beam.DoFn.StateParam(TOTAL)):  # type: ignore[no-untyped-def]
+            total.add(element[1])
+            yield total.read()
+
+    with beam.Pipeline() as p:
+        keyed = p | beam.Create([1, 2]) | beam.Map(lambda x: (None, x))
+        assert keyed.element_type == typehints.Tuple[type(None), int]
+        assert_that(keyed | beam.ParDo(Total()), equal_to([1, 3]))
