@@ -206,7 +206,6 @@ INTERNAL_MODULES = (
     "apache_beam.transforms.trigger.InMemoryUnmergedState",
     "apache_beam.pipeline.PipelineVisitor",
     "apache_beam.testing.test_stream.WindowedValueHolder",
-    "apache_beam.utils.secret",
     "apache_beam.testing.test_stream.ReverseTestStream",
     "apache_beam.typehints.typehints",
     "apache_beam.schema_pb2",
@@ -273,7 +272,6 @@ INTERNAL_ATTRS = frozenset(
         "common_urns",
         "python_urns",
         "StateSpec",
-        "Secret",
     }
 )
 

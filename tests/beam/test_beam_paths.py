@@ -22,6 +22,10 @@ PATHS: list[tuple[str, list[str]]] = [
     ("coders", ["registry", "ToBytesCoder", "typecoders"]),
     ("coders.typecoders", ["registry", "CoderRegistry"]),
     ("transforms.core", ["DeadLetter"]),
+    ("transforms.error_handling", ["ErrorHandler", "CollectingErrorHandler"]),
+    ("utils.secret", ["Secret", "GcpSecret", "GcpHsmGeneratedSecret"]),
+    ("transforms.util", ["Secret", "GcpSecret", "GcpHsmGeneratedSecret"]),
+    ("", ["Secret", "GcpSecret", "GcpHsmGeneratedSecret"]),
     (
         "testing.util",
         [

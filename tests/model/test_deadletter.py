@@ -151,5 +151,7 @@ def test_threshold_not_exceeded_passes() -> None:
 
 
 def test_unsupported_options_are_refused() -> None:
-    with pytest.raises(NotImplementedError, match="use_subprocess"):
-        beam.Map(str).with_exception_handling(use_subprocess=True)
+    with pytest.raises(NotImplementedError, match="allow_unsafe_userstate_in_process"):
+        beam.Map(str).with_exception_handling(allow_unsafe_userstate_in_process=True)
+    with pytest.raises(ValueError, match="timeout"):
+        beam.Map(str).with_exception_handling(timeout=0)

@@ -188,7 +188,9 @@ def test_result_state_is_failed_after_error():
 
 def test_group_by_key_on_non_pairs_at_run_time_names_label():
     p = beam.Pipeline()
-    _ = p | beam.Create([1, 2]) | beam.Map(lambda x: x) | "Group" >> beam.GroupByKey()
+    # int(x) + 0: a function whose output type is not inferred, so only the run finds the non-pairs
+    # (Map(lambda x: x) would be inferred as int and refused when the pipeline is built).
+    _ = p | beam.Create([1, 2]) | beam.Map(lambda x: int(x) + 0) | "Group" >> beam.GroupByKey()
     with pytest.raises(ValueError, match=r"'Group' needs \(key, value\) pairs, got 1"):
         p.run().wait_until_finish()
 

@@ -129,9 +129,19 @@ def test_element_timestamps_must_be_before_the_end_of_time():
     assert stream.events()[-1] == ElementEvent([tv("late but explicit", 5)])
 
 
-def test_add_elements_needs_an_iterable_of_elements():
-    with pytest.raises(TypeError, match=r"wrap it in a list: add_elements\(\['abc'\]\)"):
-        TestStream().add_elements("abc")
+def test_add_elements_iterates_a_str_as_beam_does():
+    """Beam (apache_beam/testing/test_stream.py) iterates ``elements``: a str gives its
+    characters (Beam's test_stream_test adds ``add_elements('c', tag='main')``)."""
+    stream = TestStream().advance_watermark_to(5).add_elements("ab")
+    assert stream.events()[-1] == ElementEvent([tv("a", 5), tv("b", 5)])
+
+
+def test_invalid_events_raise_what_beam_raises_too():
+    """Beam asserts (AssertionError); headrace's error is also a ValueError."""
+    with pytest.raises(AssertionError, match="must strictly increase"):
+        TestStream().advance_watermark_to(5).advance_watermark_to(4)
+    with pytest.raises(AssertionError, match="positive duration"):
+        TestStream().advance_processing_time(-1)
 
 
 def test_constructor_events_are_validated():

@@ -21,6 +21,7 @@ from headrace.beam.transforms import combiners, core
 from headrace.model.pipeline import Pipeline
 from headrace.model.pvalue import PBegin, PCollection, PDone, TaggedOutput
 from headrace.model.row import Row
+from headrace.model.secret import GcpHsmGeneratedSecret, GcpSecret, Secret
 from headrace.model.transforms.combiners import (
     CombinerWithoutDefaults,
 )
@@ -81,6 +82,8 @@ __all__ = [
     "FlatMapTuple",
     "Flatten",
     "FlattenWith",
+    "GcpHsmGeneratedSecret",
+    "GcpSecret",
     "GroupBy",
     "GroupByKey",
     "GroupIntoBatches",
@@ -103,6 +106,7 @@ __all__ = [
     "RemoveDuplicates",
     "Reshuffle",
     "Row",
+    "Secret",
     "Select",
     "TaggedOutput",
     "Tee",

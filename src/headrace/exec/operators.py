@@ -13,6 +13,7 @@ Loop variables over input elements are always named ``x``: when user code raises
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from itertools import starmap
 from operator import length_hint
@@ -231,8 +232,12 @@ class ParDoOperator(Operator):
         in_windowed: bool,
         side_inputs: list[tuple[str, SideInput]],
         metrics: MetricsContainer,
+        drop_unknown_tags: bool = False,
     ) -> None:
         super().__init__(label)
+        # ``with_outputs()`` without tags (Beam's allow_unknown_tags): outputs to tags that the
+        # pipeline never read have no PCollection and are dropped.
+        self.drop_unknown_tags = drop_unknown_tags
         self.fn_kind = fn_kind
         self.dofn = dofn
         self.args = list(args)
@@ -251,6 +256,14 @@ class ParDoOperator(Operator):
                 self._set_slot(self.args, self.kwargs, slot, side.global_value)
         self.user_fn: Any = getattr(dofn, "fn", None) if fn_kind != "dofn" else None
         self.process_fn: Any = self.user_fn if self.user_fn is not None else dofn.process
+        # As Beam (apache_beam/runners/common.py): a str/bytes/dict returned by process() is
+        # refused only for a user's DoFn class whose process is not a generator; Map/FlatMap
+        # and ParDo(function) iterate it (FlatMap() over strings gives their characters).
+        self.check_returns = (
+            fn_kind == "dofn"
+            and not getattr(dofn, "wraps_callable", False)
+            and not inspect.isgeneratorfunction(getattr(dofn, "process", None))
+        )
         self.unwrap = False
         self.process = self._choose()  # type: ignore[method-assign,assignment]
 
@@ -316,6 +329,8 @@ class ParDoOperator(Operator):
             if type(o) is TaggedOutput:
                 tag, o = o.tag, o.value
             if tag not in self.emitters:
+                if self.drop_unknown_tags:
+                    continue
                 raise self._unknown_tag(tag)
             if self.out_windowed[tag]:
                 if type(o) is not WindowedValue:
@@ -374,7 +389,6 @@ class ParDoOperator(Operator):
 
     def _fast_body(self) -> Callable[[Iterator[Any]], list[Any]]:
         fn, args, kind = self.user_fn, self.args, self.fn_kind
-        bad_return = self._bad_return
         if kind == "map" and not args:
             return lambda it: list(map(fn, it))
         if kind == "map":
@@ -398,8 +412,6 @@ class ParDoOperator(Operator):
             for x in it:
                 r = fn(x, *args)
                 if r is not None:
-                    if type(r) in _BAD_RETURN:
-                        raise bad_return(r)
                     extend(r)
                     if len(out) > FLUSH_AT:
                         finish(out)
@@ -724,6 +736,8 @@ class ParDoOperator(Operator):
         in_windowed = self.in_windowed
         per_window = bool(self.window_sides) or "window" in self.dofn_params.values()
         has_params = bool(self.dofn_params)
+        check = self.check_returns
+        drop_unknown = self.drop_unknown_tags
         out_windowed = self.out_windowed
         emitters = self.emitters
         pending = 0
@@ -742,7 +756,7 @@ class ParDoOperator(Operator):
                         r = self._call_process(x.value, args, kwargs)
                         if r is None:
                             continue
-                        if type(r) in _BAD_RETURN:
+                        if check and type(r) in _BAD_RETURN:
                             raise self._bad_return(r)
                         wins = (window,) if window is not None else x.windows
                         for o in r:
@@ -750,6 +764,8 @@ class ParDoOperator(Operator):
                             if type(o) is TaggedOutput:
                                 tag, o = o.tag, o.value
                                 if tag not in outs:
+                                    if drop_unknown:
+                                        continue
                                     raise self._unknown_tag(tag)
                             if out_windowed[tag]:
                                 if type(o) is TimestampedValue:
@@ -769,13 +785,15 @@ class ParDoOperator(Operator):
                     r = self._call_process(x, self.args, kwargs)
                     if r is None:
                         continue
-                    if type(r) in _BAD_RETURN:
+                    if check and type(r) in _BAD_RETURN:
                         raise self._bad_return(r)
                     for o in r:
                         tag = main
                         if type(o) is TaggedOutput:
                             tag, o = o.tag, o.value
                             if tag not in outs:
+                                if drop_unknown:
+                                    continue
                                 raise self._unknown_tag(tag)
                         if out_windowed[tag]:
                             if type(o) is TimestampedValue:

@@ -67,6 +67,7 @@ class ParDoParams(TypedDict, total=False):
     tags: list[str]  # every output tag, main first
     dofn_params: dict[str, Any]  # process() parameters asking for timestamp/window/pane/state
     stateful: bool  # the DoFn declares user state or timers
+    allow_unknown_tags: bool  # outputs to undeclared tags are kept (Beam reads any tag)
 
 
 class GroupingParams(TypedDict, total=False):

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from headrace.model.result import PipelineResult
     from headrace.model.transforms.ptransform import PTransform
 
-__all__ = ["Pipeline", "resolve_runner"]
+__all__ = ["AppliedPTransform", "Pipeline", "resolve_runner"]
 
 # Runners are looked up by name at run time so that the model never imports a runner.
 _RUNNERS = {
@@ -102,6 +102,30 @@ class _Scope:
     primitive: bool = False
 
 
+class AppliedPTransform:
+    """A transform as applied in a pipeline: what ``PCollection.producer`` gives.
+
+    As in Beam (apache_beam/pipeline.py), a PCollection's producer is the innermost (primitive)
+    transform that made it: ``full_label``, the ``transform`` object, its main ``inputs`` and its
+    ``outputs`` by tag. Read-only information about the built graph; changing it changes nothing.
+    """
+
+    def __init__(
+        self,
+        full_label: str,
+        transform: PTransform,
+        inputs: tuple[PCollection, ...],
+        outputs: dict[str, PCollection],
+    ) -> None:
+        self.full_label = full_label
+        self.transform = transform
+        self.inputs = inputs
+        self.outputs = outputs
+
+    def __repr__(self) -> str:
+        return f"AppliedPTransform({self.full_label}, {type(self.transform).__name__})"
+
+
 class Pipeline:
     """A graph of transforms; a context manager that runs itself on exit.
 
@@ -130,6 +154,8 @@ class Pipeline:
         self._pcollections: dict[str, PCollectionNode] = {}
         self._roots: list[str] = []
         self._labels: set[str] = set()
+        self._error_handlers: list[Any] = []  # ErrorHandlers given error PCollections
+        self._output_handles: dict[str, list[PCollection]] = {}  # primitive id -> outputs
         self._scopes: list[_Scope] = []
         self._next_id = 0
         self.result: PipelineResult | None = None
@@ -313,6 +339,10 @@ class Pipeline:
             out_pcolls[tag] = PCollection(
                 self, pid, scope.label, tag, windowing, element_type, bounded
             )
+        applied = AppliedPTransform(scope.label, transform, tuple(inputs), dict(out_pcolls))
+        for pc in out_pcolls.values():
+            pc.producer = applied
+        self._output_handles[scope.id] = list(out_pcolls.values())
         self._transforms[scope.id] = TransformNode(
             id=scope.id,
             label=scope.label,
@@ -327,8 +357,36 @@ class Pipeline:
         if outputs is None:
             return PDone(self)
         if multi_output:
-            return DoOutputsTuple(next(iter(out_pcolls)), out_pcolls)
+            outs = DoOutputsTuple(next(iter(out_pcolls)), out_pcolls)
+            if (params or {}).get("allow_unknown_tags"):
+                outs._add_output = lambda tag: self._add_output(scope.id, tag)
+            return outs
         return next(iter(out_pcolls.values()))
+
+    def _add_output(self, transform_id: str, tag: str) -> PCollection:
+        """A new output ``tag`` of the primitive ``transform_id`` (a ParDo that allows unknown
+        tags, read after it was applied)."""
+        import dataclasses
+
+        node = self._transforms[transform_id]
+        first = self._pcollections[node.outputs[0][1]]
+        pid = self._new_id("pc")
+        self._pcollections[pid] = dataclasses.replace(first, id=pid, tag=tag, element_type=None)
+        params = dict(node.params)
+        if "tags" in params:
+            params["tags"] = [*params["tags"], tag]
+        self._transforms[transform_id] = dataclasses.replace(
+            node, outputs=(*node.outputs, (tag, pid)), params=params
+        )
+        main = next(pc for pc in self._handles(transform_id))
+        pc = PCollection(self, pid, node.label, tag, first.windowing, None, first.bounded)
+        pc.producer = main.producer
+        if main.producer is not None:
+            main.producer.outputs[tag] = pc
+        return pc
+
+    def _handles(self, transform_id: str) -> list[PCollection]:
+        return self._output_handles.get(transform_id, [])
 
     # -- graph ----------------------------------------------------------------------------------
 
@@ -367,10 +425,17 @@ class Pipeline:
         """Run the pipeline with its runner and return the result (it may still be running)."""
         from headrace.model.options import StandardOptions
 
+        for handler in self._error_handlers:
+            handler.verify_closed()
         runner = resolve_runner(self.runner or self._options.view_as(StandardOptions).runner)
         _report_to_service(self._options)
         self.result = runner.run_pipeline(self, self._options)
         return self.result
+
+    def _register_error_handler(self, handler: Any) -> None:
+        """An ErrorHandler received an error PCollection: :meth:`run` checks it was closed."""
+        if all(h is not handler for h in self._error_handlers):
+            self._error_handlers.append(handler)
 
     def __enter__(self) -> Pipeline:
         return self

@@ -84,6 +84,8 @@ class PCollection(PValue):
         # Whether a type hint declared element_type, and who produced it (for type checks).
         self._output_hinted = False
         self._producer_desc = producer_label
+        #: The primitive transform that made it (``AppliedPTransform``), as Beam's ``producer``.
+        self.producer: Any = None
 
     def __repr__(self) -> str:
         tag = f"[{self.tag}]" if self.tag not in (None, "main") else ""
@@ -108,19 +110,29 @@ class DoOutputsTuple:
     ) -> None:
         self._main_tag = main_tag
         self._outputs = outputs
+        self._declared = tuple(outputs)
         # Beam's DoOutputsTuple.__iter__ yields the main output only when ``main=`` was given:
         # ``a, b = ... .with_outputs("a", "b")`` unpacks the two declared outputs.
         self._unpack_main = unpack_main
+        # Set when the ParDo allows unknown tags (``with_outputs()`` without tags, dead-letter
+        # outputs): reading an undeclared tag adds that output to the ParDo (as in Beam).
+        self._add_output: Any = None
+
+    def _get(self, tag: str) -> PCollection | None:
+        pc = self._outputs.get(tag)
+        if pc is None and self._add_output is not None:
+            pc = self._outputs[tag] = self._add_output(tag)
+        return pc
 
     def __getitem__(self, tag: str | None) -> PCollection:
         if tag is None:
             tag = self._main_tag
-        try:
-            return self._outputs[str(tag)]
-        except KeyError:
+        pc = self._get(str(tag))
+        if pc is None:
             raise KeyError(
                 f"no output tagged {tag!r}; declared outputs are {sorted(self._outputs)}"
-            ) from None
+            )
+        return pc
 
     def __getattr__(self, tag: str) -> PCollection:
         if tag.startswith("__"):
@@ -128,17 +140,21 @@ class DoOutputsTuple:
         outputs = self.__dict__.get("_outputs", {})
         if tag in outputs:
             return outputs[tag]
+        if self.__dict__.get("_add_output") is not None and not tag.startswith("_"):
+            pc = self._get(tag)
+            if pc is not None:
+                return pc
         raise AttributeError(f"no output tagged {tag!r}; declared outputs are {sorted(outputs)}")
 
     def __iter__(self) -> Iterator[PCollection]:
         if self._unpack_main:
             yield self._outputs[self._main_tag]
-        for tag, pc in self._outputs.items():
+        for tag in self._declared:
             if tag != self._main_tag:
-                yield pc
+                yield self._outputs[tag]
 
     def __len__(self) -> int:
-        return len(self._outputs) - (0 if self._unpack_main else 1)
+        return len(self._declared) - (0 if self._unpack_main else 1)
 
     @property
     def pipeline(self) -> Pipeline:

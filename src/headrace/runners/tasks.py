@@ -272,6 +272,7 @@ class _TaskBuilder:
             in_windowed=self.windowed(node.inputs[0]),
             side_inputs=sides,
             metrics=container,
+            drop_unknown_tags=bool(node.params.get("allow_unknown_tags")),
         )
         if lease is not None:
             self.leases[op] = lease

@@ -35,10 +35,20 @@ __all__ = [
     "Event",
     "ProcessingTimeEvent",
     "TestStream",
+    "TestStreamError",
     "TestStreamReader",
     "TestStreamSource",
     "WatermarkEvent",
 ]
+
+
+class TestStreamError(ValueError, AssertionError):
+    """An invalid TestStream event. Beam checks these with ``assert`` (AssertionError); headrace
+    raises an error that is both a ValueError and an AssertionError, so code written for either
+    catches it."""
+
+    __test__ = False  # not a pytest test class
+
 
 # The graph tag of the default (None) output.
 MAIN_TAG = "main"
@@ -185,7 +195,7 @@ def _stamp_list(stamps: Iterable[int]) -> list[int]:
 
 
 def _too_late(value: Any, timestamp_us: int) -> NoReturn:
-    raise ValueError(
+    raise TestStreamError(
         f"TestStream: element {value!r} has timestamp {Timestamp(micros=timestamp_us)!r}; element "
         "timestamps must be before MAX_TIMESTAMP (after advance_watermark_to_infinity, give late "
         "elements explicit TimestampedValue timestamps)"
@@ -439,7 +449,7 @@ class TestStream(PTransform):
             current = self.watermarks.setdefault(event.tag, Timestamp(micros=MIN_US))
             if event.new_watermark.micros <= current.micros:
                 tag = "" if event.tag is None else f" of output {event.tag!r}"
-                raise ValueError(
+                raise TestStreamError(
                     f"TestStream: advance_watermark_to({event.new_watermark!r}) does not move the "
                     f"watermark{tag} forward from {current!r}; watermarks must strictly increase, "
                     "so pass a later time"
@@ -447,7 +457,7 @@ class TestStream(PTransform):
             self.watermarks[event.tag] = event.new_watermark
         elif isinstance(event, ProcessingTimeEvent):
             if event.advance_by.micros <= 0:
-                raise ValueError(
+                raise TestStreamError(
                     f"TestStream: advance_processing_time({event.advance_by!r}) must advance the "
                     "clock by a positive duration"
                 )
@@ -466,11 +476,8 @@ class TestStream(PTransform):
         Each may be a bare value, a ``TimestampedValue`` or a ``WindowedValue`` (its windows are
         ignored). Bare values get ``event_timestamp`` if given, else the tag's current watermark.
         """
-        if isinstance(elements, (str, bytes)):
-            raise TypeError(
-                f"TestStream.add_elements needs an iterable of elements, not a "
-                f"{type(elements).__name__}; wrap it in a list: add_elements([{elements!r}])"
-            )
+        # A str is iterated like any iterable, as Beam does (apache_beam/testing/
+        # test_stream.py): add_elements("ab") adds "a" and "b".
         self.output_tags.add(tag)
         current = self.watermarks.get(tag)
         if current is None:  # as Beam: a new tag starts at the minimum timestamp

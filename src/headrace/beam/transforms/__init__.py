@@ -3,6 +3,7 @@
 from headrace.beam.transforms import (
     combiners,
     core,
+    error_handling,
     periodicsequence,
     ptransform,
     timeutil,
@@ -24,6 +25,7 @@ __all__ = [
     "combiners",
     "periodicsequence",
     "core",
+    "error_handling",
     "ptransform",
     "ptransform_fn",
     "timeutil",

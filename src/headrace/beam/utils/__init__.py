@@ -1,5 +1,5 @@
 """``apache_beam.utils``."""
 
-from headrace.beam.utils import sharded_key, timestamp, windowed_value
+from headrace.beam.utils import secret, sharded_key, timestamp, windowed_value
 
-__all__ = ["sharded_key", "timestamp", "windowed_value"]
+__all__ = ["secret", "sharded_key", "timestamp", "windowed_value"]

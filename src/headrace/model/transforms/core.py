@@ -7,10 +7,14 @@ that planners may lift into a pre-aggregating shuffle. Everything else composes 
 
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
 import itertools
+import logging
 import numbers
 import pickle
+import textwrap
 import typing
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,6 +36,7 @@ from headrace.model.timestamp import to_micros
 from headrace.model.transforms.dofn import (
     CombineFn,
     DoFn,
+    _DoFnParam,
     context_params,
     describe_params,
     state_and_timer_specs,
@@ -49,6 +54,8 @@ from headrace.model.typehints import (
 )
 from headrace.model.window import GlobalWindows, TimestampCombiner, TimestampedValue, WindowFn
 from headrace.model.windowing import Windowing
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = [
     "CombineFn",
@@ -140,12 +147,15 @@ class ParDo(PTransform):
             # (or yields) an iterable of outputs, like FlatMap's.
             self._wrapped_callable = fn
             fn = _CallableDoFn(fn, "flatmap")
+        else:
+            _warn_about_process_returns(typing.cast(typing.Hashable, type(fn)))
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self._tags: tuple[str, ...] = ()
         self._main_tag: str | None = None
         self._main_declared = False
+        self._allow_unknown_tags = False
 
     def default_label(self) -> str:
         return f"ParDo({_fn_label(self.fn)})"
@@ -160,6 +170,8 @@ class ParDo(PTransform):
         self._tags = tuple(tags)
         self._main_tag = main if main is not None else "main"
         self._main_declared = main is not None
+        # Beam: without declared tags any tag may be read (and is created when read).
+        self._allow_unknown_tags = not tags if allow_unknown_tags is None else allow_unknown_tags
         if self._main_tag in self._tags:
             raise ValueError(f"main tag {self._main_tag!r} is also declared as an additional tag")
         return self
@@ -205,10 +217,10 @@ class ParDo(PTransform):
         from headrace.model.options import TypeOptions
 
         input_hint, output_hint = self._input_hint(), self._output_hint()
-        if input_hint is None and output_hint is None:
-            return fn
         opts = pcoll.pipeline.options.view_as(TypeOptions)
-        if not (opts.runtime_type_check or opts.performance_runtime_type_check):
+        # With runtime_type_check Beam wraps every DoFn: what process() returns is checked too.
+        hinted = input_hint is not None or output_hint is not None
+        if not opts.runtime_type_check and not (hinted and opts.performance_runtime_type_check):
             return fn
         from headrace.model.transforms.typecheck import TypeCheckDoFn
 
@@ -217,12 +229,17 @@ class ParDo(PTransform):
     def expand(self, pcoll: PCollection) -> Any:
         if not isinstance(pcoll, PCollection):
             raise TypeError(f"{self.label!r} must be applied to a PCollection, not {pcoll!r}")
-        args, kwargs, sides = _scan_side_inputs(self.args, self.kwargs)
         process = self._process_callable()
+        args, kwargs = _bind_args_around_markers(
+            self.label, process, self._fn_kind, self.args, self.kwargs
+        )
+        args, kwargs, sides = _scan_side_inputs(args, kwargs)
         params = describe_params(process, skip_first=0 if inspect.ismethod(process) else 1)
         contexts = context_params(process)
         for name in contexts:
             del params[name]
+        for name in [n for n, kind in params.items() if kind == "side_input"]:
+            del params[name]  # filled from the extra arguments by _bind_args_around_markers
         _check_supported_params(self.label, params)
         state = state_and_timer_specs(process)
         if state and not _maybe_keyed(pcoll):
@@ -250,12 +267,100 @@ class ParDo(PTransform):
                 tags=list(outputs),
                 dofn_params=params,
                 stateful=bool(state),
+                **({"allow_unknown_tags": True} if self._allow_unknown_tags else {}),
             ),
             multi_output=bool(self._tags) or self._main_tag is not None,
         )
         if isinstance(result, DoOutputsTuple):
             result._unpack_main = self._main_declared
         return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _warn_about_process_returns(cls: Any) -> None:
+    """Beam's construction-time warnings about ``process`` (apache_beam/transforms/core.py):
+    yielding and also returning a value (the returned value is lost), or an explicit
+    ``return None`` (nothing is emitted for that element). Once per DoFn class."""
+    process: Any = getattr(cls, "process", None)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(process)))
+    except (OSError, TypeError, SyntaxError):
+        return
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return
+    yields = returns_value = returns_none = False
+    todo: list[ast.AST] = list(func.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue  # an inner function's yields and returns are its own
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            yields = True
+        elif isinstance(node, ast.Return) and node.value is not None:
+            returns_value = True
+            if isinstance(node.value, ast.Constant) and node.value.value is None:
+                returns_none = True
+        todo.extend(ast.iter_child_nodes(node))
+    if yields and returns_value:
+        _LOG.warning(
+            "Using yield and return in the process method of %s can lead to unexpected "
+            "behavior: a generator's returned value is dropped; yield it instead",
+            cls,
+        )
+    elif returns_none:
+        _LOG.warning(
+            "Process method returned None (element won't be emitted): %s. Check if intended.",
+            cls,
+        )
+
+
+def _bind_args_around_markers(
+    label: str,
+    process: Callable[..., Any],
+    fn_kind: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Give the ParDo's extra positional arguments to the parameters Beam gives them to.
+
+    Beam (apache_beam/runners/common.py, the DoFn's argument placeholders) hands the extra
+    arguments, in order, to the parameters after the element that do not ask for a runner value
+    (``TimestampParam``...); ``DoFn.SideInputParam`` marks a parameter that takes one of them.
+    headrace fills the markers by keyword, so an extra argument meant for a parameter after a
+    marker is passed by that parameter's name instead of by position.
+    """
+    if fn_kind in ("maptuple", "flatmaptuple"):
+        return args, kwargs
+    try:
+        sig = inspect.signature(process)
+    except (TypeError, ValueError):
+        return args, kwargs
+    params = list(sig.parameters.values())[1:]  # after the element
+    markers = [p for p in params if isinstance(p.default, _DoFnParam)]
+    if not markers:
+        return args, kwargs
+    remaining = list(args)
+    bound: dict[str, Any] = {}
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
+            break
+        marker = p.default if isinstance(p.default, _DoFnParam) else None
+        if marker is not None and marker.kind != "side_input":
+            continue  # the runner fills it
+        if remaining:
+            if p.kind is p.POSITIONAL_ONLY or p.name in kwargs:
+                return args, kwargs
+            bound[p.name] = remaining.pop(0)
+        elif marker is not None and p.name not in kwargs:
+            raise ValueError(
+                f"{label!r}: parameter {p.name!r} is a DoFn.SideInputParam but no side input "
+                "is left for it; pass one more view (e.g. beam.pvalue.AsList(pcoll)) to the "
+                f"ParDo, or pass it as {p.name}=..."
+            )
+    if remaining:  # more arguments than named parameters: Python's *args takes them
+        return args, kwargs
+    return (), {**kwargs, **bound}
 
 
 # DoFn parameters the executors fill in; other markers are refused when the transform is applied.
@@ -275,11 +380,15 @@ def _check_supported_params(label: str, params: dict[str, str]) -> None:
 
 def _maybe_keyed(pcoll: PCollection) -> bool:
     t = pcoll.element_type
-    return t is None or t in (tuple, list, Any)
+    return t is None or t in (tuple, list, Any) or is_consistent_with(t, KV_HINT)
 
 
 class _CallableDoFn(DoFn):
     """The DoFn behind Map, FlatMap, Filter, MapTuple and FlatMapTuple."""
+
+    # Executors iterate whatever the function returns, a str included (Beam's
+    # CallableWrapperDoFn is exempt from the str/bytes/dict check as well).
+    wraps_callable = True
 
     def __init__(self, fn: Callable[..., Any], kind: str) -> None:
         if not callable(fn):
@@ -320,6 +429,24 @@ class _CallableParDo(ParDo):
 
     def _hinted_fn(self) -> Any:
         return self._user_fn
+
+    def expand(self, pcoll: PCollection) -> Any:
+        result = super().expand(pcoll)
+        if (
+            self._fn_kind == "map"
+            and isinstance(result, PCollection)
+            and self._output_hint() is None
+            and not self.args
+            and not self.kwargs
+        ):
+            # Beam infers a Map's output type from its function (trivial_inference); the
+            # simple cases only, see headrace.model.inference.
+            from headrace.model.inference import infer_return_type
+
+            inferred = infer_return_type(self._user_fn, [pcoll.element_type])
+            if inferred is not None:
+                result.element_type = inferred
+        return result
 
 
 def _identity(x: Any) -> Any:
@@ -443,7 +570,6 @@ class CombinePerKey(PTransform):
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         self.fn = CombineFn.maybe_from_callable(fn)
-        _no_side_inputs(args, kwargs, "CombinePerKey")
         self.args = args
         self.kwargs = kwargs
 
@@ -462,22 +588,90 @@ class CombinePerKey(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
+        a, kw = self.args, self.kwargs
+        if _has_side_inputs(a, kw):
+            # Side inputs are per window and known only while elements run, so the planner's
+            # lifted combine (which holds the CombineFn's arguments fixed) cannot take them:
+            # pre-combine in a ParDo that reads them, group the accumulators, merge and extract
+            # in a second ParDo reading them too. Every CombineFn method sees the side values.
+            return (
+                pcoll
+                | "PartialCombine" >> ParDo(_PartialCombineDoFn(self.fn), *a, **kw)
+                | "GroupByKey" >> GroupByKey()
+                | "FinishCombine" >> ParDo(_FinishCombineDoFn(self.fn), *a, **kw)
+            )
         self._graph_composite: tuple[str, Any, Mapping[str, Any]] = (
             COMBINE_PER_KEY,
-            (self.fn, self.args, self.kwargs),
+            (self.fn, a, kw),
             GroupingParams(),
         )
         grouped = pcoll | "GroupByKey" >> GroupByKey()
-        return grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)
+        return grouped | "Combine" >> CombineValues(self.fn, *a, **kw)
 
 
-def _no_side_inputs(args: Sequence[Any], kwargs: dict[str, Any], name: str) -> None:
-    for a in [*args, *kwargs.values()]:
-        if isinstance(a, (AsSideInput, PCollection)):
-            raise NotImplementedError(
-                f"{name} does not take side inputs yet; compute with a ParDo that reads the side "
-                "input instead"
-            )
+def _has_side_inputs(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    return any(isinstance(v, AsSideInput) for v in (*args, *kwargs.values()))
+
+
+class _PartialCombineDoFn(DoFn):
+    """Each ``(key, value)`` into ``(key, accumulator)`` with the side values of its window.
+
+    Like Beam's ``LiftedCombinePerKey`` (apache_beam/transforms/combiners.py), ``setup`` and
+    ``teardown`` get no arguments: side values exist only per window, while elements run.
+    """
+
+    def __init__(self, fn: CombineFn) -> None:
+        self.combine_fn = fn
+
+    def setup(self) -> None:
+        self.combine_fn.setup()
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        key, value = element
+        fn = self.combine_fn
+        acc = fn.add_input(fn.create_accumulator(*args, **kwargs), value, *args, **kwargs)
+        return ((key, fn.compact(acc, *args, **kwargs)),)
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown()
+
+
+class _FinishCombineDoFn(DoFn):
+    """``(key, [accumulators])`` into ``(key, output)``, with the side values of the window."""
+
+    def __init__(self, fn: CombineFn) -> None:
+        self.combine_fn = fn
+
+    def setup(self) -> None:
+        self.combine_fn.setup()
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        key, accumulators = element
+        fn = self.combine_fn
+        merged = fn.merge_accumulators(accumulators, *args, **kwargs)
+        return ((key, fn.extract_output(merged, *args, **kwargs)),)
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown()
+
+
+class _SideInputCombineValuesDoFn(DoFn):
+    """CombineValues whose arguments include side inputs: the ParDo passes their values."""
+
+    def __init__(self, fn: CombineFn) -> None:
+        self.combine_fn = fn
+
+    def setup(self) -> None:
+        self.combine_fn.setup()
+
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        key, values = element
+        fn = self.combine_fn
+        acc = fn.add_inputs(fn.create_accumulator(*args, **kwargs), values, *args, **kwargs)
+        return ((key, fn.extract_output(acc, *args, **kwargs)),)
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown()
 
 
 class _CombineValuesDoFn(DoFn):
@@ -512,7 +706,6 @@ class CombineValues(PTransform):
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         self.fn = CombineFn.maybe_from_callable(fn)
-        _no_side_inputs(args, kwargs, "CombineValues")
         self.args = args
         self.kwargs = kwargs
 
@@ -520,22 +713,33 @@ class CombineValues(PTransform):
         return f"CombineValues({self.fn.default_label()})"
 
     def expand(self, pcoll: PCollection) -> PCollection:
+        if _has_side_inputs(self.args, self.kwargs):
+            return pcoll | ParDo(_SideInputCombineValuesDoFn(self.fn), *self.args, **self.kwargs)
         return pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))
 
 
 class _InjectDefault(DoFn):
+    """The combined value, or the CombineFn's result for no input.
+
+    With side inputs the ParDo passes the CombineFn's arguments (their values) after
+    ``combined``; ``setup``/``teardown`` then get none, as in the lifted combine.
+    """
+
     def __init__(self, fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
-    def process(self, unused: Any, combined: list[Any]) -> Iterable[Any]:
+    def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
+        combined, side_args = args[0], args[1:]
+        side_kwargs = kwargs
         if combined:
             return combined
         fn, a, kw = self.fn, self.args, self.kwargs
         fn.setup(*a, **kw)
         try:
+            a, kw = (side_args, side_kwargs) if side_args or side_kwargs else (a, kw)
             return [fn.extract_output(fn.create_accumulator(*a, **kw), *a, **kw)]
         finally:
-            fn.teardown(*a, **kw)
+            fn.teardown(*self.args, **self.kwargs)
 
 
 class CombineGlobally(PTransform):
@@ -550,7 +754,6 @@ class CombineGlobally(PTransform):
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         self.fn = CombineFn.maybe_from_callable(fn)
-        _no_side_inputs(args, kwargs, "CombineGlobally")
         self.args = args
         self.kwargs = kwargs
         self.has_defaults = True
@@ -584,11 +787,22 @@ class CombineGlobally(PTransform):
         return self
 
     def expand(self, pcoll: PCollection) -> Any:
+        sides = _has_side_inputs(self.args, self.kwargs)
+        if self.as_view and self.has_defaults and sides:
+            raise NotImplementedError(
+                f"{self.label!r}: as_singleton_view() needs the CombineFn's result for an empty "
+                "input as the view's default, computed when the pipeline is built, but the "
+                "CombineFn's arguments include side inputs, whose values exist only at run "
+                "time; use .without_defaults().as_singleton_view() or combine into a "
+                "PCollection and take AsSingleton of it"
+            )
         if self.as_view and not pcoll.windowing.is_global:
             # A singleton view of a windowed combine: each window's result, and the CombineFn's
             # empty result for a window without data (the view's default).
             fn, a, kw = self.fn, self.args, self.kwargs
             combined = pcoll | CombineGlobally(fn, *a, **kw).without_defaults()
+            if sides:  # without defaults (checked above): an empty window has no value
+                return AsSingleton(combined)
             return AsSingleton(combined, default_value=_empty_result(fn, a, kw))
         if self.has_defaults and not pcoll.windowing.is_global:
             raise ValueError(
@@ -603,12 +817,13 @@ class CombineGlobally(PTransform):
             | "UnKey" >> Map(_second)
         )
         if self.has_defaults:
-            combined = (
-                pcoll.pipeline
-                | "DoOnce" >> Impulse()
-                | "InjectDefault"
-                >> ParDo(_InjectDefault(self.fn, self.args, self.kwargs), AsList(combined))
-            )
+            if sides:
+                inject = ParDo(
+                    _InjectDefault(self.fn, (), {}), AsList(combined), *self.args, **self.kwargs
+                )
+            else:
+                inject = ParDo(_InjectDefault(self.fn, self.args, self.kwargs), AsList(combined))
+            combined = pcoll.pipeline | "DoOnce" >> Impulse() | "InjectDefault" >> inject
         return AsSingleton(combined) if self.as_view else combined
 
 
@@ -834,6 +1049,21 @@ class PartitionFn:
         return type(self).__name__
 
 
+def _partition_index(i: Any, n: int, element: Any) -> int:
+    if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+        raise ValueError(
+            f"PartitionFn yielded a '{type(i).__name__}' when it should only yield "
+            f"integers (for element {element!r})"
+        )
+    i = int(i)  # numpy integers too, as in Beam
+    if not 0 <= i < n:
+        raise ValueError(
+            f"PartitionFn specified out-of-bounds partition index: {i} not in [0, "
+            f"{n}) (for element {element!r})"
+        )
+    return i
+
+
 class _PartitionDoFn(DoFn):
     def __init__(self, fn: Any, n: int) -> None:
         self.fn = fn.partition_for if isinstance(fn, PartitionFn) else fn
@@ -841,19 +1071,22 @@ class _PartitionDoFn(DoFn):
         self.tags = [str(i) for i in range(n)]
 
     def process(self, element: Any, *args: Any, **kwargs: Any) -> Iterable[Any]:
-        i = self.fn(element, self.n, *args, **kwargs)
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
-            raise ValueError(
-                f"PartitionFn yielded a '{type(i).__name__}' when it should only yield "
-                f"integers (for element {element!r})"
-            )
-        i = int(i)  # numpy integers too, as in Beam
-        if not 0 <= i < self.n:
-            raise ValueError(
-                f"PartitionFn specified out-of-bounds partition index: {i} not in [0, "
-                f"{self.n}) (for element {element!r})"
-            )
+        i = _partition_index(self.fn(element, self.n, *args, **kwargs), self.n, element)
         return (element,) if i == 0 else (TaggedOutput(self.tags[i], element),)
+
+
+class _ApplyPartitionFnFn(DoFn):
+    """Beam's ``Partition.ApplyPartitionFnFn``: ``process(element, partitionfn, n, ...)``
+    yields the element tagged with its partition's index as a string (apache_beam/transforms/
+    core.py). headrace's own Partition uses a DoFn holding the function instead."""
+
+    def process(
+        self, element: Any, partitionfn: Any, n: int, *args: Any, **kwargs: Any
+    ) -> Iterable[Any]:
+        choose = partitionfn.partition_for if isinstance(partitionfn, PartitionFn) else partitionfn
+        yield TaggedOutput(
+            str(_partition_index(choose(element, n, *args, **kwargs), n, element)), element
+        )
 
 
 class Partition(PTransform):
@@ -865,6 +1098,8 @@ class Partition(PTransform):
     ...     evens, odds = p | Create([1, 2, 3]) | Partition(lambda x, n: x % n, 2)
     ...     assert_that(odds, equal_to([1, 3]))
     """
+
+    ApplyPartitionFnFn = _ApplyPartitionFnFn
 
     def __init__(self, fn: Any, n: int, *args: Any, **kwargs: Any) -> None:
         super().__init__()

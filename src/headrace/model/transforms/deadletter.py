@@ -5,7 +5,9 @@ to a second output as ``(element, (exception type, repr(exception), traceback li
 layout (``_ExceptionHandlingWrapperDoFn`` in apache_beam/transforms/core.py). Without
 ``partial=True`` an element's outputs are buffered until it succeeds, so a failing element emits
 nothing to the good output. ``threshold`` fails the pipeline when the share of bad inputs (per
-window) exceeds it.
+window) exceeds it. ``timeout`` and ``use_subprocess`` run the DoFn under a time limit or in a
+child process (:mod:`headrace.model.transforms.isolated`): an overrun or a hard crash becomes a
+dead letter too.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from headrace.model.pvalue import DoOutputsTuple, PCollection, TaggedOutput
+from headrace.model.pvalue import PCollection, TaggedOutput
 from headrace.model.transforms.core import CombineGlobally, Map, ParDo
 from headrace.model.transforms.dofn import DoFn, state_and_timer_specs
+from headrace.model.transforms.isolated import SubprocessDoFn, TimeoutDoFn
 from headrace.model.transforms.ptransform import PTransform
 
 __all__ = ["DeadLetter", "ExceptionHandlingParDo"]
@@ -121,8 +124,15 @@ class ExceptionHandlingParDo(PTransform):
         threshold: float,
         threshold_windowing: Any,
         on_failure_callback: Callable[[BaseException, Any], None] | None,
+        error_handler: Any = None,
+        *,
+        use_subprocess: bool = False,
+        timeout: float | None = None,
     ) -> None:
         super().__init__(pardo._label)
+        self.error_handler = error_handler
+        self.use_subprocess = use_subprocess
+        self.timeout = timeout
         self.pardo = pardo
         self.main_tag = main_tag
         self.dead_letter_tag = dead_letter_tag
@@ -143,21 +153,32 @@ class ExceptionHandlingParDo(PTransform):
             self.main_tag = main
         return self
 
-    def expand(self, pcoll: PCollection) -> DoOutputsTuple:
+    def expand(self, pcoll: PCollection) -> Any:
         inner = self.pardo
         if state_and_timer_specs(inner._process_callable()):
             raise NotImplementedError(
                 f"{self.label!r}: with_exception_handling() on a DoFn with state or timers is "
                 "not supported (a failed element's state writes could not be undone)"
             )
+        fn: DoFn = inner.fn
+        if self.use_subprocess:
+            fn = SubprocessDoFn(fn, self.timeout)
+        elif self.timeout is not None:
+            fn = TimeoutDoFn(fn, self.timeout)
         wrapper = _ExceptionHandlingDoFn(
-            inner.fn, self.dead_letter_tag, self.exc_class, self.partial, self.on_failure_callback
+            fn, self.dead_letter_tag, self.exc_class, self.partial, self.on_failure_callback
         )
         pardo = _WrappedParDo(wrapper, inner, *inner.args, **inner.kwargs)
         tags = (*self.extra_tags, self.dead_letter_tag)
-        result = pcoll | pardo.with_outputs(*tags, main=self.main_tag)
+        result = pcoll | pardo.with_outputs(*tags, main=self.main_tag, allow_unknown_tags=True)
         if self.threshold < 1.0:
             self._check_threshold(pcoll, result[self.dead_letter_tag])
+        if self.error_handler is not None:
+            # Beam: the handler consumes the dead letters; the main output alone is returned
+            # unless the DoFn declared outputs of its own.
+            self.error_handler.add_error_pcollection(result[self.dead_letter_tag])
+            if not self.extra_tags:
+                return result[self.main_tag]
         return result
 
     def _check_threshold(self, pcoll: PCollection, bad: PCollection) -> None:
@@ -217,11 +238,10 @@ def with_exception_handling(
     """Build the transform behind ``ParDo.with_exception_handling`` (see the module doc)."""
     label = pardo.label
     unsupported = {
-        "use_subprocess": use_subprocess,
-        "timeout": timeout,
-        "error_handler": error_handler,
         "allow_unsafe_userstate_in_process": allow_unsafe_userstate_in_process,
     }
+    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+        raise ValueError(f"{label!r}: with_exception_handling(timeout=...) needs seconds > 0")
     for name, value in unsupported.items():
         if value:
             raise NotImplementedError(
@@ -240,4 +260,7 @@ def with_exception_handling(
         threshold,
         threshold_windowing,
         on_failure_callback,
+        error_handler,
+        use_subprocess=use_subprocess,
+        timeout=timeout,
     )

@@ -103,7 +103,15 @@ class PTransform:
         return self
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__}(PTransform) label=[{self.label}]>"
+        # Beam's form (apache_beam/transforms/ptransform.py): inputs and side inputs when a
+        # transform carries them as attributes.
+        text = f"<{type(self).__name__}(PTransform) label=[{self.label}]"
+        inputs, sides = getattr(self, "inputs", None), getattr(self, "side_inputs", None)
+        if inputs:
+            text += f" inputs={inputs}"
+        if sides:
+            text += f" side_inputs={sides}"
+        return text + ">"
 
 
 class _ChainedPTransform(PTransform):

@@ -80,6 +80,19 @@ class TypeCheckDoFn(DoFn):
         result = self.fn.process(element, *args, **kwargs)
         if result is None:
             return
+        if isinstance(result, (dict, bytes, str)):
+            # Beam's TypeCheckWrapperDoFn (apache_beam/typehints/typecheck.py) refuses these,
+            # which a FlatMap would otherwise iterate, when run-time checks are on.
+            kind = type(result).__name__
+            raise TypeCheckError(
+                f"{self.label}: Returning a {kind} from a ParDo or FlatMap is discouraged. "
+                f"Please use list({result!r:.40}) if you really want this behavior."
+            )
+        if not isinstance(result, collections.abc.Iterable):
+            raise TypeCheckError(
+                f"{self.label}: FlatMap and ParDo must return an iterable. {type(result)} was "
+                "returned instead."
+            )
         for out in result:
             value = out.value if type(out) is TaggedOutput else out
             if type(out) is not TaggedOutput and not instance_matches(value, self.output_hint):
