@@ -584,7 +584,7 @@ class PaneEngine:
         trig = pane.trig
         if trig[1]:
             trig[1] = False
-            self._emit(key, window, pane, is_last=expiring)
+            self._emit(key, window, pane, is_last=False)  # the default trigger never finishes
         elif expiring and pane.pending and self.fire_at_expiry:
             self._emit(key, window, pane, is_last=True)
         if expiring:
@@ -595,7 +595,9 @@ class PaneEngine:
         m.on_fire(pane.trig, self._ctx)
         finished = m.is_finished(pane.trig)
         expiring = self._wm > pane.gc
-        self._emit(key, window, pane, is_last=finished or expiring)
+        # Beam Python marks a pane last only when its trigger finished (trigger.py
+        # GeneralTriggerDriver._output), not when its window expires with it.
+        self._emit(key, window, pane, is_last=finished)
         if expiring:
             self._remove(key, window)
             return

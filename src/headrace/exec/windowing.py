@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from headrace.model.timestamp import Timestamp, to_micros
-from headrace.model.window import PANE_ONLY_FIRING, WindowedValue, WindowFn
+from headrace.model.window import PANE_ON_TIME_NOT_LAST, WindowedValue, WindowFn
 
 __all__ = [
     "group_merged_windows",
@@ -99,4 +99,4 @@ def group_merged_windows(
             t = times[mw] if track else mw.max_timestamp_us()
             if transformed:
                 t = transformed_output_time(window_fn, mw, t)
-            yield WindowedValue(value, t, (mw,), PANE_ONLY_FIRING)
+            yield WindowedValue(value, t, (mw,), PANE_ON_TIME_NOT_LAST)

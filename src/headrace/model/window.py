@@ -304,6 +304,9 @@ class PaneInfo:
 
 PANE_INFO_UNKNOWN = PaneInfo(True, True, PaneInfoTiming.UNKNOWN, 0, 0)
 PANE_ONLY_FIRING = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
+# The one pane of a window other than the global window in batch: Beam Python's trigger driver
+# marks a pane last only when its trigger finished, and the default trigger never does.
+PANE_ON_TIME_NOT_LAST = PaneInfo(True, False, PaneInfoTiming.ON_TIME, 0, 0)
 
 
 class WindowedValue:

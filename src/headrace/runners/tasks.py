@@ -44,7 +44,9 @@ from headrace.graph.nodes import Payload
 from headrace.model.metrics import MetricsContainer, MetricUpdates, set_current_container
 from headrace.model.timestamp import MIN_US
 from headrace.model.window import (
+    GLOBAL_WINDOW,
     GLOBAL_WINDOWS_TUPLE,
+    PANE_ON_TIME_NOT_LAST,
     PANE_ONLY_FIRING,
     TimestampedValue,
     WindowedValue,
@@ -402,6 +404,7 @@ def _grouping_chunks(
             result: list[Any] = []
             last: Any = None
             end, wins = 0, GLOBAL_WINDOWS_TUPLE  # set at the first windowed group
+            pane = PANE_ONLY_FIRING
             for (k, w), v in table.items():
                 value = (k, extract(v) if extract is not None else v)
                 if not out_windowed:
@@ -409,10 +412,11 @@ def _grouping_chunks(
                     continue
                 if w is not last:  # groups of one window mostly follow each other
                     last, end, wins = w, w.max_timestamp_us(), (w,)
+                    pane = PANE_ONLY_FIRING if w == GLOBAL_WINDOW else PANE_ON_TIME_NOT_LAST
                 t = ts[(k, w)] if ts is not None else end
                 if transformed and window_fn is not None:
                     t = transformed_output_time(window_fn, w, t)
-                result.append(WindowedValue(value, t, wins, PANE_ONLY_FIRING))
+                result.append(WindowedValue(value, t, wins, pane))
             yield from _chunks(result, n)
     finally:
         merger.teardown()
