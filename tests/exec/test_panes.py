@@ -100,13 +100,13 @@ class SumFn:
 def test_timestamp_combiners_single_pane(combiner, ts):
     events = [*els(("a", 10), ("b", 5), ("c", 30)), WatermarkTo(60)]
     out = panes(events, window_fn=ShiftedFixedWindows(60), timestamp_combiner=combiner)
-    assert out == [pane(W0, ["a", "b", "c"], ts, True, True, ON_TIME, 0, 0)]
+    assert out == [pane(W0, ["a", "b", "c"], ts, True, False, ON_TIME, 0, 0)]
 
 
 def test_timestamp_combiner_names_are_accepted_as_strings():
     engine = PaneEngine(FixedWindows(60), timestamp_combiner="OUTPUT_AT_LATEST")
     out = panes([*els(("a", 10), ("b", 20)), EndOfInput()], engine)
-    assert out == [pane(W0, ["a", "b"], 20 * S, True, True, ON_TIME, 0, 0)]
+    assert out == [pane(W0, ["a", "b"], 20 * S, True, False, ON_TIME, 0, 0)]
 
 
 @pytest.mark.parametrize("mode", [DISC, ACC], ids=["disc", "acc"])
@@ -162,7 +162,7 @@ def test_late_panes_are_emitted_at_the_end_of_the_window(combiner):
 def test_element_behind_the_watermark_is_held_at_the_end_of_its_window(combiner, ts):
     events = [WatermarkTo(20), Element("a", 10), Element("b", 30), WatermarkTo(60)]
     out = panes(events, window_fn=ShiftedFixedWindows(60), timestamp_combiner=combiner)
-    assert out == [pane(W0, ["a", "b"], ts, True, True, ON_TIME, 0, 0)]
+    assert out == [pane(W0, ["a", "b"], ts, True, False, ON_TIME, 0, 0)]
 
 
 def test_hold_follows_the_earliest_pending_output_time():
@@ -270,7 +270,7 @@ def test_watermark_and_clock_never_go_back():
 def test_sessions_merge_into_one_pane(combiner, ts):
     events = [*els(("a", 1), ("b", 5), ("c", 20)), Element("d", 12), WatermarkTo(40)]
     out = panes(events, window_fn=Sessions(10), timestamp_combiner=combiner)
-    assert out == [pane(IntervalWindow(1, 30), ["a", "b", "c", "d"], ts, True, True, ON_TIME, 0, 0)]
+    assert out == [pane(IntervalWindow(1, 30), ["a", "b", "c", "d"], ts, True, False, ON_TIME, 0, 0)]
 
 
 @pytest.mark.parametrize("mode", [DISC, ACC], ids=["disc", "acc"])
@@ -345,7 +345,7 @@ def test_sessions_drop_elements_whose_own_session_is_past_lateness():
     engine = PaneEngine(Sessions(10))
     events = [Element("a", 1), WatermarkTo(20), Element("b", 5), EndOfInput()]
     assert panes(events, engine) == [
-        pane(IntervalWindow(1, 11), ["a"], 10_999_999, True, True, ON_TIME, 0, 0)
+        pane(IntervalWindow(1, 11), ["a"], 10_999_999, True, False, ON_TIME, 0, 0)
     ]
     assert engine.dropped_late == 1
 
@@ -398,8 +398,8 @@ def test_many_keys_and_bundles():
 def test_an_element_in_several_sliding_windows():
     out = panes([Element("a", 45), WatermarkTo(60), EndOfInput()], window_fn=SlidingWindows(60, 30))
     assert out == [
-        pane(IntervalWindow(0, 60), ["a"], EOW0, True, True, ON_TIME, 0, 0),
-        pane(IntervalWindow(30, 90), ["a"], 89_999_999, True, True, ON_TIME, 0, 0),
+        pane(IntervalWindow(0, 60), ["a"], EOW0, True, False, ON_TIME, 0, 0),
+        pane(IntervalWindow(30, 90), ["a"], 89_999_999, True, False, ON_TIME, 0, 0),
     ]
 
 

@@ -36,7 +36,9 @@ from headrace.beam.transforms.trigger import (
 from headrace.model.timestamp import Timestamp
 
 SECOND = 1_000_000
-ON_TIME_ONLY = (True, True, "ON_TIME", 0, 0)  # is_first, is_last, timing, index, nonspec index
+# is_first, is_last, timing, index, nonspec index of the one pane of a fixed window: not last,
+# in batch as in streaming (Beam Python marks last only a pane whose trigger finished)
+ON_TIME_ONLY = (True, False, "ON_TIME", 0, 0)
 
 # Timestamps in microseconds, biased towards window edges (sizes below divide 60 s).
 _EDGES = [0, 1, 10 * SECOND - 1, 10 * SECOND, 30 * SECOND - 1, 60 * SECOND - 1, 60 * SECOND]
