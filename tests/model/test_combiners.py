@@ -551,6 +551,47 @@ def test_tuple_combine_fns():
     )
 
 
+def test_tuple_combine_fn_merges_lazily_in_bounded_batches():
+    """Beam's merge_accumulators_batch_size (apache_beam/transforms/combiners.py): the input
+    iterable is read a batch at a time and merged into the result so far, so at most a batch
+    (plus the result) of accumulator tuples exist at once; the result is the full merge."""
+    live = {"now": 0, "peak": 0}
+
+    class Live(list):
+        def __init__(self, *args):
+            super().__init__(*args)
+            live["now"] += 1
+            live["peak"] = max(live["peak"], live["now"])
+
+        def __del__(self):
+            live["now"] -= 1
+
+    def tuples(n):
+        for i in range(n):
+            yield Live([Live([i]), Live([i * 10])])
+
+    class Concat(combiners.CombineFn):
+        def create_accumulator(self):
+            return Live()
+
+        def merge_accumulators(self, accumulators):
+            return Live(x for acc in accumulators for x in acc)
+
+    fn = TupleCombineFn(Concat(), Concat(), merge_accumulators_batch_size=4)
+    merged = fn.merge_accumulators(tuples(50))
+    assert sorted(merged[0]) == list(range(50))
+    assert sorted(merged[1]) == [i * 10 for i in range(50)]
+    # A batch and the result so far (3 objects a tuple), the two lists being merged, and the
+    # tuple the input generator is making: not the 150 objects of all 50 tuples.
+    assert live["peak"] <= 3 * (4 + 1) + 2 + 3
+    counts = TupleCombineFn(CountCombineFn(), CountCombineFn(), merge_accumulators_batch_size=1)
+    assert counts.merge_accumulators(iter([[1, 2]])) == [1, 2]
+    assert counts.merge_accumulators([[1, 2], [3, 1], [5, 0]]) == [9, 3]
+    assert counts.merge_accumulators([]) == [0, 0]
+    with pytest.raises(ValueError, match="at least 1"):
+        TupleCombineFn(sum, merge_accumulators_batch_size=0)
+
+
 # -- windowed input -------------------------------------------------------------------------------
 
 
