@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from headrace.model.timestamp import MIN_TIMESTAMP
 from headrace.model.transforms.dofn import CombineFn
+from headrace.model.typehints import with_output_types
 
 __all__ = [
     "CountCombineFn",
@@ -63,6 +64,7 @@ def _check_n(n: Any, what: str) -> int:
 # -- Count ----------------------------------------------------------------------------------------
 
 
+@with_output_types(int)
 class CountCombineFn(CombineFn):
     """Counts its inputs; the accumulator is a plain int.
 
@@ -113,6 +115,7 @@ class CountCombineFn(CombineFn):
 # -- Mean -----------------------------------------------------------------------------------------
 
 
+@with_output_types(float)
 class MeanCombineFn(CombineFn):
     """The arithmetic mean; the accumulator is ``(sum, count)``; an empty input gives NaN.
 

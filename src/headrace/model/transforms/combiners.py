@@ -32,6 +32,7 @@ from headrace.model.transforms.combinefns import (
 from headrace.model.transforms.core import CombineGlobally, CombinePerKey, FlatMap, Map
 from headrace.model.transforms.dofn import CombineFn, DoFn
 from headrace.model.transforms.ptransform import PTransform, ptransform_fn
+from headrace.model.typehints import dict_of, key_value_types, kv_of, list_of, set_of, typed
 
 __all__ = [
     "CombinerWithoutDefaults",
@@ -105,7 +106,7 @@ class Count:
         """
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | self._combine_globally(CountCombineFn())
+            return typed(pcoll | self._combine_globally(CountCombineFn()), int)
 
     class PerKey(PTransform):
         """``(key, number of values)`` for each key of ``(key, value)`` pairs.
@@ -119,7 +120,8 @@ class Count:
         """
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | CombinePerKey(CountCombineFn())
+            key, _ = key_value_types(pcoll.element_type)
+            return typed(pcoll | CombinePerKey(CountCombineFn()), kv_of(key, int))
 
     class PerElement(PTransform):
         """``(element, number of occurrences)`` for each distinct element.
@@ -133,11 +135,12 @@ class Count:
         """
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return (
+            counts = (
                 pcoll
                 | f"{self.label}:PairWithVoid" >> Map(_pair_with_void)
                 | CombinePerKey(CountCombineFn())
             )
+            return typed(counts, kv_of(pcoll.element_type, int))
 
 
 # -- Mean -----------------------------------------------------------------------------------------
@@ -157,7 +160,7 @@ class Mean:
         """
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | self._combine_globally(MeanCombineFn())
+            return typed(pcoll | self._combine_globally(MeanCombineFn()), float)
 
     class PerKey(PTransform):
         """``(key, mean of its values)`` for each key.
@@ -171,7 +174,8 @@ class Mean:
         """
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | CombinePerKey(MeanCombineFn())
+            key, _ = key_value_types(pcoll.element_type)
+            return typed(pcoll | CombinePerKey(MeanCombineFn()), kv_of(key, float))
 
 
 # -- Top ------------------------------------------------------------------------------------------
@@ -230,7 +234,7 @@ class Top:
 
         def expand(self, pcoll: PCollection) -> PCollection:
             fn = TopCombineFn(self._n, self._key, self._reverse)
-            return pcoll | self._combine_globally(fn)
+            return typed(pcoll | self._combine_globally(fn), list_of(pcoll.element_type))
 
     class PerKey(PTransform):
         """``(key, list of the n best values)`` for each key.
@@ -256,7 +260,8 @@ class Top:
 
         def expand(self, pcoll: PCollection) -> PCollection:
             fn = TopCombineFn(self._n, self._key, self._reverse)
-            return pcoll | CombinePerKey(fn)
+            key, value = key_value_types(pcoll.element_type)
+            return typed(pcoll | CombinePerKey(fn), kv_of(key, list_of(value)))
 
     @staticmethod
     def Largest(n: int, has_defaults: bool = True, key: Any = None) -> PTransform:
@@ -337,7 +342,8 @@ class Sample:
             return {"n": self._n}
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | self._combine_globally(SampleCombineFn(self._n))
+            sample = pcoll | self._combine_globally(SampleCombineFn(self._n))
+            return typed(sample, list_of(pcoll.element_type))
 
     class FixedSizePerKey(PTransform):
         """``(key, list of n of its values drawn uniformly)`` for each key.
@@ -362,7 +368,9 @@ class Sample:
             return {"n": self._n}
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | CombinePerKey(SampleCombineFn(self._n))
+            key, value = key_value_types(pcoll.element_type)
+            sample = pcoll | CombinePerKey(SampleCombineFn(self._n))
+            return typed(sample, kv_of(key, list_of(value)))
 
     class Any(PTransform):
         """Up to ``n`` arbitrary elements (not a random sample), as elements, not a list.
@@ -438,7 +446,8 @@ class ToList(CombinerWithoutDefaults):
     """
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | self.label >> self._combine_globally(ToListCombineFn())
+        combined = pcoll | self.label >> self._combine_globally(ToListCombineFn())
+        return typed(combined, list_of(pcoll.element_type))
 
 
 class ToDict(CombinerWithoutDefaults):
@@ -452,7 +461,9 @@ class ToDict(CombinerWithoutDefaults):
     """
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | self.label >> self._combine_globally(ToDictCombineFn())
+        key, value = key_value_types(pcoll.element_type)
+        combined = pcoll | self.label >> self._combine_globally(ToDictCombineFn())
+        return typed(combined, dict_of(key, value))
 
 
 class ToSet(CombinerWithoutDefaults):
@@ -466,7 +477,8 @@ class ToSet(CombinerWithoutDefaults):
     """
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | self.label >> self._combine_globally(ToSetCombineFn())
+        combined = pcoll | self.label >> self._combine_globally(ToSetCombineFn())
+        return typed(combined, set_of(pcoll.element_type))
 
 
 # -- Latest ---------------------------------------------------------------------------------------

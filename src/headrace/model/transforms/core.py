@@ -28,6 +28,7 @@ from headrace.model.pvalue import (
 from headrace.model.sources import BoundedSource
 from headrace.model.timestamp import to_micros
 from headrace.model.transforms.dofn import (
+    CallableWrapperCombineFn,
     CombineFn,
     DoFn,
     context_params,
@@ -42,6 +43,7 @@ from headrace.model.typehints import (
     format_hint,
     is_consistent_with,
     iterable_element_type,
+    key_value_types,
     main_input_hint,
     output_hint,
 )
@@ -462,7 +464,23 @@ class CombinePerKey(PTransform):
             {},
         )
         grouped = pcoll | "GroupByKey" >> GroupByKey()
-        return grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)
+        combined = grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)
+        return _typed_per_key(combined, pcoll.element_type, self.fn)
+
+
+def _combine_output_hint(fn: CombineFn) -> Any:
+    """The output hint of a CombineFn, or of the function a callable's CombineFn wraps."""
+    return output_hint(fn.fn if isinstance(fn, CallableWrapperCombineFn) else fn)
+
+
+def _typed_per_key(result: PCollection, input_type: Any, fn: CombineFn) -> PCollection:
+    """``Tuple[K, O]`` as the element type of a per-key combine's output, when the CombineFn's
+    output hint gives ``O`` (``K`` from the input's ``Tuple[K, V]``, else ``Any``)."""
+    out = _combine_output_hint(fn)
+    if out is not None:
+        tuple_hint: Any = typing.Tuple  # noqa: UP006 - Beam's form
+        result.element_type = tuple_hint[key_value_types(input_type)[0], out]
+    return result
 
 
 def _no_side_inputs(args: Sequence[Any], kwargs: dict[str, Any], name: str) -> None:
@@ -514,7 +532,8 @@ class CombineValues(PTransform):
         return f"CombineValues({self.fn.default_label()})"
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))
+        combined = pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))
+        return _typed_per_key(combined, pcoll.element_type, self.fn)
 
 
 class _InjectDefault(DoFn):
@@ -571,6 +590,11 @@ class CombineGlobally(PTransform):
     def with_defaults(self, has_defaults: bool = True) -> CombineGlobally:
         self.has_defaults = has_defaults
         return self
+
+    def _output_hint(self) -> Any:
+        if self._output_type_hint is not None or self.as_view:
+            return self._output_type_hint
+        return _combine_output_hint(self.fn)
 
     def as_singleton_view(self) -> CombineGlobally:
         """Return an AsSingleton side-input view of the result instead of a PCollection."""

@@ -32,7 +32,6 @@ import hashlib
 import heapq
 import itertools
 import math
-import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -42,6 +41,7 @@ from headrace.model.pvalue import PCollection
 from headrace.model.transforms.core import CombineGlobally, CombinePerKey
 from headrace.model.transforms.dofn import CombineFn
 from headrace.model.transforms.ptransform import PTransform
+from headrace.model.typehints import key_value_types, kv_of, list_of, typed
 
 __all__ = [
     "ApproximateQuantiles",
@@ -146,14 +146,6 @@ class ApproximateUniqueCombineFn(CombineFn):
         return {"sample_size": self._sample_size}
 
 
-def _value_hint(element_type: Any) -> Any:
-    """The value type of a ``Tuple[K, V]`` element type, else ``Any``."""
-    args = typing.get_args(element_type)
-    if typing.get_origin(element_type) is tuple and len(args) == 2 and args[1] is not Ellipsis:
-        return args[1]
-    return Any
-
-
 def _element_coder(hint: Any) -> Coder:
     return _coder_registry.get_coder(Any if hint is None else hint)
 
@@ -230,9 +222,10 @@ class ApproximateUnique:
 
         def expand(self, pcoll: PCollection) -> PCollection:
             coder = _element_coder(pcoll.element_type)
-            return pcoll | "CountGlobalUniqueValues" >> CombineGlobally(
+            estimate = pcoll | "CountGlobalUniqueValues" >> CombineGlobally(
                 ApproximateUniqueCombineFn(self._sample_size, coder)
             )
+            return typed(estimate, int)
 
     class PerKey(PTransform):
         """``(key, approximate number of distinct values)`` for each key.
@@ -254,10 +247,12 @@ class ApproximateUnique:
             return {"sample_size": self._sample_size}
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            coder = _element_coder(_value_hint(pcoll.element_type))
-            return pcoll | "CountPerKeyUniqueValues" >> CombinePerKey(
+            key, value = key_value_types(pcoll.element_type)
+            coder = _element_coder(value)
+            estimates = pcoll | "CountPerKeyUniqueValues" >> CombinePerKey(
                 ApproximateUniqueCombineFn(self._sample_size, coder)
             )
+            return typed(estimates, kv_of(key, int))
 
 
 # -- ApproximateQuantiles -------------------------------------------------------------------------
@@ -708,7 +703,8 @@ class ApproximateQuantiles:
             )
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | CombineGlobally(self._combine_fn)
+            element = None if self._weighted or self._input_batched else pcoll.element_type
+            return typed(pcoll | CombineGlobally(self._combine_fn), list_of(element))
 
         def display_data(self) -> dict[str, Any]:
             return _quantiles_display_data(
@@ -750,7 +746,10 @@ class ApproximateQuantiles:
             )
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | CombinePerKey(self._combine_fn)
+            key, value = key_value_types(pcoll.element_type)
+            if self._weighted or self._input_batched:
+                value = None
+            return typed(pcoll | CombinePerKey(self._combine_fn), kv_of(key, list_of(value)))
 
         def display_data(self) -> dict[str, Any]:
             return _quantiles_display_data(

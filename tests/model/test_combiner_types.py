@@ -1,0 +1,85 @@
+# ruff: noqa: UP006 - the element types are the typing forms, as Beam writes them
+"""Element types of combiner outputs, as Beam's hints give them (apache_beam/transforms/
+combiners.py, stats.py, core.py): downstream type checks see them, and a wrong use fails when
+the pipeline is built instead of at run time."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+import headrace.beam as beam
+from headrace.beam.transforms import combiners as combine
+from headrace.beam.typehints import TypeCheckError, with_input_types, with_output_types
+from headrace.model.pipeline import Pipeline
+
+
+@pytest.fixture
+def ints():
+    p = Pipeline()
+    return p | beam.Create(range(5)).with_output_types(int)
+
+
+@pytest.fixture
+def pairs():
+    p = Pipeline()
+    return p | beam.Create([(True, 1)]).with_output_types(typing.Tuple[bool, int])
+
+
+def test_global_combiners(ints) -> None:
+    assert (ints | "Count" >> combine.Count.Globally()).element_type is int
+    assert (ints | "Mean" >> combine.Mean.Globally()).element_type is float
+    assert (ints | "Top" >> combine.Top.Of(2)).element_type == typing.List[int]
+    assert (ints | "Sample" >> combine.Sample.FixedSizeGlobally(2)).element_type == typing.List[int]
+    assert (ints | "ToList" >> combine.ToList()).element_type == typing.List[int]
+    assert (ints | "ToSet" >> combine.ToSet()).element_type == typing.Set[int]
+    assert (ints | "Each" >> combine.Count.PerElement()).element_type == typing.Tuple[int, int]
+    quantiles = ints | "Q" >> beam.ApproximateQuantiles.Globally(3)
+    assert quantiles.element_type == typing.List[int]
+    assert (ints | "U" >> beam.ApproximateUnique.Globally(size=16)).element_type is int
+
+
+def test_per_key_combiners_keep_the_key_type(pairs) -> None:
+    assert (pairs | "Count" >> combine.Count.PerKey()).element_type == typing.Tuple[bool, int]
+    assert (pairs | "Mean" >> combine.Mean.PerKey()).element_type == typing.Tuple[bool, float]
+    top = pairs | "Top" >> combine.Top.PerKey(1)
+    assert top.element_type == typing.Tuple[bool, typing.List[int]]
+    assert (pairs | "ToDict" >> combine.ToDict()).element_type == typing.Dict[bool, int]
+    quantiles = pairs | "Q" >> beam.ApproximateQuantiles.PerKey(2)
+    assert quantiles.element_type == typing.Tuple[bool, typing.List[int]]
+    unique = pairs | "U" >> beam.ApproximateUnique.PerKey(size=16)
+    assert unique.element_type == typing.Tuple[bool, int]
+
+
+def test_combine_transforms_take_the_combine_fns_output_hint(ints, pairs) -> None:
+    @with_output_types(int)
+    @with_input_types(values=typing.Iterable[int])
+    def total(values):
+        return sum(values)
+
+    assert (ints | "G" >> beam.CombineGlobally(total)).element_type is int
+    assert (ints | "Count" >> beam.CombineGlobally(combine.CountCombineFn())).element_type is int
+    per_key = pairs | "K" >> beam.CombinePerKey(total)
+    assert per_key.element_type == typing.Tuple[bool, int]
+    # No hint, no type (rather than a guess).
+    assert (ints | "Plain" >> beam.CombineGlobally(sum)).element_type is None
+    overridden = ints | "Str" >> beam.CombineGlobally(sum).with_output_types(str)
+    assert overridden.element_type is str
+
+
+def test_a_mistyped_consumer_fails_at_construction(ints) -> None:
+    counted = ints | combine.Count.Globally()
+    with pytest.raises(TypeCheckError, match="requires PCollections of type"):
+        counted | beam.Map(str.upper).with_input_types(str)
+
+
+def test_typed_outputs_still_run() -> None:
+    from headrace.beam.testing.util import assert_that, equal_to
+
+    with Pipeline() as p:
+        pairs = p | beam.Create([("a", 1), ("a", 3), ("b", 2)]).with_output_types(
+            typing.Tuple[str, int]
+        )
+        means = pairs | combine.Mean.PerKey()
+        assert_that(means, equal_to([("a", 2.0), ("b", 2.0)]))
