@@ -592,6 +592,33 @@ def test_tuple_combine_fn_merges_lazily_in_bounded_batches():
         TupleCombineFn(sum, merge_accumulators_batch_size=0)
 
 
+def test_global_combine_with_defaults_on_triggered_unbounded_input_logs_an_error(caplog):
+    """Beam logs (and does not refuse) a CombineGlobally with default values over an unbounded
+    input whose windowing is not the default (apache_beam/transforms/core.py)."""
+    from headrace.io.streaming.periodic import PeriodicImpulse
+    from headrace.model.trigger import AccumulationMode, AfterCount, Repeatedly
+    from headrace.model.window import GlobalWindows
+
+    def triggered(p, name):
+        ticks = p | name >> PeriodicImpulse(0, 4, 1)
+        return ticks | f"{name}Window" >> WindowInto(
+            GlobalWindows(),
+            trigger=Repeatedly(AfterCount(2)),
+            accumulation_mode=AccumulationMode.DISCARDING,
+        )
+
+    p = Pipeline()
+    with caplog.at_level("ERROR"):
+        triggered(p, "A") | combiners.Count.Globally()
+    assert "unbounded collections" in caplog.text
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        triggered(p, "B") | "Quiet" >> combiners.Count.Globally().without_defaults()
+        p | "Bounded" >> Create([1]) | "Plain" >> combiners.Count.Globally()
+        p | "C" >> PeriodicImpulse(0, 4, 1) | "Untriggered" >> combiners.Count.Globally()
+    assert caplog.text == ""
+
+
 # -- windowed input -------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ that planners may lift into a pre-aggregating shuffle. Everything else composes 
 from __future__ import annotations
 
 import inspect
+import logging
 import numbers
 import pickle
 import typing
@@ -49,6 +50,8 @@ from headrace.model.typehints import (
 )
 from headrace.model.window import GlobalWindows, TimestampCombiner, TimestampedValue, WindowFn
 from headrace.model.windowing import Windowing
+
+_LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "CombineFn",
@@ -614,6 +617,17 @@ class CombineGlobally(PTransform):
                 f"but the input is windowed by {pcoll.windowing.window_fn_name}; use "
                 "CombineGlobally(fn).without_defaults()"
             )
+        if self.has_defaults and not pcoll.is_bounded and not _default_windowing(pcoll.windowing):
+            # As in Beam: logged, not refused (the combine still runs).
+            _LOGGER.error(
+                "%r combines elements in unbounded collections, with default values and a "
+                "windowing strategy other than the default (windows %s; or a trigger, "
+                "lateness or accumulation mode of its own): what an empty pane gives is "
+                "ill-defined. Use CombineGlobally(fn).without_defaults() to output nothing "
+                "for an empty input.",
+                self.label,
+                pcoll.windowing.window_fn_name,
+            )
         combined = (
             pcoll
             | "KeyWithVoid" >> Map(_key_with_none)
@@ -628,6 +642,17 @@ class CombineGlobally(PTransform):
                 >> ParDo(_InjectDefault(self.fn, self.args, self.kwargs), AsList(combined))
             )
         return AsSingleton(combined) if self.as_view else combined
+
+
+def _default_windowing(w: WindowingStrategy) -> bool:
+    """Global windows, the default trigger, discarding, no lateness (Beam's ``is_default``)."""
+    return (
+        w.window_fn is None
+        and w.trigger is None
+        and w.accumulation_mode == "DISCARDING"
+        and w.allowed_lateness_us == 0
+        and w.timestamp_combiner == "OUTPUT_AT_EOW"
+    )
 
 
 def _empty_result(fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
