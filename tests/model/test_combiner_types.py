@@ -83,3 +83,40 @@ def test_typed_outputs_still_run() -> None:
         )
         means = pairs | combine.Mean.PerKey()
         assert_that(means, equal_to([("a", 2.0), ("b", 2.0)]))
+
+
+def test_combine_fn_input_hints_are_checked_when_the_pipeline_is_built() -> None:
+    """Beam's rules (apache_beam/transforms/core.py, ptransform.py): a per-key combine checks
+    its input against Tuple[K, <the CombineFn's input hint>] and reports it as for a ParDo; a
+    global combine keys its input with None first, so the check names its CombinePerKey."""
+    p = Pipeline()
+    words = p | "Words" >> beam.Create(["a"]).with_output_types(str)
+    with pytest.raises(TypeCheckError) as e:
+        words | "Mean" >> combine.Mean.Globally()
+    message = str(e.value)
+    assert "'Mean/CombineGlobally(MeanCombineFn)/CombinePerKey' requires" in message
+    assert "Tuple[TypeVariable[K], <class 'Number'>]" in message
+    assert "applied to a PCollection of type 'Tuple[None, <class 'str'>]'" in message
+
+    ints = p | "Ints" >> beam.Create([1, 2]).with_output_types(int)
+    with pytest.raises(TypeCheckError, match="^Input type hint violation at CountInts: expected"):
+        ints | "CountInts" >> combine.Count.PerKey()
+    with pytest.raises(TypeCheckError, match="requires.*Tuple\\[TypeVariable\\[T\\]"):
+        ints | "Latest" >> beam.CombineGlobally(combine.LatestCombineFn())
+
+    @with_input_types(a=int)
+    def not_over_iterables(a):
+        return a
+
+    with pytest.raises(TypeCheckError) as e:
+        ints | "Bad" >> beam.CombineGlobally(not_over_iterables)
+    assert str(e.value) == (
+        "All functions for a Combine PTransform must accept a single argument compatible with: "
+        "Iterable[Any]. Instead a function with input type: <class 'int'> was received."
+    )
+    # Numbers of any kind are fine for Mean, and the check can be turned off.
+    floats = p | "Floats" >> beam.Create([1.5]).with_output_types(float)
+    assert (floats | "MeanF" >> combine.Mean.Globally()).element_type is float
+    q = Pipeline()
+    q.options.view_as(beam.options.pipeline_options.TypeOptions).pipeline_type_check = False
+    q | beam.Create(["a"]).with_output_types(str) | combine.Mean.Globally()

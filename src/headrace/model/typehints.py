@@ -172,9 +172,13 @@ def format_hint(hint: Any) -> str:
 
     >>> format_hint(Tuple[K, V]), format_hint(Iterable[int])
     ('Tuple[TypeVariable[K], TypeVariable[V]]', "Iterable[<class 'int'>]")
+    >>> format_hint(Tuple[None, str])
+    "Tuple[None, <class 'str'>]"
     """
     if hint is Any:
         return "Any"
+    if hint is None or hint is type(None):
+        return "None"
     args = typing.get_args(hint)
     origin = typing.get_origin(hint)
     if origin is not None and args:

@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import numbers
 import random
+import typing
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from headrace.model.timestamp import MIN_TIMESTAMP
+from headrace.model.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from headrace.model.transforms.dofn import CombineFn
-from headrace.model.typehints import with_output_types
+from headrace.model.typehints import TypeVariable, with_input_types, with_output_types
 
 __all__ = [
     "CountCombineFn",
@@ -115,6 +117,7 @@ class CountCombineFn(CombineFn):
 # -- Mean -----------------------------------------------------------------------------------------
 
 
+@with_input_types(numbers.Number)
 @with_output_types(float)
 class MeanCombineFn(CombineFn):
     """The arithmetic mean; the accumulator is ``(sum, count)``; an empty input gives NaN.
@@ -515,6 +518,7 @@ def _unhashable(element: Any) -> TypeError:
 # -- Latest ---------------------------------------------------------------------------------------
 
 
+@with_input_types(typing.Tuple[TypeVariable("T"), int | float | Timestamp | Duration])  # noqa: UP006
 class LatestCombineFn(CombineFn):
     """The value of the ``(value, timestamp)`` input with the latest timestamp (None if empty).
 

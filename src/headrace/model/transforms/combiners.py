@@ -32,7 +32,15 @@ from headrace.model.transforms.combinefns import (
 from headrace.model.transforms.core import CombineGlobally, CombinePerKey, FlatMap, Map
 from headrace.model.transforms.dofn import CombineFn, DoFn
 from headrace.model.transforms.ptransform import PTransform, ptransform_fn
-from headrace.model.typehints import dict_of, key_value_types, kv_of, list_of, set_of, typed
+from headrace.model.typehints import (
+    KV_HINT,
+    dict_of,
+    key_value_types,
+    kv_of,
+    list_of,
+    set_of,
+    typed,
+)
 
 __all__ = [
     "CombinerWithoutDefaults",
@@ -119,6 +127,8 @@ class Count:
         ...     assert_that(counts, equal_to([("a", 2), ("b", 1)]))
         """
 
+        _input_type_hint = KV_HINT
+
         def expand(self, pcoll: PCollection) -> PCollection:
             key, _ = key_value_types(pcoll.element_type)
             return typed(pcoll | CombinePerKey(CountCombineFn()), kv_of(key, int))
@@ -172,6 +182,8 @@ class Mean:
         ...     means = p | Create([("a", 1), ("a", 2), ("b", 5)]) | Mean.PerKey()
         ...     assert_that(means, equal_to([("a", 1.5), ("b", 5.0)]))
         """
+
+        _input_type_hint = KV_HINT
 
         def expand(self, pcoll: PCollection) -> PCollection:
             key, _ = key_value_types(pcoll.element_type)
@@ -246,6 +258,8 @@ class Top:
         ...     pairs = p | Create([("a", 1), ("a", 3), ("a", 2), ("b", 7)])
         ...     assert_that(pairs | Top.PerKey(2), equal_to([("a", [3, 2]), ("b", [7])]))
         """
+
+        _input_type_hint = KV_HINT
 
         def __init__(
             self, n: int, key: Callable[[Any], Any] | None = None, reverse: bool = False
@@ -357,6 +371,8 @@ class Sample:
         ...     assert_that(sizes, equal_to([("a", 2), ("b", 1)]))
         """
 
+        _input_type_hint = KV_HINT
+
         def __init__(self, n: int) -> None:
             super().__init__()
             self._n = _check_n(n, "Sample.FixedSizePerKey")
@@ -460,6 +476,8 @@ class ToDict(CombinerWithoutDefaults):
     ...     assert_that(p | Create([("a", 1), ("b", 2)]) | ToDict(), equal_to([{"a": 1, "b": 2}]))
     """
 
+    _input_type_hint = KV_HINT
+
     def expand(self, pcoll: PCollection) -> PCollection:
         key, value = key_value_types(pcoll.element_type)
         combined = pcoll | self.label >> self._combine_globally(ToDictCombineFn())
@@ -528,6 +546,8 @@ class Latest:
         ...         lambda e: TimestampedValue((e[0], e[1]), e[2]))
         ...     assert_that(stamped | Latest.PerKey(), equal_to([("k", "x")]))
         """
+
+        _input_type_hint = KV_HINT
 
         def expand(self, pcoll: PCollection) -> PCollection:
             return (

@@ -40,11 +40,13 @@ from headrace.model.transforms.ptransform import PTransform
 from headrace.model.trigger import DefaultTrigger
 from headrace.model.typehints import (
     KV_HINT,
+    K,
     TypeCheckError,
     format_hint,
     is_consistent_with,
     iterable_element_type,
     key_value_types,
+    kv_of,
     main_input_hint,
     output_hint,
 )
@@ -130,6 +132,7 @@ class ParDo(PTransform):
     """
 
     _fn_kind = "dofn"
+    _checks_like_pardo = True
 
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -446,8 +449,16 @@ class CombinePerKey(PTransform):
         self.args = args
         self.kwargs = kwargs
 
+    _checks_like_pardo = True
+
     def default_label(self) -> str:
         return f"CombinePerKey({self.fn.default_label()})"
+
+    def _input_hint(self) -> Any:
+        if self._input_type_hint is not None:
+            return self._input_type_hint
+        value = _combine_input_hint(self.fn)
+        return None if value is None else kv_of(K, value)
 
     def with_hot_key_fanout(self, fanout: Any) -> CombinePerKey:
         """Beam's hint to pre-combine hot keys over ``fanout`` intermediate keys.
@@ -469,6 +480,23 @@ class CombinePerKey(PTransform):
         grouped = pcoll | "GroupByKey" >> GroupByKey()
         combined = grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)
         return _typed_per_key(combined, pcoll.element_type, self.fn)
+
+
+def _combine_input_hint(fn: CombineFn) -> Any:
+    """The type of the values a CombineFn takes, from its input hint (``None`` if it has none):
+    a CombineFn's own hint, or the element type of the iterable a wrapped function takes."""
+    if not isinstance(fn, CallableWrapperCombineFn):
+        return main_input_hint(fn, None)
+    hint = main_input_hint(fn.fn, fn.fn)
+    if hint is None:
+        return None
+    element = iterable_element_type(hint)
+    if element is None:
+        raise TypeCheckError(
+            "All functions for a Combine PTransform must accept a single argument compatible "
+            f"with: Iterable[Any]. Instead a function with input type: {hint} was received."
+        )
+    return element
 
 
 def _combine_output_hint(fn: CombineFn) -> Any:
@@ -531,8 +559,17 @@ class CombineValues(PTransform):
         self.args = args
         self.kwargs = kwargs
 
+    _checks_like_pardo = True
+
     def default_label(self) -> str:
         return f"CombineValues({self.fn.default_label()})"
+
+    def _input_hint(self) -> Any:
+        if self._input_type_hint is not None:
+            return self._input_type_hint
+        value = _combine_input_hint(self.fn)
+        iterable_hint: Any = typing.Iterable
+        return None if value is None else kv_of(K, iterable_hint[value])
 
     def expand(self, pcoll: PCollection) -> PCollection:
         combined = pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))
@@ -628,9 +665,12 @@ class CombineGlobally(PTransform):
                 self.label,
                 pcoll.windowing.window_fn_name,
             )
+        key_with_void: PTransform = Map(_key_with_none)
+        if pcoll.element_type is not None:
+            key_with_void = key_with_void.with_output_types(kv_of(type(None), pcoll.element_type))
         combined = (
             pcoll
-            | "KeyWithVoid" >> Map(_key_with_none)
+            | "KeyWithVoid" >> key_with_void
             | "CombinePerKey" >> CombinePerKey(self.fn, *self.args, **self.kwargs)
             | "UnKey" >> Map(_second)
         )
