@@ -120,3 +120,44 @@ def test_combine_fn_input_hints_are_checked_when_the_pipeline_is_built() -> None
     q = Pipeline()
     q.options.view_as(beam.options.pipeline_options.TypeOptions).pipeline_type_check = False
     q | beam.Create(["a"]).with_output_types(str) | combine.Mean.Globally()
+
+
+def test_runtime_type_check_covers_combine_fns(make_pipeline) -> None:
+    """With runtime_type_check, a CombineFn's inputs and results are checked against its hints
+    while the pipeline runs (Beam's TypeCheckCombineFn), naming the combine step."""
+    from headrace.beam.options.pipeline_options import TypeOptions
+
+    def checked_pipeline():
+        p = make_pipeline()
+        options = p.options.view_as(TypeOptions)
+        options.pipeline_type_check = False
+        options.runtime_type_check = True
+        return p
+
+    p = checked_pipeline()
+    _ = p | beam.Create(["t", "e"]).with_output_types(str) | "Mean" >> combine.Mean.Globally()
+    with pytest.raises(Exception, match="Runtime type violation detected within Mean/"):
+        p.run().wait_until_finish()
+
+    @with_output_types(int)
+    @with_input_types(values=typing.Iterable[int])
+    def product_as_text(values):
+        out = 1
+        for v in values:
+            out *= int(v)
+        return str(out)
+
+    p = checked_pipeline()
+    _ = p | beam.Create([5, 5]) | "Mul" >> beam.CombineGlobally(product_as_text)
+    with pytest.raises(
+        Exception,
+        match="within Mul/CombinePerKey: Type-hint for return type violated. Expected an "
+        "instance of <class 'int'>, instead found 25, an instance of <class 'str'>",
+    ):
+        p.run().wait_until_finish()
+
+    from headrace.beam.testing.util import assert_that, equal_to
+
+    with checked_pipeline() as p:
+        means = p | beam.Create([("a", 1), ("a", 2)]) | combine.Mean.PerKey()
+        assert_that(means, equal_to([("a", 1.5)]))

@@ -472,14 +472,39 @@ class CombinePerKey(PTransform):
 
     def expand(self, pcoll: PCollection) -> PCollection:
         _check_keyed(pcoll, self.label)
+        fn = self._runtime_checked(pcoll)
         self._graph_composite: tuple[str, Any, dict[str, Any]] = (
             "CombinePerKey",
-            (self.fn, self.args, self.kwargs),
+            (fn, self.args, self.kwargs),
             {},
         )
         grouped = pcoll | "GroupByKey" >> GroupByKey()
-        combined = grouped | "Combine" >> CombineValues(self.fn, *self.args, **self.kwargs)
+        combined = grouped | "Combine" >> CombineValues(fn, *self.args, **self.kwargs)
         return _typed_per_key(combined, pcoll.element_type, self.fn)
+
+    def _runtime_checked(self, pcoll: PCollection) -> CombineFn:
+        """The CombineFn to run: wrapped in a type check of its inputs and results when
+        ``runtime_type_check`` is on and it has hints (as Beam's TypeCheckCombineFn)."""
+        from headrace.model.options import TypeOptions
+
+        opts = pcoll.pipeline.options.view_as(TypeOptions)
+        if not (opts.runtime_type_check or opts.performance_runtime_type_check):
+            return self.fn
+        try:
+            input_hint = _combine_input_hint(self.fn)
+        except TypeCheckError:  # reported by the construction-time check, when it is on
+            input_hint = None
+        if self._input_type_hint is not None:
+            input_hint = key_value_types(self._input_type_hint)[1]
+        output_hint = _combine_output_hint(self.fn)
+        if self._output_type_hint is not None:
+            output_hint = key_value_types(self._output_type_hint)[1]
+        if input_hint is None and output_hint is None:
+            return self.fn
+        from headrace.model.transforms.typecheck import TypeCheckCombineFn
+
+        label = pcoll.pipeline.current_label_prefix().rstrip("/")
+        return TypeCheckCombineFn(self.fn, label, input_hint, output_hint)
 
 
 def _combine_input_hint(fn: CombineFn) -> Any:
