@@ -161,3 +161,23 @@ def test_runtime_type_check_covers_combine_fns(make_pipeline) -> None:
     with checked_pipeline() as p:
         means = p | beam.Create([("a", 1), ("a", 2)]) | combine.Mean.PerKey()
         assert_that(means, equal_to([("a", 1.5)]))
+
+
+def test_typed_per_key_outputs_feed_co_group_by_key() -> None:
+    """A combiner's Tuple[K, V] output is a keyed input for CoGroupByKey (Beam's tf-idf example
+    joins Count.PerElement output); a typed input that is not a pair is still refused."""
+    from headrace.beam.testing.util import assert_that, equal_to
+
+    with Pipeline() as p:
+        words = p | "Words" >> beam.Create(["a", "b", "a"])
+        counts = words | "Counts" >> combine.Count.PerElement()
+        totals = words | "Keyed" >> beam.Map(lambda w: (w, 1)) | "Sum" >> beam.CombinePerKey(sum)
+        joined = {"counts": counts, "totals": totals} | beam.CoGroupByKey()
+        assert_that(
+            joined | beam.MapTuple(lambda k, v: (k, list(v["counts"]), list(v["totals"]))),
+            equal_to([("a", [2], [2]), ("b", [1], [1])]),
+        )
+    q = Pipeline()
+    ints = q | beam.Create([1]).with_output_types(int)
+    with pytest.raises(ValueError, match="needs \\(key, value\\) pairs"):
+        {"ints": ints} | beam.CoGroupByKey()
