@@ -181,3 +181,26 @@ def test_typed_per_key_outputs_feed_co_group_by_key() -> None:
     ints = q | beam.Create([1]).with_output_types(int)
     with pytest.raises(ValueError, match="needs \\(key, value\\) pairs"):
         {"ints": ints} | beam.CoGroupByKey()
+
+
+def test_typed_per_key_outputs_feed_stateful_dofns() -> None:
+    """A stateful DoFn needs keyed input; a combiner's Tuple[K, V] output is keyed."""
+    from headrace.beam.transforms.userstate import ReadModifyWriteStateSpec
+
+    class Remember(beam.DoFn):
+        LAST = ReadModifyWriteStateSpec("last", coders_any())
+
+        def process(self, element, last=beam.DoFn.StateParam(LAST)):
+            last.write(element[1])
+            yield element
+
+    p = Pipeline()
+    counts = p | beam.Create(["a", "b"]) | combine.Count.PerElement()
+    assert counts.element_type == typing.Tuple[str, int]
+    counts | beam.ParDo(Remember())  # accepted at construction
+
+
+def coders_any():
+    from headrace.beam.coders import PickleCoder
+
+    return PickleCoder()

@@ -281,7 +281,7 @@ def _check_supported_params(label: str, params: dict[str, str]) -> None:
 
 def _maybe_keyed(pcoll: PCollection) -> bool:
     t = pcoll.element_type
-    return t is None or t in (tuple, list, Any)
+    return t is None or t in (tuple, list, Any) or is_consistent_with(t, KV_HINT)
 
 
 class _CallableDoFn(DoFn):
