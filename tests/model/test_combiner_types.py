@@ -204,3 +204,16 @@ def coders_any():
     from headrace.beam.coders import PickleCoder
 
     return PickleCoder()
+
+
+def test_pardo_of_a_function_emits_the_elements_of_its_output_hint(ints) -> None:
+    """ParDo(function) treats the function's result as an iterable of outputs, so its output
+    hint List[int] gives int elements (Beam strips the iterable for a wrapped callable)."""
+
+    @with_output_types(list[int])
+    @with_input_types(n=int)
+    def range_from_zero(n):
+        return list(range(n + 1))
+
+    ranged = ints | "Total" >> beam.CombineGlobally(sum).with_output_types(int)
+    assert (ranged | "Range" >> beam.ParDo(range_from_zero)).element_type is int

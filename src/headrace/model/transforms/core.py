@@ -199,6 +199,10 @@ class ParDo(PTransform):
         hint = output_hint(self._hinted_fn())
         if hint is not None and self._fn_kind in ("flatmap", "flatmaptuple"):
             return iterable_element_type(hint)
+        if hint is not None and self._fn_kind == "dofn" and self._wrapped_callable is not None:
+            # ParDo(function): the function returns an iterable of outputs, as FlatMap's does.
+            element = iterable_element_type(hint)
+            return hint if element is None else element
         return hint
 
     def _hinted_fn(self) -> Any:
