@@ -119,7 +119,9 @@ def test_default_trigger_matches_a_plain_group_by(
     for gk, (values, times) in expected.items():
         wv = got[gk]
         assert sorted(wv.value[1]) == values
-        assert wv.pane == PaneInfo(True, False, ON_TIME, 0, 0)  # never last: the trigger never finishes
+        assert wv.pane == PaneInfo(
+            True, False, ON_TIME, 0, 0
+        )  # never last: the trigger never finishes
         eow = gk[1].max_timestamp_us()
         want = {TC.OUTPUT_AT_EOW: eow, TC.OUTPUT_AT_LATEST: max(times)}.get(combiner, min(times))
         assert wv.timestamp_us == want

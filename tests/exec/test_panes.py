@@ -270,7 +270,9 @@ def test_watermark_and_clock_never_go_back():
 def test_sessions_merge_into_one_pane(combiner, ts):
     events = [*els(("a", 1), ("b", 5), ("c", 20)), Element("d", 12), WatermarkTo(40)]
     out = panes(events, window_fn=Sessions(10), timestamp_combiner=combiner)
-    assert out == [pane(IntervalWindow(1, 30), ["a", "b", "c", "d"], ts, True, False, ON_TIME, 0, 0)]
+    assert out == [
+        pane(IntervalWindow(1, 30), ["a", "b", "c", "d"], ts, True, False, ON_TIME, 0, 0)
+    ]
 
 
 @pytest.mark.parametrize("mode", [DISC, ACC], ids=["disc", "acc"])

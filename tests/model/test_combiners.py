@@ -551,6 +551,74 @@ def test_tuple_combine_fns():
     )
 
 
+def test_tuple_combine_fn_merges_lazily_in_bounded_batches():
+    """Beam's merge_accumulators_batch_size (apache_beam/transforms/combiners.py): the input
+    iterable is read a batch at a time and merged into the result so far, so at most a batch
+    (plus the result) of accumulator tuples exist at once; the result is the full merge."""
+    live = {"now": 0, "peak": 0}
+
+    class Live(list):
+        def __init__(self, *args):
+            super().__init__(*args)
+            live["now"] += 1
+            live["peak"] = max(live["peak"], live["now"])
+
+        def __del__(self):
+            live["now"] -= 1
+
+    def tuples(n):
+        for i in range(n):
+            yield Live([Live([i]), Live([i * 10])])
+
+    class Concat(combiners.CombineFn):
+        def create_accumulator(self):
+            return Live()
+
+        def merge_accumulators(self, accumulators):
+            return Live(x for acc in accumulators for x in acc)
+
+    fn = TupleCombineFn(Concat(), Concat(), merge_accumulators_batch_size=4)
+    merged = fn.merge_accumulators(tuples(50))
+    assert sorted(merged[0]) == list(range(50))
+    assert sorted(merged[1]) == [i * 10 for i in range(50)]
+    # A batch and the result so far (3 objects a tuple), the two lists being merged, and the
+    # tuple the input generator is making: not the 150 objects of all 50 tuples.
+    assert live["peak"] <= 3 * (4 + 1) + 2 + 3
+    counts = TupleCombineFn(CountCombineFn(), CountCombineFn(), merge_accumulators_batch_size=1)
+    assert counts.merge_accumulators(iter([[1, 2]])) == [1, 2]
+    assert counts.merge_accumulators([[1, 2], [3, 1], [5, 0]]) == [9, 3]
+    assert counts.merge_accumulators([]) == [0, 0]
+    with pytest.raises(ValueError, match="at least 1"):
+        TupleCombineFn(sum, merge_accumulators_batch_size=0)
+
+
+def test_global_combine_with_defaults_on_triggered_unbounded_input_logs_an_error(caplog):
+    """Beam logs (and does not refuse) a CombineGlobally with default values over an unbounded
+    input whose windowing is not the default (apache_beam/transforms/core.py)."""
+    from headrace.io.streaming.periodic import PeriodicImpulse
+    from headrace.model.trigger import AccumulationMode, AfterCount, Repeatedly
+    from headrace.model.window import GlobalWindows
+
+    def triggered(p, name):
+        ticks = p | name >> PeriodicImpulse(0, 4, 1)
+        return ticks | f"{name}Window" >> WindowInto(
+            GlobalWindows(),
+            trigger=Repeatedly(AfterCount(2)),
+            accumulation_mode=AccumulationMode.DISCARDING,
+        )
+
+    p = Pipeline()
+    with caplog.at_level("ERROR"):
+        triggered(p, "A") | combiners.Count.Globally()
+    assert "unbounded collections" in caplog.text
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        triggered(p, "B") | "Quiet" >> combiners.Count.Globally().without_defaults()
+        p | "Bounded" >> Create([1]) | "Plain" >> combiners.Count.Globally()
+        p | "C" >> PeriodicImpulse(0, 4, 1) | "Untriggered" >> combiners.Count.Globally()
+    assert caplog.text == ""
+
+
 # -- windowed input -------------------------------------------------------------------------------
 
 

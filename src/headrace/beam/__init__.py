@@ -49,6 +49,7 @@ from headrace.model.transforms.core import (
 from headrace.model.transforms.ptransform import PTransform, ptransform_fn
 from headrace.model.transforms.regex import Regex
 from headrace.model.transforms.schemas import GroupBy, Select
+from headrace.model.transforms.stats import ApproximateQuantiles, ApproximateUnique
 from headrace.model.transforms.util import (
     BatchElements,
     CoGroupByKey,
@@ -67,6 +68,8 @@ from headrace.model.userstate import TimeDomain
 from headrace.model.window import TimestampedValue
 
 __all__ = [
+    "ApproximateQuantiles",
+    "ApproximateUnique",
     "BatchElements",
     "CoGroupByKey",
     "CombineFn",

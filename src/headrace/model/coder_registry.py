@@ -99,6 +99,30 @@ class CoderRegistry:
             return NullableCoder(self.get_coder(inner))
         return self._fallback
 
+    def verify_deterministic(self, key_coder: Coder, op_name: str, silent: bool = True) -> Coder:
+        """``key_coder`` if it is deterministic, else its deterministic variant; a ``ValueError``
+        naming ``op_name`` when it has none.
+
+        >>> registry.verify_deterministic(VarIntCoder(), "GroupByKey")
+        VarIntCoder()
+        >>> registry.verify_deterministic(FastPrimitivesCoder(), "Count").encode(("a", 1))
+        b'\\x08\\x02\\x06\\x01a\\x03\\x02'
+        """
+        if key_coder.is_deterministic():
+            return key_coder
+        return key_coder.as_deterministic_coder(
+            op_name,
+            f'The key coder "{_coder_name(key_coder)}" for {op_name} is not deterministic. '
+            "Equal values could be encoded differently and give wrong results: give the step's "
+            "input a type hint whose coder is deterministic, or register a deterministic coder "
+            "for the key type (registry.register_coder).",
+        )
+
+
+def _coder_name(coder: Coder) -> str:
+    """A coder without components by its class name (as Beam names it), others by repr."""
+    return repr(coder) if coder._get_component_coders() else type(coder).__name__
+
 
 def _hashable(value: Any) -> bool:
     try:

@@ -34,6 +34,7 @@ TypeError: StrUtf8Coder() cannot encode 3 (int): it encodes str values
 
 from __future__ import annotations
 
+import base64
 import operator
 import pickle
 import struct
@@ -41,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
+    "Base64PickleCoder",
     "BooleanCoder",
     "BytesCoder",
     "Coder",
@@ -397,6 +399,21 @@ class PickleCoder(Coder):
         return pickle.loads(encoded)
 
 
+class Base64PickleCoder(Coder):
+    """Any picklable value, pickled and then base64-encoded (ASCII bytes). Not deterministic.
+
+    >>> coder = Base64PickleCoder()
+    >>> coder.decode(coder.encode({"a": 1})), coder.is_deterministic()
+    ({'a': 1}, False)
+    """
+
+    def encode(self, value: Any) -> bytes:
+        return base64.b64encode(PickleCoder().encode(value))
+
+    def decode(self, encoded: bytes) -> Any:
+        return pickle.loads(base64.b64decode(encoded))
+
+
 # -- composite coders ------------------------------------------------------------------------------
 
 
@@ -641,6 +658,23 @@ class FastPrimitivesCoder(Coder):
     def is_deterministic(self) -> bool:
         return self._fallback_coder.is_deterministic()
 
+    def as_deterministic_coder(self, step_label: str, error_message: str | None = None) -> Coder:
+        """A variant that encodes primitives (and containers of them) deterministically, sorts a
+        dict's entries by their encoding, and raises ``TypeError`` naming ``step_label`` for a
+        value of any other type (which would otherwise be pickled, not deterministically).
+
+        >>> coder = FastPrimitivesCoder().as_deterministic_coder("Dedupe")
+        >>> coder.encode({"b": 1, "a": 2}) == coder.encode({"a": 2, "b": 1})
+        True
+        >>> coder.encode(object())
+        Traceback (most recent call last):
+        ...
+        TypeError: step 'Dedupe' needs a deterministic encoding, but a value of type object ...
+        """
+        if self.is_deterministic():
+            return self
+        return _DeterministicFastPrimitivesCoder(step_label)
+
     def _encode_to(self, value: Any, out: bytearray) -> None:
         t = type(value)
         if t is str:
@@ -741,3 +775,60 @@ class FastPrimitivesCoder(Coder):
                 return tuple(items), pos
             return (set(items) if tag == _SET else frozenset(items)), pos
         raise ValueError(f"{self!r} found unknown type byte {tag}")
+
+
+class _RefuseToEncode(Coder):
+    """The fallback of the deterministic FastPrimitivesCoder: refuses what it cannot encode."""
+
+    def __init__(self, step_label: str) -> None:
+        self._step_label = step_label
+
+    def encode(self, value: Any) -> bytes:
+        raise TypeError(
+            f"step {self._step_label!r} needs a deterministic encoding, but a value of type "
+            f"{type(value).__qualname__} would be pickled, which is not deterministic; give the "
+            "input a type hint whose coder is deterministic (register one with "
+            "coders.registry.register_coder) or map the values to primitives first"
+        )
+
+    def decode(self, encoded: bytes) -> Any:
+        raise ValueError(f"nothing was encoded for step {self._step_label!r}")
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _RefuseToEncode) and other._step_label == self._step_label
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._step_label))
+
+
+class _DeterministicFastPrimitivesCoder(FastPrimitivesCoder):
+    """FastPrimitivesCoder whose encoding depends only on the value: dict entries are sorted by
+    their encoding, and a value that is not a primitive or container of primitives is refused."""
+
+    def __init__(self, step_label: str) -> None:
+        super().__init__(_RefuseToEncode(step_label))
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self._fallback_coder._step_label,))  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return "FastPrimitivesCoder(deterministic)"
+
+    def _encode_to(self, value: Any, out: bytearray) -> None:
+        if type(value) is not dict:
+            super()._encode_to(value, out)
+            return
+        entries = []
+        for key, item in value.items():
+            entry = bytearray()
+            self._encode_to(key, entry)
+            self._encode_to(item, entry)
+            entries.append(entry)
+        entries.sort()
+        out.append(_DICT)
+        _write_uvarint(out, len(entries))
+        for entry in entries:
+            out += entry

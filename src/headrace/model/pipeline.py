@@ -466,6 +466,13 @@ def _type_check_input(
     hint = transform._input_hint()
     if hint is None or pcoll.element_type is None:
         return
+    if not is_consistent_with(pcoll.element_type, hint) and not transform._checks_like_pardo:
+        # Beam's message for a PTransform's own input hint (ParDo and the per-key combines,
+        # whose hints come from their functions, use the one below).
+        raise TypeCheckError(
+            f"Input type hint violation at {transform.label}: expected {format_hint(hint)}, "
+            f"got {format_hint(pcoll.element_type)}"
+        )
     if not is_consistent_with(pcoll.element_type, hint):
         raise TypeCheckError(
             f"The transform '{label}' requires PCollections of type '{format_hint(hint)}' but "

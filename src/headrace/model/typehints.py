@@ -57,6 +57,7 @@ Union = typing.Union
 KV = typing.Tuple  # noqa: UP006 - Beam's KV[K, V] is a 2-tuple
 
 _F = TypeVar("_F")
+_P = TypeVar("_P")
 
 
 class TypeCheckError(ValueError):
@@ -171,9 +172,13 @@ def format_hint(hint: Any) -> str:
 
     >>> format_hint(Tuple[K, V]), format_hint(Iterable[int])
     ('Tuple[TypeVariable[K], TypeVariable[V]]', "Iterable[<class 'int'>]")
+    >>> format_hint(Tuple[None, str])
+    "Tuple[None, <class 'str'>]"
     """
     if hint is Any:
         return "Any"
+    if hint is None or hint is type(None):
+        return "None"
     args = typing.get_args(hint)
     origin = typing.get_origin(hint)
     if origin is not None and args:
@@ -237,3 +242,49 @@ def output_hint(fn: Any) -> Any:
     if isinstance(hint, tuple) and len(hint) == 2 and isinstance(hint[1], dict):
         return hint[0][0] if hint[0] else None
     return hint
+
+
+# -- element types of combiner outputs -------------------------------------------------------------
+
+
+def key_value_types(hint: Any) -> tuple[Any, Any]:
+    """``(K, V)`` of a ``Tuple[K, V]`` element type, else ``(Any, Any)``.
+
+    >>> key_value_types(typing.Tuple[str, int]), key_value_types(None)
+    ((<class 'str'>, <class 'int'>), (typing.Any, typing.Any))
+    """
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is not Ellipsis:
+        return args[0], args[1]
+    return Any, Any
+
+
+def list_of(hint: Any) -> Any:
+    """``List[hint]`` (``List[Any]`` for an unknown element type)."""
+    list_hint: Any = typing.List  # noqa: UP006 - Beam's form
+    return list_hint[Any if hint is None else hint]
+
+
+def typed(pcoll: _P, hint: Any) -> _P:
+    """Set the element type of ``pcoll`` (the output of a composite whose result type is known
+    from its input's, e.g. ``Count.PerKey``: ``Tuple[K, int]``) and return it."""
+    pcoll.element_type = hint  # type: ignore[attr-defined]
+    return pcoll
+
+
+def kv_of(key: Any, value: Any) -> Any:
+    """``Tuple[key, value]`` for hints known only at run time (``Any`` for ``None``)."""
+    tuple_hint: Any = typing.Tuple  # noqa: UP006 - Beam's form
+    return tuple_hint[Any if key is None else key, Any if value is None else value]
+
+
+def dict_of(key: Any, value: Any) -> Any:
+    """``Dict[key, value]`` (``Any`` for ``None``)."""
+    dict_hint: Any = typing.Dict  # noqa: UP006 - Beam's form
+    return dict_hint[Any if key is None else key, Any if value is None else value]
+
+
+def set_of(hint: Any) -> Any:
+    """``Set[hint]`` (``Set[Any]`` for ``None``)."""
+    set_hint: Any = typing.Set  # noqa: UP006 - Beam's form
+    return set_hint[Any if hint is None else hint]

@@ -41,7 +41,12 @@ from headrace.exec.windowing import (
     transformed_output_time,
 )
 from headrace.graph.nodes import Payload
-from headrace.model.metrics import MetricsContainer, MetricUpdates, set_current_container
+from headrace.model.metrics import (
+    MetricsContainer,
+    MetricUpdates,
+    scoped_container,
+    set_current_container,
+)
 from headrace.model.timestamp import MIN_US
 from headrace.model.window import (
     GLOBAL_WINDOW,
@@ -130,6 +135,8 @@ class _TaskBuilder:
         self._nested: list[float] = []
         # ParDo operators whose DoFn came from PROCESS_DOFNS: (cache key, instance, fresh).
         self.leases: dict[Operator, tuple[tuple[str, str], Any, bool]] = {}
+        # Metrics a CombineFn updates belong to its combine step, not to the step feeding it.
+        self.grouping_containers: dict[str, MetricsContainer] = {}
 
     def windowed(self, pid: str) -> bool:
         return pid in self.plan.windowed
@@ -149,7 +156,9 @@ class _TaskBuilder:
                 else:
                     out.append(self._timed(dest, op.process))
             elif kind == "group":
-                out.append(self.table(dest).add)
+                table = self.table(dest)
+                container = self.grouping_containers.get(dest)
+                out.append(table.add if container is None else _in_scope(table.add, container))
             else:
                 out.append(self.collector(dest).add)
         return out
@@ -191,7 +200,12 @@ class _TaskBuilder:
                 in_memory_handoff=self.ctx.in_memory_handoff,
                 elements_as_keys=g.elements_as_keys,
             )
-            t.merger.setup()
+            if g.kind == "combine":
+                container = MetricsContainer(g.node.label)
+                self.containers.append(container)
+                self.grouping_containers[gid] = container
+            with scoped_container(self.grouping_containers.get(gid)):
+                t.merger.setup()
             self.tables[gid] = t
         return t
 
@@ -294,6 +308,19 @@ class _TaskBuilder:
             window_fn=_load_windowfn(pc.windowing.window_fn),
             windowed_elements=self.windowed(s.pcollection),
         )
+
+
+def _in_scope(receiver: Receiver, container: MetricsContainer) -> Receiver:
+    """``receiver`` with ``container`` current while it runs (then the caller's again)."""
+
+    def scoped(chunk: list[Any]) -> None:
+        previous = set_current_container(container)
+        try:
+            receiver(chunk)
+        finally:
+            set_current_container(previous)
+
+    return scoped
 
 
 def _stripping(receiver: Receiver) -> Receiver:
@@ -428,10 +455,29 @@ def _global_end() -> int:
     return GLOBAL_WINDOW_MAX_US
 
 
-def root_chunks(
-    plan: ExecutionPlan, stage: Stage, task: TaskInput, ctx: TaskContext
+def _resumed_in_scope(
+    chunks: Iterator[list[Any]], container: MetricsContainer
 ) -> Iterator[list[Any]]:
-    """The chunks a stage's root emits for one task."""
+    """``chunks``, with ``container`` current whenever the producing generator runs (the
+    operators that receive a chunk make their own containers current in between)."""
+    while True:
+        set_current_container(container)
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        yield chunk
+
+
+def root_chunks(
+    plan: ExecutionPlan,
+    stage: Stage,
+    task: TaskInput,
+    ctx: TaskContext,
+    container: MetricsContainer | None = None,
+) -> Iterator[list[Any]]:
+    """The chunks a stage's root emits for one task; ``container`` (if given) is current while
+    a grouping root merges and extracts (a CombineFn's metrics belong to its combine step)."""
     root = stage.root
     if root.kind == "source":
         node = plan.leaves[root.node]
@@ -453,7 +499,11 @@ def root_chunks(
             windowed = root.pcoll in plan.windowed
             yield [WindowedValue(b"", MIN_US, GLOBAL_WINDOWS_TUPLE)] if windowed else [b""]
     elif root.kind == "grouping":
-        yield from _grouping_chunks(plan, plan.groupings[root.node], task.runs, ctx)
+        g = plan.groupings[root.node]
+        chunks = _grouping_chunks(plan, g, task.runs, ctx)
+        if container is not None:
+            chunks = _resumed_in_scope(chunks, container)
+        yield from chunks
     elif root.kind == "collection":
         strip = root.node in plan.windowed and root.pcoll not in plan.windowed
         for chunk in read_collection(task.collection, ctx.spill, task.part):
@@ -497,7 +547,11 @@ def _run_stage_task(
         for op in ops:
             op.start()
         cancelled, on_chunk = ctx.cancelled, ctx.on_chunk
-        for chunk in root_chunks(plan, stage, task, ctx):
+        root_container = None
+        if stage.root.kind == "grouping" and plan.groupings[stage.root.node].kind == "combine":
+            root_container = MetricsContainer(plan.groupings[stage.root.node].node.label)
+            b.containers.append(root_container)
+        for chunk in root_chunks(plan, stage, task, ctx, root_container):
             if cancelled is not None and cancelled():
                 raise Cancelled()
             elements_in += len(chunk)
@@ -507,7 +561,10 @@ def _run_stage_task(
                 r(chunk)
         for op in ops:
             op.finish()
-        groupings = {gid: t.close() for gid, t in b.tables.items()}
+        groupings = {}
+        for gid, t in b.tables.items():
+            with scoped_container(b.grouping_containers.get(gid)):
+                groupings[gid] = t.close()
         collections = {pid: c.close() for pid, c in b.collectors.items()}
     except BaseException:
         failed = True
@@ -524,8 +581,9 @@ def _run_stage_task(
                 except Exception:
                     if not failed:
                         raise
-            for t in b.tables.values():
-                t.merger.teardown()
+            for gid, t in b.tables.items():
+                with scoped_container(b.grouping_containers.get(gid)):
+                    t.merger.teardown()
         finally:
             set_current_container(None)
     metrics = MetricUpdates.merged(c.to_updates() for c in b.containers)

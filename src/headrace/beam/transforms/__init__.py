@@ -6,6 +6,7 @@ from headrace.beam.transforms import (
     error_handling,
     periodicsequence,
     ptransform,
+    stats,
     timeutil,
     trigger,
     userstate,
@@ -15,11 +16,14 @@ from headrace.beam.transforms import (
 from headrace.beam.transforms.core import *  # noqa: F403
 from headrace.beam.transforms.core import __all__ as _core_all
 from headrace.beam.transforms.ptransform import PTransform, ptransform_fn
+from headrace.beam.transforms.stats import ApproximateQuantiles, ApproximateUnique
 from headrace.beam.transforms.util import *  # noqa: F403
 from headrace.beam.transforms.util import __all__ as _util_all
 
 __all__ = [
     *_core_all,
+    "ApproximateQuantiles",
+    "ApproximateUnique",
     *_util_all,
     "PTransform",
     "combiners",
@@ -28,6 +32,7 @@ __all__ = [
     "error_handling",
     "ptransform",
     "ptransform_fn",
+    "stats",
     "timeutil",
     "trigger",
     "userstate",

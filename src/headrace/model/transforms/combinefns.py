@@ -25,12 +25,16 @@ when a subclass overrides ``add_input``, so subclasses that change how one input
 from __future__ import annotations
 
 import heapq
+import itertools
+import numbers
 import random
+import typing
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from headrace.model.timestamp import MIN_TIMESTAMP
+from headrace.model.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from headrace.model.transforms.dofn import CombineFn
+from headrace.model.typehints import TypeVariable, with_input_types, with_output_types
 
 __all__ = [
     "CountCombineFn",
@@ -62,6 +66,7 @@ def _check_n(n: Any, what: str) -> int:
 # -- Count ----------------------------------------------------------------------------------------
 
 
+@with_output_types(int)
 class CountCombineFn(CombineFn):
     """Counts its inputs; the accumulator is a plain int.
 
@@ -112,6 +117,8 @@ class CountCombineFn(CombineFn):
 # -- Mean -----------------------------------------------------------------------------------------
 
 
+@with_input_types(numbers.Number)
+@with_output_types(float)
 class MeanCombineFn(CombineFn):
     """The arithmetic mean; the accumulator is ``(sum, count)``; an empty input gives NaN.
 
@@ -511,6 +518,7 @@ def _unhashable(element: Any) -> TypeError:
 # -- Latest ---------------------------------------------------------------------------------------
 
 
+@with_input_types(typing.Tuple[TypeVariable("T"), int | float | Timestamp | Duration])  # noqa: UP006
 class LatestCombineFn(CombineFn):
     """The value of the ``(value, timestamp)`` input with the latest timestamp (None if empty).
 
@@ -540,9 +548,17 @@ class LatestCombineFn(CombineFn):
 
 class _TupleCombineFnBase(CombineFn):
     def __init__(self, *combiners: Any, merge_accumulators_batch_size: int | None = None) -> None:
-        # merge_accumulators_batch_size: Beam's memory knob for merging; accepted, since
-        # headrace merges accumulators in one pass and the result is the same.
         self._combiners = [CombineFn.maybe_from_callable(c) for c in combiners]
+        # How many accumulator tuples merge_accumulators holds at once (it reads its input
+        # lazily); by default fewer the more CombineFns there are, as in Beam.
+        if merge_accumulators_batch_size is not None and merge_accumulators_batch_size < 1:
+            raise ValueError(
+                "merge_accumulators_batch_size must be at least 1, got "
+                f"{merge_accumulators_batch_size}"
+            )
+        self._merge_accumulators_batch_size = merge_accumulators_batch_size or max(
+            10, 1000 // max(1, len(combiners))
+        )
 
     def setup(self, *args: Any, **kwargs: Any) -> None:
         for c in self._combiners:
@@ -552,11 +568,25 @@ class _TupleCombineFnBase(CombineFn):
         return [c.create_accumulator(*args, **kwargs) for c in self._combiners]
 
     def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
-        columns = zip(*accumulators)
-        return [
-            c.merge_accumulators(list(column), *args, **kwargs)
-            for c, column in zip(self._combiners, columns)
-        ] or self.create_accumulator(*args, **kwargs)
+        """Merge field by field, reading at most ``merge_accumulators_batch_size`` tuples at a
+        time (each batch merged together with the result so far), to bound memory."""
+        pending = iter(accumulators)
+        merged: Any = None
+        while True:
+            batch = list(itertools.islice(pending, self._merge_accumulators_batch_size))
+            if not batch:
+                break
+            if merged is not None:
+                batch.insert(0, merged)
+            elif len(batch) == 1:
+                merged = batch[0]
+                continue
+            merged = [
+                c.merge_accumulators(list(column), *args, **kwargs)
+                for c, column in zip(self._combiners, zip(*batch))
+            ]
+            del batch  # before the next batch is read
+        return merged if merged is not None else self.create_accumulator(*args, **kwargs)
 
     def compact(self, accumulator: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
         return [c.compact(a, *args, **kwargs) for c, a in zip(self._combiners, accumulator)]

@@ -32,6 +32,15 @@ from headrace.model.transforms.combinefns import (
 from headrace.model.transforms.core import CombineGlobally, CombinePerKey, FlatMap, Map
 from headrace.model.transforms.dofn import CombineFn, DoFn
 from headrace.model.transforms.ptransform import PTransform, ptransform_fn
+from headrace.model.typehints import (
+    KV_HINT,
+    dict_of,
+    key_value_types,
+    kv_of,
+    list_of,
+    set_of,
+    typed,
+)
 
 __all__ = [
     "CombinerWithoutDefaults",
@@ -105,7 +114,7 @@ class Count:
         """
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | self._combine_globally(CountCombineFn())
+            return typed(pcoll | self._combine_globally(CountCombineFn()), int)
 
     class PerKey(PTransform):
         """``(key, number of values)`` for each key of ``(key, value)`` pairs.
@@ -118,8 +127,11 @@ class Count:
         ...     assert_that(counts, equal_to([("a", 2), ("b", 1)]))
         """
 
+        _input_type_hint = KV_HINT
+
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | CombinePerKey(CountCombineFn())
+            key, _ = key_value_types(pcoll.element_type)
+            return typed(pcoll | CombinePerKey(CountCombineFn()), kv_of(key, int))
 
     class PerElement(PTransform):
         """``(element, number of occurrences)`` for each distinct element.
@@ -133,11 +145,12 @@ class Count:
         """
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return (
+            counts = (
                 pcoll
                 | f"{self.label}:PairWithVoid" >> Map(_pair_with_void)
                 | CombinePerKey(CountCombineFn())
             )
+            return typed(counts, kv_of(pcoll.element_type, int))
 
 
 # -- Mean -----------------------------------------------------------------------------------------
@@ -157,7 +170,7 @@ class Mean:
         """
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | self._combine_globally(MeanCombineFn())
+            return typed(pcoll | self._combine_globally(MeanCombineFn()), float)
 
     class PerKey(PTransform):
         """``(key, mean of its values)`` for each key.
@@ -170,8 +183,11 @@ class Mean:
         ...     assert_that(means, equal_to([("a", 1.5), ("b", 5.0)]))
         """
 
+        _input_type_hint = KV_HINT
+
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | CombinePerKey(MeanCombineFn())
+            key, _ = key_value_types(pcoll.element_type)
+            return typed(pcoll | CombinePerKey(MeanCombineFn()), kv_of(key, float))
 
 
 # -- Top ------------------------------------------------------------------------------------------
@@ -230,7 +246,7 @@ class Top:
 
         def expand(self, pcoll: PCollection) -> PCollection:
             fn = TopCombineFn(self._n, self._key, self._reverse)
-            return pcoll | self._combine_globally(fn)
+            return typed(pcoll | self._combine_globally(fn), list_of(pcoll.element_type))
 
     class PerKey(PTransform):
         """``(key, list of the n best values)`` for each key.
@@ -242,6 +258,8 @@ class Top:
         ...     pairs = p | Create([("a", 1), ("a", 3), ("a", 2), ("b", 7)])
         ...     assert_that(pairs | Top.PerKey(2), equal_to([("a", [3, 2]), ("b", [7])]))
         """
+
+        _input_type_hint = KV_HINT
 
         def __init__(
             self, n: int, key: Callable[[Any], Any] | None = None, reverse: bool = False
@@ -256,7 +274,8 @@ class Top:
 
         def expand(self, pcoll: PCollection) -> PCollection:
             fn = TopCombineFn(self._n, self._key, self._reverse)
-            return pcoll | CombinePerKey(fn)
+            key, value = key_value_types(pcoll.element_type)
+            return typed(pcoll | CombinePerKey(fn), kv_of(key, list_of(value)))
 
     @staticmethod
     def Largest(n: int, has_defaults: bool = True, key: Any = None) -> PTransform:
@@ -337,7 +356,8 @@ class Sample:
             return {"n": self._n}
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | self._combine_globally(SampleCombineFn(self._n))
+            sample = pcoll | self._combine_globally(SampleCombineFn(self._n))
+            return typed(sample, list_of(pcoll.element_type))
 
     class FixedSizePerKey(PTransform):
         """``(key, list of n of its values drawn uniformly)`` for each key.
@@ -351,6 +371,8 @@ class Sample:
         ...     assert_that(sizes, equal_to([("a", 2), ("b", 1)]))
         """
 
+        _input_type_hint = KV_HINT
+
         def __init__(self, n: int) -> None:
             super().__init__()
             self._n = _check_n(n, "Sample.FixedSizePerKey")
@@ -362,7 +384,9 @@ class Sample:
             return {"n": self._n}
 
         def expand(self, pcoll: PCollection) -> PCollection:
-            return pcoll | CombinePerKey(SampleCombineFn(self._n))
+            key, value = key_value_types(pcoll.element_type)
+            sample = pcoll | CombinePerKey(SampleCombineFn(self._n))
+            return typed(sample, kv_of(key, list_of(value)))
 
     class Any(PTransform):
         """Up to ``n`` arbitrary elements (not a random sample), as elements, not a list.
@@ -438,7 +462,8 @@ class ToList(CombinerWithoutDefaults):
     """
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | self.label >> self._combine_globally(ToListCombineFn())
+        combined = pcoll | self.label >> self._combine_globally(ToListCombineFn())
+        return typed(combined, list_of(pcoll.element_type))
 
 
 class ToDict(CombinerWithoutDefaults):
@@ -451,8 +476,12 @@ class ToDict(CombinerWithoutDefaults):
     ...     assert_that(p | Create([("a", 1), ("b", 2)]) | ToDict(), equal_to([{"a": 1, "b": 2}]))
     """
 
+    _input_type_hint = KV_HINT
+
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | self.label >> self._combine_globally(ToDictCombineFn())
+        key, value = key_value_types(pcoll.element_type)
+        combined = pcoll | self.label >> self._combine_globally(ToDictCombineFn())
+        return typed(combined, dict_of(key, value))
 
 
 class ToSet(CombinerWithoutDefaults):
@@ -466,7 +495,8 @@ class ToSet(CombinerWithoutDefaults):
     """
 
     def expand(self, pcoll: PCollection) -> PCollection:
-        return pcoll | self.label >> self._combine_globally(ToSetCombineFn())
+        combined = pcoll | self.label >> self._combine_globally(ToSetCombineFn())
+        return typed(combined, set_of(pcoll.element_type))
 
 
 # -- Latest ---------------------------------------------------------------------------------------
@@ -516,6 +546,8 @@ class Latest:
         ...         lambda e: TimestampedValue((e[0], e[1]), e[2]))
         ...     assert_that(stamped | Latest.PerKey(), equal_to([("k", "x")]))
         """
+
+        _input_type_hint = KV_HINT
 
         def expand(self, pcoll: PCollection) -> PCollection:
             return (

@@ -34,6 +34,7 @@ from headrace.model.pvalue import (
 from headrace.model.sources import BoundedSource
 from headrace.model.timestamp import to_micros
 from headrace.model.transforms.dofn import (
+    CallableWrapperCombineFn,
     CombineFn,
     DoFn,
     _DoFnParam,
@@ -45,10 +46,13 @@ from headrace.model.transforms.ptransform import PTransform
 from headrace.model.trigger import DefaultTrigger
 from headrace.model.typehints import (
     KV_HINT,
+    K,
     TypeCheckError,
     format_hint,
     is_consistent_with,
     iterable_element_type,
+    key_value_types,
+    kv_of,
     main_input_hint,
     output_hint,
 )
@@ -56,6 +60,7 @@ from headrace.model.window import GlobalWindows, TimestampCombiner, TimestampedV
 from headrace.model.windowing import Windowing
 
 _LOG = logging.getLogger(__name__)
+_LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "CombineFn",
@@ -134,6 +139,7 @@ class ParDo(PTransform):
     """
 
     _fn_kind = "dofn"
+    _checks_like_pardo = True
 
     def __init__(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -205,6 +211,10 @@ class ParDo(PTransform):
         hint = output_hint(self._hinted_fn())
         if hint is not None and self._fn_kind in ("flatmap", "flatmaptuple"):
             return iterable_element_type(hint)
+        if hint is not None and self._fn_kind == "dofn" and self._wrapped_callable is not None:
+            # ParDo(function): the function returns an iterable of outputs, as FlatMap's does.
+            element = iterable_element_type(hint)
+            return hint if element is None else element
         return hint
 
     def _hinted_fn(self) -> Any:
@@ -573,8 +583,16 @@ class CombinePerKey(PTransform):
         self.args = args
         self.kwargs = kwargs
 
+    _checks_like_pardo = True
+
     def default_label(self) -> str:
         return f"CombinePerKey({self.fn.default_label()})"
+
+    def _input_hint(self) -> Any:
+        if self._input_type_hint is not None:
+            return self._input_type_hint
+        value = _combine_input_hint(self.fn)
+        return None if value is None else kv_of(K, value)
 
     def with_hot_key_fanout(self, fanout: Any) -> CombinePerKey:
         """Beam's hint to pre-combine hot keys over ``fanout`` intermediate keys.
@@ -600,13 +618,71 @@ class CombinePerKey(PTransform):
                 | "GroupByKey" >> GroupByKey()
                 | "FinishCombine" >> ParDo(_FinishCombineDoFn(self.fn), *a, **kw)
             )
+        fn = self._runtime_checked(pcoll)
         self._graph_composite: tuple[str, Any, Mapping[str, Any]] = (
             COMBINE_PER_KEY,
-            (self.fn, a, kw),
+            (fn, a, kw),
             GroupingParams(),
         )
         grouped = pcoll | "GroupByKey" >> GroupByKey()
-        return grouped | "Combine" >> CombineValues(self.fn, *a, **kw)
+        combined = grouped | "Combine" >> CombineValues(fn, *a, **kw)
+        return _typed_per_key(combined, pcoll.element_type, self.fn)
+
+    def _runtime_checked(self, pcoll: PCollection) -> CombineFn:
+        """The CombineFn to run: wrapped in a type check of its inputs and results when
+        ``runtime_type_check`` is on and it has hints (as Beam's TypeCheckCombineFn)."""
+        from headrace.model.options import TypeOptions
+
+        opts = pcoll.pipeline.options.view_as(TypeOptions)
+        if not (opts.runtime_type_check or opts.performance_runtime_type_check):
+            return self.fn
+        try:
+            input_hint = _combine_input_hint(self.fn)
+        except TypeCheckError:  # reported by the construction-time check, when it is on
+            input_hint = None
+        if self._input_type_hint is not None:
+            input_hint = key_value_types(self._input_type_hint)[1]
+        output_hint = _combine_output_hint(self.fn)
+        if self._output_type_hint is not None:
+            output_hint = key_value_types(self._output_type_hint)[1]
+        if input_hint is None and output_hint is None:
+            return self.fn
+        from headrace.model.transforms.typecheck import TypeCheckCombineFn
+
+        label = pcoll.pipeline.current_label_prefix().rstrip("/")
+        return TypeCheckCombineFn(self.fn, label, input_hint, output_hint)
+
+
+def _combine_input_hint(fn: CombineFn) -> Any:
+    """The type of the values a CombineFn takes, from its input hint (``None`` if it has none):
+    a CombineFn's own hint, or the element type of the iterable a wrapped function takes."""
+    if not isinstance(fn, CallableWrapperCombineFn):
+        return main_input_hint(fn, None)
+    hint = main_input_hint(fn.fn, fn.fn)
+    if hint is None:
+        return None
+    element = iterable_element_type(hint)
+    if element is None:
+        raise TypeCheckError(
+            "All functions for a Combine PTransform must accept a single argument compatible "
+            f"with: Iterable[Any]. Instead a function with input type: {hint} was received."
+        )
+    return element
+
+
+def _combine_output_hint(fn: CombineFn) -> Any:
+    """The output hint of a CombineFn, or of the function a callable's CombineFn wraps."""
+    return output_hint(fn.fn if isinstance(fn, CallableWrapperCombineFn) else fn)
+
+
+def _typed_per_key(result: PCollection, input_type: Any, fn: CombineFn) -> PCollection:
+    """``Tuple[K, O]`` as the element type of a per-key combine's output, when the CombineFn's
+    output hint gives ``O`` (``K`` from the input's ``Tuple[K, V]``, else ``Any``)."""
+    out = _combine_output_hint(fn)
+    if out is not None:
+        tuple_hint: Any = typing.Tuple  # noqa: UP006 - Beam's form
+        result.element_type = tuple_hint[key_value_types(input_type)[0], out]
+    return result
 
 
 def _has_side_inputs(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
@@ -709,13 +785,26 @@ class CombineValues(PTransform):
         self.args = args
         self.kwargs = kwargs
 
+    _checks_like_pardo = True
+
     def default_label(self) -> str:
         return f"CombineValues({self.fn.default_label()})"
 
+    def _input_hint(self) -> Any:
+        if self._input_type_hint is not None:
+            return self._input_type_hint
+        value = _combine_input_hint(self.fn)
+        iterable_hint: Any = typing.Iterable
+        return None if value is None else kv_of(K, iterable_hint[value])
+
     def expand(self, pcoll: PCollection) -> PCollection:
         if _has_side_inputs(self.args, self.kwargs):
-            return pcoll | ParDo(_SideInputCombineValuesDoFn(self.fn), *self.args, **self.kwargs)
-        return pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))
+            combined = pcoll | ParDo(
+                _SideInputCombineValuesDoFn(self.fn), *self.args, **self.kwargs
+            )
+        else:
+            combined = pcoll | ParDo(_CombineValuesDoFn(self.fn, self.args, self.kwargs))
+        return _typed_per_key(combined, pcoll.element_type, self.fn)
 
 
 class _InjectDefault(DoFn):
@@ -781,6 +870,11 @@ class CombineGlobally(PTransform):
         self.has_defaults = has_defaults
         return self
 
+    def _output_hint(self) -> Any:
+        if self._output_type_hint is not None or self.as_view:
+            return self._output_type_hint
+        return _combine_output_hint(self.fn)
+
     def as_singleton_view(self) -> CombineGlobally:
         """Return an AsSingleton side-input view of the result instead of a PCollection."""
         self.as_view = True
@@ -810,9 +904,23 @@ class CombineGlobally(PTransform):
                 f"but the input is windowed by {pcoll.windowing.window_fn_name}; use "
                 "CombineGlobally(fn).without_defaults()"
             )
+        if self.has_defaults and not pcoll.is_bounded and not _default_windowing(pcoll.windowing):
+            # As in Beam: logged, not refused (the combine still runs).
+            _LOGGER.error(
+                "%r combines elements in unbounded collections, with default values and a "
+                "windowing strategy other than the default (windows %s; or a trigger, "
+                "lateness or accumulation mode of its own): what an empty pane gives is "
+                "ill-defined. Use CombineGlobally(fn).without_defaults() to output nothing "
+                "for an empty input.",
+                self.label,
+                pcoll.windowing.window_fn_name,
+            )
+        key_with_void: PTransform = Map(_key_with_none)
+        if pcoll.element_type is not None:
+            key_with_void = key_with_void.with_output_types(kv_of(type(None), pcoll.element_type))
         combined = (
             pcoll
-            | "KeyWithVoid" >> Map(_key_with_none)
+            | "KeyWithVoid" >> key_with_void
             | "CombinePerKey" >> CombinePerKey(self.fn, *self.args, **self.kwargs)
             | "UnKey" >> Map(_second)
         )
@@ -825,6 +933,17 @@ class CombineGlobally(PTransform):
                 inject = ParDo(_InjectDefault(self.fn, self.args, self.kwargs), AsList(combined))
             combined = pcoll.pipeline | "DoOnce" >> Impulse() | "InjectDefault" >> inject
         return AsSingleton(combined) if self.as_view else combined
+
+
+def _default_windowing(w: WindowingStrategy) -> bool:
+    """Global windows, the default trigger, discarding, no lateness (Beam's ``is_default``)."""
+    return (
+        w.window_fn is None
+        and w.trigger is None
+        and w.accumulation_mode == "DISCARDING"
+        and w.allowed_lateness_us == 0
+        and w.timestamp_combiner == "OUTPUT_AT_EOW"
+    )
 
 
 def _empty_result(fn: CombineFn, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

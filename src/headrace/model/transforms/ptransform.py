@@ -57,6 +57,10 @@ class PTransform:
         raise NotImplementedError(f"{type(self).__name__} must implement expand()")
 
     _input_type_hint: Any = None
+    # Whether an input hint violation is reported as Beam reports it for a ParDo ("The transform
+    # 'X' requires PCollections of type ...") rather than for a PTransform's own hint ("Input
+    # type hint violation at X: expected ..., got ...").
+    _checks_like_pardo: bool = False
     _output_type_hint: Any = None
 
     def with_output_types(self, type_hint: Any, *args: Any, **kwargs: Any) -> PTransform:

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from headrace.model.pvalue import TaggedOutput
-from headrace.model.transforms.dofn import DoFn
+from headrace.model.transforms.dofn import CombineFn, DoFn
 from headrace.model.typehints import TypeCheckError, TypeVariable, format_hint
 
-__all__ = ["TypeCheckDoFn", "instance_matches"]
+__all__ = ["TypeCheckCombineFn", "TypeCheckDoFn", "instance_matches"]
 
 
 def instance_matches(value: Any, hint: Any) -> bool:
@@ -114,3 +114,64 @@ class TypeCheckDoFn(DoFn):
 
     def default_label(self) -> str:
         return self.fn.default_label()
+
+
+class TypeCheckCombineFn(CombineFn):
+    """Wraps a CombineFn (pipeline option ``runtime_type_check``): each input value is checked
+    against the CombineFn's input hint in ``add_input`` and each result against its output hint
+    in ``extract_output``, as Beam's ``TypeCheckCombineFn`` does; a violation fails the run
+    with :class:`~headrace.model.typehints.TypeCheckError` naming the combine step.
+
+    >>> fn = TypeCheckCombineFn(CombineFn.from_callable(sum), "Sum/CombinePerKey", int, int)
+    >>> fn.apply([1, 2])
+    3
+    >>> fn.apply([1, "2"])
+    Traceback (most recent call last):
+    ...
+    headrace.model.typehints.TypeCheckError: Runtime type violation detected within \
+Sum/CombinePerKey: Type-hint for argument: 'element' violated. Expected an instance of \
+<class 'int'>, instead found 2, an instance of <class 'str'>.
+    """
+
+    def __init__(self, fn: CombineFn, label: str, input_hint: Any, output_hint: Any) -> None:
+        self.fn = fn
+        self.label = label
+        self.input_hint = input_hint
+        self.output_hint = output_hint
+
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        self.fn.setup(*args, **kwargs)
+
+    def create_accumulator(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn.create_accumulator(*args, **kwargs)
+
+    def add_input(self, mutable_accumulator: Any, element: Any, *args: Any, **kwargs: Any) -> Any:
+        if not instance_matches(element, self.input_hint):
+            raise self._violation("argument: 'element'", self.input_hint, element)
+        return self.fn.add_input(mutable_accumulator, element, *args, **kwargs)
+
+    def merge_accumulators(self, accumulators: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+        return self.fn.merge_accumulators(accumulators, *args, **kwargs)
+
+    def compact(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.fn.compact(accumulator, *args, **kwargs)
+
+    def extract_output(self, accumulator: Any, *args: Any, **kwargs: Any) -> Any:
+        result = self.fn.extract_output(accumulator, *args, **kwargs)
+        if not instance_matches(result, self.output_hint):
+            raise self._violation("return type", self.output_hint, result)
+        return result
+
+    def teardown(self, *args: Any, **kwargs: Any) -> None:
+        self.fn.teardown(*args, **kwargs)
+
+    def default_label(self) -> str:
+        return self.fn.default_label()
+
+    def _violation(self, what: str, hint: Any, value: Any) -> TypeCheckError:
+        # Beam's wording (apache_beam/typehints/decorators.py, _check_instance_type).
+        return TypeCheckError(
+            f"Runtime type violation detected within {self.label}: Type-hint for {what} "
+            f"violated. Expected an instance of {format_hint(hint)}, instead found {value}, "
+            f"an instance of {format_hint(type(value))}."
+        )

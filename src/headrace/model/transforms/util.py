@@ -43,6 +43,7 @@ from headrace.model.transforms.core import (
 )
 from headrace.model.transforms.dofn import DoFn
 from headrace.model.transforms.ptransform import PTransform
+from headrace.model.typehints import KV_HINT, is_consistent_with
 from headrace.model.window import (
     GLOBAL_WINDOWS_TUPLE,
     BoundedWindow,
@@ -334,7 +335,7 @@ def _pipeline_of(inputs: list[PCollection]) -> Any:
 
 def _check_pairs(pcoll: PCollection, label: str) -> None:
     t = pcoll.element_type
-    if t is not None and t not in (tuple, list, Any):
+    if t is not None and t not in (tuple, list, Any) and not is_consistent_with(t, KV_HINT):
         raise ValueError(
             f"{label!r} needs (key, value) pairs but its input {pcoll!r} has elements of type "
             f"{getattr(t, '__name__', t)}; key them first, e.g. beam.WithKeys(key_of)"
