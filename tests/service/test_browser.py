@@ -345,12 +345,13 @@ def test_drain_button_drains_a_streaming_run(page, service, tmp_path):
             }"""
         )
         page.locator("#drain").click()
-        page.locator(".meta .state", has_text="DONE").wait_for(timeout=120_000)
+        # Beam's state for a drained streaming job (PipelineState.DRAINED), not DONE
+        page.locator(".meta .state", has_text="DRAINED").wait_for(timeout=120_000)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+        proc.communicate()  # also closes the stdout pipe when the run ended on its own
     assert proc.returncode == 0 and b"sum " in out
     assert "drain requested" in page.locator("#logs").inner_text()
     assert page.locator("#drain").count() == 0 and page.locator("#cancel").count() == 0

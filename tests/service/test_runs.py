@@ -518,7 +518,7 @@ def test_a_streaming_run_is_drained_from_the_service(fresh_service, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+        proc.communicate()  # closes the pipes on every path
     assert proc.returncode == 0, err.decode()
     sums = [int(line.split()[1]) for line in out.decode().splitlines() if line.startswith("sum ")]
     assert sums and sum(sums) >= 5  # the hour window fired at the drain
