@@ -18,6 +18,8 @@ from headrace.stages.datums import (
     PfsInput,
     Union,
     compute_datums,
+    datum_id,
+    input_keys,
     input_names,
     resolve_commits,
 )
@@ -342,6 +344,77 @@ def test_group_across_inputs_keeps_keys_present_in_any(shop: Store) -> None:
     assert [i.name for i in datums[0].inputs] == ["orders", "orders", "customers"]
 
 
+def _foo_repos(tmp_path: Path) -> Store:
+    """Pachyderm's TestIterators data (src/server/worker/datum/iterator_test.go): /foo0 ..
+    /foo49, here in two repos so that the two inputs can have names of their own."""
+    store = Store.open(tmp_path)
+    for repo in ("left", "right"):
+        store.create_repo(repo)
+        store.put_files(f"{repo}@master", [(f"/foo{i}", b"input") for i in range(50)])
+    return store
+
+
+def test_group_of_a_join_as_pachyderm_groups_it(tmp_path: Path) -> None:
+    """Pachyderm's TestIterators/GroupJoin: a join of /foo(?)(?) on $1$2 with /foo(?)(?) on
+    $2$1, grouped by $1 and $2: every join datum's inputs are put under their own group_by
+    key, which makes 4 datums of 8 files each."""
+    store = _foo_repos(tmp_path)
+    join = Join(
+        (
+            PfsInput("left", glob="/foo(?)(?)", join_on="$1$2", group_by="$1"),
+            PfsInput("right", glob="/foo(?)(?)", join_on="$2$1", group_by="$2"),
+        )
+    )
+    datums = compute_datums(store, Group((join,)))
+    # Pachyderm compares each datum's sorted path segments
+    assert sorted(sorted(i.path for i in d.inputs) for d in datums) == [
+        sorted(["/foo11", "/foo11", "/foo12", "/foo21", "/foo13", "/foo31", "/foo14", "/foo41"]),
+        sorted(["/foo21", "/foo12", "/foo22", "/foo22", "/foo23", "/foo32", "/foo24", "/foo42"]),
+        sorted(["/foo31", "/foo13", "/foo32", "/foo23", "/foo33", "/foo33", "/foo34", "/foo43"]),
+        sorted(["/foo41", "/foo14", "/foo42", "/foo24", "/foo43", "/foo34", "/foo44", "/foo44"]),
+    ]
+    first = datums[0]
+    assert [(i.name, i.path) for i in first.inputs if i.name == "left"] == [
+        ("left", "/foo11"), ("left", "/foo12"), ("left", "/foo13"), ("left", "/foo14"),
+    ]  # fmt: skip
+    store.close()
+
+
+def test_group_of_a_join_and_a_pfs_input(tmp_path: Path) -> None:
+    """A group may hold a join next to pfs inputs; the join's matches join their groups."""
+    store = _foo_repos(tmp_path)
+    join = Join(
+        (
+            PfsInput("left", glob="/foo1(?)", join_on="$1", group_by="$1"),
+            PfsInput("right", glob="/foo(?)1", join_on="$1", group_by="$1"),
+        )
+    )
+    extra = PfsInput("left", glob="/foo4(?)", group_by="$1", name="more")
+    datums = compute_datums(store, Group((join, extra)))
+    got = {d.inputs[0].path: [(i.name, i.path) for i in d.inputs] for d in datums}
+    # join keys 1..4 exist in both inputs (foo11/foo11, foo12/foo21, ...); key 0 has foo10
+    # but no foo01, so it only comes from 'more' (foo40)
+    assert got["/foo40"] == [("more", "/foo40")]
+    assert got["/foo12"] == [("left", "/foo12"), ("right", "/foo21"), ("more", "/foo42")]
+    assert len(datums) == 10  # keys 0..9 from 'more'
+    store.close()
+
+
+def test_group_of_a_join_needs_group_by_on_the_joins_inputs(tmp_path: Path) -> None:
+    store = _foo_repos(tmp_path)
+    join = Join(
+        (
+            PfsInput("left", glob="/foo(?)", join_on="$1", group_by="$1"),
+            PfsInput("right", glob="/foo(?)", join_on="$1"),
+        )
+    )
+    with pytest.raises(ValueError, match="'right' of a join inside a group needs group_by"):
+        compute_datums(store, Group((join,)))
+    with pytest.raises(ValueError, match="combines pfs and join inputs only"):
+        compute_datums(store, Group((Union((PfsInput("left", "/*", group_by="$1"),)),)))
+    store.close()
+
+
 def test_cross_of_a_join_and_a_pfs(shop: Store) -> None:
     shop.create_repo("model")
     shop.put_file("model@master:/w.bin", b"w")
@@ -440,6 +513,34 @@ def test_resolve_commits_and_input_names(two: Store) -> None:
     }
 
 
+def test_union_inputs_sharing_a_name_read_their_own_repos(two: Store) -> None:
+    """Pachyderm lets a union's inputs share a name (validateNames in
+    src/server/pps/server/api_server.go) so that the code reads /pfs/<name> whichever input a
+    datum came from. Same-named matches of different repos are different datums: a path in
+    both repos makes two datums with their own ids, none dropped as a duplicate."""
+    two.put_files("b@master", [("/x.csv", b"b's own x")])  # a path in both repos
+    union = Union((PfsInput("a", "/*", name="in"), PfsInput("b", "/*", name="in")))
+    assert input_names(union) == ["in"]
+    assert input_keys(union) == ["in:a@master", "in:b@master"]
+    assert resolve_commits(two, union) == {
+        "in:a@master": two.inspect_commit("a@master").id,
+        "in:b@master": two.inspect_commit("b@master").id,
+    }
+    datums = compute_datums(two, union)
+    a = [d.inputs[0].path for d in compute_datums(two, PfsInput("a", "/*"))]
+    b = [d.inputs[0].path for d in compute_datums(two, PfsInput("b", "/*"))]
+    assert [d.inputs[0].path for d in datums] == a + b
+    assert {i.name for d in datums for i in d.inputs} == {"in"}
+    assert len({d.id for d in datums}) == len(a) + len(b)
+    assert set(a) & set(b) == {"/x.csv"}
+    # a single input keeps the datum ids it always had (its key is its name)
+    plain = {d.inputs[0].path: d.id for d in compute_datums(two, PfsInput("a", "/*"))}
+    assert plain == {p: datum_id("a", p) for p in a}
+    # and the same repo under one name twice is still one input
+    same = Union((PfsInput("a", "/*", name="in"), PfsInput("a", "/*/*", name="in")))
+    assert input_keys(same) == ["in"]
+
+
 # -- errors -------------------------------------------------------------------------------------
 
 
@@ -459,7 +560,6 @@ def test_resolve_commits_and_input_names(two: Store) -> None:
         (Cross((PfsInput("a"), PfsInput("b", name="a"))), "appears twice"),
         (Join((Union((PfsInput("a"),)), PfsInput("b", join_on="$1"))), "pfs inputs only"),  # type: ignore[arg-type]
         (Cross(()), "non-empty"),
-        (Union((PfsInput("a"), PfsInput("b", name="a"))), "distinct names"),
     ],
 )
 def test_bad_inputs_are_refused_with_a_clear_error(

@@ -359,6 +359,48 @@ def test_environment_names_each_input_its_datum_path_and_join_key(kit):
     assert files["/ids"] == expected.encode()
 
 
+def test_union_inputs_sharing_a_name_each_give_their_own_datums(kit):
+    """Pachyderm's union of inputs with one name: the code reads $in (or /pfs/in) whichever
+    repo the datum came from, and <name>_COMMIT is that repo's commit. A path present in both
+    repos is two datums; the job records the commit of each input."""
+    kit.store.create_repo("ringling")
+    kit.store.create_repo("barnum")
+    ringling = kit.store.put_files("ringling@master", [("/a.txt", b"R-a"), ("/b.txt", b"R-b")])
+    barnum = kit.store.put_files("barnum@master", [("/a.txt", b"B-a")])
+    kit.stage(
+        {
+            "name": "s",
+            "input": {
+                "union": [
+                    {"pfs": {"repo": "ringling", "glob": "/*", "name": "in"}},
+                    {"pfs": {"repo": "barnum", "glob": "/*", "name": "in"}},
+                ]
+            },
+            "transform": {
+                "cmd": ["sh"],
+                "stdin": ['cat "$in" > "$HEADRACE_OUTPUT/$in_COMMIT-$(basename "$in")"'],
+            },
+        }
+    )
+    job = run_job(kit.catalog, "s")
+    assert job.state == SUCCESS, job.reason
+    assert (job.total, job.processed) == (3, 3)
+    assert kit.files("s@master") == {
+        f"/{ringling.id}-a.txt": b"R-a",
+        f"/{ringling.id}-b.txt": b"R-b",
+        f"/{barnum.id}-a.txt": b"B-a",
+    }
+    assert job.inputs == {"in:ringling@master": ringling.id, "in:barnum@master": barnum.id}
+    assert sorted(c.id for c in kit.store.provenance("s@master")) == sorted(
+        [ringling.id, barnum.id]
+    )
+    # a new commit to one repo reruns only its own datums
+    kit.store.put_files("barnum@master", [("/c.txt", b"B-c")])
+    again = run_job(kit.catalog, "s")
+    assert again.state == SUCCESS, again.reason
+    assert (again.total, again.processed, again.skipped) == (4, 1, 3)
+
+
 def test_an_output_file_name_with_a_glob_character_fails_the_datum(kit):
     """Pachyderm refuses output paths with glob characters (pfs: 'path contains glob
     characters'); the datum fails naming the file instead of writing an unreachable one."""

@@ -703,7 +703,51 @@ def test_error_join_of_non_pfs() -> None:
 
 def test_error_group_of_cron() -> None:
     msg = error(base(input={"group": [{"cron": {"name": "t", "spec": "@daily"}}]}))
-    assert msg == "input.group[0].cron: a group combines pfs inputs only; use a pfs input here"
+    assert msg == (
+        "input.group[0].cron: a group combines pfs and join inputs only; use one of them here"
+    )
+
+
+def test_group_of_a_join_parses_with_join_on_and_group_by() -> None:
+    """Pachyderm's group may hold a join (TestIterators/GroupJoin in
+    src/server/worker/datum/iterator_test.go); its pfs inputs carry join_on and group_by."""
+    join = {
+        "join": [
+            {"pfs": {"repo": "a", "glob": "/foo(?)(?)", "join_on": "$1$2", "group_by": "$1"}},
+            {"pfs": {"repo": "b", "glob": "/foo(?)(?)", "join_on": "$2$1", "group_by": "$2"}},
+        ]
+    }
+    spec = load_spec(
+        base(input={"group": [join, {"pfs": {"repo": "c", "glob": "/(*)", "group_by": "$1"}}]})
+    )
+    group = spec.input
+    assert isinstance(group, GroupInput) and isinstance(group.inputs[0], JoinInput)
+    assert [p.group_by for p in group.inputs[0].inputs] == ["$1", "$2"]
+    missing = {"join": [join["join"][0], {"pfs": {"repo": "b", "glob": "/(*)", "join_on": "$1"}}]}
+    assert (
+        error(base(input={"group": [missing]}))
+        == "input.group[0].join[1].pfs.group_by: is required"
+    )
+    nested = {"join": [join["join"][0], {"group": []}]}
+    assert error(base(input={"group": [nested]})) == (
+        "input.group[0].join[1].group: a join combines pfs inputs only; use a pfs input here"
+    )
+
+
+def test_union_inputs_may_share_a_name_others_may_not() -> None:
+    """Pachyderm's validateNames (src/server/pps/server/api_server.go): the inputs of a union
+    may share a name; an input beside the union may not take any of the union's names."""
+    same = {"union": [{"pfs": {"repo": "a", "glob": "/*", "name": "in"}},
+                      {"pfs": {"repo": "b", "glob": "/*", "name": "in"}}]}  # fmt: skip
+    assert isinstance(load_spec(base(input=same)).input, UnionInput)
+    crossed = {"cross": [same, {"pfs": {"repo": "c", "glob": "/", "name": "in"}}]}
+    assert error(base(input=crossed)).startswith(
+        "input.cross[1].pfs: input name 'in' is also the name of input.cross[0].union[0].pfs"
+    )
+    before = {"cross": [{"pfs": {"repo": "c", "glob": "/", "name": "in"}}, same]}
+    assert error(base(input=before)).startswith(
+        "input.cross[1].union[0].pfs: input name 'in' is also the name of input.cross[0].pfs"
+    )
 
 
 def test_error_duplicate_input_names_names_both_paths() -> None:

@@ -18,13 +18,17 @@ Semantics follow Pachyderm's:
   matches; a key missing from some input makes no datum, unless inputs with ``outer_join``
   have matches for it: those matches alone then make datums (an inner input's match is left
   out, as Pachyderm's ``processMergeTask`` does);
-- **group**: every match of its pfs inputs with the same ``group_by`` key makes one datum.
+- **group**: every match of its pfs inputs with the same ``group_by`` key makes one datum. A
+  join among its inputs contributes the matches of each of its datums, each under the key its
+  own input's ``group_by`` makes (Pachyderm's group iterator keys every input of a child datum
+  separately); a match that is in several join datums is in its group once.
 
 A :class:`Datum` holds one :class:`DatumInput` per match it is made of (its input's name, the
-matched path and the files). Its ``id`` comes from the input names and matched paths only, so it
-is the same in every commit; its ``hash`` also covers the files' paths and content hashes and
-the stage's ``salt`` and ``version``, so it changes exactly when what the datum would read
-changes: a datum whose hash succeeded before can be skipped.
+matched path, the files and the input's key). Its ``id`` comes from the input keys (the names,
+unless a union's inputs share one) and matched paths only, so it is the same in every commit;
+its ``hash`` also covers the files' paths and content hashes and the stage's ``salt`` and
+``version``, so it changes exactly when what the datum would read changes: a datum whose hash
+succeeded before can be skipped.
 
 Cost: each pfs input is read with one glob (and, when directories match, one walk) of one
 resolved commit; nothing is read per file or per datum.
@@ -66,7 +70,9 @@ __all__ = [
     "compute_datums",
     "datum_id",
     "datums_at",
+    "input_keys",
     "input_names",
+    "input_reads",
     "matches_of_changes",
     "resolve_commits",
 ]
@@ -82,11 +88,13 @@ __all__ = [
 
 class DatumInput(NamedTuple):
     """One glob match in a datum: the input's ``name``, its ``files`` and the matched ``path``
-    (a file, or a directory whose files are all included)."""
+    (a file, or a directory whose files are all included), and the ``key`` of the input it came
+    from (see :func:`input_keys`; the name unless a union's inputs share it)."""
 
     name: str
     files: tuple[FileInfo, ...]
     path: str
+    key: str
 
 
 class Datum(NamedTuple):
@@ -106,41 +114,70 @@ def input_names(input: Input) -> list[str]:
     return list(dict.fromkeys(p.name for p in _pfs_inputs(input)))
 
 
+def input_keys(input: Input) -> list[str]:
+    """The keys of what ``input`` reads, in order: a job records the commit it read for each.
+
+    An input's key is its name, unless the inputs of a union share that name (as Pachyderm
+    allows, so that the code reads one folder whichever input a datum comes from) and read
+    different repos or branches: each of those is then ``name:repo@branch``.
+
+    >>> input_keys(Union((PfsInput("a", name="in"), PfsInput("b", name="in"), PfsInput("c"))))
+    ['in:a@master', 'in:b@master', 'c']
+    """
+    return list(dict.fromkeys(_leaf_keys(input).values()))
+
+
+def input_reads(input: Input) -> list[tuple[str, str, str]]:
+    """``(key, repo, branch)`` of each input key of ``input`` (see :func:`input_keys`).
+
+    >>> input_reads(Union((PfsInput("a", name="in"), PfsInput("b", name="in"))))
+    [('in:a@master', 'a', 'master'), ('in:b@master', 'b', 'master')]
+    """
+    out: dict[str, tuple[str, str, str]] = {}
+    for pfs, key in _leaf_keys(input).items():
+        out.setdefault(key, (key, pfs.repo, pfs.branch))
+    return list(out.values())
+
+
+def _leaf_keys(input: Input) -> dict[PfsInput, str]:
+    reads: dict[str, set[tuple[str, str]]] = {}
+    leaves = list(_pfs_inputs(input))
+    for pfs in leaves:
+        reads.setdefault(pfs.name, set()).add((pfs.repo, pfs.branch))
+    return {
+        pfs: pfs.name if len(reads[pfs.name]) == 1 else f"{pfs.name}:{pfs.repo}@{pfs.branch}"
+        for pfs in leaves
+    }
+
+
 def resolve_commits(
     store: Store, input: Input, commits: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The commit id each pfs input of ``input`` reads, by input name.
+    """The commit id each pfs input of ``input`` reads, by input key (:func:`input_keys`).
 
     ``commits`` overrides an input's branch: a value is a commit id or branch of its repo
     (``"3f2a..."``, ``"dev"``) or a full reference (``"repo@dev^1"``).
     """
     _check(input)
     commits = dict(commits or {})
-    unknown = sorted(set(commits) - set(input_names(input)))
+    keys = _leaf_keys(input)
+    unknown = sorted(set(commits) - set(keys.values()))
     if unknown:
         raise ValueError(
             f"compute_datums: commits names inputs {unknown} that are not in the stage's "
-            f"input (its inputs are {input_names(input)})"
+            f"input (its inputs are {input_keys(input)})"
         )
     out: dict[str, str] = {}
-    first: dict[str, PfsInput] = {}
-    for pfs in _pfs_inputs(input):
-        if pfs.name in out:
-            seen = first[pfs.name]
-            if (seen.repo, seen.branch) != (pfs.repo, pfs.branch):
-                raise ValueError(
-                    f"input name {pfs.name!r} is used for {seen.repo}@{seen.branch} and "
-                    f"{pfs.repo}@{pfs.branch}; give these inputs distinct names"
-                )
+    for pfs, key in keys.items():
+        if key in out:
             continue
-        first[pfs.name] = pfs
-        ref = commits.get(pfs.name, pfs.branch)
+        ref = commits.get(key, pfs.branch)
         if ref == EMPTY_INPUT:
-            out[pfs.name] = EMPTY_INPUT
+            out[key] = EMPTY_INPUT
             continue
         if "@" not in ref:
             ref = f"{pfs.repo}@{ref}"
-        out[pfs.name] = store.inspect_commit(ref).id
+        out[key] = store.inspect_commit(ref).id
     return out
 
 
@@ -168,8 +205,9 @@ def compute_datums(
     /b.txt ['/b.txt']
     """
     resolved = resolve_commits(store, input, commits)
+    leaves = {pfs: (resolved[key], key) for pfs, key in _leaf_keys(input).items()}
     with _gc_paused():
-        datums = _make_datums(_combine(store, input, resolved), _hash_prefix(salt, version))
+        datums = _make_datums(_combine(store, input, leaves), _hash_prefix(salt, version))
     if not any(isinstance(i, Union) for i in _walk(input)):
         return datums
     seen: set[str] = set()  # a union of overlapping inputs can reach the same matches twice
@@ -258,14 +296,14 @@ def datums_at(
     for match in wanted:
         found = files.get(match)
         if found is not None:  # a file now
-            parts.append((tuple.__new__(DatumInput, (pfs.name, (found,), match)),))
+            parts.append((tuple.__new__(DatumInput, (pfs.name, (found,), match, pfs.name)),))
             continue
         try:
             under = tuple(store.walk_files(ref, prefix=match))
         except FileNotFound:  # nothing there any more: the datum vanished
             under = ()
         if under:
-            parts.append((tuple.__new__(DatumInput, (pfs.name, under, match)),))
+            parts.append((tuple.__new__(DatumInput, (pfs.name, under, match, pfs.name)),))
     return {d.inputs[0].path: d for d in _make_datums(parts, _hash_prefix(salt, version))}
 
 
@@ -273,6 +311,7 @@ def datums_at(
 # Combining inputs
 
 _Parts = tuple[DatumInput, ...]
+_Leaves = Mapping[PfsInput, tuple[str, str]]  # each pfs input's commit and key
 
 EMPTY_INPUT = ""  # the "commit" of an input branch that has none yet: no matches
 
@@ -305,9 +344,17 @@ def _check(input: Input) -> None:
     if not isinstance(input.inputs, tuple) or not input.inputs:
         raise ValueError(f"a {kind} input needs a non-empty tuple of inputs")
     for child in input.inputs:
-        if isinstance(input, Join | Group) and not isinstance(child, PfsInput):
+        if isinstance(input, Group) and isinstance(child, Join):
+            for leaf in child.inputs:
+                if isinstance(leaf, PfsInput) and not leaf.group_by:
+                    raise ValueError(
+                        f"input {leaf.name!r} of a join inside a group needs group_by as well "
+                        "as join_on (such as '$1', a capture group of its glob)"
+                    )
+        elif isinstance(input, Join | Group) and not isinstance(child, PfsInput):
+            allowed = "pfs and join inputs" if isinstance(input, Group) else "pfs inputs"
             raise ValueError(
-                f"a {kind} input combines pfs inputs only; got a {type(child).__name__}: "
+                f"a {kind} input combines {allowed} only; got a {type(child).__name__}: "
                 f"combine it with the {kind} in a cross or union instead"
             )
         _check(child)
@@ -335,31 +382,31 @@ def _check(input: Input) -> None:
             )
 
 
-def _combine(store: Store, input: Input, commits: Mapping[str, str]) -> Iterable[_Parts]:
+def _combine(store: Store, input: Input, leaves: _Leaves) -> Iterable[_Parts]:
     if isinstance(input, PfsInput):
-        return [(part,) for part in _matches(store, input, commits[input.name])]
+        return [(part,) for part in _matches(store, input, *leaves[input])]
     if isinstance(input, Union):
         return itertools.chain.from_iterable(
-            _combine(store, child, commits) for child in input.inputs
+            _combine(store, child, leaves) for child in input.inputs
         )
     if isinstance(input, Cross):
-        lists = [list(_combine(store, child, commits)) for child in input.inputs]
+        lists = [list(_combine(store, child, leaves)) for child in input.inputs]
         return (tuple(itertools.chain.from_iterable(p)) for p in itertools.product(*lists))
     if isinstance(input, Join):
-        return _join(store, input, commits)
+        return _join(store, input, leaves)
     assert isinstance(input, Group), "cron inputs are refused by _check"
-    return _group(store, input, commits)
+    return _group(store, input, leaves)
 
 
 def _keyed(
-    store: Store, pfs: PfsInput, commit: str, template: str, what: str
+    store: Store, pfs: PfsInput, leaf: tuple[str, str], template: str, what: str
 ) -> dict[str, list[DatumInput]]:
     """``pfs``'s matches by the key ``template`` makes of their capture groups."""
     compiled = _compiled(pfs)
     expand = _key_maker(template, compiled.groups, pfs.name, what)
     fullmatch = compiled.regex.fullmatch
     out: dict[str, list[DatumInput]] = {}
-    for part in _matches(store, pfs, commit):
+    for part in _matches(store, pfs, *leaf):
         m = fullmatch(part.path)
         assert m is not None, "the store globs with the same compiled regex"
         out.setdefault(expand(m.groups()), []).append(part)
@@ -369,11 +416,11 @@ def _keyed(
 _NO_MATCHES: list[DatumInput] = []
 
 
-def _join(store: Store, input: Join, commits: Mapping[str, str]) -> Iterable[_Parts]:
+def _join(store: Store, input: Join, leaves: _Leaves) -> Iterable[_Parts]:
     keyed = []
     for pfs in input.inputs:
         assert pfs.join_on is not None
-        keyed.append(_keyed(store, pfs, commits[pfs.name], pfs.join_on, "join_on"))
+        keyed.append(_keyed(store, pfs, leaves[pfs], pfs.join_on, "join_on"))
     outer = [pfs.outer_join for pfs in input.inputs]
     for key in sorted(set().union(*keyed)):
         lists = [k.get(key, _NO_MATCHES) for k in keyed]
@@ -387,21 +434,55 @@ def _join(store: Store, input: Join, commits: Mapping[str, str]) -> Iterable[_Pa
             yield from itertools.product(*lists)
 
 
-def _group(store: Store, input: Group, commits: Mapping[str, str]) -> Iterable[_Parts]:
+def _group(store: Store, input: Group, leaves: _Leaves) -> Iterable[_Parts]:
     keyed = []
-    for pfs in input.inputs:
-        assert pfs.group_by is not None
-        keyed.append(_keyed(store, pfs, commits[pfs.name], pfs.group_by, "group_by"))
+    for child in input.inputs:
+        if isinstance(child, Join):
+            keyed.append(_joined_by_group(store, child, leaves))
+            continue
+        assert child.group_by is not None
+        keyed.append(_keyed(store, child, leaves[child], child.group_by, "group_by"))
     for key in sorted(set().union(*keyed)):
         yield tuple(itertools.chain.from_iterable(k.get(key, ()) for k in keyed))
+
+
+def _joined_by_group(store: Store, join: Join, leaves: _Leaves) -> dict[str, list[DatumInput]]:
+    """The matches of ``join``'s datums by the ``group_by`` key of the input each belongs to,
+    in datum order, each match once."""
+    makers = {pfs.name: _group_key_of(pfs) for pfs in join.inputs}
+    out: dict[str, list[DatumInput]] = {}
+    seen: set[tuple[str, str]] = set()
+    for parts in _join(store, join, leaves):
+        for part in parts:
+            if (part.name, part.path) in seen:
+                continue
+            seen.add((part.name, part.path))
+            out.setdefault(makers[part.name](part.path), []).append(part)
+    return out
+
+
+def _group_key_of(pfs: PfsInput) -> Callable[[str], str]:
+    """The function giving a match path of ``pfs`` its ``group_by`` key."""
+    assert pfs.group_by is not None
+    compiled = _compiled(pfs)
+    expand = _key_maker(pfs.group_by, compiled.groups, pfs.name, "group_by")
+    fullmatch = compiled.regex.fullmatch
+
+    def key(path: str) -> str:
+        m = fullmatch(path)
+        assert m is not None, "the store globs with the same compiled regex"
+        return expand(m.groups())
+
+    return key
 
 
 # ---------------------------------------------------------------------------------------------
 # One pfs input
 
 
-def _matches(store: Store, pfs: PfsInput, commit: str) -> list[DatumInput]:
-    """``pfs``'s glob matches in ``commit``, each with its files, in tree order."""
+def _matches(store: Store, pfs: PfsInput, commit: str, key: str) -> list[DatumInput]:
+    """``pfs``'s glob matches in ``commit``, each with its files, in tree order; ``key`` is
+    the input's key (:func:`input_keys`)."""
     if commit == EMPTY_INPUT:
         return []
     ref = f"{pfs.repo}@{commit}"
@@ -410,20 +491,20 @@ def _matches(store: Store, pfs: PfsInput, commit: str) -> list[DatumInput]:
     name = pfs.name
     new = tuple.__new__  # DatumInput(...) without the Python-level __new__: once per match
     if not any(f.type == "dir" for f in found):
-        return [new(DatumInput, (name, (f,), f.path)) for f in found]
+        return [new(DatumInput, (name, (f,), f.path, key)) for f in found]
     files = list(store.walk_files(ref, prefix=compiled.literal_prefix))
     keys = [f.path.replace("/", "\x00") for f in files]  # tree order: '/' sorts first
     out = []
     for f in found:
         if f.type != "dir":
-            out.append(DatumInput(name, (f,), f.path))
+            out.append(DatumInput(name, (f,), f.path, key))
             continue
         if f.path == "/":
-            out.append(DatumInput(name, tuple(files), "/"))
+            out.append(DatumInput(name, tuple(files), "/", key))
             continue
-        key = f.path.replace("/", "\x00")
-        lo, hi = bisect_left(keys, key + "\x00"), bisect_left(keys, key + "\x01")
-        out.append(DatumInput(name, tuple(files[lo:hi]), f.path))
+        at = f.path.replace("/", "\x00")
+        lo, hi = bisect_left(keys, at + "\x00"), bisect_left(keys, at + "\x01")
+        out.append(DatumInput(name, tuple(files[lo:hi]), f.path, key))
     return out
 
 
@@ -506,7 +587,7 @@ def _make_datums(combos: Iterable[_Parts], prefix: str) -> list[Datum]:
     memo: dict[int, tuple[str, str]] = {}  # by id(): every part stays alive in ``out``
     for parts in combos:
         if len(parts) == 1:
-            name, files, path = parts[0]
+            _, files, path, name = parts[0]  # ids and hashes use the input's key
             key = name + "\x00" + path
             if len(files) == 1:
                 f = files[0]
@@ -520,7 +601,7 @@ def _make_datums(combos: Iterable[_Parts], prefix: str) -> list[Datum]:
             for p in parts:
                 done = memo.get(id(p))  # a cross repeats each part in many datums
                 if done is None:
-                    name, files, path = p
+                    _, files, path, name = p
                     part = name + "\x00" + path
                     if len(files) == 1:
                         f = files[0]

@@ -433,7 +433,8 @@ class _JobRun:
             for p in d.inputs
         )
         layouts = {f[1]: self.layouts[f[1]] for p in parts for f in p[2] if f[1] in self.layouts}
-        return DatumTask(self.job.id, d.id, attempt, parts, layouts)
+        commits = tuple(self.job.inputs.get(p.key, "") for p in d.inputs)
+        return DatumTask(self.job.id, d.id, attempt, parts, layouts, commits)
 
     # -- results
 

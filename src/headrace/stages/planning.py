@@ -33,15 +33,14 @@ from headrace.stages.datums import (
     compute_datums,
     datum_id,
     datums_at,
+    input_reads,
     matches_of_changes,
     resolve_commits,
 )
 from headrace.stages.spec import (
     CronInput,
     CrossInput,
-    GroupInput,
     Input,
-    JoinInput,
     PfsInput,
     StageSpec,
     UnionInput,
@@ -93,16 +92,9 @@ def input_tree(spec: StageSpec) -> Input:
 
 
 def input_repos(spec: StageSpec) -> list[tuple[str, str, str]]:
-    """``(input name, repo, branch)`` of every input the stage reads (cron ticks included)."""
-    out: dict[str, tuple[str, str, str]] = {}
-    stack: list[Input] = [input_tree(spec)]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, PfsInput):
-            out.setdefault(node.name, (node.name, node.repo, node.branch))
-        elif isinstance(node, CrossInput | UnionInput | JoinInput | GroupInput):
-            stack.extend(reversed(node.inputs))
-    return list(out.values())
+    """``(input key, repo, branch)`` of every input the stage reads (cron ticks included): the
+    key is the input's name unless a union's inputs share it (:func:`input_keys`)."""
+    return input_reads(input_tree(spec))
 
 
 def resolve_inputs(

@@ -11,9 +11,10 @@ A spec names the stage, its input tree, its transform and how it runs::
       python: "shop.clean:run"
     parallelism: 4
 
-Inputs nest as in Pachyderm: ``cross`` and ``union`` hold any inputs, ``join`` and ``group``
-hold ``pfs`` inputs only (each with ``join_on`` / ``group_by``, a template over the glob's
-``(...)`` capture groups such as ``"$1"``), ``cron`` is a leaf ticking on a schedule
+Inputs nest as in Pachyderm: ``cross`` and ``union`` hold any inputs, ``join`` holds ``pfs``
+inputs and ``group`` holds ``pfs`` inputs or ``join`` inputs (each pfs input with ``join_on`` /
+``group_by``, a template over the glob's ``(...)`` capture groups such as ``"$1"``; a pfs input
+of a join inside a group has both), ``cron`` is a leaf ticking on a schedule
 (:func:`expand_cron` gives its value sets). ``egress`` is an fsspec URL, or
 ``{sql: <SQLAlchemy URL>, table: <name>, format: csv|jsonl}`` (a :class:`SqlEgress`).
 
@@ -146,9 +147,11 @@ class JoinInput:
 
 @dataclass(frozen=True)
 class GroupInput:
-    """All files of the pfs inputs with equal ``group_by`` values, one datum per value."""
+    """All files of the pfs inputs with equal ``group_by`` values, one datum per value. A join
+    among the inputs contributes the matches of its datums, each under its own ``group_by``
+    value (Pachyderm's group of a join)."""
 
-    inputs: tuple[PfsInput, ...]
+    inputs: tuple[PfsInput | JoinInput, ...]
 
 
 @dataclass(frozen=True)
@@ -482,7 +485,7 @@ _PFS_FIELDS = (
     "repo", "branch", "glob", "name", "empty_files", "join_on", "outer_join", "group_by", "lazy",
 )  # fmt: skip
 _CRON_FIELDS = ("name", "spec", "overwrite")
-_Context = Literal["top", "join", "group"]
+_Context = Literal["top", "join", "group", "group-join"]
 
 
 def _parse_input(data: object, path: str, context: _Context = "top", depth: int = 0) -> Input:
@@ -500,8 +503,10 @@ def _parse_input(data: object, path: str, context: _Context = "top", depth: int 
     kind = kinds[0]
     at = field_path(path, kind)
     value = fields[kind]
-    if context != "top" and kind != "pfs":
-        raise SpecError(at, f"a {context} combines pfs inputs only; use a pfs input here")
+    if context == "group" and kind not in ("pfs", "join"):
+        raise SpecError(at, "a group combines pfs and join inputs only; use one of them here")
+    if context in ("join", "group-join") and kind != "pfs":
+        raise SpecError(at, "a join combines pfs inputs only; use a pfs input here")
     if kind == "pfs":
         return _parse_pfs(value, at, context)
     if kind == "cron":
@@ -511,11 +516,13 @@ def _parse_input(data: object, path: str, context: _Context = "top", depth: int 
     minimum = 2 if kind == "join" else 1
     if len(value) < minimum:
         raise SpecError(at, f"needs at least {minimum} input{'s' if minimum > 1 else ''}")
-    if kind in ("join", "group"):
-        ctx: _Context = "join" if kind == "join" else "group"
-        pfs = tuple(_parse_input(v, f"{at}[{i}]", ctx, depth + 1) for i, v in enumerate(value))
-        leaves = tuple(p for p in pfs if isinstance(p, PfsInput))
-        return JoinInput(leaves) if kind == "join" else GroupInput(leaves)
+    if kind == "join":
+        ctx: _Context = "group-join" if context == "group" else "join"
+        parsed = [_parse_input(v, f"{at}[{i}]", ctx, depth + 1) for i, v in enumerate(value)]
+        return JoinInput(tuple(p for p in parsed if isinstance(p, PfsInput)))
+    if kind == "group":
+        parsed = [_parse_input(v, f"{at}[{i}]", "group", depth + 1) for i, v in enumerate(value)]
+        return GroupInput(tuple(p for p in parsed if isinstance(p, PfsInput | JoinInput)))
     children = tuple(_parse_input(v, f"{at}[{i}]", "top", depth + 1) for i, v in enumerate(value))
     return CrossInput(children) if kind == "cross" else UnionInput(children)
 
@@ -528,15 +535,15 @@ def _parse_pfs(data: object, path: str, context: _Context) -> PfsInput:
     name = check_name(fields.get("name", repo), field_path(path, "name"), "input")
     empty_files = check_bool(fields.get("empty_files", False), field_path(path, "empty_files"))
     for key, needed in (("join_on", "join"), ("outer_join", "join"), ("group_by", "group")):
-        if key in fields and context != needed:
+        if key in fields and needed not in context.split("-"):
             raise SpecError(
                 field_path(path, key), f"only applies to a pfs input inside a '{needed}'"
             )
     join_on = group_by = None
-    if context == "join":
+    if context in ("join", "group-join"):
         raw = required(fields, "join_on", path)
         join_on = check_capture_template(raw, field_path(path, "join_on"), glob, groups)
-    if context == "group":
+    if context in ("group", "group-join"):
         raw = required(fields, "group_by", path)
         group_by = check_capture_template(raw, field_path(path, "group_by"), glob, groups)
     outer_join = check_bool(fields.get("outer_join", False), field_path(path, "outer_join"))
@@ -555,19 +562,38 @@ def _parse_cron(data: object, path: str) -> CronInput:
 
 
 def _check_unique_names(root: Input) -> None:
-    seen: dict[str, str] = {}
-    for path, node in iter_inputs(root):
-        if not isinstance(node, PfsInput | CronInput):
-            continue
-        other = seen.get(node.name)
-        if other is not None:
-            raise SpecError(
-                path,
-                f"input name {node.name!r} is also the name of {other}; input names must be "
-                "unique across the input tree (they are the directories under "
-                "$HEADRACE_INPUT): set a distinct 'name' on one of them",
-            )
-        seen[node.name] = path
+    """Input names are unique, except among the inputs of a union (Pachyderm's validateNames
+    in src/server/pps/server/api_server.go): a datum comes from one of them, so they may share
+    a name, and the code reads one folder whichever input a datum came from; inputs beside the
+    union still may not use any of its names."""
+
+    def visit(node: Input, path: str, names: dict[str, str]) -> None:
+        if isinstance(node, PfsInput | CronInput):
+            at = f"{path}.{'pfs' if isinstance(node, PfsInput) else 'cron'}"
+            other = names.get(node.name)
+            if other is not None:
+                raise SpecError(
+                    at,
+                    f"input name {node.name!r} is also the name of {other}; input names must "
+                    "be unique across the input tree except among the inputs of one union "
+                    "(they are the directories under $HEADRACE_INPUT): set a distinct 'name' "
+                    "on one of them",
+                )
+            names[node.name] = at
+            return
+        kind = _KIND_OF[type(node)]
+        if not isinstance(node, UnionInput):
+            for i, child in enumerate(node.inputs):
+                visit(child, f"{path}.{kind}[{i}]", names)
+            return
+        seen: dict[str, str] = {}
+        for i, child in enumerate(node.inputs):
+            own = dict(names)
+            visit(child, f"{path}.{kind}[{i}]", own)
+            seen.update({k: v for k, v in own.items() if k not in seen})
+        names.update(seen)
+
+    visit(root, "input", {})
 
 
 # ---------------------------------------------------------------------------------------------

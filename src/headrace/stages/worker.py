@@ -78,13 +78,15 @@ class DatumTask:
     """One attempt at one datum. ``parts``: ``(input name, matched path, files)`` with files
     as ``(path, content hash, size)``; ``layouts``: the stored layout (Content JSON) of each
     content hash, looked up by the job for many datums at once so that a worker reads objects
-    without asking the metadata database."""
+    without asking the metadata database; ``commits``: the commit each part's input read
+    (inputs of a union may share a name while reading different repos)."""
 
     job_id: str
     datum_id: str
     attempt: int
     parts: tuple[tuple[str, str, tuple[tuple[str, str, int], ...]], ...]
     layouts: Mapping[str, str] | None = None
+    commits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,9 @@ def execute(config: WorkerConfig, task: DatumTask) -> DatumResult:
                 config.output_commit,
                 task.parts,
                 in_dir,
-                config.input_commits,
+                tuple(zip([p[0] for p in task.parts], task.commits, strict=True))
+                if task.commits
+                else config.input_commits,
                 config.keys,
             ),
             "HEADRACE_INPUT": str(in_dir),  # after the per-input names: these always win
