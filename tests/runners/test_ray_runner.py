@@ -257,6 +257,8 @@ def test_address_from_option_then_ray_address_then_a_local_ray(monkeypatch) -> N
     # "local": a new local Ray, never the cluster a `ray start` on this machine recorded
     assert [c.get("address") for c in fake.calls] == ["10.0.0.1:6379", "10.0.0.9:6379", "local"]
     assert fake.calls[2]["num_cpus"] == 3
+    assert _connect(fake, {}) is True  # no --ray_num_cpus: Ray counts the machine's CPUs
+    assert fake.calls[3]["address"] == "local" and fake.calls[3]["num_cpus"] is None
     assert _connect(_FakeRay(initialized=True), {"ray_address": "x:1"}) is False
 
 

@@ -596,7 +596,7 @@ class RayOptions(PipelineOptions):
     """Settings of the Ray runner (``--runner=RayRunner``)."""
 
     ray_address: str | None
-    ray_num_cpus: int
+    ray_num_cpus: int | None
     ray_partitions: int | None
     ray_max_in_flight: int | None
 
@@ -611,8 +611,9 @@ class RayOptions(PipelineOptions):
         parser.add_argument(
             "--ray_num_cpus",
             type=_positive_int,
-            default=2,
-            help="CPUs of the local Ray started when no address is given (>= 1).",
+            default=None,
+            help="CPUs of the local Ray started when no address is given (>= 1); default: "
+            "every CPU of the machine, as ray.init() counts them.",
         )
         parser.add_argument(
             "--ray_partitions",

@@ -217,7 +217,7 @@ def _connect(ray: Any, values: dict[str, Any]) -> bool:
     # last `ray start` on this machine recorded (/tmp/ray/ray_current_cluster), someone else's.
     ray.init(
         address="local",
-        num_cpus=int(values.get("ray_num_cpus") or 2),
+        num_cpus=values.get("ray_num_cpus"),  # None: Ray counts the machine's CPUs
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
