@@ -317,10 +317,15 @@ class _PerProcess(beam.DoFn):
     def process(self, kv):
         yield kv[0], len(list(kv[1]))
 
+    def teardown(self) -> None:
+        self._note("teardown")
+
 
 @pytest.mark.slow
 def test_dofn_setup_runs_once_per_worker_process_not_per_task(ray_cluster: object, tmp_path):
-    """16 tasks (one per partition) on a two-CPU cluster: at most one setup per process."""
+    """16 tasks (one per partition) on a two-CPU cluster: at most one setup per process, and
+    teardown in each of those processes by the time the run's result is back (Ray ends its
+    worker processes without exit handlers, so the run's end triggers it: runners/ray/runend)."""
     folder = tmp_path / "calls"
     folder.mkdir()
     p = beam.Pipeline(options=PipelineOptions(ray_partitions=16, **RAY))
@@ -342,6 +347,34 @@ def test_dofn_setup_runs_once_per_worker_process_not_per_task(ray_cluster: objec
     assert set(setups) == set(starts)  # every process that ran a bundle set up once...
     assert set(setups.values()) == {1}
     assert sum(setups.values()) < sum(starts.values())  # ...not once per task
+    assert counts("teardown") == setups  # torn down once in each, before the run returned
+
+
+@pytest.mark.slow
+def test_teardown_also_follows_a_failed_run(ray_cluster: object, tmp_path):
+    """A run that fails still tears down the instances its other tasks kept set up."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+
+    def boom(kv):
+        if kv[0] == 7:
+            raise ValueError("key 7")
+        return kv
+
+    p = beam.Pipeline(options=PipelineOptions(ray_partitions=8, **RAY))
+    _ = (
+        p
+        | beam.Create(list(range(80)))
+        | beam.Map(lambda x: (x % 8, x))
+        | beam.GroupByKey()
+        | "PerProcess" >> beam.ParDo(_PerProcess(str(folder)))
+        | beam.Map(boom)
+    )
+    with pytest.raises(ValueError, match="key 7"):
+        p.run().wait_until_finish()
+    setups = {f.name.split("-", 1)[1] for f in folder.glob("setup-*")}
+    teardowns = {f.name.split("-", 1)[1] for f in folder.glob("teardown-*")}
+    assert setups and teardowns == setups
 
 
 def _meet(folder: str, me: str, other: str):

@@ -10,8 +10,10 @@ run_stage_task` then *leases* each ParDo's ``(dofn, args, kwargs)`` from :data:`
   new one (which the task sets up);
 - a task that succeeds gives its instances back, without ``teardown``; a task that fails tears
   them down and drops them (Beam drops an instance after an exception in it);
-- idle instances are torn down when the process exits (``atexit``: Ray's workers leave through
-  ``sys.exit``), or when the cache keeps more than :data:`MAX_RUNS` runs (oldest first).
+- idle instances of a run are torn down when the run ends (:meth:`DoFnCache.close_run`; on Ray
+  :mod:`headrace.runners.ray.runend` tells each worker process), when the cache keeps more than
+  :data:`MAX_RUNS` runs (oldest first), or at a normal interpreter exit (``atexit``; Ray's worker
+  processes are ended without it).
 
 Instances are keyed by the run's id and the transform's id, so two runs never share one, and
 one instance serves one task at a time (two tasks running at once in one process get two).
@@ -84,6 +86,14 @@ class DoFnCache:
                 evicted += [i for insts in old.values() for i in insts]
         for inst in evicted:
             teardown(inst)
+
+    def close_run(self, run: str) -> None:
+        """Tear down and drop the idle instances of run ``run`` (the run ended)."""
+        with self._lock:
+            by_tid = self._idle.pop(run, {})
+        for insts in by_tid.values():
+            for inst in insts:
+                teardown(inst)
 
     def close(self) -> None:
         """Tear down every idle instance (process exit)."""

@@ -14,8 +14,8 @@ bundles of the tasks that collected them: stored once, passed by reference.
 
 Ray reuses its worker processes, so tasks ask ``run_stage_task`` to keep set-up DoFn instances
 in the process (``TaskContext.reuse_dofns``, :mod:`headrace.runners.dofncache`): a DoFn's
-``setup`` runs once per worker process and run, not once per task, and ``teardown`` when the
-worker process exits.
+``setup`` runs once per worker process and run, not once per task, and ``teardown`` in each of
+those processes when the run ends (:mod:`headrace.runners.ray.runend`).
 
 Only sinks read blobs on the driver: the records a sink's ``Finalize`` commits (file names of
 temporary shards, small by design) are fetched after the whole run succeeded.
@@ -44,12 +44,17 @@ from headrace.exec.collect import FileCollection
 from headrace.exec.grouping import FileRun
 from headrace.plan.stages import ExecutionPlan, Stage
 from headrace.runners.executors import TaskFuture, WorkerLost
+from headrace.runners.ray.runend import RunEnd, check_in, needs_run_end
 from headrace.runners.tasks import TaskContext, TaskInput, TaskResult, run_stage_task
 
 __all__ = ["ObjectStoreSpill", "RayExecutor"]
 
 # Times Ray re-runs a task whose worker process died (user exceptions are never retried).
 MAX_RETRIES = 3
+# Seconds the driver waits, at a run's end, for the worker processes to tear down its DoFns
+# (a worker killed mid-run never answers); after a cancellation, the shorter one.
+TEARDOWN_WAIT = 10.0
+TEARDOWN_WAIT_CANCELLED = 2.0
 
 
 class _TaskSpace:
@@ -97,9 +102,13 @@ def execute_task(
     task: TaskInput,
     ctx: TaskContext,
     partitions: int,
+    run_end: Any,
     *bundles: dict[str, bytes],
 ) -> tuple[Any, ...]:
-    """The body of every Ray task (see the module docstring); runs on a worker."""
+    """The body of every Ray task (see the module docstring); runs on a worker. ``run_end``: the
+    run's :class:`~headrace.runners.ray.runend.RunEnd` actor, or None (no DoFn tears down)."""
+    if run_end is not None:
+        check_in(run_end, ctx.run_id)
     inputs: dict[str, bytes] = {}
     for bundle in bundles:
         inputs.update(bundle)
@@ -245,6 +254,7 @@ class RayExecutor:
         self._remote: Any = None
         self._queue: deque[tuple[_RayFuture, tuple[Any, ...]]] = deque()
         self._running: list[_RayFuture] = []
+        self._run_end: Any = None
 
     def start(self, plan: ExecutionPlan) -> None:
         import ray
@@ -252,6 +262,8 @@ class RayExecutor:
         self._plan_ref = ray.put(plan)  # once per run; every task gets the reference
         self._run_id = uuid.uuid4().hex  # DoFn instances are reused per worker within a run
         self._remote = ray.remote(execute_task)
+        if needs_run_end(plan):
+            self._run_end = ray.remote(num_cpus=0)(RunEnd).remote()
 
     def submit(self, stage: Stage, task: TaskInput, ctx: TaskContext) -> TaskFuture:
         assert self._remote is not None, "start() the executor first"
@@ -267,7 +279,10 @@ class RayExecutor:
             reuse_dofns=True,
             run_id=self._run_id,
         )
-        args = (self._plan_ref, stage.id, task, shipped, ctx.num_partitions, *bundles.values())
+        args = (
+            self._plan_ref, stage.id, task, shipped, ctx.num_partitions, self._run_end,
+            *bundles.values(),
+        )  # fmt: skip
         future = _RayFuture(self, [r.key for r in task.runs if isinstance(r, FileRun)])
         self._queue.append((future, args))
         self._pump()
@@ -300,3 +315,11 @@ class RayExecutor:
         self._queue.clear()
         self._running = []
         self._plan_ref = None
+        run_end, self._run_end = self._run_end, None
+        if run_end is not None:  # every worker process tears the run's DoFns down
+            wait = TEARDOWN_WAIT_CANCELLED if cancel else TEARDOWN_WAIT
+            try:
+                ray.get(run_end.end.remote(wait))
+                ray.kill(run_end)
+            except Exception:  # best effort, as Beam's teardown: never fail the run for it
+                pass
