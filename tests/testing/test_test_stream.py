@@ -450,3 +450,32 @@ def test_element_events_pickle_each_element_on_its_own_and_keep_cycles(dumps):
     loop = pickle.loads(dumps(ElementEvent.from_columns([cyclic], [5])))
     (value,) = loop.columns()[0]
     assert value[0] == "c" and value[1] is value
+
+
+def _read_node(stream: TestStream):
+    p = Pipeline()
+    pc = p | stream
+    graph = p.to_graph()
+    return graph.transforms[graph.pcollections[pc.node_id].producer]
+
+
+def test_a_stream_of_immutable_values_is_kept_by_reference():
+    """As Create: values nothing can change are not pickled into the graph when it is built
+    (a run in this process reads the very events), only when the graph leaves the process."""
+    stream = TestStream().add_elements([("a", 1), ("b", 2)]).advance_watermark_to(10)
+    node = _read_node(stream)
+    assert node.payload is not None and node.payload.is_shared
+    source = node.payload.load()
+    assert source.events()[0] is stream._events[0]  # the same event, no copy
+    copied = pickle.loads(pickle.dumps(node.payload)).load()
+    assert copied.events() == source.events() and copied.events()[0] is not source.events()[0]
+
+
+def test_a_stream_of_mutable_values_is_pickled_when_applied():
+    rows = [["a", 1]]
+    stream = TestStream().add_elements(rows)
+    node = _read_node(stream)
+    assert node.payload is not None and not node.payload.is_shared
+    rows[0][1] = "changed after the TestStream was applied"
+    (event,) = node.payload.load().events()
+    assert event.columns()[0] == [["a", 1]]

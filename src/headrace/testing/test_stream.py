@@ -23,7 +23,9 @@ from array import array
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
+from headrace.graph.nodes import Payload
 from headrace.model.coders import Coder
+from headrace.model.immutable import deeply_immutable
 from headrace.model.pvalue import PBegin, PCollection
 from headrace.model.sources import UnboundedReader, UnboundedSource
 from headrace.model.timestamp import MAX_US, MIN_US, Duration, Timestamp, to_micros
@@ -248,6 +250,17 @@ class ProcessingTimeEvent(Event):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ProcessingTimeEvent, (self.advance_by,))
+
+
+def _shareable(events: Iterable[Event]) -> bool:
+    """Whether every event holds only values nothing can change (see :func:`deeply_immutable`)."""
+    for event in events:
+        if isinstance(event, ElementEvent):
+            if event._values is None:  # TimestampedValue objects as given: pickled
+                return False
+            if not deeply_immutable(event._values, set(map(type, event._values))):
+                return False
+    return True
 
 
 class TestStreamSource(UnboundedSource):
@@ -485,7 +498,7 @@ class TestStream(PTransform):
         default_us = current.micros if event_timestamp is None else to_micros(event_timestamp)
         values = list(elements)
         stamped = (TimestampedValue, WindowedValue)
-        if any(isinstance(element, stamped) for element in values):
+        if any(issubclass(t, stamped) for t in set(map(type, values))):  # C loop, not per element
             stamps = [e.timestamp_us if isinstance(e, stamped) else default_us for e in values]
             values = [e.value if isinstance(e, stamped) else e for e in values]
         else:  # bare values (the common case): one timestamp for all, no object per element
@@ -532,11 +545,13 @@ class TestStream(PTransform):
         tags = self._graph_tags()
         source = TestStreamSource(self._events, tags)
         multi = list(tags) != [None]
+        # Events of values nothing can change are kept by reference, as Create keeps its values:
+        # pickled only when the graph goes to another process, never for a run in this one.
         result = pbegin.pipeline._apply_primitive(
             self,
             "Read",
             [],
-            payload=source,
+            payload=Payload.shared(source) if _shareable(self._events) else source,
             outputs=tuple(tags.values()),
             bounded=False,
             multi_output=multi,

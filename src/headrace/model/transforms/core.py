@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
-import itertools
 import logging
 import numbers
 import pickle
@@ -22,6 +21,7 @@ from typing import Any
 
 from headrace.graph.kinds import COMBINE_PER_KEY, GROUP_BY_KEY, GroupingParams, ParDoParams
 from headrace.graph.nodes import Payload, WindowingStrategy
+from headrace.model.immutable import deeply_immutable
 from headrace.model.pvalue import (
     AsList,
     AsSideInput,
@@ -1039,7 +1039,7 @@ class Create(PTransform):
         # pickling a large Create into the graph here took a third of a batch run. Anything
         # else is pickled now, so the pipeline reads the values as they were at this point.
         types = set(map(type, self.values))
-        shared = _deeply_immutable(self.values, types)
+        shared = deeply_immutable(self.values, types)
         return pbegin.pipeline._apply_primitive(
             self,
             "Read",
@@ -1048,34 +1048,6 @@ class Create(PTransform):
             element_type=_infer_type(self.values, types),
             params={"timestamped": False} if shared else None,
         )
-
-
-_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
-_CONTAINERS = frozenset({tuple, frozenset})
-
-
-def _deeply_immutable(values: list[Any], types: set[type], max_depth: int = 4) -> bool:
-    """Whether every value is an immutable atom or a tuple/frozenset of such, however nested.
-
-    Checked with ``set(map(type, ...))`` over each nesting level, which runs in C: 300k
-    3-tuples take a quarter of the time pickling them does. Subclasses (a NamedTuple, an
-    IntEnum) count as mutable, and so does anything nested deeper than ``max_depth``. ``types``
-    are the types of ``values``.
-    """
-    level: list[Any] = values
-    for _ in range(max_depth):
-        if types <= _ATOMS:
-            return True
-        if not types <= _ATOMS | _CONTAINERS:
-            return False
-        containers = level if types <= _CONTAINERS else [x for x in level if type(x) in _CONTAINERS]
-        inner = set(map(type, itertools.chain.from_iterable(containers)))
-        if inner <= _ATOMS:
-            return True  # the common case: tuples of atoms, without building the next level
-        if not inner <= _ATOMS | _CONTAINERS:
-            return False
-        level, types = list(itertools.chain.from_iterable(containers)), inner
-    return False
 
 
 def _infer_type(values: list[Any], types: set[type]) -> Any:
