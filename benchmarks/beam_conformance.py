@@ -201,7 +201,6 @@ INTERNAL_MODULES = (
     "apache_beam.transforms.external",
     "apache_beam.transforms.trigger_test",
     "apache_beam.transforms.sideinputs",
-    "apache_beam.transforms.trigger.DataLossReason",
     "apache_beam.transforms.trigger.GeneralTriggerDriver",
     "apache_beam.transforms.trigger.InMemoryUnmergedState",
     "apache_beam.pipeline.PipelineVisitor",

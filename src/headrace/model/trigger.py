@@ -24,6 +24,7 @@ from typing import Any
 from headrace.model.timestamp import to_micros
 
 __all__ = [
+    "DataLossReason",
     "AccumulationMode",
     "AfterAll",
     "AfterAny",
@@ -50,6 +51,16 @@ class AccumulationMode(enum.IntEnum):
     ACCUMULATING = 2
 
 
+class DataLossReason(enum.Flag):
+    """Why a trigger may lose data (Beam's ``trigger.DataLossReason``): ``MAY_FINISH`` when it
+    can stop firing while late data may still come; ``NO_POTENTIAL_LOSS`` otherwise.
+    ``CONDITION_NOT_GUARANTEED`` exists for Beam's sake (deprecated there; never returned)."""
+
+    NO_POTENTIAL_LOSS = 0
+    MAY_FINISH = enum.auto()
+    CONDITION_NOT_GUARANTEED = enum.auto()
+
+
 class TriggerFn:
     """Base class of triggers: a description of when a window's panes fire.
 
@@ -66,6 +77,20 @@ class TriggerFn:
         lateness is allowed.
         """
         raise NotImplementedError
+
+    def may_lose_data(self, windowing: Any) -> DataLossReason:
+        """Beam's question about the same thing as :meth:`may_finish`, for a ``Windowing``
+        (its ``allowed_lateness`` decides for ``AfterWatermark`` without a late trigger).
+
+        >>> from headrace.model.window import GlobalWindows
+        >>> from headrace.model.windowing import Windowing
+        >>> w = Windowing(GlobalWindows(), AfterCount(2), AccumulationMode.DISCARDING)
+        >>> AfterCount(2).may_lose_data(w), Repeatedly(AfterCount(2)).may_lose_data(w)
+        (<DataLossReason.MAY_FINISH: 1>, <DataLossReason.NO_POTENTIAL_LOSS: 0>)
+        """
+        if self.may_finish(windowing.allowed_lateness):
+            return DataLossReason.MAY_FINISH
+        return DataLossReason.NO_POTENTIAL_LOSS
 
     def has_ontime_pane(self) -> bool:
         """Whether this trigger fires when the watermark passes the end of the window."""

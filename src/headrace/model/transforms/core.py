@@ -32,7 +32,7 @@ from headrace.model.pvalue import (
     TaggedOutput,
 )
 from headrace.model.sources import BoundedSource
-from headrace.model.timestamp import to_micros
+from headrace.model.timestamp import Duration, to_micros
 from headrace.model.transforms.dofn import (
     CallableWrapperCombineFn,
     CombineFn,
@@ -1265,6 +1265,22 @@ class WindowInto(PTransform):
 
     def default_label(self) -> str:
         return f"WindowInto({self.windowfn!r})"
+
+    @property
+    def windowing(self) -> Windowing:
+        """This transform's windowing strategy as one value (Beam's ``WindowInto.windowing``).
+
+        >>> from headrace.model.window import FixedWindows
+        >>> WindowInto(FixedWindows(60), allowed_lateness=30).windowing.allowed_lateness
+        Duration(30)
+        """
+        return Windowing(
+            self.windowfn,
+            self.trigger,
+            self.accumulation_mode,
+            self.timestamp_combiner,
+            Duration(micros=self.allowed_lateness_us),
+        )
 
     def _strategy(self) -> WindowingStrategy:
         combiner = self.timestamp_combiner
