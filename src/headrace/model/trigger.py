@@ -24,7 +24,6 @@ from typing import Any
 from headrace.model.timestamp import to_micros
 
 __all__ = [
-    "DataLossReason",
     "AccumulationMode",
     "AfterAll",
     "AfterAny",
@@ -33,6 +32,7 @@ __all__ = [
     "AfterProcessingTime",
     "AfterWatermark",
     "Always",
+    "DataLossReason",
     "DefaultTrigger",
     "OrFinally",
     "Repeatedly",
@@ -95,6 +95,15 @@ class TriggerFn:
     def has_ontime_pane(self) -> bool:
         """Whether this trigger fires when the watermark passes the end of the window."""
         raise NotImplementedError
+
+    def get_continuation_trigger(self) -> TriggerFn:
+        """The trigger Beam gives a grouping's output (so that a trigger that fires once, or
+        several times, keeps doing so downstream).
+
+        >>> AfterEach(AfterCount(2), AfterCount(5)).get_continuation_trigger()
+        Repeatedly(AfterAny(AfterCount(1), AfterCount(1)))
+        """
+        return self
 
     def _key(self) -> tuple[Any, ...]:
         return ()
@@ -182,6 +191,11 @@ class AfterProcessingTime(TriggerFn):
     def __repr__(self) -> str:
         return f"AfterProcessingTime(delay={self.delay!r})"
 
+    def get_continuation_trigger(self) -> TriggerFn:
+        # Beam's continuation is _AfterSynchronizedProcessingTime, which its runners fire on
+        # every element and never finish: Always() does exactly that here.
+        return Always()
+
 
 class AfterCount(TriggerFn):
     """Fire once, when the pane holds at least ``count`` elements.
@@ -210,6 +224,9 @@ class AfterCount(TriggerFn):
     def __repr__(self) -> str:
         return f"AfterCount({self.count})"
 
+    def get_continuation_trigger(self) -> TriggerFn:
+        return AfterCount(1)
+
 
 class Repeatedly(TriggerFn):
     """Fire whenever ``underlying`` fires, starting it afresh after each firing; never finishes.
@@ -234,6 +251,9 @@ class Repeatedly(TriggerFn):
 
     def __repr__(self) -> str:
         return f"Repeatedly({self.underlying!r})"
+
+    def get_continuation_trigger(self) -> TriggerFn:
+        return Repeatedly(self.underlying.get_continuation_trigger())
 
 
 class AfterWatermark(TriggerFn):
@@ -276,6 +296,11 @@ class AfterWatermark(TriggerFn):
             parts.append(f"late={self.late.underlying!r}")
         return f"AfterWatermark({', '.join(parts)})"
 
+    def get_continuation_trigger(self) -> TriggerFn:
+        early = self.early.get_continuation_trigger() if self.early is not None else None
+        late = self.late.get_continuation_trigger() if self.late is not None else None
+        return AfterWatermark(early, late)
+
 
 class _Composite(TriggerFn):
     __slots__ = ("triggers",)
@@ -294,6 +319,9 @@ class _Composite(TriggerFn):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(repr(t) for t in self.triggers)})"
+
+    def get_continuation_trigger(self) -> TriggerFn:
+        return type(self)(*(t.get_continuation_trigger() for t in self.triggers))
 
 
 class AfterAny(_Composite):
@@ -333,6 +361,9 @@ class AfterEach(_Composite):
 
     def may_finish(self, allowed_lateness: Any = None) -> bool:
         return all(t.may_finish(allowed_lateness) for t in self.triggers)
+
+    def get_continuation_trigger(self) -> TriggerFn:
+        return Repeatedly(AfterAny(*(t.get_continuation_trigger() for t in self.triggers)))
 
 
 class OrFinally(AfterAny):

@@ -8,6 +8,7 @@ that planners may lift into a pre-aggregating shuffle. Everything else composes 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import inspect
 import logging
@@ -539,9 +540,24 @@ class GroupByKey(PTransform):
             self,
             GROUP_BY_KEY,
             [pcoll],
+            windowing=_continued(pcoll.windowing),
             element_type=_grouped_type(pcoll.element_type),
             params=GroupingParams(),
         )
+
+
+def _continued(windowing: WindowingStrategy) -> WindowingStrategy:
+    """A grouping's output windowing: its input's, with the trigger's continuation trigger, as
+    Beam's ``GroupByKey.get_windowing`` (apache_beam/transforms/core.py). A second grouping of
+    the output of ``Repeatedly(AfterCount(100))`` fires on every pane it receives
+    (``Repeatedly(AfterCount(1))``), not once per 100 of them."""
+    if windowing.trigger is None:
+        return windowing
+    trigger = windowing.trigger.load()
+    continued = trigger.get_continuation_trigger()
+    if continued == trigger:
+        return windowing
+    return dataclasses.replace(windowing, trigger=Payload.of(continued))
 
 
 def _grouped_type(kv: Any) -> Any:
