@@ -88,9 +88,34 @@ def _run_task(
         return TaskFailure(data, f"{type(e).__name__}: {e}", tb)
 
 
+class _Terminated(BaseException):
+    """Raised in a worker by the executor's SIGTERM (a run that failed or was cancelled): the
+    running task unwinds, so its DoFns' ``teardown`` runs, and the worker leaves."""
+
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: teardown is not interrupted again
+    raise _Terminated
+
+
 def _worker_main(conn: multiprocessing.connection.Connection, plan: ExecutionPlan) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    signal.signal(signal.SIGTERM, _on_sigterm)
     defer_frees_to_exit()
+    try:
+        _serve(conn, plan)
+    except _Terminated:  # between tasks: nothing to tear down
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _serve(conn: multiprocessing.connection.Connection, plan: ExecutionPlan) -> None:
     while True:
         try:
             message = conn.recv()
@@ -99,6 +124,10 @@ def _worker_main(conn: multiprocessing.connection.Connection, plan: ExecutionPla
         if message is None:
             return
         outcome = _run_task(plan, *message)
+        if _terminated:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)  # the executor stopped listening: nothing to report
         exiting = kept_for_exit() >= EXIT_AFTER_BYTES
         conn.send((outcome, exiting))
         if exiting:
