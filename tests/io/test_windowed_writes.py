@@ -38,6 +38,8 @@ W0 = "1970-01-01T00:00:00Z-1970-01-01T00:01:00Z"
 W1 = "1970-01-01T00:01:00Z-1970-01-01T00:02:00Z"
 W2 = "1970-01-01T00:02:00Z-1970-01-01T00:03:00Z"
 ONE_SHARD = "-00000-of-00001"
+# the same windows as Beam Python names them with its windowed default template '-W-SSSSS-of-NNNNN'
+B0, B1, B2 = "[0.0, 60.0)", "[60.0, 120.0)", "[120.0, 180.0)"
 
 
 def files(folder: Path) -> dict[str, str]:
@@ -72,11 +74,40 @@ def test_one_file_per_window_with_its_contents(tmp_path: Path) -> None:
         )
         assert_that(
             written | beam.Map(os.path.basename),
-            equal_to([f"out-{w}-pane-0{ONE_SHARD}.txt" for w in (W0, W1, W2)]),
+            equal_to([f"out-{w}{ONE_SHARD}.txt" for w in (B0, B1, B2)]),
         )
-    out = files(tmp_path)
-    assert sorted(out) == [f"out-{w}-pane-0{ONE_SHARD}.txt" for w in (W0, W1, W2)]
-    assert [lines(t) for t in out.values()] == [["a", "b"], ["c", "d"], ["e", "f"]]
+    out = {name: lines(text) for name, text in files(tmp_path).items()}
+    assert out == {
+        f"out-{B0}{ONE_SHARD}.txt": ["a", "b"],
+        f"out-{B1}{ONE_SHARD}.txt": ["c", "d"],
+        f"out-{B2}{ONE_SHARD}.txt": ["e", "f"],
+    }
+
+
+def test_file_names_are_beam_pythons(tmp_path: Path) -> None:
+    """Beam Python's names for windowed writes (apache_beam/io/filebasedsink.py: the windowed
+    default '-W-SSSSS-of-NNNNN', W the window as Beam prints it, V its UTC bounds), as Beam's
+    own textio_test WriteStreamingTest expects them; a template without W or V would give
+    every window one name (Beam overwrites), so headrace names the window itself."""
+    stream = TestStream().add_elements([TV("a", 1), TV("b", 61)]).advance_watermark_to_infinity()
+    for template, expected in [
+        ("-V-SSSSS-of-NNNNN", [
+            "v-[1970-01-01T00-00-00, 1970-01-01T00-01-00)-00000-of-00001.txt",
+            "v-[1970-01-01T00-01-00, 1970-01-01T00-02-00)-00000-of-00001.txt",
+        ]),
+        ("-SSSSS-of-NNNNN", [f"v-{B0}{ONE_SHARD}.txt", f"v-{B1}{ONE_SHARD}.txt"]),
+        ("-SSSSS", [f"v-{W0}-pane-0-00000.txt", f"v-{W1}-pane-0-00000.txt"]),
+    ]:  # fmt: skip
+        folder = tmp_path / template.strip("-")
+        folder.mkdir()
+        with beam.Pipeline() as p:
+            _ = (
+                p
+                | stream
+                | beam.WindowInto(window.FixedWindows(60))
+                | beam.io.WriteToText(str(folder / "v"), ".txt", shard_name_template=template)
+            )
+        assert sorted(os.listdir(folder)) == sorted(expected), template
 
 
 def test_each_file_is_published_when_its_pane_fires(tmp_path: Path) -> None:
@@ -160,11 +191,11 @@ def test_early_firings_give_one_file_per_pane(tmp_path: Path) -> None:
             | beam.io.WriteToText(str(tmp_path / "out"), file_name_suffix=".txt")
         )
     out = {name: lines(text) for name, text in files(tmp_path).items()}
-    assert out == {
-        f"out-{W0}-pane-0-EARLY{ONE_SHARD}.txt": ["a", "b"],
-        f"out-{W0}-pane-1-EARLY{ONE_SHARD}.txt": ["a", "b", "c", "d"],
-        f"out-{W0}-pane-2{ONE_SHARD}.txt": ["a", "b", "c", "d", "e"],
-        f"out-{W0}-pane-3-LATE{ONE_SHARD}.txt": ["a", "b", "c", "d", "e", "late"],
+    assert out == {  # Beam Python gives all four panes one name; later panes keep their own
+        f"out-{B0}{ONE_SHARD}.txt": ["a", "b"],
+        f"out-{B0}{ONE_SHARD}-pane-1-EARLY.txt": ["a", "b", "c", "d"],
+        f"out-{B0}{ONE_SHARD}-pane-2.txt": ["a", "b", "c", "d", "e"],
+        f"out-{B0}{ONE_SHARD}-pane-3-LATE.txt": ["a", "b", "c", "d", "e", "late"],
     }
 
 
@@ -209,7 +240,7 @@ def test_json_variant(tmp_path: Path) -> None:
             | beam.io.WriteToJson(str(tmp_path / "events"), file_name_suffix=".jsonl")
         )
     out = files(tmp_path)
-    assert sorted(out) == [f"events-{w}-pane-0{ONE_SHARD}.jsonl" for w in (W0, W1)]
+    assert sorted(out) == [f"events-{w}{ONE_SHARD}.jsonl" for w in (B0, B1)]
     records = [
         sorted((json.loads(line) for line in text.splitlines()), key=lambda r: r["user"])
         for text in out.values()
@@ -242,7 +273,7 @@ def test_shards_split_each_pane(tmp_path: Path) -> None:
             | beam.io.WriteToText(str(tmp_path / "s"), num_shards=2)
         )
     out = files(tmp_path)
-    assert sorted(out) == [f"s-{W0}-pane-0-0000{i}-of-00002" for i in (0, 1)]
+    assert sorted(out) == [f"s-{B0}-0000{i}-of-00002" for i in (0, 1)]
     per_shard = [lines(t) for t in out.values()]
     # unbounded input: a record's shard is a stable hash of its repr, so that a restarted run
     # puts it in the same file again (bounded input keeps Beam's random round robin)
@@ -480,6 +511,58 @@ def test_triggering_frequency_writes_fixed_windows_of_a_global_stream(tmp_path: 
                 str(tmp_path / "out"), file_name_suffix=".txt", triggering_frequency=60
             )
         )
-    out = files(tmp_path)
-    assert sorted(out) == [f"out-{w}-pane-0{ONE_SHARD}.txt" for w in (W0, W1, W2)]
-    assert [lines(t) for t in out.values()] == [["a", "b"], ["c", "d"], ["e", "f"]]
+    out = {name: lines(text) for name, text in files(tmp_path).items()}
+    assert out == {
+        f"out-{B0}{ONE_SHARD}.txt": ["a", "b"],
+        f"out-{B1}{ONE_SHARD}.txt": ["c", "d"],
+        f"out-{B2}{ONE_SHARD}.txt": ["e", "f"],
+    }
+
+
+# -- Parquet --
+
+
+def _parquet_stream(rows: list[int]) -> TestStream:
+    return (
+        TestStream()
+        .add_elements([TV({"age": n}, 1 + i) for i, n in enumerate(rows)])
+        .advance_watermark_to_infinity()
+    )
+
+
+def _write_parquet(folder: Path, rows: list[int], **kwargs: Any) -> None:
+    import pyarrow as pa
+
+    with beam.Pipeline() as p:
+        _ = (
+            p
+            | _parquet_stream(rows)
+            | beam.io.WriteToParquet(
+                str(folder / "ages"), pa.schema([("age", pa.int64())]), file_name_suffix=".parquet",
+                **kwargs,
+            )
+        )  # fmt: skip
+
+
+def test_parquet_writes_unbounded_input_per_window_as_beam(tmp_path: Path) -> None:
+    """Beam's parquetio_test WriteStreamingTest: triggering_frequency on an unbounded write gives
+    one file per window and shard, named '-[start, end)-SSSSS-of-NNNNN'."""
+    import pyarrow.parquet as pq
+
+    _write_parquet(tmp_path, [30, 40, 50, 60], triggering_frequency=60, num_shards=2)
+    names = sorted(os.listdir(tmp_path))
+    assert names == [f"ages-{B0}-0000{i}-of-00002.parquet" for i in (0, 1)]
+    ages = sorted(r["age"] for n in names for r in pq.read_table(tmp_path / n).to_pylist())
+    assert ages == [30, 40, 50, 60]
+
+
+def test_parquet_panes_recomputed_compare_rows_not_bytes(tmp_path: Path) -> None:
+    """A restarted run recomputing a published Parquet pane: the same rows in another order
+    keep the published file; other rows are refused (the text sinks compare lines)."""
+    _write_parquet(tmp_path, [1, 2, 3], shard_name_template="")
+    (name,) = os.listdir(tmp_path)
+    before = os.stat(tmp_path / name).st_ino
+    _write_parquet(tmp_path, [3, 1, 2], shard_name_template="")
+    assert os.listdir(tmp_path) == [name] and os.stat(tmp_path / name).st_ino == before
+    with pytest.raises(ValueError, match="is already published"):
+        _write_parquet(tmp_path, [1, 2], shard_name_template="")

@@ -4,8 +4,9 @@ The pipeline watches a file pattern (``--input``, e.g. ``'incoming/*.txt'``), re
 once, splits its lines into words and counts them per fixed window of event time
 (``--window_size`` seconds). Each window's counts are written to their own file as soon as the
 watermark passes the end of the window, by the windowed ``WriteToText``:
-``{output}-{window start}-{window end}-pane-0-00000-of-00001.txt``, one ``word: count`` line per
-word (window bounds in UTC ISO 8601; see :mod:`headrace.io.windowedsink`).
+``{output}-[{window start}, {window end})-00000-of-00001.txt``, one ``word: count`` line per word
+(Beam Python's names: window bounds in seconds since the epoch; see
+:mod:`headrace.io.windowedsink`).
 
 Event time (``--timestamp``):
 
@@ -36,8 +37,8 @@ Run it with ``python -m headrace.examples.windowed_wordcount --input 'incoming/*
 ...       "--window_size", "60", "--max_files", "3", "--interval", "0.01"])
 >>> for path in sorted(pathlib.Path(d, "out").iterdir()):
 ...     print(path.name, sorted(path.read_text().splitlines()))
-counts-1970-01-01T00:00:00Z-1970-01-01T00:01:00Z-pane-0-00000-of-00001.txt ['a: 2', 'b: 2']
-counts-1970-01-01T00:01:00Z-1970-01-01T00:02:00Z-pane-0-00000-of-00001.txt ['a: 1']
+counts-[0.0, 60.0)-00000-of-00001.txt ['a: 2', 'b: 2']
+counts-[60.0, 120.0)-00000-of-00001.txt ['a: 1']
 >>> import shutil; shutil.rmtree(d)
 """
 

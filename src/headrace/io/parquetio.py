@@ -29,6 +29,11 @@ from headrace.io.filesystem import (
     open_for_read,
 )
 from headrace.io.tabular import record_to_dict
+from headrace.io.windowedsink import (
+    WriteWindowedFiles,
+    wants_windowed_write,
+    with_triggering_frequency,
+)
 from headrace.model.row import Row
 from headrace.model.transforms.core import FlatMap, Read
 from headrace.model.transforms.ptransform import PTransform
@@ -442,6 +447,17 @@ class _ParquetSink(FileBasedSink):
 
     tables = False
 
+    def same_records(self, a: str, b: str) -> bool:
+        """Whether Parquet files ``a`` and ``b`` hold the same rows in any order (a windowed
+        write comparing a recomputed pane with the one already published)."""
+        import pyarrow.parquet as pq
+
+        rows = []
+        for path in (a, b):
+            with open_for_read(path, CompressionTypes.UNCOMPRESSED) as f:
+                rows.append(sorted(map(repr, pq.read_table(f).to_pylist())))
+        return rows[0] == rows[1]
+
     def open_writer(self, path: str) -> ShardWriter:
         if self.tables:
             return _ParquetTablesShardWriter(self, self.open_file(path))
@@ -479,9 +495,13 @@ class WriteToParquet(PTransform):
         num_shards: int = 0,
         shard_name_template: str | None = None,
         mime_type: str = "application/x-parquet",
+        triggering_frequency: float | None = None,
+        windowed_writes: bool | None = None,
         label: str | None = None,
     ) -> None:
         super().__init__(label)
+        self._triggering_frequency = triggering_frequency
+        self._windowed_writes = windowed_writes
         self._sink = _ParquetSink(
             file_path_prefix,
             schema=schema,
@@ -497,6 +517,9 @@ class WriteToParquet(PTransform):
         )
 
     def expand(self, pcoll: Any) -> Any:
+        if wants_windowed_write(self._windowed_writes, pcoll):
+            pcoll = with_triggering_frequency(pcoll, self._triggering_frequency)
+            return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)
 
 

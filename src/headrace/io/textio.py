@@ -19,11 +19,13 @@ from headrace.io.filesystem import CompressionTypes, EmptyMatchTreatment, match_
 from headrace.io.lines import TextSink, TextSource
 from headrace.io.streaming.filewatch import MatchContinuously
 from headrace.io.tabular import CsvSink, CsvSource, JsonSink, JsonSource
-from headrace.io.windowedsink import WriteWindowedFiles
-from headrace.model.transforms.core import FlatMap, Read, WindowInto
+from headrace.io.windowedsink import (
+    WriteWindowedFiles,
+    wants_windowed_write,
+    with_triggering_frequency,
+)
+from headrace.model.transforms.core import FlatMap, Read
 from headrace.model.transforms.ptransform import PTransform
-from headrace.model.trigger import AccumulationMode, AfterWatermark
-from headrace.model.window import FixedWindows
 
 __all__ = [
     "ReadAllFromText",
@@ -53,28 +55,6 @@ def _unsupported(transform: str, **given: Any) -> None:
 def _pop_label(kwargs: dict[str, Any]) -> str | None:
     label = kwargs.pop("label", None)
     return label if isinstance(label, str) or label is None else str(label)
-
-
-def _with_triggering_frequency(pcoll: Any, triggering_frequency: float | None) -> Any:
-    """Beam's ``triggering_frequency`` for a windowed write: fixed windows of that many seconds,
-    each written once when the watermark passes it (``iobase.WriteImpl._apply_windowing``)."""
-    if not triggering_frequency:
-        return pcoll
-    if triggering_frequency < 0:
-        raise ValueError(f"triggering_frequency must be > 0 seconds, got {triggering_frequency!r}")
-    return pcoll | "ApplyFixedWindows" >> WindowInto(
-        FixedWindows(triggering_frequency),
-        trigger=AfterWatermark(),
-        accumulation_mode=AccumulationMode.DISCARDING,
-        allowed_lateness=0,
-    )
-
-
-def _windowed(windowed_writes: bool | None, pcoll: Any) -> bool:
-    """Whether a write expands to a windowed write: asked for, or by default on unbounded input."""
-    if windowed_writes is None:
-        return not getattr(pcoll, "is_bounded", True)
-    return bool(windowed_writes)
 
 
 def _reject_extra(transform: str, kwargs: dict[str, Any]) -> None:
@@ -326,8 +306,8 @@ class WriteToText(PTransform):
         self._sink.skip_if_empty = skip_if_empty
 
     def expand(self, pcoll: Any) -> Any:
-        if _windowed(self._windowed_writes, pcoll):
-            pcoll = _with_triggering_frequency(pcoll, self._triggering_frequency)
+        if wants_windowed_write(self._windowed_writes, pcoll):
+            pcoll = with_triggering_frequency(pcoll, self._triggering_frequency)
             return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)
 
@@ -560,7 +540,7 @@ class WriteToJson(PTransform):
         self._windowed_writes = windowed_writes
 
     def expand(self, pcoll: Any) -> Any:
-        if _windowed(self._windowed_writes, pcoll):
-            pcoll = _with_triggering_frequency(pcoll, self._triggering_frequency)
+        if wants_windowed_write(self._windowed_writes, pcoll):
+            pcoll = with_triggering_frequency(pcoll, self._triggering_frequency)
             return pcoll | "WriteWindowed" >> WriteWindowedFiles(self._sink)
         return pcoll | WriteFiles(self._sink)

@@ -20,15 +20,21 @@ How a write runs (:class:`WriteWindowedFiles`):
    store's move publishes the whole object at once). Readers therefore never see a partial file.
    It emits the final path, in the pane's window and with the pane's timestamp.
 
-File names (``<window>`` and ``<pane>`` parts, shard part from the sink's ``shard_name_template``)::
+File names follow Beam Python's (``apache_beam/io/filebasedsink.py``): the default template of
+a windowed write is ``-W-SSSSS-of-NNNNN``, where a run of ``W`` is the window as Beam prints it
+(``[60.0, 120.0)``, ``GlobalWindow``) and a run of ``V`` its bounds in UTC
+(``[1970-01-01T00-01-00, 1970-01-01T00-02-00)``, ``None`` for the global window)::
+
+    counts-[60.0, 120.0)-00000-of-00001.txt
+
+Beam Python names every pane of a window alike, so a window's later panes replace its earlier
+ones. headrace keeps them: a pane after the first gets ``-pane-{index}[-EARLY|-LATE]`` before the
+suffix (``counts-[60.0, 120.0)-00000-of-00001-pane-1-LATE.txt``). A template with neither ``W``
+nor ``V`` (``shard_name_template=''`` included) would give every window the same name, which Beam
+overwrites; headrace then names the window itself, in UTC ISO 8601, with its pane::
 
     {prefix}-{window start}-{window end}-pane-{index}[-EARLY|-LATE]{shard}{suffix}
     {prefix}-global-pane-{index}[-EARLY|-LATE]{shard}{suffix}         (the global window)
-
-Window bounds are UTC in ISO 8601 (``1970-01-01T00:01:00Z``, with ``.ffffff`` only when the bound
-has a fraction of a second). ON_TIME panes (and panes of unknown timing) carry no timing tag. With
-the default template the shard part is ``-00000-of-00001``; with ``shard_name_template=''`` it is
-empty. Example: ``counts-1970-01-01T00:00:00Z-1970-01-01T00:01:00Z-pane-0-00000-of-00001.txt``.
 
 Publishing twice. A batch rerun (bounded input) that writes a pane of the same name replaces the
 earlier file. For unbounded input a published pane is never replaced: a streaming run restarted
@@ -57,12 +63,14 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import posixpath
+import re
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from headrace.io.filebasedsink import (
+    DEFAULT_SHARD_NAME_TEMPLATE,
     AssignShardsDoFn,
     FileBasedSink,
     describe_record,
@@ -77,11 +85,23 @@ from headrace.io.filesystem import (
     rename,
 )
 from headrace.model.timestamp import Timestamp
-from headrace.model.transforms.core import DoFn, GroupByKey, ParDo
+from headrace.model.transforms.core import DoFn, GroupByKey, ParDo, WindowInto
 from headrace.model.transforms.ptransform import PTransform
-from headrace.model.window import BoundedWindow, GlobalWindow, PaneInfo, PaneInfoTiming
+from headrace.model.trigger import AccumulationMode, AfterWatermark
+from headrace.model.window import (
+    BoundedWindow,
+    FixedWindows,
+    GlobalWindow,
+    PaneInfo,
+    PaneInfoTiming,
+)
 
-__all__ = ["WriteWindowedFiles", "windowed_file_name"]
+__all__ = [
+    "WriteWindowedFiles",
+    "wants_windowed_write",
+    "windowed_file_name",
+    "with_triggering_frequency",
+]
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _TIMING_TAGS = {PaneInfoTiming.EARLY: "-EARLY", PaneInfoTiming.LATE: "-LATE"}
@@ -110,6 +130,9 @@ def _window_part(window: BoundedWindow) -> str:
     return f"until-{_iso(window.max_timestamp_us())}"
 
 
+DEFAULT_WINDOW_SHARD_NAME_TEMPLATE = "-W-SSSSS-of-NNNNN"  # Beam Python's
+
+
 def windowed_file_name(
     sink: FileBasedSink, window: BoundedWindow, pane: PaneInfo, shard: int, num_shards: int
 ) -> str:
@@ -120,16 +143,75 @@ def windowed_file_name(
     >>> sink = TextSink("out/counts", file_name_suffix=".txt")
     >>> on_time = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
     >>> windowed_file_name(sink, IntervalWindow(60, 120), on_time, 0, 1)
-    'out/counts-1970-01-01T00:01:00Z-1970-01-01T00:02:00Z-pane-0-00000-of-00001.txt'
+    'out/counts-[60.0, 120.0)-00000-of-00001.txt'
+    >>> late = PaneInfo(False, False, PaneInfoTiming.LATE, 1, 1)
+    >>> windowed_file_name(sink, IntervalWindow(60, 120), late, 0, 1)
+    'out/counts-[60.0, 120.0)-00000-of-00001-pane-1-LATE.txt'
+    >>> utc = TextSink("out/counts", shard_name_template="-V-SSSSS-of-NNNNN")
+    >>> windowed_file_name(utc, IntervalWindow(60, 120), on_time, 0, 1)
+    'out/counts-[1970-01-01T00-01-00, 1970-01-01T00-02-00)-00000-of-00001'
+    >>> bare = TextSink("out/counts", shard_name_template="")
     >>> early = PaneInfo(True, False, PaneInfoTiming.EARLY, 0, -1)
-    >>> windowed_file_name(sink, GlobalWindow(), early, 2, 3)
-    'out/counts-global-pane-0-EARLY-00002-of-00003.txt'
+    >>> windowed_file_name(bare, GlobalWindow(), early, 0, 1)
+    'out/counts-global-pane-0-EARLY'
     """
+    template = sink.shard_name_template
+    if template == DEFAULT_SHARD_NAME_TEMPLATE:
+        template = DEFAULT_WINDOW_SHARD_NAME_TEMPLATE
+    tag = f"-pane-{pane.index}{_TIMING_TAGS.get(pane.timing, '')}"
+    if template is None or not re.search("[WV]", template):  # Beam would overwrite: name it
+        return (
+            f"{sink.file_path_prefix}-{_window_part(window)}{tag}"
+            f"{shard_name(template or '', shard, num_shards)}{sink.file_name_suffix}"
+        )
+    name = _with_window(shard_name(template, shard, num_shards), window)
+    later = tag if pane.index > 0 else ""
+    return f"{sink.file_path_prefix}{name}{later}{sink.file_name_suffix}"
+
+
+def _with_window(template: str, window: BoundedWindow) -> str:
+    """``template`` with its first run of ``W`` replaced by the window as Beam prints it and its
+    first run of ``V`` by the window's bounds in UTC (Beam's ``window_utc``)."""
+    for run, text in (("W+", str(window)), ("V+", _window_utc(window))):
+        match = re.search(run, template)
+        if match is not None:  # after the shard runs are replaced: the text stays as it is
+            template = template.replace(match.group(0), text, 1)
+    return template
+
+
+def _window_utc(window: BoundedWindow) -> str:
+    if isinstance(window, GlobalWindow):
+        return "None"
+    start, end = getattr(window, "start", None), getattr(window, "end", None)
+    if start is None or end is None:
+        return "None"
+    fmt = "%Y-%m-%dT%H-%M-%S"
     return (
-        f"{sink.file_path_prefix}-{_window_part(window)}-pane-{pane.index}"
-        f"{_TIMING_TAGS.get(pane.timing, '')}"
-        f"{shard_name(sink.shard_name_template, shard, num_shards)}{sink.file_name_suffix}"
+        f"[{(_EPOCH + _dt.timedelta(microseconds=Timestamp.of(start).micros)).strftime(fmt)}, "
+        f"{(_EPOCH + _dt.timedelta(microseconds=Timestamp.of(end).micros)).strftime(fmt)})"
     )
+
+
+def with_triggering_frequency(pcoll: Any, triggering_frequency: float | None) -> Any:
+    """Beam's ``triggering_frequency`` for a windowed write: fixed windows of that many seconds,
+    each written once when the watermark passes it (``iobase.WriteImpl._apply_windowing``)."""
+    if not triggering_frequency:
+        return pcoll
+    if triggering_frequency < 0:
+        raise ValueError(f"triggering_frequency must be > 0 seconds, got {triggering_frequency!r}")
+    return pcoll | "ApplyFixedWindows" >> WindowInto(
+        FixedWindows(triggering_frequency),
+        trigger=AfterWatermark(),
+        accumulation_mode=AccumulationMode.DISCARDING,
+        allowed_lateness=0,
+    )
+
+
+def wants_windowed_write(windowed_writes: bool | None, pcoll: Any) -> bool:
+    """Whether a write expands to a windowed write: asked for, or by default on unbounded input."""
+    if windowed_writes is None:
+        return not getattr(pcoll, "is_bounded", True)
+    return bool(windowed_writes)
 
 
 def _temp_path_for(final: str) -> str:
@@ -214,7 +296,10 @@ class _WritePaneDoFn(DoFn):
     def _check_republished(self, temp: str, final: str) -> None:
         """``final`` was published before: keep it if ``temp`` holds the same records."""
         sink = self.sink
-        same = _same_records(temp, final, sink.compression_type)
+        compare = getattr(sink, "same_records", None)  # a sink that is not lines says how
+        same = (
+            compare(temp, final) if compare else _same_records(temp, final, sink.compression_type)
+        )
         delete_files([temp])
         if not same:
             raise ValueError(
