@@ -76,3 +76,32 @@ def test_continuation_triggers_are_beams() -> None:
     assert AfterProcessingTime(10).get_continuation_trigger() == Always()
     assert DefaultTrigger().get_continuation_trigger() == DefaultTrigger()
     assert Always().get_continuation_trigger() == Always()
+
+
+def test_a_processing_time_trigger_fires_after_its_window_expired() -> None:
+    """Beam's snippets_test model_setting_trigger: the watermark passes the window's end before
+    processing time reaches AfterProcessingTime's delay; Beam 2.77 still emits the window's
+    counts when it does (its trigger driver keeps the state until the trigger fires), and so
+    does headrace (it dropped them at expiry)."""
+    stream = (
+        TestStream()
+        .advance_watermark_to(10)
+        .add_elements(["a", "a", "a", "b", "b"])
+        .advance_watermark_to(70)
+        .advance_processing_time(600)
+    )
+    options = PipelineOptions(["--streaming", "--allow_unsafe_triggers"])
+    with beam.Pipeline(options=options) as p:
+        counts = (
+            p
+            | stream
+            | beam.Map(lambda x: (x, 1))
+            | beam.WindowInto(
+                window.FixedWindows(60),
+                trigger=trigger.AfterProcessingTime(600),
+                accumulation_mode=trigger.AccumulationMode.DISCARDING,
+            )
+            | beam.GroupByKey()
+            | beam.Map(lambda kv: (kv[0], sum(kv[1])))
+        )
+        assert_that(counts, equal_to([("a", 3), ("b", 2)]))

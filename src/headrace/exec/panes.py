@@ -32,7 +32,9 @@ Who moves it
 - :meth:`PaneEngine.advance_watermark` evaluates the panes whose end of window or garbage-collection
   time it passes. A window that expires with elements its trigger never emitted drops them, as
   Beam's trigger driver does (``GeneralTriggerDriver.process_timer`` emits only when the trigger
-  fires); with ``fire_at_expiry`` it emits them as a last pane (``is_last``) instead.
+  fires); with ``fire_at_expiry`` it emits them as a last pane (``is_last``) instead. A pane
+  waiting for a processing-time wake-up it asked for before it expired stays until the wake-up
+  (Beam keeps the window's state until the trigger fires); its window takes no new elements.
 - :meth:`PaneEngine.advance_processing_time` evaluates the panes whose deadlines it reaches.
 
 Emitted panes are ``WindowedValue((key, values), timestamp_us, (window,), PaneInfo)``; values are
@@ -432,7 +434,7 @@ class PaneEngine:
 
     def _add_one(self, key: Any, value: Any, ts: int, window: BoundedWindow) -> None:
         pane = self._panes.get((key, window))
-        if pane is None:  # a live pane is never past garbage collection: no check needed
+        if pane is None:
             max_ts = window.max_timestamp_us()
             gc = self._gc_time(max_ts)
             if self._wm > gc:
@@ -442,6 +444,9 @@ class PaneEngine:
             self._schedule(key, window, pane)
         elif pane.closed:
             self.dropped_closed += 1
+            return
+        elif self._wm > pane.gc:  # expired, kept only for a processing-time firing
+            self.dropped_late += 1
             return
         self._put(key, window, pane, value, ts)
 
@@ -571,6 +576,17 @@ class PaneEngine:
         if expiring:
             if pane.pending and self.fire_at_expiry:
                 self._emit(key, window, pane, is_last=True)
+            elif (
+                pane.pending
+                and pane.deadline is not None
+                and not self.merging
+                and self._wm < MAX_US
+            ):
+                # Beam's trigger driver keeps a window's state until its trigger fires: a
+                # processing-time wake-up asked for before the window expired still fires its
+                # elements (GeneralTriggerDriver.process_timer; Beam's snippets_test
+                # model_setting_trigger). New elements of the window are late from now on.
+                return
             self._remove(key, window)
         elif self.machine.uses_processing_time:
             self._schedule_deadline(key, window, pane)
