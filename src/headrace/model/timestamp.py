@@ -97,8 +97,15 @@ class Timestamp:
     def from_rfc3339(cls, text: str) -> Timestamp:
         return cls.from_utc_datetime(_dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
 
-    def to_utc_datetime(self) -> _dt.datetime:
-        return _EPOCH + _dt.timedelta(microseconds=self.micros)
+    def to_utc_datetime(self, has_tz: bool = False) -> _dt.datetime:
+        """This instant as a UTC ``datetime``: naive unless ``has_tz``, as Beam's (a naive one
+        prints without ``+00:00``).
+
+        >>> str(Timestamp(1.5).to_utc_datetime()), str(Timestamp(0).to_utc_datetime(has_tz=True))
+        ('1970-01-01 00:00:01.500000', '1970-01-01 00:00:00+00:00')
+        """
+        moment = _EPOCH + _dt.timedelta(microseconds=self.micros)
+        return moment if has_tz else moment.replace(tzinfo=None)
 
     def to_rfc3339(self) -> str:
         """RFC 3339 in UTC as Beam writes it: microseconds only when non-zero.
@@ -106,7 +113,7 @@ class Timestamp:
         >>> Timestamp(10).to_rfc3339(), Timestamp(micros=1_500_000).to_rfc3339()
         ('1970-01-01T00:00:10Z', '1970-01-01T00:00:01.500000Z')
         """
-        return self.to_utc_datetime().replace(tzinfo=None).isoformat() + "Z"
+        return self.to_utc_datetime().isoformat() + "Z"
 
     def seconds(self) -> float:
         return self.micros / 1_000_000

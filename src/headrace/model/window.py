@@ -318,7 +318,8 @@ class WindowedValue:
     ``headrace.beam``), which builds instances of this class.
     """
 
-    __slots__ = ("pane", "timestamp_us", "value", "windows")
+    __slots__ = ("_timestamp", "pane", "timestamp_us", "value", "windows")
+    _timestamp: Timestamp
 
     def __init__(
         self,
@@ -334,7 +335,21 @@ class WindowedValue:
 
     @property
     def timestamp(self) -> Timestamp:
-        return Timestamp(micros=self.timestamp_us)
+        """The timestamp as a :class:`Timestamp`, made on first use and kept (Beam keeps it
+        too: ``wv.timestamp is wv.timestamp``).
+
+        >>> wv = WindowedValue(None, 3_000_000, ())
+        >>> wv.timestamp is wv.timestamp, wv.timestamp
+        (True, Timestamp(3))
+        """
+        try:
+            ts: Timestamp = self._timestamp
+        except AttributeError:
+            ts = self._timestamp = Timestamp(micros=self.timestamp_us)
+            return ts
+        if ts.micros != self.timestamp_us:  # the executors may move an element's timestamp
+            ts = self._timestamp = Timestamp(micros=self.timestamp_us)
+        return ts
 
     @property
     def timestamp_micros(self) -> int:

@@ -116,6 +116,9 @@ class _Source:
     done: bool = False
     events: Any = None
     reader: Any = None
+    # A TestStream's watermark per output (graph tag): each tagged output moves on its own, as
+    # in Beam's TestStream; ``watermark`` is then their minimum.
+    tag_watermarks: dict[str, int] | None = None
 
 
 @dataclass
@@ -503,7 +506,13 @@ class StreamingRun:
             else:
                 self._push_source(src, list(event.timestamped_values), tag)
         elif kind == "WatermarkEvent":
-            src.watermark = max(src.watermark, _us(event.new_watermark))
+            tag = _tag_of(src, event.tag)
+            if src.tag_watermarks is None:
+                src.tag_watermarks = {t: MIN_US for t, _ in src.node.outputs}
+            if tag in src.tag_watermarks:
+                moved = max(src.tag_watermarks[tag], _us(event.new_watermark))
+                src.tag_watermarks[tag] = moved
+            src.watermark = max(src.watermark, min(src.tag_watermarks.values()))
         elif kind == "ProcessingTimeEvent":
             self.clock.advance_us(_us(event.advance_by))
         return True
@@ -512,8 +521,11 @@ class StreamingRun:
         """Advance the watermark tracker once (see :mod:`headrace.exec.watermarks`)."""
         tracker = self.tracker
         for src in self.sources:
-            for _, pid in src.node.outputs:
-                tracker.set_source(pid, src.watermark)
+            per_tag = src.tag_watermarks if not src.done else None
+            for tag, pid in src.node.outputs:
+                tracker.set_source(
+                    pid, per_tag.get(tag, src.watermark) if per_tag else src.watermark
+                )
         tracker.advance(self.clock.now_us())
 
     def _report_dropped(self, g: _Grouping) -> None:

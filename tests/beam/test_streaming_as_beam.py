@@ -1,10 +1,12 @@
-"""A grouping's output carries the continuation of its input's trigger, as in Beam.
+"""Streaming semantics pinned against what Apache Beam 2.77 does with the same pipelines.
 
-Beam's ``GroupByKey.get_windowing`` (apache_beam/transforms/core.py) gives the grouped output
-the trigger's ``get_continuation_trigger()``: after ``Repeatedly(AfterCount(3))`` a second
-grouping fires on every pane it receives (``Repeatedly(AfterCount(1))``). The expected panes below
-are what Apache Beam 2.77's direct runner printed for the same pipeline (three panes of one group
-each); headrace used to apply ``AfterCount(3)`` again and emitted one pane of three groups.
+- A grouping's output carries the continuation of its input's trigger: Beam's
+  ``GroupByKey.get_windowing`` (apache_beam/transforms/core.py) gives the grouped output the
+  trigger's ``get_continuation_trigger()``, so after ``Repeatedly(AfterCount(3))`` a second
+  grouping fires on every pane it receives (Beam's direct runner printed three panes of one group
+  each; headrace used to apply ``AfterCount(3)`` again and emitted one pane of three groups).
+- A processing-time trigger still fires a window that expired meanwhile (snippets_test).
+- Each output of a TestStream has its own watermark (test_stream_test).
 """
 
 from __future__ import annotations
@@ -105,3 +107,45 @@ def test_a_processing_time_trigger_fires_after_its_window_expired() -> None:
             | beam.Map(lambda kv: (kv[0], sum(kv[1])))
         )
         assert_that(counts, equal_to([("a", 3), ("b", 2)]))
+
+
+def test_each_output_of_a_test_stream_has_its_own_watermark() -> None:
+    """Beam's test_stream_test test_multiple_outputs_with_watermark_advancement: the 'numbers'
+    output's watermark at 20 does not make the 'letters' (at 5) late; each output's window gets
+    its early pane and its empty on-time pane (headrace used one watermark for all outputs and
+    dropped the letters as late)."""
+    from headrace.beam.transforms.window import FixedWindows, TimestampedValue
+
+    stream = (
+        TestStream()
+        .advance_watermark_to(0, tag="letters")
+        .advance_watermark_to(0, tag="numbers")
+        .advance_watermark_to(20, tag="numbers")
+        .advance_watermark_to(5, tag="letters")
+        .add_elements([TimestampedValue(c, t) for c, t in (("a", 6), ("b", 7))], tag="letters")
+        .advance_watermark_to(10, tag="letters")
+        .add_elements([TimestampedValue("1", 21)], tag="numbers")
+        .advance_watermark_to(30, tag="numbers")
+    )
+    with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+        main = p | stream
+        for tag, window_start, values in (("letters", 0, ["a", "b"]), ("numbers", 15, ["1"])):
+            grouped = (
+                main[tag]
+                | f"{tag} windows"
+                >> beam.WindowInto(
+                    FixedWindows(15),
+                    trigger=trigger.AfterWatermark(early=trigger.AfterCount(1)),
+                    accumulation_mode=trigger.AccumulationMode.DISCARDING,
+                )
+                | f"{tag} keyed" >> beam.Map(lambda x: ("k", x))
+                | f"{tag} grouped" >> beam.GroupByKey()
+                | f"{tag} window" >> beam.ParDo(_WithWindow())
+            )
+            expected = [(window_start, sorted(values)), (window_start, [])]
+            assert_that(grouped, equal_to(expected), label=f"{tag} panes")
+
+
+class _WithWindow(beam.DoFn):
+    def process(self, kv, w=beam.DoFn.WindowParam):
+        yield int(w.start), sorted(kv[1])
