@@ -137,11 +137,6 @@ def _logs(folder: Path) -> list[str]:
     return [p.read_text() for p in sorted(folder.glob("*.log"))]
 
 
-# Runners whose worker processes keep set-up DoFn instances between tasks (runners/dofncache.py):
-# teardown comes when the worker process exits, after the run (Beam: teardown is best effort).
-KEEPS_INSTANCES = {"ray"}
-
-
 def test_dofn_lifecycle_order_and_counts(make_pipeline, runner_config, tmp_path):
     values = list(range(3000))
     with make_pipeline() as p:
@@ -154,9 +149,9 @@ def test_dofn_lifecycle_order_and_counts(make_pipeline, runner_config, tmp_path)
         assert_that(out.counts | CombineGlobally(sum), equal_to([len(values)]), label="CheckCounts")
     logs = _logs(tmp_path)
     assert logs, "setup was never called"
+    # every instance is torn down by the time the run returns (those kept between tasks of a
+    # worker process too, at the run's end)
     pattern = re.compile(r"setup\n(start\n(process\n)*finish\n)+teardown\n")
-    if runner_config in KEEPS_INSTANCES:  # torn down later, when the worker process exits
-        pattern = re.compile(r"setup\n(start\n(process\n)*finish\n)+")
     for log in logs:
         assert pattern.fullmatch(log), log[:200]
     assert sum(log.count("process\n") for log in logs) == len(values)
@@ -170,11 +165,9 @@ def test_teardown_runs_when_process_fails(pipeline_options, runner_config, tmp_p
     logs = _logs(tmp_path)
     assert logs
     assert all(log.startswith("setup\n") for log in logs)
-    if runner_config in KEEPS_INSTANCES:  # the instance that raised is dropped at once
-        failed = [log for log in logs if log.endswith("teardown\n")]
-        assert failed and all(log.count("teardown\n") == 1 for log in logs if log in failed)
-    else:
-        assert sum(log.count("teardown\n") for log in logs) == len(logs)
+    # the instance that raised is torn down at once, the others at the run's end (or, in worker
+    # processes the executor terminates, as their task unwinds): each exactly once
+    assert all(log.count("teardown\n") == 1 for log in logs), [log[-40:] for log in logs]
 
 
 def test_process_return_styles(make_pipeline):
