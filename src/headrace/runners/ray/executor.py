@@ -55,6 +55,8 @@ MAX_RETRIES = 3
 # (a worker killed mid-run never answers); after a cancellation, the shorter one.
 TEARDOWN_WAIT = 10.0
 TEARDOWN_WAIT_CANCELLED = 2.0
+# Seconds a cancelled task gets to stop by itself before its worker process is killed.
+CANCEL_GRACE = 5.0
 
 
 class _TaskSpace:
@@ -309,9 +311,16 @@ class RayExecutor:
         import ray
 
         if cancel:
-            for future in self._running:
-                if future.refs is not None:
-                    ray.cancel(future.refs[0], force=True)
+            # First as Ray's gentle cancel (KeyboardInterrupt in the task, so it unwinds and
+            # its DoFns tear down), then, for tasks still running after a grace period, by
+            # killing their worker processes.
+            running = [f.refs[0] for f in self._running if f.refs is not None]
+            for ref in running:
+                ray.cancel(ref, force=False)
+            if running:
+                _, stuck = ray.wait(running, num_returns=len(running), timeout=CANCEL_GRACE)
+                for ref in stuck:
+                    ray.cancel(ref, force=True)
         self._queue.clear()
         self._running = []
         self._plan_ref = None
