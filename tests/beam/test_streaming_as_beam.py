@@ -149,3 +149,21 @@ def test_each_output_of_a_test_stream_has_its_own_watermark() -> None:
 class _WithWindow(beam.DoFn):
     def process(self, kv, w=beam.DoFn.WindowParam):
         yield int(w.start), sorted(kv[1])
+
+
+def test_sliding_window_side_inputs_map_each_main_window_to_itself() -> None:
+    """Beam's sideinputs_test test_sliding_windows: the side window read for a main window is the
+    last one Beam's default mapping assigns to the main window's end (``[-1]``), which for the
+    same sliding windows is the main window itself (headrace took the first, [0, 6) for all)."""
+    with beam.Pipeline() as p:
+        pcoll = p | beam.Create([1, 2, 4]) | beam.Map(lambda t: window.TimestampedValue(t, t))
+        main = pcoll | "WindowMain" >> beam.WindowInto(window.SlidingWindows(size=6, period=2))
+        side = pcoll | "WindowSide" >> beam.WindowInto(window.SlidingWindows(size=6, period=2))
+        res = main | beam.Map(lambda x, s: (x, sorted(s)), beam.pvalue.AsList(side))
+        assert_that(
+            res,
+            equal_to(
+                [(1, [1]), (1, [1, 2]), (1, [1, 2, 4]), (2, [1, 2]), (2, [1, 2, 4]), (2, [2, 4]),
+                 (4, [1, 2, 4]), (4, [2, 4]), (4, [4])]
+            ),
+        )  # fmt: skip

@@ -2,7 +2,8 @@
 
 Global-window side inputs give one value for the whole run. A windowed side input gives one
 value per side window; a main-input element in window ``w`` reads the side window that contains
-``w``'s last timestamp (Beam's default mapping for non-merging window functions).
+``w``'s last timestamp, the last one the side's WindowFn assigns there when several do (Beam's
+``default_window_mapping_fn``: with sliding windows of the same size and period, ``w`` itself).
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ class SideInput:
             if hasattr(self.window_fn, "assign_us")
             else tuple(self.window_fn.assign(_ctx(main_window)))
         )
-        side_window = side_windows[0]
+        # the last window the side's WindowFn assigns to the main window's end, as Beam's
+        # default_window_mapping_fn (map_via_end) takes: for sliding windows of one size and
+        # period, the main window itself
+        side_window = list(side_windows)[-1]
         cached = self._cache.get(side_window, _NO_DEFAULT)
         if cached is _NO_DEFAULT:
             cached = build_view(
@@ -110,4 +114,4 @@ class SideInput:
 def _ctx(window: Any) -> Any:
     from headrace.model.window import WindowFn
 
-    return WindowFn.AssignContext(window.max_timestamp())
+    return WindowFn.AssignContext(window.max_timestamp(), window=window)
