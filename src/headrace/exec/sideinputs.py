@@ -101,7 +101,7 @@ class SideInput:
         # the last window the side's WindowFn assigns to the main window's end, as Beam's
         # default_window_mapping_fn (map_via_end) takes: for sliding windows of one size and
         # period, the main window itself
-        side_window = list(side_windows)[-1]
+        side_window = side_windows[-1]
         cached = self._cache.get(side_window, _NO_DEFAULT)
         if cached is _NO_DEFAULT:
             cached = build_view(
