@@ -429,3 +429,22 @@ def test_locally_defined_stateful_dofn_pickles_by_value():
     assert info.state_specs["items"].name == "items"
     # the spec objects stay shared between the params and the callback after pickling
     assert info.timer_specs["tick"] is getattr(type(back).on_tick, "_headrace_on_timer")
+
+
+def test_a_stateful_dofn_on_unkeyed_input_fails_with_beams_message() -> None:
+    """Beam's userstate_test test_stateful_dofn_nonkeyed_input matches this message."""
+    from headrace.model.pipeline import Pipeline
+    from headrace.model.transforms.core import Create, ParDo
+
+    class Counting(DoFn):
+        COUNT = BagStateSpec("count", VarIntCoder())
+
+        def process(self, element, count=DoFn.StateParam(COUNT)):
+            yield element
+
+    p = Pipeline()
+    with pytest.raises(
+        ValueError,
+        match=r"Input elements to the transform .* with stateful DoFn must be key-value pairs\.",
+    ):
+        _ = p | Create([1, 2]) | ParDo(Counting())

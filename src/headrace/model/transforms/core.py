@@ -255,8 +255,9 @@ class ParDo(PTransform):
         state = state_and_timer_specs(process)
         if state and not _maybe_keyed(pcoll):
             raise ValueError(
-                f"{self.label!r} uses state or timers, so its input must be (key, value) pairs; "
-                f"{pcoll!r} has elements of type {pcoll.element_type!r}"
+                f"Input elements to the transform {self.label!r} with stateful DoFn must be "
+                f"key-value pairs. It uses state or timers, kept per key; {pcoll!r} has elements "
+                f"of type {pcoll.element_type!r}"
             )
         outputs = (self._main_tag or "main", *self._tags)
         fn: Any = self.fn
