@@ -7,6 +7,7 @@
   each; headrace used to apply ``AfterCount(3)`` again and emitted one pane of three groups).
 - A processing-time trigger still fires a window that expired meanwhile (snippets_test).
 - Each output of a TestStream has its own watermark (test_stream_test).
+- Sliding-window side inputs and one method serving two timers (sideinputs_test, userstate_test).
 """
 
 from __future__ import annotations
@@ -167,3 +168,42 @@ def test_sliding_window_side_inputs_map_each_main_window_to_itself() -> None:
                  (4, [1, 2, 4]), (4, [2, 4]), (4, [4])]
             ),
         )  # fmt: skip
+
+
+def test_one_method_serves_two_timers() -> None:
+    """Beam's userstate_test test_two_timers_one_function: a method under two @on_timer
+    decorators fires for each timer (Beam records the bag's value twice)."""
+    from headrace.beam.coders import StrUtf8Coder
+    from headrace.beam.transforms.timeutil import TimeDomain
+    from headrace.beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
+
+    bag_spec = BagStateSpec("bag_state", StrUtf8Coder())
+    emit = TimerSpec("emit_timer", TimeDomain.WATERMARK)
+    twice = TimerSpec("clear_timer", TimeDomain.WATERMARK)
+
+    class EmitTwice(beam.DoFn):
+        def process(
+            self,
+            element,
+            bag=beam.DoFn.StateParam(bag_spec),
+            emit_timer=beam.DoFn.TimerParam(emit),
+            twice_timer=beam.DoFn.TimerParam(twice),
+        ):
+            bag.add(element[1])
+            twice_timer.set(100)
+            emit_timer.set(1000)
+
+        @on_timer(twice)
+        @on_timer(emit)
+        def emit_values(self, bag=beam.DoFn.StateParam(bag_spec)):
+            yield from bag.read()
+
+    stream = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([("key", "value")])
+        .advance_watermark_to(100)
+    )
+    with beam.Pipeline(options=PipelineOptions(["--streaming"])) as p:
+        out = p | stream | beam.ParDo(EmitTwice())
+        assert_that(out, equal_to(["value", "value"]))

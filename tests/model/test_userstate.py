@@ -154,17 +154,25 @@ def test_timer_spec():
         TimerSpec("", TimeDomain.WATERMARK)
 
 
-def test_on_timer_rejects_non_specs_and_double_marking():
+def test_on_timer_rejects_non_specs_and_stacks_timers():
+    """One method may serve two timers (stacked @on_timer), as in Beam's userstate_test
+    test_two_timers_one_function."""
     with pytest.raises(TypeError, match="needs a TimerSpec"):
         on_timer(BUFFER)
 
-    def callback(self):
-        return None
+    class TwoTimers(DoFn):
+        def process(self, kv, a=DoFn.TimerParam(FLUSH), b=DoFn.TimerParam(EXPIRY)):
+            yield kv
 
-    on_timer(FLUSH)(callback)
-    on_timer(FLUSH)(callback)  # the same spec again is harmless
-    with pytest.raises(ValueError, match="already the @on_timer callback"):
-        on_timer(EXPIRY)(callback)
+        @on_timer(FLUSH)
+        @on_timer(FLUSH)  # the same spec again is harmless
+        @on_timer(EXPIRY)
+        def fire(self):
+            yield "fired"
+
+    callbacks = timer_callbacks(TwoTimers())
+    assert set(callbacks) == {FLUSH.name, EXPIRY.name}
+    assert callbacks[FLUSH.name].__func__ is callbacks[EXPIRY.name].__func__
 
 
 # -- discovery -------------------------------------------------------------------------------------
@@ -428,7 +436,8 @@ def test_locally_defined_stateful_dofn_pickles_by_value():
     assert info.callbacks == {"tick": "on_tick"}
     assert info.state_specs["items"].name == "items"
     # the spec objects stay shared between the params and the callback after pickling
-    assert info.timer_specs["tick"] is getattr(type(back).on_tick, "_headrace_on_timer")
+    assert (info.timer_specs["tick"],) == getattr(type(back).on_tick, "_headrace_on_timer")
+    assert info.timer_specs["tick"] is getattr(type(back).on_tick, "_headrace_on_timer")[0]
 
 
 def test_a_stateful_dofn_on_unkeyed_input_fails_with_beams_message() -> None:

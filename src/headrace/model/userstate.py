@@ -239,13 +239,10 @@ def on_timer(timer_spec: TimerSpec) -> Callable[[CallableT], CallableT]:
     def mark(method: CallableT) -> CallableT:
         if not callable(method):
             raise TypeError(f"@on_timer({timer_spec!r}) must decorate a method, got {method!r}")
-        previous = getattr(method, _ON_TIMER_ATTR, None)
-        if previous is not None and previous is not timer_spec:
-            raise ValueError(
-                f"{getattr(method, '__qualname__', method)!r} is already the @on_timer callback of "
-                f"{previous!r}; give each timer its own method"
-            )
-        setattr(method, _ON_TIMER_ATTR, timer_spec)
+        # one method may be the callback of several timers, as in Beam (stacked @on_timer)
+        specs = getattr(method, _ON_TIMER_ATTR, ())
+        if timer_spec not in specs:
+            setattr(method, _ON_TIMER_ATTR, (*specs, timer_spec))
         return method
 
     return mark
@@ -299,9 +296,8 @@ def _timer_methods(dofn: Any) -> list[tuple[str, TimerSpec]]:
     out = []
     for name in sorted({n for klass in cls.__mro__ for n in vars(klass)}):
         attr = getattr(cls, name, None)
-        spec = getattr(attr, _ON_TIMER_ATTR, None) if callable(attr) else None
-        if isinstance(spec, TimerSpec):
-            out.append((name, spec))
+        specs = getattr(attr, _ON_TIMER_ATTR, ()) if callable(attr) else ()
+        out.extend((name, spec) for spec in specs if isinstance(spec, TimerSpec))
     return out
 
 
