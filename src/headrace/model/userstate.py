@@ -293,7 +293,7 @@ def _refuse_dynamic_timer_tags(owner: str, method_name: str, fn: Callable[..., A
 def _timer_methods(dofn: Any) -> list[tuple[str, TimerSpec]]:
     """(method name, spec) for every method of ``dofn``'s class marked with @on_timer."""
     cls = type(dofn)
-    out = []
+    out: list[tuple[str, TimerSpec]] = []
     for name in sorted({n for klass in cls.__mro__ for n in vars(klass)}):
         attr = getattr(cls, name, None)
         specs = getattr(attr, _ON_TIMER_ATTR, ()) if callable(attr) else ()
