@@ -62,7 +62,8 @@ try:
     result = p.run()
     deadline = time.monotonic() + 120
     while not os.path.exists(marker) or not open(marker).read():
-        assert time.monotonic() < deadline, "element 17 never ran"
+        if time.monotonic() > deadline:  # a bound on the wait, so a broken run cannot hang
+            sys.exit("element 17 did not start within two minutes")
         time.sleep(0.05)
     doomed = open(marker).read()
     (node,) = [n for n in nodes if n.node_id == doomed]

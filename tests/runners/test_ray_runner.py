@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -321,6 +322,20 @@ class _PerProcess(beam.DoFn):
         self._note("teardown")
 
 
+def _grouped_per_process(folder: Path, n: int, keys: int, partitions: int) -> tuple[Any, Any]:
+    """A pipeline grouping ``n`` numbers by ``x % keys`` into ``partitions`` Ray tasks, then
+    noting each DoFn call of ``_PerProcess`` in ``folder``; (pipeline, group sizes)."""
+    p = beam.Pipeline(options=PipelineOptions(ray_partitions=partitions, **RAY))
+    sizes = (
+        p
+        | beam.Create(list(range(n)))
+        | beam.Map(lambda x: (x % keys, x))
+        | beam.GroupByKey()
+        | "PerProcess" >> beam.ParDo(_PerProcess(str(folder)))
+    )
+    return p, sizes
+
+
 @pytest.mark.slow
 def test_dofn_setup_runs_once_per_worker_process_not_per_task(ray_cluster: object, tmp_path):
     """16 tasks (one per partition) on a two-CPU cluster: at most one setup per process, and
@@ -328,14 +343,7 @@ def test_dofn_setup_runs_once_per_worker_process_not_per_task(ray_cluster: objec
     worker processes without exit handlers, so the run's end triggers it: runners/ray/runend)."""
     folder = tmp_path / "calls"
     folder.mkdir()
-    p = beam.Pipeline(options=PipelineOptions(ray_partitions=16, **RAY))
-    sizes = (
-        p
-        | beam.Create(list(range(400)))
-        | beam.Map(lambda x: (x % 40, x))
-        | beam.GroupByKey()
-        | "PerProcess" >> beam.ParDo(_PerProcess(str(folder)))
-    )
+    p, sizes = _grouped_per_process(folder, 400, 40, 16)
     assert_that(sizes, equal_to([(k, 10) for k in range(40)]))
     p.run().wait_until_finish()
 
@@ -361,15 +369,8 @@ def test_teardown_also_follows_a_failed_run(ray_cluster: object, tmp_path):
             raise ValueError("key 7")
         return kv
 
-    p = beam.Pipeline(options=PipelineOptions(ray_partitions=8, **RAY))
-    _ = (
-        p
-        | beam.Create(list(range(80)))
-        | beam.Map(lambda x: (x % 8, x))
-        | beam.GroupByKey()
-        | "PerProcess" >> beam.ParDo(_PerProcess(str(folder)))
-        | beam.Map(boom)
-    )
+    p, sizes = _grouped_per_process(folder, 80, 8, 8)
+    _ = sizes | beam.Map(boom)
     with pytest.raises(ValueError, match="key 7"):
         p.run().wait_until_finish()
     setups = {f.name.split("-", 1)[1] for f in folder.glob("setup-*")}

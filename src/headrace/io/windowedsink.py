@@ -186,10 +186,8 @@ def _window_utc(window: BoundedWindow) -> str:
     if start is None or end is None:
         return "None"
     fmt = "%Y-%m-%dT%H-%M-%S"
-    return (
-        f"[{(_EPOCH + _dt.timedelta(microseconds=Timestamp.of(start).micros)).strftime(fmt)}, "
-        f"{(_EPOCH + _dt.timedelta(microseconds=Timestamp.of(end).micros)).strftime(fmt)})"
-    )
+    first, last = (Timestamp.of(t).to_utc_datetime().strftime(fmt) for t in (start, end))
+    return f"[{first}, {last})"
 
 
 def with_triggering_frequency(pcoll: Any, triggering_frequency: float | None) -> Any:

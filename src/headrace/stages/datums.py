@@ -158,9 +158,14 @@ def resolve_commits(
     ``commits`` overrides an input's branch: a value is a commit id or branch of its repo
     (``"3f2a..."``, ``"dev"``) or a full reference (``"repo@dev^1"``).
     """
+    return _resolve(store, input, _leaf_keys(input), commits)
+
+
+def _resolve(
+    store: Store, input: Input, keys: Mapping[PfsInput, str], commits: Mapping[str, str] | None
+) -> dict[str, str]:
     _check(input)
     commits = dict(commits or {})
-    keys = _leaf_keys(input)
     unknown = sorted(set(commits) - set(keys.values()))
     if unknown:
         raise ValueError(
@@ -204,8 +209,9 @@ def compute_datums(
     /a ['/a/1.txt', '/a/2.txt']
     /b.txt ['/b.txt']
     """
-    resolved = resolve_commits(store, input, commits)
-    leaves = {pfs: (resolved[key], key) for pfs, key in _leaf_keys(input).items()}
+    keys = _leaf_keys(input)
+    resolved = _resolve(store, input, keys, commits)
+    leaves = {pfs: (resolved[key], key) for pfs, key in keys.items()}
     with _gc_paused():
         datums = _make_datums(_combine(store, input, leaves), _hash_prefix(salt, version))
     if not any(isinstance(i, Union) for i in _walk(input)):
